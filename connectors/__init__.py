@@ -1,0 +1,1 @@
+"""I/O adapters: codecs, Kafka, feeds, execution gateways, the local broker."""

@@ -1,0 +1,1 @@
+"""Kafka adapters: a fail-closed source, a sink that checks every delivery, admin."""

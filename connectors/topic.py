@@ -1,0 +1,54 @@
+"""Kafka topic names and their partition counts (DESIGN.md §1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicSpec:
+    """A topic, how many partitions it gets, and what its records are keyed by."""
+
+    name: str
+    partitions: int
+    key: str
+
+
+TICKS = "md.ticks"
+CONTROL = "hfl.control"
+ORDERS = "hfl.orders"
+ORDER_EVENTS = "hfl.order_events"
+FILLS = "hfl.fills"
+DLQ = "hfl.dlq"
+BARS = "hfl.events.bars"
+FEATURES = "hfl.events.features"
+PREDICTIONS = "hfl.events.predictions"
+SIGNALS = "hfl.events.signals"
+DECISIONS = "hfl.events.decisions"
+POSITIONS = "hfl.events.positions"
+PNL = "hfl.events.pnl"
+
+# md.ticks has one partition by default: the risk gate's cross-instrument limits
+# (gross exposure) depend on the order in which instruments' signals arrive, and only
+# a single partition gives the same order on every replay. Raise it for throughput
+# once instruments are routed to independent gates.
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(name=TICKS, partitions=1, key="instrument"),
+    TopicSpec(name=CONTROL, partitions=1, key="account"),
+    TopicSpec(name=ORDERS, partitions=1, key="account"),
+    TopicSpec(name=ORDER_EVENTS, partitions=1, key="account"),
+    TopicSpec(name=FILLS, partitions=1, key="account"),
+    TopicSpec(name=DLQ, partitions=1, key="topic"),
+    TopicSpec(name=BARS, partitions=4, key="instrument"),
+    TopicSpec(name=FEATURES, partitions=4, key="instrument"),
+    TopicSpec(name=PREDICTIONS, partitions=4, key="instrument"),
+    TopicSpec(name=SIGNALS, partitions=4, key="instrument"),
+    TopicSpec(name=DECISIONS, partitions=1, key="account"),
+    TopicSpec(name=POSITIONS, partitions=1, key="account"),
+    TopicSpec(name=PNL, partitions=1, key="account"),
+)
+
+
+def prefixed(prefix: str, name: str) -> str:
+    """Return the topic name under an optional namespace prefix (tests, benchmarks)."""
+    return f"{prefix}{name}"

@@ -1,0 +1,1 @@
+"""Wiring: the Bytewax flows (trading, gateway, persist), settings and the `hfl` CLI."""

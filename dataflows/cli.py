@@ -1,0 +1,195 @@
+"""`hfl`: the command line of hedgefund-lite."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+from risk.domain.error import HflError
+
+ROOT = Path.cwd()
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from dataflows.settings import load_settings
+
+    return load_settings()
+
+
+def _broker(args: argparse.Namespace) -> int:
+    from connectors.broker import broker_status, start_broker, stop_broker
+
+    broker = _settings().broker
+    pid_file, log_file = ROOT / "var" / "broker.pid", ROOT / "var" / "broker.log"
+    if args.action == "start":
+        pid = start_broker(broker.host, broker.port, pid_file, log_file)
+        print(f"broker running on {broker.host}:{broker.port} (pid {pid})")
+    elif args.action == "stop":
+        print("broker stopped" if stop_broker(pid_file) else "no broker was running")
+    else:
+        status = broker_status(broker.host, broker.port, pid_file)
+        print(
+            f"broker {status.address}: pid={status.pid} running={status.running} "
+            f"reachable={status.reachable}"
+        )
+        return 0 if status.reachable else 1
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from connectors.kafka.admin import create_topics
+
+    kafka = _settings().kafka
+    created = create_topics(kafka.bootstrap, prefix=kafka.topic_prefix)
+    print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from sinks.client import connect
+    from sinks.migration import migrate
+
+    applied = migrate(connect(_settings().clickhouse.url.reveal()))
+    print(f"applied migrations: {', '.join(applied) or 'none (up to date)'}")
+    return 0
+
+
+def _feed(args: argparse.Namespace) -> int:
+    from connectors.feeds.progress import Progress, tracked
+    from connectors.feeds.publisher import publish
+    from connectors.feeds.replay import paced, read_records
+    from connectors.feeds.simulator import SimulationConfig, simulate
+    from connectors.kafka.producer import CheckedProducer
+    from connectors.topic import TICKS
+
+    settings = _settings()
+    if args.source == "simulate":
+        config = SimulationConfig(
+            symbols=tuple(args.symbols.split(",")) if args.symbols else settings.feed.symbols,
+            seed=args.seed if args.seed is not None else settings.feed.seed,
+            ticks_per_second=args.rate or settings.feed.ticks_per_second,
+            start_ns=time.time_ns(),
+        )
+        total = args.ticks or int(config.ticks_per_second * args.duration)
+        records = paced(simulate(config, total), None if args.fast else 1.0)
+    else:
+        total = None
+        records = paced(read_records(args.file, kind=args.kind), args.speed)
+    with Progress(total=total, label="ticks") as progress:
+        sent = publish(
+            tracked(records, progress),
+            CheckedProducer(settings.kafka.bootstrap),
+            settings.kafka.topic_prefix + TICKS,
+        )
+    print(f"published {sent} records")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dataflows.demo import run_demo
+
+    started = time.monotonic()
+    summary = run_demo(_settings(), ROOT, ticks=args.ticks, seed=args.seed, rate=args.rate)
+    print(summary.render())
+    print(f"demo finished in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from sinks.query import format_json, format_table, query
+
+    columns, rows = query(_settings().clickhouse.url.reveal(), args.query)
+    print(format_json(columns, rows) if args.format == "json" else format_table(columns, rows))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from dataflows.bench import bench_pipeline
+
+    bench_pipeline(_settings(), ROOT, rate=args.rate, duration_s=args.duration)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of `hfl`."""
+    main = argparse.ArgumentParser(prog="hfl", description=__doc__)
+    sub = main.add_subparsers(dest="command", required=True)
+
+    broker = sub.add_parser("broker", help="the local Tansu broker on 127.0.0.1")
+    broker.add_argument("action", choices=("start", "stop", "status"))
+    broker.set_defaults(run=_broker)
+
+    topics = sub.add_parser("topics", help="create every topic with its partitions")
+    topics.add_argument("action", choices=("create",))
+    topics.set_defaults(run=_topics)
+
+    db = sub.add_parser("db", help="ClickHouse schema")
+    db.add_argument("action", choices=("migrate",))
+    db.set_defaults(run=_db)
+
+    feed = sub.add_parser("feed", help="publish market data to md.ticks")
+    feed_sub = feed.add_subparsers(dest="source", required=True)
+    sim = feed_sub.add_parser("simulate", help="correlated GBM with regimes and jumps")
+    sim.add_argument(
+        "--ticks", type=int, default=0, help="how many ticks (default rate x duration)"
+    )
+    sim.add_argument("--rate", type=float, default=0.0, help="ticks per second of event time")
+    sim.add_argument("--duration", type=float, default=60.0, help="seconds of event time")
+    sim.add_argument("--seed", type=int, default=None)
+    sim.add_argument("--symbols", default="", help="comma-separated, default from config")
+    sim.add_argument("--fast", action="store_true", help="as fast as possible, not real time")
+    replay = feed_sub.add_parser("replay", help="CSV, Parquet or JSON Lines file")
+    replay.add_argument("file")
+    replay.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="event-time speed factor (default: as fast as possible)",
+    )
+    replay.add_argument("--kind", choices=("trade", "quote", "bar", "jsonl"), default=None)
+    feed.set_defaults(run=_feed)
+
+    demo = sub.add_parser("demo", help="run the whole path for a bounded time, then summarise")
+    demo.add_argument("--ticks", type=int, default=30_000)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--rate", type=float, default=500.0, help="ticks per second")
+    demo.set_defaults(run=_demo)
+
+    sql = sub.add_parser("sql", help="ad-hoc read-only SQL on the ClickHouse store")
+    sql.add_argument("query")
+    sql.add_argument("--format", choices=("table", "json"), default="table")
+    sql.set_defaults(run=_sql)
+
+    bench = sub.add_parser("bench", help="benchmarks that print figures")
+    bench.add_argument("target", choices=("pipeline",))
+    bench.add_argument("--rate", default="5000", help="ticks per second, or 'max'")
+    bench.add_argument("--duration", type=float, default=20.0)
+    bench.set_defaults(run=_bench)
+    return main
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `hfl` console script.
+
+    SIGTERM is handled like Ctrl-C so long commands stop their child processes.
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except HflError as exc:
+        print(f"hfl {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""The persist dataflow: every topic into ClickHouse, batched and idempotent.
+
+Run it with recovery on::
+
+    python -m bytewax.run "dataflows.persist:build_flow()" -r var/recovery/persist -s 2 -b 30
+
+Rows are buffered per table and written as one columnar insert per table when the
+buffer is large or old, and always before an epoch's snapshot, so the Kafka offsets
+Bytewax records never run ahead of what ClickHouse acknowledged. A replayed epoch
+resends identical batches, which the tables absorb (DESIGN.md §4). With the embedded
+engine this process owns the store, so it also serves read-only SQL on loopback for
+`hfl sql`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+
+from connectors import topic
+from connectors.codec import Rejected, check_sequence, decode_tick, encode, loads
+from connectors.kafka.record import KafkaRecord
+from dataflows.settings import Settings, load_settings
+from dataflows.shim import delegate
+from dataflows.wiring import kafka_input
+from sinks.client import connect, is_embedded
+from sinks.migration import migrate
+from sinks.query import QueryServer, remove_port_file, write_port_file
+from sinks.row import TABLE_BY_TOPIC, table_for_topic
+from sinks.writer import BatchWriter
+
+Row = dict[str, object]
+PERSISTED_TOPICS = tuple(TABLE_BY_TOPIC)
+
+
+def code_version() -> str:
+    """The git commit of the running code, or 'unknown' outside a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def split_records(prefix: str, instruments: frozenset[str]):  # type: ignore[no-untyped-def]
+    """Decode records: ticks keyed by instrument for the sequence guard, rows by table."""
+    ticks_topic = prefix + topic.TICKS
+
+    def split(records: list[KafkaRecord]) -> list[tuple[str, object]]:
+        out: list[tuple[str, object]] = []
+        for record in records:
+            if record.topic == ticks_topic:
+                try:
+                    tick = decode_tick(record.value, instruments)
+                except Rejected:
+                    continue  # the trading flow dead-letters it; only valid ticks persist
+                out.append((tick.instrument, tick))
+            else:
+                out.append(("", (table_for_topic(record.topic, prefix), loads(record.value))))
+        return out
+
+    return split
+
+
+@dataclass(slots=True)
+class SequenceState:
+    """Last accepted sequence number of one instrument."""
+
+    last_seq: int | None = None
+
+
+def keep_in_sequence(state: SequenceState, ticks: list[object]) -> list[tuple[str, Row]]:
+    """Drop duplicate or backwards ticks (they are dead letters), turn the rest into rows."""
+    rows: list[tuple[str, Row]] = []
+    for tick in ticks:
+        if check_sequence(state.last_seq, tick.seq) is None:  # type: ignore[attr-defined]
+            state.last_seq = tick.seq  # type: ignore[attr-defined]
+            rows.append(("ticks", asdict(tick)))  # type: ignore[call-overload]
+    return rows
+
+
+class _TablePartition(StatefulSinkPartition[tuple[str, Row], None]):
+    def __init__(self, settings: Settings, run_id: str) -> None:
+        url = settings.clickhouse.url.reveal()
+        self._url = url
+        self._client = connect(url)
+        migrate(self._client)
+        self._writer = BatchWriter(self._client)
+        self._flush_rows = settings.clickhouse.flush_rows
+        self._flush_interval_s = settings.clickhouse.flush_interval_s
+        self._buffers: dict[str, list[Row]] = {}
+        self._buffered = 0
+        self._last_flush = time.monotonic()
+        self._server: QueryServer | None = None
+        if is_embedded(url):
+            self._server = QueryServer(url)
+            write_port_file(url, self._server.start())
+        self._run_id = run_id
+        self._run_row: Row = {
+            "run_id": run_id,
+            "started_at": time.time_ns(),
+            "config": encode(asdict(settings) | {"clickhouse": {"url": "***"}}).decode(),
+            "code_version": code_version(),
+            "status": "running",
+            "version": 1,
+        }
+        self._writer.write("runs", [self._run_row])
+
+    def write_batch(self, values: list[tuple[str, Row]]) -> None:
+        for table, row in values:
+            self._buffers.setdefault(table, []).append(row)
+        self._buffered += len(values)
+        age = time.monotonic() - self._last_flush
+        if self._buffered >= self._flush_rows or age >= self._flush_interval_s:
+            self._flush()
+
+    def _flush(self) -> None:
+        for table, rows in self._buffers.items():
+            if rows:
+                self._writer.write(table, rows)
+        self._buffers.clear()
+        self._buffered = 0
+        self._last_flush = time.monotonic()
+
+    def snapshot(self) -> None:
+        self._flush()
+
+    def close(self) -> None:
+        self._flush()
+        finished = self._run_row | {
+            "finished_at": time.time_ns(),
+            "status": "finished",
+            "version": 2,
+        }
+        self._writer.write("runs", [finished])
+        if self._server is not None:
+            self._server.stop()
+            remove_port_file(self._url)
+
+
+class ClickHouseSink(FixedPartitionedSink[Row, None]):
+    """One partition owning the store: chDB allows a single process per directory."""
+
+    def __init__(self, settings: Settings, run_id: str) -> None:
+        self._settings = settings
+        self._run_id = run_id
+
+    def list_parts(self) -> list[str]:
+        return ["clickhouse"]
+
+    def part_fn(self, item_key: str) -> int:
+        return 0
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _TablePartition:
+        return _TablePartition(self._settings, self._run_id)
+
+
+def build_flow(settings: Settings | None = None) -> Dataflow:
+    """Build the persist dataflow from `settings` (default: config files + environment)."""
+    settings = settings or load_settings()
+    prefix = settings.kafka.topic_prefix
+    flow = Dataflow("persist")
+    records = kafka_input("records_in", flow, settings, *PERSISTED_TOPICS)
+    decoded = op.flat_map_batch(
+        "decode", records, split_records(prefix, frozenset(settings.trading.instruments))
+    )
+    ticks = op.filter("ticks", decoded, lambda item: item[0] != "")
+    others = op.filter_map("rows", decoded, lambda item: item[1] if item[0] == "" else None)
+    tick_rows = op.key_rm(
+        "tick_rows",
+        op.stateful_batch(
+            "tick_sequence",
+            ticks,
+            delegate(SequenceState, keep_in_sequence),
+        ),
+    )
+    run_id = os.environ.get("HFL_RUN_ID", "adhoc")
+    # The sink sees values only, so each keeps its table: (table, (table, row)).
+    rows = op.map("by_table", op.merge("all_rows", others, tick_rows), lambda item: (item[0], item))
+    op.output("clickhouse", rows, ClickHouseSink(settings, run_id))
+    return flow

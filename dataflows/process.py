@@ -1,0 +1,100 @@
+"""Start and stop the flows as child processes, each stopped by its PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dataflows.settings import Settings
+
+FLOWS = ("persist", "trading", "gateway")
+
+
+def init_recovery(directory: Path) -> None:
+    """Create a one-partition Bytewax recovery store in `directory` unless it exists."""
+    if directory.exists() and any(directory.iterdir()):
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "bytewax.recovery", str(directory), "1"],
+        check=True,
+        capture_output=True,
+    )
+
+
+def flow_command(name: str, settings: Settings, recovery_dir: Path | None) -> list[str]:
+    """The `python -m bytewax.run` command line of flow `name`."""
+    command = [sys.executable, "-m", "bytewax.run", f"dataflows.{name}:build_flow()"]
+    if recovery_dir is not None:
+        recovery = settings.recovery
+        command += [
+            "-r",
+            str(recovery_dir),
+            "-s",
+            str(recovery.snapshot_interval_s),
+            "-b",
+            str(recovery.backup_interval_s),
+        ]
+    return command
+
+
+@dataclass(slots=True)
+class Child:
+    """A flow process and where its output goes."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 30) -> str:
+        """The last lines of the child's log."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def start_flow(
+    name: str, settings: Settings, run_dir: Path, env: Mapping[str, str], *, recovery: bool = True
+) -> Child:
+    """Start flow `name` with its own recovery store under `run_dir`."""
+    recovery_dir = run_dir / "recovery" / name if recovery else None
+    if recovery_dir is not None:
+        init_recovery(recovery_dir)
+    log = run_dir / f"{name}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            flow_command(name, settings, recovery_dir),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **env},
+            start_new_session=True,
+        )
+    return Child(name, process, log)
+
+
+def stop(child: Child, timeout_s: float = 10.0) -> int:
+    """Stop a child (SIGINT, then SIGKILL) and return its exit code."""
+    if child.process.poll() is None:
+        child.process.send_signal(signal.SIGINT)
+        try:
+            child.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+    return child.process.returncode
+
+
+def wait_all(children: list[Child], timeout_s: float) -> dict[str, int | None]:
+    """Wait until every child exits or the timeout passes; return their exit codes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(c.process.poll() is None for c in children):
+        time.sleep(0.1)
+    return {child.name: child.process.poll() for child in children}

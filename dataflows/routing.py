@@ -1,0 +1,55 @@
+"""Where each event goes in Kafka: topic and key (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from connectors import topic
+from connectors.codec import encode
+from connectors.kafka.record import OutboundRecord
+from risk.domain import (
+    Approved,
+    Bar,
+    DecodeFailure,
+    Denied,
+    FeatureVector,
+    Fill,
+    Order,
+    OrderEvent,
+    PnlSnapshot,
+    Position,
+    Prediction,
+    Signal,
+)
+
+_BY_INSTRUMENT: Callable[[object], str] = lambda event: event.instrument  # type: ignore[attr-defined]  # noqa: E731
+_BY_ACCOUNT: Callable[[object], str] = lambda event: event.account  # type: ignore[attr-defined]  # noqa: E731
+
+ROUTES: dict[type, tuple[str, Callable[[object], str]]] = {
+    Bar: (topic.BARS, _BY_INSTRUMENT),
+    FeatureVector: (topic.FEATURES, _BY_INSTRUMENT),
+    Prediction: (topic.PREDICTIONS, _BY_INSTRUMENT),
+    Signal: (topic.SIGNALS, _BY_INSTRUMENT),
+    Approved: (topic.DECISIONS, _BY_ACCOUNT),
+    Denied: (topic.DECISIONS, _BY_ACCOUNT),
+    Order: (topic.ORDERS, _BY_ACCOUNT),
+    OrderEvent: (topic.ORDER_EVENTS, _BY_ACCOUNT),
+    Fill: (topic.FILLS, _BY_ACCOUNT),
+    Position: (topic.POSITIONS, _BY_ACCOUNT),
+    PnlSnapshot: (topic.PNL, _BY_ACCOUNT),
+    DecodeFailure: (topic.DLQ, lambda event: event.topic),  # type: ignore[attr-defined]
+}
+
+
+def to_outbound(prefix: str) -> Callable[[list[object]], list[OutboundRecord]]:
+    """Return a batch mapper turning events into records for their topics."""
+    routes = {kind: (prefix + name, key) for kind, (name, key) in ROUTES.items()}
+
+    def route(events: list[object]) -> list[OutboundRecord]:
+        records = []
+        for event in events:
+            name, key = routes[type(event)]
+            records.append(OutboundRecord(name, key(event).encode(), encode(event)))
+        return records
+
+    return route

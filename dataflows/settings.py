@@ -1,0 +1,306 @@
+"""One `Settings` tree built from `config/*.yaml` and `HFL_*` environment variables.
+
+Environment variables override YAML: `HFL_<SECTION>__<FIELD>` (double underscore
+between levels, e.g. `HFL_KAFKA__BOOTSTRAP=127.0.0.1:9092`), plus the shortcut
+`HFL_CLICKHOUSE_URL`. Every field is validated at once; a `ConfigError` lists every
+problem found.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from risk.domain.error import ConfigError
+
+T = TypeVar("T")
+CONFIG_FILES = ("trading.yaml", "risk.yaml", "models.yaml")
+
+
+class Secret(str):
+    """A string that never shows itself in `repr` or logs.
+
+    >>> Secret("hunter2")
+    ***
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "***"
+
+    def reveal(self) -> str:
+        """Return the secret value."""
+        return str.__str__(self)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KafkaSettings:
+    """Where the broker is and how flows read and write it."""
+
+    bootstrap: str = "127.0.0.1:19092"
+    topic_prefix: str = ""
+    batch_size: int = 2000
+    idle_backoff_ms: float = 1.0
+    exit_when_idle_s: float = 0.0
+    message_timeout_ms: int = 30_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerSettings:
+    """The local Tansu broker started by `hfl broker start`."""
+
+    host: str = "127.0.0.1"
+    port: int = 19092
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClickHouseSettings:
+    """The store: `chdb:///abs/dir`, `chdb://memory` or `http(s)://user:pass@host:port/db`."""
+
+    url: Secret = Secret("")
+    flush_rows: int = 50_000
+    flush_interval_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecoverySettings:
+    """Bytewax recovery: store location and intervals."""
+
+    directory: str = "var/recovery"
+    snapshot_interval_s: int = 2
+    backup_interval_s: int = 30
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedSettings:
+    """The simulated feed's defaults."""
+
+    symbols: tuple[str, ...] = (
+        "AAPL",
+        "MSFT",
+        "AMZN",
+        "GOOG",
+        "META",
+        "NVDA",
+        "JPM",
+        "XOM",
+        "JNJ",
+        "WMT",
+    )
+    ticks_per_second: float = 500.0
+    seed: int = 7
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradingSettings:
+    """The account that trades and how signals become orders."""
+
+    account: str = "paper-1"
+    instruments: tuple[str, ...] = FeedSettings().symbols
+    initial_cash: Decimal = Decimal("1000000")
+    target_notional: Decimal = Decimal("10000")
+    lot_size: Decimal = Decimal("1")
+    pnl_interval_s: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewaySettings:
+    """The paper broker's event-time latency, slippage and fees."""
+
+    latency_ms: float = 50.0
+    slippage_bps: float = 1.0
+    fee_bps: float = 0.5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LimitSettings:
+    """Pre-trade limits for one account or instrument."""
+
+    max_order_quantity: Decimal = Decimal("5000")
+    max_order_notional: Decimal = Decimal("50000")
+    max_position: Decimal = Decimal("5000")
+    max_gross_exposure: Decimal = Decimal("250000")
+    price_collar_pct: float = 5.0
+    max_reference_age_ms: int = 5_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskSettings:
+    """Account limits plus per-instrument overrides."""
+
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    per_instrument: dict[str, LimitSettings] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSettings:
+    """The online model and the signal thresholds."""
+
+    pipeline: str = "logistic"
+    learning_rate: float = 0.01
+    seed: int = 42
+    horizon_s: float = 5.0
+    enter_long: float = 0.55
+    exit_long: float = 0.50
+    enter_short: float = 0.45
+    exit_short: float = 0.50
+    min_labelled: int = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything configurable, validated at once."""
+
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    clickhouse: ClickHouseSettings = field(default_factory=ClickHouseSettings)
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
+    feed: FeedSettings = field(default_factory=FeedSettings)
+    trading: TradingSettings = field(default_factory=TradingSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    risk: RiskSettings = field(default_factory=RiskSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+
+
+def default_clickhouse_url(root: Path) -> str:
+    """The embedded store under `./var/` of the project root."""
+    return f"chdb://{(root / 'var' / 'clickhouse').resolve()}"
+
+
+def load_settings(
+    config_dir: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Build and validate `Settings` from YAML files and the environment.
+
+    Args:
+        config_dir: folder with `trading.yaml`, `risk.yaml`, `models.yaml`; default
+            `$HFL_CONFIG_DIR` or `./config`. Missing files are skipped.
+        env: environment to read `HFL_*` overrides from; default `os.environ`.
+
+    Raises:
+        ConfigError: listing every invalid field.
+    """
+    env = os.environ if env is None else env
+    folder = Path(config_dir or env.get("HFL_CONFIG_DIR", "config"))
+    data: dict[str, Any] = {}
+    errors: list[str] = []
+    for name in CONFIG_FILES:
+        path = folder / name
+        if path.exists():
+            _merge_yaml(path, data, errors)
+    _merge_env(env, data)
+    settings = _build(Settings, data, "", errors)
+    if errors:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))
+    if not settings.clickhouse.url:
+        url = Secret(default_clickhouse_url(Path.cwd()))
+        settings = replace(settings, clickhouse=replace(settings.clickhouse, url=url))
+    return settings
+
+
+def _merge_yaml(path: Path, data: dict[str, Any], errors: list[str]) -> None:
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        errors.append(f"{path}: not valid YAML ({exc})")
+        return
+    if not isinstance(loaded, dict):
+        errors.append(f"{path}: top level must be a mapping")
+        return
+    _deep_merge(data, loaded)
+
+
+def _deep_merge(target: dict[str, Any], source: Mapping[str, Any]) -> None:
+    for key, value in source.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _deep_merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def _merge_env(env: Mapping[str, str], data: dict[str, Any]) -> None:
+    if url := env.get("HFL_CLICKHOUSE_URL"):
+        data.setdefault("clickhouse", {})["url"] = url
+    for name, value in env.items():
+        if not name.startswith("HFL_") or "__" not in name:
+            continue
+        path = name[4:].lower().split("__")
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+
+
+def _build(cls: type[T], data: Any, where: str, errors: list[str]) -> T:
+    if not isinstance(data, Mapping):
+        errors.append(f"{where or 'settings'}: expected a mapping, got {data!r}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    errors.extend(f"{where}{key}: unknown setting" for key in data if key not in known)
+    values = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name in data:
+            values[f.name] = _coerce(hints[f.name], data[f.name], f"{where}{f.name}", errors)
+        elif f.default is MISSING and f.default_factory is MISSING:
+            errors.append(f"{where}{f.name}: required")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        errors.append(f"{where or 'settings'}: {exc}")
+        return cls()
+
+
+def _coerce(kind: Any, value: Any, where: str, errors: list[str]) -> Any:
+    origin = typing.get_origin(kind)
+    if is_dataclass(kind):
+        return _build(kind, value, f"{where}.", errors)  # type: ignore[arg-type]
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            errors.append(f"{where}: expected a list, got {value!r}")
+            return ()
+        return tuple(_coerce(typing.get_args(kind)[0], item, where, errors) for item in items)
+    if origin is dict:
+        value_kind = typing.get_args(kind)[1]
+        if not isinstance(value, Mapping):
+            errors.append(f"{where}: expected a mapping, got {value!r}")
+            return {}
+        return {str(k): _coerce(value_kind, v, f"{where}.{k}", errors) for k, v in value.items()}
+    if origin in (types.UnionType, typing.Union):
+        return _coerce(typing.get_args(kind)[0], value, where, errors)
+    return _scalar(kind, value, where, errors)
+
+
+def _scalar(kind: Any, value: Any, where: str, errors: list[str]) -> Any:
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if kind is Decimal:
+            number = Decimal(str(value))
+            if not number.is_finite():
+                raise ValueError("not finite")
+            return number
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError("not a whole number")
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind in (str, Secret):
+            return kind(value)
+    except (ValueError, TypeError, InvalidOperation) as exc:
+        errors.append(f"{where}: {value!r} is not a valid {kind.__name__} ({exc})")
+        return None
+    return value

@@ -1,0 +1,195 @@
+"""The trading dataflow: ticks → features → model → signal → risk gate → orders.
+
+Run it with recovery on::
+
+    python -m bytewax.run "dataflows.trading:build_flow()" -r var/recovery/trading -s 2 -b 30
+
+Inputs: `md.ticks`, `hfl.fills`, `hfl.order_events`, `hfl.control`. Every event it
+makes (bars, features, predictions, signals, decisions, orders, positions, P&L,
+dead letters) is produced to Kafka with checked delivery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream
+
+from connectors import topic
+from connectors.codec import Rejected, check_sequence, decode_tick, failure
+from connectors.kafka.record import KafkaRecord
+from dataflows.account import AccountInput, account_handler, make_account_state
+from dataflows.settings import Settings, load_settings
+from dataflows.shim import delegate
+from dataflows.wiring import dead_letter, decoder, kafka_input, kafka_output
+from online_models.instrument import InstrumentEvent, InstrumentPipeline, ModelSpec
+from online_models.signal import SignalConfig
+from risk.domain import (
+    Bar,
+    ControlCommand,
+    DecodeFailure,
+    Fill,
+    OrderEvent,
+    Signal,
+    Tick,
+)
+
+TickWithOrigin = tuple[Tick, KafkaRecord]
+
+
+def model_spec(settings: Settings) -> ModelSpec:
+    """The model and signal configuration every instrument pipeline is built from."""
+    model = settings.model
+    return ModelSpec(
+        pipeline=model.pipeline,
+        seed=model.seed,
+        horizon_ns=int(model.horizon_s * 1e9),
+        params={"learning_rate": model.learning_rate},
+        signal=SignalConfig(
+            enter_long=model.enter_long,
+            exit_long=model.exit_long,
+            enter_short=model.enter_short,
+            exit_short=model.exit_short,
+            min_labelled=model.min_labelled,
+        ),
+    )
+
+
+def decode_ticks(instruments: frozenset[str]):  # type: ignore[no-untyped-def]
+    """Batch decoder: valid ticks keyed by instrument, everything else a dead letter."""
+
+    def decode(records: list[KafkaRecord]) -> list[tuple[str, TickWithOrigin] | DecodeFailure]:
+        out: list[tuple[str, TickWithOrigin] | DecodeFailure] = []
+        for record in records:
+            try:
+                tick = decode_tick(record.value, instruments)
+            except Rejected as rejected:
+                out.append(dead_letter(record, rejected))
+            else:
+                out.append((tick.instrument, (tick, record)))
+        return out
+
+    return decode
+
+
+@dataclass(slots=True)
+class InstrumentState:
+    """Sequence guard plus the instrument's pipeline, built on its first tick.
+
+    Bytewax hands a state builder no key, so the pipeline learns its instrument
+    from the first tick routed to it.
+    """
+
+    spec: ModelSpec
+    pipeline: InstrumentPipeline | None = None
+    last_seq: int | None = None
+
+
+def handle_ticks(
+    state: InstrumentState, batch: list[TickWithOrigin]
+) -> list[InstrumentEvent | DecodeFailure]:
+    """Run a batch of one instrument's ticks through its pipeline, in order."""
+    out: list[InstrumentEvent | DecodeFailure] = []
+    for tick, record in batch:
+        problem = check_sequence(state.last_seq, tick.seq)
+        if problem is not None:
+            detail = f"seq {tick.seq} after {state.last_seq}"
+            out.append(
+                failure(
+                    record.value,
+                    problem,
+                    detail,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    ts_init=record.timestamp_ns,
+                )
+            )
+            continue
+        state.last_seq = tick.seq
+        if state.pipeline is None:
+            state.pipeline = InstrumentPipeline(tick.instrument, state.spec)
+        state.pipeline.update(tick, out)  # type: ignore[arg-type]
+    return out
+
+
+def to_account(account: str):  # type: ignore[no-untyped-def]
+    """Select what the account gate needs from instrument events: signals and 1 s bars."""
+
+    def select(events: list[object]) -> list[tuple[str, AccountInput]]:
+        return [
+            (account, event)
+            for event in events
+            if isinstance(event, Signal) or (isinstance(event, Bar) and event.interval_s == 1)
+        ]
+
+    return select
+
+
+def keyed_by_account(stream: Stream[object]) -> Stream[tuple[str, AccountInput]]:
+    """Key decoded fills, order events and commands by their account; keep failures out."""
+    valid = op.filter("valid", stream, lambda event: not isinstance(event, DecodeFailure))
+    return op.map("by_account", valid, lambda event: (event.account, event))  # type: ignore[attr-defined]
+
+
+def build_flow(settings: Settings | None = None) -> Dataflow:
+    """Build the trading dataflow from `settings` (default: config files + environment)."""
+    settings = settings or load_settings()
+    flow = Dataflow("trading")
+    instruments = frozenset(settings.trading.instruments)
+    spec = model_spec(settings)
+
+    ticks = op.flat_map_batch(
+        "decode_ticks",
+        kafka_input("ticks_in", flow, settings, topic.TICKS),
+        decode_ticks(instruments),
+    )
+    valid_ticks = op.filter_map(
+        "valid_ticks", ticks, lambda item: None if isinstance(item, DecodeFailure) else item
+    )
+    bad_ticks = op.filter("bad_ticks", ticks, lambda item: isinstance(item, DecodeFailure))
+    instrument_events = op.key_rm(
+        "instrument_events",
+        op.stateful_batch(
+            "instrument_pipeline",
+            valid_ticks,
+            delegate(lambda: InstrumentState(spec), handle_ticks),
+        ),
+    )
+
+    fills = op.flat_map_batch(
+        "decode_fills", kafka_input("fills_in", flow, settings, topic.FILLS), decoder(Fill)
+    )
+    order_events = op.flat_map_batch(
+        "decode_order_events",
+        kafka_input("order_events_in", flow, settings, topic.ORDER_EVENTS),
+        decoder(OrderEvent),
+    )
+    control = op.flat_map_batch(
+        "decode_control",
+        kafka_input("control_in", flow, settings, topic.CONTROL),
+        decoder(ControlCommand),
+    )
+    inbound = op.merge("account_inbound", fills, order_events, control)
+
+    account_in = op.merge(
+        "account_in",
+        op.flat_map_batch("account_feed", instrument_events, to_account(settings.trading.account)),
+        keyed_by_account(inbound),
+    )
+    account_events = op.key_rm(
+        "account_events",
+        op.stateful_batch(
+            "risk_gate",
+            account_in,
+            delegate(lambda: make_account_state(settings), account_handler(settings)),
+        ),
+    )
+    dead = op.filter("dead_inbound", inbound, lambda event: isinstance(event, DecodeFailure))
+    kafka_output(
+        "events_out",
+        op.merge("all_events", instrument_events, account_events, bad_ticks, dead),
+        settings,
+    )
+    return flow

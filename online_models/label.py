@@ -1,0 +1,111 @@
+"""Delayed labels in event time: a prediction's outcome is known only after its horizon."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import NamedTuple
+
+# One pending entry: (due_ns, tick_id, ts_event, price, features, probability_up).
+# A plain tuple keeps the per-tick cost to one allocation.
+_Entry = tuple[int, str, int, float, dict[str, float], float]
+
+
+class Resolved(NamedTuple):
+    """A past prediction whose label is now known.
+
+    `label` is 1 when the price at the first tick at/after the horizon is above
+    the price at prediction time, else 0 (a flat price counts as 0).
+    """
+
+    tick_id: str
+    ts_event: int
+    features: dict[str, float]
+    probability_up: float
+    label: int
+
+
+class PendingLabels:
+    """Predictions waiting for their horizon to elapse in event time, oldest first.
+
+    Bounded: when `max_pending` entries wait and another arrives, the oldest is
+    evicted without a label and counted in `evicted`. A label lost this way is
+    visible (the scorer exposes the count) rather than silent; it only happens
+    when ticks arrive faster than `max_pending / horizon`.
+
+    Entries resolve in arrival order and resolution stops at the first entry
+    not yet due, exactly as `river.stream.simulate_qa` does with a constant
+    delay; with a constant horizon and non-decreasing `ts_event` this is the
+    same as resolving every due entry.
+
+    >>> pending = PendingLabels(horizon_ns=10)
+    >>> pending.add("a", 0, 100.0, {"x": 1.0}, 0.6)
+    >>> pending.add("b", 5, 101.0, {"x": 2.0}, 0.4)
+    >>> pending.resolve(9, 102.0)
+    []
+    >>> [(r.tick_id, r.label) for r in pending.resolve(10, 100.5)]
+    [('a', 1)]
+    >>> [(r.tick_id, r.label) for r in pending.resolve(20, 100.5)]
+    [('b', 0)]
+    """
+
+    __slots__ = ("_entries", "evicted", "horizon_ns", "max_pending")
+
+    def __init__(self, horizon_ns: int, *, max_pending: int = 100_000) -> None:
+        """Create an empty queue.
+
+        Args:
+            horizon_ns: Event time after which a prediction is labelled (>= 0).
+            max_pending: Most entries held at once (>= 1).
+
+        Raises:
+            ValueError: A bound is out of range.
+        """
+        if horizon_ns < 0:
+            msg = f"horizon_ns must be >= 0, got {horizon_ns}"
+            raise ValueError(msg)
+        if max_pending < 1:
+            msg = f"max_pending must be >= 1, got {max_pending}"
+            raise ValueError(msg)
+        self.horizon_ns = horizon_ns
+        self.max_pending = max_pending
+        self.evicted = 0
+        self._entries: deque[_Entry] = deque()
+
+    def __len__(self) -> int:
+        """Return the number of entries still waiting."""
+        return len(self._entries)
+
+    def add(
+        self,
+        tick_id: str,
+        ts_event: int,
+        price: float,
+        features: dict[str, float],
+        probability_up: float,
+    ) -> None:
+        """Queue the prediction made at `ts_event` when the price was `price`."""
+        entries = self._entries
+        if len(entries) >= self.max_pending:
+            entries.popleft()
+            self.evicted += 1
+        entries.append(
+            (ts_event + self.horizon_ns, tick_id, ts_event, price, features, probability_up)
+        )
+
+    def resolve(self, ts_event: int, price: float) -> list[Resolved]:
+        """Pop and label every entry whose horizon has elapsed at `ts_event`.
+
+        Args:
+            ts_event: Event time of the current tick.
+            price: Price of the current tick, the first one at/after each horizon.
+
+        Returns:
+            The resolved entries, oldest first; empty when none is due.
+        """
+        entries = self._entries
+        resolved: list[Resolved] = []
+        while entries and entries[0][0] <= ts_event:
+            _, tick_id, ts_then, price_then, features, probability_up = entries.popleft()
+            label = 1 if price > price_then else 0
+            resolved.append(Resolved(tick_id, ts_then, features, probability_up, label))
+        return resolved

@@ -1,0 +1,1 @@
+"""Pure risk and accounting logic: domain types, pre-trade gate, book."""

@@ -1,0 +1,43 @@
+"""Domain types and identifiers shared by every layer (DESIGN.md §3)."""
+
+from risk.domain.control import ControlCommand, DecodeFailure
+from risk.domain.decision import Approved, Denied, RiskDecision
+from risk.domain.enums import (
+    ControlAction,
+    DecodeReason,
+    DenialReason,
+    OrderEventKind,
+    OrderType,
+    Side,
+    TickKind,
+)
+from risk.domain.market import Bar, Tick
+from risk.domain.model import FeatureVector, Prediction, Signal
+from risk.domain.order import Fill, Order, OrderEvent, OrderIntent
+from risk.domain.portfolio import PnlSnapshot, Position
+
+__all__ = [
+    "Approved",
+    "Bar",
+    "ControlAction",
+    "ControlCommand",
+    "DecodeFailure",
+    "DecodeReason",
+    "DenialReason",
+    "Denied",
+    "FeatureVector",
+    "Fill",
+    "Order",
+    "OrderEvent",
+    "OrderEventKind",
+    "OrderIntent",
+    "OrderType",
+    "PnlSnapshot",
+    "Position",
+    "Prediction",
+    "RiskDecision",
+    "Side",
+    "Signal",
+    "Tick",
+    "TickKind",
+]

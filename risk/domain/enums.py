@@ -1,0 +1,86 @@
+"""Enumerations shared by every message type."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Side(StrEnum):
+    """Which way an order or fill trades."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        """+1 for a buy, -1 for a sell."""
+        return 1 if self is Side.BUY else -1
+
+
+class TickKind(StrEnum):
+    """A trade print or a top-of-book quote."""
+
+    TRADE = "trade"
+    QUOTE = "quote"
+
+
+class OrderType(StrEnum):
+    """How an order is priced."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class OrderEventKind(StrEnum):
+    """What happened to an order at the gateway."""
+
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True when the order can no longer fill."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({OrderEventKind.FILLED, OrderEventKind.CANCELED, OrderEventKind.REJECTED})
+
+
+class DenialReason(StrEnum):
+    """Why the risk gate denied an order intent."""
+
+    KILL_SWITCH = "kill_switch"
+    ZERO_QUANTITY = "zero_quantity"
+    NO_REFERENCE_PRICE = "no_reference_price"
+    PRICE_COLLAR = "price_collar"
+    MAX_ORDER_QUANTITY = "max_order_quantity"
+    MAX_ORDER_NOTIONAL = "max_order_notional"
+    MAX_POSITION = "max_position"
+    MAX_GROSS_EXPOSURE = "max_gross_exposure"
+
+
+class DecodeReason(StrEnum):
+    """Why an input record was rejected before it reached any logic."""
+
+    OVERSIZED = "oversized"
+    MALFORMED_JSON = "malformed_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    NON_FINITE = "non_finite"
+    NON_POSITIVE_PRICE = "non_positive_price"
+    NEGATIVE_SIZE = "negative_size"
+    CROSSED_QUOTE = "crossed_quote"
+    UNKNOWN_INSTRUMENT = "unknown_instrument"
+    DUPLICATE_SEQUENCE = "duplicate_sequence"
+    BACKWARDS_SEQUENCE = "backwards_sequence"
+
+
+class ControlAction(StrEnum):
+    """Operator commands carried on `hfl.control`."""
+
+    KILL = "kill"
+    RESUME = "resume"

@@ -1,0 +1,51 @@
+"""What the online models produce: features, predictions and signals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeatureVector:
+    """The warm features of one instrument right after tick `tick_id`."""
+
+    tick_id: str
+    instrument: str
+    values: dict[str, float]
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prediction:
+    """A model's probability that the forward return over the horizon is positive.
+
+    Emitted twice: at predict time (`version` 0, `label` None) and once the horizon
+    has elapsed in event time (`version` 1, `label` 1 for up, 0 otherwise), so the
+    persisted row ends up with its realised outcome.
+    """
+
+    tick_id: str
+    instrument: str
+    model: str
+    horizon_ns: int
+    probability_up: float
+    label: int | None = None
+    version: int = 0
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Signal:
+    """A change of the desired direction on an instrument: -1 short, 0 flat, +1 long."""
+
+    signal_id: str
+    tick_id: str
+    instrument: str
+    model: str
+    direction: int
+    probability_up: float
+    reference_price: float
+    ts_event: int
+    ts_init: int

@@ -1,0 +1,74 @@
+"""Orders, what happens to them at the gateway, and the fills they produce."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from risk.domain.enums import OrderEventKind, OrderType, Side
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderIntent:
+    """What the gate is asked to send: the delta from current to target position."""
+
+    signal_id: str
+    account: str
+    instrument: str
+    side: Side
+    quantity: Decimal
+    order_type: OrderType
+    limit_price: Decimal | None
+    reference_price: float | None
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Order:
+    """An approved order on its way to the gateway."""
+
+    client_order_id: str
+    signal_id: str
+    account: str
+    instrument: str
+    side: Side
+    quantity: Decimal
+    order_type: OrderType
+    limit_price: Decimal | None
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderEvent:
+    """A state change of an order reported by the gateway."""
+
+    event_id: str
+    client_order_id: str
+    account: str
+    instrument: str
+    kind: OrderEventKind
+    filled_quantity: Decimal
+    leaves_quantity: Decimal
+    reason: str = ""
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fill:
+    """An execution of (part of) an order."""
+
+    fill_id: str
+    client_order_id: str
+    account: str
+    instrument: str
+    side: Side
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    leaves_quantity: Decimal
+    tick_id: str
+    ts_event: int
+    ts_init: int

@@ -1,0 +1,216 @@
+"""Pre-trade controls: small pure checks run in one fixed order.
+
+Each `check_*` returns a `Denial` naming the failed control and by how much, or None.
+`run_checks` applies them in this order and stops at the first denial:
+
+1. kill switch (every new order is denied while it is on),
+2. zero quantity,
+3. reference price present and fresh,
+4. price collar (limit orders only; market orders trade at the reference),
+5. max order quantity,
+6. max order notional (quantity * reference),
+7. max position, worst case: position plus every working order on the side this order
+   increases, plus this order,
+8. max gross exposure, worst case, once this order is counted.
+
+Controls 7 and 8 deny only orders that push exposure up, so an account that is over a
+limit (say after the limit was lowered) can always trade back towards flat.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from risk.domain.enums import DenialReason, OrderType, Side
+from risk.domain.money import quantize
+from risk.domain.order import OrderIntent
+from risk.limit import RiskLimits
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Denial:
+    """Which control failed and a human-readable account of by how much."""
+
+    reason: DenialReason
+    detail: str
+
+
+class ExposureView(Protocol):
+    """What the exposure checks need to know about the account's current book."""
+
+    def worst_case_long(self, instrument: str) -> Decimal:
+        """Return position plus every working buy on `instrument`."""
+        ...
+
+    def worst_case_short(self, instrument: str) -> Decimal:
+        """Return position minus every working sell on `instrument`."""
+        ...
+
+    def gross_exposure_excluding(self, instrument: str) -> Decimal:
+        """Return the worst-case gross exposure of every instrument but `instrument`."""
+        ...
+
+    def reference_ts_event(self, instrument: str) -> int | None:
+        """Return the event time of `instrument`'s reference price, or None if none."""
+        ...
+
+
+def _fmt(value: Decimal) -> str:
+    """Return `value` without trailing zeros, never in exponent form.
+
+    >>> _fmt(Decimal("12.500000000")), _fmt(Decimal("100.000000000"))
+    ('12.5', '100')
+    """
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def check_kill_switch(kill_switch_on: bool) -> Denial | None:
+    """Deny every new order while the kill switch is on."""
+    if kill_switch_on:
+        return Denial(reason=DenialReason.KILL_SWITCH, detail="kill switch is on")
+    return None
+
+
+def check_zero_quantity(intent: OrderIntent) -> Denial | None:
+    """Deny an intent that would trade nothing (already at target)."""
+    if intent.quantity <= 0:
+        return Denial(
+            reason=DenialReason.ZERO_QUANTITY,
+            detail=f"quantity {_fmt(intent.quantity)} <= 0",
+        )
+    return None
+
+
+def check_reference_price(
+    intent: OrderIntent, reference_ts_event: int | None, limits: RiskLimits
+) -> Denial | None:
+    """Deny when there is no usable reference price or it is older than the limit allows."""
+    price = intent.reference_price
+    if price is None or reference_ts_event is None:
+        return Denial(reason=DenialReason.NO_REFERENCE_PRICE, detail="missing")
+    if not math.isfinite(price) or price <= 0:
+        return Denial(reason=DenialReason.NO_REFERENCE_PRICE, detail=f"unusable {price!r}")
+    age_ns = intent.ts_event - reference_ts_event
+    if age_ns > limits.max_reference_age_ns:
+        return Denial(
+            reason=DenialReason.NO_REFERENCE_PRICE,
+            detail=f"stale: age {age_ns} ns > limit {limits.max_reference_age_ns} ns",
+        )
+    return None
+
+
+def check_price_collar(intent: OrderIntent, limits: RiskLimits) -> Denial | None:
+    """Deny a limit order priced further from the reference than the collar allows.
+
+    Market orders pass: they trade at the reference, which `check_reference_price` vouches for.
+    """
+    if intent.order_type is OrderType.MARKET or intent.limit_price is None:
+        return None
+    reference = intent.reference_price
+    if reference is None or reference <= 0:
+        return Denial(reason=DenialReason.NO_REFERENCE_PRICE, detail="missing")
+    deviation = abs(float(intent.limit_price) - reference) / reference
+    if deviation > limits.price_collar_pct:
+        return Denial(
+            reason=DenialReason.PRICE_COLLAR,
+            detail=(
+                f"limit {_fmt(intent.limit_price)} is {deviation:.2%} from reference "
+                f"{reference!r} > collar {limits.price_collar_pct:.2%}"
+            ),
+        )
+    return None
+
+
+def check_order_quantity(intent: OrderIntent, limits: RiskLimits) -> Denial | None:
+    """Deny an order larger than the per-order quantity limit."""
+    if intent.quantity > limits.max_order_quantity:
+        return Denial(
+            reason=DenialReason.MAX_ORDER_QUANTITY,
+            detail=f"quantity {_fmt(intent.quantity)} > limit {_fmt(limits.max_order_quantity)}",
+        )
+    return None
+
+
+def check_order_notional(intent: OrderIntent, limits: RiskLimits) -> Denial | None:
+    """Deny an order whose quantity * reference price exceeds the notional limit."""
+    if intent.reference_price is None:
+        return Denial(reason=DenialReason.NO_REFERENCE_PRICE, detail="missing")
+    notional = intent.quantity * quantize(intent.reference_price)
+    if notional > limits.max_order_notional:
+        return Denial(
+            reason=DenialReason.MAX_ORDER_NOTIONAL,
+            detail=f"notional {notional:.2f} > limit {_fmt(limits.max_order_notional)}",
+        )
+    return None
+
+
+def check_position(intent: OrderIntent, view: ExposureView, limits: RiskLimits) -> Denial | None:
+    """Deny an order that could take the position past the limit if every working order filled.
+
+    Only the side the order trades is counted: a buy is checked against position plus all
+    working buys, a sell against position minus all working sells.
+    """
+    if intent.side is Side.BUY:
+        worst = view.worst_case_long(intent.instrument) + intent.quantity
+        exceeded = worst > limits.max_position
+    else:
+        worst = view.worst_case_short(intent.instrument) - intent.quantity
+        exceeded = -worst > limits.max_position
+    if exceeded:
+        return Denial(
+            reason=DenialReason.MAX_POSITION,
+            detail=(
+                f"worst-case position {_fmt(worst)} exceeds limit ±{_fmt(limits.max_position)}"
+            ),
+        )
+    return None
+
+
+def check_gross_exposure(
+    intent: OrderIntent, view: ExposureView, limits: RiskLimits
+) -> Denial | None:
+    """Deny an order that raises worst-case gross exposure above the limit.
+
+    An instrument's worst-case exposure is max(|long worst case|, |short worst case|) *
+    reference price; this order's instrument is priced at the intent's reference.
+    """
+    if intent.reference_price is None:
+        return Denial(reason=DenialReason.NO_REFERENCE_PRICE, detail="missing")
+    instrument = intent.instrument
+    long_worst = view.worst_case_long(instrument)
+    short_worst = view.worst_case_short(instrument)
+    before = max(abs(long_worst), abs(short_worst))
+    if intent.side is Side.BUY:
+        long_worst += intent.quantity
+    else:
+        short_worst -= intent.quantity
+    after = max(abs(long_worst), abs(short_worst))
+    if after <= before:
+        return None
+    gross = view.gross_exposure_excluding(instrument) + after * quantize(intent.reference_price)
+    if gross > limits.max_gross_exposure:
+        return Denial(
+            reason=DenialReason.MAX_GROSS_EXPOSURE,
+            detail=f"gross exposure {gross:.2f} > limit {_fmt(limits.max_gross_exposure)}",
+        )
+    return None
+
+
+def run_checks(
+    intent: OrderIntent, view: ExposureView, limits: RiskLimits, kill_switch_on: bool
+) -> Denial | None:
+    """Run every pre-trade control in the documented order; return the first denial."""
+    return (
+        check_kill_switch(kill_switch_on)
+        or check_zero_quantity(intent)
+        or check_reference_price(intent, view.reference_ts_event(intent.instrument), limits)
+        or check_price_collar(intent, limits)
+        or check_order_quantity(intent, limits)
+        or check_order_notional(intent, limits)
+        or check_position(intent, view, limits)
+        or check_gross_exposure(intent, view, limits)
+    )

@@ -1,0 +1,43 @@
+"""Position sizing: how much to hold for a desired direction."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+from risk.domain.money import quantize, quantize_lot
+
+
+def target_quantity(
+    direction: int, reference_price: float, *, target_notional: Decimal, lot_size: Decimal
+) -> Decimal:
+    """Return the signed quantity worth `target_notional` in `direction`, in whole lots.
+
+    The quantity is rounded toward zero so the position never exceeds the target notional.
+
+    Args:
+        direction: -1 short, 0 flat, +1 long.
+        reference_price: The price the quantity is sized at; must be positive and finite.
+        target_notional: Money to hold per unit of direction.
+        lot_size: The instrument's trading increment.
+
+    Raises:
+        ValueError: If the price is not positive and finite or the lot size not positive.
+
+    >>> target_quantity(1, 101.0, target_notional=Decimal(10_000), lot_size=Decimal(1))
+    Decimal('99.000000000')
+    >>> target_quantity(-1, 3.0, target_notional=Decimal(10), lot_size=Decimal("0.5"))
+    Decimal('-3.000000000')
+    >>> target_quantity(0, 50.0, target_notional=Decimal(10_000), lot_size=Decimal(1))
+    Decimal('0E-9')
+    """
+    if not math.isfinite(reference_price) or reference_price <= 0:
+        msg = f"reference price must be positive and finite, got {reference_price!r}"
+        raise ValueError(msg)
+    if lot_size <= 0:
+        msg = f"lot size must be positive, got {lot_size!r}"
+        raise ValueError(msg)
+    if direction == 0:
+        return quantize(0)
+    raw = Decimal(direction) * target_notional / quantize(reference_price)
+    return quantize_lot(raw, lot_size)

@@ -1,0 +1,1 @@
+"""ClickHouse adapters: clients, migrations, row mapping, idempotent batched writes, SQL."""

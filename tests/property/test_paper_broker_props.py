@@ -1,0 +1,170 @@
+"""Property tests: the paper broker's outcome does not depend on stream interleaving."""
+
+from __future__ import annotations
+
+import pickle
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connectors.gateway import InstrumentBook, PaperBrokerConfig
+from risk.domain import Fill, Order, OrderEvent, OrderEventKind, OrderType, Side, Tick, TickKind
+from risk.domain.ids import tick_id
+
+INSTRUMENT = "XYZ"
+MS = 1_000_000
+CONFIG = PaperBrokerConfig(latency_ns=20 * MS)
+
+sizes = st.sampled_from([None, 0.0, 0.5, 1.0, 1.25, 2.0, 5.0])
+prices = st.integers(min_value=190, max_value=210).map(lambda n: n / 2)
+
+
+@st.composite
+def tick_streams(draw: st.DrawFn) -> list[Tick]:
+    """Ticks with nondecreasing event times, mixing quotes (some sides missing) and trades."""
+    ticks: list[Tick] = []
+    ts = 0
+    for seq in range(draw(st.integers(min_value=0, max_value=25))):
+        ts += draw(st.sampled_from([0, 5, 10, 30])) * MS
+        mid = draw(prices)
+        is_quote = draw(st.booleans())
+        spread = draw(st.sampled_from([0.01, 0.5])) if is_quote else 0.0
+        ticks.append(
+            Tick(
+                tick_id=tick_id(INSTRUMENT, seq),
+                instrument=INSTRUMENT,
+                seq=seq,
+                kind=TickKind.QUOTE if is_quote else TickKind.TRADE,
+                price=mid,
+                size=0.0 if is_quote else draw(st.sampled_from([0.0, 1.0, 3.0])),
+                bid=mid - spread if is_quote and draw(st.booleans()) else None,
+                ask=mid + spread if is_quote and draw(st.booleans()) else None,
+                bid_size=draw(sizes) if is_quote else None,
+                ask_size=draw(sizes) if is_quote else None,
+                ts_event=ts,
+                ts_init=ts,
+            )
+        )
+    return ticks
+
+
+@st.composite
+def order_streams(draw: st.DrawFn) -> list[Order]:
+    """Orders in arbitrary event-time order, some invalid and some reusing an id."""
+    orders: list[Order] = []
+    for n in range(draw(st.integers(min_value=0, max_value=8))):
+        reuse = orders and draw(st.integers(min_value=0, max_value=5)) == 0
+        coid = orders[draw(st.integers(0, len(orders) - 1))].client_order_id if reuse else f"o{n}"
+        order_type = draw(st.sampled_from(OrderType))
+        no_limit = order_type is OrderType.MARKET or draw(st.integers(0, 9)) == 0
+        ts = draw(st.integers(min_value=0, max_value=300)) * MS
+        orders.append(
+            Order(
+                client_order_id=coid,
+                signal_id=f"s{n}",
+                account="acct",
+                instrument=INSTRUMENT,
+                side=draw(st.sampled_from(Side)),
+                quantity=draw(st.sampled_from(["0", "0.5", "1", "2.25", "4", "7"]).map(Decimal)),
+                order_type=order_type,
+                limit_price=None if no_limit else Decimal(draw(prices)),
+                ts_event=ts,
+                ts_init=ts,
+            )
+        )
+    return orders
+
+
+def interleave(
+    orders: Sequence[Order], ticks: Sequence[Tick], picks: Sequence[bool]
+) -> list[Order | Tick]:
+    """Merge the two streams, each kept in its own order; `picks` True takes an order."""
+    merged: list[Order | Tick] = []
+    o = t = 0
+    for take_order in picks:
+        if take_order and o < len(orders):
+            merged.append(orders[o])
+            o += 1
+        elif t < len(ticks):
+            merged.append(ticks[t])
+            t += 1
+    return [*merged, *orders[o:], *ticks[t:]]
+
+
+def run(book: InstrumentBook, stream: Iterable[Order | Tick]) -> list[OrderEvent | Fill]:
+    """Feed a merged stream to `book`, collecting every output."""
+    out: list[OrderEvent | Fill] = []
+    for item in stream:
+        out.extend(book.on_order(item) if isinstance(item, Order) else book.on_tick(item))
+    return out
+
+
+def by_id(outputs: Iterable[OrderEvent | Fill]) -> list[OrderEvent | Fill]:
+    """Sort outputs by natural id so multisets compare as lists."""
+    return sorted(outputs, key=lambda o: o.fill_id if isinstance(o, Fill) else o.event_id)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    orders=order_streams(),
+    ticks=tick_streams(),
+    picks=st.lists(st.booleans(), max_size=40),
+)
+def test_any_interleaving_gives_same_events_and_fills(
+    orders: list[Order], ticks: list[Tick], picks: list[bool]
+) -> None:
+    orders_first = by_id(run(InstrumentBook(INSTRUMENT, CONFIG), [*orders, *ticks]))
+    ticks_first = by_id(run(InstrumentBook(INSTRUMENT, CONFIG), [*ticks, *orders]))
+    mixed = by_id(run(InstrumentBook(INSTRUMENT, CONFIG), interleave(orders, ticks, picks)))
+    assert mixed == orders_first == ticks_first
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    orders=order_streams(),
+    ticks=tick_streams(),
+    picks=st.lists(st.booleans(), max_size=40),
+    cut=st.integers(min_value=0, max_value=40),
+)
+def test_snapshot_at_any_point_resumes_identically(
+    orders: list[Order], ticks: list[Tick], picks: list[bool], cut: int
+) -> None:
+    stream = interleave(orders, ticks, picks)
+    whole = run(InstrumentBook(INSTRUMENT, CONFIG), stream)
+    book = InstrumentBook(INSTRUMENT, CONFIG)
+    head = run(book, stream[:cut])
+    assert head + run(pickle.loads(pickle.dumps(book)), stream[cut:]) == whole
+
+
+@settings(max_examples=300, deadline=None)
+@given(orders=order_streams(), ticks=tick_streams(), picks=st.lists(st.booleans(), max_size=40))
+def test_fills_never_exceed_order_or_tick_liquidity(
+    orders: list[Order], ticks: list[Tick], picks: list[bool]
+) -> None:
+    out = run(InstrumentBook(INSTRUMENT, CONFIG), interleave(orders, ticks, picks))
+    first_seen: dict[str, Order] = {}
+    for order in orders:
+        first_seen.setdefault(order.client_order_id, order)
+    filled: dict[str, Decimal] = defaultdict(Decimal)
+    taken: dict[tuple[str, Side], Decimal] = defaultdict(Decimal)
+    tick_by_id = {tick.tick_id: tick for tick in ticks}
+    for fill in (o for o in out if isinstance(o, Fill)):
+        order = first_seen[fill.client_order_id]
+        assert fill.quantity > 0
+        filled[fill.client_order_id] += fill.quantity
+        assert fill.leaves_quantity == order.quantity - filled[fill.client_order_id] >= 0
+        tick = tick_by_id[fill.tick_id]
+        assert tick.ts_event >= order.ts_event + CONFIG.latency_ns
+        assert fill.ts_event == fill.ts_init == tick.ts_event
+        taken[fill.tick_id, fill.side] += fill.quantity
+    for (tid, side), quantity in taken.items():
+        tick = tick_by_id[tid]
+        touch = tick.ask_size if side is Side.BUY else tick.bid_size
+        available = touch if touch is not None else tick.size
+        assert quantity <= Decimal(repr(available))
+    terminal = [e for e in out if isinstance(e, OrderEvent) and e.kind is OrderEventKind.FILLED]
+    for event in terminal:
+        assert filled[event.client_order_id] == first_seen[event.client_order_id].quantity
