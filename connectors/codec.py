@@ -55,7 +55,7 @@ def loads(raw: bytes | str) -> Any:
     return orjson.loads(raw)
 
 
-class Rejected(Exception):
+class Rejected(Exception):  # noqa: N818 - a verdict, not an error: it becomes a value
     """Internal signal that a record failed validation; becomes a DecodeFailure."""
 
     def __init__(self, reason: DecodeReason, detail: str) -> None:
@@ -216,8 +216,8 @@ def check_sequence(last_seq: int | None, seq: int) -> DecodeReason | None:
 
     >>> check_sequence(None, 5) is None, check_sequence(5, 7) is None
     (True, True)
-    >>> check_sequence(5, 5), check_sequence(5, 4)
-    (<DecodeReason.DUPLICATE_SEQUENCE: 'duplicate_sequence'>, <DecodeReason.BACKWARDS_SEQUENCE: 'backwards_sequence'>)
+    >>> check_sequence(5, 5).value, check_sequence(5, 4).value
+    ('duplicate_sequence', 'backwards_sequence')
     """
     if last_seq is None or seq > last_seq:
         return None

@@ -28,6 +28,8 @@ DECISIONS = "hfl.events.decisions"
 POSITIONS = "hfl.events.positions"
 PNL = "hfl.events.pnl"
 
+# Event topics have one partition: the local broker's cost grows with the number of
+# stored batches, and one flow writes them all anyway.
 # md.ticks has one partition by default: the risk gate's cross-instrument limits
 # (gross exposure) depend on the order in which instruments' signals arrive, and only
 # a single partition gives the same order on every replay. Raise it for throughput
@@ -39,10 +41,10 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(name=ORDER_EVENTS, partitions=1, key="account"),
     TopicSpec(name=FILLS, partitions=1, key="account"),
     TopicSpec(name=DLQ, partitions=1, key="topic"),
-    TopicSpec(name=BARS, partitions=4, key="instrument"),
-    TopicSpec(name=FEATURES, partitions=4, key="instrument"),
-    TopicSpec(name=PREDICTIONS, partitions=4, key="instrument"),
-    TopicSpec(name=SIGNALS, partitions=4, key="instrument"),
+    TopicSpec(name=BARS, partitions=1, key="instrument"),
+    TopicSpec(name=FEATURES, partitions=1, key="instrument"),
+    TopicSpec(name=PREDICTIONS, partitions=1, key="instrument"),
+    TopicSpec(name=SIGNALS, partitions=1, key="instrument"),
     TopicSpec(name=DECISIONS, partitions=1, key="account"),
     TopicSpec(name=POSITIONS, partitions=1, key="account"),
     TopicSpec(name=PNL, partitions=1, key="account"),

@@ -59,7 +59,7 @@ def _db(args: argparse.Namespace) -> int:
 
 def _feed(args: argparse.Namespace) -> int:
     from connectors.feeds.progress import Progress, tracked
-    from connectors.feeds.publisher import publish
+    from connectors.feeds.publisher import FEED_LINGER_MS, publish
     from connectors.feeds.replay import paced, read_records
     from connectors.feeds.simulator import SimulationConfig, simulate
     from connectors.kafka.producer import CheckedProducer
@@ -81,7 +81,7 @@ def _feed(args: argparse.Namespace) -> int:
     with Progress(total=total, label="ticks") as progress:
         sent = publish(
             tracked(records, progress),
-            CheckedProducer(settings.kafka.bootstrap),
+            CheckedProducer(settings.kafka.bootstrap, linger_ms=FEED_LINGER_MS),
             settings.kafka.topic_prefix + TICKS,
         )
     print(f"published {sent} records")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 from connectors.broker import broker_status, start_broker, stop_broker
 from connectors.feeds.progress import Progress, tracked
-from connectors.feeds.publisher import publish
+from connectors.feeds.publisher import FEED_LINGER_MS, publish
 from connectors.feeds.replay import paced
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
@@ -20,7 +22,10 @@ from dataflows.settings import Settings
 from dataflows.summary import RunSummary, summarize
 from risk.domain.error import HflError
 
-IDLE_EXIT_S = 4.0
+# Each flow stops once its inputs have been idle this long after the feed ends;
+# downstream flows wait longer so the last orders and events still reach them.
+IDLE_EXIT_S = {"trading": 4.0, "gateway": 8.0, "persist": 12.0}
+T = TypeVar("T")
 
 
 def log(message: str) -> None:
@@ -59,18 +64,24 @@ def run_demo(
         create_topics(settings.kafka.bootstrap, prefix=prefix)
         env = {
             "HFL_KAFKA__TOPIC_PREFIX": prefix,
-            "HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S),
             "HFL_RUN_ID": run_id,
             "HFL_CLICKHOUSE_URL": settings.clickhouse.url.reveal(),
         }
         children = [
-            start_flow(name, settings, run_dir, env) for name in ("persist", "trading", "gateway")
+            start_flow(name, settings, run_dir, env | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": str(idle_s)})
+            for name, idle_s in IDLE_EXIT_S.items()
         ]
         log(
             f"flows started (pids {', '.join(str(c.process.pid) for c in children)}); "
             f"feeding {ticks} ticks at {rate:g}/s"
         )
-        _feed(settings, seed, start_ns, rate, ticks, prefix + TICKS)
+        _feed(
+            settings.kafka.bootstrap,
+            simulation(settings, seed, start_ns, rate),
+            ticks,
+            prefix + TICKS,
+            children,
+        )
         _drain(children, timeout_s)
     finally:
         for child in children:
@@ -86,12 +97,31 @@ def run_demo(
 
 
 def _feed(
-    settings: Settings, seed: int, start_ns: int, rate: float, ticks: int, topic: str
+    bootstrap: str, config: SimulationConfig, ticks: int, topic: str, children: list[Child]
 ) -> None:
-    records = paced(simulate(simulation(settings, seed, start_ns, rate), ticks), 1.0)
-    producer = CheckedProducer(settings.kafka.bootstrap)
+    """Publish `ticks` simulated ticks in real time (event-time speed 1).
+
+    Stops early, naming the flow, if any flow dies while the feed runs.
+    """
+    records = _while_alive(paced(simulate(config, ticks), 1.0), children)
+    flush_every = max(1, int(config.ticks_per_second))
     with Progress(total=ticks, label="ticks fed") as progress:
-        publish(tracked(records, progress), producer, topic, flush_every=max(1, int(rate)))
+        publish(
+            tracked(records, progress),
+            CheckedProducer(bootstrap, linger_ms=FEED_LINGER_MS),
+            topic,
+            flush_every=flush_every,
+        )
+
+
+def _while_alive(records: Iterator[T], children: list[Child], every: int = 500) -> Iterator[T]:
+    for count, record in enumerate(records):
+        if count % every == 0:
+            for child in children:
+                if child.process.poll() is not None:
+                    msg = f"{child.name} flow exited early; last log lines:\n{child.tail()}"
+                    raise HflError(msg)
+        yield record
 
 
 def _drain(children: list[Child], timeout_s: float) -> None:

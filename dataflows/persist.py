@@ -172,7 +172,8 @@ def build_flow(settings: Settings | None = None) -> Dataflow:
     settings = settings or load_settings()
     prefix = settings.kafka.topic_prefix
     flow = Dataflow("persist")
-    records = kafka_input("records_in", flow, settings, *PERSISTED_TOPICS)
+    # Persistence may lag by design; long broker-side waits keep idle polling cheap.
+    records = kafka_input("records_in", flow, settings, *PERSISTED_TOPICS, fetch_wait_ms=100)
     decoded = op.flat_map_batch(
         "decode", records, split_records(prefix, frozenset(settings.trading.instruments))
     )

@@ -41,15 +41,15 @@ ROUTES: dict[type, tuple[str, Callable[[object], str]]] = {
 }
 
 
-def to_outbound(prefix: str) -> Callable[[list[object]], list[OutboundRecord]]:
-    """Return a batch mapper turning events into records for their topics."""
+def to_outbound(prefix: str) -> Callable[[list[object]], list[tuple[str, OutboundRecord]]]:
+    """Return a batch mapper turning events into records keyed by their topic."""
     routes = {kind: (prefix + name, key) for kind, (name, key) in ROUTES.items()}
 
-    def route(events: list[object]) -> list[OutboundRecord]:
+    def route(events: list[object]) -> list[tuple[str, OutboundRecord]]:
         records = []
         for event in events:
             name, key = routes[type(event)]
-            records.append(OutboundRecord(name, key(event).encode(), encode(event)))
+            records.append((name, OutboundRecord(name, key(event).encode(), encode(event))))
         return records
 
     return route

@@ -51,6 +51,7 @@ class KafkaSettings:
     batch_size: int = 2000
     idle_backoff_ms: float = 1.0
     exit_when_idle_s: float = 0.0
+    fetch_wait_ms: int = 5
     message_timeout_ms: int = 30_000
 
 
@@ -66,7 +67,7 @@ class BrokerSettings:
 class ClickHouseSettings:
     """The store: `chdb:///abs/dir`, `chdb://memory` or `http(s)://user:pass@host:port/db`."""
 
-    url: Secret = Secret("")
+    url: Secret = field(default_factory=Secret)
     flush_rows: int = 50_000
     flush_interval_s: float = 1.0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -65,7 +66,7 @@ class RunSummary:
 
 
 def _fmt(value: float | None) -> str:
-    return "n/a" if value is None or value != value else f"{value:.4f}"
+    return "n/a" if value is None or math.isnan(value) else f"{value:.4f}"
 
 
 def _scalar(url: str, sql: str) -> int:

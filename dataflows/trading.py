@@ -11,10 +11,11 @@ dead letters) is produced to Kafka with checked delivery.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow, Stream
+from bytewax.dataflow import Dataflow
 
 from connectors import topic
 from connectors.codec import Rejected, check_sequence, decode_tick, failure
@@ -22,7 +23,7 @@ from connectors.kafka.record import KafkaRecord
 from dataflows.account import AccountInput, account_handler, make_account_state
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
-from dataflows.wiring import dead_letter, decoder, kafka_input, kafka_output
+from dataflows.wiring import dead_letter, kafka_input, kafka_output, topic_decoder
 from online_models.instrument import InstrumentEvent, InstrumentPipeline, ModelSpec
 from online_models.signal import SignalConfig
 from risk.domain import (
@@ -115,22 +116,37 @@ def handle_ticks(
 
 
 def to_account(account: str):  # type: ignore[no-untyped-def]
-    """Select what the account gate needs from instrument events: signals and 1 s bars."""
+    """Select what the account gate needs from instrument events: signals and 1 s bars.
+
+    `stateful_batch` emits a batch's output grouped by instrument; sorting by the
+    causing tick's time (stable, so one tick's bar stays before its signal) hands the
+    gate the same sequence however the input happened to be batched.
+    """
 
     def select(events: list[object]) -> list[tuple[str, AccountInput]]:
-        return [
-            (account, event)
+        chosen = [
+            event
             for event in events
             if isinstance(event, Signal) or (isinstance(event, Bar) and event.interval_s == 1)
         ]
+        chosen.sort(key=_causal_order)
+        return [(account, event) for event in chosen]
 
     return select
 
 
-def keyed_by_account(stream: Stream[object]) -> Stream[tuple[str, AccountInput]]:
-    """Key decoded fills, order events and commands by their account; keep failures out."""
-    valid = op.filter("valid", stream, lambda event: not isinstance(event, DecodeFailure))
-    return op.map("by_account", valid, lambda event: (event.account, event))  # type: ignore[attr-defined]
+def _causal_order(event: Signal | Bar) -> tuple[int, str]:
+    return event.ts_init, event.instrument
+
+
+def inbound_types(prefix: str) -> Callable[[str], type]:
+    """Which type each inbound topic carries."""
+    types = {
+        prefix + topic.FILLS: Fill,
+        prefix + topic.ORDER_EVENTS: OrderEvent,
+        prefix + topic.CONTROL: ControlCommand,
+    }
+    return types.__getitem__
 
 
 def build_flow(settings: Settings | None = None) -> Dataflow:
@@ -158,25 +174,21 @@ def build_flow(settings: Settings | None = None) -> Dataflow:
         ),
     )
 
-    fills = op.flat_map_batch(
-        "decode_fills", kafka_input("fills_in", flow, settings, topic.FILLS), decoder(Fill)
+    account = settings.trading.account
+    inbound = op.flat_map_batch(
+        "decode_inbound",
+        kafka_input("inbound_in", flow, settings, topic.FILLS, topic.ORDER_EVENTS, topic.CONTROL),
+        topic_decoder(inbound_types(settings.kafka.topic_prefix), account=account),
     )
-    order_events = op.flat_map_batch(
-        "decode_order_events",
-        kafka_input("order_events_in", flow, settings, topic.ORDER_EVENTS),
-        decoder(OrderEvent),
+    valid_inbound = op.filter_map(
+        "valid_inbound",
+        inbound,
+        lambda event: None if isinstance(event, DecodeFailure) else (account, event),
     )
-    control = op.flat_map_batch(
-        "decode_control",
-        kafka_input("control_in", flow, settings, topic.CONTROL),
-        decoder(ControlCommand),
-    )
-    inbound = op.merge("account_inbound", fills, order_events, control)
-
     account_in = op.merge(
         "account_in",
-        op.flat_map_batch("account_feed", instrument_events, to_account(settings.trading.account)),
-        keyed_by_account(inbound),
+        op.flat_map_batch("account_feed", instrument_events, to_account(account)),
+        valid_inbound,
     )
     account_events = op.key_rm(
         "account_events",

@@ -14,13 +14,17 @@ from connectors.kafka.sink import KafkaSink
 from connectors.kafka.source import KafkaSource
 from dataflows.routing import to_outbound
 from dataflows.settings import Settings
-from risk.domain import DecodeFailure
+from risk.domain import DecodeFailure, DecodeReason
 
 T = TypeVar("T")
 
 
 def kafka_input(
-    step_id: str, flow: Dataflow, settings: Settings, *topics: str
+    step_id: str,
+    flow: Dataflow,
+    settings: Settings,
+    *topics: str,
+    fetch_wait_ms: int | None = None,
 ) -> Stream[KafkaRecord]:
     """Read `topics` (namespaced by the configured prefix) as one stream."""
     kafka = settings.kafka
@@ -30,13 +34,14 @@ def kafka_input(
         batch_size=kafka.batch_size,
         idle_backoff_s=kafka.idle_backoff_ms / 1000,
         exit_when_idle_s=kafka.exit_when_idle_s,
+        fetch_wait_ms=kafka.fetch_wait_ms if fetch_wait_ms is None else fetch_wait_ms,
     )
     return op.input(step_id, flow, source)
 
 
 def kafka_output(step_id: str, events: Stream[object], settings: Settings) -> None:
     """Route every event to its topic and produce it with checked delivery."""
-    records: Stream[OutboundRecord] = op.flat_map_batch(
+    records: Stream[tuple[str, OutboundRecord]] = op.flat_map_batch(
         f"{step_id}_route", events, to_outbound(settings.kafka.topic_prefix)
     )
     op.output(
@@ -48,14 +53,32 @@ def kafka_output(step_id: str, events: Stream[object], settings: Settings) -> No
 
 def decoder(cls: type[T]) -> Callable[[list[KafkaRecord]], list[T | DecodeFailure]]:
     """Batch decoder for records our own flows wrote; bad ones become dead letters."""
+    return topic_decoder(lambda topic: cls)
+
+
+def topic_decoder(
+    cls_for_topic: Callable[[str], type[T]],
+    *,
+    account: str | None = None,
+) -> Callable[[list[KafkaRecord]], list[T | DecodeFailure]]:
+    """Batch decoder choosing the type by topic; bad records become dead letters.
+
+    With `account`, records for any other account are dead-lettered too: a state
+    built for one account must never see another's fills or commands.
+    """
 
     def decode(records: list[KafkaRecord]) -> list[T | DecodeFailure]:
         out: list[T | DecodeFailure] = []
         for record in records:
             try:
-                out.append(decode_event(cls, record.value))
+                event = decode_event(cls_for_topic(record.topic), record.value)
+                if account is not None and event.account != account:  # type: ignore[attr-defined]
+                    detail = f"{event.account!r} is not {account!r}"  # type: ignore[attr-defined]
+                    raise Rejected(DecodeReason.UNKNOWN_ACCOUNT, detail)
             except Rejected as rejected:
                 out.append(dead_letter(record, rejected))
+            else:
+                out.append(event)
         return out
 
     return decode

@@ -15,7 +15,8 @@ def simple_returns(equity: Sequence[float]) -> np.ndarray:
     [0.1, -0.1]
     """
     values = np.asarray(equity, dtype=float)
-    return values[1:] / values[:-1] - 1.0
+    returns: np.ndarray = values[1:] / values[:-1] - 1.0
+    return returns
 
 
 def sharpe_ratio(returns: np.ndarray, periods_per_year: float) -> float:

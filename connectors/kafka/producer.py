@@ -13,33 +13,42 @@ from risk.domain.error import RecoverableError
 EMITTED_HEADER = "hfl-emitted-ns"
 
 
-def producer_config(bootstrap: str, *, message_timeout_ms: int = 30_000) -> dict[str, object]:
+def producer_config(
+    bootstrap: str, *, message_timeout_ms: int = 30_000, linger_ms: float = 2.0
+) -> dict[str, object]:
     """Producer settings: acks from all replicas, small linger, bounded delivery time."""
     return {
         "bootstrap.servers": bootstrap,
         "acks": "all",
-        "linger.ms": 1,
+        # A few ms of linger turns per-item output into few, large broker batches;
+        # the local broker's fetch cost grows with the number of batches it stores.
+        "linger.ms": linger_ms,
         "message.timeout.ms": message_timeout_ms,
         "queue.buffering.max.messages": 1_000_000,
         "socket.nagle.disable": True,
     }
 
 
-class DeliveryFailed(RecoverableError):
+class DeliveryFailedError(RecoverableError):
     """At least one record was not acknowledged by the broker."""
 
 
 class CheckedProducer:
-    """Produce batches and wait until the broker acknowledged every record.
+    """Produce records and surface every failed delivery report as an error.
 
-    `send` returns only when every record of the batch has a successful delivery
-    report; otherwise it raises `DeliveryFailed` naming the first failure, so nothing
-    is dropped silently. Each record carries the wall-clock emission time in the
-    `hfl-emitted-ns` header (for latency measurement; payloads stay deterministic).
+    `produce_batch` queues without waiting and raises if an earlier delivery failed;
+    `flush` (and `send`) block until every queued record is acknowledged, raising
+    `DeliveryFailedError` naming the first failure, so nothing is dropped silently.
+    Each record carries the wall-clock emission time in the `hfl-emitted-ns` header
+    (for latency measurement; payloads stay deterministic).
     """
 
-    def __init__(self, bootstrap: str, *, message_timeout_ms: int = 30_000) -> None:
-        self._producer = Producer(producer_config(bootstrap, message_timeout_ms=message_timeout_ms))
+    def __init__(
+        self, bootstrap: str, *, message_timeout_ms: int = 30_000, linger_ms: float = 2.0
+    ) -> None:
+        self._producer = Producer(
+            producer_config(bootstrap, message_timeout_ms=message_timeout_ms, linger_ms=linger_ms)
+        )
         self._timeout_s = message_timeout_ms / 1000 + 5
         self._failures: list[str] = []
 
@@ -49,12 +58,19 @@ class CheckedProducer:
 
     def send(self, records: Iterable[OutboundRecord]) -> int:
         """Produce `records` and block until all are acknowledged; return the count."""
+        count = self.produce_batch(records)
+        self.flush()
+        return count
+
+    def produce_batch(self, records: Iterable[OutboundRecord]) -> int:
+        """Queue `records` without waiting; raise if an earlier delivery failed."""
         headers = [(EMITTED_HEADER, str(time.time_ns()).encode())]
         count = 0
         for record in records:
             self.produce(record, headers)
             count += 1
-        self.flush()
+        self._producer.poll(0)
+        self._raise_failures()
         return count
 
     def produce(
@@ -81,7 +97,10 @@ class CheckedProducer:
         remaining = self._producer.flush(self._timeout_s)
         if remaining:
             self._failures.append(f"{remaining} records unacknowledged after {self._timeout_s}s")
+        self._raise_failures()
+
+    def _raise_failures(self) -> None:
         if self._failures:
             failures, self._failures = self._failures, []
             msg = f"{len(failures)} deliveries failed, first: {failures[0]}"
-            raise DeliveryFailed(msg)
+            raise DeliveryFailedError(msg)

@@ -2,8 +2,10 @@
 
 Unlike Bytewax's stock source it sets `auto.offset.reset=error` (a resume whose
 offset is gone fails loudly instead of jumping to the end), polls without blocking
-so one idle input never stalls the worker, and can stop once its partitions are
-drained and idle (bounded runs: demo, backtests, tests).
+so one idle input never stalls the worker, can stop once its partitions are drained
+and idle (bounded runs: demo, backtests, tests), and reads partition *i* of every
+topic it is given through one consumer, which keeps the number of connections (and
+idle fetches the broker must answer) small.
 """
 
 from __future__ import annotations
@@ -19,8 +21,25 @@ from confluent_kafka.admin import AdminClient
 from connectors.kafka.record import KafkaRecord
 from risk.domain.error import HflError, RecoverableError
 
+Offsets = dict[str, int]
 
-def consumer_config(bootstrap: str, group: str) -> dict[str, object]:
+
+class _Activity:
+    """When any partition of any source in this process last saw data.
+
+    A bounded run ends when the whole flow is idle, not when one input is: an input
+    that is quiet at first (orders before the model is warm) must keep waiting while
+    the others still bring data.
+    """
+
+    last_data = time.monotonic()
+
+
+def _note_activity() -> None:
+    _Activity.last_data = time.monotonic()
+
+
+def consumer_config(bootstrap: str, group: str, *, fetch_wait_ms: int = 10) -> dict[str, object]:
     """Consumer settings shared by every reader: no auto-commit, fail-closed resets."""
     return {
         "bootstrap.servers": bootstrap,
@@ -28,78 +47,85 @@ def consumer_config(bootstrap: str, group: str) -> dict[str, object]:
         "enable.auto.commit": False,
         "auto.offset.reset": "error",
         "enable.partition.eof": True,
-        "fetch.wait.max.ms": 5,
+        "fetch.wait.max.ms": fetch_wait_ms,
         "socket.nagle.disable": True,
     }
 
 
-def list_partitions(bootstrap: str, topics: Iterable[str], timeout_s: float = 10.0) -> list[str]:
-    """Return `topic#partition` names for every partition of `topics`.
+def partition_counts(
+    bootstrap: str, topics: Iterable[str], timeout_s: float = 10.0
+) -> dict[str, int]:
+    """Return how many partitions each of `topics` has.
 
     Raises:
         HflError: when a topic does not exist (create topics with `hfl topics create`).
     """
-    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=timeout_s)
-    parts = []
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    metadata = admin.list_topics(timeout=timeout_s)
+    counts = {}
     for topic in topics:
         meta = metadata.topics.get(topic)
         if meta is None or meta.error is not None or not meta.partitions:
             msg = f"topic {topic!r} does not exist on {bootstrap}; run `hfl topics create`"
             raise HflError(msg)
-        parts.extend(f"{topic}#{p}" for p in sorted(meta.partitions))
-    return parts
+        counts[topic] = len(meta.partitions)
+    return counts
 
 
-class _KafkaPartition(StatefulSourcePartition[KafkaRecord, int]):
+class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
+    """Partition number `index` of several topics, read by one consumer."""
+
     def __init__(
         self,
         bootstrap: str,
-        topic: str,
-        partition: int,
-        offset: int | None,
+        topics: list[str],
+        index: int,
+        offsets: Offsets,
         *,
         batch_size: int,
         idle_backoff_s: float,
         exit_when_idle_s: float,
         group: str,
+        fetch_wait_ms: int,
     ) -> None:
-        self._topic = topic
-        self._partition = partition
-        self._next_offset = OFFSET_BEGINNING if offset is None else offset
+        self._index = index
+        self._next_offsets = {topic: offsets.get(topic, OFFSET_BEGINNING) for topic in topics}
         self._batch_size = batch_size
         self._idle_backoff = timedelta(seconds=idle_backoff_s)
         self._exit_when_idle_s = exit_when_idle_s
-        self._last_data = time.monotonic()
-        self._at_eof = False
+        self._at_eof = {topic: False for topic in topics}
         self._awake: datetime | None = None
-        self._consumer = Consumer(consumer_config(bootstrap, group))
-        self._consumer.assign([TopicPartition(topic, partition, self._next_offset)])
+        self._consumer = Consumer(consumer_config(bootstrap, group, fetch_wait_ms=fetch_wait_ms))
+        self._consumer.assign(
+            [TopicPartition(topic, index, offset) for topic, offset in self._next_offsets.items()]
+        )
 
     def next_batch(self) -> list[KafkaRecord]:
-        messages = self._consumer.consume(self._batch_size, 0)
         batch = []
-        for message in messages:
+        for message in self._consumer.consume(self._batch_size, 0):
             error = message.error()
+            topic = message.topic()
             if error is None:
-                self._at_eof = False
+                offset = message.offset()
+                self._at_eof[topic] = False
+                self._next_offsets[topic] = offset + 1
                 batch.append(
                     KafkaRecord(
-                        self._topic,
-                        self._partition,
-                        message.offset(),
+                        topic,
+                        self._index,
+                        offset,
                         message.key(),
                         message.value(),
                         message.timestamp()[1] * 1_000_000,
                     )
                 )
             elif error.code() == KafkaError._PARTITION_EOF:
-                self._at_eof = True
+                self._at_eof[topic] = True
             else:
-                msg = f"kafka source {self._topic}#{self._partition} failed: {error}"
+                msg = f"kafka source {topic}#{self._index} failed: {error}"
                 raise RecoverableError(msg)
         if batch:
-            self._next_offset = batch[-1].offset + 1
-            self._last_data = time.monotonic()
+            _note_activity()
             self._awake = None
             return batch
         self._stop_if_drained()
@@ -107,30 +133,36 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, int]):
         return batch
 
     def _stop_if_drained(self) -> None:
-        idle = time.monotonic() - self._last_data
-        if self._exit_when_idle_s > 0 and self._at_eof and idle >= self._exit_when_idle_s:
+        if self._exit_when_idle_s <= 0 or not all(self._at_eof.values()):
+            return
+        if time.monotonic() - _Activity.last_data >= self._exit_when_idle_s:
             raise StopIteration
 
     def next_awake(self) -> datetime | None:
         return self._awake
 
-    def snapshot(self) -> int:
-        return self._next_offset
+    def snapshot(self) -> Offsets:
+        return dict(self._next_offsets)
 
     def close(self) -> None:
         self._consumer.close()
 
 
-class KafkaSource(FixedPartitionedSource[KafkaRecord, int]):
+class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
     """Read `topics` from the beginning (or the recovered offsets), in batches.
+
+    Bytewax partition `p<i>` holds Kafka partition *i* of every topic that has it;
+    its resume state maps each topic to the next offset to read.
 
     Args:
         bootstrap: broker list.
-        topics: topics to read; every partition is one Bytewax source partition.
+        topics: topics to read.
         batch_size: max records per poll.
         idle_backoff_s: sleep of an idle partition before it polls again.
-        exit_when_idle_s: > 0 makes the source finish once every partition reached
-            its end and saw nothing new for this long; 0 reads forever.
+        exit_when_idle_s: > 0 makes each partition finish once it reached its end and
+            no source of this process saw data for this long; 0 reads forever.
+        fetch_wait_ms: how long the broker may hold an empty fetch; the local broker
+            does not answer early when data arrives, so this bounds added latency.
     """
 
     def __init__(
@@ -141,25 +173,33 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, int]):
         batch_size: int = 2000,
         idle_backoff_s: float = 0.001,
         exit_when_idle_s: float = 0.0,
+        fetch_wait_ms: int = 10,
     ) -> None:
         self._bootstrap = bootstrap
         self._topics = topics
         self._batch_size = batch_size
         self._idle_backoff_s = idle_backoff_s
         self._exit_when_idle_s = exit_when_idle_s
+        self._fetch_wait_ms = fetch_wait_ms
 
     def list_parts(self) -> list[str]:
-        return list_partitions(self._bootstrap, self._topics)
+        counts = partition_counts(self._bootstrap, self._topics)
+        return [f"p{index}" for index in range(max(counts.values()))]
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
-        topic, _, partition = for_part.rpartition("#")
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: Offsets | None
+    ) -> _KafkaPartition:
+        index = int(for_part.removeprefix("p"))
+        counts = partition_counts(self._bootstrap, self._topics)
+        topics = [topic for topic, count in counts.items() if index < count]
         return _KafkaPartition(
             self._bootstrap,
-            topic,
-            int(partition),
-            resume_state,
+            topics,
+            index,
+            resume_state or {},
             batch_size=self._batch_size,
             idle_backoff_s=self._idle_backoff_s,
             exit_when_idle_s=self._exit_when_idle_s,
             group=f"hfl-{step_id}",
+            fetch_wait_ms=self._fetch_wait_ms,
         )

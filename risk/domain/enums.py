@@ -75,6 +75,7 @@ class DecodeReason(StrEnum):
     NEGATIVE_SIZE = "negative_size"
     CROSSED_QUOTE = "crossed_quote"
     UNKNOWN_INSTRUMENT = "unknown_instrument"
+    UNKNOWN_ACCOUNT = "unknown_account"
     DUPLICATE_SEQUENCE = "duplicate_sequence"
     BACKWARDS_SEQUENCE = "backwards_sequence"
 

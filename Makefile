@@ -1,0 +1,43 @@
+# hedgefund-lite: `make demo` runs the whole trading path locally, `make test` the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-fast check lint types imports bench chaos clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev,local]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/hfl demo
+
+test: install
+	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q -m "not integration"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: install
+	$(BIN)/mypy --strict risk online_models
+
+imports: install
+	$(BIN)/lint-imports
+
+check: lint types imports test
+
+bench: install
+	$(BIN)/hfl bench pipeline --rate 5000 --duration 20
+	$(BIN)/hfl bench pipeline --rate max --duration 20
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis

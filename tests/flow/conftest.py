@@ -1,0 +1,273 @@
+"""Shared streams and small Bytewax flows built from the real flows' step functions.
+
+`build_flow()` wires Kafka sources and sinks, so these tests rebuild the same step
+graph around `TestingSource`/`TestingSink` instead. Every step function comes from
+`dataflows.*`; only the sources and sinks differ.
+
+The tick stream is 8,000 simulated ticks of the ten configured instruments at 200
+ticks/s of event time (about 40 s): enough one-second bars for the features to warm
+up and, with the eased model settings below, for signals and orders to appear.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+import pytest
+from bytewax.dataflow import Dataflow
+from bytewax.recovery import RecoveryConfig
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+from connectors import topic
+from connectors.codec import encode
+from connectors.feeds.simulator import SimulationConfig, simulate
+from connectors.kafka.record import KafkaRecord
+from dataflows.account import account_handler, make_account_state
+from dataflows.gateway import BookState, handle, paper_config, valid_ticks
+from dataflows.settings import Settings
+from dataflows.shim import delegate
+from dataflows.trading import (
+    InstrumentState,
+    decode_ticks,
+    handle_ticks,
+    model_spec,
+    to_account,
+)
+from risk.domain import DecodeFailure, DecodeReason, Order
+
+STREAM_TICKS = 8_000
+TICKS_PER_S = 200.0
+SEED = 11
+BATCH_SIZE = 500
+
+RunTrading = Callable[..., list[object]]
+RunGateway = Callable[..., list[object]]
+MakeRecords = Callable[..., list[KafkaRecord]]
+
+
+def as_records(
+    values: Iterable[bytes], topic_name: str = topic.TICKS, first_offset: int = 0
+) -> list[KafkaRecord]:
+    """Wrap encoded values as records at consecutive offsets of partition 0."""
+    return [
+        KafkaRecord(topic_name, 0, offset, None, value, 1_000_000 + offset)
+        for offset, value in enumerate(values, start=first_offset)
+    ]
+
+
+def trading_flow(
+    settings: Settings, records: Sequence[object], sink: list[object], batch_size: int
+) -> Dataflow:
+    """The trading flow's tick path and risk gate, between a testing source and sink.
+
+    `records` may hold `TestingSource` sentinels (ABORT) as well as records.
+    """
+    flow = Dataflow("trading_test")
+    spec = model_spec(settings)
+    ticks = op.flat_map_batch(
+        "decode_ticks",
+        op.input("ticks_in", flow, TestingSource(records, batch_size=batch_size)),
+        decode_ticks(frozenset(settings.trading.instruments)),
+    )
+    good = op.filter_map(
+        "valid_ticks", ticks, lambda item: None if isinstance(item, DecodeFailure) else item
+    )
+    bad = op.filter("bad_ticks", ticks, lambda item: isinstance(item, DecodeFailure))
+    instrument_events = op.key_rm(
+        "instrument_events",
+        op.stateful_batch(
+            "instrument_pipeline", good, delegate(lambda: InstrumentState(spec), handle_ticks)
+        ),
+    )
+    account_events = op.key_rm(
+        "account_events",
+        op.stateful_batch(
+            "risk_gate",
+            op.flat_map_batch(
+                "account_feed", instrument_events, to_account(settings.trading.account)
+            ),
+            delegate(lambda: make_account_state(settings), account_handler(settings)),
+        ),
+    )
+    all_events = op.merge("all_events", instrument_events, account_events, bad)
+    op.output("events_out", all_events, TestingSink(sink))
+    return flow
+
+
+def gateway_flow(
+    settings: Settings,
+    records: Sequence[KafkaRecord],
+    orders: Sequence[Order],
+    sink: list[object],
+    *,
+    tick_batch: int,
+    order_batch: int,
+) -> Dataflow:
+    """The gateway flow's book step fed by a tick source and an order source."""
+    flow = Dataflow("gateway_test")
+    config = paper_config(settings)
+    ticks = op.flat_map_batch(
+        "decode_ticks",
+        op.input("ticks_in", flow, TestingSource(records, batch_size=tick_batch)),
+        valid_ticks(frozenset(settings.trading.instruments)),
+    )
+    keyed_orders = op.map(
+        "orders_by_instrument",
+        op.input("orders_in", flow, TestingSource(orders, batch_size=order_batch)),
+        lambda order: (order.instrument, order),
+    )
+    outputs = op.key_rm(
+        "book_events",
+        op.stateful_batch(
+            "paper_book",
+            op.merge("book_in", ticks, keyed_orders),
+            delegate(lambda: BookState(config), handle),
+        ),
+    )
+    op.output("events_out", outputs, TestingSink(sink))
+    return flow
+
+
+def encoded(events: Iterable[object]) -> list[bytes]:
+    """Encode every event, in order, as the Kafka sink would."""
+    return [encode(event) for event in events]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BadStream:
+    """Good ticks with bad records spliced in, and the reason each bad one must get."""
+
+    records: list[KafkaRecord]
+    expected: dict[int, DecodeReason]  # offset -> reason
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    """Default settings with a model eager enough to signal within 40 s of event time."""
+    base = Settings()
+    model = replace(base.model, min_labelled=20, horizon_s=1.0, enter_long=0.51, enter_short=0.49)
+    return replace(base, model=model)
+
+
+@pytest.fixture(scope="session")
+def tick_dicts(settings: Settings) -> list[dict[str, Any]]:
+    """The seeded tick stream as the feed publishes it."""
+    config = SimulationConfig(
+        symbols=settings.trading.instruments, seed=SEED, ticks_per_second=TICKS_PER_S
+    )
+    return list(simulate(config, STREAM_TICKS))
+
+
+@pytest.fixture(scope="session")
+def tick_records(tick_dicts: list[dict[str, Any]]) -> list[KafkaRecord]:
+    """The tick stream as records read from `md.ticks`."""
+    return as_records(encoded(tick_dicts))
+
+
+@pytest.fixture(scope="session")
+def make_records() -> MakeRecords:
+    """`as_records`, for tests that splice their own values into a stream."""
+    return as_records
+
+
+@pytest.fixture(scope="session")
+def run_trading(settings: Settings) -> RunTrading:
+    """Run records through the trading steps; return every event the flow emits.
+
+    Keywords: `batch_size`, `recovery_dir` (a Bytewax recovery store; each batch is
+    then its own epoch so an ABORT resumes close to where it stopped).
+    """
+
+    def run(
+        records: Sequence[object],
+        *,
+        batch_size: int = BATCH_SIZE,
+        recovery_dir: Path | None = None,
+    ) -> list[object]:
+        out: list[object] = []
+        flow = trading_flow(settings, records, out, batch_size)
+        if recovery_dir is None:
+            run_main(flow)
+        else:
+            run_main(
+                flow,
+                epoch_interval=datetime.timedelta(0),
+                recovery_config=RecoveryConfig(str(recovery_dir)),
+            )
+        return out
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def run_gateway(settings: Settings) -> RunGateway:
+    """Run tick records and orders through the gateway's book step; return its outputs."""
+
+    def run(
+        records: Sequence[KafkaRecord],
+        orders: Sequence[Order],
+        *,
+        tick_batch: int = BATCH_SIZE,
+        order_batch: int = 10,
+    ) -> list[object]:
+        out: list[object] = []
+        flow = gateway_flow(
+            settings, records, orders, out, tick_batch=tick_batch, order_batch=order_batch
+        )
+        run_main(flow)
+        return out
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def trading_events(run_trading: RunTrading, tick_records: list[KafkaRecord]) -> list[object]:
+    """One run of the clean tick stream through the trading steps."""
+    return run_trading(tick_records)
+
+
+@pytest.fixture(scope="session")
+def orders(trading_events: list[object]) -> list[Order]:
+    """The orders the trading steps sent for the clean stream."""
+    found = [event for event in trading_events if isinstance(event, Order)]
+    assert found, "the eased model settings should yield orders"
+    return found
+
+
+@pytest.fixture(scope="session")
+def bad_stream(tick_dicts: list[dict[str, Any]]) -> BadStream:
+    """The clean stream with one bad record of every kind spliced in."""
+    values = encoded(tick_dicts)
+    inserts: dict[int, list[tuple[bytes, DecodeReason]]] = {}
+
+    def after(index: int, value: bytes, reason: DecodeReason) -> None:
+        inserts.setdefault(index, []).append((value, reason))
+
+    tick = tick_dicts[100]
+    literal = encode({**tick, "price": 0.0}).replace(b'"price":0.0', b'"price":NaN')
+    assert b'"price":NaN' in literal
+    after(100, encode({**tick, "price": "NaN"}), DecodeReason.NON_FINITE)
+    after(200, literal, DecodeReason.NON_FINITE)
+    after(300, encode({**tick, "size": -5.0}), DecodeReason.NEGATIVE_SIZE)
+    after(400, b'{"instrument":"AAPL","seq":', DecodeReason.MALFORMED_JSON)
+    after(500, encode({**tick, "note": "x" * 70_000}), DecodeReason.OVERSIZED)
+    after(600, encode({**tick, "instrument": "ZZZZ"}), DecodeReason.UNKNOWN_INSTRUMENT)
+    after(700, values[700], DecodeReason.DUPLICATE_SEQUENCE)
+    # A replay of tick 800 once its instrument has moved two ticks on.
+    name = tick_dicts[800]["instrument"]
+    later = [i for i in range(801, len(tick_dicts)) if tick_dicts[i]["instrument"] == name]
+    after(later[1], values[800], DecodeReason.BACKWARDS_SEQUENCE)
+
+    stream: list[bytes] = []
+    expected: dict[int, DecodeReason] = {}
+    for index, value in enumerate(values):
+        stream.append(value)
+        for bad, reason in inserts.get(index, ()):
+            expected[len(stream)] = reason
+            stream.append(bad)
+    return BadStream(records=as_records(stream), expected=expected)

@@ -1,0 +1,183 @@
+"""The gateway flow's steps under Bytewax, the loop back to the gate, and Kafka routing."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from connectors import topic
+from connectors.codec import encode, loads
+from connectors.kafka.record import KafkaRecord
+from dataflows.account import account_handler, make_account_state
+from dataflows.gateway import valid_ticks
+from dataflows.routing import ROUTES, to_outbound
+from dataflows.settings import Settings
+from dataflows.trading import to_account
+from risk.domain import (
+    Approved,
+    Bar,
+    DecodeFailure,
+    DecodeReason,
+    Denied,
+    FeatureVector,
+    Fill,
+    Order,
+    OrderEvent,
+    OrderEventKind,
+    PnlSnapshot,
+    Position,
+    Prediction,
+    Signal,
+    Tick,
+)
+from risk.domain.ids import tick_id
+
+RunGateway = Callable[..., list[object]]
+SEQUENCE_REASONS = (DecodeReason.DUPLICATE_SEQUENCE, DecodeReason.BACKWARDS_SEQUENCE)
+
+
+@pytest.fixture(scope="module")
+def book_events(
+    run_gateway: RunGateway, tick_records: list[KafkaRecord], orders: list[Order]
+) -> list[object]:
+    """Order events and fills for the trading steps' orders against the clean stream."""
+    return run_gateway(tick_records, orders)
+
+
+def sorted_bytes(events: Sequence[object]) -> list[bytes]:
+    """Encoded events in a canonical order (keys interleave differently per run)."""
+    return sorted(encode(event) for event in events)
+
+
+def test_orders_with_ticks_are_accepted_once_and_filled(
+    book_events: list[object], orders: list[Order]
+) -> None:
+    events = [e for e in book_events if isinstance(e, OrderEvent)]
+    fills = [e for e in book_events if isinstance(e, Fill)]
+    by_id = {order.client_order_id: order for order in orders}
+
+    accepted = [e.client_order_id for e in events if e.kind is OrderEventKind.ACCEPTED]
+    assert sorted(accepted) == sorted(by_id)
+    assert not [e for e in events if e.kind is OrderEventKind.REJECTED]
+    assert fills
+    filled: dict[str, Decimal] = defaultdict(Decimal)
+    for fill in fills:
+        order = by_id[fill.client_order_id]
+        assert (fill.side, fill.instrument, fill.account) == (
+            order.side,
+            order.instrument,
+            order.account,
+        )
+        assert fill.ts_event >= order.ts_event
+        filled[fill.client_order_id] += fill.quantity
+    assert all(filled[coid] <= by_id[coid].quantity for coid in filled)
+    final = {e.client_order_id: e for e in events}
+    assert all(final[coid].filled_quantity == filled[coid] for coid in filled)
+
+
+def test_book_outputs_independent_of_how_orders_interleave_with_ticks(
+    run_gateway: RunGateway,
+    tick_records: list[KafkaRecord],
+    orders: list[Order],
+    book_events: list[object],
+) -> None:
+    one_by_one = run_gateway(tick_records, orders, tick_batch=97, order_batch=1)
+    all_at_once = run_gateway(tick_records, orders, tick_batch=1000, order_batch=len(orders))
+
+    assert sorted_bytes(one_by_one) == sorted_bytes(book_events)
+    assert sorted_bytes(all_at_once) == sorted_bytes(book_events)
+
+
+def test_valid_ticks_drops_invalid_records_silently(settings: Settings, bad_stream: Any) -> None:
+    decode = valid_ticks(frozenset(settings.trading.instruments))
+    dropped = {
+        offset for offset, reason in bad_stream.expected.items() if reason not in SEQUENCE_REASONS
+    }
+
+    out = decode(bad_stream.records)
+
+    kept = [r for r in bad_stream.records if r.offset not in dropped]
+    assert len(out) == len(kept)
+    assert all(isinstance(tick, Tick) and key == tick.instrument for key, tick in out)
+    assert [tick.tick_id for _, tick in out] == [
+        tick_id(obj["instrument"], obj["seq"]) for obj in map(loads, (r.value for r in kept))
+    ]
+
+
+def test_bad_and_replayed_ticks_leave_book_outputs_unchanged(
+    run_gateway: RunGateway, bad_stream: Any, orders: list[Order], book_events: list[object]
+) -> None:
+    out = run_gateway(bad_stream.records, orders)
+
+    assert not [e for e in out if isinstance(e, DecodeFailure)]
+    assert sorted_bytes(out) == sorted_bytes(book_events)
+
+
+def closed_loop(
+    settings: Settings, trading_events: list[object], book_events: list[object]
+) -> list[object]:
+    """Replay the gate's inputs, then feed it the gateway's order events and fills."""
+    inputs: list[Any] = [value for _, value in to_account(settings.trading.account)(trading_events)]
+    inputs += [e for e in book_events if isinstance(e, OrderEvent | Fill)]
+    return account_handler(settings)(make_account_state(settings), inputs)
+
+
+def test_fills_fed_back_to_gate_yield_one_position_each(
+    settings: Settings, trading_events: list[object], book_events: list[object]
+) -> None:
+    out = closed_loop(settings, trading_events, book_events)
+
+    fills = [e for e in book_events if isinstance(e, Fill)]
+    positions = [e for e in out if isinstance(e, Position)]
+    assert len(positions) == len(fills)
+    net: dict[str, Decimal] = defaultdict(Decimal)
+    for fill in fills:
+        net[fill.instrument] += fill.side.sign * fill.quantity
+    last = {position.instrument: position for position in positions}
+    assert {name: p.quantity for name, p in last.items()} == dict(net)
+
+
+EXPECTED_ROUTES: dict[type, tuple[str, str]] = {
+    Bar: (topic.BARS, "instrument"),
+    FeatureVector: (topic.FEATURES, "instrument"),
+    Prediction: (topic.PREDICTIONS, "instrument"),
+    Signal: (topic.SIGNALS, "instrument"),
+    Approved: (topic.DECISIONS, "account"),
+    Denied: (topic.DECISIONS, "account"),
+    Order: (topic.ORDERS, "account"),
+    OrderEvent: (topic.ORDER_EVENTS, "account"),
+    Fill: (topic.FILLS, "account"),
+    Position: (topic.POSITIONS, "account"),
+    PnlSnapshot: (topic.PNL, "account"),
+    DecodeFailure: (topic.DLQ, "topic"),
+}
+
+
+def test_to_outbound_routes_every_event_type_to_prefixed_topic_and_key(
+    settings: Settings,
+    trading_events: list[object],
+    book_events: list[object],
+    bad_stream: Any,
+    run_trading: Callable[..., list[object]],
+) -> None:
+    failures = [e for e in run_trading(bad_stream.records[:1200]) if isinstance(e, DecodeFailure)]
+    everything = [
+        *trading_events,
+        *book_events,
+        *closed_loop(settings, trading_events, book_events),
+        *failures,
+    ]
+    samples = {kind: next(e for e in everything if type(e) is kind) for kind in EXPECTED_ROUTES}
+
+    records = to_outbound("p.")(list(samples.values()))
+
+    assert set(ROUTES) == set(EXPECTED_ROUTES)
+    for (kind, event), (topic_name, record) in zip(samples.items(), records, strict=True):
+        name, key_field = EXPECTED_ROUTES[kind]
+        assert topic_name == record.topic == "p." + name, kind
+        assert record.key == getattr(event, key_field).encode(), kind
+        assert record.value == encode(event), kind

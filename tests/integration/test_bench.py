@@ -1,0 +1,48 @@
+"""`hfl bench pipeline` end to end, tiny: private broker, trading flow, JSON figures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH_ARGS = ("bench", "pipeline", "--rate", "500", "--duration", "3")
+KEYS = {
+    "ticks_per_s",
+    "p50_ms",
+    "p99_ms",
+    "rate",
+    "duration_s",
+    "ticks",
+    "decisions",
+    "prediction_p50_ms",
+    "prediction_p99_ms",
+    "config",
+}
+
+
+@pytest.mark.integration
+def test_bench_prints_figures_as_json_on_its_last_line(tmp_path: Path) -> None:
+    env = {**os.environ, "HFL_CONFIG_DIR": str(REPO / "config")}
+    done = subprocess.run(
+        [sys.executable, "-m", "dataflows.cli", *BENCH_ARGS],
+        cwd=tmp_path,  # var/bench/ (broker pid, logs) lands in the temporary directory
+        env=env,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    figures = orjson.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert set(figures) >= KEYS
+    assert figures["rate"] == 500.0
+    assert figures["ticks"] > 1000
+    assert figures["ticks_per_s"] > 0
+    assert figures["prediction_p50_ms"] is not None
+    assert figures["config"]["min_labelled"] == 20
+    assert list((tmp_path / "var" / "bench").glob("broker-*.pid")) == []  # broker stopped
