@@ -55,7 +55,7 @@ class RunSummary:
             "final positions        "
             + (
                 ", ".join(
-                    f"{name}={qty.normalize()}"
+                    f"{name}={qty.normalize():f}"
                     for name, qty in sorted(self.positions.items())
                     if qty
                 )
