@@ -23,8 +23,8 @@ from connectors.gateway.paper import InstrumentBook, Output, PaperBrokerConfig
 from connectors.kafka.record import KafkaRecord
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
-from dataflows.wiring import decoder, kafka_input, kafka_output
-from risk.domain import DecodeFailure, Order, Tick
+from dataflows.wiring import decoder, kafka_input, kafka_output, split_dead_letters
+from risk.domain import Order, Tick
 
 GatewayInput = Order | Tick
 
@@ -95,12 +95,8 @@ def build_flow(settings: Settings | None = None) -> Dataflow:
     orders = op.flat_map_batch(
         "decode_orders", kafka_input("orders_in", flow, settings, topic.ORDERS), decoder(Order)
     )
-    keyed_orders = op.filter_map(
-        "orders_by_instrument",
-        orders,
-        lambda item: None if isinstance(item, DecodeFailure) else (item.instrument, item),
-    )
-    dead = op.filter("dead_orders", orders, lambda item: isinstance(item, DecodeFailure))
+    valid_orders, dead = split_dead_letters("split_orders", orders)
+    keyed_orders = op.key_on("orders_by_instrument", valid_orders, lambda order: order.instrument)
     outputs = op.key_rm(
         "book_events",
         op.stateful_batch(

@@ -177,8 +177,9 @@ def build_flow(settings: Settings | None = None) -> Dataflow:
     decoded = op.flat_map_batch(
         "decode", records, split_records(prefix, frozenset(settings.trading.instruments))
     )
-    ticks = op.filter("ticks", decoded, lambda item: item[0] != "")
-    others = op.filter_map("rows", decoded, lambda item: item[1] if item[0] == "" else None)
+    branches = op.branch("split_ticks", decoded, lambda item: item[0] != "")
+    ticks = branches.trues
+    others = op.map("rows", branches.falses, lambda item: item[1])
     tick_rows = op.key_rm(
         "tick_rows",
         op.stateful_batch(

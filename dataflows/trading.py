@@ -23,7 +23,13 @@ from connectors.kafka.record import KafkaRecord
 from dataflows.account import AccountInput, account_handler, make_account_state
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
-from dataflows.wiring import dead_letter, kafka_input, kafka_output, topic_decoder
+from dataflows.wiring import (
+    dead_letter,
+    kafka_input,
+    kafka_output,
+    split_dead_letters,
+    topic_decoder,
+)
 from online_models.instrument import InstrumentEvent, InstrumentPipeline, ModelSpec
 from online_models.signal import SignalConfig
 from risk.domain import (
@@ -161,10 +167,7 @@ def build_flow(settings: Settings | None = None) -> Dataflow:
         kafka_input("ticks_in", flow, settings, topic.TICKS),
         decode_ticks(instruments),
     )
-    valid_ticks = op.filter_map(
-        "valid_ticks", ticks, lambda item: None if isinstance(item, DecodeFailure) else item
-    )
-    bad_ticks = op.filter("bad_ticks", ticks, lambda item: isinstance(item, DecodeFailure))
+    valid_ticks, bad_ticks = split_dead_letters("split_ticks", ticks)
     instrument_events = op.key_rm(
         "instrument_events",
         op.stateful_batch(
@@ -180,15 +183,11 @@ def build_flow(settings: Settings | None = None) -> Dataflow:
         kafka_input("inbound_in", flow, settings, topic.FILLS, topic.ORDER_EVENTS, topic.CONTROL),
         topic_decoder(inbound_types(settings.kafka.topic_prefix), account=account),
     )
-    valid_inbound = op.filter_map(
-        "valid_inbound",
-        inbound,
-        lambda event: None if isinstance(event, DecodeFailure) else (account, event),
-    )
+    valid_inbound, dead = split_dead_letters("split_inbound", inbound)
     account_in = op.merge(
         "account_in",
         op.flat_map_batch("account_feed", instrument_events, to_account(account)),
-        valid_inbound,
+        op.key_on("by_account", valid_inbound, lambda event: account),
     )
     account_events = op.key_rm(
         "account_events",
@@ -198,7 +197,6 @@ def build_flow(settings: Settings | None = None) -> Dataflow:
             delegate(lambda: make_account_state(settings), account_handler(settings)),
         ),
     )
-    dead = op.filter("dead_inbound", inbound, lambda event: isinstance(event, DecodeFailure))
     kafka_output(
         "events_out",
         op.merge("all_events", instrument_events, account_events, bad_ticks, dead),

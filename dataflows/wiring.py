@@ -84,6 +84,14 @@ def topic_decoder(
     return decode
 
 
+def split_dead_letters(
+    step_id: str, stream: Stream[T | DecodeFailure]
+) -> tuple[Stream[T], Stream[DecodeFailure]]:
+    """Split decoded items from dead letters in one pass over the stream."""
+    branches = op.branch(step_id, stream, lambda item: not isinstance(item, DecodeFailure))
+    return branches.trues, branches.falses  # type: ignore[return-value]
+
+
 def dead_letter(record: KafkaRecord, rejected: Rejected) -> DecodeFailure:
     """The DLQ event for a record that failed validation."""
     return failure(

@@ -76,6 +76,7 @@ class AccountGate:
         "_recent_ids",
         "_recent_set",
         "_ref_price",
+        "_ref_price_decimal",
         "_ref_ts",
         "_working",
         "_working_buy",
@@ -101,6 +102,8 @@ class AccountGate:
         self._limits = limits
         self._book = Book(account, initial_cash)
         self._ref_price: dict[str, float] = {}
+        # Quantised once per new reference: exposure checks price every instrument.
+        self._ref_price_decimal: dict[str, Decimal] = {}
         self._ref_ts: dict[str, int] = {}
         self._working: dict[str, _WorkingOrder] = {}
         self._working_buy: dict[str, Decimal] = {}
@@ -166,8 +169,8 @@ class AccountGate:
                 continue
             worst = max(abs(self.worst_case_long(name)), abs(self.worst_case_short(name)))
             if worst:
-                reference = self._ref_price.get(name)
-                price = self._book.mark_price(name) if reference is None else quantize(reference)
+                reference = self._ref_price_decimal.get(name)
+                price = self._book.mark_price(name) if reference is None else reference
                 gross += worst * price
         return gross
 
@@ -186,6 +189,7 @@ class AccountGate:
         if last_ts is not None and ts_event < last_ts:
             return
         self._ref_price[instrument] = price
+        self._ref_price_decimal[instrument] = quantize(price)
         self._ref_ts[instrument] = ts_event
         self._book.mark(instrument, price)
 
