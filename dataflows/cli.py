@@ -7,13 +7,17 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from risk.domain.error import HflError
+
+if TYPE_CHECKING:
+    from dataflows.settings import Settings
 
 ROOT = Path.cwd()
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from dataflows.settings import load_settings
 
     return load_settings()

@@ -11,7 +11,7 @@ to `hfl.order_events` and `hfl.fills`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import bytewax.operators as op
@@ -39,7 +39,9 @@ def paper_config(settings: Settings) -> PaperBrokerConfig:
     )
 
 
-def valid_ticks(instruments: frozenset[str]):  # type: ignore[no-untyped-def]
+def valid_ticks(
+    instruments: frozenset[str],
+) -> Callable[[list[KafkaRecord]], list[tuple[str, GatewayInput]]]:
     """Decode ticks keyed by instrument; invalid ones are the trading flow's dead letters."""
 
     def decode(records: list[KafkaRecord]) -> list[tuple[str, GatewayInput]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import bytewax.operators as op
@@ -54,7 +55,9 @@ def code_version() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def split_records(prefix: str, instruments: frozenset[str]):  # type: ignore[no-untyped-def]
+def split_records(
+    prefix: str, instruments: frozenset[str]
+) -> Callable[[list[KafkaRecord]], list[tuple[str, object]]]:
     """Decode records: ticks keyed by instrument for the sequence guard, rows by table."""
     ticks_topic = prefix + topic.TICKS
 

@@ -18,7 +18,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from connectors import topic
-from connectors.codec import Rejected, check_sequence, decode_tick, failure
+from connectors.codec import Rejected, check_sequence, decode_tick
 from connectors.kafka.record import KafkaRecord
 from dataflows.account import AccountInput, account_handler, make_account_state
 from dataflows.settings import Settings, load_settings
@@ -63,7 +63,9 @@ def model_spec(settings: Settings) -> ModelSpec:
     )
 
 
-def decode_ticks(instruments: frozenset[str]):  # type: ignore[no-untyped-def]
+def decode_ticks(
+    instruments: frozenset[str],
+) -> Callable[[list[KafkaRecord]], list[tuple[str, TickWithOrigin] | DecodeFailure]]:
     """Batch decoder: valid ticks keyed by instrument, everything else a dead letter."""
 
     def decode(records: list[KafkaRecord]) -> list[tuple[str, TickWithOrigin] | DecodeFailure]:
@@ -102,17 +104,7 @@ def handle_ticks(
         problem = check_sequence(state.last_seq, tick.seq)
         if problem is not None:
             detail = f"seq {tick.seq} after {state.last_seq}"
-            out.append(
-                failure(
-                    record.value,
-                    problem,
-                    detail,
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    ts_init=record.timestamp_ns,
-                )
-            )
+            out.append(dead_letter(record, Rejected(problem, detail)))
             continue
         state.last_seq = tick.seq
         if state.pipeline is None:
@@ -121,7 +113,7 @@ def handle_ticks(
     return out
 
 
-def to_account(account: str):  # type: ignore[no-untyped-def]
+def to_account(account: str) -> Callable[[list[object]], list[tuple[str, AccountInput]]]:
     """Select what the account gate needs from instrument events: signals and 1 s bars.
 
     `stateful_batch` emits a batch's output grouped by instrument; sorting by the
