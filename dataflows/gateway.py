@@ -23,7 +23,7 @@ from connectors.gateway.paper import InstrumentBook, Output, PaperBrokerConfig
 from connectors.kafka.record import KafkaRecord
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
-from dataflows.wiring import decoder, kafka_input, kafka_output, split_dead_letters
+from dataflows.wiring import FlowIO, KafkaIO, decoder, split_dead_letters
 from risk.domain import Order, Tick
 
 GatewayInput = Order | Tick
@@ -84,18 +84,22 @@ def handle(state: BookState, batch: list[GatewayInput]) -> list[Output]:
     return out
 
 
-def build_flow(settings: Settings | None = None) -> Dataflow:
-    """Build the gateway dataflow from `settings` (default: config files + environment)."""
+def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Dataflow:
+    """Build the gateway dataflow from `settings` (default: config files + environment).
+
+    `io` (default Kafka) supplies the inputs and the output; tests pass lists.
+    """
     settings = settings or load_settings()
+    io = io or KafkaIO(settings)
     flow = Dataflow("gateway")
     config = paper_config(settings)
     ticks = op.flat_map_batch(
         "decode_ticks",
-        kafka_input("ticks_in", flow, settings, topic.TICKS),
+        io.input("ticks_in", flow, topic.TICKS),
         valid_ticks(frozenset(settings.trading.instruments)),
     )
     orders = op.flat_map_batch(
-        "decode_orders", kafka_input("orders_in", flow, settings, topic.ORDERS), decoder(Order)
+        "decode_orders", io.input("orders_in", flow, topic.ORDERS), decoder(Order)
     )
     valid_orders, dead = split_dead_letters("split_orders", orders)
     keyed_orders = op.key_on("orders_by_instrument", valid_orders, lambda order: order.instrument)
@@ -107,5 +111,5 @@ def build_flow(settings: Settings | None = None) -> Dataflow:
             delegate(lambda: BookState(config), handle),
         ),
     )
-    kafka_output("events_out", op.merge("all_events", outputs, dead), settings)
+    io.output("events_out", op.merge("all_events", outputs, dead))
     return flow

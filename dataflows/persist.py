@@ -29,7 +29,7 @@ from connectors.codec import Rejected, check_sequence, decode_tick, encode, load
 from connectors.kafka.record import KafkaRecord
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
-from dataflows.wiring import kafka_input
+from dataflows.wiring import KafkaIO
 from sinks.client import connect, is_embedded
 from sinks.migration import migrate
 from sinks.query import QueryServer, remove_port_file, write_port_file
@@ -176,7 +176,7 @@ def build_flow(settings: Settings | None = None) -> Dataflow:
     prefix = settings.kafka.topic_prefix
     flow = Dataflow("persist")
     # Persistence may lag by design; long broker-side waits keep idle polling cheap.
-    records = kafka_input("records_in", flow, settings, *PERSISTED_TOPICS, fetch_wait_ms=100)
+    records = KafkaIO(settings).input("records_in", flow, *PERSISTED_TOPICS, fetch_wait_ms=100)
     decoded = op.flat_map_batch(
         "decode", records, split_records(prefix, frozenset(settings.trading.instruments))
     )

@@ -24,9 +24,9 @@ from dataflows.account import AccountInput, account_handler, make_account_state
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
 from dataflows.wiring import (
+    FlowIO,
+    KafkaIO,
     dead_letter,
-    kafka_input,
-    kafka_output,
     split_dead_letters,
     topic_decoder,
 )
@@ -147,16 +147,20 @@ def inbound_types(prefix: str) -> Callable[[str], type]:
     return types.__getitem__
 
 
-def build_flow(settings: Settings | None = None) -> Dataflow:
-    """Build the trading dataflow from `settings` (default: config files + environment)."""
+def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Dataflow:
+    """Build the trading dataflow from `settings` (default: config files + environment).
+
+    `io` (default Kafka) supplies the inputs and the output; tests pass lists.
+    """
     settings = settings or load_settings()
+    io = io or KafkaIO(settings)
     flow = Dataflow("trading")
     instruments = frozenset(settings.trading.instruments)
     spec = model_spec(settings)
 
     ticks = op.flat_map_batch(
         "decode_ticks",
-        kafka_input("ticks_in", flow, settings, topic.TICKS),
+        io.input("ticks_in", flow, topic.TICKS),
         decode_ticks(instruments),
     )
     valid_ticks, bad_ticks = split_dead_letters("split_ticks", ticks)
@@ -172,7 +176,7 @@ def build_flow(settings: Settings | None = None) -> Dataflow:
     account = settings.trading.account
     inbound = op.flat_map_batch(
         "decode_inbound",
-        kafka_input("inbound_in", flow, settings, topic.FILLS, topic.ORDER_EVENTS, topic.CONTROL),
+        io.input("inbound_in", flow, topic.FILLS, topic.ORDER_EVENTS, topic.CONTROL),
         topic_decoder(inbound_types(settings.kafka.topic_prefix), account=account),
     )
     valid_inbound, dead = split_dead_letters("split_inbound", inbound)
@@ -189,9 +193,8 @@ def build_flow(settings: Settings | None = None) -> Dataflow:
             delegate(lambda: make_account_state(settings), account_handler(settings)),
         ),
     )
-    kafka_output(
+    io.output(
         "events_out",
         op.merge("all_events", instrument_events, account_events, bad_ticks, dead),
-        settings,
     )
     return flow

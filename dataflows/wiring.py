@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
@@ -19,36 +20,49 @@ from risk.domain import DecodeFailure, DecodeReason
 T = TypeVar("T")
 
 
-def kafka_input(
-    step_id: str,
-    flow: Dataflow,
-    settings: Settings,
-    *topics: str,
-    fetch_wait_ms: int | None = None,
-) -> Stream[KafkaRecord]:
-    """Read `topics` (namespaced by the configured prefix) as one stream."""
-    kafka = settings.kafka
-    source = KafkaSource(
-        kafka.bootstrap,
-        [kafka.topic_prefix + name for name in topics],
-        batch_size=kafka.batch_size,
-        idle_backoff_s=kafka.idle_backoff_ms / 1000,
-        exit_when_idle_s=kafka.exit_when_idle_s,
-        fetch_wait_ms=kafka.fetch_wait_ms if fetch_wait_ms is None else fetch_wait_ms,
-    )
-    return op.input(step_id, flow, source)
+class FlowIO(Protocol):
+    """Where a flow reads records and writes events: Kafka in production, lists in tests."""
+
+    def input(
+        self, step_id: str, flow: Dataflow, *topics: str, fetch_wait_ms: int | None = None
+    ) -> Stream[KafkaRecord]:
+        """Read `topics` as one stream of records."""
+        ...
+
+    def output(self, step_id: str, events: Stream[object]) -> None:
+        """Deliver every event to its destination."""
+        ...
 
 
-def kafka_output(step_id: str, events: Stream[object], settings: Settings) -> None:
-    """Route every event to its topic and produce it with checked delivery."""
-    records: Stream[tuple[str, OutboundRecord]] = op.flat_map_batch(
-        f"{step_id}_route", events, to_outbound(settings.kafka.topic_prefix)
-    )
-    op.output(
-        step_id,
-        records,
-        KafkaSink(settings.kafka.bootstrap, message_timeout_ms=settings.kafka.message_timeout_ms),
-    )
+@dataclass(frozen=True, slots=True)
+class KafkaIO:
+    """The production `FlowIO`: our Kafka source and checked-delivery sink."""
+
+    settings: Settings
+
+    def input(
+        self, step_id: str, flow: Dataflow, *topics: str, fetch_wait_ms: int | None = None
+    ) -> Stream[KafkaRecord]:
+        """Read `topics` (namespaced by the configured prefix) as one stream."""
+        kafka = self.settings.kafka
+        source = KafkaSource(
+            kafka.bootstrap,
+            [kafka.topic_prefix + name for name in topics],
+            batch_size=kafka.batch_size,
+            idle_backoff_s=kafka.idle_backoff_ms / 1000,
+            exit_when_idle_s=kafka.exit_when_idle_s,
+            fetch_wait_ms=kafka.fetch_wait_ms if fetch_wait_ms is None else fetch_wait_ms,
+        )
+        return op.input(step_id, flow, source)
+
+    def output(self, step_id: str, events: Stream[object]) -> None:
+        """Route every event to its topic and produce it with checked delivery."""
+        kafka = self.settings.kafka
+        records: Stream[tuple[str, OutboundRecord]] = op.flat_map_batch(
+            f"{step_id}_route", events, to_outbound(kafka.topic_prefix)
+        )
+        sink = KafkaSink(kafka.bootstrap, message_timeout_ms=kafka.message_timeout_ms)
+        op.output(step_id, records, sink)
 
 
 def decoder(cls: type[T]) -> Callable[[list[KafkaRecord]], list[T | DecodeFailure]]:

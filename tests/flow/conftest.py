@@ -1,8 +1,8 @@
 """Shared streams and small Bytewax flows built from the real flows' step functions.
 
-`build_flow()` wires Kafka sources and sinks, so these tests rebuild the same step
-graph around `TestingSource`/`TestingSink` instead. Every step function comes from
-`dataflows.*`; only the sources and sinks differ.
+These tests run the real `build_flow()` of each flow with a `FlowIO` over lists
+(`TestingSource` in, `TestingSink` out) instead of Kafka: the whole wiring is
+exercised, only the I/O differs.
 
 The tick stream is 8,000 simulated ticks of the ten configured instruments at 200
 ticks/s of event time (about 40 s): enough one-second bars for the features to warm
@@ -19,7 +19,7 @@ from typing import Any
 
 import bytewax.operators as op
 import pytest
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.recovery import RecoveryConfig
 from bytewax.testing import TestingSink, TestingSource, run_main
 
@@ -27,18 +27,9 @@ from connectors import topic
 from connectors.codec import encode
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.record import KafkaRecord
-from dataflows.account import account_handler, make_account_state
-from dataflows.gateway import BookState, handle, paper_config, valid_ticks
+from dataflows import gateway, trading
 from dataflows.settings import Settings
-from dataflows.shim import delegate
-from dataflows.trading import (
-    InstrumentState,
-    decode_ticks,
-    handle_ticks,
-    model_spec,
-    to_account,
-)
-from risk.domain import DecodeFailure, DecodeReason, Order
+from risk.domain import DecodeReason, Order
 
 STREAM_TICKS = 8_000
 TICKS_PER_S = 200.0
@@ -60,43 +51,44 @@ def as_records(
     ]
 
 
+class ListIO:
+    """A `FlowIO` over lists: each topic's records in, every emitted event out.
+
+    A source reads its topics' items in batches of `batch_sizes[first topic]`
+    (default `batch_size`), so tests can vary how inputs interleave.
+    """
+
+    def __init__(
+        self,
+        inputs: dict[str, Sequence[object]],
+        sink: list[object],
+        batch_size: int,
+        batch_sizes: dict[str, int] | None = None,
+    ) -> None:
+        self._inputs = inputs
+        self._sink = sink
+        self._batch_size = batch_size
+        self._batch_sizes = batch_sizes or {}
+
+    def input(
+        self, step_id: str, flow: Dataflow, *topics: str, fetch_wait_ms: int | None = None
+    ) -> Stream[KafkaRecord]:
+        items = [item for name in topics for item in self._inputs.get(name, ())]
+        size = self._batch_sizes.get(topics[0], self._batch_size)
+        return op.input(step_id, flow, TestingSource(items, batch_size=size))
+
+    def output(self, step_id: str, events: Stream[object]) -> None:
+        op.output(step_id, events, TestingSink(self._sink))
+
+
 def trading_flow(
     settings: Settings, records: Sequence[object], sink: list[object], batch_size: int
 ) -> Dataflow:
-    """The trading flow's tick path and risk gate, between a testing source and sink.
+    """The real trading flow with `records` as `md.ticks` and no fills or commands.
 
     `records` may hold `TestingSource` sentinels (ABORT) as well as records.
     """
-    flow = Dataflow("trading_test")
-    spec = model_spec(settings)
-    ticks = op.flat_map_batch(
-        "decode_ticks",
-        op.input("ticks_in", flow, TestingSource(records, batch_size=batch_size)),
-        decode_ticks(frozenset(settings.trading.instruments)),
-    )
-    good = op.filter_map(
-        "valid_ticks", ticks, lambda item: None if isinstance(item, DecodeFailure) else item
-    )
-    bad = op.filter("bad_ticks", ticks, lambda item: isinstance(item, DecodeFailure))
-    instrument_events = op.key_rm(
-        "instrument_events",
-        op.stateful_batch(
-            "instrument_pipeline", good, delegate(lambda: InstrumentState(spec), handle_ticks)
-        ),
-    )
-    account_events = op.key_rm(
-        "account_events",
-        op.stateful_batch(
-            "risk_gate",
-            op.flat_map_batch(
-                "account_feed", instrument_events, to_account(settings.trading.account)
-            ),
-            delegate(lambda: make_account_state(settings), account_handler(settings)),
-        ),
-    )
-    all_events = op.merge("all_events", instrument_events, account_events, bad)
-    op.output("events_out", all_events, TestingSink(sink))
-    return flow
+    return trading.build_flow(settings, ListIO({topic.TICKS: records}, sink, batch_size))
 
 
 def gateway_flow(
@@ -108,29 +100,10 @@ def gateway_flow(
     tick_batch: int,
     order_batch: int,
 ) -> Dataflow:
-    """The gateway flow's book step fed by a tick source and an order source."""
-    flow = Dataflow("gateway_test")
-    config = paper_config(settings)
-    ticks = op.flat_map_batch(
-        "decode_ticks",
-        op.input("ticks_in", flow, TestingSource(records, batch_size=tick_batch)),
-        valid_ticks(frozenset(settings.trading.instruments)),
-    )
-    keyed_orders = op.map(
-        "orders_by_instrument",
-        op.input("orders_in", flow, TestingSource(orders, batch_size=order_batch)),
-        lambda order: (order.instrument, order),
-    )
-    outputs = op.key_rm(
-        "book_events",
-        op.stateful_batch(
-            "paper_book",
-            op.merge("book_in", ticks, keyed_orders),
-            delegate(lambda: BookState(config), handle),
-        ),
-    )
-    op.output("events_out", outputs, TestingSink(sink))
-    return flow
+    """The real gateway flow fed by a tick source and an order source."""
+    inputs = {topic.TICKS: records, topic.ORDERS: as_records(encoded(orders), topic.ORDERS)}
+    io = ListIO(inputs, sink, tick_batch, {topic.ORDERS: order_batch})
+    return gateway.build_flow(settings, io)
 
 
 def encoded(events: Iterable[object]) -> list[bytes]:
