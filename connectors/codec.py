@@ -76,7 +76,7 @@ def failure(
 ) -> DecodeFailure:
     """Build the dead letter for `raw` read at `topic`/`partition`/`offset`."""
     return DecodeFailure(
-        failure_id=record_id(topic, partition, offset),
+        failure_id=record_id(topic, partition, offset, ts_init),
         topic=topic,
         partition=partition,
         offset=offset,
@@ -189,7 +189,7 @@ def tick_from_object(obj: dict[str, Any], instruments: frozenset[str] | None) ->
         price = _positive(obj, "price")  # type: ignore[assignment]
         size = _size(obj, "size")  # type: ignore[assignment]
     return Tick(
-        tick_id=tick_id(instrument, seq),
+        tick_id=tick_id(instrument, seq, ts_event),
         instrument=instrument,
         seq=seq,
         kind=kind,

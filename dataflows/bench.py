@@ -149,12 +149,12 @@ class Sender:
 class Measured:
     """The ticks of the measured window: their ids and wall-clock send times."""
 
-    keys: list[tuple[str, int]] = field(default_factory=list)
+    keys: list[tuple[str, int, int]] = field(default_factory=list)
     sent_ns: list[int] = field(default_factory=list)
 
     def by_tick(self) -> dict[str, int]:
         """Map tick id to its `ts_init`."""
-        return {tick_id(i, s): ts for (i, s), ts in zip(self.keys, self.sent_ns, strict=True)}
+        return {tick_id(*key): ts for key, ts in zip(self.keys, self.sent_ns, strict=True)}
 
 
 @dataclass(slots=True)
@@ -233,11 +233,11 @@ def _ticks(settings: Settings, event_rate: float, start_ns: int) -> Iterator[dic
 def _load(sender: Sender, ticks: Iterator[dict[str, Any]], count: int, label: str) -> str:
     """Send `count` ticks as fast as possible; return the id of the last one."""
     started = time.monotonic()
-    last = ("", 0)
+    last = ("", 0, 0)
     for _ in range(count):
         record = next(ticks)
         sender.send(record)
-        last = (record["instrument"], record["seq"])
+        last = (record["instrument"], record["seq"], record["ts_event"])
     sender.flush()
     elapsed = time.monotonic() - started
     log(f"{label}: {count:,} ticks loaded in {elapsed:.1f}s ({count / elapsed:,.0f}/s)")
@@ -285,7 +285,7 @@ def _pace(
         due = first_event + (now - start)
         while pending["ts_event"] <= due:
             sent_ns.append(send(pending))
-            keys.append((pending["instrument"], pending["seq"]))
+            keys.append((pending["instrument"], pending["seq"], pending["ts_event"]))
             pending = next(ticks)
         poll(0)
         if now >= next_report:

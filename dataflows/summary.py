@@ -22,6 +22,7 @@ class RunSummary:
     features: int
     predictions_labelled: int
     accuracy: float | None
+    majority_baseline: float | None
     signals: int
     orders: int
     fills: int
@@ -39,7 +40,8 @@ class RunSummary:
             f"ticks processed        {self.ticks}",
             f"feature vectors        {self.features}",
             f"model accuracy         {_fmt(self.accuracy)} (prequential, "
-            f"{self.predictions_labelled} labelled predictions)",
+            f"{self.predictions_labelled} labelled predictions; always guessing the "
+            f"majority label scores {_fmt(self.majority_baseline)})",
             f"signals                {self.signals}",
             f"orders                 {self.orders}",
             f"fills                  {self.fills}",
@@ -83,11 +85,12 @@ def summarize(url: str, since_ns: int, account: str, initial_cash: Decimal) -> R
     accuracy_rows = query(
         url,
         (
-            "SELECT count(), avg(toUInt8(probability_up > 0.5) = label) FROM predictions FINAL "
-            f"WHERE ts_event >= {since} AND label IS NOT NULL"
+            "SELECT count(), avg(toUInt8(probability_up > 0.5) = label), avg(label) "
+            f"FROM predictions FINAL WHERE ts_event >= {since} AND label IS NOT NULL"
         ),
     )[1]
-    labelled, accuracy = int(accuracy_rows[0][0]), accuracy_rows[0][1]
+    labelled, accuracy, up_share = accuracy_rows[0]
+    labelled = int(labelled)
     denials = dict(
         query(
             url,
@@ -124,6 +127,7 @@ def summarize(url: str, since_ns: int, account: str, initial_cash: Decimal) -> R
         features=count("features"),
         predictions_labelled=labelled,
         accuracy=float(accuracy) if labelled else None,
+        majority_baseline=max(float(up_share), 1 - float(up_share)) if labelled else None,
         signals=count("signals"),
         orders=count("orders"),
         fills=count("fills"),

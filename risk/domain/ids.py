@@ -22,9 +22,13 @@ def stable_id(*parts: object) -> str:
     return blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def tick_id(instrument: str, seq: int) -> str:
-    """Id of the tick with sequence number `seq` on `instrument`."""
-    return stable_id("tick", instrument, seq)
+def tick_id(instrument: str, seq: int, ts_event: int) -> str:
+    """Id of the tick with sequence number `seq` on `instrument` at `ts_event`.
+
+    Event time is part of the key because feeds restart their sequence numbers per
+    session: (instrument, seq) alone would merge ticks of different sessions.
+    """
+    return stable_id("tick", instrument, seq, ts_event)
 
 
 def signal_id(instrument: str, tick: str, model: str) -> str:
@@ -47,6 +51,10 @@ def order_event_id(client_order: str, event_seq: int) -> str:
     return stable_id("order_event", client_order, event_seq)
 
 
-def record_id(topic: str, partition: int, offset: int) -> str:
-    """Id of a raw Kafka record, used for dead letters."""
-    return stable_id("record", topic, partition, offset)
+def record_id(topic: str, partition: int, offset: int, timestamp_ns: int) -> str:
+    """Id of a raw Kafka record, used for dead letters.
+
+    The record's log timestamp joins its position because a recreated topic starts
+    its offsets again at zero.
+    """
+    return stable_id("record", topic, partition, offset, timestamp_ns)

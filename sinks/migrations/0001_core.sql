@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS ticks
     _inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree
-ORDER BY (instrument, seq)
+-- Event time is part of the key: feeds restart sequence numbers per session.
+ORDER BY (instrument, ts_event, seq)
 SETTINGS non_replicated_deduplication_window = 1000
 ;
 

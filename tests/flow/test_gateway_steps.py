@@ -104,7 +104,8 @@ def test_valid_ticks_drops_invalid_records_silently(settings: Settings, bad_stre
     assert len(out) == len(kept)
     assert all(isinstance(tick, Tick) and key == tick.instrument for key, tick in out)
     assert [tick.tick_id for _, tick in out] == [
-        tick_id(obj["instrument"], obj["seq"]) for obj in map(loads, (r.value for r in kept))
+        tick_id(obj["instrument"], obj["seq"], obj["ts_event"])
+        for obj in map(loads, (r.value for r in kept))
     ]
 
 

@@ -97,8 +97,8 @@ class GateMachine(RuleBasedStateMachine):
     )
     def signal(self, instrument: str, direction: int, price: float) -> None:
         self.tick_seq += 1
-        tick = ids.tick_id(instrument, self.tick_seq)
         ts = self._next_ts()
+        tick = ids.tick_id(instrument, self.tick_seq, ts)
         signal = Signal(
             signal_id=ids.signal_id(instrument, tick, "m"),
             tick_id=tick,

@@ -34,7 +34,7 @@ def tick_streams(draw: st.DrawFn) -> list[Tick]:
         spread = draw(st.sampled_from([0.01, 0.5])) if is_quote else 0.0
         ticks.append(
             Tick(
-                tick_id=tick_id(INSTRUMENT, seq),
+                tick_id=tick_id(INSTRUMENT, seq, ts),
                 instrument=INSTRUMENT,
                 seq=seq,
                 kind=TickKind.QUOTE if is_quote else TickKind.TRADE,

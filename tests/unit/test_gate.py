@@ -51,7 +51,7 @@ def make_signal(
     direction: int, price: float = 100.0, *, instrument: str = "AAPL", ts: int = TS
 ) -> Signal:
     n = next(_seq)
-    tick = ids.tick_id(instrument, n)
+    tick = ids.tick_id(instrument, n, ts)
     return Signal(
         signal_id=ids.signal_id(instrument, tick, "m"),
         tick_id=tick,

@@ -34,7 +34,7 @@ def make_tick(
     if price is None:
         price = (bid + ask) / 2 if bid is not None and ask is not None else 100.0
     return Tick(
-        tick_id=tick_id(INSTRUMENT, seq),
+        tick_id=tick_id(INSTRUMENT, seq, ts_ms * MS),
         instrument=INSTRUMENT,
         seq=seq,
         kind=kind,
@@ -146,7 +146,7 @@ def test_market_buy_fills_at_first_tick_after_latency_with_slippage_and_fee() ->
         price=Decimal("100.010000000"),  # 100 * (1 + 1bp)
         fee=Decimal("0.025002500"),  # 5 * 100.01 * 0.5bp
         leaves_quantity=Decimal(0),
-        tick_id=tick_id(INSTRUMENT, 2),
+        tick_id=tick_id(INSTRUMENT, 2, 50 * MS),
         ts_event=50 * MS,
         ts_init=50 * MS,
     )
@@ -289,7 +289,10 @@ def test_late_order_catch_up_skips_ticks_inside_its_latency() -> None:
     for seq, ts_ms in enumerate((10, 40, 59, 60, 70), start=1):
         book.on_tick(make_tick(seq, ts_ms, ask=100.0 + seq, ask_size=1.0))
     got = fills(book.on_order(make_order("o1", 10, quantity="2")))
-    assert [f.tick_id for f in got] == [tick_id(INSTRUMENT, 4), tick_id(INSTRUMENT, 5)]
+    assert [f.tick_id for f in got] == [
+        tick_id(INSTRUMENT, 4, 60 * MS),
+        tick_id(INSTRUMENT, 5, 70 * MS),
+    ]
     assert [f.ts_event for f in got] == [60 * MS, 70 * MS]
 
 
@@ -402,7 +405,7 @@ def test_order_older_than_buffer_is_rejected_as_late() -> None:
     assert "late" in rejected.reason
     accepted, *got = book.on_order(make_order("recent", 106 - 50))
     assert accepted.kind is OrderEventKind.ACCEPTED
-    assert fills(got)[0].tick_id == tick_id(INSTRUMENT, 6)
+    assert fills(got)[0].tick_id == tick_id(INSTRUMENT, 6, 106 * MS)
 
 
 def test_liquidity_bookkeeping_forgotten_with_evicted_ticks() -> None:

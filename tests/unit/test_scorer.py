@@ -41,7 +41,8 @@ def sp500_stream() -> tuple[list[TickInput], list[int]]:
     for seq, (x, _) in enumerate(rows):
         date = x.pop("date").replace(tzinfo=dt.UTC)
         price *= 1.0 + x["AAPL"] / 100.0
-        ticks.append((tick_id("AAPL", seq), int(date.timestamp()) * 10**9, price, x))
+        ts = int(date.timestamp()) * 10**9
+        ticks.append((tick_id("AAPL", seq, ts), ts, price, x))
     times = [ts for _, ts, _, _ in ticks]
     labels = []
     for _, ts, price_then, _ in ticks:
