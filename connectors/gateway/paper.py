@@ -65,6 +65,8 @@ class PaperBrokerConfig:
         slippage_bps: What market orders pay beyond the touch.
         fee_bps: Fee charged on each fill's notional.
         tick_buffer_ns: How far back in event time ticks are kept for late orders.
+        min_buffered_ticks: Ticks kept whatever their age, so sparse data (daily
+            bars) still has the next tick for an order that arrives after it.
         max_buffered_ticks: Hard cap on buffered ticks, whatever their age.
         max_working_orders: Orders resting at once; more are rejected.
         max_remembered_ids: Recent client order ids kept for duplicate detection.
@@ -74,6 +76,7 @@ class PaperBrokerConfig:
     slippage_bps: float = 1.0
     fee_bps: float = 0.5
     tick_buffer_ns: int = 60_000_000_000
+    min_buffered_ticks: int = 1_000
     max_buffered_ticks: int = 10_000
     max_working_orders: int = 10_000
     max_remembered_ids: int = 10_000
@@ -87,6 +90,7 @@ class PaperBrokerConfig:
                 ("slippage_bps", self.slippage_bps, 0),
                 ("fee_bps", self.fee_bps, 0),
                 ("tick_buffer_ns", self.tick_buffer_ns, 0),
+                ("min_buffered_ticks", self.min_buffered_ticks, 0),
                 ("max_buffered_ticks", self.max_buffered_ticks, 1),
                 ("max_working_orders", self.max_working_orders, 1),
                 ("max_remembered_ids", self.max_remembered_ids, 1),
@@ -133,6 +137,7 @@ class InstrumentBook:
         "_clocks",
         "_evicted_clock",
         "_fee_rate",
+        "_min_buffered",
         "_next_eligible_ns",
         "_seen",
         "_seen_order",
@@ -155,6 +160,7 @@ class InstrumentBook:
         self._sell_multiplier = 1 - slippage
         self._fee_rate = Decimal(repr(config.fee_bps)) / _BPS
         self._buffer_ns = config.tick_buffer_ns
+        self._min_buffered = config.min_buffered_ticks
         # Buffered ticks and, in parallel, the event-time clock (running max of
         # ts_event) at each; the clock keeps eligibility monotone even if a venue
         # stamps a tick slightly backwards.
@@ -364,11 +370,11 @@ class InstrumentBook:
         seen[coid] = duplicates
 
     def _evict(self, clock: int) -> None:
-        """Drop ticks older than the buffer horizon in event time."""
+        """Drop ticks older than the buffer horizon in event time, keeping the minimum."""
         ticks, clocks = self._ticks, self._clocks
         horizon = clock - self._buffer_ns
         first = self._tick_count - len(ticks)
-        while clocks[0] < horizon:
+        while len(clocks) > self._min_buffered and clocks[0] < horizon:
             ticks.popleft()
             self._evicted_clock = clocks.popleft()
             if self._used_buy or self._used_sell:

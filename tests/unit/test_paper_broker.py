@@ -390,10 +390,29 @@ def test_buffer_bounded_by_count() -> None:
 
 
 def test_buffer_bounded_by_event_time() -> None:
-    book = InstrumentBook(INSTRUMENT, PaperBrokerConfig(tick_buffer_ns=100 * MS))
+    config = PaperBrokerConfig(tick_buffer_ns=100 * MS, min_buffered_ticks=0)
+    book = InstrumentBook(INSTRUMENT, config)
     for seq in range(1000):
         book.on_tick(make_tick(seq, seq * 10))
     assert book.buffered_tick_count() == 11  # ticks at 9890..9990 ms
+
+
+def test_buffer_keeps_minimum_ticks_whatever_their_age() -> None:
+    config = PaperBrokerConfig(tick_buffer_ns=100 * MS, min_buffered_ticks=50)
+    book = InstrumentBook(INSTRUMENT, config)
+    for seq in range(1000):
+        book.on_tick(make_tick(seq, seq * 10))
+    assert book.buffered_tick_count() == 50
+
+
+def test_sparse_ticks_late_order_fills_at_next_tick() -> None:
+    day_ms = 86_400_000
+    book = InstrumentBook(INSTRUMENT)
+    for seq in range(1, 6):
+        book.on_tick(make_tick(seq, seq * day_ms, ask=100.0 + seq, ask_size=1e6))
+    accepted, *got = book.on_order(make_order("daily", 2 * day_ms))
+    assert accepted.kind is OrderEventKind.ACCEPTED
+    assert fills(got)[0].tick_id == tick_id(INSTRUMENT, 3, 3 * day_ms * MS)
 
 
 def test_order_older_than_buffer_is_rejected_as_late() -> None:
