@@ -81,9 +81,14 @@ def start_flow(
 
 
 def stop(child: Child, timeout_s: float = 10.0) -> int:
-    """Stop a child (SIGINT, then SIGKILL) and return its exit code."""
+    """Stop a child (SIGTERM, then SIGKILL) and return its exit code.
+
+    A running Bytewax 0.21 flow does not react to SIGINT (its workers hold the
+    interpreter in Rust), so it is terminated; with recovery on, a restart resumes
+    from the last snapshot and the idempotent sinks absorb the replayed epoch.
+    """
     if child.process.poll() is None:
-        child.process.send_signal(signal.SIGINT)
+        child.process.send_signal(signal.SIGTERM)
         try:
             child.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
