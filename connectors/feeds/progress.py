@@ -31,8 +31,9 @@ class Progress:
         self._stream = stream if stream is not None else sys.stderr
         self._interval_s = interval_s
         self._clock = clock
-        self._last_s = clock()
+        self._last_s = self._started_s = clock()
         self._last_done = 0
+        self._closed = False
 
     def advance(self, count: int = 1) -> None:
         """Count `count` more records; redraw the line when the interval has passed."""
@@ -42,9 +43,17 @@ class Progress:
             self._draw(now)
 
     def close(self) -> None:
-        """Draw the final figures and end the line."""
-        self._draw(self._clock())
-        self._stream.write("\n")
+        """Draw the final figures (average rate over the whole run) and end the line.
+
+        Closing twice (a `tracked` loop inside a `with`) prints the line once.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        now = self._clock()
+        elapsed = now - self._started_s
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        self._stream.write("\r" + line(self._label, self.done, rate, self.total) + "\n")
         self._stream.flush()
 
     def __enter__(self) -> Progress:

@@ -250,6 +250,16 @@ def test_progress_draws_one_rewritten_line_per_interval() -> None:
     assert "ticks: 4 done" in text and "100.0%" in text
 
 
+def test_progress_closed_twice_ends_with_one_average_rate_line() -> None:
+    stream, now = io.StringIO(), [0.0]
+    with Progress(4, label="ticks", stream=stream, clock=lambda: now[0]) as progress:
+        for _ in tracked(range(4), progress):
+            now[0] += 0.5
+    text = stream.getvalue()
+    assert text.count("\n") == 1
+    assert text.endswith("ticks: 4 done, 2/s, 100.0%   \n")
+
+
 def test_sp500_prices_replay_as_valid_daily_trades(tmp_path: Path) -> None:
     path = tmp_path / "sp500.csv"
     rows = write_sp500_prices(path)
