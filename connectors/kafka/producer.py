@@ -24,8 +24,6 @@ def producer_config(
         # the local broker's fetch cost grows with the number of batches it stores.
         "linger.ms": linger_ms,
         "message.timeout.ms": message_timeout_ms,
-        # Only failures call back into Python; `flush` still waits for every report.
-        "delivery.report.only.error": True,
         "queue.buffering.max.messages": 1_000_000,
         "socket.nagle.disable": True,
     }
