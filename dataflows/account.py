@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from dataflows.settings import LimitSettings, Settings
@@ -51,37 +50,30 @@ def make_account_state(settings: Settings) -> AccountState:
     return AccountState(gate=gate, pnl_interval_ns=trading.pnl_interval_s * 1_000_000_000)
 
 
-def account_handler(
-    settings: Settings,
-) -> Callable[[AccountState, list[AccountInput]], list[object]]:
-    """Return the batch handler: each input goes to the gate, in arrival order."""
-    del settings  # the state carries everything it needs
-
-    def handle(state: AccountState, batch: list[AccountInput]) -> list[object]:
-        gate = state.gate
-        out: list[object] = []
-        for event in batch:
-            match event:
-                case Signal():
-                    decision, order = gate.on_signal(event)
-                    out.append(decision)
-                    if order is not None:
-                        out.append(order)
-                case Bar():
-                    gate.mark(event.instrument, event.close)
-                    if event.ts_init >= state.next_pnl_ns:
-                        out.append(gate.snapshot_pnl(event.ts_init))
-                        state.next_pnl_ns = (
-                            event.ts_init
-                            - event.ts_init % state.pnl_interval_ns
-                            + state.pnl_interval_ns
-                        )
-                case Fill():
-                    out.append(gate.on_fill(event))
-                case OrderEvent():
-                    gate.on_order_event(event)
-                case ControlCommand():
-                    gate.on_control(event)
-        return out
-
-    return handle
+def handle_account(state: AccountState, batch: list[AccountInput]) -> list[object]:
+    """Hand each input to the gate in arrival order; return decisions, orders, positions, P&L."""
+    gate = state.gate
+    out: list[object] = []
+    for event in batch:
+        match event:
+            case Signal():
+                decision, order = gate.on_signal(event)
+                out.append(decision)
+                if order is not None:
+                    out.append(order)
+            case Bar():
+                gate.mark(event.instrument, event.close)
+                if event.ts_init >= state.next_pnl_ns:
+                    out.append(gate.snapshot_pnl(event.ts_init))
+                    state.next_pnl_ns = (
+                        event.ts_init
+                        - event.ts_init % state.pnl_interval_ns
+                        + state.pnl_interval_ns
+                    )
+            case Fill():
+                out.append(gate.on_fill(event))
+            case OrderEvent():
+                gate.on_order_event(event)
+            case ControlCommand():
+                gate.on_control(event)
+    return out

@@ -20,7 +20,7 @@ from bytewax.dataflow import Dataflow
 from connectors import topic
 from connectors.codec import Rejected, check_sequence, decode_tick
 from connectors.kafka.record import KafkaRecord
-from dataflows.account import AccountInput, account_handler, make_account_state
+from dataflows.account import AccountInput, handle_account, make_account_state
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
 from dataflows.wiring import (
@@ -190,7 +190,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         op.stateful_batch(
             "risk_gate",
             account_in,
-            delegate(lambda: make_account_state(settings), account_handler(settings)),
+            delegate(lambda: make_account_state(settings), handle_account),
         ),
     )
     io.output(

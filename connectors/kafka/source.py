@@ -39,7 +39,7 @@ def _note_activity() -> None:
     _Activity.last_data = time.monotonic()
 
 
-def consumer_config(bootstrap: str, group: str, *, fetch_wait_ms: int = 10) -> dict[str, object]:
+def consumer_config(bootstrap: str, group: str, *, fetch_wait_ms: int = 5) -> dict[str, object]:
     """Consumer settings shared by every reader: no auto-commit, fail-closed resets."""
     return {
         "bootstrap.servers": bootstrap,
@@ -173,7 +173,7 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
         batch_size: int = 2000,
         idle_backoff_s: float = 0.001,
         exit_when_idle_s: float = 0.0,
-        fetch_wait_ms: int = 10,
+        fetch_wait_ms: int = 5,
     ) -> None:
         self._bootstrap = bootstrap
         self._topics = topics

@@ -12,7 +12,7 @@ import pytest
 from connectors import topic
 from connectors.codec import encode, loads
 from connectors.kafka.record import KafkaRecord
-from dataflows.account import account_handler, make_account_state
+from dataflows.account import handle_account, make_account_state
 from dataflows.gateway import valid_ticks
 from dataflows.routing import ROUTES, to_outbound
 from dataflows.settings import Settings
@@ -124,7 +124,7 @@ def closed_loop(
     """Replay the gate's inputs, then feed it the gateway's order events and fills."""
     inputs: list[Any] = [value for _, value in to_account(settings.trading.account)(trading_events)]
     inputs += [e for e in book_events if isinstance(e, OrderEvent | Fill)]
-    return account_handler(settings)(make_account_state(settings), inputs)
+    return handle_account(make_account_state(settings), inputs)
 
 
 def test_fills_fed_back_to_gate_yield_one_position_each(

@@ -17,7 +17,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from connectors.codec import encode
 from connectors.kafka.record import KafkaRecord
-from dataflows.account import AccountInput, AccountState, account_handler, make_account_state
+from dataflows.account import AccountInput, AccountState, handle_account, make_account_state
 from dataflows.settings import Settings
 from dataflows.shim import delegate
 from dataflows.trading import (
@@ -129,7 +129,7 @@ class Driver:
         self.spec = model_spec(settings)
         self.decode = decode_ticks(frozenset(settings.trading.instruments))
         self.select = to_account(settings.trading.account)
-        self.gate = account_handler(settings)
+        self.gate = handle_account
         self.instruments: dict[str, InstrumentState] = {}
         self.account: AccountState = make_account_state(settings)
 
@@ -201,7 +201,7 @@ def run_gate(settings: Settings, inputs: Sequence[AccountInput]) -> list[object]
     decisions = op.stateful_batch(
         "risk_gate",
         keyed,
-        delegate(lambda: make_account_state(settings), account_handler(settings)),
+        delegate(lambda: make_account_state(settings), handle_account),
     )
     op.output("out", op.key_rm("account_events", decisions), TestingSink(out))
     run_main(flow)
