@@ -27,6 +27,9 @@ SIGNALS = "hfl.events.signals"
 DECISIONS = "hfl.events.decisions"
 POSITIONS = "hfl.events.positions"
 PNL = "hfl.events.pnl"
+DRIFT = "hfl.events.drift"
+ALERTS = "hfl.alerts"
+AUDIT = "hfl.audit"
 
 # Event topics have one partition: the local broker's cost grows with the number of
 # stored batches, and one flow writes them all anyway.
@@ -48,6 +51,9 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(name=DECISIONS, partitions=1, key="account"),
     TopicSpec(name=POSITIONS, partitions=1, key="account"),
     TopicSpec(name=PNL, partitions=1, key="account"),
+    TopicSpec(name=DRIFT, partitions=1, key="instrument"),
+    TopicSpec(name=ALERTS, partitions=1, key="name"),
+    TopicSpec(name=AUDIT, partitions=1, key="subject"),
 )
 
 

@@ -8,10 +8,13 @@ from connectors import topic
 from connectors.codec import encode
 from connectors.kafka.record import OutboundRecord
 from risk.domain import (
+    Alert,
     Approved,
+    AuditEvent,
     Bar,
     DecodeFailure,
     Denied,
+    DriftDetected,
     FeatureVector,
     Fill,
     Order,
@@ -38,6 +41,9 @@ ROUTES: dict[type, tuple[str, Callable[[object], str]]] = {
     Position: (topic.POSITIONS, _BY_ACCOUNT),
     PnlSnapshot: (topic.PNL, _BY_ACCOUNT),
     DecodeFailure: (topic.DLQ, lambda event: event.topic),  # type: ignore[attr-defined]
+    DriftDetected: (topic.DRIFT, _BY_INSTRUMENT),
+    Alert: (topic.ALERTS, lambda event: event.name),  # type: ignore[attr-defined]
+    AuditEvent: (topic.AUDIT, lambda event: event.subject),  # type: ignore[attr-defined]
 }
 
 

@@ -28,6 +28,9 @@ TABLE_BY_TOPIC: dict[str, str] = {
     topic.POSITIONS: "positions",
     topic.PNL: "pnl",
     topic.DLQ: "dlq",
+    topic.DRIFT: "drift_events",
+    topic.ALERTS: "alerts",
+    topic.AUDIT: "audit",
 }
 
 Rows = list[dict[str, Any]]
@@ -116,6 +119,9 @@ COLUMNS: dict[str, dict[str, _Column]] = {
         decimals="cash realized_pnl unrealized_pnl fees equity gross_exposure net_exposure",
     ),
     "dlq": _spec("failure_id topic partition offset reason detail raw raw_size ts_init"),
+    "drift_events": _spec(f"drift_id instrument model detector stream value {_TS}"),
+    "alerts": _spec(f"alert_id name severity source subject message {_TS}"),
+    "audit": _spec(f"audit_id actor action subject reason detail {_TS}"),
     "runs": _spec("run_id started_at config code_version status version", optional="finished_at"),
 }
 

@@ -1,8 +1,9 @@
 """Domain types and identifiers shared by every layer (DESIGN.md §3)."""
 
-from risk.domain.control import ControlCommand, DecodeFailure
+from risk.domain.control import Alert, AuditEvent, ControlCommand, DecodeFailure
 from risk.domain.decision import Approved, Denied, RiskDecision
 from risk.domain.enums import (
+    AlertSeverity,
     ControlAction,
     DecodeReason,
     DenialReason,
@@ -10,14 +11,18 @@ from risk.domain.enums import (
     OrderType,
     Side,
     TickKind,
+    TradingState,
 )
 from risk.domain.market import Bar, Tick
-from risk.domain.model import FeatureVector, Prediction, Signal
+from risk.domain.model import DriftDetected, FeatureVector, Prediction, Signal
 from risk.domain.order import Fill, Order, OrderEvent, OrderIntent
 from risk.domain.portfolio import PnlSnapshot, Position
 
 __all__ = [
+    "Alert",
+    "AlertSeverity",
     "Approved",
+    "AuditEvent",
     "Bar",
     "ControlAction",
     "ControlCommand",
@@ -25,6 +30,7 @@ __all__ = [
     "DecodeReason",
     "DenialReason",
     "Denied",
+    "DriftDetected",
     "FeatureVector",
     "Fill",
     "Order",
@@ -40,4 +46,5 @@ __all__ = [
     "Signal",
     "Tick",
     "TickKind",
+    "TradingState",
 ]

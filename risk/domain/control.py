@@ -1,10 +1,10 @@
-"""Operator commands and what the system says about undecodable input."""
+"""Operator commands, audit events, alerts, and what the system says about bad input."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from risk.domain.enums import ControlAction, DecodeReason
+from risk.domain.enums import AlertSeverity, ControlAction, DecodeReason
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,4 +36,40 @@ class DecodeFailure:
     detail: str
     raw: str
     raw_size: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEvent:
+    """A record of who did what, when and why: control actions, promotions, limit changes.
+
+    `subject` is what was acted on (an account, a model, an instrument); `detail` is a
+    JSON object as text with anything action-specific.
+    """
+
+    audit_id: str
+    actor: str
+    action: str
+    subject: str
+    reason: str
+    detail: str
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alert:
+    """A condition that needs attention (stale data, lag, drawdown, delivery failure).
+
+    `name` is a bounded identifier (safe as a metric label); `source` the component that
+    raised it; `subject` what it is about (an account, an instrument, a topic).
+    """
+
+    alert_id: str
+    name: str
+    severity: AlertSeverity
+    source: str
+    subject: str
+    message: str
+    ts_event: int
     ts_init: int

@@ -85,3 +85,23 @@ class ControlAction(StrEnum):
 
     KILL = "kill"
     RESUME = "resume"
+
+
+class TradingState(StrEnum):
+    """What an account (or one of its instruments) may trade.
+
+    ACTIVE trades normally, REDUCING allows only position-reducing orders, HALTED
+    denies everything but cancels.
+    """
+
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+
+class AlertSeverity(StrEnum):
+    """How urgently an alert needs a human."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"

@@ -49,3 +49,23 @@ class Signal:
     reference_price: float
     ts_event: int
     ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriftDetected:
+    """A drift detector fired for `model` on `instrument`.
+
+    `detector` names the detector (e.g. "adwin", "page_hinkley"), `stream` what it
+    watched ("error" for prequential error, "feature:<name>" for a feature).
+    Produced by `online_models`, routed to `hfl.events.drift`, and consumed by the
+    risk gate, which may move the instrument to REDUCING.
+    """
+
+    drift_id: str
+    instrument: str
+    model: str
+    detector: str
+    stream: str
+    value: float
+    ts_event: int
+    ts_init: int

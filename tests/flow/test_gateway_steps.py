@@ -18,11 +18,15 @@ from dataflows.routing import ROUTES, to_outbound
 from dataflows.settings import Settings
 from dataflows.trading import to_account
 from risk.domain import (
+    Alert,
+    AlertSeverity,
     Approved,
+    AuditEvent,
     Bar,
     DecodeFailure,
     DecodeReason,
     Denied,
+    DriftDetected,
     FeatureVector,
     Fill,
     Order,
@@ -156,6 +160,39 @@ EXPECTED_ROUTES: dict[type, tuple[str, str]] = {
     PnlSnapshot: (topic.PNL, "account"),
     DecodeFailure: (topic.DLQ, "topic"),
 }
+# Routed types the trading and gateway flows of the fixtures do not produce yet.
+CONSTRUCTED_ROUTES: dict[object, tuple[str, str]] = {
+    DriftDetected(
+        drift_id="d1",
+        instrument="AAA",
+        model="m",
+        detector="adwin",
+        stream="error",
+        value=0.5,
+        ts_event=1,
+        ts_init=1,
+    ): (topic.DRIFT, "instrument"),
+    Alert(
+        alert_id="a1",
+        name="stale_data",
+        severity=AlertSeverity.WARNING,
+        source="trading",
+        subject="AAA",
+        message="no tick for 5 s",
+        ts_event=1,
+        ts_init=1,
+    ): (topic.ALERTS, "name"),
+    AuditEvent(
+        audit_id="u1",
+        actor="ops",
+        action="kill",
+        subject="acct",
+        reason="test",
+        detail="{}",
+        ts_event=1,
+        ts_init=1,
+    ): (topic.AUDIT, "subject"),
+}
 
 
 def test_to_outbound_routes_every_event_type_to_prefixed_topic_and_key(
@@ -176,9 +213,20 @@ def test_to_outbound_routes_every_event_type_to_prefixed_topic_and_key(
 
     records = to_outbound("p.")(list(samples.values()))
 
-    assert set(ROUTES) == set(EXPECTED_ROUTES)
+    assert set(ROUTES) == set(EXPECTED_ROUTES) | {type(e) for e in CONSTRUCTED_ROUTES}
     for (kind, event), (topic_name, record) in zip(samples.items(), records, strict=True):
         name, key_field = EXPECTED_ROUTES[kind]
         assert topic_name == record.topic == "p." + name, kind
         assert record.key == getattr(event, key_field).encode(), kind
         assert record.value == encode(event), kind
+
+
+def test_to_outbound_routes_drift_alert_and_audit_to_their_topics() -> None:
+    records = to_outbound("p.")(list(CONSTRUCTED_ROUTES))
+
+    for (event, (name, key_field)), (topic_name, record) in zip(
+        CONSTRUCTED_ROUTES.items(), records, strict=True
+    ):
+        assert topic_name == record.topic == "p." + name
+        assert record.key == getattr(event, key_field).encode()
+        assert record.value == encode(event)

@@ -16,12 +16,16 @@ from clickhouse_connect.driver.exceptions import OperationalError, ProgrammingEr
 
 from connectors.codec import encode
 from risk.domain import (
+    Alert,
+    AlertSeverity,
     Approved,
+    AuditEvent,
     Bar,
     DecodeFailure,
     DecodeReason,
     DenialReason,
     Denied,
+    DriftDetected,
     FeatureVector,
     Fill,
     Order,
@@ -321,6 +325,45 @@ def events_for(table: str) -> list[object]:
                 )
                 for n in (1, 2)
             ]
+        case "drift_events":
+            return [
+                DriftDetected(
+                    drift_id=f"dr{n}{RUN}",
+                    instrument=INSTRUMENT,
+                    model="logistic",
+                    detector="adwin",
+                    stream="error",
+                    value=0.25 * n,
+                    **stamp,
+                )
+                for n, stamp in ((1, ts), (2, ts2))
+            ]
+        case "alerts":
+            return [
+                Alert(
+                    alert_id=f"al{n}{RUN}",
+                    name="stale_data",
+                    severity=AlertSeverity.WARNING,
+                    source="trading",
+                    subject=INSTRUMENT,
+                    message=f"no tick for {n} s",
+                    **stamp,
+                )
+                for n, stamp in ((1, ts), (2, ts2))
+            ]
+        case "audit":
+            return [
+                AuditEvent(
+                    audit_id=f"au{n}{RUN}",
+                    actor="ops",
+                    action="kill",
+                    subject=ACCOUNT,
+                    reason="test",
+                    detail=json.dumps({"n": n}),
+                    **stamp,
+                )
+                for n, stamp in ((1, ts), (2, ts2))
+            ]
         case "runs":
             return [
                 {
@@ -350,6 +393,8 @@ FILTER = {
     "positions": ("account", ACCOUNT),
     "pnl": ("account", ACCOUNT),
     "dlq": ("topic", f"T{RUN}"),
+    "alerts": ("subject", INSTRUMENT),
+    "audit": ("subject", ACCOUNT),
     "runs": ("startsWith(run_id, %(v)s)", f"R{RUN}"),
 }
 
