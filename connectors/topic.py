@@ -28,6 +28,7 @@ DECISIONS = "hfl.events.decisions"
 POSITIONS = "hfl.events.positions"
 PNL = "hfl.events.pnl"
 DRIFT = "hfl.events.drift"
+RISK_EVENTS = "hfl.events.risk"
 ALERTS = "hfl.alerts"
 AUDIT = "hfl.audit"
 
@@ -52,6 +53,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(name=POSITIONS, partitions=1, key="account"),
     TopicSpec(name=PNL, partitions=1, key="account"),
     TopicSpec(name=DRIFT, partitions=1, key="instrument"),
+    TopicSpec(name=RISK_EVENTS, partitions=1, key="account"),
     TopicSpec(name=ALERTS, partitions=1, key="name"),
     TopicSpec(name=AUDIT, partitions=1, key="subject"),
 )

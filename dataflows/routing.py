@@ -23,6 +23,7 @@ from risk.domain import (
     Position,
     Prediction,
     Signal,
+    TradingStateChanged,
 )
 
 _BY_INSTRUMENT: Callable[[object], str] = lambda event: event.instrument  # type: ignore[attr-defined]  # noqa: E731
@@ -42,6 +43,7 @@ ROUTES: dict[type, tuple[str, Callable[[object], str]]] = {
     PnlSnapshot: (topic.PNL, _BY_ACCOUNT),
     DecodeFailure: (topic.DLQ, lambda event: event.topic),  # type: ignore[attr-defined]
     DriftDetected: (topic.DRIFT, _BY_INSTRUMENT),
+    TradingStateChanged: (topic.RISK_EVENTS, _BY_ACCOUNT),
     Alert: (topic.ALERTS, lambda event: event.name),  # type: ignore[attr-defined]
     AuditEvent: (topic.AUDIT, lambda event: event.subject),  # type: ignore[attr-defined]
 }

@@ -29,6 +29,7 @@ TABLE_BY_TOPIC: dict[str, str] = {
     topic.PNL: "pnl",
     topic.DLQ: "dlq",
     topic.DRIFT: "drift_events",
+    topic.RISK_EVENTS: "risk_events",
     topic.ALERTS: "alerts",
     topic.AUDIT: "audit",
 }
@@ -120,6 +121,7 @@ COLUMNS: dict[str, dict[str, _Column]] = {
     ),
     "dlq": _spec("failure_id topic partition offset reason detail raw raw_size ts_init"),
     "drift_events": _spec(f"drift_id instrument model detector stream value {_TS}"),
+    "risk_events": _spec(f"event_id account instrument state previous trigger reason {_TS}"),
     "alerts": _spec(f"alert_id name severity source subject message {_TS}"),
     "audit": _spec(f"audit_id actor action subject reason detail {_TS}"),
     "runs": _spec("run_id started_at config code_version status version", optional="finished_at"),

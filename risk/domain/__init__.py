@@ -1,6 +1,12 @@
 """Domain types and identifiers shared by every layer (DESIGN.md §3)."""
 
-from risk.domain.control import Alert, AuditEvent, ControlCommand, DecodeFailure
+from risk.domain.control import (
+    Alert,
+    AuditEvent,
+    ControlCommand,
+    DecodeFailure,
+    TradingStateChanged,
+)
 from risk.domain.decision import Approved, Denied, RiskDecision
 from risk.domain.enums import (
     AlertSeverity,
@@ -47,4 +53,5 @@ __all__ = [
     "Tick",
     "TickKind",
     "TradingState",
+    "TradingStateChanged",
 ]

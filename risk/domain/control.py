@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from risk.domain.enums import AlertSeverity, ControlAction, DecodeReason
+from risk.domain.enums import AlertSeverity, ControlAction, DecodeReason, TradingState
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,5 +71,24 @@ class Alert:
     source: str
     subject: str
     message: str
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradingStateChanged:
+    """The trading state of `account` (or of one `instrument` when it is not empty) changed.
+
+    `trigger` is a bounded name of what caused it (a control action such as "kill", or an
+    automatic trigger such as "drawdown", "drift", "stale_data"); `reason` the human text.
+    """
+
+    event_id: str
+    account: str
+    instrument: str
+    state: TradingState
+    previous: TradingState
+    trigger: str
+    reason: str
     ts_event: int
     ts_init: int

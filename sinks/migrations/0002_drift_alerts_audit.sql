@@ -1,5 +1,5 @@
--- Events shared by the risk, model and observability layers: drift detections,
--- alerts and the audit trail of every human or automatic control action.
+-- Events shared by the risk, model and observability layers: drift detections, trading
+-- state changes, alerts and the audit trail of every human or automatic control action.
 
 CREATE TABLE IF NOT EXISTS drift_events
 (
@@ -15,6 +15,25 @@ CREATE TABLE IF NOT EXISTS drift_events
 )
 ENGINE = ReplacingMergeTree
 ORDER BY drift_id
+SETTINGS non_replicated_deduplication_window = 1000
+;
+
+-- Trading state transitions; instrument '' means the whole account.
+CREATE TABLE IF NOT EXISTS risk_events
+(
+    event_id String,
+    account LowCardinality(String),
+    instrument LowCardinality(String),
+    state LowCardinality(String),
+    previous LowCardinality(String),
+    trigger LowCardinality(String),
+    reason String,
+    ts_event DateTime64(9, 'UTC'),
+    ts_init DateTime64(9, 'UTC'),
+    _inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (account, event_id)
 SETTINGS non_replicated_deduplication_window = 1000
 ;
 

@@ -37,6 +37,8 @@ from risk.domain import (
     Prediction,
     Signal,
     Tick,
+    TradingState,
+    TradingStateChanged,
 )
 from risk.domain.ids import tick_id
 
@@ -192,6 +194,17 @@ CONSTRUCTED_ROUTES: dict[object, tuple[str, str]] = {
         ts_event=1,
         ts_init=1,
     ): (topic.AUDIT, "subject"),
+    TradingStateChanged(
+        event_id="s1",
+        account="acct",
+        instrument="",
+        state=TradingState.HALTED,
+        previous=TradingState.ACTIVE,
+        trigger="kill",
+        reason="test",
+        ts_event=1,
+        ts_init=1,
+    ): (topic.RISK_EVENTS, "account"),
 }
 
 
@@ -221,7 +234,7 @@ def test_to_outbound_routes_every_event_type_to_prefixed_topic_and_key(
         assert record.value == encode(event), kind
 
 
-def test_to_outbound_routes_drift_alert_and_audit_to_their_topics() -> None:
+def test_to_outbound_routes_drift_state_alert_and_audit_to_their_topics() -> None:
     records = to_outbound("p.")(list(CONSTRUCTED_ROUTES))
 
     for (event, (name, key_field)), (topic_name, record) in zip(

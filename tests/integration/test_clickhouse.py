@@ -39,6 +39,8 @@ from risk.domain import (
     Signal,
     Tick,
     TickKind,
+    TradingState,
+    TradingStateChanged,
 )
 from risk.domain.error import RecoverableError
 from sinks.migration import available, migrate
@@ -338,6 +340,23 @@ def events_for(table: str) -> list[object]:
                 )
                 for n, stamp in ((1, ts), (2, ts2))
             ]
+        case "risk_events":
+            return [
+                TradingStateChanged(
+                    event_id=f"se{n}{RUN}",
+                    account=ACCOUNT,
+                    instrument=instrument,
+                    state=state,
+                    previous=TradingState.ACTIVE,
+                    trigger="kill",
+                    reason="test",
+                    **stamp,
+                )
+                for n, instrument, state, stamp in (
+                    (1, "", TradingState.HALTED, ts),
+                    (2, INSTRUMENT, TradingState.REDUCING, ts2),
+                )
+            ]
         case "alerts":
             return [
                 Alert(
@@ -394,6 +413,7 @@ FILTER = {
     "pnl": ("account", ACCOUNT),
     "dlq": ("topic", f"T{RUN}"),
     "alerts": ("subject", INSTRUMENT),
+    "risk_events": ("account", ACCOUNT),
     "audit": ("subject", ACCOUNT),
     "runs": ("startsWith(run_id, %(v)s)", f"R{RUN}"),
 }
