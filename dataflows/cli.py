@@ -117,6 +117,12 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _control(args: argparse.Namespace) -> int:
+    from dataflows.control import run_control_command
+
+    return run_control_command(_settings(), args)
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of `hfl`."""
     main = argparse.ArgumentParser(prog="hfl", description=__doc__)
@@ -166,6 +172,10 @@ def parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--format", choices=("table", "json"), default="table")
     sql.set_defaults(run=_sql)
+
+    from dataflows.control import add_control_parsers
+
+    add_control_parsers(sub, _control)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench.add_argument("target", choices=("pipeline",))

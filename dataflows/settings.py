@@ -14,12 +14,15 @@ import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from risk.domain.enums import TradingState
 from risk.domain.error import ConfigError
+from risk.state import default_alert_states
 
 T = TypeVar("T")
 CONFIG_FILES = ("trading.yaml", "risk.yaml", "models.yaml")
@@ -136,10 +139,17 @@ class LimitSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RiskSettings:
-    """Account limits plus per-instrument overrides."""
+    """Account limits, per-instrument overrides, and what automatic triggers do.
+
+    `drift_action` is the state a drifting instrument enters (null: ignore drift);
+    `alert_actions` maps alert names to the state they put the account (or the
+    alert's instrument) in.
+    """
 
     limits: LimitSettings = field(default_factory=LimitSettings)
     per_instrument: dict[str, LimitSettings] = field(default_factory=dict)
+    drift_action: TradingState | None = TradingState.REDUCING
+    alert_actions: dict[str, TradingState] = field(default_factory=default_alert_states)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -278,6 +288,8 @@ def _coerce(kind: Any, value: Any, where: str, errors: list[str]) -> Any:
             return {}
         return {str(k): _coerce(value_kind, v, f"{where}.{k}", errors) for k, v in value.items()}
     if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in typing.get_args(kind):
+            return None
         return _coerce(typing.get_args(kind)[0], value, where, errors)
     return _scalar(kind, value, where, errors)
 
@@ -300,6 +312,8 @@ def _scalar(kind: Any, value: Any, where: str, errors: list[str]) -> Any:
         if kind is float:
             return float(value)
         if kind in (str, Secret):
+            return kind(value)
+        if isinstance(kind, type) and issubclass(kind, StrEnum):
             return kind(value)
     except (ValueError, TypeError, InvalidOperation) as exc:
         errors.append(f"{where}: {value!r} is not a valid {kind.__name__} ({exc})")

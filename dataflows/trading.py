@@ -4,7 +4,7 @@ Run it with recovery on::
 
     python -m bytewax.run "dataflows.trading:build_flow()" -r var/recovery/trading -s 2 -b 30
 
-Inputs: `md.ticks`, `hfl.fills`, `hfl.order_events`, `hfl.control`. Every event it
+Inputs: `md.ticks`, `hfl.fills`, `hfl.order_events`, `hfl.control`, `hfl.alerts`. Every event it
 makes (bars, features, predictions, signals, decisions, orders, positions, P&L,
 dead letters) is produced to Kafka with checked delivery.
 """
@@ -33,6 +33,7 @@ from dataflows.wiring import (
 from online_models.instrument import InstrumentEvent, InstrumentPipeline, ModelSpec
 from online_models.signal import SignalConfig
 from risk.domain import (
+    Alert,
     Bar,
     ControlCommand,
     DecodeFailure,
@@ -143,6 +144,7 @@ def inbound_types(prefix: str) -> Callable[[str], type]:
         prefix + topic.FILLS: Fill,
         prefix + topic.ORDER_EVENTS: OrderEvent,
         prefix + topic.CONTROL: ControlCommand,
+        prefix + topic.ALERTS: Alert,
     }
     return types.__getitem__
 
@@ -176,7 +178,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     account = settings.trading.account
     inbound = op.flat_map_batch(
         "decode_inbound",
-        io.input("inbound_in", flow, topic.FILLS, topic.ORDER_EVENTS, topic.CONTROL),
+        io.input("inbound_in", flow, topic.FILLS, topic.ORDER_EVENTS, topic.CONTROL, topic.ALERTS),
         topic_decoder(inbound_types(settings.kafka.topic_prefix), account=account),
     )
     valid_inbound, dead = split_dead_letters("split_inbound", inbound)
