@@ -7,8 +7,8 @@ Plain numpy functions, checked against empyrical and numpy on real returns
 Conventions (chosen to equal the references exactly):
 - historical VaR is minus the linearly interpolated percentile (`numpy.percentile`,
   as `empyrical.value_at_risk`);
-- historical CVaR is minus the mean of the `int((n - 1) * (1 - confidence)) + 1` worst
-  outcomes (as `empyrical.conditional_value_at_risk`);
+- historical CVaR is minus the mean of the `tail_size` = `int((n - 1) * (1 - confidence))
+  + 1` worst outcomes (as `empyrical.conditional_value_at_risk`);
 - EWMA (RiskMetrics) variance is zero-mean with weights (1 - λ) λ^k, normalised to sum
   to one over the window; parametric VaR/CVaR are Gaussian on that volatility;
 - volatility is the sample standard deviation (ddof 1) times sqrt(periods per year);
@@ -38,23 +38,24 @@ def z_score(confidence: float) -> float:
     return NormalDist().inv_cdf(confidence)
 
 
-def historical_var(outcomes: Vector, confidence: float = 0.99) -> float:
-    """Return the loss not exceeded with probability `confidence` among `outcomes`.
+def historical_var_cvar(outcomes: Vector, confidence: float = 0.99) -> tuple[float, float]:
+    """Return the historical VaR and CVaR of `outcomes` from one partial sort.
 
-    >>> historical_var(np.array([-3.0, -1.0, 0.0, 1.0, 2.0]), 0.75)
-    1.0
+    VaR is minus the linearly interpolated `1 - confidence` percentile, as
+    `numpy.percentile`; CVaR minus the mean of the `tail_size` worst outcomes. One
+    `numpy.partition` serves both, about ten times cheaper than `numpy.percentile`.
+
+    >>> historical_var_cvar(np.array([-3.0, -1.0, 0.0, 1.0, 2.0]), 0.75)
+    (1.0, 2.0)
     """
-    return -float(np.percentile(outcomes, 100.0 * (1.0 - confidence)))
-
-
-def historical_cvar(outcomes: Vector, confidence: float = 0.99) -> float:
-    """Return the mean loss of the worst `1 - confidence` tail of `outcomes`.
-
-    >>> historical_cvar(np.array([-3.0, -1.0, 0.0, 1.0, 2.0]), 0.75)
-    2.0
-    """
-    tail = tail_size(len(outcomes), confidence)
-    return -float(np.mean(np.partition(outcomes, tail - 1)[:tail]))
+    count = len(outcomes)
+    position = (count - 1) * (1.0 - confidence)
+    low = int(position)
+    high = min(low + 1, count - 1)
+    ordered = np.partition(outcomes, (low, high))
+    below, above = float(ordered[low]), float(ordered[high])
+    value_at_risk = -(below + (position - low) * (above - below))
+    return value_at_risk, -float(ordered[: low + 1].mean())
 
 
 def tail_size(count: int, confidence: float) -> int:

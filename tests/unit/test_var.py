@@ -33,18 +33,25 @@ def book(returns: pd.DataFrame) -> np.ndarray:
     return returns.to_numpy() @ weights  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("confidence", [0.95, 0.99])
-def test_historical_var_equals_empyrical_value_at_risk(book: np.ndarray, confidence: float) -> None:
-    expected = -empyrical.value_at_risk(book, cutoff=1 - confidence)
-    assert var.historical_var(book, confidence) == pytest.approx(expected, rel=REL)
-
-
-@pytest.mark.parametrize("confidence", [0.95, 0.99])
-def test_historical_cvar_equals_empyrical_conditional_value_at_risk(
+@pytest.mark.parametrize("confidence", [0.95, 0.975, 0.99])
+def test_historical_var_cvar_equal_empyrical_var_and_cvar(
     book: np.ndarray, confidence: float
 ) -> None:
-    expected = -empyrical.conditional_value_at_risk(book, cutoff=1 - confidence)
-    assert var.historical_cvar(book, confidence) == pytest.approx(expected, rel=REL)
+    value_at_risk, cvar = var.historical_var_cvar(book, confidence)
+    assert value_at_risk == pytest.approx(
+        -empyrical.value_at_risk(book, cutoff=1 - confidence), rel=REL
+    )
+    assert cvar == pytest.approx(
+        -empyrical.conditional_value_at_risk(book, cutoff=1 - confidence), rel=REL
+    )
+    assert value_at_risk == pytest.approx(-np.percentile(book, 100 * (1 - confidence)), rel=REL)
+
+
+def test_historical_var_cvar_of_a_250_day_window_equal_empyrical(book: np.ndarray) -> None:
+    window = book[-250:]
+    value_at_risk, cvar = var.historical_var_cvar(window, 0.99)
+    assert value_at_risk == pytest.approx(-empyrical.value_at_risk(window, 0.01), rel=REL)
+    assert cvar == pytest.approx(-empyrical.conditional_value_at_risk(window, 0.01), rel=REL)
 
 
 def test_annual_volatility_equals_empyrical_per_stock(returns: pd.DataFrame) -> None:
