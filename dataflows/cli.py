@@ -111,6 +111,11 @@ def _sql(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.target == "risk":
+        from dataflows.risk_bench import bench_risk
+
+        bench_risk(_settings(), ROOT, decisions=args.decisions, kills=args.kills)
+        return 0
     from dataflows.bench import bench_pipeline
 
     bench_pipeline(_settings(), ROOT, rate=args.rate, duration_s=args.duration)
@@ -178,9 +183,11 @@ def parser() -> argparse.ArgumentParser:
     add_control_parsers(sub, _control)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("target", choices=("pipeline",))
+    bench.add_argument("target", choices=("pipeline", "risk"))
     bench.add_argument("--rate", default="5000", help="ticks per second, or 'max'")
     bench.add_argument("--duration", type=float, default=20.0)
+    bench.add_argument("--decisions", type=int, default=20_000, help="risk: gate decisions")
+    bench.add_argument("--kills", type=int, default=50, help="risk: kills to time")
     bench.set_defaults(run=_bench)
     return main
 
