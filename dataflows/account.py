@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from dataflows.settings import LimitSettings, Settings
 from risk.domain import Bar, ControlCommand, Fill, OrderEvent, Signal
 from risk.gate import AccountGate
 from risk.limit import LimitBook, RiskLimits
+from sinks.log import log_event
+
+LOG = logging.getLogger("hfl.trading.account")
 
 AccountInput = Signal | Bar | Fill | OrderEvent | ControlCommand
 
@@ -59,6 +63,7 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
             case Signal():
                 decision, order = gate.on_signal(event)
                 out.append(decision)
+                log_event(LOG, f"signal {decision.outcome}", event, decision)
                 if order is not None:
                     out.append(order)
             case Bar():
@@ -72,8 +77,10 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                     )
             case Fill():
                 out.append(gate.on_fill(event))
+                log_event(LOG, "fill booked", event)
             case OrderEvent():
                 gate.on_order_event(event)
             case ControlCommand():
                 gate.on_control(event)
+                log_event(LOG, f"control {event.action}", event, actor=event.actor)
     return out

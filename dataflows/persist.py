@@ -29,8 +29,15 @@ from connectors.codec import Rejected, check_sequence, decode_tick, encode, load
 from connectors.kafka.record import KafkaRecord
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
-from dataflows.wiring import KafkaIO
+from dataflows.wiring import KafkaIO, observe_process
 from sinks.client import connect, is_embedded
+from sinks.metric import (
+    DEAD_LETTERS,
+    PERSIST_LAG,
+    PERSIST_ROWS,
+    TICK_TO_DECISION,
+    count_reasons,
+)
 from sinks.migration import migrate
 from sinks.query import QueryServer, remove_port_file, write_port_file
 from sinks.row import TABLE_BY_TOPIC, table_for_topic
@@ -58,11 +65,17 @@ def code_version() -> str:
 def split_records(
     prefix: str, instruments: frozenset[str]
 ) -> Callable[[list[KafkaRecord]], list[tuple[str, object]]]:
-    """Decode records: ticks keyed by instrument for the sequence guard, rows by table."""
+    """Decode records: ticks keyed by instrument for the sequence guard, rows by table.
+
+    Decisions also feed the tick-to-decision latency histogram: their `ts_init` is the
+    causing tick's ingest time and the record's timestamp is when the gate emitted it.
+    """
     ticks_topic = prefix + topic.TICKS
+    decisions_topic = prefix + topic.DECISIONS
 
     def split(records: list[KafkaRecord]) -> list[tuple[str, object]]:
         out: list[tuple[str, object]] = []
+        latencies_ns: list[int] = []
         for record in records:
             if record.topic == ticks_topic:
                 try:
@@ -70,8 +83,13 @@ def split_records(
                 except Rejected:
                     continue  # the trading flow dead-letters it; only valid ticks persist
                 out.append((tick.instrument, tick))
-            else:
-                out.append(("", (table_for_topic(record.topic, prefix), loads(record.value))))
+                continue
+            row = loads(record.value)
+            if record.topic == decisions_topic:
+                latencies_ns.append(record.timestamp_ns - row["ts_init"])
+            out.append(("", (table_for_topic(record.topic, prefix), row)))
+        for latency_ns in latencies_ns:
+            TICK_TO_DECISION.observe(latency_ns / 1e9)
         return out
 
     return split
@@ -133,6 +151,7 @@ class _TablePartition(StatefulSinkPartition[tuple[str, Row], None]):
         for table, rows in self._buffers.items():
             if rows:
                 self._writer.write(table, rows)
+                _observe_written(table, rows)
         self._buffers.clear()
         self._buffered = 0
         self._last_flush = time.monotonic()
@@ -151,6 +170,14 @@ class _TablePartition(StatefulSinkPartition[tuple[str, Row], None]):
         if self._server is not None:
             self._server.stop()
             remove_port_file(self._url)
+
+
+def _observe_written(table: str, rows: list[Row]) -> None:
+    PERSIST_ROWS.labels(table).inc(len(rows))
+    if table == "ticks":
+        PERSIST_LAG.set(time.time() - rows[-1]["ts_init"] / 1e9)  # type: ignore[operator]
+    elif table == "dlq":
+        count_reasons(DEAD_LETTERS, (str(row["reason"]) for row in rows))
 
 
 class ClickHouseSink(FixedPartitionedSink[Row, None]):
@@ -173,6 +200,7 @@ class ClickHouseSink(FixedPartitionedSink[Row, None]):
 def build_flow(settings: Settings | None = None) -> Dataflow:
     """Build the persist dataflow from `settings` (default: config files + environment)."""
     settings = settings or load_settings()
+    observe_process("persist")
     prefix = settings.kafka.topic_prefix
     flow = Dataflow("persist")
     # Persistence may lag by design; long broker-side waits keep idle polling cheap.
