@@ -158,6 +158,20 @@ class ModelSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DashboardSettings:
+    """The dashboard, its exporter and alert engine (`hfl dashboard`)."""
+
+    port: int = 8050
+    trader_token: Secret = field(default_factory=Secret)
+    refresh_s: float = 0.5
+    metrics_dir: str = ""
+    webhook_url: str = ""
+    stale_data_s: float = 10.0
+    persist_lag_s: float = 30.0
+    max_drawdown_ratio: float = 0.10
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Everything configurable, validated at once."""
 
@@ -170,6 +184,7 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     risk: RiskSettings = field(default_factory=RiskSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
 
 def default_clickhouse_url(root: Path) -> str:
