@@ -10,6 +10,7 @@ from risk.domain import Bar, ControlCommand, Fill, OrderEvent, Signal
 from risk.gate import AccountGate
 from risk.limit import LimitBook, RiskLimits
 from sinks.log import log_event
+from sinks.metric import observe_decision
 
 LOG = logging.getLogger("hfl.trading.account")
 
@@ -63,6 +64,7 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
             case Signal():
                 decision, order = gate.on_signal(event)
                 out.append(decision)
+                observe_decision(event.signal_id)
                 log_event(LOG, f"signal {decision.outcome}", event, decision)
                 if order is not None:
                     out.append(order)

@@ -35,7 +35,6 @@ from sinks.metric import (
     DEAD_LETTERS,
     PERSIST_LAG,
     PERSIST_ROWS,
-    TICK_TO_DECISION,
     count_reasons,
 )
 from sinks.migration import migrate
@@ -65,17 +64,11 @@ def code_version() -> str:
 def split_records(
     prefix: str, instruments: frozenset[str]
 ) -> Callable[[list[KafkaRecord]], list[tuple[str, object]]]:
-    """Decode records: ticks keyed by instrument for the sequence guard, rows by table.
-
-    Decisions also feed the tick-to-decision latency histogram: their `ts_init` is the
-    causing tick's ingest time and the record's timestamp is when the gate emitted it.
-    """
+    """Decode records: ticks keyed by instrument for the sequence guard, rows by table."""
     ticks_topic = prefix + topic.TICKS
-    decisions_topic = prefix + topic.DECISIONS
 
     def split(records: list[KafkaRecord]) -> list[tuple[str, object]]:
         out: list[tuple[str, object]] = []
-        latencies_ns: list[int] = []
         for record in records:
             if record.topic == ticks_topic:
                 try:
@@ -83,13 +76,8 @@ def split_records(
                 except Rejected:
                     continue  # the trading flow dead-letters it; only valid ticks persist
                 out.append((tick.instrument, tick))
-                continue
-            row = loads(record.value)
-            if record.topic == decisions_topic:
-                latencies_ns.append(record.timestamp_ns - row["ts_init"])
-            out.append(("", (table_for_topic(record.topic, prefix), row)))
-        for latency_ns in latencies_ns:
-            TICK_TO_DECISION.observe(latency_ns / 1e9)
+            else:
+                out.append(("", (table_for_topic(record.topic, prefix), loads(record.value))))
         return out
 
     return split

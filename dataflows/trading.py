@@ -43,7 +43,7 @@ from risk.domain import (
     Signal,
     Tick,
 )
-from sinks.metric import observe_model_batch
+from sinks.metric import note_signals, observe_model_batch
 
 TickWithOrigin = tuple[Tick, KafkaRecord]
 
@@ -113,7 +113,9 @@ def handle_ticks(
         state.last_seq = tick.seq
         if state.pipeline is None:
             state.pipeline = InstrumentPipeline(tick.instrument, state.spec)
+        produced = len(out)
         state.pipeline.update(tick, out)  # type: ignore[arg-type]
+        note_signals(out[produced:], tick.ts_init)
     if state.pipeline is not None:
         elapsed_s = time.perf_counter() - started
         observe_model_batch(state.pipeline.instrument, elapsed_s, len(batch), state.pipeline)

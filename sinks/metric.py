@@ -50,7 +50,7 @@ CONSUMER_LAG = Gauge(
 )
 TICK_TO_DECISION = Histogram(
     "hfl_pipeline_tick_to_decision_seconds",
-    "Causing tick's event time to the risk decision's broker timestamp (real-time feeds).",
+    "Causing tick's ingest time (feed wall clock) to the risk gate's decision on its signal.",
     buckets=_LATENCY_BUCKETS_S,
 )
 DEAD_LETTERS = Counter(
@@ -92,7 +92,9 @@ PROCESS_STARTS = Counter(
 
 _SAMPLE_INTERVAL_S = 1.0
 _MODEL_SIZE_INTERVAL_S = 10.0
+_MAX_PENDING_SIGNALS = 10_000
 _started: set[str] = set()
+_signal_ingest_ns: dict[str, int] = {}
 _model_sizes: dict[str, int] = {}
 _model_sized_at: dict[str, float] = {}
 
@@ -108,6 +110,28 @@ def count_reasons(counter: Counter, reasons: Iterable[str]) -> None:
     """Add a batch of reason codes to a counter labelled by reason."""
     for reason, count in Tally(reasons).items():
         counter.labels(reason).inc(count)
+
+
+def note_signals(events: Iterable[object], ingest_ns: int) -> None:
+    """Remember when the tick behind any signal among `events` entered the system.
+
+    Only signals are kept (a small share of events), until their decision is observed;
+    a flow whose gate runs in another process simply never observes them, and the
+    table is cleared if it ever fills, so it stays bounded.
+    """
+    for event in events:
+        signal_id = getattr(event, "signal_id", None)
+        if signal_id is not None:
+            if len(_signal_ingest_ns) >= _MAX_PENDING_SIGNALS:
+                _signal_ingest_ns.clear()
+            _signal_ingest_ns[signal_id] = ingest_ns
+
+
+def observe_decision(signal_id: str) -> None:
+    """Record tick ingest → now for the decision just made on `signal_id`."""
+    ingest_ns = _signal_ingest_ns.pop(signal_id, None)
+    if ingest_ns is not None:
+        TICK_TO_DECISION.observe((time.time_ns() - ingest_ns) / 1e9)
 
 
 def observe_model_batch(instrument: str, seconds: float, ticks: int, model: object) -> None:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -65,12 +67,21 @@ def trail_rows(query: Query, ids: dict[str, str]) -> Iterator[tuple[str, list[st
         yield table, columns, rows
 
 
+def _belongs(line: dict[str, Any], ids: dict[str, str]) -> bool:
+    # A tick can fill several orders: its lines about other orders are not this trail.
+    order = line.get("client_order_id")
+    if order is not None:
+        return bool(order == ids.get("client_order_id"))
+    return any(line.get(name) == value for name, value in ids.items() if value)
+
+
 def trail_logs(files: Iterable[Path], ids: dict[str, str]) -> Iterator[str]:
-    """Lines of `files` that mention any id of the chain, sorted by their timestamp.
+    """JSON lines of `files` about the chain `ids`, sorted by their timestamp.
 
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "trading.log"
-    >>> lines = ['{"ts":"2","client_order_id":"o1"}', "noise", '{"ts":"1","tick_id":"t1"}']
+    >>> lines = ['{"ts":"2","client_order_id":"o1"}', "noise", '{"ts":"1","tick_id":"t1"}',
+    ...          '{"ts":"3","tick_id":"t1","client_order_id":"o2"}']
     >>> _ = path.write_text("\\n".join(lines))
     >>> list(trail_logs([path], {"client_order_id": "o1", "tick_id": "t1"}))
     ['{"ts":"1","tick_id":"t1"}', '{"ts":"2","client_order_id":"o1"}']
@@ -79,9 +90,12 @@ def trail_logs(files: Iterable[Path], ids: dict[str, str]) -> Iterator[str]:
     found = []
     for path in files:
         with path.open(errors="replace") as handle:
-            found.extend(
-                line.rstrip("\n")
-                for line in handle
-                if line.startswith("{") and any(needle in line for needle in needles)
-            )
-    return iter(sorted(found))
+            for text in handle:
+                if text.startswith("{") and any(needle in text for needle in needles):
+                    try:
+                        line = orjson.loads(text)
+                    except orjson.JSONDecodeError:
+                        continue
+                    if _belongs(line, ids):
+                        found.append((str(line.get("ts", "")), text.rstrip("\n")))
+    return (text for _, text in sorted(found))
