@@ -136,12 +136,17 @@ def bench_dashboard(
         server = QueryServer(url)
         server.start()
     env = {**os.environ, "HFL_CLICKHOUSE_URL": url, "HFL_DASHBOARD__PORT": str(port)}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "dataflows.cli", "dashboard"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    log = root / "var" / "bench" / "dashboard.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "dataflows.cli", "dashboard"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
         wait_http("127.0.0.1", port, "/health/live", timeout_s=60)
         asyncio.run(run_load("127.0.0.1", port, BENCH_PATHS, clients=clients, duration_s=2.0))
@@ -154,7 +159,10 @@ def bench_dashboard(
         if server is not None:
             server.stop()
     figures = result.summary() | {"clients": clients, "paths": len(BENCH_PATHS)}
-    print(f"{clients} clients, {duration_s:g}s over {', '.join(BENCH_PATHS)}", file=sys.stderr)
+    print(
+        f"{clients} clients, {duration_s:g}s over {', '.join(BENCH_PATHS)}; dashboard log in {log}",
+        file=sys.stderr,
+    )
     print(encode(figures).decode())
     return figures
 
