@@ -111,6 +111,13 @@ def _sql(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.target == "models":
+        from dataflows.model_bench import bench_models
+
+        bench_models(
+            _settings().model, ticks=args.ticks, batch_size=args.batch_size, budget_s=args.budget
+        )
+        return 0
     from dataflows.bench import bench_pipeline
 
     bench_pipeline(_settings(), ROOT, rate=args.rate, duration_s=args.duration)
@@ -178,9 +185,12 @@ def parser() -> argparse.ArgumentParser:
     add_control_parsers(sub, _control)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("target", choices=("pipeline",))
-    bench.add_argument("--rate", default="5000", help="ticks per second, or 'max'")
-    bench.add_argument("--duration", type=float, default=20.0)
+    bench.add_argument("target", choices=("pipeline", "models"))
+    bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
+    bench.add_argument("--duration", type=float, default=20.0, help="pipeline: seconds")
+    bench.add_argument("--ticks", type=int, default=60_000, help="models: simulated ticks")
+    bench.add_argument("--batch-size", type=int, default=1_000, help="models: mini-batch rows")
+    bench.add_argument("--budget", type=float, default=3.0, help="models: seconds per mode")
     bench.set_defaults(run=_bench)
     return main
 

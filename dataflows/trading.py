@@ -53,7 +53,7 @@ def model_spec(settings: Settings) -> ModelSpec:
         pipeline=model.pipeline,
         seed=model.seed,
         horizon_ns=int(model.horizon_s * 1e9),
-        params={"learning_rate": model.learning_rate},
+        params=model.pipelines[model.pipeline].params,
         signal=SignalConfig(
             enter_long=model.enter_long,
             exit_long=model.exit_long,
