@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from dashboard.config import DashboardConfig
-from dashboard.control import Publisher, control_events
 from dashboard.exporter import SnapshotCollector
 from dashboard.monitor import SECTIONS, Monitor
+from dashboard.publisher import Publisher
 from dashboard.snapshot import Query
 from risk.domain.enums import ControlAction
 from risk.domain.error import HflError
@@ -51,8 +51,20 @@ def _json(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
-def create_app(config: DashboardConfig, query: Query, publisher: Publisher | None) -> Starlette:
-    """Build the app; the monitor starts and stops with it."""
+SendControl = Callable[[ControlAction, str, str], str]
+
+
+def create_app(
+    config: DashboardConfig,
+    query: Query,
+    publisher: Publisher | None,
+    send_control: SendControl | None,
+) -> Starlette:
+    """Build the app; the monitor starts and stops with it.
+
+    `send_control(action, reason, actor)` publishes a kill or resume command with its
+    audit record and returns the command id; None disables the buttons.
+    """
     flows = multiprocess_registry(config.metrics_dir) if config.metrics_dir else CollectorRegistry()
     monitor = Monitor(config, query, flows, publisher)
     registry = CollectorRegistry()
@@ -90,7 +102,7 @@ def create_app(config: DashboardConfig, query: Query, publisher: Publisher | Non
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
     async def control(request: Request) -> Response:
-        return await _control(config, publisher, await _body(request))
+        return await _control(config, send_control, await _body(request))
 
     async def sql(request: Request) -> Response:
         body = await _body(request)
@@ -139,7 +151,7 @@ def create_app(config: DashboardConfig, query: Query, publisher: Publisher | Non
 
 
 async def _control(
-    config: DashboardConfig, publisher: Publisher | None, body: dict[str, Any]
+    config: DashboardConfig, send_control: SendControl | None, body: dict[str, Any]
 ) -> Response:
     """Check the trader token, then publish the command and its audit record."""
     if not config.trader_token:
@@ -151,16 +163,15 @@ async def _control(
         action = ControlAction(body.get("action"))
     except ValueError:
         return JSONResponse({"error": "action must be kill or resume"}, status_code=400)
-    if publisher is None:
+    if send_control is None:
         return JSONResponse({"error": "no broker configured"}, status_code=503)
     reason = str(body.get("reason") or "dashboard")[:200]
     actor = str(body.get("actor") or "trader")[:64]
-    command, audit = control_events(config.account, action, reason, actor)
     try:
-        await run_in_threadpool(publisher.publish, [command, audit])
+        command_id = await run_in_threadpool(send_control, action, reason, actor)
     except HflError as exc:
         return JSONResponse({"error": str(exc)}, status_code=502)
-    return JSONResponse({"ok": True, "action": action, "command_id": command.command_id})
+    return JSONResponse({"ok": True, "action": action, "command_id": command_id})
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -176,12 +187,17 @@ def encode_lenient(payload: object) -> bytes:
     return orjson.dumps(payload, default=str)
 
 
-def serve(config: DashboardConfig, query: Query, publisher: Publisher | None) -> None:
+def serve(
+    config: DashboardConfig,
+    query: Query,
+    publisher: Publisher | None,
+    send_control: SendControl | None,
+) -> None:
     """Run the dashboard on `config.host:config.port` until interrupted (SIGINT/SIGTERM)."""
     import uvicorn
 
     uvicorn.run(
-        create_app(config, query, publisher),
+        create_app(config, query, publisher, send_control),
         host=config.host,
         port=config.port,
         log_level="warning",

@@ -18,7 +18,6 @@ from prometheus_client import CollectorRegistry
 from connectors.codec import encode
 from dashboard.alert import AlertEngine, Webhook
 from dashboard.config import DashboardConfig
-from dashboard.control import Publisher
 from dashboard.health import (
     Check,
     broker_check,
@@ -27,6 +26,7 @@ from dashboard.health import (
     lag_check,
     snapshot_check,
 )
+from dashboard.publisher import Publisher
 from dashboard.snapshot import Query, read_snapshot
 from risk.domain.control import Alert
 from risk.domain.error import HflError

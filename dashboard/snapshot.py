@@ -7,7 +7,6 @@ query limited to the current run (`ts_event >= since`) and the configured accoun
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,13 +15,14 @@ from typing import Any
 import numpy as np
 
 from dashboard.config import DashboardConfig
-from risk.performance import conditional_value_at_risk, simple_returns, value_at_risk
+from risk.performance import simple_returns
+from risk.var import drawdown, historical_var_cvar
 
 Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
 Panel = dict[str, Any]
 RECENT_ROWS = 20
 CURVE_POINTS = 240
-VAR_CUTOFF = 0.05
+VAR_CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,7 +62,10 @@ def newest_run_start_ns(query: Query) -> int:
 
 
 def equity_panel(query: Query, window: Window) -> Panel:
-    """Equity curve, latest P&L, drawdown and historical VaR/CVaR of per-snapshot returns."""
+    """Equity curve, latest P&L, drawdown and historical 95 % VaR/CVaR of per-snapshot returns.
+
+    VaR and CVaR are losses as positive fractions (`risk.var` conventions).
+    """
     rows = records(
         query,
         "SELECT toUnixTimestamp64Nano(ts_event) AS ts, toFloat64(equity) AS equity, "
@@ -75,20 +78,20 @@ def equity_panel(query: Query, window: Window) -> Panel:
     if not rows:
         return {"points": 0}
     equity = np.array([row["equity"] for row in rows], dtype=float)
-    returns = simple_returns(equity) if equity.size > 1 else np.array([])
     peak = float(np.max(equity))
+    var, cvar = (
+        historical_var_cvar(simple_returns(equity), VAR_CONFIDENCE)
+        if equity.size > 2
+        else (None, None)
+    )
     return rows[-1] | {
         "points": len(rows),
         "peak": peak,
-        "drawdown": (peak - float(equity[-1])) / peak if peak > 0 else 0.0,
-        "var": _finite(-value_at_risk(returns, VAR_CUTOFF)),
-        "cvar": _finite(-conditional_value_at_risk(returns, VAR_CUTOFF)),
+        "drawdown": drawdown(float(equity[-1]), peak),
+        "var": var,
+        "cvar": cvar,
         "curve": svg_polyline(equity[-CURVE_POINTS:].tolist()),
     }
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def svg_polyline(values: Sequence[float], width: int = 600, height: int = 160) -> str:

@@ -6,15 +6,16 @@ import logging
 from dataclasses import dataclass
 
 from dataflows.settings import LimitSettings, Settings
-from risk.domain import Bar, ControlCommand, Fill, OrderEvent, Signal
+from risk.domain import Alert, Bar, ControlCommand, DriftDetected, Fill, OrderEvent, Signal
 from risk.gate import AccountGate
 from risk.limit import LimitBook, RiskLimits
+from risk.state import StatePolicy
 from sinks.log import log_event
 from sinks.metric import observe_decision
 
 LOG = logging.getLogger("hfl.trading.account")
 
-AccountInput = Signal | Bar | Fill | OrderEvent | ControlCommand
+AccountInput = Signal | Bar | Fill | OrderEvent | ControlCommand | Alert | DriftDetected
 
 
 def risk_limits(limits: LimitSettings) -> RiskLimits:
@@ -51,12 +52,16 @@ def make_account_state(settings: Settings) -> AccountState:
         target_notional=trading.target_notional,
         lot_size=trading.lot_size,
         initial_cash=trading.initial_cash,
+        policy=StatePolicy(drift_state=risk.drift_action, alert_states=dict(risk.alert_actions)),
     )
     return AccountState(gate=gate, pnl_interval_ns=trading.pnl_interval_s * 1_000_000_000)
 
 
 def handle_account(state: AccountState, batch: list[AccountInput]) -> list[object]:
-    """Hand each input to the gate in arrival order; return decisions, orders, positions, P&L."""
+    """Hand each input to the gate in arrival order.
+
+    Returns decisions, orders, cancels, positions, P&L and trading-state changes.
+    """
     gate = state.gate
     out: list[object] = []
     for event in batch:
@@ -83,6 +88,12 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
             case OrderEvent():
                 gate.on_order_event(event)
             case ControlCommand():
-                gate.on_control(event)
+                out.extend(gate.on_control(event))
                 log_event(LOG, f"control {event.action}", event, actor=event.actor)
+            case Alert():
+                if (changed := gate.on_alert(event)) is not None:
+                    out.append(changed)
+            case DriftDetected():
+                if (changed := gate.on_drift(event)) is not None:
+                    out.append(changed)
     return out

@@ -125,6 +125,13 @@ def _bench(args: argparse.Namespace) -> int:
             _settings(), ROOT, clients=args.clients, duration_s=args.duration, port=args.port
         )
         return 0
+    if args.target == "models":
+        from dataflows.model_bench import bench_models
+
+        bench_models(
+            _settings().model, ticks=args.ticks, batch_size=args.batch_size, budget_s=args.budget
+        )
+        return 0
     from dataflows.bench import bench_pipeline
 
     bench_pipeline(_settings(), ROOT, rate=args.rate, duration_s=args.duration)
@@ -163,6 +170,12 @@ def _add_observability(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     trail = sub.add_parser("trail", help="every log line and row behind one client_order_id")
     trail.add_argument("client_order_id")
     trail.set_defaults(run=_trail)
+
+
+def _control(args: argparse.Namespace) -> int:
+    from dataflows.control import run_control_command
+
+    return run_control_command(_settings(), args)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -216,10 +229,17 @@ def parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", choices=("table", "json"), default="table")
     sql.set_defaults(run=_sql)
 
+    from dataflows.control import add_control_parsers
+
+    add_control_parsers(sub, _control)
+
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("target", choices=("pipeline", "dashboard"))
-    bench.add_argument("--rate", default="5000", help="ticks per second, or 'max'")
-    bench.add_argument("--duration", type=float, default=20.0)
+    bench.add_argument("target", choices=("pipeline", "models", "dashboard"))
+    bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
+    bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
+    bench.add_argument("--ticks", type=int, default=60_000, help="models: simulated ticks")
+    bench.add_argument("--batch-size", type=int, default=1_000, help="models: mini-batch rows")
+    bench.add_argument("--budget", type=float, default=3.0, help="models: seconds per mode")
     bench.add_argument("--clients", type=int, default=10, help="dashboard: concurrent clients")
     bench.add_argument("--port", type=int, default=8169, help="dashboard: port to serve on")
     bench.set_defaults(run=_bench)

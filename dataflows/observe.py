@@ -68,13 +68,19 @@ def dashboard_config(
 def run_dashboard(settings: Settings, *, port: int | None, since_ns: int, recovery: str) -> None:
     """Serve the dashboard until interrupted."""
     from dashboard.app import serve
-    from dashboard.control import Publisher
+    from dashboard.publisher import Publisher
+    from dataflows.control import publish_control
 
     config = dashboard_config(
         settings, port=port, since_ns=since_ns, recovery_dirs=(recovery,) if recovery else ()
     )
     print(f"dashboard on http://{config.host}:{config.port}", file=sys.stderr, flush=True)
-    serve(config, reader(config.clickhouse_url), Publisher(config.bootstrap, config.topic_prefix))
+    serve(
+        config,
+        reader(config.clickhouse_url),
+        Publisher(config.bootstrap, config.topic_prefix),
+        lambda action, reason, actor: publish_control(settings, action, reason, actor).command_id,
+    )
 
 
 def status_checks(settings: Settings, root: Path) -> list[Check]:

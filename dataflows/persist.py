@@ -39,7 +39,7 @@ from sinks.metric import (
 )
 from sinks.migration import migrate
 from sinks.query import QueryServer, remove_port_file, write_port_file
-from sinks.row import TABLE_BY_TOPIC, table_for_topic
+from sinks.row import TABLE_BY_TOPIC, table_for_record
 from sinks.writer import BatchWriter
 
 Row = dict[str, object]
@@ -77,7 +77,8 @@ def split_records(
                     continue  # the trading flow dead-letters it; only valid ticks persist
                 out.append((tick.instrument, tick))
             else:
-                out.append(("", (table_for_topic(record.topic, prefix), loads(record.value))))
+                row = loads(record.value)
+                out.append(("", (table_for_record(record.topic, row, prefix), row)))
         return out
 
     return split

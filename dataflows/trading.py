@@ -4,7 +4,7 @@ Run it with recovery on::
 
     python -m bytewax.run "dataflows.trading:build_flow()" -r var/recovery/trading -s 2 -b 30
 
-Inputs: `md.ticks`, `hfl.fills`, `hfl.order_events`, `hfl.control`. Every event it
+Inputs: `md.ticks`, `hfl.fills`, `hfl.order_events`, `hfl.control`, `hfl.alerts`. Every event it
 makes (bars, features, predictions, signals, decisions, orders, positions, P&L,
 dead letters) is produced to Kafka with checked delivery.
 """
@@ -35,6 +35,7 @@ from dataflows.wiring import (
 from online_models.instrument import InstrumentEvent, InstrumentPipeline, ModelSpec
 from online_models.signal import SignalConfig
 from risk.domain import (
+    Alert,
     Bar,
     ControlCommand,
     DecodeFailure,
@@ -55,7 +56,7 @@ def model_spec(settings: Settings) -> ModelSpec:
         pipeline=model.pipeline,
         seed=model.seed,
         horizon_ns=int(model.horizon_s * 1e9),
-        params={"learning_rate": model.learning_rate},
+        params=model.pipelines[model.pipeline].params,
         signal=SignalConfig(
             enter_long=model.enter_long,
             exit_long=model.exit_long,
@@ -152,6 +153,7 @@ def inbound_types(prefix: str) -> Callable[[str], type]:
         prefix + topic.FILLS: Fill,
         prefix + topic.ORDER_EVENTS: OrderEvent,
         prefix + topic.CONTROL: ControlCommand,
+        prefix + topic.ALERTS: Alert,
     }
     return types.__getitem__
 
@@ -186,7 +188,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     account = settings.trading.account
     inbound = op.flat_map_batch(
         "decode_inbound",
-        io.input("inbound_in", flow, topic.FILLS, topic.ORDER_EVENTS, topic.CONTROL),
+        io.input("inbound_in", flow, topic.FILLS, topic.ORDER_EVENTS, topic.CONTROL, topic.ALERTS),
         topic_decoder(inbound_types(settings.kafka.topic_prefix), account=account),
     )
     valid_inbound, dead = split_dead_letters("split_inbound", inbound)

@@ -9,24 +9,37 @@ from __future__ import annotations
 
 from collections import deque
 from decimal import Decimal
-from typing import assert_never
 
 from risk.book import ZERO, Book, InvariantViolation
 from risk.domain import ids
-from risk.domain.control import ControlCommand
+from risk.domain.control import Alert, ControlCommand, TradingStateChanged
 from risk.domain.decision import Approved, Denied, RiskDecision
-from risk.domain.enums import ControlAction, DenialReason, OrderType, Side
-from risk.domain.model import Signal
+from risk.domain.enums import ControlAction, DenialReason, OrderType, Side, TradingState
+from risk.domain.model import DriftDetected, Signal
 from risk.domain.money import quantize
-from risk.domain.order import Fill, Order, OrderEvent, OrderIntent
+from risk.domain.order import CancelOrder, Fill, Order, OrderEvent, OrderIntent
 from risk.domain.portfolio import PnlSnapshot, Position
 from risk.limit import LimitProvider
-from risk.pretrade import Denial, check_kill_switch, run_checks
+from risk.pretrade import Denial, halted_denial, run_checks
 from risk.sizing import target_quantity
+from risk.state import ACCOUNT_WIDE, StatePolicy, TradingStates
 
-__all__ = ["AccountGate", "InvariantViolation"]
+__all__ = ["AccountGate", "ControlOutput", "InvariantViolation"]
+
+ControlOutput = TradingStateChanged | CancelOrder | Order
+
+_STATE_BY_ACTION = {
+    ControlAction.KILL: TradingState.HALTED,
+    ControlAction.REDUCE: TradingState.REDUCING,
+    ControlAction.RESUME: TradingState.ACTIVE,
+}
 
 _INF = float("inf")
+
+
+def _in_scope(instrument: str, scope: str) -> bool:
+    """True when a command for `scope` covers `instrument`."""
+    return scope in (ACCOUNT_WIDE, instrument)
 
 
 class _WorkingOrder:
@@ -64,20 +77,27 @@ class AccountGate:
     the worst case must assume so. Making the checks fully fill-timing independent would
     mean checking position + net working only, which a cancel can push past the limit.
 
+    Trading states (`risk.state`) are checked first: HALTED denies every order, REDUCING
+    every order that could increase |position|. A kill halts and cancels every working
+    order in its scope (and with `flatten` closes the filled positions); drift events
+    and alerts escalate states as `StatePolicy` says. States live in this object, so
+    they survive restarts with the snapshot.
+
     State stays bounded: working orders leave when fully filled or released, and only the
     last `recent_order_ids` client order ids are remembered to catch reuse.
     """
 
     __slots__ = (
         "_book",
-        "_kill_switch_on",
         "_last_control",
         "_limits",
+        "_policy",
         "_recent_ids",
         "_recent_set",
         "_ref_price",
         "_ref_price_decimal",
         "_ref_ts",
+        "_states",
         "_working",
         "_working_buy",
         "_working_sell",
@@ -94,6 +114,7 @@ class AccountGate:
         target_notional: Decimal,
         lot_size: Decimal,
         initial_cash: Decimal,
+        policy: StatePolicy | None = None,
         recent_order_ids: int = 10_000,
     ) -> None:
         self.account = account
@@ -110,15 +131,20 @@ class AccountGate:
         self._working_sell: dict[str, Decimal] = {}
         self._recent_ids: deque[str] = deque(maxlen=recent_order_ids)
         self._recent_set: set[str] = set()
-        self._kill_switch_on = False
+        self._policy = policy or StatePolicy()
+        self._states = TradingStates(account)
         self._last_control: ControlCommand | None = None
 
     # -- read side, also used by the pre-trade checks (ExposureView) -------------------
 
     @property
-    def kill_switch_on(self) -> bool:
-        """True while new orders are refused."""
-        return self._kill_switch_on
+    def states(self) -> TradingStates:
+        """The account's trading states (read them; change them through the gate)."""
+        return self._states
+
+    def trading_state(self, instrument: str = ACCOUNT_WIDE) -> TradingState:
+        """Return the state orders on `instrument` are held to (account-wide if empty)."""
+        return self._states.state(instrument)
 
     @property
     def last_control(self) -> ControlCommand | None:
@@ -207,10 +233,12 @@ class AccountGate:
         instrument = signal.instrument
         self.on_reference_price(instrument, signal.reference_price, signal.ts_event)
         reference = self._ref_price.get(instrument)
+        state = self._states.state(instrument)
         if reference is None:
-            denial = check_kill_switch(self._kill_switch_on) or Denial(
-                reason=DenialReason.NO_REFERENCE_PRICE, detail="missing"
-            )
+            if state is TradingState.HALTED:
+                denial = halted_denial(self._states.trigger(instrument))
+            else:
+                denial = Denial(reason=DenialReason.NO_REFERENCE_PRICE, detail="missing")
             side = Side.SELL if signal.direction < 0 else Side.BUY
             return self._denied(signal, side, ZERO, None, denial), None
         target = target_quantity(
@@ -237,7 +265,8 @@ class AccountGate:
             ts_init=signal.ts_init,
         )
         limits = self._limits.for_instrument(instrument)
-        failed = run_checks(intent, self, limits, self._kill_switch_on)
+        trigger = "" if state is TradingState.ACTIVE else self._states.trigger(instrument)
+        failed = run_checks(intent, self, limits, state, trigger)
         if failed is not None:
             return self._denied(signal, side, intent.quantity, reference, failed), None
         order = self._submit(intent)
@@ -376,8 +405,15 @@ class AccountGate:
         if not order.leaves:
             del self._working[event.client_order_id]
 
-    def on_control(self, command: ControlCommand) -> None:
-        """Apply a kill (refuse every new order) or resume command and keep it for audit.
+    def on_control(self, command: ControlCommand) -> list[ControlOutput]:
+        """Apply an operator's kill, reduce or resume command; return what it causes.
+
+        KILL halts the command's scope (the account, or one instrument), cancels every
+        working order in it and, with `flatten`, sends market orders closing the filled
+        positions in it. A flatten order is sized so it can never cross zero even if the
+        working orders it races fill first; a second kill flattens what remains.
+        REDUCE allows only reducing orders; RESUME returns the scope (the account: every
+        scope) to ACTIVE.
 
         Raises:
             InvariantViolation: If the command is for another account.
@@ -385,14 +421,108 @@ class AccountGate:
         if command.account != self.account:
             msg = f"risk gate {self.account}: control command for {command.account!r}"
             raise InvariantViolation(msg)
-        match command.action:
-            case ControlAction.KILL:
-                self._kill_switch_on = True
-            case ControlAction.RESUME:
-                self._kill_switch_on = False
-            case _:
-                assert_never(command.action)
         self._last_control = command
+        scope = command.instrument
+        reason = f"{command.actor}: {command.reason}"
+        trigger, ts_event, ts_init = command.action.value, command.ts_event, command.ts_init
+        if command.action is ControlAction.RESUME and scope == ACCOUNT_WIDE:
+            return list(
+                self._states.resume_all(
+                    trigger=trigger, reason=reason, ts_event=ts_event, ts_init=ts_init
+                )
+            )
+        state = _STATE_BY_ACTION[command.action]
+        changed = self._states.set(
+            scope, state, trigger=trigger, reason=reason, ts_event=ts_event, ts_init=ts_init
+        )
+        out: list[ControlOutput] = [] if changed is None else [changed]
+        if command.action is ControlAction.KILL:
+            out.extend(self._cancel_working(command))
+            if command.flatten:
+                out.extend(self._flatten(command))
+        return out
+
+    def _cancel_working(self, command: ControlCommand) -> list[CancelOrder]:
+        return [
+            CancelOrder(
+                cancel_id=ids.stable_id("cancel", client_order_id, command.command_id),
+                client_order_id=client_order_id,
+                account=self.account,
+                instrument=order.instrument,
+                reason=f"kill: {command.reason}",
+                ts_event=command.ts_event,
+                ts_init=command.ts_init,
+            )
+            for client_order_id, order in self._working.items()
+            if not order.closed and _in_scope(order.instrument, command.instrument)
+        ]
+
+    def _flatten(self, command: ControlCommand) -> list[Order]:
+        orders = []
+        for instrument in self._book.instruments():
+            if not _in_scope(instrument, command.instrument):
+                continue
+            position = self.position(instrument)
+            if position > 0:
+                side, quantity = Side.SELL, self.worst_case_short(instrument)
+            else:
+                side, quantity = Side.BUY, -self.worst_case_long(instrument)
+            if quantity <= 0:
+                continue
+            intent = OrderIntent(
+                signal_id=ids.stable_id("flatten", command.command_id, instrument),
+                account=self.account,
+                instrument=instrument,
+                side=side,
+                quantity=quantity,
+                order_type=OrderType.MARKET,
+                limit_price=None,
+                reference_price=self._ref_price.get(instrument),
+                ts_event=command.ts_event,
+                ts_init=command.ts_init,
+            )
+            orders.append(self._submit(intent))
+        return orders
+
+    def on_drift(self, event: DriftDetected) -> TradingStateChanged | None:
+        """Restrict the drifting instrument as the policy says; return the change, if any."""
+        state = self._policy.drift_state
+        if state is None:
+            return None
+        return self._states.escalate(
+            event.instrument,
+            state,
+            trigger="drift",
+            reason=f"{event.model} {event.detector} on {event.stream} = {event.value!r}",
+            ts_event=event.ts_event,
+            ts_init=event.ts_init,
+        )
+
+    def on_alert(self, alert: Alert) -> TradingStateChanged | None:
+        """Escalate the state the policy maps `alert.name` to; return the change, if any.
+
+        The subject picks the scope: one of our instruments restricts that instrument;
+        our account, "" or a topic (a name with a dot, e.g. "hfl.fills") restricts the
+        whole account. Any other subject (another account) and unmapped names are ignored.
+        """
+        state = self._policy.alert_states.get(alert.name)
+        subject = alert.subject
+        if state is None:
+            return None
+        if subject in self._ref_ts or subject in self._book.instruments():
+            scope = subject
+        elif subject in (self.account, ACCOUNT_WIDE) or "." in subject:
+            scope = ACCOUNT_WIDE
+        else:
+            return None
+        return self._states.escalate(
+            scope,
+            state,
+            trigger=alert.name,
+            reason=f"{alert.severity} from {alert.source}: {alert.message}",
+            ts_event=alert.ts_event,
+            ts_init=alert.ts_init,
+        )
 
     def snapshot_pnl(self, ts_event: int, ts_init: int | None = None) -> PnlSnapshot:
         """Return the account's P&L at event time `ts_event` (ts_init defaults to it)."""

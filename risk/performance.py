@@ -46,30 +46,3 @@ def max_drawdown(returns: np.ndarray) -> float:
     wealth = np.concatenate(([1.0], np.cumprod(1.0 + returns)))
     peaks = np.maximum.accumulate(wealth)
     return float(np.min(wealth / peaks - 1.0))
-
-
-def value_at_risk(returns: np.ndarray, cutoff: float = 0.05) -> float:
-    """Historical value at risk: the `cutoff` quantile of returns (negative is a loss).
-
-    Same definition as empyrical's ``value_at_risk``; NaN without returns.
-
-    >>> round(value_at_risk(np.array([-0.03, -0.01, 0.0, 0.01, 0.02]), 0.25), 4)
-    -0.01
-    """
-    if returns.size == 0:
-        return math.nan
-    return float(np.percentile(returns, 100 * cutoff))
-
-
-def conditional_value_at_risk(returns: np.ndarray, cutoff: float = 0.05) -> float:
-    """Expected shortfall: the mean of the returns at or below the `cutoff` quantile.
-
-    Same definition as empyrical's ``conditional_value_at_risk``; NaN without returns.
-
-    >>> round(conditional_value_at_risk(np.array([-0.03, -0.01, 0.0, 0.01, 0.02]), 0.25), 4)
-    -0.02
-    """
-    if returns.size == 0:
-        return math.nan
-    cutoff_index = int((len(returns) - 1) * cutoff)
-    return float(np.mean(np.partition(returns, cutoff_index)[: cutoff_index + 1]))

@@ -21,7 +21,7 @@ from risk.domain.enums import (
 )
 from risk.domain.market import Bar, Tick
 from risk.domain.model import DriftDetected, FeatureVector, Prediction, Signal
-from risk.domain.order import Fill, Order, OrderEvent, OrderIntent
+from risk.domain.order import CancelOrder, Fill, Order, OrderEvent, OrderIntent
 from risk.domain.portfolio import PnlSnapshot, Position
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "Approved",
     "AuditEvent",
     "Bar",
+    "CancelOrder",
     "ControlAction",
     "ControlCommand",
     "DecodeFailure",

@@ -60,6 +60,8 @@ class DenialReason(StrEnum):
     MAX_ORDER_NOTIONAL = "max_order_notional"
     MAX_POSITION = "max_position"
     MAX_GROSS_EXPOSURE = "max_gross_exposure"
+    HALTED = "halted"
+    REDUCE_ONLY = "reduce_only"
 
 
 class DecodeReason(StrEnum):
@@ -81,10 +83,15 @@ class DecodeReason(StrEnum):
 
 
 class ControlAction(StrEnum):
-    """Operator commands carried on `hfl.control`."""
+    """Operator commands carried on `hfl.control`.
+
+    KILL halts the account (or one instrument) and cancels its working orders, RESUME
+    returns it to ACTIVE, REDUCE allows only position-reducing orders.
+    """
 
     KILL = "kill"
     RESUME = "resume"
+    REDUCE = "reduce"
 
 
 class TradingState(StrEnum):
@@ -97,6 +104,14 @@ class TradingState(StrEnum):
     ACTIVE = "active"
     REDUCING = "reducing"
     HALTED = "halted"
+
+    @property
+    def severity(self) -> int:
+        """0 for ACTIVE, 1 for REDUCING, 2 for HALTED: the stricter state wins."""
+        return _SEVERITY[self]
+
+
+_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 
 
 class AlertSeverity(StrEnum):

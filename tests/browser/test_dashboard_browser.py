@@ -2,8 +2,9 @@
 
 The demo runs as a user would start it (its own broker on a free port, its own store);
 the browser loads the page, sees the tick count move, presses the kill switch (token,
-confirmation), and the test then finds the halt in ClickHouse through the dashboard's
-read-only SQL endpoint. A screenshot is left in ``var/browser/dashboard.png``.
+confirmation), and the test then finds the audit record and the gate's HALTED state
+change in ClickHouse through the dashboard's read-only SQL endpoint, and HALTED on the
+page. A screenshot is left in ``var/browser/dashboard.png``.
 """
 
 from __future__ import annotations
@@ -149,10 +150,16 @@ def test_dashboard_updates_live_and_kill_switch_halts_trading(
         "the kill in the audit table",
     )
     assert audit == [["dashboard", "paper-1"]]
-    wait_for(
-        lambda: sql(demo, "SELECT 1 FROM risk_decisions FINAL WHERE reason = 'kill_switch'"),
-        "orders denied by the kill switch",
+    halted = wait_for(
+        lambda: sql(
+            demo,
+            "SELECT state, trigger FROM risk_events FINAL "
+            "WHERE account = 'paper-1' AND instrument = '' AND state = 'halted'",
+        ),
+        "HALTED in the risk_events table",
     )
+    assert halted == [["halted", "kill"]]
+    wait_for(lambda: browser.find_element(By.ID, "state").text.lower() == "halted", "HALTED shown")
     wait_for(lambda: "kill" in browser.find_element(By.ID, "audit").text, "the audit panel")
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOT))

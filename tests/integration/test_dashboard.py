@@ -32,7 +32,8 @@ from connectors.kafka.producer import CheckedProducer
 from connectors.topic import CONTROL, TICKS
 from dashboard.app import create_app
 from dashboard.config import AlertThresholds, DashboardConfig
-from dashboard.control import Publisher
+from dashboard.publisher import Publisher
+from dataflows.control import publish_control
 from dataflows.process import Child, start_flow, stop
 from dataflows.settings import load_settings
 from sinks.query import QueryError, read_port_file, reader
@@ -110,7 +111,7 @@ def persist(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
     publish(stale_ticks(200), CheckedProducer(kafka_bootstrap), prefix + TICKS)
     try:
         wait_for(lambda: read_port_file(url), "the persist flow's query endpoint")
-        yield {"url": url, "prefix": prefix, "child": child}
+        yield {"url": url, "prefix": prefix, "settings": settings}
     finally:
         stop(child)
 
@@ -134,7 +135,13 @@ def board(persist: dict, kafka_bootstrap: str) -> Iterator[Board]:
         since_ns=time.time_ns() - 2 * STALE_BY_NS,
         alerts=AlertThresholds(stale_data_s=5.0),
     )
-    app = create_app(config, query, Publisher(kafka_bootstrap, persist["prefix"]))
+    settings = persist["settings"]
+    app = create_app(
+        config,
+        query,
+        Publisher(kafka_bootstrap, persist["prefix"]),
+        lambda action, reason, actor: publish_control(settings, action, reason, actor).command_id,
+    )
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=config.port, log_level="warning")
     )

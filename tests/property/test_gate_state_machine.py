@@ -26,10 +26,10 @@ from hypothesis.stateful import (
 from risk.domain import ids
 from risk.domain.control import ControlCommand
 from risk.domain.decision import Approved, Denied
-from risk.domain.enums import ControlAction, DenialReason, OrderEventKind
+from risk.domain.enums import ControlAction, DenialReason, OrderEventKind, TradingState
 from risk.domain.model import Signal
 from risk.domain.money import quantize
-from risk.domain.order import Fill, Order, OrderEvent
+from risk.domain.order import CancelOrder, Fill, Order, OrderEvent
 from risk.gate import AccountGate
 from risk.limit import RiskLimits
 
@@ -137,7 +137,7 @@ class GateMachine(RuleBasedStateMachine):
     def control(self, kill: bool) -> None:
         action = ControlAction.KILL if kill else ControlAction.RESUME
         ts = self._next_ts()
-        self.gate.on_control(
+        outputs = self.gate.on_control(
             ControlCommand(
                 command_id=f"c{ts}",
                 account=ACCOUNT,
@@ -148,8 +148,15 @@ class GateMachine(RuleBasedStateMachine):
                 ts_init=ts,
             )
         )
+        for output in outputs:
+            if isinstance(output, CancelOrder):
+                gw = self.orders[output.client_order_id]
+                assert not gw.done or not gw.terminal_delivered, "cancel for a finished order"
+                if not gw.done:
+                    self._finish(gw, OrderEventKind.CANCELED)
         self.killed = kill
-        assert self.gate.kill_switch_on is kill
+        expected = TradingState.HALTED if kill else TradingState.ACTIVE
+        assert self.gate.trading_state() is expected
 
     # -- the model gateway ------------------------------------------------------------
 
