@@ -51,6 +51,7 @@ def dashboard_config(
         max_gross_exposure=float(limits.max_gross_exposure),
         max_position=float(limits.max_position),
         trader_token=board.trader_token.reveal(),
+        host=board.host,
         port=board.port if port is None else port,
         refresh_s=board.refresh_s,
         since_ns=since_ns,

@@ -225,6 +225,7 @@ class ModelSettings:
 class DashboardSettings:
     """The dashboard, its exporter and alert engine (`hfl dashboard`)."""
 
+    host: str = "127.0.0.1"
     port: int = 8050
     trader_token: Secret = field(default_factory=Secret)
     refresh_s: float = 0.5
