@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import free_port
+from loopback import free_port
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 from selenium.webdriver.chrome.service import Service

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import free_port
+from loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_ARGS = ("bench", "pipeline", "--rate", "500", "--duration", "3")

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import pytest
 import uvicorn
-from conftest import free_port
+from loopback import free_port
 from test_end_to_end import read_topic
 
 from connectors.codec import encode
