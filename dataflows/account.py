@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from dataflows.settings import AccountLimitSettings, LimitSettings, RiskSettings, Settings
@@ -10,6 +11,10 @@ from risk.gate import AccountGate
 from risk.limit import AccountLimits, LimitBook, RiskLimits
 from risk.monitor import DEFAULT_SCENARIOS, RiskModelConfig, StressScenario
 from risk.state import StatePolicy
+from sinks.log import log_event
+from sinks.metric import observe_decision
+
+LOG = logging.getLogger("hfl.trading.account")
 
 _NS_PER_MS = 1_000_000
 
@@ -118,6 +123,8 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
             case Signal():
                 decision, order = gate.on_signal(event)
                 out.append(decision)
+                observe_decision(event.signal_id)
+                log_event(LOG, f"signal {decision.outcome}", event, decision)
                 if order is not None:
                     out.append(order)
             case Bar():
@@ -134,10 +141,12 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
             case Fill():
                 out.append(gate.on_fill(event))
                 out.extend(gate.take_events())
+                log_event(LOG, "fill booked", event)
             case OrderEvent():
                 gate.on_order_event(event)
             case ControlCommand():
                 out.extend(gate.on_control(event))
+                log_event(LOG, f"control {event.action}", event, actor=event.actor)
             case Alert():
                 if (changed := gate.on_alert(event)) is not None:
                     out.append(changed)

@@ -12,6 +12,7 @@ and `hfl.fills`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,10 +25,12 @@ from connectors.gateway.paper import InstrumentBook, Output, PaperBrokerConfig
 from connectors.kafka.record import KafkaRecord
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
-from dataflows.wiring import FlowIO, KafkaIO, dead_letter, split_dead_letters
-from risk.domain import CancelOrder, DecodeFailure, Order, Tick
+from dataflows.wiring import FlowIO, KafkaIO, dead_letter, observe_process, split_dead_letters
+from risk.domain import CancelOrder, DecodeFailure, Fill, Order, OrderEvent, Tick
+from sinks.log import log_event
 
 GatewayInput = Order | CancelOrder | Tick
+LOG = logging.getLogger("hfl.gateway")
 
 
 def paper_config(settings: Settings) -> PaperBrokerConfig:
@@ -95,7 +98,18 @@ def handle(state: BookState, batch: list[GatewayInput]) -> list[Output]:
         else:
             produced = state.book.on_order(item)
         out.extend(produced)
+        for event in produced:
+            log_event(LOG, _describe(event), event)
     return out
+
+
+def _describe(event: Output) -> str:
+    match event:
+        case Fill():
+            return "order fill"
+        case OrderEvent():
+            return f"order {event.kind}"
+    return type(event).__name__
 
 
 def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Dataflow:
@@ -104,6 +118,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     `io` (default Kafka) supplies the inputs and the output; tests pass lists.
     """
     settings = settings or load_settings()
+    observe_process("gateway")
     io = io or KafkaIO(settings)
     flow = Dataflow("gateway")
     config = paper_config(settings)

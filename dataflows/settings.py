@@ -195,18 +195,87 @@ class RiskSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ModelSettings:
-    """The online model and the signal thresholds."""
+class PipelineSettings:
+    """One named model: its factory in `online_models.pipeline.PIPELINES` and parameters.
 
-    pipeline: str = "logistic"
-    learning_rate: float = 0.01
+    `sample_every` > 1 runs the model on every n-th warm tick only (for models too
+    slow per tick, such as the forest); labels still resolve on every tick.
+    """
+
+    factory: str = "logistic"
+    params: dict[str, float] = field(default_factory=dict)
+    sample_every: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PromotionSettings:
+    """When a challenger replaces the champion on an instrument.
+
+    Both must have at least `min_labels` labels, and the challenger's direction
+    accuracy over its latest `min_labels` labels must beat the champion's by `margin`.
+    `enabled: false` leaves promotion to `hfl models promote`.
+    """
+
+    enabled: bool = True
+    min_labels: int = 500
+    margin: float = 0.02
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriftSettings:
+    """Drift detectors: ADWIN on the champion's prequential error, Page-Hinkley on features."""
+
+    error_delta: float = 0.002
+    features: tuple[str, ...] = ("realized_vol_20",)
+    feature_threshold: float = 50.0
+    feature_min_instances: int = 30
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSettings:
+    """The online models (champion and shadow challengers), their evaluation and signals."""
+
+    pipeline: str = "logistic"  # the champion: a key of `pipelines`
+    challengers: tuple[str, ...] = ()
+    pipelines: dict[str, PipelineSettings] = field(
+        default_factory=lambda: {"logistic": PipelineSettings(params={"learning_rate": 0.01})}
+    )
     seed: int = 42
     horizon_s: float = 5.0
+    max_pending: int = 100_000
+    rolling_window: int = 1_000
+    metrics_interval_s: float = 10.0
+    promotion: PromotionSettings = field(default_factory=PromotionSettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
     enter_long: float = 0.55
     exit_long: float = 0.50
     enter_short: float = 0.45
     exit_short: float = 0.50
     min_labelled: int = 200
+
+    def __post_init__(self) -> None:
+        unknown = [
+            name for name in (self.pipeline, *self.challengers) if name not in self.pipelines
+        ]
+        if unknown:
+            known = ", ".join(sorted(self.pipelines))
+            msg = f"model pipelines {unknown} are not configured (known: {known})"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DashboardSettings:
+    """The dashboard, its exporter and alert engine (`hfl dashboard`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8050
+    trader_token: Secret = field(default_factory=Secret)
+    refresh_s: float = 0.5
+    metrics_dir: str = ""
+    webhook_url: str = ""
+    stale_data_s: float = 10.0
+    persist_lag_s: float = 30.0
+    max_drawdown_ratio: float = 0.10
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -222,6 +291,7 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     risk: RiskSettings = field(default_factory=RiskSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
 
 def default_clickhouse_url(root: Path) -> str:

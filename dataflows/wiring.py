@@ -16,6 +16,8 @@ from connectors.kafka.source import KafkaSource
 from dataflows.routing import to_outbound
 from dataflows.settings import Settings
 from risk.domain import DecodeFailure, DecodeReason
+from sinks.log import configure_logging
+from sinks.metric import start_process_metrics
 
 T = TypeVar("T")
 
@@ -63,6 +65,12 @@ class KafkaIO:
         )
         sink = KafkaSink(kafka.bootstrap, message_timeout_ms=kafka.message_timeout_ms)
         op.output(step_id, records, sink)
+
+
+def observe_process(component: str) -> None:
+    """JSON logs and process metrics (CPU, memory, starts) for the flow of this process."""
+    configure_logging(component)
+    start_process_metrics(component)
 
 
 def topic_decoder(
