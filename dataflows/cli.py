@@ -183,6 +183,22 @@ def _control(args: argparse.Namespace) -> int:
     return run_control_command(_settings(), args)
 
 
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `hfl bench` with every target's options."""
+    bench = sub.add_parser("bench", help="benchmarks that print figures")
+    bench.add_argument("target", choices=("pipeline", "models", "dashboard", "risk"))
+    bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
+    bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
+    bench.add_argument("--ticks", type=int, default=60_000, help="models: simulated ticks")
+    bench.add_argument("--batch-size", type=int, default=1_000, help="models: mini-batch rows")
+    bench.add_argument("--budget", type=float, default=3.0, help="models: seconds per mode")
+    bench.add_argument("--clients", type=int, default=10, help="dashboard: concurrent clients")
+    bench.add_argument("--port", type=int, default=8169, help="dashboard: port to serve on")
+    bench.add_argument("--decisions", type=int, default=20_000, help="risk: gate decisions")
+    bench.add_argument("--kills", type=int, default=50, help="risk: kills to time")
+    bench.set_defaults(run=_bench)
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of `hfl`."""
     main = argparse.ArgumentParser(prog="hfl", description=__doc__)
@@ -238,18 +254,7 @@ def parser() -> argparse.ArgumentParser:
 
     add_control_parsers(sub, _control)
 
-    bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("target", choices=("pipeline", "models", "dashboard", "risk"))
-    bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
-    bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
-    bench.add_argument("--ticks", type=int, default=60_000, help="models: simulated ticks")
-    bench.add_argument("--batch-size", type=int, default=1_000, help="models: mini-batch rows")
-    bench.add_argument("--budget", type=float, default=3.0, help="models: seconds per mode")
-    bench.add_argument("--clients", type=int, default=10, help="dashboard: concurrent clients")
-    bench.add_argument("--port", type=int, default=8169, help="dashboard: port to serve on")
-    bench.add_argument("--decisions", type=int, default=20_000, help="risk: gate decisions")
-    bench.add_argument("--kills", type=int, default=50, help="risk: kills to time")
-    bench.set_defaults(run=_bench)
+    _add_bench(sub)
 
     _add_observability(sub)
     return main
