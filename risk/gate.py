@@ -25,7 +25,7 @@ from risk.drawdown import DrawdownGuard
 from risk.limit import AccountLimits, LimitProvider, RiskLimits
 from risk.monitor import PortfolioRisk, RiskModelConfig
 from risk.pretrade import Denial, halted_denial, reduces_position, run_checks
-from risk.sizing import target_quantity
+from risk.sizing import target_quantity, volatility_target_notional
 from risk.state import ACCOUNT_WIDE, StatePolicy, TradingStates
 from risk.throttle import SlidingWindowThrottle
 
@@ -131,6 +131,7 @@ class AccountGate:
         "account",
         "lot_size",
         "target_notional",
+        "volatility_target",
     )
 
     def __init__(
@@ -145,10 +146,12 @@ class AccountGate:
         account_limits: AccountLimits | None = None,
         instruments: tuple[str, ...] = (),
         risk_model: RiskModelConfig | None = None,
+        volatility_target: float | None = None,
         recent_order_ids: int = 10_000,
     ) -> None:
         self.account = account
         self.target_notional = target_notional
+        self.volatility_target = volatility_target
         self.lot_size = lot_size
         self._limits = limits
         self._book = Book(account, initial_cash)
@@ -329,15 +332,26 @@ class AccountGate:
     def _target(
         self, direction: int, reference: float, instrument: str, limits: RiskLimits
     ) -> Decimal:
-        """The signal's target position, scaled down for volatility when so configured."""
+        """The signal's target position: volatility-targeted (capped at `target_notional`)
+        when `volatility_target` is set, and scaled down above the instrument's volatility
+        limit when so configured."""
+        volatility = self._risk.volatility(instrument)
+        notional = self.target_notional
+        if self.volatility_target is not None:
+            notional = volatility_target_notional(
+                self._equity, self.volatility_target, volatility, cap=notional
+            )
         target = target_quantity(
-            direction, reference, target_notional=self.target_notional, lot_size=self.lot_size
+            direction, reference, target_notional=notional, lot_size=self.lot_size
         )
-        if limits.scale_on_volatility and target:
-            volatility = self._risk.volatility(instrument)
-            if volatility is not None and volatility > limits.max_volatility:
-                factor = quantize(limits.max_volatility / volatility)
-                target = quantize_lot(target * factor, self.lot_size)
+        if (
+            limits.scale_on_volatility
+            and target
+            and volatility is not None
+            and volatility > limits.max_volatility
+        ):
+            factor = quantize(limits.max_volatility / volatility)
+            target = quantize_lot(target * factor, self.lot_size)
         return target
 
     def _account_checks(
