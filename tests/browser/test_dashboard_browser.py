@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import free_port
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 from selenium.webdriver.chrome.service import Service
@@ -72,13 +71,13 @@ def sql(port: int, query: str) -> list[list[Any]]:
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[int]:
+def demo(tmp_path: Path, free_ports: Callable[[], int]) -> Iterator[int]:
     """`hfl demo` with its dashboard on a free port; yields the port, then stops the demo."""
-    port = free_port()
+    port = free_ports()
     env = {
         **os.environ,
         "HFL_CONFIG_DIR": str(ROOT / "config"),
-        "HFL_BROKER__PORT": str(free_port()),
+        "HFL_BROKER__PORT": str(free_ports()),
         "HFL_CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
         "HFL_DASHBOARD__PORT": str(port),
         "HFL_DASHBOARD__TRADER_TOKEN": TOKEN,
