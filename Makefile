@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-browser check lint types imports bench bench-dashboard chaos clean
+.PHONY: install demo test test-fast test-browser check lint types imports bench bench-dashboard chaos risk-soak clean
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ bench: install
 
 bench-dashboard: install
 	$(BIN)/hfl bench dashboard --clients 10 --duration 20
+
+# The risk gate's state machine far beyond CI's 1,000 examples.
+risk-soak: install
+	HFL_HYPOTHESIS_MAX_EXAMPLES=20000 $(BIN)/pytest -q tests/property/test_gate_state_machine.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -24,6 +24,7 @@ from risk.domain import (
     PnlSnapshot,
     Position,
     Prediction,
+    RiskMetric,
     Signal,
     TradingStateChanged,
 )
@@ -48,6 +49,7 @@ ROUTES: dict[type, tuple[str, Callable[[object], str]]] = {
     DecodeFailure: (topic.DLQ, lambda event: event.topic),  # type: ignore[attr-defined]
     DriftDetected: (topic.DRIFT, _BY_INSTRUMENT),
     TradingStateChanged: (topic.RISK_EVENTS, _BY_ACCOUNT),
+    RiskMetric: (topic.RISK_METRICS, _BY_ACCOUNT),
     Alert: (topic.ALERTS, lambda event: event.name),  # type: ignore[attr-defined]
     AuditEvent: (topic.AUDIT, lambda event: event.subject),  # type: ignore[attr-defined]
 }

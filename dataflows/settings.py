@@ -135,6 +135,43 @@ class LimitSettings:
     max_gross_exposure: Decimal = Decimal("250000")
     price_collar_pct: float = 5.0
     max_reference_age_ms: int = 5_000
+    max_concentration_pct: float = 100.0
+    group: str = ""
+    max_volatility_pct: float = 1_000.0
+    scale_on_volatility: bool = False
+    max_correlation: float = 0.3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountLimitSettings:
+    """Limits on the account as a whole; percentages are of equity."""
+
+    max_open_orders: int = 1_000
+    max_net_exposure: Decimal = Decimal("10000000")
+    max_group_concentration_pct: float = 100.0
+    var_budget_pct: float = 2.0
+    cvar_budget_pct: float = 3.0
+    max_beta: float = 0.5
+    drawdown_soft_pct: float = 5.0
+    drawdown_hard_pct: float = 10.0
+    daily_loss_pct: float = 5.0
+    max_orders_per_window: int = 100
+    order_window_ms: int = 1_000
+    max_fills_without_human: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskModelSettings:
+    """How the portfolio risk figures are sampled and scheduled (see risk.monitor)."""
+
+    window: int = 250
+    min_samples: int = 30
+    sample_interval_ms: int = 1_000
+    periods_per_day: float = 23_400.0
+    confidence: float = 0.99
+    ewma_decay: float = 0.94
+    recompute_interval_ms: int = 5_000
+    market_proxy: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,11 +180,16 @@ class RiskSettings:
 
     `drift_action` is the state a drifting instrument enters (null: ignore drift);
     `alert_actions` maps alert names to the state they put the account (or the
-    alert's instrument) in.
+    alert's instrument) in. `stress_scenarios` adds named scenarios to the built-in
+    ones: instrument (or "*" for all) -> return in percent, plus "market" for a
+    market move applied through each instrument's beta.
     """
 
     limits: LimitSettings = field(default_factory=LimitSettings)
     per_instrument: dict[str, LimitSettings] = field(default_factory=dict)
+    account: AccountLimitSettings = field(default_factory=AccountLimitSettings)
+    model: RiskModelSettings = field(default_factory=RiskModelSettings)
+    stress_scenarios: dict[str, dict[str, float]] = field(default_factory=dict)
     drift_action: TradingState | None = TradingState.REDUCING
     alert_actions: dict[str, TradingState] = field(default_factory=default_alert_states)
 

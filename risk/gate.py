@@ -7,22 +7,27 @@ snapshots it by pickling.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from decimal import Decimal
 
+from risk import budget
 from risk.book import ZERO, Book, InvariantViolation
 from risk.domain import ids
 from risk.domain.control import Alert, ControlCommand, TradingStateChanged
 from risk.domain.decision import Approved, Denied, RiskDecision
 from risk.domain.enums import ControlAction, DenialReason, OrderType, Side, TradingState
 from risk.domain.model import DriftDetected, Signal
-from risk.domain.money import quantize
+from risk.domain.money import quantize, quantize_lot
 from risk.domain.order import CancelOrder, Fill, Order, OrderEvent, OrderIntent
-from risk.domain.portfolio import PnlSnapshot, Position
-from risk.limit import LimitProvider
-from risk.pretrade import Denial, halted_denial, run_checks
+from risk.domain.portfolio import PnlSnapshot, Position, RiskMetric
+from risk.drawdown import DrawdownGuard
+from risk.limit import AccountLimits, LimitProvider, RiskLimits
+from risk.monitor import PortfolioRisk, RiskModelConfig
+from risk.pretrade import Denial, halted_denial, reduces_position, run_checks
 from risk.sizing import target_quantity
 from risk.state import ACCOUNT_WIDE, StatePolicy, TradingStates
+from risk.throttle import SlidingWindowThrottle
 
 __all__ = ["AccountGate", "ControlOutput", "InvariantViolation"]
 
@@ -45,12 +50,15 @@ def _in_scope(instrument: str, scope: str) -> bool:
 class _WorkingOrder:
     """An approved order that may still fill; `leaves` is what may still fill."""
 
-    __slots__ = ("closed", "filled", "instrument", "quantity", "released", "side")
+    __slots__ = ("closed", "filled", "instrument", "limit_price", "quantity", "released", "side")
 
-    def __init__(self, instrument: str, side: Side, quantity: Decimal) -> None:
+    def __init__(
+        self, instrument: str, side: Side, quantity: Decimal, limit_price: Decimal | None
+    ) -> None:
         self.instrument = instrument
         self.side = side
         self.quantity = quantity
+        self.limit_price = limit_price
         self.filled = ZERO
         # Quantity the gateway will never fill (canceled or rejected remainder).
         self.released = ZERO
@@ -77,6 +85,17 @@ class AccountGate:
     the worst case must assume so. Making the checks fully fill-timing independent would
     mean checking position + net working only, which a cancel can push past the limit.
 
+    After the order-level checks come the account-level ones (`risk.budget`): duplicate
+    client order id, order-rate throttle, open orders, self-match, then, for orders that
+    increase risk only, net exposure, concentration per instrument and group, volatility,
+    correlation with the book, beta and the VaR/CVaR budgets on the post-trade book
+    (`risk.monitor.PortfolioRisk`, recomputed on an event-time schedule by
+    `risk_metrics`). Equity for the budgets is the last `snapshot_pnl`'s, which also
+    feeds the drawdown and daily-loss triggers; every fill counts towards the
+    repeated-execution throttle until the next operator command. Checks that use the
+    scheduled figures depend on when (in event time) they were recomputed, never on
+    when fills arrive.
+
     Trading states (`risk.state`) are checked first: HALTED denies every order, REDUCING
     every order that could increase |position|. A kill halts and cancels every working
     order in its scope (and with `flatten` closes the filled positions); drift events
@@ -88,16 +107,23 @@ class AccountGate:
     """
 
     __slots__ = (
+        "_account_limits",
         "_book",
+        "_drawdown",
+        "_equity",
+        "_fills_since_human",
         "_last_control",
         "_limits",
+        "_outbox",
         "_policy",
         "_recent_ids",
         "_recent_set",
         "_ref_price",
         "_ref_price_decimal",
         "_ref_ts",
+        "_risk",
         "_states",
+        "_throttle",
         "_working",
         "_working_buy",
         "_working_sell",
@@ -115,6 +141,9 @@ class AccountGate:
         lot_size: Decimal,
         initial_cash: Decimal,
         policy: StatePolicy | None = None,
+        account_limits: AccountLimits | None = None,
+        instruments: tuple[str, ...] = (),
+        risk_model: RiskModelConfig | None = None,
         recent_order_ids: int = 10_000,
     ) -> None:
         self.account = account
@@ -134,6 +163,15 @@ class AccountGate:
         self._policy = policy or StatePolicy()
         self._states = TradingStates(account)
         self._last_control: ControlCommand | None = None
+        self._account_limits = whole = account_limits or AccountLimits()
+        self._throttle = SlidingWindowThrottle(whole.max_orders_per_window, whole.order_window_ns)
+        self._risk = PortfolioRisk(instruments, risk_model)
+        self._equity = float(initial_cash)
+        self._drawdown = DrawdownGuard(
+            soft=whole.drawdown_soft, hard=whole.drawdown_hard, daily_loss=whole.daily_loss
+        )
+        self._fills_since_human = 0
+        self._outbox: list[TradingStateChanged] = []
 
     # -- read side, also used by the pre-trade checks (ExposureView) -------------------
 
@@ -219,17 +257,21 @@ class AccountGate:
         self._ref_ts[instrument] = ts_event
         self._book.mark(instrument, price)
 
-    def mark(self, instrument: str, price: float) -> None:
-        """Mark the book's `instrument` at `price` without touching the reference."""
+    def mark(self, instrument: str, price: float, ts_event: int) -> None:
+        """Mark `instrument` at `price` (a bar close) and feed the return history."""
         self._book.mark(instrument, price)
+        self._risk.on_price(instrument, price, ts_event)
+
+    def set_limits(self, limits: LimitProvider) -> None:
+        """Apply new per-instrument limits from the next decision on.
+
+        Orders already working stay; an account over a lowered limit can still trade
+        back towards it (the exposure checks deny only increases).
+        """
+        self._limits = limits
 
     def on_signal(self, signal: Signal) -> tuple[RiskDecision, Order | None]:
-        """Size, check and (if approved) emit the order that moves to the signal's target.
-
-        Raises:
-            InvariantViolation: If the approved order's client order id was already used
-                (the same signal delivered twice).
-        """
+        """Size, check and (if approved) emit the order that moves to the signal's target."""
         instrument = signal.instrument
         self.on_reference_price(instrument, signal.reference_price, signal.ts_event)
         reference = self._ref_price.get(instrument)
@@ -241,12 +283,8 @@ class AccountGate:
                 denial = Denial(reason=DenialReason.NO_REFERENCE_PRICE, detail="missing")
             side = Side.SELL if signal.direction < 0 else Side.BUY
             return self._denied(signal, side, ZERO, None, denial), None
-        target = target_quantity(
-            signal.direction,
-            reference,
-            target_notional=self.target_notional,
-            lot_size=self.lot_size,
-        )
+        limits = self._limits.for_instrument(instrument)
+        target = self._target(signal.direction, reference, instrument, limits)
         delta = target - self.position(instrument) - self.working_quantity(instrument)
         if delta:
             side = Side.BUY if delta > 0 else Side.SELL
@@ -264,9 +302,10 @@ class AccountGate:
             ts_event=signal.ts_event,
             ts_init=signal.ts_init,
         )
-        limits = self._limits.for_instrument(instrument)
         trigger = "" if state is TradingState.ACTIVE else self._states.trigger(instrument)
-        failed = run_checks(intent, self, limits, state, trigger)
+        failed = run_checks(intent, self, limits, state, trigger) or self._account_checks(
+            intent, limits
+        )
         if failed is not None:
             return self._denied(signal, side, intent.quantity, reference, failed), None
         order = self._submit(intent)
@@ -282,6 +321,119 @@ class AccountGate:
             ts_init=signal.ts_init,
         )
         return approved, order
+
+    def _target(
+        self, direction: int, reference: float, instrument: str, limits: RiskLimits
+    ) -> Decimal:
+        """The signal's target position, scaled down for volatility when so configured."""
+        target = target_quantity(
+            direction, reference, target_notional=self.target_notional, lot_size=self.lot_size
+        )
+        if limits.scale_on_volatility and target:
+            volatility = self._risk.volatility(instrument)
+            if volatility is not None and volatility > limits.max_volatility:
+                factor = quantize(limits.max_volatility / volatility)
+                target = quantize_lot(target * factor, self.lot_size)
+        return target
+
+    def _account_checks(self, intent: OrderIntent, limits: RiskLimits) -> Denial | None:
+        """Run the account-level controls in the documented order; first denial wins."""
+        whole = self._account_limits
+        client_order_id = ids.client_order_id(self.account, intent.instrument, intent.signal_id)
+        failed = (
+            budget.check_duplicate(client_order_id, self._used)
+            or budget.check_order_rate(self._throttle.allows(intent.ts_event), whole)
+            or budget.check_open_orders(len(self._working), whole)
+            or budget.check_self_match(self._crosses_own_order(intent))
+        )
+        if failed is not None or reduces_position(intent, self):
+            return failed
+        return self._risk_checks(intent, limits)
+
+    def _risk_checks(self, intent: OrderIntent, limits: RiskLimits) -> Denial | None:
+        """Exposure and portfolio-risk controls for an order that increases risk."""
+        whole = self._account_limits
+        instrument, sign = intent.instrument, intent.side.sign
+        reference = float(intent.reference_price or 0.0)
+        worst_after = (
+            self.worst_case_long(instrument) + intent.quantity
+            if sign > 0
+            else self.worst_case_short(instrument) - intent.quantity
+        )
+        net_after, group_after = self._book_exposure(intent, limits.group)
+        equity = self._equity
+        risk = self._risk
+        correlation = risk.correlation_to_book(instrument)
+        return (
+            budget.check_net_exposure(net_after, whole)
+            or budget.check_concentration(float(worst_after) * reference, equity, limits)
+            or (
+                budget.check_group_concentration(limits.group, group_after, equity, whole)
+                if limits.group
+                else None
+            )
+            or budget.check_volatility(risk.volatility(instrument), limits)
+            or budget.check_correlation(None if correlation is None else sign * correlation, limits)
+            or budget.check_risk_budgets(
+                risk.post_trade(instrument, float(sign * intent.quantity)),
+                risk.book_figures,
+                equity,
+                whole,
+            )
+        )
+
+    def _book_exposure(self, intent: OrderIntent, group: str) -> tuple[Decimal, float]:
+        """Worst-case net exposure (money) and the group's gross value after the order.
+
+        For a buy every working buy is assumed filled and every working sell canceled
+        (and the other way round for a sell): the net exposure that order could reach.
+        """
+        buy = intent.side is Side.BUY
+        worst = self.worst_case_long if buy else self.worst_case_short
+        names = dict.fromkeys(self._book.instruments())
+        names.update(dict.fromkeys(self._working_buy if buy else self._working_sell))
+        names[intent.instrument] = None
+        net = intent.quantity * quantize(intent.reference_price or 0.0) * intent.side.sign
+        group_value = 0.0
+        for_instrument = self._limits.for_instrument
+        for name in names:
+            quantity = worst(name)
+            if quantity:
+                net += quantity * self._price(name)
+            if group and for_instrument(name).group == group:
+                after = quantity + (
+                    intent.quantity * intent.side.sign if name == intent.instrument else 0
+                )
+                group_value += abs(float(after)) * float(self._price(name))
+        return net, group_value
+
+    def _price(self, instrument: str) -> Decimal:
+        reference = self._ref_price_decimal.get(instrument)
+        return self._book.mark_price(instrument) if reference is None else reference
+
+    def _used(self, client_order_id: str) -> bool:
+        return client_order_id in self._recent_set or client_order_id in self._working
+
+    def _crosses_own_order(self, intent: OrderIntent) -> bool:
+        """True when the order could trade against our resting limit on the other side.
+
+        Market orders never rest, so only our working limit orders can be matched; a
+        market order crosses any of them, a limit order those it is priced through.
+        """
+        opposite = self._working_sell if intent.side is Side.BUY else self._working_buy
+        if intent.instrument not in opposite:
+            return False
+        for order in self._working.values():
+            if (
+                order.instrument != intent.instrument
+                or order.side is intent.side
+                or order.limit_price is None
+            ):
+                continue
+            limit = intent.limit_price
+            if limit is None or (limit - order.limit_price) * intent.side.sign >= 0:
+                return True
+        return False
 
     def _denied(
         self,
@@ -314,9 +466,11 @@ class AccountGate:
             raise InvariantViolation(msg)
         self._remember(client_order_id)
         self._working[client_order_id] = _WorkingOrder(
-            intent.instrument, intent.side, intent.quantity
+            intent.instrument, intent.side, intent.quantity, intent.limit_price
         )
         self._add_working(intent.instrument, intent.side, intent.quantity)
+        self._risk.add_quantity(intent.instrument, float(intent.quantity * intent.side.sign))
+        self._throttle.record(intent.ts_event)
         return Order(
             client_order_id=client_order_id,
             signal_id=intent.signal_id,
@@ -369,7 +523,33 @@ class AccountGate:
         self._add_working(order.instrument, order.side, -fill.quantity)
         if not order.leaves:
             del self._working[fill.client_order_id]
+        self._count_fill(fill)
         return position
+
+    def _count_fill(self, fill: Fill) -> None:
+        """Halt after too many fills without an operator command (repeated execution)."""
+        self._fills_since_human += 1
+        limit = self._account_limits.max_fills_without_human
+        if limit and self._fills_since_human >= limit:
+            self._emit(
+                self._states.escalate(
+                    ACCOUNT_WIDE,
+                    TradingState.HALTED,
+                    trigger="execution_throttle",
+                    reason=f"{self._fills_since_human} fills without an operator command",
+                    ts_event=fill.ts_event,
+                    ts_init=fill.ts_init,
+                )
+            )
+
+    def _emit(self, changed: TradingStateChanged | None) -> None:
+        if changed is not None:
+            self._outbox.append(changed)
+
+    def take_events(self) -> list[TradingStateChanged]:
+        """Return and forget the state changes automatic triggers made since last asked."""
+        events, self._outbox = self._outbox, []
+        return events
 
     def on_order_event(self, event: OrderEvent) -> None:
         """Release what a terminal event says will never fill.
@@ -402,6 +582,7 @@ class AccountGate:
         order.released = order.quantity - event.filled_quantity
         if order.released:
             self._add_working(order.instrument, order.side, -order.released)
+            self._risk.add_quantity(order.instrument, -float(order.released * order.side.sign))
         if not order.leaves:
             del self._working[event.client_order_id]
 
@@ -422,6 +603,7 @@ class AccountGate:
             msg = f"risk gate {self.account}: control command for {command.account!r}"
             raise InvariantViolation(msg)
         self._last_control = command
+        self._fills_since_human = 0
         scope = command.instrument
         reason = f"{command.actor}: {command.reason}"
         trigger, ts_event, ts_init = command.action.value, command.ts_event, command.ts_init
@@ -525,5 +707,68 @@ class AccountGate:
         )
 
     def snapshot_pnl(self, ts_event: int, ts_init: int | None = None) -> PnlSnapshot:
-        """Return the account's P&L at event time `ts_event` (ts_init defaults to it)."""
-        return self._book.snapshot(ts_event, ts_event if ts_init is None else ts_init)
+        """Return the account's P&L at event time `ts_event` (ts_init defaults to it).
+
+        Its equity becomes the budgets' equity and feeds the drawdown and daily-loss
+        triggers, whose state changes wait in `take_events`.
+        """
+        ts_init = ts_event if ts_init is None else ts_init
+        snapshot = self._book.snapshot(ts_event, ts_init)
+        self._equity = float(snapshot.equity)
+        state, trigger = self._drawdown.update(self._equity, ts_event)
+        if state is not None:
+            reason = (
+                f"equity {self._equity:.2f}, high-water mark {self._drawdown.high_water_mark:.2f}"
+            )
+            self._emit(
+                self._states.escalate(
+                    ACCOUNT_WIDE,
+                    state,
+                    trigger=trigger,
+                    reason=reason,
+                    ts_event=ts_event,
+                    ts_init=ts_init,
+                )
+            )
+        return snapshot
+
+    def risk_metrics(self, ts_event: int, ts_init: int) -> list[RiskMetric]:
+        """Recompute the portfolio risk figures when the schedule says so; else nothing.
+
+        Figures that are not finite (too little history, a flat series) are left out.
+        """
+        risk = self._risk
+        if not risk.due(ts_event):
+            return []
+        whole = self._account_limits
+        figures = risk.recompute(ts_event, self._equity)
+        figures["drawdown"] = self._drawdown.drawdown(self._equity)
+        figures["daily_loss"] = self._drawdown.day_loss(self._equity)
+        figures["open_orders"] = float(len(self._working))
+        figures["order_rate"] = float(self._throttle.count(ts_event))
+        figures["fills_since_human"] = float(self._fills_since_human)
+        limits = {
+            "var_hist": whole.var_budget,
+            "var_ewma": whole.var_budget,
+            "cvar_hist": whole.cvar_budget,
+            "cvar_ewma": whole.cvar_budget,
+            "beta": whole.max_beta,
+            "drawdown": whole.drawdown_hard,
+            "daily_loss": whole.daily_loss,
+            "open_orders": float(whole.max_open_orders),
+            "order_rate": float(whole.max_orders_per_window),
+            "fills_since_human": float(whole.max_fills_without_human),
+        }
+        return [
+            RiskMetric(
+                metrics_id=ids.stable_id("risk_metric", self.account, name, ts_event),
+                account=self.account,
+                metric=name,
+                value=value,
+                limit_value=limits.get(name, 0.0),
+                ts_event=ts_event,
+                ts_init=ts_init,
+            )
+            for name, value in figures.items()
+            if math.isfinite(value)
+        ]

@@ -102,9 +102,15 @@ class TradingStates:
         ts_event: int,
         ts_init: int,
     ) -> TradingStateChanged | None:
-        """Put `scope` in `state`; return the event, or None when nothing changed."""
+        """Put `scope` in `state`; return the event, or None when the state is unchanged.
+
+        An unchanged state still takes the new trigger (a kill of an account halted by
+        its drawdown is then reported as the kill switch).
+        """
         previous = self.own_state(scope)
         if previous is state:
+            if scope in self._triggers:
+                self._triggers[scope] = trigger
             return None
         if state is TradingState.ACTIVE:
             del self._states[scope]

@@ -30,6 +30,7 @@ TABLE_BY_TOPIC: dict[str, str] = {
     topic.DLQ: "dlq",
     topic.DRIFT: "drift_events",
     topic.RISK_EVENTS: "risk_events",
+    topic.RISK_METRICS: "risk_metrics",
     topic.ALERTS: "alerts",
     topic.AUDIT: "audit",
 }
@@ -124,6 +125,7 @@ COLUMNS: dict[str, dict[str, _Column]] = {
     "risk_events": _spec(f"event_id account instrument state previous trigger reason {_TS}"),
     "alerts": _spec(f"alert_id name severity source subject message {_TS}"),
     "audit": _spec(f"audit_id actor action subject reason detail {_TS}"),
+    "risk_metrics": _spec(f"metrics_id account metric value limit_value {_TS}"),
     "order_cancels": _spec(f"cancel_id client_order_id account instrument reason {_TS}"),
     "runs": _spec("run_id started_at config code_version status version", optional="finished_at"),
 }

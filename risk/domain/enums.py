@@ -62,6 +62,18 @@ class DenialReason(StrEnum):
     MAX_GROSS_EXPOSURE = "max_gross_exposure"
     HALTED = "halted"
     REDUCE_ONLY = "reduce_only"
+    DUPLICATE_ORDER_ID = "duplicate_order_id"
+    ORDER_RATE = "order_rate"
+    MAX_OPEN_ORDERS = "max_open_orders"
+    SELF_MATCH = "self_match"
+    MAX_NET_EXPOSURE = "max_net_exposure"
+    CONCENTRATION = "concentration"
+    GROUP_CONCENTRATION = "group_concentration"
+    VOLATILITY = "volatility"
+    CORRELATION = "correlation"
+    BETA = "beta"
+    VAR_BUDGET = "var_budget"
+    CVAR_BUDGET = "cvar_budget"
 
 
 class DecodeReason(StrEnum):

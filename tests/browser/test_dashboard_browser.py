@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
+from loopback import free_port
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 from selenium.webdriver.chrome.service import Service
@@ -74,11 +75,11 @@ def sql(port: int, query: str) -> list[list[Any]]:
 def demo(tmp_path_factory: pytest.TempPathFactory, free_ports: Callable[[], int]) -> Iterator[int]:
     """`hfl demo` with its dashboard on a free port; yields the port, then stops the demo."""
     tmp_path = tmp_path_factory.mktemp("demo")
-    port = free_ports()
+    port = free_port()
     env = {
         **os.environ,
         "HFL_CONFIG_DIR": str(ROOT / "config"),
-        "HFL_BROKER__PORT": str(free_ports()),
+        "HFL_BROKER__PORT": str(free_port()),
         "HFL_CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
         "HFL_DASHBOARD__PORT": str(port),
         "HFL_DASHBOARD__TRADER_TOKEN": TOKEN,

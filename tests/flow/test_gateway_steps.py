@@ -38,6 +38,7 @@ from risk.domain import (
     PnlSnapshot,
     Position,
     Prediction,
+    RiskMetric,
     Signal,
     Tick,
     TradingState,
@@ -228,6 +229,15 @@ CONSTRUCTED_ROUTES: dict[object, tuple[str, str]] = {
         ts_event=1,
         ts_init=1,
     ): (topic.ORDERS, "account"),
+    RiskMetric(
+        metrics_id="m1",
+        account="acct",
+        metric="var_hist",
+        value=0.01,
+        limit_value=0.02,
+        ts_event=1,
+        ts_init=1,
+    ): (topic.RISK_METRICS, "account"),
     ControlCommand(
         command_id="k1",
         account="acct",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
+from loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_ARGS = ("bench", "pipeline", "--rate", "500", "--duration", "3")
@@ -50,15 +50,13 @@ def test_bench_prints_figures_as_json_on_its_last_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_dashboard_bench_prints_rate_and_p99_as_json_on_its_last_line(
-    tmp_path: Path, free_ports: Callable[[], int]
-) -> None:
+def test_dashboard_bench_prints_rate_and_p99_as_json_on_its_last_line(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "HFL_CONFIG_DIR": str(REPO / "config"),
         "HFL_CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
     }
-    args = ("bench", "dashboard", "--clients", "10", "--duration", "1", "--port", str(free_ports()))
+    args = ("bench", "dashboard", "--clients", "10", "--duration", "1", "--port", str(free_port()))
     done = subprocess.run(
         [sys.executable, "-m", "dataflows.cli", *args],
         cwd=tmp_path,

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 import uvicorn
+from loopback import free_port
 from test_end_to_end import read_topic
 
 from connectors.codec import encode
@@ -116,7 +117,7 @@ def persist(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.fixture(scope="module")
-def board(persist: dict, kafka_bootstrap: str, free_ports: Callable[[], int]) -> Iterator[Board]:
+def board(persist: dict, kafka_bootstrap: str) -> Iterator[Board]:
     """The dashboard app on uvicorn in a thread, reading the persist flow's store."""
     query = reader(persist["url"])
     wait_for(lambda: query("SELECT count() FROM ticks")[1][0][0] == 200, "ticks persisted")
@@ -129,7 +130,7 @@ def board(persist: dict, kafka_bootstrap: str, free_ports: Callable[[], int]) ->
         max_gross_exposure=250_000.0,
         max_position=5_000.0,
         trader_token=TOKEN,
-        port=free_ports(),
+        port=free_port(),
         refresh_s=0.5,
         since_ns=time.time_ns() - 2 * STALE_BY_NS,
         alerts=AlertThresholds(stale_data_s=5.0),

@@ -22,7 +22,7 @@ from risk.domain.enums import (
 from risk.domain.model import DriftDetected, Signal
 from risk.domain.order import CancelOrder, Fill, Order, OrderEvent
 from risk.gate import AccountGate, InvariantViolation
-from risk.limit import LimitBook, RiskLimits
+from risk.limit import AccountLimits, LimitBook, RiskLimits
 from risk.state import StatePolicy
 
 D = Decimal
@@ -247,13 +247,15 @@ def test_on_signal_gross_exposure_counts_other_instruments() -> None:
     assert decision.detail == "gross exposure 20000.00 > limit 15000"
 
 
-def test_on_signal_same_signal_twice_raises() -> None:
+def test_on_signal_same_signal_twice_denies_duplicate_order_id() -> None:
     gate = make_gate()
     signal = make_signal(1)
     order = approve(gate, signal)
     gate.on_order_event(make_event(order, OrderEventKind.REJECTED, 0))
-    with pytest.raises(InvariantViolation, match="reused"):
-        gate.on_signal(signal)
+    decision, again = gate.on_signal(signal)
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.DUPLICATE_ORDER_ID
+    assert again is None
 
 
 def test_on_fill_moves_quantity_from_working_to_position() -> None:
@@ -378,7 +380,7 @@ def test_recent_order_ids_stay_bounded() -> None:
         make_limits(),
         target_notional=D(100),
         lot_size=D(1),
-        initial_cash=D(0),
+        initial_cash=D(1_000_000),
         recent_order_ids=3,
     )
     for n in range(10):
@@ -555,3 +557,143 @@ def test_trading_states_survive_pickle_round_trip() -> None:
     restored = pickle.loads(pickle.dumps(gate))
     assert restored.trading_state() is TradingState.HALTED
     assert restored.states.restricted() == {"": TradingState.HALTED, "MSFT": TradingState.REDUCING}
+
+
+# -- account-level controls ---------------------------------------------------------------
+
+
+def test_throttle_101_signals_in_one_second_at_100_per_second_approves_exactly_100() -> None:
+    gate = AccountGate(
+        ACCOUNT,
+        make_limits(),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        account_limits=AccountLimits(max_orders_per_window=100, order_window_ns=1_000_000_000),
+    )
+    decisions = []
+    for n in range(101):
+        signal = make_signal(1 if n % 2 == 0 else -1, ts=TS + n * 9_000_000)  # all within 0.91 s
+        decision, order = gate.on_signal(signal)
+        decisions.append(decision)
+        if order is not None:
+            gate.on_fill(make_fill(order, int(order.quantity)))
+    approved = [d for d in decisions if isinstance(d, Approved)]
+    denied = [d for d in decisions if isinstance(d, Denied)]
+    assert len(approved) == 100
+    assert [d.reason for d in denied] == [DenialReason.ORDER_RATE]
+    # One second after the first approval the window has room again.
+    later = make_signal(1, ts=TS + 1_000_000_000)
+    assert isinstance(gate.on_signal(later)[0], Approved)
+
+
+def test_max_open_orders_denies_the_order_beyond_the_limit() -> None:
+    gate = AccountGate(
+        ACCOUNT,
+        make_limits(),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        account_limits=AccountLimits(max_open_orders=2),
+    )
+    approve(gate, make_signal(1, instrument="A"))
+    approve(gate, make_signal(1, instrument="B"))
+    decision, _ = gate.on_signal(make_signal(1, instrument="C"))
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.MAX_OPEN_ORDERS
+
+
+def test_concentration_denies_a_position_above_its_share_of_equity() -> None:
+    gate = make_gate(make_limits(max_concentration=0.005))  # 10,000 of 1,000,000 is 1 %
+    decision, _ = gate.on_signal(make_signal(1))
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.CONCENTRATION
+
+
+def test_group_concentration_counts_every_instrument_of_the_group() -> None:
+    tech = make_limits(group="tech")
+    gate = AccountGate(
+        ACCOUNT,
+        LimitBook(default=make_limits(), per_instrument={"AAPL": tech, "MSFT": tech}),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        account_limits=AccountLimits(max_group_concentration=0.015),
+    )
+    approve(gate, make_signal(1, instrument="AAPL"))
+    approve(gate, make_signal(1, instrument="XOM"))  # no group
+    decision, _ = gate.on_signal(make_signal(1, instrument="MSFT"))
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.GROUP_CONCENTRATION
+
+
+def test_net_exposure_denies_beyond_the_limit_but_allows_the_hedge() -> None:
+    gate = AccountGate(
+        ACCOUNT,
+        make_limits(),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        account_limits=AccountLimits(max_net_exposure=D(15_000)),
+    )
+    approve(gate, make_signal(1, instrument="AAPL"))
+    decision, _ = gate.on_signal(make_signal(1, instrument="MSFT"))
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.MAX_NET_EXPOSURE
+    approve(gate, make_signal(-1, instrument="MSFT"))
+
+
+def test_set_limits_applies_from_the_next_decision() -> None:
+    gate = make_gate()
+    gate.set_limits(make_limits(max_order_quantity=D(10)))
+    decision, _ = gate.on_signal(make_signal(1))
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.MAX_ORDER_QUANTITY
+
+
+def test_repeated_execution_throttle_halts_after_n_fills_until_an_operator_acts() -> None:
+    gate = AccountGate(
+        ACCOUNT,
+        make_limits(),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        account_limits=AccountLimits(max_fills_without_human=3),
+    )
+    for n in range(3):
+        order = approve(gate, make_signal(1 if n % 2 == 0 else -1, ts=TS + n))
+        gate.on_fill(make_fill(order, int(order.quantity)))
+    [changed] = gate.take_events()
+    assert (changed.state, changed.trigger) == (TradingState.HALTED, "execution_throttle")
+    decision, _ = gate.on_signal(make_signal(1, ts=TS + 10))
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.HALTED
+    gate.on_control(control(ControlAction.RESUME, ts=TS + 11))
+    approve(gate, make_signal(-1, ts=TS + 12))
+
+
+def test_drawdown_soft_limit_reduces_and_hard_limit_halts_from_persisted_high_water_mark() -> None:
+    gate = AccountGate(
+        ACCOUNT,
+        make_limits(
+            max_position=D(100_000), max_order_quantity=D(100_000), max_order_notional=D(10**7)
+        ),
+        target_notional=D(500_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        account_limits=AccountLimits(drawdown_soft=0.05, drawdown_hard=0.10, daily_loss=0.5),
+    )
+    order = approve(gate, make_signal(1, 100.0, ts=TS))
+    gate.on_fill(make_fill(order, int(order.quantity)))
+    gate.snapshot_pnl(TS + 1)
+    gate.mark("AAPL", 89.0, TS + 2)  # 5,000 shares lose 55,000: 5.5 % drawdown
+    gate.snapshot_pnl(TS + 2)
+    assert [(e.state, e.trigger) for e in gate.take_events()] == [
+        (TradingState.REDUCING, "drawdown")
+    ]
+    restored = pickle.loads(pickle.dumps(gate))
+    restored.mark("AAPL", 79.0, TS + 3)  # 10.5 % below the persisted high-water mark
+    restored.snapshot_pnl(TS + 3)
+    assert [(e.state, e.trigger) for e in restored.take_events()] == [
+        (TradingState.HALTED, "drawdown")
+    ]
