@@ -72,7 +72,7 @@ def sql(port: int, query: str) -> list[list[Any]]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, free_ports: Callable[[], int]) -> Iterator[int]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """`hfl demo` with its dashboard on a free port; yields the port, then stops the demo."""
     tmp_path = tmp_path_factory.mktemp("demo")
     port = free_port()
