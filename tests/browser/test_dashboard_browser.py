@@ -71,9 +71,10 @@ def sql(port: int, query: str) -> list[list[Any]]:
     return list(body["rows"])
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[int]:
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """`hfl demo` with its dashboard on a free port; yields the port, then stops the demo."""
+    tmp_path = tmp_path_factory.mktemp("demo")
     port = free_port()
     env = {
         **os.environ,
@@ -120,6 +121,22 @@ def browser() -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
+def get(port: int, path: str) -> bytes:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", path)
+    return connection.getresponse().read()
+
+
+def metric_values(text: str) -> dict[str, list[float]]:
+    """Sample values by family name (histogram parts and counter suffixes folded in)."""
+    values: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.split("{")[0].split(" ")[0], float(line.rsplit(" ", 1)[1])
+            values.setdefault(name, []).append(value)
+    return values
+
+
 def ticks_shown(driver: webdriver.Chrome) -> int:
     return int(driver.find_element(By.ID, "ticks").text.replace(",", ""))
 
@@ -130,6 +147,57 @@ def accept_confirmation(driver: webdriver.Chrome) -> bool:
     except NoAlertPresentException:
         return False
     return True
+
+
+# Every family the issue lists, with the sample that must be non-zero once the demo
+# trades; lag, drawdown, denials, drift and dead letters may rightly be zero.
+ACTIVE_FAMILIES = (
+    "hfl_pipeline_records_in_total",
+    "hfl_pipeline_records_out_total",
+    "hfl_pipeline_batch_size_records_count",
+    "hfl_pipeline_tick_to_decision_seconds_count",
+    "hfl_persist_rows_total",
+    "hfl_persist_lag_seconds",
+    "hfl_trading_equity_usd",
+    "hfl_trading_realized_pnl_usd",
+    "hfl_trading_gross_exposure_usd",
+    "hfl_trading_net_exposure_usd",
+    "hfl_trading_position_quantity",
+    "hfl_risk_trading_state",
+    "hfl_risk_limit_utilization_ratio",
+    "hfl_risk_var_ratio",
+    "hfl_risk_cvar_ratio",
+    "hfl_model_prequential_accuracy_ratio",
+    "hfl_model_update_seconds_count",
+    "hfl_model_state_bytes",
+    "hfl_process_cpu_seconds",
+    "hfl_process_resident_memory_bytes",
+    "hfl_process_starts_total",
+    "hfl_health_check_up",
+)
+PRESENT_FAMILIES = (
+    "hfl_pipeline_consumer_lag_records",
+    "hfl_trading_unrealized_pnl_usd",
+    "hfl_trading_drawdown_ratio",
+    "hfl_risk_denials_total",
+    "hfl_model_drift_alarms_total",
+    "hfl_alerts_fired_total",
+)
+
+
+def test_metrics_during_the_demo_cover_every_family_with_activity(demo: int) -> None:
+    def active() -> dict[str, list[float]]:
+        values = metric_values(get(demo, "/metrics").decode())
+        missing = [name for name in ACTIVE_FAMILIES if not any(values.get(name, []))]
+        return {} if missing else values
+
+    values = wait_for(active, "every family to show activity")
+    assert all(name in values for name in PRESENT_FAMILIES)
+    for component in ("trading", "gateway", "persist"):
+        assert (
+            f'hfl_process_starts_total{{component="{component}"}} 1.0'
+            in get(demo, "/metrics").decode()
+        )
 
 
 def test_dashboard_updates_live_and_kill_switch_halts_trading(
