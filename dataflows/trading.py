@@ -39,6 +39,7 @@ from risk.domain import (
     Bar,
     ControlCommand,
     DecodeFailure,
+    DriftDetected,
     Fill,
     OrderEvent,
     Signal,
@@ -124,7 +125,8 @@ def handle_ticks(
 
 
 def to_account(account: str) -> Callable[[list[object]], list[tuple[str, AccountInput]]]:
-    """Select what the account gate needs from instrument events: signals and 1 s bars.
+    """Select what the account gate needs from instrument events: signals, 1 s bars and
+    drift detections (which may restrict the instrument).
 
     `stateful_batch` emits a batch's output grouped by instrument; sorting by the
     causing tick's time (stable, so one tick's bar stays before its signal) hands the
@@ -135,7 +137,8 @@ def to_account(account: str) -> Callable[[list[object]], list[tuple[str, Account
         chosen = [
             event
             for event in events
-            if isinstance(event, Signal) or (isinstance(event, Bar) and event.interval_s == 1)
+            if isinstance(event, Signal | DriftDetected)
+            or (isinstance(event, Bar) and event.interval_s == 1)
         ]
         chosen.sort(key=_causal_order)
         return [(account, event) for event in chosen]
@@ -143,7 +146,7 @@ def to_account(account: str) -> Callable[[list[object]], list[tuple[str, Account
     return select
 
 
-def _causal_order(event: Signal | Bar) -> tuple[int, str]:
+def _causal_order(event: Signal | Bar | DriftDetected) -> tuple[int, str]:
     return event.ts_init, event.instrument
 
 

@@ -92,9 +92,16 @@ class AccountGate:
     (`risk.monitor.PortfolioRisk`, recomputed on an event-time schedule by
     `risk_metrics`). Equity for the budgets is the last `snapshot_pnl`'s, which also
     feeds the drawdown and daily-loss triggers; every fill counts towards the
-    repeated-execution throttle until the next operator command. Checks that use the
-    scheduled figures depend on when (in event time) they were recomputed, never on
-    when fills arrive.
+    repeated-execution throttle until the next operator command.
+
+    Which of these depend on when fills arrive (a replay that interleaves the fill
+    stream differently with the ticks may decide differently): equity (a fill moves a
+    position from "not yet in the book" to "marked at the fill price", so the
+    concentration, VaR/CVaR and beta budgets' denominator and the drawdown and
+    daily-loss triggers see it), and the repeated-execution throttle (which signal
+    comes after the N-th fill). The risk model's book is position plus net working
+    quantity, so VaR, CVaR, beta, correlation and volatility never do; they depend
+    only on when, in event time, the schedule recomputed them.
 
     Trading states (`risk.state`) are checked first: HALTED denies every order, REDUCING
     every order that could increase |position|. A kill halts and cancels every working
