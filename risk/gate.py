@@ -401,7 +401,11 @@ class AccountGate:
             or budget.check_volatility(risk.volatility(instrument), limits)
             or budget.check_correlation(None if correlation is None else sign * correlation, limits)
             or budget.check_risk_budgets(
-                risk.post_trade(instrument, float(sign * intent.quantity)),
+                risk.post_trade(
+                    instrument,
+                    float(sign * intent.quantity),
+                    proves=(whole.var_budget * equity, whole.cvar_budget * equity),
+                ),
                 risk.book_figures,
                 equity,
                 whole,
