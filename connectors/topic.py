@@ -31,6 +31,9 @@ DRIFT = "hfl.events.drift"
 RISK_EVENTS = "hfl.events.risk"
 ALERTS = "hfl.alerts"
 AUDIT = "hfl.audit"
+MODEL_CONTROL = "hfl.models.control"
+MODEL_METRICS = "hfl.events.model_metrics"
+MODEL_VERSIONS = "hfl.events.model_versions"
 
 # Event topics have one partition: the local broker's cost grows with the number of
 # stored batches, and one flow writes them all anyway.
@@ -56,6 +59,9 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(name=RISK_EVENTS, partitions=1, key="account"),
     TopicSpec(name=ALERTS, partitions=1, key="name"),
     TopicSpec(name=AUDIT, partitions=1, key="subject"),
+    TopicSpec(name=MODEL_CONTROL, partitions=1, key="instrument"),
+    TopicSpec(name=MODEL_METRICS, partitions=1, key="instrument"),
+    TopicSpec(name=MODEL_VERSIONS, partitions=1, key="instrument"),
 )
 
 
