@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -110,6 +111,30 @@ def _sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    from dataflows import model_command as mc
+    from risk.domain import ModelAction
+
+    if args.action in ("show", "promote") and not args.model:
+        raise HflError(f"models {args.action} needs a model name")
+    settings = _settings()
+    if args.action == "list":
+        print(mc.list_models(settings, args.instrument))
+    elif args.action == "show":
+        print(mc.show_model(settings, args.model, args.instrument))
+    else:
+        command = mc.model_command(
+            ModelAction(args.action),
+            model=args.model or "",
+            instrument=args.instrument,
+            actor=args.actor,
+            reason=args.reason,
+        )
+        mc.send_command(settings, command)
+        print(f"sent {command.action} {command.model} ({command.command_id})")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     if args.target == "models":
         from dataflows.model_bench import bench_models
@@ -173,6 +198,14 @@ def parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--format", choices=("table", "json"), default="table")
     sql.set_defaults(run=_sql)
+
+    models = sub.add_parser("models", help="model registry: list, show, promote, rollback")
+    models.add_argument("action", choices=("list", "show", "promote", "rollback"))
+    models.add_argument("model", nargs="?", help="show/promote: the model name")
+    models.add_argument("--instrument", default="", help="one instrument (default: all)")
+    models.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    models.add_argument("--reason", default="manual")
+    models.set_defaults(run=_models)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench.add_argument("target", choices=("pipeline", "models"))
