@@ -175,8 +175,8 @@ class DriftSettings:
 
     error_delta: float = 0.002
     features: tuple[str, ...] = ("realized_vol_20",)
-    feature_threshold: float = 50.0
-    feature_min_instances: int = 30
+    feature_threshold: float = 1000.0
+    feature_min_instances: int = 2000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

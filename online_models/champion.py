@@ -157,9 +157,9 @@ class ModelSet:
             x = features
             every = slot.config.sample_every
             if x is not None and every > 1:
-                slot.ticks += 1
-                if slot.ticks % every:
+                if slot.ticks % every:  # the 1st, (every+1)-th, ... warm ticks are scored
                     x = None
+                slot.ticks += 1
             predictions = slot.scorer.update(tick_id, ts_event, price, x)
             out.extend(predictions)
             if name != champion:

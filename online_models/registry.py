@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import pickle
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,19 +121,38 @@ def load_checkpoint(blob: bytes, sha256: str) -> Any:
     return pickle.loads(blob)  # our own checkpoints, checksum verified
 
 
+# A Mersenne Twister state: 625 32-bit words plus the Gauss cache.
+_RANDOM_STATE_PLACEHOLDER = bytes(2_500)
+
+
+class _SizePickler(pickle.Pickler):
+    """Pickles without memo and writes every `random.Random` as a fixed-size placeholder."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        # Some River components hold an unseeded `random.Random` they never draw from
+        # at our sizes; its state (and so its pickled size) differs per process.
+        if isinstance(obj, random.Random):
+            return bytes, (_RANDOM_STATE_PLACEHOLDER,)
+        return NotImplemented
+
+
 def state_size_bytes(state: Any) -> int:
     """Size of `state` pickled without memoisation: a deterministic measure of model memory.
 
     River's `_raw_memory_usage` (recursive `sys.getsizeof`) changes with dict capacities
     after a restore, and a memoised pickle with how objects happen to be shared; both
     would break byte-identical replays. Without the memo every value is written out in
-    full, so equal states have equal sizes. The result is close to River's estimate.
+    full, so equal states have equal sizes; random generators count as a constant
+    (their state's size), since an unseeded one differs per process. The result is
+    close to River's estimate.
 
     >>> state_size_bytes({"w": [1.0, 2.0]}) == state_size_bytes({"w": [1.0, 2.0]})
     True
+    >>> state_size_bytes(random.Random(1)) == state_size_bytes(random.Random(2))
+    True
     """
     buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler = _SizePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
     pickler.fast = True  # no memo: identity sharing does not change the size
     pickler.dump(state)
     return buffer.tell()
