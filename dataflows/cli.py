@@ -97,7 +97,14 @@ def _demo(args: argparse.Namespace) -> int:
     from dataflows.demo import run_demo
 
     started = time.monotonic()
-    summary = run_demo(_settings(), ROOT, ticks=args.ticks, seed=args.seed, rate=args.rate)
+    summary = run_demo(
+        _settings(),
+        ROOT,
+        ticks=args.ticks,
+        seed=args.seed,
+        rate=args.rate,
+        dashboard=not args.no_dashboard,
+    )
     print(summary.render())
     print(f"demo finished in {time.monotonic() - started:.1f}s")
     return 0
@@ -136,6 +143,18 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.target == "risk":
+        from dataflows.risk_bench import bench_risk
+
+        bench_risk(_settings(), ROOT, decisions=args.decisions, kills=args.kills)
+        return 0
+    if args.target == "dashboard":
+        from dataflows.observe import bench_dashboard
+
+        bench_dashboard(
+            _settings(), ROOT, clients=args.clients, duration_s=args.duration, port=args.port
+        )
+        return 0
     if args.target == "models":
         from dataflows.model_bench import bench_models
 
@@ -147,6 +166,73 @@ def _bench(args: argparse.Namespace) -> int:
 
     bench_pipeline(_settings(), ROOT, rate=args.rate, duration_s=args.duration)
     return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from dataflows.observe import run_dashboard
+
+    run_dashboard(_settings(), port=args.port, since_ns=args.since_ns, recovery=args.recovery)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from dataflows.observe import print_status
+
+    return print_status(_settings(), ROOT)
+
+
+def _trail(args: argparse.Namespace) -> int:
+    from dataflows.observe import print_trail
+
+    return print_trail(_settings(), ROOT, args.client_order_id)
+
+
+def _add_observability(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    board = sub.add_parser("dashboard", help="web dashboard, /metrics and health on 127.0.0.1")
+    board.add_argument("--port", type=int, default=None, help="default dashboard.port")
+    board.add_argument("--since-ns", type=int, default=0, help="show rows from (default: run)")
+    board.add_argument("--recovery", default="", help="recovery store to check snapshot age of")
+    board.set_defaults(run=_dashboard)
+
+    status = sub.add_parser("status", help="health: broker, ClickHouse, data freshness, snapshots")
+    status.set_defaults(run=_status)
+
+    trail = sub.add_parser("trail", help="every log line and row behind one client_order_id")
+    trail.add_argument("client_order_id")
+    trail.set_defaults(run=_trail)
+
+
+def _control(args: argparse.Namespace) -> int:
+    from dataflows.control import run_control_command
+
+    return run_control_command(_settings(), args)
+
+
+def _add_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `hfl models list|show|promote|rollback`."""
+    models = sub.add_parser("models", help="model registry: list, show, promote, rollback")
+    models.add_argument("action", choices=("list", "show", "promote", "rollback"))
+    models.add_argument("model", nargs="?", help="show/promote: the model name")
+    models.add_argument("--instrument", default="", help="one instrument (default: all)")
+    models.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    models.add_argument("--reason", default="manual")
+    models.set_defaults(run=_models)
+
+
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `hfl bench` with every target's options."""
+    bench = sub.add_parser("bench", help="benchmarks that print figures")
+    bench.add_argument("target", choices=("pipeline", "models", "dashboard", "risk"))
+    bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
+    bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
+    bench.add_argument("--ticks", type=int, default=60_000, help="models: simulated ticks")
+    bench.add_argument("--batch-size", type=int, default=1_000, help="models: mini-batch rows")
+    bench.add_argument("--budget", type=float, default=3.0, help="models: seconds per mode")
+    bench.add_argument("--clients", type=int, default=10, help="dashboard: concurrent clients")
+    bench.add_argument("--port", type=int, default=8169, help="dashboard: port to serve on")
+    bench.add_argument("--decisions", type=int, default=20_000, help="risk: gate decisions")
+    bench.add_argument("--kills", type=int, default=50, help="risk: kills to time")
+    bench.set_defaults(run=_bench)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -192,6 +278,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--ticks", type=int, default=30_000)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--rate", type=float, default=500.0, help="ticks per second")
+    demo.add_argument("--no-dashboard", action="store_true", help="skip the dashboard")
     demo.set_defaults(run=_demo)
 
     sql = sub.add_parser("sql", help="ad-hoc read-only SQL on the ClickHouse store")
@@ -199,22 +286,15 @@ def parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", choices=("table", "json"), default="table")
     sql.set_defaults(run=_sql)
 
-    models = sub.add_parser("models", help="model registry: list, show, promote, rollback")
-    models.add_argument("action", choices=("list", "show", "promote", "rollback"))
-    models.add_argument("model", nargs="?", help="show/promote: the model name")
-    models.add_argument("--instrument", default="", help="one instrument (default: all)")
-    models.add_argument("--actor", default=os.environ.get("USER", "operator"))
-    models.add_argument("--reason", default="manual")
-    models.set_defaults(run=_models)
+    from dataflows.control import add_control_parsers
 
-    bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("target", choices=("pipeline", "models"))
-    bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
-    bench.add_argument("--duration", type=float, default=20.0, help="pipeline: seconds")
-    bench.add_argument("--ticks", type=int, default=60_000, help="models: simulated ticks")
-    bench.add_argument("--batch-size", type=int, default=1_000, help="models: mini-batch rows")
-    bench.add_argument("--budget", type=float, default=3.0, help="models: seconds per mode")
-    bench.set_defaults(run=_bench)
+    add_control_parsers(sub, _control)
+
+    _add_models(sub)
+
+    _add_bench(sub)
+
+    _add_observability(sub)
     return main
 
 

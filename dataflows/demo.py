@@ -17,7 +17,7 @@ from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import CheckedProducer
 from connectors.topic import TICKS
-from dataflows.process import Child, start_flow, stop, wait_all
+from dataflows.process import Child, start_child, start_flow, stop, wait_all
 from dataflows.settings import Settings
 from dataflows.summary import RunSummary, summarize
 from risk.domain.error import HflError
@@ -41,12 +41,21 @@ def simulation(settings: Settings, seed: int, start_ns: int, rate: float) -> Sim
 
 
 def run_demo(
-    settings: Settings, root: Path, *, ticks: int, seed: int, rate: float, timeout_s: float = 600.0
+    settings: Settings,
+    root: Path,
+    *,
+    ticks: int,
+    seed: int,
+    rate: float,
+    timeout_s: float = 600.0,
+    dashboard: bool = True,
 ) -> RunSummary:
-    """Run broker, feed and the three flows for `ticks` simulated ticks; summarise.
+    """Run broker, feed, the three flows and the dashboard for `ticks` ticks; summarise.
 
     Every run gets its own topic namespace and recovery stores, so runs never mix;
     the ClickHouse store is shared and the summary selects this run by event time.
+    The flows write their metrics under the run directory and the dashboard (on
+    `settings.dashboard.port`) serves them on ``/metrics`` with the derived ones.
     """
     start_ns = time.time_ns()
     run_id = f"demo-{seed}-{start_ns // 1_000_000_000}"
@@ -62,15 +71,20 @@ def run_demo(
     children: list[Child] = []
     try:
         create_topics(settings.kafka.bootstrap, prefix=prefix)
+        metrics_dir = run_dir / "metrics"
+        metrics_dir.mkdir(exist_ok=True)
         env = {
             "HFL_KAFKA__TOPIC_PREFIX": prefix,
             "HFL_RUN_ID": run_id,
             "HFL_CLICKHOUSE_URL": settings.clickhouse.url.reveal(),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         }
         children = [
             start_flow(name, settings, run_dir, env | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": str(idle_s)})
             for name, idle_s in IDLE_EXIT_S.items()
         ]
+        if dashboard:
+            children.append(_start_dashboard(settings, run_dir, env, start_ns))
         log(
             f"flows started (pids {', '.join(str(c.process.pid) for c in children)}); "
             f"feeding {ticks} ticks at {rate:g}/s"
@@ -82,7 +96,7 @@ def run_demo(
             prefix + TICKS,
             children,
         )
-        _drain(children, timeout_s)
+        _drain([child for child in children if child.name in IDLE_EXIT_S], timeout_s)
     finally:
         for child in children:
             stop(child)
@@ -94,6 +108,22 @@ def run_demo(
         settings.trading.account,
         settings.trading.initial_cash,
     )
+
+
+def _start_dashboard(
+    settings: Settings, run_dir: Path, env: dict[str, str], start_ns: int
+) -> Child:
+    command = [
+        sys.executable,
+        "-m",
+        "dataflows.cli",
+        "dashboard",
+        f"--since-ns={start_ns}",
+        f"--recovery={run_dir / 'recovery'}",
+    ]
+    child = start_child("dashboard", command, run_dir, env)
+    log(f"dashboard on http://127.0.0.1:{settings.dashboard.port} (metrics on /metrics)")
+    return child
 
 
 def _feed(

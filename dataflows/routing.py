@@ -12,6 +12,8 @@ from risk.domain import (
     Approved,
     AuditEvent,
     Bar,
+    CancelOrder,
+    ControlCommand,
     DecodeFailure,
     Denied,
     DriftDetected,
@@ -25,6 +27,7 @@ from risk.domain import (
     PnlSnapshot,
     Position,
     Prediction,
+    RiskMetric,
     Signal,
     TradingStateChanged,
 )
@@ -40,6 +43,8 @@ ROUTES: dict[type, tuple[str, Callable[[object], str]]] = {
     Approved: (topic.DECISIONS, _BY_ACCOUNT),
     Denied: (topic.DECISIONS, _BY_ACCOUNT),
     Order: (topic.ORDERS, _BY_ACCOUNT),
+    CancelOrder: (topic.ORDERS, _BY_ACCOUNT),
+    ControlCommand: (topic.CONTROL, _BY_ACCOUNT),
     OrderEvent: (topic.ORDER_EVENTS, _BY_ACCOUNT),
     Fill: (topic.FILLS, _BY_ACCOUNT),
     Position: (topic.POSITIONS, _BY_ACCOUNT),
@@ -47,6 +52,7 @@ ROUTES: dict[type, tuple[str, Callable[[object], str]]] = {
     DecodeFailure: (topic.DLQ, lambda event: event.topic),  # type: ignore[attr-defined]
     DriftDetected: (topic.DRIFT, _BY_INSTRUMENT),
     TradingStateChanged: (topic.RISK_EVENTS, _BY_ACCOUNT),
+    RiskMetric: (topic.RISK_METRICS, _BY_ACCOUNT),
     Alert: (topic.ALERTS, lambda event: event.name),  # type: ignore[attr-defined]
     AuditEvent: (topic.AUDIT, lambda event: event.subject),  # type: ignore[attr-defined]
     ModelCommand: (topic.MODEL_CONTROL, lambda event: event.instrument or "all"),  # type: ignore[attr-defined]

@@ -5,14 +5,15 @@ Run it with recovery on::
     python -m bytewax.run "dataflows.trading:build_flow()" -r var/recovery/trading -s 2 -b 30
 
 Inputs: `md.ticks`, `hfl.models.control` (promote/rollback, broadcast to every
-instrument's models), `hfl.fills`, `hfl.order_events`, `hfl.control`. Every event it
-makes (bars, features, predictions, model metrics and versions, drift, audit,
-signals, decisions, orders, positions, P&L, dead letters) is produced to Kafka with
-checked delivery. Drift detections also go to the risk gate.
+instrument's models), `hfl.fills`, `hfl.order_events`, `hfl.control`, `hfl.alerts`.
+Every event it makes (bars, features, predictions, model metrics and versions, drift,
+audit, signals, decisions, orders, positions, P&L, dead letters) is produced to Kafka
+with checked delivery. Drift detections also go to the risk gate.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -30,7 +31,7 @@ from dataflows.wiring import (
     FlowIO,
     KafkaIO,
     dead_letter,
-    decoder,
+    observe_process,
     split_dead_letters,
     topic_decoder,
 )
@@ -40,6 +41,7 @@ from online_models.instrument import InstrumentEvent, InstrumentPipeline, ModelS
 from online_models.registry import ModelConfig
 from online_models.signal import SignalConfig
 from risk.domain import (
+    Alert,
     Bar,
     ControlCommand,
     DecodeFailure,
@@ -50,6 +52,7 @@ from risk.domain import (
     Signal,
     Tick,
 )
+from sinks.metric import note_signals, observe_model_batch
 
 TickWithOrigin = tuple[Tick, KafkaRecord]
 NS_PER_S = 1_000_000_000
@@ -136,6 +139,7 @@ def handle_ticks(
     state: InstrumentState, batch: list[TickWithOrigin | ModelCommand]
 ) -> list[InstrumentEvent | DecodeFailure]:
     """Run a batch of one instrument's ticks (and model commands) through its pipeline."""
+    started = time.perf_counter()
     out: list[InstrumentEvent | DecodeFailure] = []
     for item in batch:
         if isinstance(item, ModelCommand):
@@ -152,7 +156,12 @@ def handle_ticks(
         state.last_seq = tick.seq
         if state.pipeline is None:
             state.pipeline = InstrumentPipeline(tick.instrument, state.spec)
+        produced = len(out)
         state.pipeline.update(tick, out)  # type: ignore[arg-type]
+        note_signals(out[produced:], tick.ts_init)
+    if state.pipeline is not None:
+        elapsed_s = time.perf_counter() - started
+        observe_model_batch(state.pipeline.instrument, elapsed_s, len(batch), state.pipeline)
     return out
 
 
@@ -201,6 +210,7 @@ def inbound_types(prefix: str) -> Callable[[str], type]:
         prefix + topic.FILLS: Fill,
         prefix + topic.ORDER_EVENTS: OrderEvent,
         prefix + topic.CONTROL: ControlCommand,
+        prefix + topic.ALERTS: Alert,
     }
     return types.__getitem__
 
@@ -211,6 +221,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     `io` (default Kafka) supplies the inputs and the output; tests pass lists.
     """
     settings = settings or load_settings()
+    observe_process("trading")
     io = io or KafkaIO(settings)
     flow = Dataflow("trading")
     instruments = frozenset(settings.trading.instruments)
@@ -225,7 +236,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     commands = op.flat_map_batch(
         "decode_model_commands",
         io.input("model_control_in", flow, topic.MODEL_CONTROL),
-        decoder(ModelCommand),
+        topic_decoder(lambda name: ModelCommand),
     )
     valid_commands, bad_commands = split_dead_letters("split_model_commands", commands)
     model_commands = op.flat_map(
@@ -245,7 +256,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     account = settings.trading.account
     inbound = op.flat_map_batch(
         "decode_inbound",
-        io.input("inbound_in", flow, topic.FILLS, topic.ORDER_EVENTS, topic.CONTROL),
+        io.input("inbound_in", flow, topic.FILLS, topic.ORDER_EVENTS, topic.CONTROL, topic.ALERTS),
         topic_decoder(inbound_types(settings.kafka.topic_prefix), account=account),
     )
     valid_inbound, dead = split_dead_letters("split_inbound", inbound)

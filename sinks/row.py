@@ -30,6 +30,7 @@ TABLE_BY_TOPIC: dict[str, str] = {
     topic.DLQ: "dlq",
     topic.DRIFT: "drift_events",
     topic.RISK_EVENTS: "risk_events",
+    topic.RISK_METRICS: "risk_metrics",
     topic.ALERTS: "alerts",
     topic.AUDIT: "audit",
     topic.MODEL_METRICS: "model_metrics",
@@ -136,6 +137,8 @@ COLUMNS: dict[str, dict[str, _Column]] = {
         "version_id instrument model factory params params_hash code_version parent"
         " created_at ts_init"
     ),
+    "risk_metrics": _spec(f"metrics_id account metric value limit_value {_TS}"),
+    "order_cancels": _spec(f"cancel_id client_order_id account instrument reason {_TS}"),
     "runs": _spec("run_id started_at config code_version status version", optional="finished_at"),
 }
 
@@ -150,6 +153,16 @@ def table_for_topic(name: str, prefix: str = "") -> str:
         return TABLE_BY_TOPIC[name.removeprefix(prefix)]
     except KeyError:
         raise ConfigError(f"topic {name!r} has no table") from None
+
+
+def table_for_record(name: str, row: dict[str, Any], prefix: str = "") -> str:
+    """Return the table of one record: cancel requests share `hfl.orders` with orders.
+
+    >>> table_for_record("hfl.orders", {"cancel_id": "c1"}), table_for_record("hfl.orders", {})
+    ('order_cancels', 'orders')
+    """
+    table = table_for_topic(name, prefix)
+    return "order_cancels" if table == "orders" and "cancel_id" in row else table
 
 
 def columns_for(table: str, rows: Rows) -> tuple[list[str], list[list[Any]]]:

@@ -6,16 +6,19 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.record import OutboundRecord
+from sinks.metric import RECORDS_OUT, count_batch
 
 
 class _Partition(StatefulSinkPartition[OutboundRecord, None]):
-    def __init__(self, producer: CheckedProducer) -> None:
+    def __init__(self, producer: CheckedProducer, step: str) -> None:
         self._producer = producer
+        self._step = step
 
     def write_batch(self, values: list[OutboundRecord]) -> None:
         # Queue without waiting: librdkafka sends within `linger.ms`, so output leaves
         # at once and in few, large broker batches. Failures already reported raise here.
         self._producer.produce_batch(values)
+        count_batch(RECORDS_OUT, self._step, len(values))
 
     def snapshot(self) -> None:
         # Every record of the epoch is acknowledged before Bytewax records the epoch's
@@ -45,5 +48,6 @@ class KafkaSink(FixedPartitionedSink[OutboundRecord, None]):
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _Partition:
         return _Partition(
-            CheckedProducer(self._bootstrap, message_timeout_ms=self._message_timeout_ms)
+            CheckedProducer(self._bootstrap, message_timeout_ms=self._message_timeout_ms),
+            step_id,
         )

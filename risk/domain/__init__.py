@@ -31,8 +31,8 @@ from risk.domain.model import (
     Prediction,
     Signal,
 )
-from risk.domain.order import Fill, Order, OrderEvent, OrderIntent
-from risk.domain.portfolio import PnlSnapshot, Position
+from risk.domain.order import CancelOrder, Fill, Order, OrderEvent, OrderIntent
+from risk.domain.portfolio import PnlSnapshot, Position, RiskMetric
 
 __all__ = [
     "Alert",
@@ -40,6 +40,7 @@ __all__ = [
     "Approved",
     "AuditEvent",
     "Bar",
+    "CancelOrder",
     "ControlAction",
     "ControlCommand",
     "DecodeFailure",
@@ -63,6 +64,7 @@ __all__ = [
     "Position",
     "Prediction",
     "RiskDecision",
+    "RiskMetric",
     "Side",
     "Signal",
     "Tick",
