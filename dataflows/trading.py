@@ -86,6 +86,7 @@ def model_spec(settings: Settings, code_version: str = "unknown") -> ModelSpec:
                 enabled=promotion.enabled, min_labels=promotion.min_labels, margin=promotion.margin
             ),
             drift=DriftConfig(
+                watch_error=drift.watch_error,
                 error_delta=drift.error_delta,
                 features=drift.features,
                 feature_threshold=drift.feature_threshold,
