@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import time
 
-from connectors import topic
-from connectors.codec import encode
 from connectors.kafka.producer import CheckedProducer
-from connectors.kafka.record import OutboundRecord
+from dataflows.routing import to_outbound
 from dataflows.settings import Settings
 from risk.domain import ModelAction, ModelCommand
 from risk.domain.ids import stable_id
@@ -116,6 +114,6 @@ def model_command(
 def send_command(settings: Settings, command: ModelCommand) -> None:
     """Produce `command` to `hfl.models.control` and wait for the broker's acknowledgement."""
     kafka = settings.kafka
-    name = kafka.topic_prefix + topic.MODEL_CONTROL
-    record = OutboundRecord(name, (command.instrument or "all").encode(), encode(command))
-    CheckedProducer(kafka.bootstrap, message_timeout_ms=kafka.message_timeout_ms).send([record])
+    records = to_outbound(kafka.topic_prefix)([command])
+    producer = CheckedProducer(kafka.bootstrap, message_timeout_ms=kafka.message_timeout_ms)
+    producer.send(record for _, record in records)
