@@ -1,13 +1,11 @@
-"""Registry metadata: model identities, versions and checksummed checkpoints (pure).
+"""Registry metadata: model identities, versions and a deterministic size of model state.
 
-Where checkpoints are stored, and how versions reach ClickHouse, is the wiring's
-business (`dataflows`); this module only says what a version is and how a model's
-state turns into bytes and back with its integrity checked.
+How versions reach ClickHouse is the wiring's business (`dataflows`); this module only
+says what a model and a version are.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import pickle
@@ -15,13 +13,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from risk.domain.error import HflError
 from risk.domain.ids import stable_id
 from risk.domain.model import ModelVersion
-
-
-class CheckpointError(HflError):
-    """A checkpoint's bytes do not match its recorded sha256."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,39 +79,6 @@ def new_version(
         created_at=created_at,
         ts_init=created_at,
     )
-
-
-def dump_checkpoint(state: Any) -> tuple[bytes, str]:
-    """Pickle `state`; return the bytes and their sha256 hex digest.
-
-    >>> blob, digest = dump_checkpoint({"w": 1.0})
-    >>> load_checkpoint(blob, digest)
-    {'w': 1.0}
-    """
-    blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-    return blob, hashlib.sha256(blob).hexdigest()
-
-
-def load_checkpoint(blob: bytes, sha256: str) -> Any:
-    """Unpickle a checkpoint after checking its sha256.
-
-    Only load checkpoints this system wrote: unpickling runs code.
-
-    Raises:
-        CheckpointError: The digest does not match (a torn or altered file).
-
-    >>> blob, _ = dump_checkpoint(1)
-    >>> try:
-    ...     load_checkpoint(blob, "0" * 64)
-    ... except CheckpointError:
-    ...     print("rejected")
-    rejected
-    """
-    actual = hashlib.sha256(blob).hexdigest()
-    if actual != sha256:
-        msg = f"checkpoint sha256 {actual} does not match the recorded {sha256}"
-        raise CheckpointError(msg)
-    return pickle.loads(blob)  # our own checkpoints, checksum verified
 
 
 # A Mersenne Twister state: 625 32-bit words plus the Gauss cache.
