@@ -12,11 +12,13 @@ from pathlib import Path
 
 from connectors.codec import encode
 from dashboard.config import AlertThresholds, DashboardConfig
-from dashboard.health import Check, broker_check, data_checks, snapshot_check
+from dashboard.health import Check, broker_check, data_checks, process_checks, snapshot_check
 from dashboard.load import run_load
+from dashboard.monitor import flow_figures
 from dashboard.snapshot import Window, newest_run_start_ns, pipeline_panel
 from dataflows.settings import Settings
 from sinks.client import connect
+from sinks.metric import multiprocess_registry
 from sinks.migration import migrate
 from sinks.query import QueryError, QueryServer, format_table, query, read_port_file, reader
 from sinks.trail import chain_ids, trail_logs, trail_rows
@@ -87,8 +89,17 @@ def run_dashboard(settings: Settings, *, port: int | None, since_ns: int, recove
 def status_checks(settings: Settings, root: Path) -> list[Check]:
     """Health of the local system, checked directly (no dashboard needed)."""
     url = settings.clickhouse.url.reveal()
-    limits = dashboard_config(settings).alerts
-    checks = [broker_check(settings.kafka.bootstrap)]
+    config = dashboard_config(settings)
+    limits = config.alerts
+    runs = sorted((root / "var" / "runs").glob("*/metrics"), key=lambda path: path.stat().st_mtime)
+    metrics_dir = config.metrics_dir or (str(runs[-1]) if runs else "")
+    heartbeats = (
+        flow_figures(multiprocess_registry(metrics_dir))["heartbeats"] if metrics_dir else {}
+    )
+    checks = [
+        *process_checks(heartbeats, time.time(), limits.heartbeat_s),
+        broker_check(settings.kafka.bootstrap),
+    ]
     try:
         since_ns = newest_run_start_ns(lambda sql: query(url, sql))
         window = Window(account=settings.trading.account, since_ns=since_ns)
