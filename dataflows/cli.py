@@ -118,6 +118,11 @@ def _sql(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.target == "risk":
+        from dataflows.risk_bench import bench_risk
+
+        bench_risk(_settings(), ROOT, decisions=args.decisions, kills=args.kills)
+        return 0
     if args.target == "dashboard":
         from dataflows.observe import bench_dashboard
 
@@ -178,6 +183,22 @@ def _control(args: argparse.Namespace) -> int:
     return run_control_command(_settings(), args)
 
 
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `hfl bench` with every target's options."""
+    bench = sub.add_parser("bench", help="benchmarks that print figures")
+    bench.add_argument("target", choices=("pipeline", "models", "dashboard", "risk"))
+    bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
+    bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
+    bench.add_argument("--ticks", type=int, default=60_000, help="models: simulated ticks")
+    bench.add_argument("--batch-size", type=int, default=1_000, help="models: mini-batch rows")
+    bench.add_argument("--budget", type=float, default=3.0, help="models: seconds per mode")
+    bench.add_argument("--clients", type=int, default=10, help="dashboard: concurrent clients")
+    bench.add_argument("--port", type=int, default=8169, help="dashboard: port to serve on")
+    bench.add_argument("--decisions", type=int, default=20_000, help="risk: gate decisions")
+    bench.add_argument("--kills", type=int, default=50, help="risk: kills to time")
+    bench.set_defaults(run=_bench)
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of `hfl`."""
     main = argparse.ArgumentParser(prog="hfl", description=__doc__)
@@ -233,16 +254,7 @@ def parser() -> argparse.ArgumentParser:
 
     add_control_parsers(sub, _control)
 
-    bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("target", choices=("pipeline", "models", "dashboard"))
-    bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
-    bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
-    bench.add_argument("--ticks", type=int, default=60_000, help="models: simulated ticks")
-    bench.add_argument("--batch-size", type=int, default=1_000, help="models: mini-batch rows")
-    bench.add_argument("--budget", type=float, default=3.0, help="models: seconds per mode")
-    bench.add_argument("--clients", type=int, default=10, help="dashboard: concurrent clients")
-    bench.add_argument("--port", type=int, default=8169, help="dashboard: port to serve on")
-    bench.set_defaults(run=_bench)
+    _add_bench(sub)
 
     _add_observability(sub)
     return main

@@ -190,6 +190,7 @@ class RiskSettings:
     account: AccountLimitSettings = field(default_factory=AccountLimitSettings)
     model: RiskModelSettings = field(default_factory=RiskModelSettings)
     stress_scenarios: dict[str, dict[str, float]] = field(default_factory=dict)
+    volatility_target_pct: float | None = 15.0
     drift_action: TradingState | None = TradingState.REDUCING
     alert_actions: dict[str, TradingState] = field(default_factory=default_alert_states)
 

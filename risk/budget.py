@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from decimal import Decimal
 
 from risk.domain.enums import DenialReason
 from risk.limit import AccountLimits, RiskLimits
@@ -62,7 +61,7 @@ def check_self_match(crosses_own_order: bool) -> Denial | None:
     )
 
 
-def check_net_exposure(net_after: Decimal, limits: AccountLimits) -> Denial | None:
+def check_net_exposure(net_after: float, limits: AccountLimits) -> Denial | None:
     """Deny when the worst-case net exposure after the order exceeds the limit."""
     if abs(net_after) <= limits.max_net_exposure:
         return None

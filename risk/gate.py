@@ -25,7 +25,7 @@ from risk.drawdown import DrawdownGuard
 from risk.limit import AccountLimits, LimitProvider, RiskLimits
 from risk.monitor import PortfolioRisk, RiskModelConfig
 from risk.pretrade import Denial, halted_denial, reduces_position, run_checks
-from risk.sizing import target_quantity
+from risk.sizing import target_quantity, volatility_target_notional
 from risk.state import ACCOUNT_WIDE, StatePolicy, TradingStates
 from risk.throttle import SlidingWindowThrottle
 
@@ -127,9 +127,11 @@ class AccountGate:
         "_working",
         "_working_buy",
         "_working_sell",
+        "_worst_float",
         "account",
         "lot_size",
         "target_notional",
+        "volatility_target",
     )
 
     def __init__(
@@ -144,10 +146,12 @@ class AccountGate:
         account_limits: AccountLimits | None = None,
         instruments: tuple[str, ...] = (),
         risk_model: RiskModelConfig | None = None,
+        volatility_target: float | None = None,
         recent_order_ids: int = 10_000,
     ) -> None:
         self.account = account
         self.target_notional = target_notional
+        self.volatility_target = volatility_target
         self.lot_size = lot_size
         self._limits = limits
         self._book = Book(account, initial_cash)
@@ -158,6 +162,8 @@ class AccountGate:
         self._working: dict[str, _WorkingOrder] = {}
         self._working_buy: dict[str, Decimal] = {}
         self._working_sell: dict[str, Decimal] = {}
+        # Worst-case long/short per instrument with a position or working order, as floats.
+        self._worst_float: dict[str, tuple[float, float]] = {}
         self._recent_ids: deque[str] = deque(maxlen=recent_order_ids)
         self._recent_set: set[str] = set()
         self._policy = policy or StatePolicy()
@@ -303,12 +309,13 @@ class AccountGate:
             ts_init=signal.ts_init,
         )
         trigger = "" if state is TradingState.ACTIVE else self._states.trigger(instrument)
+        client_order_id = ids.client_order_id(self.account, instrument, signal.signal_id)
         failed = run_checks(intent, self, limits, state, trigger) or self._account_checks(
-            intent, limits
+            intent, limits, client_order_id
         )
         if failed is not None:
             return self._denied(signal, side, intent.quantity, reference, failed), None
-        order = self._submit(intent)
+        order = self._submit(intent, client_order_id)
         approved = Approved(
             signal_id=signal.signal_id,
             account=self.account,
@@ -325,21 +332,33 @@ class AccountGate:
     def _target(
         self, direction: int, reference: float, instrument: str, limits: RiskLimits
     ) -> Decimal:
-        """The signal's target position, scaled down for volatility when so configured."""
+        """The signal's target position: volatility-targeted (capped at `target_notional`)
+        when `volatility_target` is set, and scaled down above the instrument's volatility
+        limit when so configured."""
+        volatility = self._risk.volatility(instrument)
+        notional = self.target_notional
+        if self.volatility_target is not None:
+            notional = volatility_target_notional(
+                self._equity, self.volatility_target, volatility, cap=notional
+            )
         target = target_quantity(
-            direction, reference, target_notional=self.target_notional, lot_size=self.lot_size
+            direction, reference, target_notional=notional, lot_size=self.lot_size
         )
-        if limits.scale_on_volatility and target:
-            volatility = self._risk.volatility(instrument)
-            if volatility is not None and volatility > limits.max_volatility:
-                factor = quantize(limits.max_volatility / volatility)
-                target = quantize_lot(target * factor, self.lot_size)
+        if (
+            limits.scale_on_volatility
+            and target
+            and volatility is not None
+            and volatility > limits.max_volatility
+        ):
+            factor = quantize(limits.max_volatility / volatility)
+            target = quantize_lot(target * factor, self.lot_size)
         return target
 
-    def _account_checks(self, intent: OrderIntent, limits: RiskLimits) -> Denial | None:
+    def _account_checks(
+        self, intent: OrderIntent, limits: RiskLimits, client_order_id: str
+    ) -> Denial | None:
         """Run the account-level controls in the documented order; first denial wins."""
         whole = self._account_limits
-        client_order_id = ids.client_order_id(self.account, intent.instrument, intent.signal_id)
         failed = (
             budget.check_duplicate(client_order_id, self._used)
             or budget.check_order_rate(self._throttle.allows(intent.ts_event), whole)
@@ -382,29 +401,29 @@ class AccountGate:
             )
         )
 
-    def _book_exposure(self, intent: OrderIntent, group: str) -> tuple[Decimal, float]:
+    def _book_exposure(self, intent: OrderIntent, group: str) -> tuple[float, float]:
         """Worst-case net exposure (money) and the group's gross value after the order.
 
         For a buy every working buy is assumed filled and every working sell canceled
         (and the other way round for a sell): the net exposure that order could reach.
+        Floats from `_worst_float`: these feed share-of-equity limits, not accounting.
         """
-        buy = intent.side is Side.BUY
-        worst = self.worst_case_long if buy else self.worst_case_short
-        names = dict.fromkeys(self._book.instruments())
-        names.update(dict.fromkeys(self._working_buy if buy else self._working_sell))
-        names[intent.instrument] = None
-        net = intent.quantity * quantize(intent.reference_price or 0.0) * intent.side.sign
+        side = 0 if intent.side is Side.BUY else 1
+        delta = float(intent.quantity) * intent.side.sign
+        prices = self._ref_price
+        net = delta * prices[intent.instrument]
         group_value = 0.0
         for_instrument = self._limits.for_instrument
-        for name in names:
-            quantity = worst(name)
-            if quantity:
-                net += quantity * self._price(name)
+        seen = False
+        for name, worst in self._worst_float.items():
+            price = prices.get(name, 0.0)
+            net += worst[side] * price
             if group and for_instrument(name).group == group:
-                after = quantity + (
-                    intent.quantity * intent.side.sign if name == intent.instrument else 0
-                )
-                group_value += abs(float(after)) * float(self._price(name))
+                mine = name == intent.instrument
+                seen = seen or mine
+                group_value += abs(worst[side] + (delta if mine else 0.0)) * price
+        if group and not seen:
+            group_value += abs(delta) * prices[intent.instrument]
         return net, group_value
 
     def _price(self, instrument: str) -> Decimal:
@@ -456,8 +475,7 @@ class AccountGate:
             ts_init=signal.ts_init,
         )
 
-    def _submit(self, intent: OrderIntent) -> Order:
-        client_order_id = ids.client_order_id(self.account, intent.instrument, intent.signal_id)
+    def _submit(self, intent: OrderIntent, client_order_id: str) -> Order:
         if client_order_id in self._recent_set or client_order_id in self._working:
             msg = (
                 f"risk gate {self.account}: client order id {client_order_id} reused "
@@ -499,6 +517,12 @@ class AccountGate:
         else:
             # Drop zero entries so the dicts only hold instruments with live orders.
             del totals[instrument]
+        # Also called after every fill: keeps the float worst cases current.
+        long, short = self.worst_case_long(instrument), self.worst_case_short(instrument)
+        if long or short:
+            self._worst_float[instrument] = (float(long), float(short))
+        else:
+            self._worst_float.pop(instrument, None)
 
     def on_fill(self, fill: Fill) -> Position:
         """Move the filled quantity from working to position and return the new position.
@@ -663,7 +687,8 @@ class AccountGate:
                 ts_event=command.ts_event,
                 ts_init=command.ts_init,
             )
-            orders.append(self._submit(intent))
+            client_order_id = ids.client_order_id(self.account, instrument, intent.signal_id)
+            orders.append(self._submit(intent, client_order_id))
         return orders
 
     def on_drift(self, event: DriftDetected) -> TradingStateChanged | None:

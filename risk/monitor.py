@@ -318,7 +318,7 @@ class PortfolioRisk:
         np.multiply(columns[index], value, out=outcomes)
         outcomes += self._book_pnl
         config = self.config
-        var_hist, cvar_hist = var.historical_var_cvar(outcomes, config.confidence)
+        var_hist, cvar_hist = var.historical_var_cvar_in_place(outcomes, config.confidence)
         variance = self._ewma_variance + value * (
             2.0 * float(self._ewma_book[index]) + value * float(self._ewma[index, index])
         )

@@ -18,6 +18,7 @@ Conventions (chosen to equal the references exactly):
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
@@ -29,8 +30,9 @@ Matrix = npt.NDArray[np.float64]
 DEFAULT_LAMBDA = 0.94
 
 
+@lru_cache(maxsize=64)
 def z_score(confidence: float) -> float:
-    """Return the standard normal quantile of `confidence`.
+    """Return the standard normal quantile of `confidence` (cached: the gate asks per order).
 
     >>> round(z_score(0.99), 6)
     2.326348
@@ -48,14 +50,19 @@ def historical_var_cvar(outcomes: Vector, confidence: float = 0.99) -> tuple[flo
     >>> historical_var_cvar(np.array([-3.0, -1.0, 0.0, 1.0, 2.0]), 0.75)
     (1.0, 2.0)
     """
+    return historical_var_cvar_in_place(outcomes.copy(), confidence)
+
+
+def historical_var_cvar_in_place(outcomes: Vector, confidence: float) -> tuple[float, float]:
+    """Like `historical_var_cvar`, but reorders `outcomes` (a scratch buffer) in place."""
     count = len(outcomes)
     position = (count - 1) * (1.0 - confidence)
     low = int(position)
     high = min(low + 1, count - 1)
-    ordered = np.partition(outcomes, (low, high))
-    below, above = float(ordered[low]), float(ordered[high])
+    outcomes.partition((low, high))
+    below, above = float(outcomes[low]), float(outcomes[high])
     value_at_risk = -(below + (position - low) * (above - below))
-    return value_at_risk, -float(ordered[: low + 1].mean())
+    return value_at_risk, -float(np.add.reduce(outcomes[: low + 1])) / (low + 1)
 
 
 def tail_size(count: int, confidence: float) -> int:
@@ -98,8 +105,12 @@ def parametric_cvar(sigma: float, confidence: float = 0.99) -> float:
     >>> round(parametric_cvar(1.0), 6)
     2.665214
     """
-    z = z_score(confidence)
-    return sigma * NormalDist().pdf(z) / (1.0 - confidence)
+    return sigma * _shortfall_factor(confidence)
+
+
+@lru_cache(maxsize=64)
+def _shortfall_factor(confidence: float) -> float:
+    return NormalDist().pdf(z_score(confidence)) / (1.0 - confidence)
 
 
 def annual_volatility(returns: Vector, periods_per_year: float) -> float:

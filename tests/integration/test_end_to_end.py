@@ -214,3 +214,21 @@ def test_same_seeded_input_twice_gives_identical_orders(
     assert sorted(first, key=lambda o: o["client_order_id"]) == sorted(
         second, key=lambda o: o["client_order_id"]
     )
+
+
+def test_denials_and_risk_figures_are_in_clickhouse(stack: StackRun) -> None:
+    by_reason = sql(
+        stack.env,
+        "SELECT outcome, reason, count() AS n FROM risk_decisions FINAL "
+        "GROUP BY outcome, reason ORDER BY n DESC",
+    )
+    denied = [row for row in by_reason if row["outcome"] == "denied"]
+    assert denied
+    assert all(row["reason"] for row in denied)
+    assert all(not row["reason"] for row in by_reason if row["outcome"] == "approved")
+    figures = sql(
+        stack.env,
+        "SELECT metric, count() AS n FROM risk_metrics FINAL "
+        "WHERE metric IN ('var_hist', 'cvar_ewma', 'beta', 'drawdown') GROUP BY metric",
+    )
+    assert {row["metric"] for row in figures} == {"var_hist", "cvar_ewma", "beta", "drawdown"}
