@@ -141,8 +141,14 @@ class Monitor:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._config.refresh_s):
+        # A fixed rate, not a fixed pause: the period stays `refresh_s` however long
+        # the reads take (up to the read time itself on a loaded machine).
+        while True:
+            started = time.monotonic()
             self.refresh()
+            pause = self._config.refresh_s - (time.monotonic() - started)
+            if self._stop.wait(max(0.0, pause)):
+                return
 
     def refresh(self) -> None:
         """Read, check, alert and publish one snapshot; a failed read keeps the last one."""

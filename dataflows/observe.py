@@ -141,8 +141,11 @@ def print_trail(settings: Settings, root: Path, client_order_id: str) -> int:
 
 def bench_dashboard(
     settings: Settings, root: Path, *, clients: int, duration_s: float, port: int
-) -> dict[str, float | int]:
+) -> dict[str, float | int | None]:
     """Load the dashboard's JSON endpoints with `clients` concurrent clients; print figures.
+
+    As many live viewers follow `/api/stream` meanwhile; the gaps between the updates
+    they receive show whether live updates keep their period under load.
 
     Serves the configured store itself when no persist flow does (chDB allows one
     owner), starts `hfl dashboard` as a child process, loads it, and stops it.
@@ -169,16 +172,28 @@ def bench_dashboard(
         wait_http("127.0.0.1", port, "/health/live", timeout_s=60)
         asyncio.run(run_load("127.0.0.1", port, BENCH_PATHS, clients=clients, duration_s=2.0))
         result = asyncio.run(
-            run_load("127.0.0.1", port, BENCH_PATHS, clients=clients, duration_s=duration_s)
+            run_load(
+                "127.0.0.1",
+                port,
+                BENCH_PATHS,
+                clients=clients,
+                duration_s=duration_s,
+                viewers=clients,
+            )
         )
     finally:
         child.terminate()
         child.wait(timeout=30)
         if server is not None:
             server.stop()
-    figures = result.summary() | {"clients": clients, "paths": len(BENCH_PATHS)}
+    figures = result.summary() | {
+        "clients": clients,
+        "viewers": clients,
+        "paths": len(BENCH_PATHS),
+    }
     print(
-        f"{clients} clients, {duration_s:g}s over {', '.join(BENCH_PATHS)}; dashboard log in {log}",
+        f"{clients} clients and {clients} live viewers, {duration_s:g}s over "
+        f"{', '.join(BENCH_PATHS)}; dashboard log in {log}",
         file=sys.stderr,
     )
     print(encode(figures).decode())
