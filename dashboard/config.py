@@ -14,6 +14,7 @@ class AlertThresholds:
     consumer_lag_records: int = 50_000
     dlq_per_refresh: int = 100
     snapshot_age_s: float = 60.0
+    heartbeat_s: float = 15.0  # a busy flow's sampler thread waits for the GIL
     max_drawdown_ratio: float = 0.10
     repeat_after_s: float = 300.0
     max_per_minute: int = 30

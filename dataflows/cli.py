@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -117,6 +118,30 @@ def _sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    from dataflows import model_command as mc
+    from risk.domain import ModelAction
+
+    if args.action in ("show", "promote") and not args.model:
+        raise HflError(f"models {args.action} needs a model name")
+    settings = _settings()
+    if args.action == "list":
+        print(mc.list_models(settings, args.instrument))
+    elif args.action == "show":
+        print(mc.show_model(settings, args.model, args.instrument))
+    else:
+        command = mc.model_command(
+            ModelAction(args.action),
+            model=args.model or "",
+            instrument=args.instrument,
+            actor=args.actor,
+            reason=args.reason,
+        )
+        mc.send_command(settings, command)
+        print(f"sent {command.action} {command.model} ({command.command_id})")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     if args.target == "risk":
         from dataflows.risk_bench import bench_risk
@@ -181,6 +206,17 @@ def _control(args: argparse.Namespace) -> int:
     from dataflows.control import run_control_command
 
     return run_control_command(_settings(), args)
+
+
+def _add_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `hfl models list|show|promote|rollback`."""
+    models = sub.add_parser("models", help="model registry: list, show, promote, rollback")
+    models.add_argument("action", choices=("list", "show", "promote", "rollback"))
+    models.add_argument("model", nargs="?", help="show/promote: the model name")
+    models.add_argument("--instrument", default="", help="one instrument (default: all)")
+    models.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    models.add_argument("--reason", default="manual")
+    models.set_defaults(run=_models)
 
 
 def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -253,6 +289,8 @@ def parser() -> argparse.ArgumentParser:
     from dataflows.control import add_control_parsers
 
     add_control_parsers(sub, _control)
+
+    _add_models(sub)
 
     _add_bench(sub)
 

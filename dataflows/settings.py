@@ -226,10 +226,11 @@ class PromotionSettings:
 class DriftSettings:
     """Drift detectors: ADWIN on the champion's prequential error, Page-Hinkley on features."""
 
+    watch_error: bool = False
     error_delta: float = 0.002
     features: tuple[str, ...] = ("realized_vol_20",)
-    feature_threshold: float = 50.0
-    feature_min_instances: int = 30
+    feature_threshold: float = 1000.0
+    feature_min_instances: int = 2000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,7 +7,9 @@ update them once per batch, never per item.
 Flows run as separate processes; with ``PROMETHEUS_MULTIPROC_DIR`` set (the demo and
 `hfl dashboard` agree on one directory) each process writes its values to memory-mapped
 files there and the dashboard serves them all from one ``/metrics`` (see
-`multiprocess_registry`). Without it the values stay in the process (tests, benchmarks).
+`multiprocess_registry`). Gauges keep the most recent write across processes, so a
+restarted flow replaces the values of the one it succeeds. Without it the values stay
+in the process (tests, benchmarks).
 Trading, risk and model-score metrics are derived from the persisted events by the
 dashboard instead (`dashboard.exporter`).
 """
@@ -46,7 +48,7 @@ CONSUMER_LAG = Gauge(
     "hfl_pipeline_consumer_lag_records",
     "Records between a source's position and the partitions' high watermarks.",
     ["step"],
-    multiprocess_mode="livemax",
+    multiprocess_mode="mostrecent",
 )
 TICK_TO_DECISION = Histogram(
     "hfl_pipeline_tick_to_decision_seconds",
@@ -60,7 +62,7 @@ PERSIST_ROWS = Counter("hfl_persist_rows_total", "Rows written to ClickHouse, by
 PERSIST_LAG = Gauge(
     "hfl_persist_lag_seconds",
     "Wall clock at a ClickHouse write minus the newest written tick's ingest time.",
-    multiprocess_mode="livemax",
+    multiprocess_mode="mostrecent",
 )
 MODEL_UPDATE = Histogram(
     "hfl_model_update_seconds",
@@ -70,19 +72,25 @@ MODEL_UPDATE = Histogram(
 MODEL_STATE = Gauge(
     "hfl_model_state_bytes",
     "Pickled size of the per-instrument model pipelines of a trading process.",
-    multiprocess_mode="livesum",
+    multiprocess_mode="mostrecent",
 )
 PROCESS_CPU = Gauge(
     "hfl_process_cpu_seconds",
     "CPU time (user + system) used by a component's process.",
     ["component"],
-    multiprocess_mode="livesum",
+    multiprocess_mode="mostrecent",
 )
 PROCESS_MEMORY = Gauge(
     "hfl_process_resident_memory_bytes",
     "Resident memory of a component's process.",
     ["component"],
-    multiprocess_mode="livesum",
+    multiprocess_mode="mostrecent",
+)
+PROCESS_HEARTBEAT = Gauge(
+    "hfl_process_heartbeat_seconds",
+    "Wall-clock time (Unix seconds) a component's process last sampled itself (every 1 s).",
+    ["component"],
+    multiprocess_mode="mostrecent",
 )
 PROCESS_STARTS = Counter(
     "hfl_process_starts_total",
@@ -155,7 +163,8 @@ def resident_memory_bytes() -> int:
 
 
 def sample_process(component: str) -> None:
-    """Set this process's CPU and memory gauges for `component` once."""
+    """Set this process's CPU, memory and heartbeat gauges for `component` once."""
+    PROCESS_HEARTBEAT.labels(component).set(time.time())
     usage = resource.getrusage(resource.RUSAGE_SELF)
     PROCESS_CPU.labels(component).set(usage.ru_utime + usage.ru_stime)
     PROCESS_MEMORY.labels(component).set(resident_memory_bytes())

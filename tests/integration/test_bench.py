@@ -72,6 +72,7 @@ def test_dashboard_bench_prints_rate_and_p99_as_json_on_its_last_line(tmp_path: 
     assert figures["requests"] > 0
     assert figures["req_per_s"] > 0
     assert figures["p99_ms"] >= figures["p50_ms"] > 0
+    assert figures["viewers"] == 10
 
 
 @pytest.mark.integration

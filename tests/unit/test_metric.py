@@ -183,3 +183,10 @@ def test_grafana_panels_reference_only_exported_metrics() -> None:
         for target in panel["targets"]:
             for name in METRIC.findall(target["expr"]):
                 assert name in exported, (panel["title"], name)
+
+
+def test_dead_letter_reasons_are_counted_per_batch_by_reason() -> None:
+    before = REGISTRY.get_sample_value("hfl_pipeline_dead_letters_total", {"reason": "oversized"})
+    sinks.metric.count_reasons(sinks.metric.DEAD_LETTERS, ["oversized", "non_finite", "oversized"])
+    after = REGISTRY.get_sample_value("hfl_pipeline_dead_letters_total", {"reason": "oversized"})
+    assert after - (before or 0.0) == 2
