@@ -130,6 +130,7 @@ class PortfolioRisk:
         "_ring",
         "_sample_price",
         "_samples",
+        "_scalars",
         "_snapshot_price",
         "_volatility",
         "_worst_down",
@@ -157,6 +158,8 @@ class PortfolioRisk:
 
     def _clear_cache(self) -> None:
         self._snapshot_price: Vector = np.zeros(0)
+        # Snapshot prices, EWMA variances and betas as Python floats: read per decision.
+        self._scalars: tuple[list[float], list[float], list[float]] = ([], [], [])
         self._book_pnl: Vector = np.zeros(0)
         self._pending: list[tuple[int, float]] = []  # book changes not yet in _book_pnl
         self._hist_bound = (0.0, 0.0)  # upper bounds of the book's VaR and CVaR (1 period)
@@ -212,7 +215,8 @@ class PortfolioRisk:
         self._quantity[index] += quantity
         if index >= len(self._snapshot_price):
             return  # not in the last recompute: the next one counts it
-        value = quantity * float(self._snapshot_price[index])
+        prices, diagonal, betas = self._scalars
+        value = quantity * prices[index]
         if self._columns is not None:
             self._pending.append((index, value))
             exact, self._last_exact = self._last_exact, None
@@ -222,9 +226,9 @@ class PortfolioRisk:
                 bound = self._worst_move(index, value)
                 self._hist_bound = (self._hist_bound[0] + bound, self._hist_bound[1] + bound)
         ewma_book = self._ewma_book
-        self._ewma_variance += value * (2.0 * ewma_book[index] + value * self._ewma[index, index])
+        self._ewma_variance += value * (2.0 * float(ewma_book[index]) + value * diagonal[index])
         ewma_book += value * self._ewma[:, index]
-        self._beta_value += value * self._beta[index]
+        self._beta_value += value * betas[index]
 
     # -- scheduled figures ---------------------------------------------------------------
 
@@ -279,6 +283,11 @@ class PortfolioRisk:
         self._beta_value = float(weights @ self._beta)
         per_year = config.periods_per_day * config.trading_days_per_year
         self._volatility = np.std(returns, axis=0, ddof=1) * math.sqrt(per_year)
+        self._scalars = (
+            self._snapshot_price.tolist(),
+            np.diag(self._ewma).tolist(),
+            self._beta.tolist(),
+        )
         self._corr_to_book = _correlation_to_rest_of_book(returns, weights)
         return self._figures(weights, equity, count)
 
@@ -357,7 +366,8 @@ class PortfolioRisk:
         columns = self._columns
         if columns is None or index is None or index >= len(self._snapshot_price):
             return None
-        value = quantity * float(self._snapshot_price[index])
+        prices, diagonal, betas = self._scalars
+        value = quantity * prices[index]
         config = self.config
         scale = math.sqrt(config.periods_per_day)
         self._last_exact = None
@@ -367,7 +377,7 @@ class PortfolioRisk:
         if proves is None or var_hist > proves[0] or cvar_hist > proves[1]:
             var_hist, cvar_hist = self._exact_historical(index, value)
         variance = self._ewma_variance + value * (
-            2.0 * float(self._ewma_book[index]) + value * float(self._ewma[index, index])
+            2.0 * float(self._ewma_book[index]) + value * diagonal[index]
         )
         sigma = math.sqrt(max(variance, 0.0))
         return PostTrade(
@@ -375,7 +385,7 @@ class PortfolioRisk:
             cvar_hist=cvar_hist,
             var_ewma=var.parametric_var(sigma, config.confidence) * scale,
             cvar_ewma=var.parametric_cvar(sigma, config.confidence) * scale,
-            beta_value=self._beta_value + value * float(self._beta[index]),
+            beta_value=self._beta_value + value * betas[index],
         )
 
     def _exact_historical(self, index: int, value: float) -> tuple[float, float]:
