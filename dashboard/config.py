@@ -25,7 +25,8 @@ class DashboardConfig:
     """Where the dashboard reads and writes, and what it shows.
 
     `since_ns` limits every panel to one run's event time (the store keeps all runs);
-    0 means "from the newest run in the `runs` table". `metrics_dir` is the
+    0 means "from the newest run in the `runs` table". `instruments`, `models` and
+    `score_names` bound the metric labels. `metrics_dir` is the
     PROMETHEUS_MULTIPROC_DIR the flows write to (empty: none). `trader_token` guards
     the kill-switch and resume buttons; empty disables them.
     """
@@ -36,6 +37,7 @@ class DashboardConfig:
     account: str = "paper-1"
     instruments: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
+    score_names: tuple[str, ...] = ()
     max_gross_exposure: float = 0.0
     max_position: float = 0.0
     trader_token: str = ""

@@ -17,6 +17,7 @@ from dashboard.load import run_load
 from dashboard.monitor import flow_figures
 from dashboard.snapshot import Window, newest_run_start_ns, pipeline_panel
 from dataflows.settings import Settings
+from online_models.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from sinks.client import connect
 from sinks.metric import multiprocess_registry
 from sinks.migration import migrate
@@ -49,7 +50,12 @@ def dashboard_config(
         topic_prefix=settings.kafka.topic_prefix,
         account=settings.trading.account,
         instruments=settings.trading.instruments,
-        models=(settings.model.pipeline,),
+        models=tuple(settings.model.pipelines),
+        score_names=tuple(
+            prefix + name
+            for name in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+            for prefix in ("", "rolling_")
+        ),
         max_gross_exposure=float(limits.max_gross_exposure),
         max_position=float(limits.max_position),
         trader_token=board.trader_token.reveal(),

@@ -160,9 +160,7 @@ def handle_ticks(
         produced = len(out)
         state.pipeline.update(tick, out)  # type: ignore[arg-type]
         note_signals(out[produced:], tick.ts_init)
-    if state.pipeline is not None:
-        elapsed_s = time.perf_counter() - started
-        observe_model_batch(state.pipeline.instrument, elapsed_s, len(batch), state.pipeline)
+    observe_model_batch(time.perf_counter() - started, len(batch))
     return out
 
 

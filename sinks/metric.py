@@ -17,7 +17,6 @@ dashboard instead (`dashboard.exporter`).
 from __future__ import annotations
 
 import os
-import pickle
 import resource
 import threading
 import time
@@ -69,11 +68,6 @@ MODEL_UPDATE = Histogram(
     "Predict-then-learn time per tick (batch time / ticks), features and signal included.",
     buckets=_MODEL_BUCKETS_S,
 )
-MODEL_STATE = Gauge(
-    "hfl_model_state_bytes",
-    "Pickled size of the per-instrument model pipelines of a trading process.",
-    multiprocess_mode="mostrecent",
-)
 PROCESS_CPU = Gauge(
     "hfl_process_cpu_seconds",
     "CPU time (user + system) used by a component's process.",
@@ -99,12 +93,9 @@ PROCESS_STARTS = Counter(
 )
 
 _SAMPLE_INTERVAL_S = 1.0
-_MODEL_SIZE_INTERVAL_S = 10.0
 _MAX_PENDING_SIGNALS = 10_000
 _started: set[str] = set()
 _signal_ingest_ns: dict[str, int] = {}
-_model_sizes: dict[str, int] = {}
-_model_sized_at: dict[str, float] = {}
 
 
 def count_batch(counter: Counter, step: str, size: int) -> None:
@@ -142,15 +133,10 @@ def observe_decision(signal_id: str) -> None:
         TICK_TO_DECISION.observe((time.time_ns() - ingest_ns) / 1e9)
 
 
-def observe_model_batch(instrument: str, seconds: float, ticks: int, model: object) -> None:
-    """Record a pipeline batch's per-tick time; re-size `model` at most every 10 s."""
+def observe_model_batch(seconds: float, ticks: int) -> None:
+    """Record a pipeline batch's time per tick (predict, learn, features, signal)."""
     if ticks:
         MODEL_UPDATE.observe(seconds / ticks)
-    now = time.monotonic()
-    if now - _model_sized_at.get(instrument, -_MODEL_SIZE_INTERVAL_S) >= _MODEL_SIZE_INTERVAL_S:
-        _model_sized_at[instrument] = now
-        _model_sizes[instrument] = len(pickle.dumps(model))
-        MODEL_STATE.set(sum(_model_sizes.values()))
 
 
 def resident_memory_bytes() -> int:
