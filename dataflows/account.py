@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dataflows.settings import LimitSettings, Settings
 from risk.domain import Bar, ControlCommand, Fill, OrderEvent, Signal
+from risk.early import EarlyReports, OrderReport
 from risk.gate import AccountGate
 from risk.limit import LimitBook, RiskLimits
 
@@ -26,11 +27,12 @@ def risk_limits(limits: LimitSettings) -> RiskLimits:
 
 @dataclass(slots=True)
 class AccountState:
-    """The gate plus when the last P&L snapshot was taken (event time)."""
+    """The gate, when the last P&L snapshot was taken (event time), and early reports."""
 
     gate: AccountGate
     pnl_interval_ns: int
     next_pnl_ns: int = 0
+    early: EarlyReports = field(default_factory=EarlyReports)
 
 
 def make_account_state(settings: Settings) -> AccountState:
@@ -61,6 +63,8 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                 out.append(decision)
                 if order is not None:
                     out.append(order)
+                    for report in state.early.release(order.client_order_id):
+                        _apply_report(gate, report, out)
             case Bar():
                 gate.mark(event.instrument, event.close)
                 if event.ts_init >= state.next_pnl_ns:
@@ -70,10 +74,18 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                         - event.ts_init % state.pnl_interval_ns
                         + state.pnl_interval_ns
                     )
-            case Fill():
-                out.append(gate.on_fill(event))
-            case OrderEvent():
-                gate.on_order_event(event)
+            case Fill() | OrderEvent() if not gate.knows_order(event.client_order_id):
+                # Replayed after a crash, the order may not be decided again yet.
+                state.early.park(event)
+            case Fill() | OrderEvent():
+                _apply_report(gate, event, out)
             case ControlCommand():
                 gate.on_control(event)
     return out
+
+
+def _apply_report(gate: AccountGate, report: OrderReport, out: list[object]) -> None:
+    if isinstance(report, Fill):
+        out.append(gate.on_fill(report))
+    else:
+        gate.on_order_event(report)
