@@ -117,6 +117,30 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _up(args: argparse.Namespace) -> int:
+    from dataflows.stack import run_up
+
+    codes = run_up(
+        _settings(),
+        ROOT,
+        local_broker=not args.external_broker,
+        feed_duration_s=args.feed_duration or None,
+        extras=args.extra,
+    )
+    print(" ".join(f"{name}={code}" for name, code in codes.items()))
+    return 0
+
+
+def _chaos(args: argparse.Namespace) -> int:
+    from dataflows.chaos import load_results, render_json, render_table, results_path
+
+    results = load_results(results_path(ROOT))
+    if not results:
+        raise HflError("no chaos results yet: run `make chaos` (or `make chaos-ci`)")
+    print(render_json(results) if args.json else render_table(results))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of `hfl`."""
     main = argparse.ArgumentParser(prog="hfl", description=__doc__)
@@ -172,6 +196,17 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--rate", default="5000", help="ticks per second, or 'max'")
     bench.add_argument("--duration", type=float, default=20.0)
     bench.set_defaults(run=_bench)
+
+    up = sub.add_parser("up", help="run broker, flows (and feed) supervised until Ctrl-C")
+    up.add_argument("--external-broker", action="store_true", help="do not start Tansu")
+    up.add_argument("--feed-duration", type=float, default=0.0, help="simulate a feed (s)")
+    up.add_argument("--with", dest="extra", action="append", default=[], metavar="NAME=CMD")
+    up.set_defaults(run=_up)
+
+    chaos = sub.add_parser("chaos", help="figures of the chaos suite (make chaos)")
+    chaos.add_argument("action", choices=("report",))
+    chaos.add_argument("--json", action="store_true", help="one JSON object keyed by test id")
+    chaos.set_defaults(run=_chaos)
     return main
 
 

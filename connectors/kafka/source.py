@@ -72,6 +72,43 @@ def partition_counts(
     return counts
 
 
+class ResumeError(HflError):
+    """Recovered offsets do not fit the topics: resuming would skip or re-read silently."""
+
+
+def check_resume(consumer: Consumer, index: int, topics: list[str], offsets: Offsets) -> None:
+    """Fail closed unless every topic has a recovered offset inside its log.
+
+    A recovery store that names none of the topics is a fresh start. One that misses
+    some of them (topics renamed or added) or holds an offset outside the log's
+    [low, high] watermarks (topic deleted and recreated, broker lost its data,
+    retention removed records) cannot be resumed without losing or duplicating input.
+
+    Raises:
+        ResumeError: naming every problem found.
+    """
+    if not offsets:
+        return
+    problems = [f"{topic}#{index}: no recovered offset" for topic in topics if topic not in offsets]
+    for topic in topics:
+        offset = offsets.get(topic, OFFSET_BEGINNING)
+        if offset == OFFSET_BEGINNING:
+            continue  # nothing was read from it yet: the beginning is right
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, index), timeout=10.0)
+        if not low <= offset <= high:
+            problems.append(
+                f"{topic}#{index}: recovered offset {offset} outside the log [{low}, {high}]"
+            )
+    if problems:
+        msg = (
+            "refusing to resume, the recovery store does not match the broker ("
+            + "; ".join(problems)
+            + "). Nothing was read or sent. Restore the topics, or start over with a new "
+            "recovery store deliberately."
+        )
+        raise ResumeError(msg)
+
+
 class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
     """Partition number `index` of several topics, read by one consumer."""
 
@@ -96,6 +133,7 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         self._at_eof = {topic: False for topic in topics}
         self._awake: datetime | None = None
         self._consumer = Consumer(consumer_config(bootstrap, group, fetch_wait_ms=fetch_wait_ms))
+        check_resume(self._consumer, index, topics, offsets)
         self._consumer.assign(
             [TopicPartition(topic, index, offset) for topic, offset in self._next_offsets.items()]
         )
