@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast check lint types imports bench chaos clean
+.PHONY: install demo test test-fast check lint types imports bench chaos chaos-ci clean
 
 install: $(STAMP)
 
@@ -38,6 +38,18 @@ check: lint types imports test
 bench: install
 	$(BIN)/hfl bench pipeline --rate 5000 --duration 20
 	$(BIN)/hfl bench pipeline --rate max --duration 20
+
+# Fault injection on the real stack (tests/chaos): R1-R7 on a 200,000-tick replay with
+# 20 kills per flow, then the figures. `chaos-ci` is the bounded form CI runs.
+CHAOS_CI_TESTS := tests/chaos/test_crash_recovery.py tests/chaos/test_fail_closed.py
+
+chaos: install
+	HFL_CHAOS_TICKS=200000 HFL_CHAOS_KILLS=20 $(BIN)/pytest -q -s -m chaos tests/chaos
+	$(BIN)/hfl chaos report
+
+chaos-ci: install
+	HFL_CHAOS_TICKS=40000 HFL_CHAOS_KILLS=5 $(BIN)/pytest -q -s -m chaos $(CHAOS_CI_TESTS)
+	$(BIN)/hfl chaos report
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis

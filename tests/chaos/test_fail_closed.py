@@ -22,7 +22,7 @@ from connectors.topic import ORDERS
 from tests.chaos.harness import Run
 from tests.conftest import free_port
 
-REPLAY_TICKS = 8_000
+REPLAY_TICKS = 15_000
 
 
 @pytest.fixture

@@ -1,0 +1,46 @@
+"""The account step parks order reports that arrive before their (replayed) order."""
+
+from __future__ import annotations
+
+import pytest
+
+from dataflows.account import AccountState, handle_account
+from risk.domain.enums import OrderEventKind
+from risk.early import EarlyReports
+from risk.gate import InvariantViolation
+from tests.unit.test_gate import make_event, make_fill, make_gate, make_signal
+
+
+def fresh_state() -> AccountState:
+    return AccountState(gate=make_gate(), pnl_interval_ns=1_000_000_000)
+
+
+def test_fill_before_its_replayed_order_gives_the_same_outputs_as_after() -> None:
+    signal = make_signal(1, 100.0)
+    in_order = handle_account(fresh_state(), [signal])
+    order = in_order[1]
+    fill = make_fill(order, 100)  # type: ignore[arg-type]
+    in_order += handle_account(fresh_state(), [signal, fill])[2:]
+
+    replayed = fresh_state()
+    assert handle_account(replayed, [fill]) == []
+    assert len(replayed.early) == 1
+    assert handle_account(replayed, [signal]) == in_order
+    assert len(replayed.early) == 0
+
+
+def test_terminal_event_before_its_order_releases_after_submission() -> None:
+    signal = make_signal(1, 100.0)
+    order = handle_account(fresh_state(), [signal])[1]
+    canceled = make_event(order, OrderEventKind.CANCELED, 0)  # type: ignore[arg-type]
+    state = fresh_state()
+    handle_account(state, [canceled, signal])
+    assert state.gate.working_order_count() == 0
+
+
+def test_reports_for_orders_never_sent_beyond_the_bound_raise() -> None:
+    early = EarlyReports(limit=1)
+    order = handle_account(fresh_state(), [make_signal(1, 100.0)])[1]
+    early.park(make_fill(order, 1))  # type: ignore[arg-type]
+    with pytest.raises(InvariantViolation, match="never submitted"):
+        early.park(make_fill(order, 1, seq=2))  # type: ignore[arg-type]
