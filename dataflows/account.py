@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from dataflows.settings import LimitSettings, Settings
 from risk.domain import Bar, ControlCommand, Fill, OrderEvent, Signal
-from risk.early import EarlyReports, OrderReport
+from risk.early import EarlyReports, OrderReport, RecentIds
 from risk.gate import AccountGate
 from risk.limit import LimitBook, RiskLimits
 
@@ -27,12 +27,13 @@ def risk_limits(limits: LimitSettings) -> RiskLimits:
 
 @dataclass(slots=True)
 class AccountState:
-    """The gate, when the last P&L snapshot was taken (event time), and early reports."""
+    """The gate, the next P&L snapshot time (event time), early reports, recent fill ids."""
 
     gate: AccountGate
     pnl_interval_ns: int
     next_pnl_ns: int = 0
     early: EarlyReports = field(default_factory=EarlyReports)
+    fills: RecentIds = field(default_factory=RecentIds)
 
 
 def make_account_state(settings: Settings) -> AccountState:
@@ -74,6 +75,8 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                         - event.ts_init % state.pnl_interval_ns
                         + state.pnl_interval_ns
                     )
+            case Fill() if not state.fills.add(event.fill_id):
+                pass  # the gateway resent it while replaying its last epoch
             case Fill() | OrderEvent() if not gate.knows_order(event.client_order_id):
                 # Replayed after a crash, the order may not be decided again yet.
                 state.early.park(event)

@@ -9,6 +9,8 @@ was in the uninterrupted run, instead of crashing on an "unknown order".
 
 from __future__ import annotations
 
+from collections import deque
+
 from risk.book import InvariantViolation
 from risk.domain.order import Fill, OrderEvent
 
@@ -58,3 +60,28 @@ class EarlyReports:
         reports = self._parked.pop(client_order_id, [])
         self._size -= len(reports)
         return reports
+
+
+class RecentIds:
+    """The last `size` ids seen, to drop a redelivered record (a gateway replaying its epoch).
+
+    >>> recent = RecentIds(size=2)
+    >>> [recent.add(i) for i in ("a", "b", "a", "c", "a")]
+    [True, True, False, True, True]
+    """
+
+    __slots__ = ("_order", "_set")
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._order: deque[str] = deque(maxlen=size)
+        self._set: set[str] = set()
+
+    def add(self, record_id: str) -> bool:
+        """Remember `record_id`; False if it was already among the recent ones."""
+        if record_id in self._set:
+            return False
+        if len(self._order) == self._order.maxlen:
+            self._set.discard(self._order[0])
+        self._order.append(record_id)
+        self._set.add(record_id)
+        return True

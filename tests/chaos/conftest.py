@@ -7,14 +7,25 @@ bounded CI form (`make chaos-ci`) uses the defaults below.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connectors.broker import start_broker, stop_broker
 from dataflows.chaos import record_result, results_path
-from tests.chaos.harness import ROOT, Dump, Run, chaos_ticks, dump, replay_lines, run_clean
+from tests.chaos.harness import (
+    ROOT,
+    Dump,
+    PrivateBroker,
+    Run,
+    chaos_ticks,
+    dump,
+    replay_lines,
+    run_clean,
+)
+from tests.conftest import free_port
 
 CHAOS_DIR = Path(__file__).parent
 
@@ -64,3 +75,15 @@ def record() -> Callable[[str, dict[str, Any]], None]:
         record_result(path, test_id, figures)
 
     return save
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """A broker this test may pause, restart or lose, without disturbing the others."""
+    port = free_port()
+    broker = PrivateBroker(f"127.0.0.1:{port}", port, tmp_path / "broker.pid", tmp_path / "b.log")
+    start_broker("127.0.0.1", port, broker.pid_file, broker.log)
+    try:
+        yield broker
+    finally:
+        stop_broker(broker.pid_file)

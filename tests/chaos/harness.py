@@ -24,6 +24,7 @@ import numpy as np
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from connectors.broker import start_broker, stop_broker
 from connectors.codec import encode
 from connectors.feeds.publisher import publish
 from connectors.feeds.simulator import SimulationConfig, simulate
@@ -378,3 +379,21 @@ def kill_repeatedly(
         progress.close()
         if output is not None and output is not progress:
             output.close()
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateBroker:
+    """A local broker of one test's own: its address and pid file."""
+
+    bootstrap: str
+    port: int
+    pid_file: Path
+    log: Path
+
+    def pid(self) -> int:
+        return int(self.pid_file.read_text())
+
+    def restart_empty(self) -> None:
+        """Stop it and start a fresh one on the same port (memory storage: no data)."""
+        stop_broker(self.pid_file)
+        start_broker("127.0.0.1", self.port, self.pid_file, self.log)

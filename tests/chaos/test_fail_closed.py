@@ -9,37 +9,18 @@ send no order.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from connectors.broker import start_broker, stop_broker
 from connectors.kafka.source import consumer_config
 from connectors.topic import ORDERS
-from tests.chaos.harness import Run
-from tests.conftest import free_port
+from tests.chaos.harness import PrivateBroker, Run
 
 REPLAY_TICKS = 15_000
-
-
-@pytest.fixture
-def private_broker(tmp_path: Path) -> Iterator[tuple[str, Callable[[], None]]]:
-    """A broker of this test's own, and a function that restarts it empty."""
-    port = free_port()
-    pid_file, log = tmp_path / "broker.pid", tmp_path / "broker.log"
-    start_broker("127.0.0.1", port, pid_file, log)
-
-    def restart_empty() -> None:
-        stop_broker(pid_file)
-        start_broker("127.0.0.1", port, pid_file, log)
-
-    try:
-        yield f"127.0.0.1:{port}", restart_empty
-    finally:
-        stop_broker(pid_file)
 
 
 def orders_sent(bootstrap: str, prefix: str) -> int:
@@ -53,13 +34,13 @@ def orders_sent(bootstrap: str, prefix: str) -> int:
 
 @pytest.mark.parametrize("fault", ["broker_lost_data", "other_topics"])
 def test_resume_that_does_not_fit_the_broker_exits_nonzero_without_orders(
-    private_broker: tuple[str, Callable[[], None]],
+    private_broker: PrivateBroker,
     tmp_path: Path,
     lines: list[bytes],
     fault: str,
     record: Callable[[str, dict[str, Any]], None],
 ) -> None:
-    bootstrap, restart_empty = private_broker
+    bootstrap = private_broker.bootstrap
     first = Run("r7", bootstrap, tmp_path / "run", REPLAY_TICKS)
     first.prepare(lines[:REPLAY_TICKS])
     first.start("trading")
@@ -67,7 +48,7 @@ def test_resume_that_does_not_fit_the_broker_exits_nonzero_without_orders(
     assert orders_sent(bootstrap, first.prefix) > 0
 
     if fault == "broker_lost_data":
-        restart_empty()
+        private_broker.restart_empty()
         resumed = first
     else:
         resumed = Run("r7-other", bootstrap, tmp_path / "run", REPLAY_TICKS)

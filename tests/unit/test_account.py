@@ -44,3 +44,14 @@ def test_reports_for_orders_never_sent_beyond_the_bound_raise() -> None:
     early.park(make_fill(order, 1))  # type: ignore[arg-type]
     with pytest.raises(InvariantViolation, match="never submitted"):
         early.park(make_fill(order, 1, seq=2))  # type: ignore[arg-type]
+
+
+def test_fill_delivered_twice_is_applied_once() -> None:
+    signal = make_signal(1, 100.0)
+    state = fresh_state()
+    order = handle_account(state, [signal])[1]
+    fill = make_fill(order, 40)  # type: ignore[arg-type]
+    first = handle_account(state, [fill])
+    assert handle_account(state, [fill]) == []
+    assert len(first) == 1
+    assert state.gate.position("AAPL") == 40
