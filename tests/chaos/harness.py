@@ -46,10 +46,12 @@ FLOW_TIMEOUT_S = 900.0
 # long enough to ride out a killed upstream flow's restart.
 IDLE_EXIT_S = {"trading": 4.0, "gateway": 20.0, "persist": 30.0}
 TABLES = tuple(sorted(set(TABLE_BY_TOPIC.values())))
-# P&L snapshots record the book as the gate knows it at a bar's event time: which fills
-# have arrived by then depends on timing (decisions do not, see risk.gate). Reported,
-# not required equal.
-FILL_TIMING_DEPENDENT = frozenset({"pnl"})
+# Reported, not required equal. P&L snapshots record the book as the gate knows it at a
+# bar's event time: which fills have arrived by then depends on timing (decisions do
+# not, see risk.gate). Positions are keyed by (account, instrument, ts_event): when
+# several fills share an event time, the row kept is the last emitted, and a restarted
+# gateway may emit same-time fills of different orders in another order.
+FILL_TIMING_DEPENDENT = frozenset({"pnl", "positions"})
 
 
 def chaos_ticks(default: int) -> int:

@@ -1,7 +1,7 @@
 """R4: the broker paused (SIGSTOP, 10 s, then SIGCONT) five times during a run.
 
 Nothing may be lost or duplicated: every table equals the golden run's (P&L snapshots
-reported apart, see `FILL_TIMING_DEPENDENT`). Time to recover: from SIGCONT until the
+reported apart: `FILL_TIMING_DEPENDENT`). Time to recover: from SIGCONT until the
 trading flow emits output for a later tick than anything before the pause.
 """
 
