@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast check lint types imports bench chaos chaos-ci clean
+.PHONY: install demo test test-fast test-browser check lint types imports bench bench-dashboard chaos chaos-ci risk-soak clean
 
 install: $(STAMP)
 
@@ -23,6 +23,9 @@ test: install
 test-fast: install
 	$(BIN)/pytest -q -m "not integration"
 
+test-browser: install
+	$(BIN)/pytest -q tests/browser
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -38,6 +41,13 @@ check: lint types imports test
 bench: install
 	$(BIN)/hfl bench pipeline --rate 5000 --duration 20
 	$(BIN)/hfl bench pipeline --rate max --duration 20
+
+bench-dashboard: install
+	$(BIN)/hfl bench dashboard --clients 10 --duration 20
+
+# The risk gate's state machine far beyond CI's 1,000 examples.
+risk-soak: install
+	HFL_HYPOTHESIS_MAX_EXAMPLES=20000 $(BIN)/pytest -q tests/property/test_gate_state_machine.py
 
 # Fault injection on the real stack (tests/chaos): R1-R7 on a 200,000-tick replay with
 # 20 kills per flow, then the figures. `chaos-ci` is the bounded form CI runs.

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import orjson
 
 from risk.domain import (
+    CancelOrder,
     ControlCommand,
     DecodeFailure,
     DecodeReason,
@@ -253,7 +254,11 @@ def decode_event(cls: type[T], raw: bytes) -> T:
 
     Raises `Rejected` when the record is malformed or lacks a field.
     """
-    obj = parse_object(raw)
+    return event_from_object(cls, parse_object(raw))
+
+
+def event_from_object(cls: type[T], obj: dict[str, Any]) -> T:
+    """Build `cls` from a parsed record object; raises `Rejected` when it does not fit."""
     types = _FIELD_TYPES.get(cls)
     if types is None:
         types = _FIELD_TYPES[cls] = _field_types(cls)
@@ -264,4 +269,12 @@ def decode_event(cls: type[T], raw: bytes) -> T:
         raise Rejected(DecodeReason.WRONG_TYPE, f"{cls.__name__}: {exc}") from exc
 
 
-DECODABLE = (Order, OrderEvent, Fill, ControlCommand)
+def decode_order_request(raw: bytes) -> Order | CancelOrder:
+    """Decode a record of `hfl.orders`: a cancel request (it has `cancel_id`) or an order."""
+    obj = parse_object(raw)
+    if "cancel_id" in obj:
+        return event_from_object(CancelOrder, obj)
+    return event_from_object(Order, obj)
+
+
+DECODABLE = (Order, OrderEvent, Fill, ControlCommand, CancelOrder)

@@ -29,6 +29,7 @@ POSITIONS = "hfl.events.positions"
 PNL = "hfl.events.pnl"
 DRIFT = "hfl.events.drift"
 RISK_EVENTS = "hfl.events.risk"
+RISK_METRICS = "hfl.events.risk_metrics"
 ALERTS = "hfl.alerts"
 AUDIT = "hfl.audit"
 
@@ -54,6 +55,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(name=PNL, partitions=1, key="account"),
     TopicSpec(name=DRIFT, partitions=1, key="instrument"),
     TopicSpec(name=RISK_EVENTS, partitions=1, key="account"),
+    TopicSpec(name=RISK_METRICS, partitions=1, key="account"),
     TopicSpec(name=ALERTS, partitions=1, key="name"),
     TopicSpec(name=AUDIT, partitions=1, key="subject"),
 )

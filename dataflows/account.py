@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
-from dataflows.settings import LimitSettings, Settings
-from risk.domain import Bar, ControlCommand, Fill, OrderEvent, Signal
+from dataflows.settings import AccountLimitSettings, LimitSettings, RiskSettings, Settings
+from risk.domain import Alert, Bar, ControlCommand, DriftDetected, Fill, OrderEvent, Signal
 from risk.early import EarlyReports, OrderReport, RecentIds
 from risk.gate import AccountGate
-from risk.limit import LimitBook, RiskLimits
+from risk.limit import AccountLimits, LimitBook, RiskLimits
+from risk.monitor import DEFAULT_SCENARIOS, RiskModelConfig, StressScenario
+from risk.state import StatePolicy
+from sinks.log import log_event
+from sinks.metric import observe_decision
 
-AccountInput = Signal | Bar | Fill | OrderEvent | ControlCommand
+LOG = logging.getLogger("hfl.trading.account")
+
+_NS_PER_MS = 1_000_000
+
+AccountInput = Signal | Bar | Fill | OrderEvent | ControlCommand | Alert | DriftDetected
 
 
 def risk_limits(limits: LimitSettings) -> RiskLimits:
@@ -20,8 +29,55 @@ def risk_limits(limits: LimitSettings) -> RiskLimits:
         max_order_notional=limits.max_order_notional,
         max_position=limits.max_position,
         max_gross_exposure=limits.max_gross_exposure,
-        price_collar_pct=limits.price_collar_pct,
-        max_reference_age_ns=limits.max_reference_age_ms * 1_000_000,
+        price_collar_pct=limits.price_collar_pct / 100,
+        max_reference_age_ns=limits.max_reference_age_ms * _NS_PER_MS,
+        max_concentration=limits.max_concentration_pct / 100,
+        group=limits.group,
+        max_volatility=limits.max_volatility_pct / 100,
+        scale_on_volatility=limits.scale_on_volatility,
+        max_correlation=limits.max_correlation,
+    )
+
+
+def account_limits(limits: AccountLimitSettings) -> AccountLimits:
+    """Translate configured account-wide limits (percentages) into the gate's type."""
+    return AccountLimits(
+        max_open_orders=limits.max_open_orders,
+        max_net_exposure=limits.max_net_exposure,
+        max_group_concentration=limits.max_group_concentration_pct / 100,
+        var_budget=limits.var_budget_pct / 100,
+        cvar_budget=limits.cvar_budget_pct / 100,
+        max_beta=limits.max_beta,
+        drawdown_soft=limits.drawdown_soft_pct / 100,
+        drawdown_hard=limits.drawdown_hard_pct / 100,
+        daily_loss=limits.daily_loss_pct / 100,
+        max_orders_per_window=limits.max_orders_per_window,
+        order_window_ns=limits.order_window_ms * _NS_PER_MS,
+        max_fills_without_human=limits.max_fills_without_human,
+    )
+
+
+def risk_model(risk: RiskSettings) -> RiskModelConfig:
+    """The portfolio risk model: sampling, schedule and stress scenarios."""
+    model = risk.model
+    extra = tuple(
+        StressScenario(
+            name=name,
+            market_move=shocks.get("market", 0.0) / 100,
+            shocks={k: v / 100 for k, v in shocks.items() if k != "market"},
+        )
+        for name, shocks in risk.stress_scenarios.items()
+    )
+    return RiskModelConfig(
+        window=model.window,
+        min_samples=model.min_samples,
+        sample_interval_ns=model.sample_interval_ms * _NS_PER_MS,
+        periods_per_day=model.periods_per_day,
+        confidence=model.confidence,
+        ewma_decay=model.ewma_decay,
+        recompute_interval_ns=model.recompute_interval_ms * _NS_PER_MS,
+        market_proxy=model.market_proxy,
+        scenarios=DEFAULT_SCENARIOS + extra,
     )
 
 
@@ -49,12 +105,20 @@ def make_account_state(settings: Settings) -> AccountState:
         target_notional=trading.target_notional,
         lot_size=trading.lot_size,
         initial_cash=trading.initial_cash,
+        policy=StatePolicy(drift_state=risk.drift_action, alert_states=dict(risk.alert_actions)),
+        account_limits=account_limits(risk.account),
+        instruments=trading.instruments,
+        risk_model=risk_model(risk),
     )
     return AccountState(gate=gate, pnl_interval_ns=trading.pnl_interval_s * 1_000_000_000)
 
 
 def handle_account(state: AccountState, batch: list[AccountInput]) -> list[object]:
-    """Hand each input to the gate in arrival order; return decisions, orders, positions, P&L."""
+    """Hand each input to the gate in arrival order.
+
+    Returns decisions, orders, cancels, positions, P&L, risk metrics and trading-state
+    changes (including those automatic triggers made).
+    """
     gate = state.gate
     out: list[object] = []
     for event in batch:
@@ -62,14 +126,18 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
             case Signal():
                 decision, order = gate.on_signal(event)
                 out.append(decision)
+                observe_decision(event.signal_id)
+                log_event(LOG, f"signal {decision.outcome}", event, decision)
                 if order is not None:
                     out.append(order)
                     for report in state.early.release(order.client_order_id):
                         _apply_report(gate, report, out)
             case Bar():
-                gate.mark(event.instrument, event.close)
+                gate.mark(event.instrument, event.close, event.ts_event)
+                out.extend(gate.risk_metrics(event.ts_event, event.ts_init))
                 if event.ts_init >= state.next_pnl_ns:
                     out.append(gate.snapshot_pnl(event.ts_init))
+                    out.extend(gate.take_events())
                     state.next_pnl_ns = (
                         event.ts_init
                         - event.ts_init % state.pnl_interval_ns
@@ -83,12 +151,21 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
             case Fill() | OrderEvent():
                 _apply_report(gate, event, out)
             case ControlCommand():
-                gate.on_control(event)
+                out.extend(gate.on_control(event))
+                log_event(LOG, f"control {event.action}", event, actor=event.actor)
+            case Alert():
+                if (changed := gate.on_alert(event)) is not None:
+                    out.append(changed)
+            case DriftDetected():
+                if (changed := gate.on_drift(event)) is not None:
+                    out.append(changed)
     return out
 
 
 def _apply_report(gate: AccountGate, report: OrderReport, out: list[object]) -> None:
     if isinstance(report, Fill):
         out.append(gate.on_fill(report))
+        out.extend(gate.take_events())
+        log_event(LOG, "fill booked", report)
     else:
         gate.on_order_event(report)

@@ -96,7 +96,14 @@ def _demo(args: argparse.Namespace) -> int:
     from dataflows.demo import run_demo
 
     started = time.monotonic()
-    summary = run_demo(_settings(), ROOT, ticks=args.ticks, seed=args.seed, rate=args.rate)
+    summary = run_demo(
+        _settings(),
+        ROOT,
+        ticks=args.ticks,
+        seed=args.seed,
+        rate=args.rate,
+        dashboard=not args.no_dashboard,
+    )
     print(summary.render())
     print(f"demo finished in {time.monotonic() - started:.1f}s")
     return 0
@@ -111,6 +118,25 @@ def _sql(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.target == "risk":
+        from dataflows.risk_bench import bench_risk
+
+        bench_risk(_settings(), ROOT, decisions=args.decisions, kills=args.kills)
+        return 0
+    if args.target == "dashboard":
+        from dataflows.observe import bench_dashboard
+
+        bench_dashboard(
+            _settings(), ROOT, clients=args.clients, duration_s=args.duration, port=args.port
+        )
+        return 0
+    if args.target == "models":
+        from dataflows.model_bench import bench_models
+
+        bench_models(
+            _settings().model, ticks=args.ticks, batch_size=args.batch_size, budget_s=args.budget
+        )
+        return 0
     from dataflows.bench import bench_pipeline
 
     bench_pipeline(_settings(), ROOT, rate=args.rate, duration_s=args.duration)
@@ -139,6 +165,75 @@ def _chaos(args: argparse.Namespace) -> int:
         raise HflError("no chaos results yet: run `make chaos` (or `make chaos-ci`)")
     print(render_json(results) if args.json else render_table(results))
     return 0
+
+
+def _add_reliability(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = sub.add_parser("up", help="run broker, flows (and feed) supervised until Ctrl-C")
+    up.add_argument("--external-broker", action="store_true", help="do not start Tansu")
+    up.add_argument("--feed-duration", type=float, default=0.0, help="simulate a feed (s)")
+    up.add_argument("--with", dest="extra", action="append", default=[], metavar="NAME=CMD")
+    up.set_defaults(run=_up)
+
+    chaos = sub.add_parser("chaos", help="figures of the chaos suite (make chaos)")
+    chaos.add_argument("action", choices=("report",))
+    chaos.add_argument("--json", action="store_true", help="one JSON object keyed by test id")
+    chaos.set_defaults(run=_chaos)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from dataflows.observe import run_dashboard
+
+    run_dashboard(_settings(), port=args.port, since_ns=args.since_ns, recovery=args.recovery)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from dataflows.observe import print_status
+
+    return print_status(_settings(), ROOT)
+
+
+def _trail(args: argparse.Namespace) -> int:
+    from dataflows.observe import print_trail
+
+    return print_trail(_settings(), ROOT, args.client_order_id)
+
+
+def _add_observability(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    board = sub.add_parser("dashboard", help="web dashboard, /metrics and health on 127.0.0.1")
+    board.add_argument("--port", type=int, default=None, help="default dashboard.port")
+    board.add_argument("--since-ns", type=int, default=0, help="show rows from (default: run)")
+    board.add_argument("--recovery", default="", help="recovery store to check snapshot age of")
+    board.set_defaults(run=_dashboard)
+
+    status = sub.add_parser("status", help="health: broker, ClickHouse, data freshness, snapshots")
+    status.set_defaults(run=_status)
+
+    trail = sub.add_parser("trail", help="every log line and row behind one client_order_id")
+    trail.add_argument("client_order_id")
+    trail.set_defaults(run=_trail)
+
+
+def _control(args: argparse.Namespace) -> int:
+    from dataflows.control import run_control_command
+
+    return run_control_command(_settings(), args)
+
+
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `hfl bench` with every target's options."""
+    bench = sub.add_parser("bench", help="benchmarks that print figures")
+    bench.add_argument("target", choices=("pipeline", "models", "dashboard", "risk"))
+    bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
+    bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
+    bench.add_argument("--ticks", type=int, default=60_000, help="models: simulated ticks")
+    bench.add_argument("--batch-size", type=int, default=1_000, help="models: mini-batch rows")
+    bench.add_argument("--budget", type=float, default=3.0, help="models: seconds per mode")
+    bench.add_argument("--clients", type=int, default=10, help="dashboard: concurrent clients")
+    bench.add_argument("--port", type=int, default=8169, help="dashboard: port to serve on")
+    bench.add_argument("--decisions", type=int, default=20_000, help="risk: gate decisions")
+    bench.add_argument("--kills", type=int, default=50, help="risk: kills to time")
+    bench.set_defaults(run=_bench)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -184,6 +279,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--ticks", type=int, default=30_000)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--rate", type=float, default=500.0, help="ticks per second")
+    demo.add_argument("--no-dashboard", action="store_true", help="skip the dashboard")
     demo.set_defaults(run=_demo)
 
     sql = sub.add_parser("sql", help="ad-hoc read-only SQL on the ClickHouse store")
@@ -191,22 +287,15 @@ def parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", choices=("table", "json"), default="table")
     sql.set_defaults(run=_sql)
 
-    bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("target", choices=("pipeline",))
-    bench.add_argument("--rate", default="5000", help="ticks per second, or 'max'")
-    bench.add_argument("--duration", type=float, default=20.0)
-    bench.set_defaults(run=_bench)
+    from dataflows.control import add_control_parsers
 
-    up = sub.add_parser("up", help="run broker, flows (and feed) supervised until Ctrl-C")
-    up.add_argument("--external-broker", action="store_true", help="do not start Tansu")
-    up.add_argument("--feed-duration", type=float, default=0.0, help="simulate a feed (s)")
-    up.add_argument("--with", dest="extra", action="append", default=[], metavar="NAME=CMD")
-    up.set_defaults(run=_up)
+    add_control_parsers(sub, _control)
 
-    chaos = sub.add_parser("chaos", help="figures of the chaos suite (make chaos)")
-    chaos.add_argument("action", choices=("report",))
-    chaos.add_argument("--json", action="store_true", help="one JSON object keyed by test id")
-    chaos.set_defaults(run=_chaos)
+    _add_bench(sub)
+
+    _add_observability(sub)
+
+    _add_reliability(sub)
     return main
 
 

@@ -20,7 +20,7 @@ from connectors.topic import TICKS
 from dataflows.settings import Settings
 from dataflows.stack import flow_components
 from dataflows.summary import RunSummary, summarize
-from dataflows.supervisor import ComponentState, Health, Supervisor, all_settled
+from dataflows.supervisor import Component, ComponentState, Health, Supervisor, all_settled
 from risk.domain.error import HflError
 
 # Each flow stops once its inputs have been idle this long after the feed ends;
@@ -42,14 +42,23 @@ def simulation(settings: Settings, seed: int, start_ns: int, rate: float) -> Sim
 
 
 def run_demo(
-    settings: Settings, root: Path, *, ticks: int, seed: int, rate: float, timeout_s: float = 600.0
+    settings: Settings,
+    root: Path,
+    *,
+    ticks: int,
+    seed: int,
+    rate: float,
+    timeout_s: float = 600.0,
+    dashboard: bool = True,
 ) -> RunSummary:
-    """Run broker, feed and the three flows for `ticks` simulated ticks; summarise.
+    """Run broker, feed, the three flows and the dashboard for `ticks` ticks; summarise.
 
-    The flows run under the supervisor (a crashed flow restarts from its snapshot);
-    each stops by itself once idle after the feed ends. Every run gets its own topic
-    namespace and recovery stores, so runs never mix; the ClickHouse store is shared
-    and the summary selects this run by event time.
+    Everything runs under the supervisor (a crashed flow restarts from its snapshot);
+    each flow stops by itself once idle after the feed ends. Every run gets its own
+    topic namespace and recovery stores, so runs never mix; the ClickHouse store is
+    shared and the summary selects this run by event time. The flows write their
+    metrics under the run directory and the dashboard (on `settings.dashboard.port`)
+    serves them on ``/metrics`` with the derived ones.
     """
     start_ns = time.time_ns()
     run_id = f"demo-{seed}-{start_ns // 1_000_000_000}"
@@ -62,19 +71,21 @@ def run_demo(
     log(f"run {run_id}: logs in {run_dir}")
     own_broker = not broker_status(broker.host, broker.port, pid_file).running
     start_broker(broker.host, broker.port, pid_file, root / "var" / "broker.log")
+    metrics_dir = run_dir / "metrics"
+    metrics_dir.mkdir(exist_ok=True)
     env = {
         "HFL_KAFKA__TOPIC_PREFIX": prefix,
         "HFL_RUN_ID": run_id,
         "HFL_CLICKHOUSE_URL": settings.clickhouse.url.reveal(),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
-    supervisor = Supervisor(
-        [
-            replace(c, env=c.env | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S[c.name])})
-            for c in flow_components(settings, run_dir / "recovery", env)
-        ],
-        run_dir,
-        say=log,
-    )
+    components = [
+        replace(c, env=c.env | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S[c.name])})
+        for c in flow_components(settings, run_dir / "recovery", env)
+    ]
+    if dashboard:
+        components.append(_dashboard(settings, run_dir, env, start_ns))
+    supervisor = Supervisor(components, run_dir, say=log)
     try:
         create_topics(settings.kafka.bootstrap, prefix=prefix)
         supervisor.start()
@@ -97,6 +108,19 @@ def run_demo(
         settings.trading.account,
         settings.trading.initial_cash,
     )
+
+
+def _dashboard(settings: Settings, run_dir: Path, env: dict[str, str], start_ns: int) -> Component:
+    command = [
+        sys.executable,
+        "-m",
+        "dataflows.cli",
+        "dashboard",
+        f"--since-ns={start_ns}",
+        f"--recovery={run_dir / 'recovery'}",
+    ]
+    log(f"dashboard on http://127.0.0.1:{settings.dashboard.port} (metrics on /metrics)")
+    return Component(name="dashboard", command=command, env=env)
 
 
 def _feed(
@@ -130,6 +154,10 @@ def _drain(supervisor: Supervisor, timeout_s: float) -> None:
     health = supervisor.run(until=lambda health: all_settled(health) or time.monotonic() > deadline)
     _fail_if_any(health, supervisor, {ComponentState.GAVE_UP, ComponentState.RUNNING})
     log("flows drained and stopped")
+
+
+def _flows(health: list[Health]) -> list[Health]:
+    return [h for h in health if h.name in IDLE_EXIT_S]
 
 
 def _fail_if_any(health: list[Health], supervisor: Supervisor, bad: set[ComponentState]) -> None:

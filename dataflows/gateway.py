@@ -4,13 +4,15 @@ Run it with recovery on::
 
     python -m bytewax.run "dataflows.gateway:build_flow()" -r var/recovery/gateway -s 2 -b 30
 
-Orders (`hfl.orders`) and ticks (`md.ticks`) are keyed by instrument and matched in
-event time by `connectors.gateway.paper.InstrumentBook`; order events and fills go
-to `hfl.order_events` and `hfl.fills`.
+Orders and cancel requests (`hfl.orders`) and ticks (`md.ticks`) are keyed by
+instrument and matched in event time by `connectors.gateway.paper.InstrumentBook`;
+order events (CANCELED for an honoured cancel) and fills go to `hfl.order_events`
+and `hfl.fills`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -18,15 +20,17 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from connectors import topic
-from connectors.codec import Rejected, check_sequence, decode_tick
+from connectors.codec import Rejected, check_sequence, decode_order_request, decode_tick
 from connectors.gateway.paper import InstrumentBook, Output, PaperBrokerConfig
 from connectors.kafka.record import KafkaRecord
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
-from dataflows.wiring import FlowIO, KafkaIO, decoder, split_dead_letters
-from risk.domain import Order, Tick
+from dataflows.wiring import FlowIO, KafkaIO, dead_letter, observe_process, split_dead_letters
+from risk.domain import CancelOrder, DecodeFailure, Fill, Order, OrderEvent, Tick
+from sinks.log import log_event
 
-GatewayInput = Order | Tick
+GatewayInput = Order | CancelOrder | Tick
+LOG = logging.getLogger("hfl.gateway")
 
 
 def paper_config(settings: Settings) -> PaperBrokerConfig:
@@ -59,6 +63,17 @@ def valid_ticks(
     return decode
 
 
+def decode_order_requests(records: list[KafkaRecord]) -> list[Order | CancelOrder | DecodeFailure]:
+    """Decode `hfl.orders` records into orders and cancel requests; bad ones are dead letters."""
+    out: list[Order | CancelOrder | DecodeFailure] = []
+    for record in records:
+        try:
+            out.append(decode_order_request(record.value))
+        except Rejected as rejected:
+            out.append(dead_letter(record, rejected))
+    return out
+
+
 @dataclass(slots=True)
 class BookState:
     """One instrument's paper book, built on its first input, plus its sequence guard."""
@@ -69,7 +84,7 @@ class BookState:
 
 
 def handle(state: BookState, batch: list[GatewayInput]) -> list[Output]:
-    """Feed orders and ticks to the instrument's book in arrival order."""
+    """Feed orders, cancels and ticks to the instrument's book in arrival order."""
     out: list[Output] = []
     for item in batch:
         if state.book is None:
@@ -80,10 +95,23 @@ def handle(state: BookState, batch: list[GatewayInput]) -> list[Output]:
                 continue  # duplicates must not offer their size twice
             state.last_seq = item.seq
             produced = state.book.on_tick(item)
+        elif isinstance(item, CancelOrder):
+            produced = state.book.cancel(item.client_order_id, item.ts_event)
         else:
             produced = state.book.on_order(item)
         out.extend(produced)
+        for event in produced:
+            log_event(LOG, _describe(event), event)
     return out
+
+
+def _describe(event: Output) -> str:
+    match event:
+        case Fill():
+            return "order fill"
+        case OrderEvent():
+            return f"order {event.kind}"
+    return type(event).__name__
 
 
 def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Dataflow:
@@ -92,6 +120,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     `io` (default Kafka) supplies the inputs and the output; tests pass lists.
     """
     settings = settings or load_settings()
+    observe_process("gateway")
     io = io or KafkaIO(settings)
     flow = Dataflow("gateway")
     config = paper_config(settings)
@@ -101,7 +130,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         valid_ticks(frozenset(settings.trading.instruments)),
     )
     orders = op.flat_map_batch(
-        "decode_orders", io.input("orders_in", flow, topic.ORDERS), decoder(Order)
+        "decode_orders", io.input("orders_in", flow, topic.ORDERS), decode_order_requests
     )
     valid_orders, dead = split_dead_letters("split_orders", orders)
     keyed_orders = op.key_on("orders_by_instrument", valid_orders, lambda order: order.instrument)

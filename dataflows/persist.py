@@ -29,11 +29,17 @@ from connectors.codec import Rejected, check_sequence, decode_tick, encode, load
 from connectors.kafka.record import KafkaRecord
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
-from dataflows.wiring import KafkaIO
+from dataflows.wiring import KafkaIO, observe_process
 from sinks.client import connect, is_embedded
+from sinks.metric import (
+    DEAD_LETTERS,
+    PERSIST_LAG,
+    PERSIST_ROWS,
+    count_reasons,
+)
 from sinks.migration import migrate
 from sinks.query import QueryServer, remove_port_file, write_port_file
-from sinks.row import TABLE_BY_TOPIC, table_for_topic
+from sinks.row import TABLE_BY_TOPIC, table_for_record
 from sinks.writer import BatchWriter
 
 Row = dict[str, object]
@@ -71,7 +77,8 @@ def split_records(
                     continue  # the trading flow dead-letters it; only valid ticks persist
                 out.append((tick.instrument, tick))
             else:
-                out.append(("", (table_for_topic(record.topic, prefix), loads(record.value))))
+                row = loads(record.value)
+                out.append(("", (table_for_record(record.topic, row, prefix), row)))
         return out
 
     return split
@@ -133,6 +140,7 @@ class _TablePartition(StatefulSinkPartition[tuple[str, Row], None]):
         for table, rows in self._buffers.items():
             if rows:
                 self._writer.write(table, rows)
+                _observe_written(table, rows)
         self._buffers.clear()
         self._buffered = 0
         self._last_flush = time.monotonic()
@@ -151,6 +159,14 @@ class _TablePartition(StatefulSinkPartition[tuple[str, Row], None]):
         if self._server is not None:
             self._server.stop()
             remove_port_file(self._url)
+
+
+def _observe_written(table: str, rows: list[Row]) -> None:
+    PERSIST_ROWS.labels(table).inc(len(rows))
+    if table == "ticks":
+        PERSIST_LAG.set(time.time() - rows[-1]["ts_init"] / 1e9)  # type: ignore[operator]
+    elif table == "dlq":
+        count_reasons(DEAD_LETTERS, (str(row["reason"]) for row in rows))
 
 
 class ClickHouseSink(FixedPartitionedSink[Row, None]):
@@ -173,6 +189,7 @@ class ClickHouseSink(FixedPartitionedSink[Row, None]):
 def build_flow(settings: Settings | None = None) -> Dataflow:
     """Build the persist dataflow from `settings` (default: config files + environment)."""
     settings = settings or load_settings()
+    observe_process("persist")
     prefix = settings.kafka.topic_prefix
     flow = Dataflow("persist")
     # Persistence may lag by design; long broker-side waits keep idle polling cheap.

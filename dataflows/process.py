@@ -67,10 +67,15 @@ def start_flow(
     recovery_dir = run_dir / "recovery" / name if recovery else None
     if recovery_dir is not None:
         init_recovery(recovery_dir)
+    return start_child(name, flow_command(name, settings, recovery_dir), run_dir, env)
+
+
+def start_child(name: str, command: list[str], run_dir: Path, env: Mapping[str, str]) -> Child:
+    """Start `command` in its own session, its output appended to `run_dir/<name>.log`."""
     log = run_dir / f"{name}.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
-            flow_command(name, settings, recovery_dir),
+            command,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

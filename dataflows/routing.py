@@ -12,6 +12,8 @@ from risk.domain import (
     Approved,
     AuditEvent,
     Bar,
+    CancelOrder,
+    ControlCommand,
     DecodeFailure,
     Denied,
     DriftDetected,
@@ -22,6 +24,7 @@ from risk.domain import (
     PnlSnapshot,
     Position,
     Prediction,
+    RiskMetric,
     Signal,
     TradingStateChanged,
 )
@@ -37,6 +40,8 @@ ROUTES: dict[type, tuple[str, Callable[[object], str]]] = {
     Approved: (topic.DECISIONS, _BY_ACCOUNT),
     Denied: (topic.DECISIONS, _BY_ACCOUNT),
     Order: (topic.ORDERS, _BY_ACCOUNT),
+    CancelOrder: (topic.ORDERS, _BY_ACCOUNT),
+    ControlCommand: (topic.CONTROL, _BY_ACCOUNT),
     OrderEvent: (topic.ORDER_EVENTS, _BY_ACCOUNT),
     Fill: (topic.FILLS, _BY_ACCOUNT),
     Position: (topic.POSITIONS, _BY_ACCOUNT),
@@ -44,6 +49,7 @@ ROUTES: dict[type, tuple[str, Callable[[object], str]]] = {
     DecodeFailure: (topic.DLQ, lambda event: event.topic),  # type: ignore[attr-defined]
     DriftDetected: (topic.DRIFT, _BY_INSTRUMENT),
     TradingStateChanged: (topic.RISK_EVENTS, _BY_ACCOUNT),
+    RiskMetric: (topic.RISK_METRICS, _BY_ACCOUNT),
     Alert: (topic.ALERTS, lambda event: event.name),  # type: ignore[attr-defined]
     AuditEvent: (topic.AUDIT, lambda event: event.subject),  # type: ignore[attr-defined]
 }

@@ -14,12 +14,15 @@ import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from risk.domain.enums import TradingState
 from risk.domain.error import ConfigError
+from risk.state import default_alert_states
 
 T = TypeVar("T")
 CONFIG_FILES = ("trading.yaml", "risk.yaml", "models.yaml")
@@ -136,29 +139,147 @@ class LimitSettings:
     max_gross_exposure: Decimal = Decimal("250000")
     price_collar_pct: float = 5.0
     max_reference_age_ms: int = 5_000
+    max_concentration_pct: float = 100.0
+    group: str = ""
+    max_volatility_pct: float = 1_000.0
+    scale_on_volatility: bool = False
+    max_correlation: float = 0.3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountLimitSettings:
+    """Limits on the account as a whole; percentages are of equity."""
+
+    max_open_orders: int = 1_000
+    max_net_exposure: Decimal = Decimal("10000000")
+    max_group_concentration_pct: float = 100.0
+    var_budget_pct: float = 2.0
+    cvar_budget_pct: float = 3.0
+    max_beta: float = 0.5
+    drawdown_soft_pct: float = 5.0
+    drawdown_hard_pct: float = 10.0
+    daily_loss_pct: float = 5.0
+    max_orders_per_window: int = 100
+    order_window_ms: int = 1_000
+    max_fills_without_human: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskModelSettings:
+    """How the portfolio risk figures are sampled and scheduled (see risk.monitor)."""
+
+    window: int = 250
+    min_samples: int = 30
+    sample_interval_ms: int = 1_000
+    periods_per_day: float = 23_400.0
+    confidence: float = 0.99
+    ewma_decay: float = 0.94
+    recompute_interval_ms: int = 5_000
+    market_proxy: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RiskSettings:
-    """Account limits plus per-instrument overrides."""
+    """Account limits, per-instrument overrides, and what automatic triggers do.
+
+    `drift_action` is the state a drifting instrument enters (null: ignore drift);
+    `alert_actions` maps alert names to the state they put the account (or the
+    alert's instrument) in. `stress_scenarios` adds named scenarios to the built-in
+    ones: instrument (or "*" for all) -> return in percent, plus "market" for a
+    market move applied through each instrument's beta.
+    """
 
     limits: LimitSettings = field(default_factory=LimitSettings)
     per_instrument: dict[str, LimitSettings] = field(default_factory=dict)
+    account: AccountLimitSettings = field(default_factory=AccountLimitSettings)
+    model: RiskModelSettings = field(default_factory=RiskModelSettings)
+    stress_scenarios: dict[str, dict[str, float]] = field(default_factory=dict)
+    drift_action: TradingState | None = TradingState.REDUCING
+    alert_actions: dict[str, TradingState] = field(default_factory=default_alert_states)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PipelineSettings:
+    """One named model: its factory in `online_models.pipeline.PIPELINES` and parameters.
+
+    `sample_every` > 1 runs the model on every n-th warm tick only (for models too
+    slow per tick, such as the forest); labels still resolve on every tick.
+    """
+
+    factory: str = "logistic"
+    params: dict[str, float] = field(default_factory=dict)
+    sample_every: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PromotionSettings:
+    """When a challenger replaces the champion on an instrument.
+
+    Both must have at least `min_labels` labels, and the challenger's direction
+    accuracy over its latest `min_labels` labels must beat the champion's by `margin`.
+    `enabled: false` leaves promotion to `hfl models promote`.
+    """
+
+    enabled: bool = True
+    min_labels: int = 500
+    margin: float = 0.02
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriftSettings:
+    """Drift detectors: ADWIN on the champion's prequential error, Page-Hinkley on features."""
+
+    error_delta: float = 0.002
+    features: tuple[str, ...] = ("realized_vol_20",)
+    feature_threshold: float = 50.0
+    feature_min_instances: int = 30
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelSettings:
-    """The online model and the signal thresholds."""
+    """The online models (champion and shadow challengers), their evaluation and signals."""
 
-    pipeline: str = "logistic"
-    learning_rate: float = 0.01
+    pipeline: str = "logistic"  # the champion: a key of `pipelines`
+    challengers: tuple[str, ...] = ()
+    pipelines: dict[str, PipelineSettings] = field(
+        default_factory=lambda: {"logistic": PipelineSettings(params={"learning_rate": 0.01})}
+    )
     seed: int = 42
     horizon_s: float = 5.0
+    max_pending: int = 100_000
+    rolling_window: int = 1_000
+    metrics_interval_s: float = 10.0
+    promotion: PromotionSettings = field(default_factory=PromotionSettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
     enter_long: float = 0.55
     exit_long: float = 0.50
     enter_short: float = 0.45
     exit_short: float = 0.50
     min_labelled: int = 200
+
+    def __post_init__(self) -> None:
+        unknown = [
+            name for name in (self.pipeline, *self.challengers) if name not in self.pipelines
+        ]
+        if unknown:
+            known = ", ".join(sorted(self.pipelines))
+            msg = f"model pipelines {unknown} are not configured (known: {known})"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DashboardSettings:
+    """The dashboard, its exporter and alert engine (`hfl dashboard`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8050
+    trader_token: Secret = field(default_factory=Secret)
+    refresh_s: float = 0.5
+    metrics_dir: str = ""
+    webhook_url: str = ""
+    stale_data_s: float = 10.0
+    persist_lag_s: float = 30.0
+    max_drawdown_ratio: float = 0.10
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -174,6 +295,7 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     risk: RiskSettings = field(default_factory=RiskSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
 
 def default_clickhouse_url(root: Path) -> str:
@@ -282,6 +404,8 @@ def _coerce(kind: Any, value: Any, where: str, errors: list[str]) -> Any:
             return {}
         return {str(k): _coerce(value_kind, v, f"{where}.{k}", errors) for k, v in value.items()}
     if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in typing.get_args(kind):
+            return None
         return _coerce(typing.get_args(kind)[0], value, where, errors)
     return _scalar(kind, value, where, errors)
 
@@ -304,6 +428,8 @@ def _scalar(kind: Any, value: Any, where: str, errors: list[str]) -> Any:
         if kind is float:
             return float(value)
         if kind in (str, Secret):
+            return kind(value)
+        if isinstance(kind, type) and issubclass(kind, StrEnum):
             return kind(value)
     except (ValueError, TypeError, InvalidOperation) as exc:
         errors.append(f"{where}: {value!r} is not a valid {kind.__name__} ({exc})")

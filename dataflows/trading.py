@@ -4,13 +4,14 @@ Run it with recovery on::
 
     python -m bytewax.run "dataflows.trading:build_flow()" -r var/recovery/trading -s 2 -b 30
 
-Inputs: `md.ticks`, `hfl.fills`, `hfl.order_events`, `hfl.control`. Every event it
+Inputs: `md.ticks`, `hfl.fills`, `hfl.order_events`, `hfl.control`, `hfl.alerts`. Every event it
 makes (bars, features, predictions, signals, decisions, orders, positions, P&L,
 dead letters) is produced to Kafka with checked delivery.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,12 +28,14 @@ from dataflows.wiring import (
     FlowIO,
     KafkaIO,
     dead_letter,
+    observe_process,
     split_dead_letters,
     topic_decoder,
 )
 from online_models.instrument import InstrumentEvent, InstrumentPipeline, ModelSpec
 from online_models.signal import SignalConfig
 from risk.domain import (
+    Alert,
     Bar,
     ControlCommand,
     DecodeFailure,
@@ -41,6 +44,7 @@ from risk.domain import (
     Signal,
     Tick,
 )
+from sinks.metric import note_signals, observe_model_batch
 
 TickWithOrigin = tuple[Tick, KafkaRecord]
 
@@ -52,7 +56,7 @@ def model_spec(settings: Settings) -> ModelSpec:
         pipeline=model.pipeline,
         seed=model.seed,
         horizon_ns=int(model.horizon_s * 1e9),
-        params={"learning_rate": model.learning_rate},
+        params=model.pipelines[model.pipeline].params,
         signal=SignalConfig(
             enter_long=model.enter_long,
             exit_long=model.exit_long,
@@ -99,6 +103,7 @@ def handle_ticks(
     state: InstrumentState, batch: list[TickWithOrigin]
 ) -> list[InstrumentEvent | DecodeFailure]:
     """Run a batch of one instrument's ticks through its pipeline, in order."""
+    started = time.perf_counter()
     out: list[InstrumentEvent | DecodeFailure] = []
     for tick, record in batch:
         problem = check_sequence(state.last_seq, tick.seq)
@@ -109,7 +114,12 @@ def handle_ticks(
         state.last_seq = tick.seq
         if state.pipeline is None:
             state.pipeline = InstrumentPipeline(tick.instrument, state.spec)
+        produced = len(out)
         state.pipeline.update(tick, out)  # type: ignore[arg-type]
+        note_signals(out[produced:], tick.ts_init)
+    if state.pipeline is not None:
+        elapsed_s = time.perf_counter() - started
+        observe_model_batch(state.pipeline.instrument, elapsed_s, len(batch), state.pipeline)
     return out
 
 
@@ -143,6 +153,7 @@ def inbound_types(prefix: str) -> Callable[[str], type]:
         prefix + topic.FILLS: Fill,
         prefix + topic.ORDER_EVENTS: OrderEvent,
         prefix + topic.CONTROL: ControlCommand,
+        prefix + topic.ALERTS: Alert,
     }
     return types.__getitem__
 
@@ -153,6 +164,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     `io` (default Kafka) supplies the inputs and the output; tests pass lists.
     """
     settings = settings or load_settings()
+    observe_process("trading")
     io = io or KafkaIO(settings)
     flow = Dataflow("trading")
     instruments = frozenset(settings.trading.instruments)
@@ -176,7 +188,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     account = settings.trading.account
     inbound = op.flat_map_batch(
         "decode_inbound",
-        io.input("inbound_in", flow, topic.FILLS, topic.ORDER_EVENTS, topic.CONTROL),
+        io.input("inbound_in", flow, topic.FILLS, topic.ORDER_EVENTS, topic.CONTROL, topic.ALERTS),
         topic_decoder(inbound_types(settings.kafka.topic_prefix), account=account),
     )
     valid_inbound, dead = split_dead_letters("split_inbound", inbound)

@@ -17,6 +17,8 @@ from connectors.kafka.source import KafkaSource
 from dataflows.routing import to_outbound
 from dataflows.settings import Settings
 from risk.domain import DecodeFailure, DecodeReason
+from sinks.log import configure_logging
+from sinks.metric import start_process_metrics
 
 T = TypeVar("T")
 
@@ -70,9 +72,10 @@ class KafkaIO:
         op.output(step_id, records, sink)
 
 
-def decoder(cls: type[T]) -> Callable[[list[KafkaRecord]], list[T | DecodeFailure]]:
-    """Batch decoder for records our own flows wrote; bad ones become dead letters."""
-    return topic_decoder(lambda topic: cls)
+def observe_process(component: str) -> None:
+    """JSON logs and process metrics (CPU, memory, starts) for the flow of this process."""
+    configure_logging(component)
+    start_process_metrics(component)
 
 
 def topic_decoder(
@@ -83,7 +86,8 @@ def topic_decoder(
     """Batch decoder choosing the type by topic; bad records become dead letters.
 
     With `account`, records for any other account are dead-lettered too: a state
-    built for one account must never see another's fills or commands.
+    built for one account must never see another's fills or commands. Types without
+    an account (alerts) pass; their consumer decides whom they concern.
     """
 
     def decode(records: list[KafkaRecord]) -> list[T | DecodeFailure]:
@@ -91,8 +95,9 @@ def topic_decoder(
         for record in records:
             try:
                 event = decode_event(cls_for_topic(record.topic), record.value)
-                if account is not None and event.account != account:  # type: ignore[attr-defined]
-                    detail = f"{event.account!r} is not {account!r}"  # type: ignore[attr-defined]
+                owner = getattr(event, "account", account)
+                if account is not None and owner != account:
+                    detail = f"{owner!r} is not {account!r}"
                     raise Rejected(DecodeReason.UNKNOWN_ACCOUNT, detail)
             except Rejected as rejected:
                 out.append(dead_letter(record, rejected))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import NamedTuple
 
-# One pending entry: (due_ns, tick_id, ts_event, price, features, probability_up).
+# One pending entry: (due_ns, tick_id, ts_event, price, features, y_pred).
 # A plain tuple keeps the per-tick cost to one allocation.
 _Entry = tuple[int, str, int, float, dict[str, float], float]
 
@@ -14,14 +14,17 @@ class Resolved(NamedTuple):
     """A past prediction whose label is now known.
 
     `label` is 1 when the price at the first tick at/after the horizon is above
-    the price at prediction time, else 0 (a flat price counts as 0).
+    the price at prediction time, else 0 (a flat price counts as 0);
+    `forward_return` is that price over the price then, minus one. `y_pred` is
+    what the model said then (a probability of up, or a forecast return).
     """
 
     tick_id: str
     ts_event: int
     features: dict[str, float]
-    probability_up: float
+    y_pred: float
     label: int
+    forward_return: float
 
 
 class PendingLabels:
@@ -81,16 +84,14 @@ class PendingLabels:
         ts_event: int,
         price: float,
         features: dict[str, float],
-        probability_up: float,
+        y_pred: float,
     ) -> None:
-        """Queue the prediction made at `ts_event` when the price was `price`."""
+        """Queue the prediction `y_pred` made at `ts_event` when the price was `price`."""
         entries = self._entries
         if len(entries) >= self.max_pending:
             entries.popleft()
             self.evicted += 1
-        entries.append(
-            (ts_event + self.horizon_ns, tick_id, ts_event, price, features, probability_up)
-        )
+        entries.append((ts_event + self.horizon_ns, tick_id, ts_event, price, features, y_pred))
 
     def resolve(self, ts_event: int, price: float) -> list[Resolved]:
         """Pop and label every entry whose horizon has elapsed at `ts_event`.
@@ -105,7 +106,8 @@ class PendingLabels:
         entries = self._entries
         resolved: list[Resolved] = []
         while entries and entries[0][0] <= ts_event:
-            _, tick_id, ts_then, price_then, features, probability_up = entries.popleft()
+            _, tick_id, ts_then, price_then, features, y_pred = entries.popleft()
             label = 1 if price > price_then else 0
-            resolved.append(Resolved(tick_id, ts_then, features, probability_up, label))
+            forward_return = price / price_then - 1.0  # validated ticks have price > 0
+            resolved.append(Resolved(tick_id, ts_then, features, y_pred, label, forward_return))
         return resolved

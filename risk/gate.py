@@ -7,37 +7,58 @@ snapshots it by pickling.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from decimal import Decimal
-from typing import assert_never
 
+from risk import budget
 from risk.book import ZERO, Book, InvariantViolation
 from risk.domain import ids
-from risk.domain.control import ControlCommand
+from risk.domain.control import Alert, ControlCommand, TradingStateChanged
 from risk.domain.decision import Approved, Denied, RiskDecision
-from risk.domain.enums import ControlAction, DenialReason, OrderType, Side
-from risk.domain.model import Signal
-from risk.domain.money import quantize
-from risk.domain.order import Fill, Order, OrderEvent, OrderIntent
-from risk.domain.portfolio import PnlSnapshot, Position
-from risk.limit import LimitProvider
-from risk.pretrade import Denial, check_kill_switch, run_checks
+from risk.domain.enums import ControlAction, DenialReason, OrderType, Side, TradingState
+from risk.domain.model import DriftDetected, Signal
+from risk.domain.money import quantize, quantize_lot
+from risk.domain.order import CancelOrder, Fill, Order, OrderEvent, OrderIntent
+from risk.domain.portfolio import PnlSnapshot, Position, RiskMetric
+from risk.drawdown import DrawdownGuard
+from risk.limit import AccountLimits, LimitProvider, RiskLimits
+from risk.monitor import PortfolioRisk, RiskModelConfig
+from risk.pretrade import Denial, halted_denial, reduces_position, run_checks
 from risk.sizing import target_quantity
+from risk.state import ACCOUNT_WIDE, StatePolicy, TradingStates
+from risk.throttle import SlidingWindowThrottle
 
-__all__ = ["AccountGate", "InvariantViolation"]
+__all__ = ["AccountGate", "ControlOutput", "InvariantViolation"]
+
+ControlOutput = TradingStateChanged | CancelOrder | Order
+
+_STATE_BY_ACTION = {
+    ControlAction.KILL: TradingState.HALTED,
+    ControlAction.REDUCE: TradingState.REDUCING,
+    ControlAction.RESUME: TradingState.ACTIVE,
+}
 
 _INF = float("inf")
+
+
+def _in_scope(instrument: str, scope: str) -> bool:
+    """True when a command for `scope` covers `instrument`."""
+    return scope in (ACCOUNT_WIDE, instrument)
 
 
 class _WorkingOrder:
     """An approved order that may still fill; `leaves` is what may still fill."""
 
-    __slots__ = ("closed", "filled", "instrument", "quantity", "released", "side")
+    __slots__ = ("closed", "filled", "instrument", "limit_price", "quantity", "released", "side")
 
-    def __init__(self, instrument: str, side: Side, quantity: Decimal) -> None:
+    def __init__(
+        self, instrument: str, side: Side, quantity: Decimal, limit_price: Decimal | None
+    ) -> None:
         self.instrument = instrument
         self.side = side
         self.quantity = quantity
+        self.limit_price = limit_price
         self.filled = ZERO
         # Quantity the gateway will never fill (canceled or rejected remainder).
         self.released = ZERO
@@ -65,23 +86,49 @@ class AccountGate:
     rejects can leave the position past a limit by the released quantity; a check that
     assumed the opposing order might be canceled would depend on fill timing instead.
 
+    After the order-level checks come the account-level ones (`risk.budget`): duplicate
+    client order id, order-rate throttle, open orders, self-match, then, for orders that
+    increase risk only, net exposure, concentration per instrument and group, volatility,
+    correlation with the book, beta and the VaR/CVaR budgets on the post-trade book
+    (`risk.monitor.PortfolioRisk`, recomputed on an event-time schedule by
+    `risk_metrics`). Equity for the budgets is the last `snapshot_pnl`'s, which also
+    feeds the drawdown and daily-loss triggers; every fill counts towards the
+    repeated-execution throttle until the next operator command. Checks that use the
+    scheduled figures depend on when (in event time) they were recomputed, never on
+    when fills arrive.
+
+    Trading states (`risk.state`) are checked first: HALTED denies every order, REDUCING
+    every order that could increase |position|. A kill halts and cancels every working
+    order in its scope (and with `flatten` closes the filled positions); drift events
+    and alerts escalate states as `StatePolicy` says. States live in this object, so
+    they survive restarts with the snapshot.
+
     State stays bounded: working orders leave when fully filled or released, and only the
     last `recent_order_ids` client order ids are remembered to catch reuse.
     """
 
     __slots__ = (
+        "_account_limits",
         "_book",
-        "_kill_switch_on",
+        "_drawdown",
+        "_equity",
+        "_fills_since_human",
         "_last_control",
         "_limits",
+        "_outbox",
+        "_policy",
         "_recent_ids",
         "_recent_set",
         "_ref_price",
         "_ref_price_decimal",
         "_ref_ts",
+        "_risk",
+        "_states",
+        "_throttle",
         "_working",
         "_working_buy",
         "_working_sell",
+        "_worst_float",
         "account",
         "lot_size",
         "target_notional",
@@ -95,6 +142,10 @@ class AccountGate:
         target_notional: Decimal,
         lot_size: Decimal,
         initial_cash: Decimal,
+        policy: StatePolicy | None = None,
+        account_limits: AccountLimits | None = None,
+        instruments: tuple[str, ...] = (),
+        risk_model: RiskModelConfig | None = None,
         recent_order_ids: int = 10_000,
     ) -> None:
         self.account = account
@@ -109,17 +160,33 @@ class AccountGate:
         self._working: dict[str, _WorkingOrder] = {}
         self._working_buy: dict[str, Decimal] = {}
         self._working_sell: dict[str, Decimal] = {}
+        # Worst-case long/short per instrument with a position or working order, as floats.
+        self._worst_float: dict[str, tuple[float, float]] = {}
         self._recent_ids: deque[str] = deque(maxlen=recent_order_ids)
         self._recent_set: set[str] = set()
-        self._kill_switch_on = False
+        self._policy = policy or StatePolicy()
+        self._states = TradingStates(account)
         self._last_control: ControlCommand | None = None
+        self._account_limits = whole = account_limits or AccountLimits()
+        self._throttle = SlidingWindowThrottle(whole.max_orders_per_window, whole.order_window_ns)
+        self._risk = PortfolioRisk(instruments, risk_model)
+        self._equity = float(initial_cash)
+        self._drawdown = DrawdownGuard(
+            soft=whole.drawdown_soft, hard=whole.drawdown_hard, daily_loss=whole.daily_loss
+        )
+        self._fills_since_human = 0
+        self._outbox: list[TradingStateChanged] = []
 
     # -- read side, also used by the pre-trade checks (ExposureView) -------------------
 
     @property
-    def kill_switch_on(self) -> bool:
-        """True while new orders are refused."""
-        return self._kill_switch_on
+    def states(self) -> TradingStates:
+        """The account's trading states (read them; change them through the gate)."""
+        return self._states
+
+    def trading_state(self, instrument: str = ACCOUNT_WIDE) -> TradingState:
+        """Return the state orders on `instrument` are held to (account-wide if empty)."""
+        return self._states.state(instrument)
 
     @property
     def last_control(self) -> ControlCommand | None:
@@ -202,32 +269,34 @@ class AccountGate:
         self._ref_ts[instrument] = ts_event
         self._book.mark(instrument, price)
 
-    def mark(self, instrument: str, price: float) -> None:
-        """Mark the book's `instrument` at `price` without touching the reference."""
+    def mark(self, instrument: str, price: float, ts_event: int) -> None:
+        """Mark `instrument` at `price` (a bar close) and feed the return history."""
         self._book.mark(instrument, price)
+        self._risk.on_price(instrument, price, ts_event)
+
+    def set_limits(self, limits: LimitProvider) -> None:
+        """Apply new per-instrument limits from the next decision on.
+
+        Orders already working stay; an account over a lowered limit can still trade
+        back towards it (the exposure checks deny only increases).
+        """
+        self._limits = limits
 
     def on_signal(self, signal: Signal) -> tuple[RiskDecision, Order | None]:
-        """Size, check and (if approved) emit the order that moves to the signal's target.
-
-        Raises:
-            InvariantViolation: If the approved order's client order id was already used
-                (the same signal delivered twice).
-        """
+        """Size, check and (if approved) emit the order that moves to the signal's target."""
         instrument = signal.instrument
         self.on_reference_price(instrument, signal.reference_price, signal.ts_event)
         reference = self._ref_price.get(instrument)
+        state = self._states.state(instrument)
         if reference is None:
-            denial = check_kill_switch(self._kill_switch_on) or Denial(
-                reason=DenialReason.NO_REFERENCE_PRICE, detail="missing"
-            )
+            if state is TradingState.HALTED:
+                denial = halted_denial(self._states.trigger(instrument))
+            else:
+                denial = Denial(reason=DenialReason.NO_REFERENCE_PRICE, detail="missing")
             side = Side.SELL if signal.direction < 0 else Side.BUY
             return self._denied(signal, side, ZERO, None, denial), None
-        target = target_quantity(
-            signal.direction,
-            reference,
-            target_notional=self.target_notional,
-            lot_size=self.lot_size,
-        )
+        limits = self._limits.for_instrument(instrument)
+        target = self._target(signal.direction, reference, instrument, limits)
         delta = target - self.position(instrument) - self.working_quantity(instrument)
         if delta:
             side = Side.BUY if delta > 0 else Side.SELL
@@ -245,11 +314,14 @@ class AccountGate:
             ts_event=signal.ts_event,
             ts_init=signal.ts_init,
         )
-        limits = self._limits.for_instrument(instrument)
-        failed = run_checks(intent, self, limits, self._kill_switch_on)
+        trigger = "" if state is TradingState.ACTIVE else self._states.trigger(instrument)
+        client_order_id = ids.client_order_id(self.account, instrument, signal.signal_id)
+        failed = run_checks(intent, self, limits, state, trigger) or self._account_checks(
+            intent, limits, client_order_id
+        )
         if failed is not None:
             return self._denied(signal, side, intent.quantity, reference, failed), None
-        order = self._submit(intent)
+        order = self._submit(intent, client_order_id)
         approved = Approved(
             signal_id=signal.signal_id,
             account=self.account,
@@ -262,6 +334,120 @@ class AccountGate:
             ts_init=signal.ts_init,
         )
         return approved, order
+
+    def _target(
+        self, direction: int, reference: float, instrument: str, limits: RiskLimits
+    ) -> Decimal:
+        """The signal's target position, scaled down for volatility when so configured."""
+        target = target_quantity(
+            direction, reference, target_notional=self.target_notional, lot_size=self.lot_size
+        )
+        if limits.scale_on_volatility and target:
+            volatility = self._risk.volatility(instrument)
+            if volatility is not None and volatility > limits.max_volatility:
+                factor = quantize(limits.max_volatility / volatility)
+                target = quantize_lot(target * factor, self.lot_size)
+        return target
+
+    def _account_checks(
+        self, intent: OrderIntent, limits: RiskLimits, client_order_id: str
+    ) -> Denial | None:
+        """Run the account-level controls in the documented order; first denial wins."""
+        whole = self._account_limits
+        failed = (
+            budget.check_duplicate(client_order_id, self._used)
+            or budget.check_order_rate(self._throttle.allows(intent.ts_event), whole)
+            or budget.check_open_orders(len(self._working), whole)
+            or budget.check_self_match(self._crosses_own_order(intent))
+        )
+        if failed is not None or reduces_position(intent, self):
+            return failed
+        return self._risk_checks(intent, limits)
+
+    def _risk_checks(self, intent: OrderIntent, limits: RiskLimits) -> Denial | None:
+        """Exposure and portfolio-risk controls for an order that increases risk."""
+        whole = self._account_limits
+        instrument, sign = intent.instrument, intent.side.sign
+        reference = float(intent.reference_price or 0.0)
+        worst_after = (
+            self.worst_case_long(instrument) + intent.quantity
+            if sign > 0
+            else self.worst_case_short(instrument) - intent.quantity
+        )
+        net_after, group_after = self._book_exposure(intent, limits.group)
+        equity = self._equity
+        risk = self._risk
+        correlation = risk.correlation_to_book(instrument)
+        return (
+            budget.check_net_exposure(net_after, whole)
+            or budget.check_concentration(float(worst_after) * reference, equity, limits)
+            or (
+                budget.check_group_concentration(limits.group, group_after, equity, whole)
+                if limits.group
+                else None
+            )
+            or budget.check_volatility(risk.volatility(instrument), limits)
+            or budget.check_correlation(None if correlation is None else sign * correlation, limits)
+            or budget.check_risk_budgets(
+                risk.post_trade(instrument, float(sign * intent.quantity)),
+                risk.book_figures,
+                equity,
+                whole,
+            )
+        )
+
+    def _book_exposure(self, intent: OrderIntent, group: str) -> tuple[float, float]:
+        """Worst-case net exposure (money) and the group's gross value after the order.
+
+        For a buy every working buy is assumed filled and every working sell canceled
+        (and the other way round for a sell): the net exposure that order could reach.
+        Floats from `_worst_float`: these feed share-of-equity limits, not accounting.
+        """
+        side = 0 if intent.side is Side.BUY else 1
+        delta = float(intent.quantity) * intent.side.sign
+        prices = self._ref_price
+        net = delta * prices[intent.instrument]
+        group_value = 0.0
+        for_instrument = self._limits.for_instrument
+        seen = False
+        for name, worst in self._worst_float.items():
+            price = prices.get(name, 0.0)
+            net += worst[side] * price
+            if group and for_instrument(name).group == group:
+                mine = name == intent.instrument
+                seen = seen or mine
+                group_value += abs(worst[side] + (delta if mine else 0.0)) * price
+        if group and not seen:
+            group_value += abs(delta) * prices[intent.instrument]
+        return net, group_value
+
+    def _price(self, instrument: str) -> Decimal:
+        reference = self._ref_price_decimal.get(instrument)
+        return self._book.mark_price(instrument) if reference is None else reference
+
+    def _used(self, client_order_id: str) -> bool:
+        return client_order_id in self._recent_set or client_order_id in self._working
+
+    def _crosses_own_order(self, intent: OrderIntent) -> bool:
+        """True when the order could trade against our resting limit on the other side.
+
+        Market orders never rest, so only our working limit orders can be matched; a
+        market order crosses any of them, a limit order those it is priced through.
+        """
+        opposite = self._working_sell if intent.side is Side.BUY else self._working_buy
+        if intent.instrument not in opposite:
+            return False
+        for order in self._working.values():
+            if (
+                order.instrument != intent.instrument
+                or order.side is intent.side
+                or order.limit_price is None
+            ):
+                continue
+            limit = intent.limit_price
+            if limit is None or (limit - order.limit_price) * intent.side.sign >= 0:
+                return True
+        return False
 
     def _denied(
         self,
@@ -284,8 +470,7 @@ class AccountGate:
             ts_init=signal.ts_init,
         )
 
-    def _submit(self, intent: OrderIntent) -> Order:
-        client_order_id = ids.client_order_id(self.account, intent.instrument, intent.signal_id)
+    def _submit(self, intent: OrderIntent, client_order_id: str) -> Order:
         if client_order_id in self._recent_set or client_order_id in self._working:
             msg = (
                 f"risk gate {self.account}: client order id {client_order_id} reused "
@@ -294,9 +479,11 @@ class AccountGate:
             raise InvariantViolation(msg)
         self._remember(client_order_id)
         self._working[client_order_id] = _WorkingOrder(
-            intent.instrument, intent.side, intent.quantity
+            intent.instrument, intent.side, intent.quantity, intent.limit_price
         )
         self._add_working(intent.instrument, intent.side, intent.quantity)
+        self._risk.add_quantity(intent.instrument, float(intent.quantity * intent.side.sign))
+        self._throttle.record(intent.ts_event)
         return Order(
             client_order_id=client_order_id,
             signal_id=intent.signal_id,
@@ -325,6 +512,12 @@ class AccountGate:
         else:
             # Drop zero entries so the dicts only hold instruments with live orders.
             del totals[instrument]
+        # Also called after every fill: keeps the float worst cases current.
+        long, short = self.worst_case_long(instrument), self.worst_case_short(instrument)
+        if long or short:
+            self._worst_float[instrument] = (float(long), float(short))
+        else:
+            self._worst_float.pop(instrument, None)
 
     def on_fill(self, fill: Fill) -> Position:
         """Move the filled quantity from working to position and return the new position.
@@ -349,7 +542,33 @@ class AccountGate:
         self._add_working(order.instrument, order.side, -fill.quantity)
         if not order.leaves:
             del self._working[fill.client_order_id]
+        self._count_fill(fill)
         return position
+
+    def _count_fill(self, fill: Fill) -> None:
+        """Halt after too many fills without an operator command (repeated execution)."""
+        self._fills_since_human += 1
+        limit = self._account_limits.max_fills_without_human
+        if limit and self._fills_since_human >= limit:
+            self._emit(
+                self._states.escalate(
+                    ACCOUNT_WIDE,
+                    TradingState.HALTED,
+                    trigger="execution_throttle",
+                    reason=f"{self._fills_since_human} fills without an operator command",
+                    ts_event=fill.ts_event,
+                    ts_init=fill.ts_init,
+                )
+            )
+
+    def _emit(self, changed: TradingStateChanged | None) -> None:
+        if changed is not None:
+            self._outbox.append(changed)
+
+    def take_events(self) -> list[TradingStateChanged]:
+        """Return and forget the state changes automatic triggers made since last asked."""
+        events, self._outbox = self._outbox, []
+        return events
 
     def on_order_event(self, event: OrderEvent) -> None:
         """Release what a terminal event says will never fill.
@@ -382,11 +601,19 @@ class AccountGate:
         order.released = order.quantity - event.filled_quantity
         if order.released:
             self._add_working(order.instrument, order.side, -order.released)
+            self._risk.add_quantity(order.instrument, -float(order.released * order.side.sign))
         if not order.leaves:
             del self._working[event.client_order_id]
 
-    def on_control(self, command: ControlCommand) -> None:
-        """Apply a kill (refuse every new order) or resume command and keep it for audit.
+    def on_control(self, command: ControlCommand) -> list[ControlOutput]:
+        """Apply an operator's kill, reduce or resume command; return what it causes.
+
+        KILL halts the command's scope (the account, or one instrument), cancels every
+        working order in it and, with `flatten`, sends market orders closing the filled
+        positions in it. A flatten order is sized so it can never cross zero even if the
+        working orders it races fill first; a second kill flattens what remains.
+        REDUCE allows only reducing orders; RESUME returns the scope (the account: every
+        scope) to ACTIVE.
 
         Raises:
             InvariantViolation: If the command is for another account.
@@ -394,15 +621,176 @@ class AccountGate:
         if command.account != self.account:
             msg = f"risk gate {self.account}: control command for {command.account!r}"
             raise InvariantViolation(msg)
-        match command.action:
-            case ControlAction.KILL:
-                self._kill_switch_on = True
-            case ControlAction.RESUME:
-                self._kill_switch_on = False
-            case _:
-                assert_never(command.action)
         self._last_control = command
+        self._fills_since_human = 0
+        scope = command.instrument
+        reason = f"{command.actor}: {command.reason}"
+        trigger, ts_event, ts_init = command.action.value, command.ts_event, command.ts_init
+        if command.action is ControlAction.RESUME and scope == ACCOUNT_WIDE:
+            return list(
+                self._states.resume_all(
+                    trigger=trigger, reason=reason, ts_event=ts_event, ts_init=ts_init
+                )
+            )
+        state = _STATE_BY_ACTION[command.action]
+        changed = self._states.set(
+            scope, state, trigger=trigger, reason=reason, ts_event=ts_event, ts_init=ts_init
+        )
+        out: list[ControlOutput] = [] if changed is None else [changed]
+        if command.action is ControlAction.KILL:
+            out.extend(self._cancel_working(command))
+            if command.flatten:
+                out.extend(self._flatten(command))
+        return out
+
+    def _cancel_working(self, command: ControlCommand) -> list[CancelOrder]:
+        return [
+            CancelOrder(
+                cancel_id=ids.stable_id("cancel", client_order_id, command.command_id),
+                client_order_id=client_order_id,
+                account=self.account,
+                instrument=order.instrument,
+                reason=f"kill: {command.reason}",
+                ts_event=command.ts_event,
+                ts_init=command.ts_init,
+            )
+            for client_order_id, order in self._working.items()
+            if not order.closed and _in_scope(order.instrument, command.instrument)
+        ]
+
+    def _flatten(self, command: ControlCommand) -> list[Order]:
+        orders = []
+        for instrument in self._book.instruments():
+            if not _in_scope(instrument, command.instrument):
+                continue
+            # Sized against same-side working orders only: those may fill first, the
+            # opposite ones are being canceled.
+            position = self.position(instrument)
+            if position > 0:
+                side, quantity = Side.SELL, position - self._working_sell.get(instrument, ZERO)
+            else:
+                side, quantity = Side.BUY, -position - self._working_buy.get(instrument, ZERO)
+            if quantity <= 0:
+                continue
+            intent = OrderIntent(
+                signal_id=ids.stable_id("flatten", command.command_id, instrument),
+                account=self.account,
+                instrument=instrument,
+                side=side,
+                quantity=quantity,
+                order_type=OrderType.MARKET,
+                limit_price=None,
+                reference_price=self._ref_price.get(instrument),
+                ts_event=command.ts_event,
+                ts_init=command.ts_init,
+            )
+            client_order_id = ids.client_order_id(self.account, instrument, intent.signal_id)
+            orders.append(self._submit(intent, client_order_id))
+        return orders
+
+    def on_drift(self, event: DriftDetected) -> TradingStateChanged | None:
+        """Restrict the drifting instrument as the policy says; return the change, if any."""
+        state = self._policy.drift_state
+        if state is None:
+            return None
+        return self._states.escalate(
+            event.instrument,
+            state,
+            trigger="drift",
+            reason=f"{event.model} {event.detector} on {event.stream} = {event.value!r}",
+            ts_event=event.ts_event,
+            ts_init=event.ts_init,
+        )
+
+    def on_alert(self, alert: Alert) -> TradingStateChanged | None:
+        """Escalate the state the policy maps `alert.name` to; return the change, if any.
+
+        The subject picks the scope: one of our instruments restricts that instrument;
+        our account, "" or a topic (a name with a dot, e.g. "hfl.fills") restricts the
+        whole account. Any other subject (another account) and unmapped names are ignored.
+        """
+        state = self._policy.alert_states.get(alert.name)
+        subject = alert.subject
+        if state is None:
+            return None
+        if subject in self._ref_ts or subject in self._book.instruments():
+            scope = subject
+        elif subject in (self.account, ACCOUNT_WIDE) or "." in subject:
+            scope = ACCOUNT_WIDE
+        else:
+            return None
+        return self._states.escalate(
+            scope,
+            state,
+            trigger=alert.name,
+            reason=f"{alert.severity} from {alert.source}: {alert.message}",
+            ts_event=alert.ts_event,
+            ts_init=alert.ts_init,
+        )
 
     def snapshot_pnl(self, ts_event: int, ts_init: int | None = None) -> PnlSnapshot:
-        """Return the account's P&L at event time `ts_event` (ts_init defaults to it)."""
-        return self._book.snapshot(ts_event, ts_event if ts_init is None else ts_init)
+        """Return the account's P&L at event time `ts_event` (ts_init defaults to it).
+
+        Its equity becomes the budgets' equity and feeds the drawdown and daily-loss
+        triggers, whose state changes wait in `take_events`.
+        """
+        ts_init = ts_event if ts_init is None else ts_init
+        snapshot = self._book.snapshot(ts_event, ts_init)
+        self._equity = float(snapshot.equity)
+        state, trigger = self._drawdown.update(self._equity, ts_event)
+        if state is not None:
+            reason = (
+                f"equity {self._equity:.2f}, high-water mark {self._drawdown.high_water_mark:.2f}"
+            )
+            self._emit(
+                self._states.escalate(
+                    ACCOUNT_WIDE,
+                    state,
+                    trigger=trigger,
+                    reason=reason,
+                    ts_event=ts_event,
+                    ts_init=ts_init,
+                )
+            )
+        return snapshot
+
+    def risk_metrics(self, ts_event: int, ts_init: int) -> list[RiskMetric]:
+        """Recompute the portfolio risk figures when the schedule says so; else nothing.
+
+        Figures that are not finite (too little history, a flat series) are left out.
+        """
+        risk = self._risk
+        if not risk.due(ts_event):
+            return []
+        whole = self._account_limits
+        figures = risk.recompute(ts_event, self._equity)
+        figures["drawdown"] = self._drawdown.drawdown(self._equity)
+        figures["daily_loss"] = self._drawdown.day_loss(self._equity)
+        figures["open_orders"] = float(len(self._working))
+        figures["order_rate"] = float(self._throttle.count(ts_event))
+        figures["fills_since_human"] = float(self._fills_since_human)
+        limits = {
+            "var_hist": whole.var_budget,
+            "var_ewma": whole.var_budget,
+            "cvar_hist": whole.cvar_budget,
+            "cvar_ewma": whole.cvar_budget,
+            "beta": whole.max_beta,
+            "drawdown": whole.drawdown_hard,
+            "daily_loss": whole.daily_loss,
+            "open_orders": float(whole.max_open_orders),
+            "order_rate": float(whole.max_orders_per_window),
+            "fills_since_human": float(whole.max_fills_without_human),
+        }
+        return [
+            RiskMetric(
+                metrics_id=ids.stable_id("risk_metric", self.account, name, ts_event),
+                account=self.account,
+                metric=name,
+                value=value,
+                limit_value=limits.get(name, 0.0),
+                ts_event=ts_event,
+                ts_init=ts_init,
+            )
+            for name, value in figures.items()
+            if math.isfinite(value)
+        ]

@@ -36,6 +36,15 @@ class RiskLimits:
             (0.05 is 5 %). Market orders trade at the reference, so they only need one.
         max_reference_age_ns: Oldest reference price, relative to the intent's `ts_event`,
             that still counts as a reference.
+        max_concentration: Largest |worst-case position value| / equity on the
+            instrument, as a fraction.
+        group: Sector or group the instrument counts towards (`AccountLimits.
+            max_group_concentration`); "" for none.
+        max_volatility: Largest annualised realised volatility of the instrument.
+        scale_on_volatility: Above `max_volatility`, scale the target position down by
+            max_volatility / volatility instead of denying.
+        max_correlation: Largest correlation of the instrument with the rest of the
+            book for an order that increases the position in the book's direction.
     """
 
     max_order_quantity: Decimal
@@ -44,6 +53,11 @@ class RiskLimits:
     max_gross_exposure: Decimal
     price_collar_pct: float
     max_reference_age_ns: int
+    max_concentration: float = 1.0
+    group: str = ""
+    max_volatility: float = 10.0
+    scale_on_volatility: bool = False
+    max_correlation: float = 0.3
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -62,8 +76,14 @@ class RiskLimits:
             )
             if not isinstance(value, Decimal) or not value.is_finite() or value <= 0
         ]
-        if not math.isfinite(self.price_collar_pct) or self.price_collar_pct <= 0:
-            found.append(f"price_collar_pct must be positive, got {self.price_collar_pct!r}")
+        found.extend(
+            _positive_floats(
+                price_collar_pct=self.price_collar_pct,
+                max_concentration=self.max_concentration,
+                max_volatility=self.max_volatility,
+                max_correlation=self.max_correlation,
+            )
+        )
         if self.max_reference_age_ns <= 0:
             found.append(
                 f"max_reference_age_ns must be positive, got {self.max_reference_age_ns!r}"
@@ -89,6 +109,80 @@ class RiskLimits:
     def for_instrument(self, instrument: str) -> RiskLimits:
         """Return these limits: one set for every instrument."""
         return self
+
+
+def _positive_floats(**values: float) -> list[str]:
+    return [
+        f"{name} must be positive and finite, got {value!r}"
+        for name, value in values.items()
+        if not math.isfinite(value) or value <= 0
+    ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountLimits:
+    """Limits on the account as a whole (fractions of equity unless named otherwise).
+
+    Attributes:
+        max_open_orders: Most orders working at once.
+        max_net_exposure: Largest |worst-case net exposure| (money) after the order.
+        max_group_concentration: Largest worst-case gross value of one group / equity.
+        var_budget: Largest 1-day 99 % VaR of the post-trade book, historical and EWMA.
+        cvar_budget: Largest 1-day 99 % CVaR of the post-trade book, historical and EWMA.
+        max_beta: Largest |beta| of the post-trade book to the market proxy.
+        drawdown_soft: Drawdown from the high-water mark that moves the account to
+            REDUCING.
+        drawdown_hard: Drawdown that HALTS the account.
+        daily_loss: Loss since the start of the (UTC, event-time) day that HALTS it.
+        max_orders_per_window: Approved orders allowed per `order_window_ns`.
+        order_window_ns: The order-rate throttle's sliding window.
+        max_fills_without_human: Fills allowed since the last operator command before
+            the account HALTS (repeated-execution throttle); 0 turns it off.
+    """
+
+    max_open_orders: int = 1_000
+    max_net_exposure: Decimal = Decimal(10_000_000)
+    max_group_concentration: float = 1.0
+    var_budget: float = 0.02
+    cvar_budget: float = 0.03
+    max_beta: float = 0.5
+    drawdown_soft: float = 0.05
+    drawdown_hard: float = 0.10
+    daily_loss: float = 0.05
+    max_orders_per_window: int = 100
+    order_window_ns: int = _NS_PER_S
+    max_fills_without_human: int = 0
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ConfigError("invalid account limits: " + "; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """Return every reason these limits are unusable (empty when they are fine)."""
+        found = _positive_floats(
+            max_group_concentration=self.max_group_concentration,
+            var_budget=self.var_budget,
+            cvar_budget=self.cvar_budget,
+            max_beta=self.max_beta,
+            drawdown_soft=self.drawdown_soft,
+            drawdown_hard=self.drawdown_hard,
+            daily_loss=self.daily_loss,
+        )
+        if not self.max_net_exposure.is_finite() or self.max_net_exposure <= 0:
+            found.append(f"max_net_exposure must be positive, got {self.max_net_exposure!r}")
+        for name, value in (
+            ("max_open_orders", self.max_open_orders),
+            ("max_orders_per_window", self.max_orders_per_window),
+            ("order_window_ns", self.order_window_ns),
+        ):
+            if value <= 0:
+                found.append(f"{name} must be positive, got {value!r}")
+        if self.max_fills_without_human < 0:
+            found.append("max_fills_without_human must be >= 0 (0 turns it off)")
+        if self.drawdown_soft > self.drawdown_hard:
+            found.append("drawdown_soft must not exceed drawdown_hard")
+        return found
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

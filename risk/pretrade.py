@@ -3,7 +3,8 @@
 Each `check_*` returns a `Denial` naming the failed control and by how much, or None.
 `run_checks` applies them in this order and stops at the first denial:
 
-1. kill switch (every new order is denied while it is on),
+1. trading state: HALTED denies every new order, REDUCING every order that could
+   increase |position| (counting working orders on the order's side),
 2. zero quantity,
 3. reference price present and fresh,
 4. price collar (limit orders only; market orders trade at the reference),
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from risk.domain.enums import DenialReason, OrderType, Side
+from risk.domain.enums import DenialReason, OrderType, Side, TradingState
 from risk.domain.money import quantize
 from risk.domain.order import OrderIntent
 from risk.limit import RiskLimits
@@ -68,11 +69,43 @@ def _fmt(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def check_kill_switch(kill_switch_on: bool) -> Denial | None:
-    """Deny every new order while the kill switch is on."""
-    if kill_switch_on:
+def halted_denial(trigger: str) -> Denial:
+    """The denial of a HALTED account or instrument; a kill names the kill switch.
+
+    >>> halted_denial("kill").reason, halted_denial("drawdown").reason
+    (<DenialReason.KILL_SWITCH: 'kill_switch'>, <DenialReason.HALTED: 'halted'>)
+    """
+    if trigger == "kill":
         return Denial(reason=DenialReason.KILL_SWITCH, detail="kill switch is on")
-    return None
+    return Denial(reason=DenialReason.HALTED, detail=f"halted by {trigger or 'control'}")
+
+
+def reduces_position(intent: OrderIntent, view: ExposureView) -> bool:
+    """True when the order can only bring |position| towards zero, never through it.
+
+    Working orders on the same side count as if they filled, so several reducing
+    orders together can never flip the position.
+    """
+    if intent.side is Side.BUY:
+        return view.worst_case_long(intent.instrument) + intent.quantity <= 0
+    return view.worst_case_short(intent.instrument) - intent.quantity >= 0
+
+
+def check_trading_state(
+    intent: OrderIntent, view: ExposureView, state: TradingState, trigger: str
+) -> Denial | None:
+    """Deny every order while HALTED and every non-reducing order while REDUCING."""
+    if state is TradingState.ACTIVE:
+        return None
+    if state is TradingState.HALTED:
+        return halted_denial(trigger)
+    if intent.quantity <= 0 or reduces_position(intent, view):
+        return None  # zero quantity gets its own, more telling denial next
+    return Denial(
+        reason=DenialReason.REDUCE_ONLY,
+        detail=f"{intent.side} {_fmt(intent.quantity)} would not reduce the position "
+        f"(reducing since {trigger or 'control'})",
+    )
 
 
 def check_zero_quantity(intent: OrderIntent) -> Denial | None:
@@ -201,11 +234,15 @@ def check_gross_exposure(
 
 
 def run_checks(
-    intent: OrderIntent, view: ExposureView, limits: RiskLimits, kill_switch_on: bool
+    intent: OrderIntent,
+    view: ExposureView,
+    limits: RiskLimits,
+    state: TradingState = TradingState.ACTIVE,
+    trigger: str = "",
 ) -> Denial | None:
     """Run every pre-trade control in the documented order; return the first denial."""
     return (
-        check_kill_switch(kill_switch_on)
+        check_trading_state(intent, view, state, trigger)
         or check_zero_quantity(intent)
         or check_reference_price(intent, view.reference_ts_event(intent.instrument), limits)
         or check_price_collar(intent, limits)

@@ -13,7 +13,7 @@ import http.client
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,7 +22,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from connectors.codec import encode
 from risk.domain.error import HflError
-from sinks.client import embedded_path, open_client
+from sinks.client import embedded_path, is_embedded, open_client
 
 PORT_FILE = "query.port"
 MAX_SQL_BYTES = 1024 * 1024
@@ -277,3 +277,35 @@ def format_json(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str
     """
     objects = [dict(zip(columns, row, strict=True)) for row in rows]
     return _json_bytes(objects).decode()
+
+
+def reader(url: str) -> Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]:
+    """A read-only query function for a long-running process that must not own the store.
+
+    An embedded store is read only through its owner's `QueryServer` (looked up on
+    every call, so it follows a restarted persist flow); opening it here would lock
+    the persist flow out. A server URL gets one read-only client, serialised by a lock.
+
+    Raises (from the returned function):
+        QueryError: the query failed, or no process serves the embedded store.
+    """
+    if is_embedded(url):
+
+        def served(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+            port = read_port_file(url)
+            if port is None:
+                raise QueryError(f"no process serves {url} (is the persist flow running?)")
+            try:
+                return query_http(port, sql, timeout_s=10.0)
+            except (OSError, http.client.HTTPException) as exc:
+                raise QueryError(f"query endpoint on port {port} failed: {exc}") from exc
+
+        return served
+    client = open_client(url, readonly=True)
+    lock = threading.Lock()
+
+    def direct(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        with lock:
+            return run_query(client, sql)
+
+    return direct

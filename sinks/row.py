@@ -30,6 +30,7 @@ TABLE_BY_TOPIC: dict[str, str] = {
     topic.DLQ: "dlq",
     topic.DRIFT: "drift_events",
     topic.RISK_EVENTS: "risk_events",
+    topic.RISK_METRICS: "risk_metrics",
     topic.ALERTS: "alerts",
     topic.AUDIT: "audit",
 }
@@ -124,6 +125,8 @@ COLUMNS: dict[str, dict[str, _Column]] = {
     "risk_events": _spec(f"event_id account instrument state previous trigger reason {_TS}"),
     "alerts": _spec(f"alert_id name severity source subject message {_TS}"),
     "audit": _spec(f"audit_id actor action subject reason detail {_TS}"),
+    "risk_metrics": _spec(f"metrics_id account metric value limit_value {_TS}"),
+    "order_cancels": _spec(f"cancel_id client_order_id account instrument reason {_TS}"),
     "runs": _spec("run_id started_at config code_version status version", optional="finished_at"),
 }
 
@@ -138,6 +141,16 @@ def table_for_topic(name: str, prefix: str = "") -> str:
         return TABLE_BY_TOPIC[name.removeprefix(prefix)]
     except KeyError:
         raise ConfigError(f"topic {name!r} has no table") from None
+
+
+def table_for_record(name: str, row: dict[str, Any], prefix: str = "") -> str:
+    """Return the table of one record: cancel requests share `hfl.orders` with orders.
+
+    >>> table_for_record("hfl.orders", {"cancel_id": "c1"}), table_for_record("hfl.orders", {})
+    ('order_cancels', 'orders')
+    """
+    table = table_for_topic(name, prefix)
+    return "order_cancels" if table == "orders" and "cancel_id" in row else table
 
 
 def columns_for(table: str, rows: Rows) -> tuple[list[str], list[list[Any]]]:

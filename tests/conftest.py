@@ -10,12 +10,12 @@ whole session shares one ClickHouse URL.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
+from loopback import free_port
 
 from connectors.broker import start_broker, stop_broker
 from sinks.client import connect
@@ -31,13 +31,6 @@ def docker_available() -> bool:
     except Exception:  # any failure means: no usable engine
         return False
     return True
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from connectors.kafka.producer import CheckedProducer, DeliveryFailedError
 from connectors.kafka.record import OutboundRecord
 from risk.domain import Alert, AlertSeverity
 from risk.domain.ids import stable_id
+from sinks.metric import RECORDS_OUT, count_batch
 
 # The alert about a failed delivery must not wait as long as the delivery did.
 ALERT_TIMEOUT_MS = 5_000
@@ -37,15 +38,17 @@ def delivery_alert(step_id: str, error: DeliveryFailedError, now_ns: int) -> Ale
 
 
 class _Partition(StatefulSinkPartition[OutboundRecord, None]):
-    def __init__(self, producer: CheckedProducer, alarm: _Alarm) -> None:
+    def __init__(self, producer: CheckedProducer, alarm: _Alarm, step: str) -> None:
         self._producer = producer
         self._alarm = alarm
+        self._step = step
 
     def write_batch(self, values: list[OutboundRecord]) -> None:
         # Queue without waiting: librdkafka sends within `linger.ms`, so output leaves
         # at once and in few, large broker batches. Failures already reported raise here.
         with self._alarm:
             self._producer.produce_batch(values)
+        count_batch(RECORDS_OUT, self._step, len(values))
 
     def snapshot(self) -> None:
         # Every record of the epoch is acknowledged before Bytewax records the epoch's
@@ -114,4 +117,5 @@ class KafkaSink(FixedPartitionedSink[OutboundRecord, None]):
         return _Partition(
             CheckedProducer(self._bootstrap, message_timeout_ms=self._message_timeout_ms),
             _Alarm(self._bootstrap, self._alerts_topic, step_id),
+            step_id,
         )

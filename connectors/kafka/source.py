@@ -20,8 +20,10 @@ from confluent_kafka.admin import AdminClient
 
 from connectors.kafka.record import KafkaRecord
 from risk.domain.error import HflError, RecoverableError
+from sinks.metric import CONSUMER_LAG, RECORDS_IN, count_batch
 
 Offsets = dict[str, int]
+LAG_INTERVAL_S = 1.0
 
 
 class _Activity:
@@ -143,8 +145,11 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         exit_when_idle_s: float,
         group: str,
         fetch_wait_ms: int,
+        step: str,
     ) -> None:
         self._index = index
+        self._step = step
+        self._lag_at = 0.0
         self._next_offsets = {topic: offsets.get(topic, OFFSET_BEGINNING) for topic in topics}
         self._batch_size = batch_size
         self._idle_backoff = timedelta(seconds=idle_backoff_s)
@@ -184,6 +189,8 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         if batch:
             _note_activity()
             self._awake = None
+            count_batch(RECORDS_IN, self._step, len(batch))
+            self._report_lag()
             return batch
         self._stop_if_drained()
         self._awake = datetime.now(UTC) + self._idle_backoff
@@ -194,6 +201,21 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
             return
         if time.monotonic() - _Activity.last_data >= self._exit_when_idle_s:
             raise StopIteration
+
+    def _report_lag(self) -> None:
+        # Cached watermarks come with every fetch response: no broker round trip.
+        now = time.monotonic()
+        if now - self._lag_at < LAG_INTERVAL_S:
+            return
+        self._lag_at = now
+        lag = 0
+        for topic, offset in self._next_offsets.items():
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, self._index), cached=True
+            )
+            if high >= 0 and offset >= 0:
+                lag += max(0, high - offset)
+        CONSUMER_LAG.labels(self._step).set(lag)
 
     def next_awake(self) -> datetime | None:
         return self._awake
@@ -259,4 +281,5 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
             exit_when_idle_s=self._exit_when_idle_s,
             group=f"hfl-{step_id}",
             fetch_wait_ms=self._fetch_wait_ms,
+            step=step_id,
         )

@@ -21,8 +21,8 @@ from risk.domain.enums import (
 )
 from risk.domain.market import Bar, Tick
 from risk.domain.model import DriftDetected, FeatureVector, Prediction, Signal
-from risk.domain.order import Fill, Order, OrderEvent, OrderIntent
-from risk.domain.portfolio import PnlSnapshot, Position
+from risk.domain.order import CancelOrder, Fill, Order, OrderEvent, OrderIntent
+from risk.domain.portfolio import PnlSnapshot, Position, RiskMetric
 
 __all__ = [
     "Alert",
@@ -30,6 +30,7 @@ __all__ = [
     "Approved",
     "AuditEvent",
     "Bar",
+    "CancelOrder",
     "ControlAction",
     "ControlCommand",
     "DecodeFailure",
@@ -48,6 +49,7 @@ __all__ = [
     "Position",
     "Prediction",
     "RiskDecision",
+    "RiskMetric",
     "Side",
     "Signal",
     "Tick",

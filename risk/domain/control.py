@@ -9,13 +9,19 @@ from risk.domain.enums import AlertSeverity, ControlAction, DecodeReason, Tradin
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ControlCommand:
-    """A kill-switch or resume command for `account`, with who and why."""
+    """A kill-switch, resume or reduce command for `account`, with who and why.
+
+    `instrument` empty means the whole account; `flatten` (kill only) also sends
+    orders that close the filled positions it covers.
+    """
 
     command_id: str
     account: str
     action: ControlAction
     reason: str
     actor: str
+    instrument: str = ""
+    flatten: bool = False
     ts_event: int
     ts_init: int
 

@@ -60,6 +60,20 @@ class DenialReason(StrEnum):
     MAX_ORDER_NOTIONAL = "max_order_notional"
     MAX_POSITION = "max_position"
     MAX_GROSS_EXPOSURE = "max_gross_exposure"
+    HALTED = "halted"
+    REDUCE_ONLY = "reduce_only"
+    DUPLICATE_ORDER_ID = "duplicate_order_id"
+    ORDER_RATE = "order_rate"
+    MAX_OPEN_ORDERS = "max_open_orders"
+    SELF_MATCH = "self_match"
+    MAX_NET_EXPOSURE = "max_net_exposure"
+    CONCENTRATION = "concentration"
+    GROUP_CONCENTRATION = "group_concentration"
+    VOLATILITY = "volatility"
+    CORRELATION = "correlation"
+    BETA = "beta"
+    VAR_BUDGET = "var_budget"
+    CVAR_BUDGET = "cvar_budget"
 
 
 class DecodeReason(StrEnum):
@@ -81,10 +95,15 @@ class DecodeReason(StrEnum):
 
 
 class ControlAction(StrEnum):
-    """Operator commands carried on `hfl.control`."""
+    """Operator commands carried on `hfl.control`.
+
+    KILL halts the account (or one instrument) and cancels its working orders, RESUME
+    returns it to ACTIVE, REDUCE allows only position-reducing orders.
+    """
 
     KILL = "kill"
     RESUME = "resume"
+    REDUCE = "reduce"
 
 
 class TradingState(StrEnum):
@@ -97,6 +116,14 @@ class TradingState(StrEnum):
     ACTIVE = "active"
     REDUCING = "reducing"
     HALTED = "halted"
+
+    @property
+    def severity(self) -> int:
+        """0 for ACTIVE, 1 for REDUCING, 2 for HALTED: the stricter state wins."""
+        return _SEVERITY[self]
+
+
+_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 
 
 class AlertSeverity(StrEnum):

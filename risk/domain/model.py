@@ -22,7 +22,11 @@ class Prediction:
 
     Emitted twice: at predict time (`version` 0, `label` None) and once the horizon
     has elapsed in event time (`version` 1, `label` 1 for up, 0 otherwise), so the
-    persisted row ends up with its realised outcome.
+    persisted row ends up with its realised outcome. A regressor also gives its
+    forecast `expected_return` (its `probability_up` is then the forecast's sign:
+    1, 0 or 0.5). Version 1 adds `realized_return` (price after the horizon over
+    the price then, minus one) and `error`: `|label - probability_up|` for a
+    classifier, `|realized_return - expected_return|` for a regressor.
     """
 
     tick_id: str
@@ -30,7 +34,10 @@ class Prediction:
     model: str
     horizon_ns: int
     probability_up: float
+    expected_return: float | None = None
     label: int | None = None
+    realized_return: float | None = None
+    error: float | None = None
     version: int = 0
     ts_event: int
     ts_init: int

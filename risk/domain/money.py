@@ -7,6 +7,7 @@ matching the `Decimal(38, 9)` columns in ClickHouse.
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 
 QUANTUM = Decimal("0.000000001")
 ZERO = Decimal(0)
@@ -23,8 +24,15 @@ def quantize(value: Decimal | float | int | str) -> Decimal:
     Decimal('2.000000000')
     """
     if isinstance(value, float):
-        value = repr(value)
+        return _quantize_float(value)
     return Decimal(value).quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+@lru_cache(maxsize=4096)
+def _quantize_float(value: float) -> Decimal:
+    # The gate quantises the same reference price several times per decision; prices
+    # repeat, so a small cache saves most of the conversions. Decimals are immutable.
+    return Decimal(repr(value)).quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
 def quantize_lot(quantity: Decimal, lot_size: Decimal) -> Decimal:

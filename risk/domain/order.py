@@ -41,6 +41,22 @@ class Order:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CancelOrder:
+    """A request to the gateway to cancel working order `client_order_id`.
+
+    Travels on `hfl.orders` beside the orders; `cancel_id` tells the two apart.
+    """
+
+    cancel_id: str
+    client_order_id: str
+    account: str
+    instrument: str
+    reason: str
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderEvent:
     """A state change of an order reported by the gateway."""
 

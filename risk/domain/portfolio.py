@@ -33,3 +33,22 @@ class PnlSnapshot:
     net_exposure: Decimal
     ts_event: int
     ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskMetric:
+    """One real-time portfolio risk figure of `account` computed at event time `ts_event`.
+
+    `metric` is a bounded name (var_hist, cvar_ewma, beta, drawdown, stress_<name>,
+    volatility:<instrument>, correlation:<a>:<b>...); money figures are fractions of
+    equity; `limit_value` is the configured limit (0 when there is none), so
+    value / limit_value is the limit's utilisation.
+    """
+
+    metrics_id: str
+    account: str
+    metric: str
+    value: float
+    limit_value: float
+    ts_event: int
+    ts_init: int

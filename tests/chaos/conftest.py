@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loopback import free_port
 
 from connectors.broker import start_broker, stop_broker
 from dataflows.chaos import record_result, results_path
@@ -25,7 +26,6 @@ from tests.chaos.harness import (
     replay_lines,
     run_clean,
 )
-from tests.conftest import free_port
 
 CHAOS_DIR = Path(__file__).parent
 

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from loopback import free_port
 
 from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import DeliveryFailedError
@@ -24,7 +25,6 @@ from connectors.kafka.record import OutboundRecord
 from connectors.kafka.sink import KafkaSink
 from connectors.kafka.source import consumer_config
 from connectors.topic import ALERTS, ORDERS
-from tests.conftest import free_port
 
 RECORDS = 100
 

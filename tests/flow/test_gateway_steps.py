@@ -23,6 +23,7 @@ from risk.domain import (
     Approved,
     AuditEvent,
     Bar,
+    CancelOrder,
     ControlAction,
     ControlCommand,
     DecodeFailure,
@@ -37,6 +38,7 @@ from risk.domain import (
     PnlSnapshot,
     Position,
     Prediction,
+    RiskMetric,
     Signal,
     Tick,
     TradingState,
@@ -98,6 +100,28 @@ def test_book_outputs_independent_of_how_orders_interleave_with_ticks(
 
     assert sorted_bytes(one_by_one) == sorted_bytes(book_events)
     assert sorted_bytes(all_at_once) == sorted_bytes(book_events)
+
+
+def test_cancel_request_on_orders_topic_cancels_working_order(
+    run_gateway: RunGateway, orders: list[Order]
+) -> None:
+    order = orders[0]
+    cancel = CancelOrder(
+        cancel_id="x1",
+        client_order_id=order.client_order_id,
+        account=order.account,
+        instrument=order.instrument,
+        reason="kill: test",
+        ts_event=order.ts_event + 1,
+        ts_init=order.ts_event + 1,
+    )
+    out = run_gateway([], [order, cancel])  # type: ignore[list-item]
+    kinds = [(e.kind, e.filled_quantity, e.leaves_quantity) for e in out]  # type: ignore[attr-defined]
+    assert kinds == [
+        (OrderEventKind.ACCEPTED, 0, order.quantity),
+        (OrderEventKind.CANCELED, 0, 0),
+    ]
+    assert out[1].ts_event == cancel.ts_event  # type: ignore[attr-defined]
 
 
 def test_valid_ticks_drops_invalid_records_silently(settings: Settings, bad_stream: Any) -> None:
@@ -196,6 +220,33 @@ CONSTRUCTED_ROUTES: dict[object, tuple[str, str]] = {
         ts_event=1,
         ts_init=1,
     ): (topic.AUDIT, "subject"),
+    CancelOrder(
+        cancel_id="x1",
+        client_order_id="o1",
+        account="acct",
+        instrument="AAA",
+        reason="kill: test",
+        ts_event=1,
+        ts_init=1,
+    ): (topic.ORDERS, "account"),
+    RiskMetric(
+        metrics_id="m1",
+        account="acct",
+        metric="var_hist",
+        value=0.01,
+        limit_value=0.02,
+        ts_event=1,
+        ts_init=1,
+    ): (topic.RISK_METRICS, "account"),
+    ControlCommand(
+        command_id="k1",
+        account="acct",
+        action=ControlAction.KILL,
+        reason="test",
+        actor="ops",
+        ts_event=1,
+        ts_init=1,
+    ): (topic.CONTROL, "account"),
     TradingStateChanged(
         event_id="s1",
         account="acct",

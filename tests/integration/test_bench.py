@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_ARGS = ("bench", "pipeline", "--rate", "500", "--duration", "3")
@@ -46,3 +47,28 @@ def test_bench_prints_figures_as_json_on_its_last_line(tmp_path: Path) -> None:
     assert figures["prediction_p50_ms"] is not None
     assert figures["config"]["min_labelled"] == 20
     assert list((tmp_path / "var" / "bench").glob("broker-*.pid")) == []  # broker stopped
+
+
+@pytest.mark.integration
+def test_dashboard_bench_prints_rate_and_p99_as_json_on_its_last_line(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "HFL_CONFIG_DIR": str(REPO / "config"),
+        "HFL_CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
+    }
+    args = ("bench", "dashboard", "--clients", "10", "--duration", "1", "--port", str(free_port()))
+    done = subprocess.run(
+        [sys.executable, "-m", "dataflows.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    figures = orjson.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert figures["clients"] == 10
+    assert figures["errors"] == 0
+    assert figures["requests"] > 0
+    assert figures["req_per_s"] > 0
+    assert figures["p99_ms"] >= figures["p50_ms"] > 0

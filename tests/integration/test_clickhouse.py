@@ -21,6 +21,7 @@ from risk.domain import (
     Approved,
     AuditEvent,
     Bar,
+    CancelOrder,
     DecodeFailure,
     DecodeReason,
     DenialReason,
@@ -35,6 +36,7 @@ from risk.domain import (
     PnlSnapshot,
     Position,
     Prediction,
+    RiskMetric,
     Side,
     Signal,
     Tick,
@@ -383,6 +385,33 @@ def events_for(table: str) -> list[object]:
                 )
                 for n, stamp in ((1, ts), (2, ts2))
             ]
+        case "order_cancels":
+            return [
+                CancelOrder(
+                    cancel_id=f"x{n}{RUN}",
+                    client_order_id=f"o{n}{RUN}",
+                    account=ACCOUNT,
+                    instrument=INSTRUMENT,
+                    reason="kill: test",
+                    **stamp,
+                )
+                for n, stamp in ((1, ts), (2, ts2))
+            ]
+        case "risk_metrics":
+            return [
+                RiskMetric(
+                    metrics_id=f"m{n}{RUN}",
+                    account=ACCOUNT,
+                    metric=metric,
+                    value=value,
+                    limit_value=limit,
+                    **stamp,
+                )
+                for n, metric, value, limit, stamp in (
+                    (1, "var_hist", 0.0123456789, 0.02, ts),
+                    (2, f"correlation:{INSTRUMENT}:MSFT", -0.25, 0.0, ts2),
+                )
+            ]
         case "runs":
             return [
                 {
@@ -415,6 +444,7 @@ FILTER = {
     "alerts": ("subject", INSTRUMENT),
     "risk_events": ("account", ACCOUNT),
     "audit": ("subject", ACCOUNT),
+    "risk_metrics": ("account", ACCOUNT),
     "runs": ("startsWith(run_id, %(v)s)", f"R{RUN}"),
 }
 

@@ -8,13 +8,22 @@ from decimal import Decimal
 import pytest
 
 from risk.domain import ids
-from risk.domain.control import ControlCommand
+from risk.domain.control import Alert, ControlCommand, TradingStateChanged
 from risk.domain.decision import Approved, Denied
-from risk.domain.enums import ControlAction, DenialReason, OrderEventKind, OrderType, Side
-from risk.domain.model import Signal
-from risk.domain.order import Fill, Order, OrderEvent
+from risk.domain.enums import (
+    AlertSeverity,
+    ControlAction,
+    DenialReason,
+    OrderEventKind,
+    OrderType,
+    Side,
+    TradingState,
+)
+from risk.domain.model import DriftDetected, Signal
+from risk.domain.order import CancelOrder, Fill, Order, OrderEvent
 from risk.gate import AccountGate, InvariantViolation
-from risk.limit import LimitBook, RiskLimits
+from risk.limit import AccountLimits, LimitBook, RiskLimits
+from risk.state import StatePolicy
 
 D = Decimal
 TS = 1_700_000_000_000_000_000
@@ -96,15 +105,19 @@ def make_event(order: Order, kind: OrderEventKind, filled: int | str) -> OrderEv
     )
 
 
-def control(action: ControlAction) -> ControlCommand:
+def control(
+    action: ControlAction, *, instrument: str = "", flatten: bool = False, ts: int = TS
+) -> ControlCommand:
     return ControlCommand(
-        command_id=f"c-{action}",
+        command_id=f"c-{action}-{instrument}-{ts}",
         account=ACCOUNT,
         action=action,
         reason="test",
         actor="ops",
-        ts_event=TS,
-        ts_init=TS,
+        instrument=instrument,
+        flatten=flatten,
+        ts_event=ts,
+        ts_init=ts,
     )
 
 
@@ -149,13 +162,13 @@ def test_on_signal_flat_after_fill_sells_position() -> None:
 def test_on_signal_kill_switch_denies_and_resume_re_allows() -> None:
     gate = make_gate()
     gate.on_control(control(ControlAction.KILL))
-    assert gate.kill_switch_on
+    assert gate.trading_state() is TradingState.HALTED
     decision, order = gate.on_signal(make_signal(1))
     assert isinstance(decision, Denied)
     assert decision.reason is DenialReason.KILL_SWITCH
     assert order is None
     gate.on_control(control(ControlAction.RESUME))
-    assert not gate.kill_switch_on
+    assert gate.trading_state() is TradingState.ACTIVE
     assert gate.last_control is not None
     assert gate.last_control.action is ControlAction.RESUME
     approve(gate, make_signal(1))
@@ -232,13 +245,15 @@ def test_on_signal_gross_exposure_counts_other_instruments() -> None:
     assert decision.detail == "gross exposure 20000.00 > limit 15000"
 
 
-def test_on_signal_same_signal_twice_raises() -> None:
+def test_on_signal_same_signal_twice_denies_duplicate_order_id() -> None:
     gate = make_gate()
     signal = make_signal(1)
     order = approve(gate, signal)
     gate.on_order_event(make_event(order, OrderEventKind.REJECTED, 0))
-    with pytest.raises(InvariantViolation, match="reused"):
-        gate.on_signal(signal)
+    decision, again = gate.on_signal(signal)
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.DUPLICATE_ORDER_ID
+    assert again is None
 
 
 def test_on_fill_moves_quantity_from_working_to_position() -> None:
@@ -363,10 +378,320 @@ def test_recent_order_ids_stay_bounded() -> None:
         make_limits(),
         target_notional=D(100),
         lot_size=D(1),
-        initial_cash=D(0),
+        initial_cash=D(1_000_000),
         recent_order_ids=3,
     )
     for n in range(10):
         order = approve(gate, make_signal(1 if n % 2 == 0 else -1, ts=TS + n))
         gate.on_order_event(make_event(order, OrderEventKind.REJECTED, 0))
     assert len(pickle.dumps(gate)) < 5_000
+
+
+# -- trading states, kill switch, drift and alerts ---------------------------------------
+
+
+def make_alert(name: str, subject: str, ts: int = TS) -> Alert:
+    return Alert(
+        alert_id=f"a-{name}-{subject}-{ts}",
+        name=name,
+        severity=AlertSeverity.WARNING,
+        source="test",
+        subject=subject,
+        message="m",
+        ts_event=ts,
+        ts_init=ts,
+    )
+
+
+def make_drift(instrument: str = "AAPL", ts: int = TS) -> DriftDetected:
+    return DriftDetected(
+        drift_id=f"d-{instrument}-{ts}",
+        instrument=instrument,
+        model="m",
+        detector="adwin",
+        stream="error",
+        value=0.4,
+        ts_event=ts,
+        ts_init=ts,
+    )
+
+
+def test_on_control_kill_halts_emits_state_change_and_cancels_every_working_order() -> None:
+    gate = make_gate()
+    aapl = approve(gate, make_signal(1, instrument="AAPL"))
+    msft = approve(gate, make_signal(1, instrument="MSFT"))
+    gate.on_fill(make_fill(msft, 100))
+    out = gate.on_control(control(ControlAction.KILL))
+    changes = [o for o in out if isinstance(o, TradingStateChanged)]
+    cancels = [o for o in out if isinstance(o, CancelOrder)]
+    assert [(c.instrument, c.previous, c.state, c.trigger) for c in changes] == [
+        ("", TradingState.ACTIVE, TradingState.HALTED, "kill")
+    ]
+    assert [c.client_order_id for c in cancels] == [aapl.client_order_id]
+    assert gate.trading_state("MSFT") is TradingState.HALTED
+
+
+def test_on_control_kill_twice_emits_one_state_change() -> None:
+    gate = make_gate()
+    gate.on_control(control(ControlAction.KILL))
+    assert gate.on_control(control(ControlAction.KILL, ts=TS + 1)) == []
+
+
+def test_on_control_kill_with_flatten_closes_filled_positions_without_crossing_zero() -> None:
+    gate = make_gate()
+    long = approve(gate, make_signal(1, instrument="AAPL"))
+    gate.on_fill(make_fill(long, 100))
+    short = approve(gate, make_signal(-1, instrument="MSFT"))
+    gate.on_fill(make_fill(short, 60))  # 60 of 100 filled, 40 still working
+    out = gate.on_control(control(ControlAction.KILL, flatten=True))
+    orders = {o.instrument: o for o in out if isinstance(o, Order)}
+    assert (orders["AAPL"].side, orders["AAPL"].quantity) == (Side.SELL, D(100))
+    assert (orders["MSFT"].side, orders["MSFT"].quantity) == (Side.BUY, D(60))
+    assert [o.client_order_id for o in out if isinstance(o, CancelOrder)] == [short.client_order_id]
+    assert gate.working_quantity("AAPL") == D(-100)
+
+
+def test_on_control_kill_one_instrument_halts_only_it() -> None:
+    gate = make_gate()
+    gate.on_control(control(ControlAction.KILL, instrument="AAPL"))
+    denied, _ = gate.on_signal(make_signal(1, instrument="AAPL"))
+    assert isinstance(denied, Denied)
+    assert denied.reason is DenialReason.KILL_SWITCH
+    approve(gate, make_signal(1, instrument="MSFT"))
+
+
+def test_on_control_reduce_allows_reducing_and_denies_increasing_orders() -> None:
+    gate = make_gate()
+    order = approve(gate, make_signal(1))
+    gate.on_fill(make_fill(order, 100))
+    gate.on_control(control(ControlAction.REDUCE))
+    increase, _ = gate.on_signal(make_signal(1, instrument="MSFT"))
+    assert isinstance(increase, Denied)
+    assert increase.reason is DenialReason.REDUCE_ONLY
+    flip, _ = gate.on_signal(make_signal(-1))
+    assert isinstance(flip, Denied)
+    assert flip.reason is DenialReason.REDUCE_ONLY
+    close = approve(gate, make_signal(0))
+    assert (close.side, close.quantity) == (Side.SELL, D(100))
+
+
+def test_on_control_resume_returns_every_scope_to_active_with_one_event_each() -> None:
+    gate = make_gate()
+    gate.on_control(control(ControlAction.KILL))
+    gate.on_drift(make_drift("AAPL"))
+    out = gate.on_control(control(ControlAction.RESUME, ts=TS + 5))
+    assert [(c.instrument, c.state) for c in out if isinstance(c, TradingStateChanged)] == [
+        ("", TradingState.ACTIVE),
+        ("AAPL", TradingState.ACTIVE),
+    ]
+    approve(gate, make_signal(1))
+
+
+def test_on_drift_moves_instrument_to_reducing_once() -> None:
+    gate = make_gate()
+    changed = gate.on_drift(make_drift("AAPL"))
+    assert changed is not None
+    assert (changed.instrument, changed.state, changed.trigger) == (
+        "AAPL",
+        TradingState.REDUCING,
+        "drift",
+    )
+    assert gate.on_drift(make_drift("AAPL", TS + 1)) is None
+    assert gate.trading_state("AAPL") is TradingState.REDUCING
+    assert gate.trading_state("MSFT") is TradingState.ACTIVE
+
+
+def test_on_drift_ignored_when_policy_says_none() -> None:
+    gate = AccountGate(
+        ACCOUNT,
+        make_limits(),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        policy=StatePolicy(drift_state=None),
+    )
+    assert gate.on_drift(make_drift()) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "subject", "scope", "state"),
+    [
+        ("persist_lag", "hfl.fills", "", TradingState.REDUCING),
+        ("dlq_rate", "", "", TradingState.REDUCING),
+        ("delivery_failure", ACCOUNT, "", TradingState.HALTED),
+        ("stale_data", "AAPL", "AAPL", TradingState.REDUCING),
+    ],
+)
+def test_on_alert_mapped_name_escalates_its_scope(
+    name: str, subject: str, scope: str, state: TradingState
+) -> None:
+    gate = make_gate()
+    gate.on_reference_price("AAPL", 100.0, TS)
+    changed = gate.on_alert(make_alert(name, subject))
+    assert changed is not None
+    assert (changed.instrument, changed.state, changed.trigger) == (scope, state, name)
+
+
+@pytest.mark.parametrize(
+    ("name", "subject"), [("cpu_hot", ACCOUNT), ("persist_lag", "other-account")]
+)
+def test_on_alert_unmapped_name_or_other_account_is_ignored(name: str, subject: str) -> None:
+    gate = make_gate()
+    assert gate.on_alert(make_alert(name, subject)) is None
+    assert gate.trading_state() is TradingState.ACTIVE
+
+
+def test_on_alert_never_lowers_a_halt() -> None:
+    gate = make_gate()
+    gate.on_control(control(ControlAction.KILL))
+    assert gate.on_alert(make_alert("stale_data", ACCOUNT)) is None
+    assert gate.trading_state() is TradingState.HALTED
+
+
+def test_trading_states_survive_pickle_round_trip() -> None:
+    gate = make_gate()
+    gate.on_control(control(ControlAction.KILL))
+    gate.on_drift(make_drift("MSFT"))
+    restored = pickle.loads(pickle.dumps(gate))
+    assert restored.trading_state() is TradingState.HALTED
+    assert restored.states.restricted() == {"": TradingState.HALTED, "MSFT": TradingState.REDUCING}
+
+
+# -- account-level controls ---------------------------------------------------------------
+
+
+def test_throttle_101_signals_in_one_second_at_100_per_second_approves_exactly_100() -> None:
+    gate = AccountGate(
+        ACCOUNT,
+        make_limits(),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        account_limits=AccountLimits(max_orders_per_window=100, order_window_ns=1_000_000_000),
+    )
+    decisions = []
+    for n in range(101):
+        signal = make_signal(1 if n % 2 == 0 else -1, ts=TS + n * 9_000_000)  # all within 0.91 s
+        decision, order = gate.on_signal(signal)
+        decisions.append(decision)
+        if order is not None:
+            gate.on_fill(make_fill(order, int(order.quantity)))
+    approved = [d for d in decisions if isinstance(d, Approved)]
+    denied = [d for d in decisions if isinstance(d, Denied)]
+    assert len(approved) == 100
+    assert [d.reason for d in denied] == [DenialReason.ORDER_RATE]
+    # One second after the first approval the window has room again.
+    later = make_signal(1, ts=TS + 1_000_000_000)
+    assert isinstance(gate.on_signal(later)[0], Approved)
+
+
+def test_max_open_orders_denies_the_order_beyond_the_limit() -> None:
+    gate = AccountGate(
+        ACCOUNT,
+        make_limits(),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        account_limits=AccountLimits(max_open_orders=2),
+    )
+    approve(gate, make_signal(1, instrument="A"))
+    approve(gate, make_signal(1, instrument="B"))
+    decision, _ = gate.on_signal(make_signal(1, instrument="C"))
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.MAX_OPEN_ORDERS
+
+
+def test_concentration_denies_a_position_above_its_share_of_equity() -> None:
+    gate = make_gate(make_limits(max_concentration=0.005))  # 10,000 of 1,000,000 is 1 %
+    decision, _ = gate.on_signal(make_signal(1))
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.CONCENTRATION
+
+
+def test_group_concentration_counts_every_instrument_of_the_group() -> None:
+    tech = make_limits(group="tech")
+    gate = AccountGate(
+        ACCOUNT,
+        LimitBook(default=make_limits(), per_instrument={"AAPL": tech, "MSFT": tech}),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        account_limits=AccountLimits(max_group_concentration=0.015),
+    )
+    approve(gate, make_signal(1, instrument="AAPL"))
+    approve(gate, make_signal(1, instrument="XOM"))  # no group
+    decision, _ = gate.on_signal(make_signal(1, instrument="MSFT"))
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.GROUP_CONCENTRATION
+
+
+def test_net_exposure_denies_beyond_the_limit_but_allows_the_hedge() -> None:
+    gate = AccountGate(
+        ACCOUNT,
+        make_limits(),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        account_limits=AccountLimits(max_net_exposure=D(15_000)),
+    )
+    approve(gate, make_signal(1, instrument="AAPL"))
+    decision, _ = gate.on_signal(make_signal(1, instrument="MSFT"))
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.MAX_NET_EXPOSURE
+    approve(gate, make_signal(-1, instrument="MSFT"))
+
+
+def test_set_limits_applies_from_the_next_decision() -> None:
+    gate = make_gate()
+    gate.set_limits(make_limits(max_order_quantity=D(10)))
+    decision, _ = gate.on_signal(make_signal(1))
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.MAX_ORDER_QUANTITY
+
+
+def test_repeated_execution_throttle_halts_after_n_fills_until_an_operator_acts() -> None:
+    gate = AccountGate(
+        ACCOUNT,
+        make_limits(),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        account_limits=AccountLimits(max_fills_without_human=3),
+    )
+    for n in range(3):
+        order = approve(gate, make_signal(1 if n % 2 == 0 else -1, ts=TS + n))
+        gate.on_fill(make_fill(order, int(order.quantity)))
+    [changed] = gate.take_events()
+    assert (changed.state, changed.trigger) == (TradingState.HALTED, "execution_throttle")
+    decision, _ = gate.on_signal(make_signal(1, ts=TS + 10))
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.HALTED
+    gate.on_control(control(ControlAction.RESUME, ts=TS + 11))
+    approve(gate, make_signal(-1, ts=TS + 12))
+
+
+def test_drawdown_soft_limit_reduces_and_hard_limit_halts_from_persisted_high_water_mark() -> None:
+    gate = AccountGate(
+        ACCOUNT,
+        make_limits(
+            max_position=D(100_000), max_order_quantity=D(100_000), max_order_notional=D(10**7)
+        ),
+        target_notional=D(500_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        account_limits=AccountLimits(drawdown_soft=0.05, drawdown_hard=0.10, daily_loss=0.5),
+    )
+    order = approve(gate, make_signal(1, 100.0, ts=TS))
+    gate.on_fill(make_fill(order, int(order.quantity)))
+    gate.snapshot_pnl(TS + 1)
+    gate.mark("AAPL", 89.0, TS + 2)  # 5,000 shares lose 55,000: 5.5 % drawdown
+    gate.snapshot_pnl(TS + 2)
+    assert [(e.state, e.trigger) for e in gate.take_events()] == [
+        (TradingState.REDUCING, "drawdown")
+    ]
+    restored = pickle.loads(pickle.dumps(gate))
+    restored.mark("AAPL", 79.0, TS + 3)  # 10.5 % below the persisted high-water mark
+    restored.snapshot_pnl(TS + 3)
+    assert [(e.state, e.trigger) for e in restored.take_events()] == [
+        (TradingState.HALTED, "drawdown")
+    ]

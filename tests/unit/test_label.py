@@ -23,7 +23,9 @@ def test_resolve_exactly_at_horizon_labels_entry() -> None:
     pending = PendingLabels(horizon_ns=100)
     pending.add("a", 1_000, 10.0, FEATURES, 0.6)
 
-    assert pending.resolve(1_100, 11.0) == [Resolved("a", 1_000, FEATURES, 0.6, 1)]
+    assert pending.resolve(1_100, 11.0) == [
+        Resolved("a", 1_000, FEATURES, 0.6, 1, pytest.approx(0.1))
+    ]
     assert len(pending) == 0
 
 

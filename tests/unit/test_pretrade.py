@@ -8,18 +8,18 @@ from decimal import Decimal
 
 import pytest
 
-from risk.domain.enums import DenialReason, OrderType, Side
+from risk.domain.enums import DenialReason, OrderType, Side, TradingState
 from risk.domain.error import ConfigError
 from risk.domain.order import OrderIntent
 from risk.limit import LimitBook, RiskLimits
 from risk.pretrade import (
     check_gross_exposure,
-    check_kill_switch,
     check_order_notional,
     check_order_quantity,
     check_position,
     check_price_collar,
     check_reference_price,
+    check_trading_state,
     check_zero_quantity,
     run_checks,
 )
@@ -126,11 +126,49 @@ def test_target_quantity_bad_price_raises(price: float) -> None:
 # -- single checks -------------------------------------------------------------------
 
 
-def test_check_kill_switch_on_denies() -> None:
-    denial = check_kill_switch(True)
+@pytest.mark.parametrize(
+    ("trigger", "expected"),
+    [("kill", DenialReason.KILL_SWITCH), ("drawdown", DenialReason.HALTED)],
+)
+def test_check_trading_state_halted_denies_naming_kill_switch_or_halt(
+    trigger: str, expected: DenialReason
+) -> None:
+    denial = check_trading_state(make_intent(), FakeExposure(), TradingState.HALTED, trigger)
     assert denial is not None
-    assert denial.reason is DenialReason.KILL_SWITCH
-    assert check_kill_switch(False) is None
+    assert denial.reason is expected
+
+
+def test_check_trading_state_active_allows_anything() -> None:
+    assert check_trading_state(make_intent(), FakeExposure(), TradingState.ACTIVE, "") is None
+
+
+@pytest.mark.parametrize(
+    ("side", "quantity", "position", "working_same_side", "allowed"),
+    [
+        (Side.SELL, 50, 100, 0, True),  # reduces a long
+        (Side.SELL, 100, 100, 0, True),  # closes it exactly
+        (Side.SELL, 101, 100, 0, False),  # would cross through zero
+        (Side.SELL, 60, 100, 50, False),  # with the working sell it would cross
+        (Side.BUY, 10, 100, 0, False),  # adds to a long
+        (Side.BUY, 40, -50, 10, True),  # reduces a short counting working buys
+        (Side.BUY, 10, 0, 0, False),  # opens from flat
+        (Side.SELL, 10, 0, 0, False),
+    ],
+)
+def test_check_trading_state_reducing_allows_only_reducing_orders(
+    side: Side, quantity: int, position: int, working_same_side: int, allowed: bool
+) -> None:
+    working = {"AAPL": D(working_same_side)}
+    view = FakeExposure(
+        position={"AAPL": D(position)},
+        working_buy=working if side is Side.BUY else {},
+        working_sell=working if side is Side.SELL else {},
+    )
+    intent = make_intent(side=side, quantity=D(quantity))
+    denial = check_trading_state(intent, view, TradingState.REDUCING, "drift")
+    assert (denial is None) is allowed
+    if denial is not None:
+        assert denial.reason is DenialReason.REDUCE_ONLY
 
 
 def test_check_zero_quantity_zero_denies() -> None:
@@ -251,12 +289,13 @@ def test_check_gross_exposure_within_limit_passes() -> None:
 
 
 def test_run_checks_all_pass_returns_none() -> None:
-    assert run_checks(make_intent(), FakeExposure(), make_limits(), False) is None
+    assert run_checks(make_intent(), FakeExposure(), make_limits()) is None
 
 
-def test_run_checks_kill_switch_comes_first() -> None:
+def test_run_checks_halted_state_comes_first() -> None:
     intent = make_intent(quantity=D(0), reference_price=None)
-    denial = run_checks(intent, FakeExposure(reference_ts=None), make_limits(), True)
+    view = FakeExposure(reference_ts=None)
+    denial = run_checks(intent, view, make_limits(), TradingState.HALTED, "kill")
     assert denial is not None
     assert denial.reason is DenialReason.KILL_SWITCH
 
@@ -296,6 +335,6 @@ def test_run_checks_kill_switch_comes_first() -> None:
 def test_run_checks_reports_first_failed_control_in_order(
     intent_overrides: dict[str, object], view: FakeExposure, expected: DenialReason
 ) -> None:
-    denial = run_checks(make_intent(**intent_overrides), view, make_limits(), False)
+    denial = run_checks(make_intent(**intent_overrides), view, make_limits())
     assert denial is not None
     assert denial.reason is expected

@@ -11,6 +11,10 @@ from typing import Any
 import pytest
 from river import compose, datasets, evaluate, metrics, stream, utils
 
+from connectors.codec import tick_from_object
+from connectors.feeds.simulator import SimulationConfig, simulate
+from online_models.bar import BarBuilder
+from online_models.feature import InstrumentFeatures
 from online_models.pipeline import PIPELINES, build_pipeline, logistic_pipeline
 from online_models.scorer import InstrumentScorer, TickInput
 from risk.domain.ids import tick_id
@@ -195,6 +199,8 @@ def test_update_emits_labelled_prediction_with_original_ids_and_resolving_ts_ini
         horizon_ns=10,
         probability_up=0.5,
         label=0,
+        realized_return=pytest.approx(-0.1),
+        error=0.5,
         version=1,
         ts_event=100,
         ts_init=115,
@@ -242,7 +248,7 @@ def test_full_pending_queue_exposes_evicted_count() -> None:
 
 
 def test_unknown_model_name_raises_key_error_listing_known_names() -> None:
-    with pytest.raises(KeyError, match="known: logistic"):
+    with pytest.raises(KeyError, match="known: bandit, ensemble, forest"):
         InstrumentScorer("X", model_name="nope", horizon_ns=1, seed=0)
 
 
@@ -251,4 +257,141 @@ def test_build_pipeline_passes_params_to_factory() -> None:
 
     last = model.steps["LogisticRegression"]
     assert (last.optimizer.learning_rate, last.l2) == (0.2, 0.1)
-    assert set(PIPELINES) == {"logistic"}
+    assert set(PIPELINES) == {
+        "logistic",
+        "hoeffding_tree",
+        "forest",
+        "linear",
+        "ensemble",
+        "bandit",
+    }
+
+
+@cache
+def simulator_stream() -> tuple[TickInput, ...]:
+    """4,000 simulated ticks of one instrument with the live feature set (1 s bars for ATR)."""
+    config = SimulationConfig(symbols=("SIM",), seed=SEED, ticks_per_second=50.0)
+    features = InstrumentFeatures()
+    bars = BarBuilder("SIM", 1)
+    ticks: list[TickInput] = []
+    for record in simulate(config, 4_000):
+        tick = tick_from_object(record, None)
+        bar = bars.update(tick)
+        if bar is not None:
+            features.on_bar(bar)
+        ticks.append((tick.tick_id, tick.ts_event, tick.price, features.update(tick)))
+    return tuple(ticks)
+
+
+def river_dataset(
+    ticks: tuple[TickInput, ...] | list[TickInput], horizon_ns: int, *, regression: bool
+) -> list[tuple[dict[str, Any], Any]]:
+    """Predicted ticks whose horizon elapses in the stream, with the scorer's target rule.
+
+    The target is the price at the first tick at/after `ts + horizon` over the price
+    then: its sign (up or not) for a classifier, the return itself for a regressor.
+    """
+    times = [ts for _, ts, _, _ in ticks]
+    dataset = []
+    for _, ts, price_then, features in ticks:
+        j = bisect.bisect_left(times, ts + horizon_ns)
+        if j == len(ticks):
+            break
+        if features is None:
+            continue
+        forward_return = ticks[j][2] / price_then - 1.0
+        y = forward_return if regression else forward_return > 0
+        dataset.append(({"__ts": ts, **features}, y))
+    return dataset
+
+
+def river_score(
+    dataset: list[tuple[dict[str, Any], Any]], pipeline: str, metric: Any, horizon_ns: int
+) -> float:
+    """River's own delayed progressive validation of `pipeline` on `dataset`."""
+    model = compose.Discard("__ts") | build_pipeline(pipeline, seed=SEED)
+    result = evaluate.progressive_val_score(dataset, model, metric, moment="__ts", delay=horizon_ns)
+    return float(result.get())
+
+
+def scored(
+    ticks: tuple[TickInput, ...] | list[TickInput], pipeline: str, horizon_ns: int
+) -> InstrumentScorer:
+    """A scorer of `pipeline` fed every tick, predicting only where the label will resolve."""
+    scorer = InstrumentScorer("X", model_name=pipeline, horizon_ns=horizon_ns, seed=SEED)
+    last_ts = ticks[-1][1]
+    for tid, ts, price, features in ticks:
+        scorer.update(tid, ts, price, features if ts + horizon_ns <= last_ts else None)
+    return scorer
+
+
+SIM_HORIZON_NS = 2 * 10**9
+STREAMS = {
+    "sp500": (lambda: sp500_stream()[0], HORIZON_NS),
+    "simulator": (simulator_stream, SIM_HORIZON_NS),
+}
+METRIC_CASES = [
+    ("logistic", "accuracy", metrics.Accuracy),
+    ("logistic", "log_loss", metrics.LogLoss),
+    ("logistic", "roc_auc", metrics.ROCAUC),
+    ("linear", "mae", metrics.MAE),
+    ("linear", "rmse", metrics.RMSE),
+    ("linear", "r2", metrics.R2),
+]
+
+
+@pytest.mark.parametrize("stream_name", sorted(STREAMS))
+@pytest.mark.parametrize(
+    ("pipeline", "name", "metric"), METRIC_CASES, ids=[c[1] for c in METRIC_CASES]
+)
+def test_every_cumulative_metric_equals_river_progressive_val_score(
+    stream_name: str, pipeline: str, name: str, metric: Any
+) -> None:
+    make_ticks, horizon_ns = STREAMS[stream_name]
+    ticks = make_ticks()
+    scorer = scored(ticks, pipeline, horizon_ns)
+    dataset = river_dataset(ticks, horizon_ns, regression=scorer.regression)
+
+    expected = river_score(dataset, pipeline, metric(), horizon_ns)
+
+    assert scorer.n_labelled == len(dataset) > 1_000
+    assert scorer.metrics.values()[name] == pytest.approx(expected, abs=1e-12)
+
+
+def test_rolling_metrics_equal_river_rolling_metrics_on_the_window() -> None:
+    ticks = simulator_stream()
+    scorer = scored(ticks, "logistic", SIM_HORIZON_NS)
+    dataset = river_dataset(ticks, SIM_HORIZON_NS, regression=False)[-1_000:]
+    labelled = [p for p in scored_predictions(ticks, "logistic") if p.version == 1][-1_000:]
+    rolling = metrics.LogLoss()
+    for (_, y), p in zip(dataset, labelled, strict=True):
+        rolling.update(y, p.probability_up)
+
+    assert scorer.metrics.values()["rolling_log_loss"] == pytest.approx(rolling.get(), abs=1e-12)
+
+
+def scored_predictions(ticks: tuple[TickInput, ...], pipeline: str) -> list[Prediction]:
+    """Every prediction a fresh seeded scorer of `pipeline` emits on `ticks`."""
+    scorer = InstrumentScorer("X", model_name=pipeline, horizon_ns=SIM_HORIZON_NS, seed=SEED)
+    return scorer.update_many(list(ticks))
+
+
+@pytest.mark.parametrize("pipeline", sorted(PIPELINES))
+def test_same_seed_gives_identical_predictions_for_every_pipeline(pipeline: str) -> None:
+    ticks = simulator_stream()[:1_500]
+
+    first = scored_predictions(ticks, pipeline)
+
+    assert first == scored_predictions(ticks, pipeline)
+    assert len({p.probability_up for p in first}) > 1
+
+
+def test_regressor_predictions_carry_forecast_realized_return_and_error() -> None:
+    scorer = InstrumentScorer("X", model_name="linear", horizon_ns=10, seed=0)
+    scorer.update("t0", 0, 10.0, {"a": 1.0})
+
+    [labelled, _] = scorer.update("t1", 10, 11.0, {"a": 1.0})
+
+    assert (labelled.expected_return, labelled.probability_up) == (0.0, 0.5)
+    assert labelled.realized_return == pytest.approx(0.1)
+    assert labelled.error == pytest.approx(0.1)

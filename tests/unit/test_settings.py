@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dataflows.settings import Secret, load_settings
+from risk.domain.enums import TradingState
 from risk.domain.error import ConfigError
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -48,6 +49,21 @@ def test_load_settings_lists_every_invalid_field_in_one_error(tmp_path: Path) ->
     assert "kafka.batch_size" in message
     assert "risk.limits.max_position" in message
     assert "nonsense: unknown setting" in message
+
+
+def test_load_settings_trading_state_actions_parse_and_bad_ones_are_listed(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "risk.yaml").write_text(
+        "risk:\n  drift_action: null\n  alert_actions:\n    lag: halted\n    bad: panic\n"
+    )
+
+    with pytest.raises(ConfigError, match=r"risk.alert_actions.bad: 'panic'"):
+        load_settings(tmp_path, env={})
+    (tmp_path / "risk.yaml").write_text("risk:\n  drift_action: null\n")
+    settings = load_settings(tmp_path, env={})
+    assert settings.risk.drift_action is None
+    assert settings.risk.alert_actions["delivery_failure"] is TradingState.HALTED
 
 
 def test_secret_never_shows_in_repr() -> None:

@@ -1,0 +1,48 @@
+"""What the dashboard process needs to know, passed explicitly (it never reads settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertThresholds:
+    """When the in-process alert engine fires (local mode; Prometheus rules mirror them)."""
+
+    stale_data_s: float = 10.0
+    persist_lag_s: float = 30.0
+    consumer_lag_records: int = 50_000
+    dlq_per_refresh: int = 100
+    snapshot_age_s: float = 60.0
+    max_drawdown_ratio: float = 0.10
+    repeat_after_s: float = 300.0
+    max_per_minute: int = 30
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DashboardConfig:
+    """Where the dashboard reads and writes, and what it shows.
+
+    `since_ns` limits every panel to one run's event time (the store keeps all runs);
+    0 means "from the newest run in the `runs` table". `metrics_dir` is the
+    PROMETHEUS_MULTIPROC_DIR the flows write to (empty: none). `trader_token` guards
+    the kill-switch and resume buttons; empty disables them.
+    """
+
+    clickhouse_url: str
+    bootstrap: str
+    topic_prefix: str = ""
+    account: str = "paper-1"
+    instruments: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    max_gross_exposure: float = 0.0
+    max_position: float = 0.0
+    trader_token: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8050
+    refresh_s: float = 0.5
+    since_ns: int = 0
+    metrics_dir: str = ""
+    recovery_dirs: tuple[str, ...] = ()
+    webhook_url: str = ""
+    alerts: AlertThresholds = field(default_factory=AlertThresholds)

@@ -1,0 +1,260 @@
+"""One read of everything the dashboard shows, from ClickHouse, as plain JSON-ready data.
+
+A snapshot is built by a background thread every `refresh_s` and served from memory to
+every client, so the number of viewers never multiplies the queries. Each panel is one
+query limited to the current run (`ts_event >= since`) and the configured account.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dashboard.config import DashboardConfig
+from risk.performance import simple_returns
+from risk.var import drawdown, historical_var_cvar
+
+Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
+Panel = dict[str, Any]
+RECENT_ROWS = 20
+CURVE_POINTS = 240
+VAR_CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Window:
+    """The rows a snapshot covers: one account from `since_ns` on."""
+
+    account: str
+    since_ns: int
+
+    @property
+    def since(self) -> str:
+        """SQL expression for the start of the window."""
+        return f"fromUnixTimestamp64Nano(toInt64({int(self.since_ns)}))"
+
+    @property
+    def account_sql(self) -> str:
+        """The account as a quoted SQL string literal."""
+        return "'" + self.account.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def records(query: Query, sql: str) -> list[dict[str, Any]]:
+    """Run `sql` and return its rows as dicts keyed by column."""
+    columns, rows = query(sql)
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def scalar(query: Query, sql: str) -> Any:
+    """Run `sql` and return the first column of its first row (None without rows)."""
+    _, rows = query(sql)
+    return rows[0][0] if rows else None
+
+
+def newest_run_start_ns(query: Query) -> int:
+    """Start of the newest run in `runs`, minus a minute for the feed's head start."""
+    started = scalar(query, "SELECT toUnixTimestamp64Nano(max(started_at)) FROM runs")
+    return max(0, int(started or 0) - 60_000_000_000)
+
+
+def equity_panel(query: Query, window: Window) -> Panel:
+    """Equity curve, latest P&L, drawdown and historical 95 % VaR/CVaR of per-snapshot returns.
+
+    VaR and CVaR are losses as positive fractions (`risk.var` conventions).
+    """
+    rows = records(
+        query,
+        "SELECT toUnixTimestamp64Nano(ts_event) AS ts, toFloat64(equity) AS equity, "
+        "toFloat64(cash) AS cash, toFloat64(realized_pnl) AS realized, "
+        "toFloat64(unrealized_pnl) AS unrealized, toFloat64(fees) AS fees, "
+        "toFloat64(gross_exposure) AS gross, toFloat64(net_exposure) AS net "
+        f"FROM pnl FINAL WHERE account = {window.account_sql} AND ts_event >= {window.since} "
+        "ORDER BY ts_event",
+    )
+    if not rows:
+        return {"points": 0}
+    equity = np.array([row["equity"] for row in rows], dtype=float)
+    peak = float(np.max(equity))
+    var, cvar = (
+        historical_var_cvar(simple_returns(equity), VAR_CONFIDENCE)
+        if equity.size > 2
+        else (None, None)
+    )
+    return rows[-1] | {
+        "points": len(rows),
+        "peak": peak,
+        "drawdown": drawdown(float(equity[-1]), peak),
+        "var": var,
+        "cvar": cvar,
+        "curve": svg_polyline(equity[-CURVE_POINTS:].tolist()),
+    }
+
+
+def svg_polyline(values: Sequence[float], width: int = 600, height: int = 160) -> str:
+    """An SVG line chart of `values`, scaled to fit, as markup (server-side chart).
+
+    >>> svg_polyline([1.0, 3.0, 2.0], width=10, height=10)[-66:]
+    '<polyline fill="none" stroke="#2a7" points="0,10 5,0 10,5"/></svg>'
+    """
+    low, high = min(values, default=0.0), max(values, default=0.0)
+    span = (high - low) or 1.0
+    step = width / max(1, len(values) - 1)
+    points = " ".join(
+        f"{round(i * step, 1):g},{round(height - (v - low) / span * height, 1):g}"
+        for i, v in enumerate(values)
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'preserveAspectRatio="none"><polyline fill="none" stroke="#2a7" points="{points}"/></svg>'
+    )
+
+
+def positions_panel(query: Query, window: Window, max_position: float) -> list[Panel]:
+    """Latest position per instrument with its use of the position limit."""
+    rows = records(
+        query,
+        "SELECT instrument, toFloat64(argMax(quantity, ts_event)) AS quantity, "
+        "toFloat64(argMax(average_price, ts_event)) AS average_price, "
+        "toFloat64(argMax(realized_pnl, ts_event)) AS realized_pnl "
+        f"FROM positions FINAL WHERE account = {window.account_sql} "
+        f"AND ts_event >= {window.since} GROUP BY instrument ORDER BY instrument",
+    )
+    for row in rows:
+        row["utilization"] = abs(row["quantity"]) / max_position if max_position > 0 else None
+    return rows
+
+
+def orders_panel(query: Query, window: Window) -> Panel:
+    """Working orders (no terminal event yet) and the most recent fills."""
+    working = records(
+        query,
+        "SELECT client_order_id, instrument, side, toFloat64(quantity) AS quantity, "
+        "toUnixTimestamp64Nano(ts_event) AS ts FROM orders FINAL "
+        f"WHERE account = {window.account_sql} AND ts_event >= {window.since} "
+        "AND client_order_id NOT IN (SELECT client_order_id FROM order_events "
+        f"WHERE ts_event >= {window.since} AND kind IN ('filled', 'canceled', 'rejected')) "
+        f"ORDER BY ts_event DESC LIMIT {RECENT_ROWS}",
+    )
+    fills = records(
+        query,
+        "SELECT client_order_id, fill_id, instrument, side, toFloat64(quantity) AS quantity, "
+        "toFloat64(price) AS price, toUnixTimestamp64Nano(ts_event) AS ts FROM fills FINAL "
+        f"WHERE account = {window.account_sql} AND ts_event >= {window.since} "
+        f"ORDER BY ts_event DESC LIMIT {RECENT_ROWS}",
+    )
+    return {"working": working, "fills": fills}
+
+
+def signals_panel(query: Query, window: Window) -> list[Panel]:
+    """The most recent signals with the decision each got."""
+    return records(
+        query,
+        "SELECT s.signal_id AS signal_id, s.instrument AS instrument, s.direction AS direction, "
+        "s.probability_up AS probability_up, d.outcome AS outcome, d.reason AS reason, "
+        "toUnixTimestamp64Nano(s.ts_event) AS ts FROM signals AS s FINAL "
+        "LEFT JOIN risk_decisions AS d FINAL ON d.signal_id = s.signal_id "
+        f"WHERE s.ts_event >= {window.since} ORDER BY s.ts_event DESC LIMIT {RECENT_ROWS}",
+    )
+
+
+def risk_panel(query: Query, window: Window) -> Panel:
+    """Trading state (newest state change, else active) and decisions by outcome/reason."""
+    state = records(
+        query,
+        "SELECT state, trigger, reason, toUnixTimestamp64Nano(ts_event) AS ts "
+        f"FROM risk_events FINAL WHERE account = {window.account_sql} AND instrument = '' "
+        f"AND ts_event >= {window.since} ORDER BY ts_event DESC LIMIT 1",
+    )
+    decisions = records(
+        query,
+        "SELECT outcome, reason, count() AS n FROM risk_decisions FINAL "
+        f"WHERE account = {window.account_sql} AND ts_event >= {window.since} "
+        "GROUP BY outcome, reason ORDER BY outcome, reason",
+    )
+    denials = {row["reason"]: row["n"] for row in decisions if row["outcome"] == "denied"}
+    approved = sum(row["n"] for row in decisions if row["outcome"] == "approved")
+    current = state[0] if state else {"state": "active", "trigger": "", "reason": "", "ts": 0}
+    return {"state": current, "approved": approved, "denials": denials}
+
+
+def models_panel(query: Query, window: Window) -> Panel:
+    """Prequential accuracy per model (labelled predictions) and recent drift alarms."""
+    scores = records(
+        query,
+        "SELECT model, count() AS scored, avg((probability_up > 0.5) = label) AS accuracy "
+        f"FROM predictions FINAL WHERE version = 1 AND ts_event >= {window.since} "
+        "GROUP BY model ORDER BY model",
+    )
+    drift = records(
+        query,
+        "SELECT instrument, model, detector, stream, value, "
+        "toUnixTimestamp64Nano(ts_event) AS ts FROM drift_events FINAL "
+        f"WHERE ts_event >= {window.since} ORDER BY ts_event DESC LIMIT {RECENT_ROWS}",
+    )
+    drift_total = scalar(
+        query, f"SELECT count() FROM drift_events FINAL WHERE ts_event >= {window.since}"
+    )
+    return {"scores": scores, "drift": drift, "drift_total": int(drift_total or 0)}
+
+
+def pipeline_panel(query: Query, window: Window, now_ns: int) -> Panel:
+    """Ticks stored, age of the newest tick, rows landed and dead letters by reason."""
+    ticks = records(
+        query,
+        "SELECT count() AS ticks, toUnixTimestamp64Nano(max(ts_init)) AS last_ingest, "
+        "toUnixTimestamp64Milli(max(_inserted_at)) AS last_insert "
+        f"FROM ticks WHERE ts_event >= {window.since}",
+    )[0]
+    dlq = records(
+        query,
+        f"SELECT reason, count() AS n FROM dlq FINAL WHERE ts_init >= {window.since} "
+        "GROUP BY reason ORDER BY reason",
+    )
+    last_ingest = int(ticks["last_ingest"] or 0)
+    return {
+        "ticks": int(ticks["ticks"]),
+        "tick_age_s": (now_ns - last_ingest) / 1e9 if last_ingest else None,
+        "persist_age_s": (now_ns / 1e6 - ticks["last_insert"]) / 1e3
+        if ticks["last_insert"]
+        else None,
+        "dlq": {row["reason"]: row["n"] for row in dlq},
+    }
+
+
+def tail_panel(query: Query, table: str, window: Window) -> list[Panel]:
+    """The newest rows of an event log table (`alerts` or `audit`)."""
+    return records(
+        query,
+        f"SELECT * EXCEPT (_inserted_at, ts_event, ts_init), "
+        f"toUnixTimestamp64Nano(ts_event) AS ts FROM {table} FINAL "
+        f"WHERE ts_event >= {window.since} ORDER BY ts_event DESC LIMIT {RECENT_ROWS}",
+    )
+
+
+def read_snapshot(query: Query, config: DashboardConfig, now_ns: int | None = None) -> Panel:
+    """Read every panel once; `now_ns` (default the wall clock) dates the snapshot."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    since_ns = config.since_ns or newest_run_start_ns(query)
+    window = Window(account=config.account, since_ns=since_ns)
+    equity = equity_panel(query, window)
+    risk = risk_panel(query, window)
+    if config.max_gross_exposure > 0 and "gross" in equity:
+        risk["gross_utilization"] = equity["gross"] / config.max_gross_exposure
+    return {
+        "ts": now_ns,
+        "since_ns": since_ns,
+        "account": config.account,
+        "equity": equity,
+        "positions": positions_panel(query, window, config.max_position),
+        "orders": orders_panel(query, window),
+        "signals": signals_panel(query, window),
+        "risk": risk,
+        "models": models_panel(query, window),
+        "pipeline": pipeline_panel(query, window, now_ns),
+        "alerts": tail_panel(query, "alerts", window),
+        "audit": tail_panel(query, "audit", window),
+    }

@@ -1,0 +1,76 @@
+"use strict";
+// Renders the snapshot pushed by /api/stream (server-sent events); no framework.
+const $ = (id) => document.getElementById(id);
+const esc = (v) => String(v ?? "").replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
+const num = (v, d = 2) => (v === null || v === undefined ? "–" : Number(v).toLocaleString(undefined, {maximumFractionDigits: d, minimumFractionDigits: d}));
+const pct = (v) => (v === null || v === undefined ? "–" : (100 * v).toFixed(2) + " %");
+const time = (ns) => (ns ? new Date(ns / 1e6).toISOString().slice(11, 23) : "");
+const short = (id) => esc(String(id ?? "").slice(0, 10));
+
+function table(rows, columns) {
+  if (!rows || rows.length === 0) return "<i>none</i>";
+  const head = columns.map(([title]) => `<th>${esc(title)}</th>`).join("");
+  const body = rows.map((r) => "<tr>" + columns.map(([, f]) => `<td>${f(r)}</td>`).join("") + "</tr>").join("");
+  return `<table><tr>${head}</tr>${body}</table>`;
+}
+function kv(pairs) { return pairs.map(([k, v]) => `<span>${esc(k)}</span><b>${v}</b>`).join(""); }
+
+function render(s) {
+  const e = s.equity || {}, risk = s.risk || {}, p = s.pipeline || {}, f = s.flows || {}, m = s.models || {};
+  const state = (risk.state || {}).state || "active";
+  $("state").textContent = state; $("state").className = state;
+  $("updated").textContent = time(s.ts);
+  $("curve").innerHTML = e.curve || "";
+  $("pnl").innerHTML = kv([["equity", num(e.equity)], ["realized P&L", num(e.realized)], ["unrealized P&L", num(e.unrealized)],
+    ["fees", num(e.fees)], ["drawdown", pct(e.drawdown)], ["P&L snapshots", num(e.points, 0)]]);
+  $("positions").innerHTML = table(s.positions, [["instrument", (r) => esc(r.instrument)], ["qty", (r) => num(r.quantity, 0)],
+    ["avg price", (r) => num(r.average_price)], ["realized", (r) => num(r.realized_pnl)], ["limit use", (r) => pct(r.utilization)]]);
+  const denials = Object.entries(risk.denials || {}).map(([k, v]) => `${esc(k)}=${v}`).join(", ") || "none";
+  $("risk").innerHTML = kv([["state", esc(state)], ["trigger", esc((risk.state || {}).trigger)], ["approved", num(risk.approved, 0)],
+    ["denied", denials], ["gross exposure", num(e.gross)], ["net exposure", num(e.net)], ["gross limit use", pct(risk.gross_utilization)],
+    ["VaR 95 %", pct(e.var)], ["CVaR 95 %", pct(e.cvar)]]);
+  const orders = s.orders || {};
+  $("working").innerHTML = table(orders.working, [["order", (r) => short(r.client_order_id)], ["instr", (r) => esc(r.instrument)],
+    ["side", (r) => esc(r.side)], ["qty", (r) => num(r.quantity, 0)], ["time", (r) => time(r.ts)]]);
+  $("fills").innerHTML = table(orders.fills, [["order", (r) => short(r.client_order_id)], ["instr", (r) => esc(r.instrument)],
+    ["side", (r) => esc(r.side)], ["qty", (r) => num(r.quantity, 0)], ["price", (r) => num(r.price)], ["time", (r) => time(r.ts)]]);
+  $("signals").innerHTML = table(s.signals, [["instr", (r) => esc(r.instrument)], ["dir", (r) => esc(r.direction)],
+    ["p(up)", (r) => num(r.probability_up, 3)], ["decision", (r) => esc(r.outcome)], ["reason", (r) => esc(r.reason)], ["time", (r) => time(r.ts)]]);
+  $("models").innerHTML = table(m.scores, [["model", (r) => esc(r.model)], ["scored", (r) => num(r.scored, 0)], ["accuracy", (r) => pct(r.accuracy)]])
+    + `<p>drift detections: <b>${num(m.drift_total, 0)}</b></p>`
+    + table(m.drift, [["instr", (r) => esc(r.instrument)], ["detector", (r) => esc(r.detector)], ["stream", (r) => esc(r.stream)], ["time", (r) => time(r.ts)]]);
+  const lag = Object.values(f.consumer_lag || {});
+  $("pipeline").innerHTML = kv([["ticks stored", `<span id="ticks">${num(p.ticks, 0)}</span>`], ["newest tick age", num(p.tick_age_s, 1) + " s"],
+    ["last insert age", num(p.persist_age_s, 1) + " s"], ["tick→decision p50", num(f.tick_to_decision_p50_ms, 1) + " ms"],
+    ["tick→decision p99", num(f.tick_to_decision_p99_ms, 1) + " ms"], ["consumer lag (max)", lag.length ? num(Math.max(...lag), 0) : "–"],
+    ["dead letters", Object.entries(p.dlq || {}).map(([k, v]) => `${esc(k)}=${v}`).join(", ") || "none"]]);
+  $("health").innerHTML = table(s.health, [["check", (r) => esc(r.name)], ["", (r) => (r.ok ? '<span class="ok">ok</span>' : '<span class="bad">FAIL</span>')],
+    ["detail", (r) => esc(r.detail)]]) + (s.error ? `<p class="bad">${esc(s.error)}</p>` : "");
+  $("alerts").innerHTML = table(s.alerts, [["name", (r) => esc(r.name)], ["severity", (r) => esc(r.severity)], ["message", (r) => esc(r.message)], ["time", (r) => time(r.ts)]]);
+  $("audit").innerHTML = table(s.audit, [["action", (r) => esc(r.action)], ["actor", (r) => esc(r.actor)], ["subject", (r) => esc(r.subject)],
+    ["reason", (r) => esc(r.reason)], ["time", (r) => time(r.ts)]]);
+}
+
+async function post(url, body) {
+  const response = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+  return [response.ok, await response.json()];
+}
+
+async function control(action) {
+  const reason = action === "kill" ? "kill switch pressed on the dashboard" : "resumed from the dashboard";
+  if (!window.confirm(`Really ${action} trading for this account?`)) { $("message").textContent = `${action} cancelled`; return; }
+  const [ok, body] = await post("/api/control", {action, token: $("token").value, reason, actor: "dashboard"});
+  $("message").textContent = ok ? `${action} sent (${body.command_id.slice(0, 8)})` : `${action} refused: ${body.error}`;
+}
+
+async function runSql() {
+  const [ok, body] = await post("/api/sql", {sql: $("sql-input").value});
+  if (!ok) { $("sql-out").innerHTML = `<p class="bad">${esc(body.error)}</p>`; return; }
+  const rows = body.rows.map((r) => Object.fromEntries(body.columns.map((c, i) => [c, r[i]])));
+  $("sql-out").innerHTML = table(rows, body.columns.map((c) => [c, (r) => esc(r[c])])) + `<p>${body.total} rows</p>`;
+}
+
+$("kill").addEventListener("click", () => control("kill"));
+$("resume").addEventListener("click", () => control("resume"));
+$("sql-run").addEventListener("click", runSql);
+new EventSource("/api/stream").onmessage = (event) => render(JSON.parse(event.data));

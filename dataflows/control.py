@@ -1,0 +1,130 @@
+"""Operator control: publish kill, reduce and resume commands with their audit events.
+
+`hfl kill`, `hfl resume` and the dashboard all call `publish_control`, so every control
+action reaches `hfl.control` together with an `AuditEvent` on `hfl.audit` saying who
+asked, when and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from collections.abc import Callable
+
+from connectors.codec import encode
+from connectors.kafka.producer import CheckedProducer
+from dataflows.routing import to_outbound
+from dataflows.settings import Settings
+from risk.domain import AuditEvent, ControlAction, ControlCommand
+from risk.domain.ids import stable_id
+
+
+def control_events(
+    account: str,
+    action: ControlAction,
+    reason: str,
+    actor: str,
+    *,
+    instrument: str = "",
+    flatten: bool = False,
+    ts_event: int,
+) -> tuple[ControlCommand, AuditEvent]:
+    """Build the command and its audit event, both stamped `ts_event`."""
+    command = ControlCommand(
+        command_id=stable_id("control", account, action, instrument, actor, ts_event),
+        account=account,
+        action=action,
+        reason=reason,
+        actor=actor,
+        instrument=instrument,
+        flatten=flatten,
+        ts_event=ts_event,
+        ts_init=ts_event,
+    )
+    detail = {"command_id": command.command_id, "instrument": instrument, "flatten": flatten}
+    audit = AuditEvent(
+        audit_id=stable_id("audit", command.command_id),
+        actor=actor,
+        action=action.value,
+        subject=account,
+        reason=reason,
+        detail=encode(detail).decode(),
+        ts_event=ts_event,
+        ts_init=ts_event,
+    )
+    return command, audit
+
+
+def publish_control(
+    settings: Settings,
+    action: ControlAction,
+    reason: str,
+    actor: str,
+    *,
+    account: str | None = None,
+    instrument: str = "",
+    flatten: bool = False,
+) -> ControlCommand:
+    """Publish a control command (default account from settings) and its audit event.
+
+    Blocks until the broker acknowledged both; raises `DeliveryFailedError` otherwise.
+    """
+    command, audit = control_events(
+        account or settings.trading.account,
+        action,
+        reason,
+        actor,
+        instrument=instrument,
+        flatten=flatten,
+        ts_event=time.time_ns(),
+    )
+    kafka = settings.kafka
+    records = to_outbound(kafka.topic_prefix)([command, audit])
+    producer = CheckedProducer(kafka.bootstrap, message_timeout_ms=kafka.message_timeout_ms)
+    producer.send(record for _, record in records)
+    return command
+
+
+def add_control_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    run: Callable[[argparse.Namespace], int],
+) -> None:
+    """Add `hfl kill`, `hfl reduce` and `hfl resume` to the CLI's subcommands."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    common.add_argument("--account", default=None, help="default: the configured account")
+    common.add_argument("--instrument", default="", help="one instrument (default: all)")
+    common.add_argument("--actor", default=getpass.getuser(), help="who (default: $USER)")
+    kill = sub.add_parser(
+        "kill", parents=[common], help="halt trading and cancel working orders (kill switch)"
+    )
+    kill.add_argument("--flatten", action="store_true", help="also close filled positions")
+    kill.set_defaults(run=run, action=ControlAction.KILL)
+    reduce = sub.add_parser("reduce", parents=[common], help="allow only reducing orders")
+    reduce.set_defaults(run=run, action=ControlAction.REDUCE, flatten=False)
+    resume = sub.add_parser("resume", parents=[common], help="return to ACTIVE trading")
+    resume.add_argument(
+        "--confirm", action="store_true", help="required: resuming re-enables trading"
+    )
+    resume.set_defaults(run=run, action=ControlAction.RESUME, flatten=False)
+
+
+def run_control_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Publish the command the parsed CLI arguments describe; print what was sent."""
+    if args.action is ControlAction.RESUME and not args.confirm:
+        print("hfl resume: refusing without --confirm (it re-enables trading)", file=sys.stderr)
+        return 2
+    command = publish_control(
+        settings,
+        args.action,
+        args.reason,
+        args.actor,
+        account=args.account,
+        instrument=args.instrument,
+        flatten=args.flatten,
+    )
+    scope = command.instrument or "all instruments"
+    print(f"{command.action} sent for {command.account} ({scope}): {command.command_id}")
+    return 0

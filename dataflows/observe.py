@@ -1,0 +1,192 @@
+"""`hfl dashboard`, `hfl status`, `hfl trail` and `hfl bench dashboard`: settings to dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from connectors.codec import encode
+from dashboard.config import AlertThresholds, DashboardConfig
+from dashboard.health import Check, broker_check, data_checks, snapshot_check
+from dashboard.load import run_load
+from dashboard.snapshot import Window, newest_run_start_ns, pipeline_panel
+from dataflows.settings import Settings
+from sinks.client import connect
+from sinks.migration import migrate
+from sinks.query import QueryError, QueryServer, format_table, query, read_port_file, reader
+from sinks.trail import chain_ids, trail_logs, trail_rows
+
+BENCH_PATHS = (
+    "/api/snapshot",
+    "/api/positions",
+    "/api/risk",
+    "/api/equity",
+    "/api/pipeline",
+    "/health/live",
+)
+
+
+def dashboard_config(
+    settings: Settings,
+    *,
+    port: int | None = None,
+    since_ns: int = 0,
+    recovery_dirs: tuple[str, ...] = (),
+) -> DashboardConfig:
+    """The dashboard's explicit configuration from `settings`."""
+    board = settings.dashboard
+    limits = settings.risk.limits
+    return DashboardConfig(
+        clickhouse_url=settings.clickhouse.url.reveal(),
+        bootstrap=settings.kafka.bootstrap,
+        topic_prefix=settings.kafka.topic_prefix,
+        account=settings.trading.account,
+        instruments=settings.trading.instruments,
+        models=(settings.model.pipeline,),
+        max_gross_exposure=float(limits.max_gross_exposure),
+        max_position=float(limits.max_position),
+        trader_token=board.trader_token.reveal(),
+        host=board.host,
+        port=board.port if port is None else port,
+        refresh_s=board.refresh_s,
+        since_ns=since_ns,
+        metrics_dir=board.metrics_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""),
+        recovery_dirs=recovery_dirs,
+        webhook_url=board.webhook_url,
+        alerts=AlertThresholds(
+            stale_data_s=board.stale_data_s,
+            persist_lag_s=board.persist_lag_s,
+            max_drawdown_ratio=board.max_drawdown_ratio,
+        ),
+    )
+
+
+def run_dashboard(settings: Settings, *, port: int | None, since_ns: int, recovery: str) -> None:
+    """Serve the dashboard until interrupted."""
+    from dashboard.app import serve
+    from dashboard.publisher import Publisher
+    from dataflows.control import publish_control
+
+    config = dashboard_config(
+        settings, port=port, since_ns=since_ns, recovery_dirs=(recovery,) if recovery else ()
+    )
+    print(f"dashboard on http://{config.host}:{config.port}", file=sys.stderr, flush=True)
+    serve(
+        config,
+        reader(config.clickhouse_url),
+        Publisher(config.bootstrap, config.topic_prefix),
+        lambda action, reason, actor: publish_control(settings, action, reason, actor).command_id,
+    )
+
+
+def status_checks(settings: Settings, root: Path) -> list[Check]:
+    """Health of the local system, checked directly (no dashboard needed)."""
+    url = settings.clickhouse.url.reveal()
+    limits = dashboard_config(settings).alerts
+    checks = [broker_check(settings.kafka.bootstrap)]
+    try:
+        since_ns = newest_run_start_ns(lambda sql: query(url, sql))
+        window = Window(account=settings.trading.account, since_ns=since_ns)
+        pipeline = pipeline_panel(lambda sql: query(url, sql), window, time.time_ns())
+    except QueryError as exc:
+        checks.append(Check(name="clickhouse", ok=False, detail=str(exc)))
+    else:
+        served = "served by the persist flow" if read_port_file(url) else "opened directly"
+        checks.append(Check(name="clickhouse", ok=True, detail=served))
+        checks.extend(data_checks(pipeline, limits))
+    recovery = [str(path) for path in (root / "var" / "runs").glob("*/recovery")]
+    recovery.append(str(root / settings.recovery.directory))
+    checks.append(snapshot_check(recovery[-5:], time.time(), limits.snapshot_age_s))
+    return checks
+
+
+def print_status(settings: Settings, root: Path) -> int:
+    """Print every check; exit status 0 when all pass."""
+    checks = status_checks(settings, root)
+    rows = [(c.name, "ok" if c.ok else "FAIL", c.detail) for c in checks]
+    print(format_table(["check", "status", "detail"], rows))
+    return 0 if all(check.ok for check in checks) else 1
+
+
+def print_trail(settings: Settings, root: Path, client_order_id: str) -> int:
+    """Print the log lines and rows behind one order."""
+    url = settings.clickhouse.url.reveal()
+    ids = chain_ids(lambda sql: query(url, sql), client_order_id)
+    print(f"ids: {json.dumps(ids)}")
+    logs = sorted((root / "var" / "runs").glob("*/*.log"))
+    print(f"== log lines ({len(logs)} log files under var/runs)")
+    for line in trail_logs(logs, ids):
+        print(line)
+    for table, columns, rows in trail_rows(lambda sql: query(url, sql), ids):
+        print(f"== {table}")
+        print(format_table(columns, rows))
+    return 0
+
+
+def bench_dashboard(
+    settings: Settings, root: Path, *, clients: int, duration_s: float, port: int
+) -> dict[str, float | int]:
+    """Load the dashboard's JSON endpoints with `clients` concurrent clients; print figures.
+
+    Serves the configured store itself when no persist flow does (chDB allows one
+    owner), starts `hfl dashboard` as a child process, loads it, and stops it.
+    """
+    url = settings.clickhouse.url.reveal()
+    server = None
+    if read_port_file(url) is None:
+        migrate(connect(url))
+        server = QueryServer(url)
+        server.start()
+    env = {**os.environ, "HFL_CLICKHOUSE_URL": url, "HFL_DASHBOARD__PORT": str(port)}
+    log = root / "var" / "bench" / "dashboard.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "dataflows.cli", "dashboard"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        wait_http("127.0.0.1", port, "/health/live", timeout_s=60)
+        asyncio.run(run_load("127.0.0.1", port, BENCH_PATHS, clients=clients, duration_s=2.0))
+        result = asyncio.run(
+            run_load("127.0.0.1", port, BENCH_PATHS, clients=clients, duration_s=duration_s)
+        )
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+        if server is not None:
+            server.stop()
+    figures = result.summary() | {"clients": clients, "paths": len(BENCH_PATHS)}
+    print(
+        f"{clients} clients, {duration_s:g}s over {', '.join(BENCH_PATHS)}; dashboard log in {log}",
+        file=sys.stderr,
+    )
+    print(encode(figures).decode())
+    return figures
+
+
+def wait_http(host: str, port: int, path: str, *, timeout_s: float) -> None:
+    """Poll `http://host:port/path` until it answers 200 or `timeout_s` passes."""
+    import http.client
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            connection = http.client.HTTPConnection(host, port, timeout=2)
+            connection.request("GET", path)
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"http://{host}:{port}{path} did not answer in {timeout_s:g}s")
+        time.sleep(0.2)

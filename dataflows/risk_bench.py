@@ -1,0 +1,288 @@
+"""`hfl bench risk`: what one gate decision costs, and how fast a kill reaches the orders.
+
+Two measurements; progress on stderr, the JSON object on the last stdout line.
+
+- `us_per_decision`: the configured gate (config/risk.yaml, every control on) in this
+  process. Its portfolio risk model is warmed with `WARM_SAMPLES` one-second closes of
+  the simulated instruments (so VaR, CVaR, beta, volatility and correlation checks are
+  live, not skipped for lack of history) and recomputed on its event-time schedule while
+  the decisions run. Signals cycle long/flat/short on the simulator's prices, 50 per
+  second of event time (below the order-rate throttle); approved orders are filled at
+  once so the book, not the working-order list, grows. Only `on_signal` is timed
+  (perf_counter around each call); the median over `REPEATS` runs of fresh gates is
+  reported, with the p99 of single decisions and the outcome counts so it is clear which
+  paths were measured. The scheduled recompute is timed apart (`recompute_ms`).
+- `kill_p99_ms`: a private broker and the trading flow as a child process with recovery
+  on. Warm-up ticks make the gate send orders; with no gateway running they stay
+  working. Then `kills` times: `publish_control(KILL)` and wait for the cancel of every
+  working order on `hfl.orders`. Latency = the flow's `hfl-emitted-ns` header of the
+  last cancel of that kill minus the wall clock at publish (the command's `ts_event`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import time
+from collections import Counter
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from confluent_kafka import Producer
+
+from connectors import topic
+from connectors.broker import start_broker, stop_broker
+from connectors.feeds.simulator import SimulationConfig, Simulator
+from connectors.kafka.admin import create_topics
+from connectors.kafka.producer import EMITTED_HEADER, producer_config
+from dataflows.account import make_account_state
+from dataflows.bench import (
+    MODEL_OVERRIDES,
+    PORT_OFFSET,
+    Sender,
+    _consumer,
+    _load,
+    _ticks,
+    free_port,
+    log,
+    percentile_ms,
+)
+from dataflows.control import publish_control
+from dataflows.process import start_flow, stop
+from dataflows.settings import Settings
+from risk.domain import ControlAction, Fill, Order, Signal, ids
+from risk.domain.error import HflError
+from risk.gate import AccountGate
+
+NS_PER_S = 1_000_000_000
+WARM_SAMPLES = 300
+REPEATS = 5
+KILL_WARMUP_EVENT_S = 40.0
+KILL_TICKS_PER_S = 250.0
+KILL_TIMEOUT_S = 30.0
+
+
+def bench_risk(settings: Settings, root: Path, *, decisions: int, kills: int) -> dict[str, Any]:
+    """Run both measurements; print and return the figures."""
+    cost = decision_cost(settings, decisions)
+    kill = kill_latency(settings, root, kills)
+    result = {**cost, **kill}
+    print(orjson.dumps(result).decode(), flush=True)
+    return result
+
+
+# -- decision cost ---------------------------------------------------------------------
+
+
+def _prices(settings: Settings, count: int, interval_ns: int) -> tuple[list[str], np.ndarray]:
+    """`count` rows of simulated prices per instrument, one row per `interval_ns`."""
+    names = list(settings.trading.instruments)
+    config = SimulationConfig(
+        symbols=tuple(names), seed=settings.feed.seed, start_ns=0, ticks_per_second=200.0
+    )
+    last = dict.fromkeys(names, 0.0)
+    rows, boundary = [], interval_ns
+    for record in Simulator(config):
+        if record["ts_event"] >= boundary and all(last.values()):
+            rows.append([last[name] for name in names])
+            boundary += interval_ns
+            if len(rows) == count:
+                break
+        last[record["instrument"]] = float(record["price"])
+    return names, np.asarray(rows)
+
+
+def _warm_gate(settings: Settings, names: list[str], closes: np.ndarray, t0: int) -> AccountGate:
+    gate = make_account_state(settings).gate
+    for second, row in enumerate(closes):
+        for name, price in zip(names, row, strict=True):
+            gate.mark(name, float(price), t0 + second * NS_PER_S)
+        gate.risk_metrics(t0 + second * NS_PER_S, 0)
+    return gate
+
+
+def _signals(names: list[str], prices: np.ndarray, t0: int, count: int) -> list[Signal]:
+    out = []
+    for n in range(count):
+        column = n % len(names)
+        row = prices[(n // len(names)) % len(prices)]
+        ts = t0 + n * 20_000_000  # 50 decisions per second of event time
+        tick = ids.tick_id(names[column], n, ts)
+        out.append(
+            Signal(
+                signal_id=ids.signal_id(names[column], tick, "bench"),
+                tick_id=tick,
+                instrument=names[column],
+                model="bench",
+                direction=(1, 0, -1)[(n // len(names)) % 3],
+                probability_up=0.5,
+                reference_price=float(row[column]),
+                ts_event=ts,
+                ts_init=ts,
+            )
+        )
+    return out
+
+
+def _run_decisions(gate: AccountGate, signals: list[Signal]) -> tuple[list[float], Counter[str]]:
+    """Time each `on_signal`; fill approvals at once; keep the schedule running."""
+    timings: list[float] = []
+    outcomes: Counter[str] = Counter()
+    clock = time.perf_counter
+    for n, signal in enumerate(signals):
+        started = clock()
+        decision, order = gate.on_signal(signal)
+        timings.append(clock() - started)
+        outcomes[str(getattr(decision, "reason", "approved"))] += 1
+        if order is not None:
+            gate.on_fill(_fill(order, signal))
+        gate.mark(signal.instrument, signal.reference_price, signal.ts_event)
+        if n % 50 == 49:  # once per second of event time, as the 1 s bars do
+            gate.snapshot_pnl(signal.ts_event)
+            gate.risk_metrics(signal.ts_event, signal.ts_init)
+    return timings, outcomes
+
+
+def _fill(order: Order, signal: Signal) -> Fill:
+    """The whole of `order` filled at the signal's reference price."""
+    return Fill(
+        fill_id=ids.fill_id(order.client_order_id, 1),
+        client_order_id=order.client_order_id,
+        account=order.account,
+        instrument=order.instrument,
+        side=order.side,
+        quantity=order.quantity,
+        price=Decimal(repr(signal.reference_price)),
+        fee=Decimal(0),
+        leaves_quantity=Decimal(0),
+        tick_id=signal.tick_id,
+        ts_event=signal.ts_event,
+        ts_init=signal.ts_init,
+    )
+
+
+def decision_cost(settings: Settings, decisions: int) -> dict[str, Any]:
+    """Median microseconds per gate decision with every control on (see module docs)."""
+    names, prices = _prices(settings, WARM_SAMPLES + 400, NS_PER_S)
+    closes, later = prices[:WARM_SAMPLES], prices[WARM_SAMPLES:]
+    t0 = 1_700_000_000 * NS_PER_S
+    start = t0 + WARM_SAMPLES * NS_PER_S
+    per_run, every, outcomes = [], [], Counter[str]()
+    recompute_s = []
+    for _ in range(REPEATS):
+        gate = _warm_gate(settings, names, closes, t0)
+        started = time.perf_counter()
+        gate.risk_metrics(start + 5 * NS_PER_S, 0)
+        recompute_s.append(time.perf_counter() - started)
+        signals = _signals(names, later, start + 6 * NS_PER_S, decisions)
+        timings, counts = _run_decisions(gate, signals)
+        per_run.append(sum(timings) / len(timings))
+        every.extend(timings)
+        outcomes = counts
+    log(f"decisions: {decisions:,} x {REPEATS} runs; outcomes of the last run {dict(outcomes)}")
+    return {
+        "us_per_decision": round(statistics.median(per_run) * 1e6, 2),
+        "decision_p99_us": round(float(np.percentile(every, 99)) * 1e6, 2),
+        "recompute_ms": round(statistics.median(recompute_s) * 1e3, 3),
+        "decisions": decisions,
+        "outcomes": dict(outcomes),
+    }
+
+
+# -- kill latency ------------------------------------------------------------------------
+
+
+def kill_latency(settings: Settings, root: Path, kills: int) -> dict[str, Any]:
+    """Control message -> last cancel emitted, over `kills` kills (see module docs)."""
+    host = settings.broker.host
+    port = free_port(host, settings.broker.port + PORT_OFFSET + 1)
+    bootstrap = f"{host}:{port}"
+    run_id = f"bench-risk-{time.time_ns() // 1_000_000}"
+    run_dir = root / "var" / "bench" / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pid_file = root / "var" / "bench" / f"broker-{port}.pid"
+    prefix = f"{run_id}."
+    settings = replace(
+        settings, kafka=replace(settings.kafka, bootstrap=bootstrap, topic_prefix=prefix)
+    )
+    env = {**MODEL_OVERRIDES, "HFL_KAFKA__BOOTSTRAP": bootstrap, "HFL_KAFKA__TOPIC_PREFIX": prefix}
+    log(f"kill latency: private broker {bootstrap}, logs in {run_dir}")
+    try:
+        start_broker(host, port, pid_file, run_dir / "broker.log")
+        create_topics(bootstrap, prefix=prefix)
+        sender = Sender(Producer(producer_config(bootstrap)), prefix + topic.TICKS)
+        count = int(KILL_WARMUP_EVENT_S * KILL_TICKS_PER_S)
+        start_ns = time.time_ns() - int(KILL_WARMUP_EVENT_S * NS_PER_S)
+        _load(sender, _ticks(settings, KILL_TICKS_PER_S, start_ns), count, "warm-up")
+        child = start_flow("trading", settings, run_dir, env, recovery=True)
+        try:
+            latencies = _kills(settings, kills)
+        finally:
+            stop(child)
+    finally:
+        stop_broker(pid_file)
+        shutil.rmtree(run_dir / "recovery", ignore_errors=True)
+    return {
+        "kill_p50_ms": percentile_ms(latencies, 50),
+        "kill_p99_ms": percentile_ms(latencies, 99),
+        "kills": len(latencies),
+    }
+
+
+def _kills(settings: Settings, kills: int) -> list[int]:
+    """Publish `kills` kills; return each one's publish -> last cancel latency (ns)."""
+    orders = _consumer(settings.kafka.bootstrap, [settings.kafka.topic_prefix + topic.ORDERS])
+    working: set[str] = set()
+    latencies: list[int] = []
+    try:
+        _read(orders, working, {}, deadline=time.monotonic() + 120.0, until=lambda: bool(working))
+        time.sleep(2.0)  # let the gate finish the warm-up backlog
+        _read(orders, working, {}, deadline=time.monotonic() + 1.0, until=lambda: False)
+        log(f"{len(working)} working orders; sending {kills} kills")
+        for n in range(kills):
+            command = publish_control(settings, ControlAction.KILL, f"bench {n}", "hfl-bench")
+            emitted = _await_cancels(orders, working, command.ts_event)
+            if len(emitted) < len(working):
+                raise HflError(f"kill {n}: {len(emitted)} of {len(working)} cancels seen")
+            latencies.append(max(emitted) - command.ts_event)
+    finally:
+        orders.close()
+    return latencies
+
+
+def _await_cancels(consumer: Any, working: set[str], ts_event: int) -> list[int]:
+    """Emission times of the cancels the kill stamped `ts_event` sent, once all arrived."""
+    seen: dict[int, list[int]] = {}
+    _read(
+        consumer,
+        working,
+        seen,
+        deadline=time.monotonic() + KILL_TIMEOUT_S,
+        until=lambda: len(seen.get(ts_event, ())) >= len(working),
+    )
+    return seen.get(ts_event, [])
+
+
+def _read(
+    consumer: Any,
+    working: set[str],
+    cancels: dict[int, list[int]],
+    *,
+    deadline: float,
+    until: Any,
+) -> None:
+    """Consume `hfl.orders`: orders join `working`, cancels' emission times by ts_event."""
+    while time.monotonic() < deadline and not until():
+        for message in consumer.consume(1_000, 0.05):
+            if message.error() is not None:
+                continue
+            record = orjson.loads(message.value())
+            if "cancel_id" not in record:
+                working.add(record["client_order_id"])
+                continue
+            emitted = next(int(v) for k, v in message.headers() or () if k == EMITTED_HEADER)
+            cancels.setdefault(record["ts_event"], []).append(emitted)

@@ -1,0 +1,374 @@
+"""Real-time portfolio risk of one account: return history, scheduled figures, post-trade VaR.
+
+`PortfolioRisk` samples one simple return per instrument per `sample_interval_ns` of
+event time from the prices it is given, keeps the last `window` samples, and on a
+schedule (`recompute`) computes the book's figures with `risk.var`: historical and
+EWMA VaR/CVaR scaled to one day, volatility, beta to a market proxy, correlations,
+stress losses. The same recompute caches what the pre-trade checks need so one
+decision costs a few microseconds (`post_trade`): the book's P&L series, the EWMA
+covariance times the book, and per-instrument betas, volatilities and correlations.
+
+The book is position plus net working quantity per instrument (what the account holds
+once every working order fills), so a fill arriving earlier or later never changes it;
+approvals and released (canceled, rejected) quantity do, incrementally. It is valued
+at the prices of the last recompute.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from risk import var
+from risk.var import Matrix, Vector
+
+_NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StressScenario:
+    """A hypothetical shock to the current book.
+
+    Attributes:
+        name: Bounded identifier (a metric name suffix).
+        market_move: Market return applied to each instrument through its beta.
+        shocks: Instrument -> return applied directly ("*" for every instrument).
+        vol_multiplier: Scales the EWMA volatility (the loss is that VaR).
+        correlation_one: Every correlation set to 1 (the loss is that VaR).
+    """
+
+    name: str
+    market_move: float = 0.0
+    shocks: dict[str, float] = field(default_factory=dict)
+    vol_multiplier: float = 1.0
+    correlation_one: bool = False
+
+
+DEFAULT_SCENARIOS = (
+    StressScenario(name="market_down_10", market_move=-0.10),
+    StressScenario(name="volatility_x3", vol_multiplier=3.0),
+    StressScenario(name="correlations_to_one", correlation_one=True),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskModelConfig:
+    """How returns are sampled and risk figures computed.
+
+    Attributes:
+        window: Samples kept per instrument.
+        min_samples: Samples needed before the statistical checks apply.
+        sample_interval_ns: Event time between two return samples.
+        periods_per_day: Samples per trading day: VaR is scaled by its square root.
+        trading_days_per_year: Annualises volatility with `periods_per_day`.
+        confidence: VaR/CVaR confidence.
+        ewma_decay: RiskMetrics λ.
+        recompute_interval_ns: Event time between two scheduled recomputes.
+        market_proxy: Instrument whose returns are the market; "" uses the
+            equal-weighted mean of every instrument.
+        scenarios: Stress scenarios recomputed on the schedule.
+    """
+
+    window: int = 250
+    min_samples: int = 30
+    sample_interval_ns: int = _NS_PER_S
+    periods_per_day: float = 23_400.0
+    trading_days_per_year: float = 252.0
+    confidence: float = 0.99
+    ewma_decay: float = var.DEFAULT_LAMBDA
+    recompute_interval_ns: int = 5 * _NS_PER_S
+    market_proxy: str = ""
+    scenarios: tuple[StressScenario, ...] = DEFAULT_SCENARIOS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostTrade:
+    """Figures of the book after a hypothetical trade, in money over one day."""
+
+    var_hist: float
+    cvar_hist: float
+    var_ewma: float
+    cvar_ewma: float
+    beta_value: float
+
+
+class PortfolioRisk:
+    """Return history and scheduled risk figures of one account's book (see module docs)."""
+
+    __slots__ = (
+        "_beta",
+        "_beta_value",
+        "_book_pnl",
+        "_buffer",
+        "_columns",
+        "_corr_to_book",
+        "_ewma",
+        "_ewma_book",
+        "_ewma_variance",
+        "_index",
+        "_last_price",
+        "_next_recompute_ns",
+        "_next_sample_ns",
+        "_quantity",
+        "_ring",
+        "_sample_price",
+        "_samples",
+        "_snapshot_price",
+        "_volatility",
+        "config",
+        "instruments",
+    )
+
+    def __init__(self, instruments: tuple[str, ...], config: RiskModelConfig | None = None):
+        self.config = config = config or RiskModelConfig()
+        self.instruments: list[str] = []
+        self._index: dict[str, int] = {}
+        count = len(instruments)
+        self._ring: Matrix = np.zeros((config.window, count))
+        self._last_price: Vector = np.zeros(count)
+        self._sample_price: Vector = np.zeros(count)
+        self._quantity: Vector = np.zeros(count)
+        self._samples = 0
+        self._next_sample_ns = -1
+        self._next_recompute_ns = -1
+        self._columns: Matrix | None = None  # (instruments, samples), oldest first
+        for name in instruments:
+            self._column(name)
+        self._clear_cache()
+
+    def _clear_cache(self) -> None:
+        self._snapshot_price: Vector = np.zeros(0)
+        self._book_pnl: Vector = np.zeros(0)
+        self._buffer: Vector = np.zeros(0)
+        self._ewma: Matrix = np.zeros((0, 0))
+        self._ewma_book: Vector = np.zeros(0)
+        self._ewma_variance = 0.0
+        self._beta: Vector = np.zeros(0)
+        self._beta_value = 0.0
+        self._volatility: Vector = np.zeros(0)
+        self._corr_to_book: Vector = np.zeros(0)
+
+    def _column(self, instrument: str) -> int:
+        index = self._index.get(instrument)
+        if index is not None:
+            return index
+        index = self._index[instrument] = len(self.instruments)
+        self.instruments.append(instrument)
+        if index >= self._ring.shape[1]:
+            # A new instrument: its earlier samples count as zero returns.
+            self._ring = np.hstack((self._ring, np.zeros((self.config.window, 1))))
+            self._last_price = np.append(self._last_price, 0.0)
+            self._sample_price = np.append(self._sample_price, 0.0)
+            self._quantity = np.append(self._quantity, 0.0)
+        return index
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def on_price(self, instrument: str, price: float, ts_event: int) -> None:
+        """Record `instrument`'s latest price; close a return sample when one is due."""
+        if ts_event >= self._next_sample_ns:
+            self._close_sample(ts_event)
+        self._last_price[self._column(instrument)] = price
+
+    def _close_sample(self, ts_event: int) -> None:
+        interval = self.config.sample_interval_ns
+        self._next_sample_ns = ts_event - ts_event % interval + interval
+        last, previous = self._last_price, self._sample_price
+        if previous.any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                returns = np.where((previous > 0) & (last > 0), last / previous - 1.0, 0.0)
+            self._ring[self._samples % self.config.window] = returns
+            self._samples += 1
+        np.copyto(previous, last, where=last > 0)
+
+    def add_quantity(self, instrument: str, quantity: float) -> None:
+        """Add signed `quantity` to the book, updating the cached figures incrementally."""
+        index = self._column(instrument)
+        self._quantity[index] += quantity
+        if index >= len(self._snapshot_price):
+            return  # not in the last recompute: the next one counts it
+        value = quantity * self._snapshot_price[index]
+        if self._columns is not None:
+            self._book_pnl += value * self._columns[index]
+        ewma_book = self._ewma_book
+        self._ewma_variance += value * (2.0 * ewma_book[index] + value * self._ewma[index, index])
+        ewma_book += value * self._ewma[:, index]
+        self._beta_value += value * self._beta[index]
+
+    # -- scheduled figures ---------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True once enough samples exist for the statistical checks to apply."""
+        return self._columns is not None
+
+    def due(self, ts_event: int) -> bool:
+        """True when the schedule asks for a recompute at event time `ts_event`."""
+        return ts_event >= self._next_recompute_ns
+
+    def recompute(self, ts_event: int, equity: float) -> dict[str, float]:
+        """Refresh every cached figure and return the book's figures by metric name.
+
+        Money figures are fractions of `equity`. Before `min_samples` samples exist,
+        only the sample count is reported and the checks stay off.
+        """
+        config = self.config
+        interval = config.recompute_interval_ns
+        self._next_recompute_ns = ts_event - ts_event % interval + interval
+        count = min(self._samples, config.window)
+        if count < max(config.min_samples, 2):
+            self._columns = None
+            self._clear_cache()
+            return {"samples": float(count)}
+        ring = self._ring
+        if self._samples > config.window:
+            start = self._samples % config.window
+            ring = np.concatenate((ring[start:], ring[:start]))
+        returns = ring[:count]
+        self._columns = np.ascontiguousarray(returns.T)
+        self._snapshot_price = self._last_price.copy()
+        self._buffer = np.empty(count)
+        weights = self._quantity * self._snapshot_price
+        self._book_pnl = weights @ self._columns
+        self._ewma = var.ewma_covariance(returns, config.ewma_decay)
+        self._ewma_book = self._ewma @ weights
+        self._ewma_variance = float(weights @ self._ewma_book)
+        market = self._market(returns)
+        centered = market - market.mean()
+        market_variance = float(np.mean(centered * centered))
+        if market_variance > 1e-30:
+            self._beta = (centered @ returns) / count / market_variance
+        else:
+            self._beta = np.zeros(returns.shape[1])
+        self._beta_value = float(weights @ self._beta)
+        per_year = config.periods_per_day * config.trading_days_per_year
+        self._volatility = np.std(returns, axis=0, ddof=1) * math.sqrt(per_year)
+        self._corr_to_book = _correlation_to_rest_of_book(returns, weights)
+        return self._figures(weights, equity, count)
+
+    def _market(self, returns: Matrix) -> Vector:
+        proxy = self._index.get(self.config.market_proxy)
+        if proxy is None:
+            return returns.mean(axis=1)  # type: ignore[no-any-return]
+        return returns[:, proxy]
+
+    def _figures(self, weights: Vector, equity: float, count: int) -> dict[str, float]:
+        config = self.config
+        scale = math.sqrt(config.periods_per_day)
+        var_hist, cvar_hist = var.historical_var_cvar(self._book_pnl, config.confidence)
+        sigma = math.sqrt(max(self._ewma_variance, 0.0))
+        per_year = config.periods_per_day * config.trading_days_per_year
+        book_vol = float(np.std(self._book_pnl, ddof=1)) * math.sqrt(per_year)
+        base = equity if equity > 0 else math.nan
+        figures = {
+            "samples": float(count),
+            "var_hist": var_hist * scale / base,
+            "cvar_hist": cvar_hist * scale / base,
+            "var_ewma": var.parametric_var(sigma, config.confidence) * scale / base,
+            "cvar_ewma": var.parametric_cvar(sigma, config.confidence) * scale / base,
+            "volatility": book_vol / base,
+            "beta": self._beta_value / base,
+        }
+        for scenario in config.scenarios:
+            figures[f"stress_{scenario.name}"] = self._stress_loss(scenario, weights) / base
+        for index, name in enumerate(self.instruments):
+            figures[f"volatility:{name}"] = float(self._volatility[index])
+            figures[f"beta:{name}"] = float(self._beta[index])
+        correlations = var.correlation_matrix(np.ascontiguousarray(self._columns.T))  # type: ignore[union-attr]
+        for i, first in enumerate(self.instruments):
+            for j in range(i + 1, len(self.instruments)):
+                figures[f"correlation:{first}:{self.instruments[j]}"] = float(correlations[i, j])
+        return figures
+
+    def _stress_loss(self, scenario: StressScenario, weights: Vector) -> float:
+        """Return the loss (positive) of the book under `scenario`, one day horizon."""
+        scale = math.sqrt(self.config.periods_per_day)
+        confidence = self.config.confidence
+        if scenario.correlation_one:
+            sigmas = np.sqrt(np.clip(np.diag(self._ewma), 0.0, None))
+            return var.parametric_var(float(np.abs(weights) @ sigmas), confidence) * scale
+        if scenario.vol_multiplier != 1.0:
+            sigma = math.sqrt(max(self._ewma_variance, 0.0)) * scenario.vol_multiplier
+            return var.parametric_var(sigma, confidence) * scale
+        moves = np.nan_to_num(self._beta) * scenario.market_move
+        everyone = scenario.shocks.get("*")
+        if everyone is not None:
+            moves = moves + everyone
+        for name, shock in scenario.shocks.items():
+            index = self._index.get(name)
+            if index is not None:
+                moves[index] += shock
+        return -float(weights @ moves)
+
+    # -- per decision ---------------------------------------------------------------------
+
+    def post_trade(self, instrument: str, quantity: float) -> PostTrade | None:
+        """Return the book's one-day figures if `quantity` more of `instrument` were held.
+
+        None when the figures are not ready or the instrument has no history yet.
+        """
+        index = self._index.get(instrument)
+        columns = self._columns
+        if columns is None or index is None or index >= len(self._snapshot_price):
+            return None
+        value = quantity * float(self._snapshot_price[index])
+        outcomes = self._buffer
+        np.multiply(columns[index], value, out=outcomes)
+        outcomes += self._book_pnl
+        config = self.config
+        var_hist, cvar_hist = var.historical_var_cvar_in_place(outcomes, config.confidence)
+        variance = self._ewma_variance + value * (
+            2.0 * float(self._ewma_book[index]) + value * float(self._ewma[index, index])
+        )
+        sigma = math.sqrt(max(variance, 0.0))
+        scale = math.sqrt(config.periods_per_day)
+        return PostTrade(
+            var_hist=var_hist * scale,
+            cvar_hist=cvar_hist * scale,
+            var_ewma=var.parametric_var(sigma, config.confidence) * scale,
+            cvar_ewma=var.parametric_cvar(sigma, config.confidence) * scale,
+            beta_value=self._beta_value + value * float(self._beta[index]),
+        )
+
+    def book_figures(self) -> PostTrade | None:
+        """Return the current book's one-day figures (no trade), None before ready."""
+        if not self.instruments:
+            return None
+        return self.post_trade(self.instruments[0], 0.0)
+
+    def volatility(self, instrument: str) -> float | None:
+        """Return `instrument`'s annualised realised volatility, None before ready."""
+        index = self._index.get(instrument)
+        if self._columns is None or index is None or index >= len(self._volatility):
+            return None
+        return float(self._volatility[index])
+
+    def correlation_to_book(self, instrument: str) -> float | None:
+        """Return the correlation of `instrument` with the rest of the book, if known.
+
+        NaN (no other holdings, or a flat series) is reported as None.
+        """
+        index = self._index.get(instrument)
+        if self._columns is None or index is None or index >= len(self._corr_to_book):
+            return None
+        value = float(self._corr_to_book[index])
+        return None if math.isnan(value) else value
+
+
+def _correlation_to_rest_of_book(returns: Matrix, weights: Vector) -> Vector:
+    """Return, per instrument, its correlation with the book's P&L without it.
+
+    With sample covariance C: cov(r_i, book - w_i r_i) = (C w)_i - w_i C_ii and
+    var(book - w_i r_i) = w'Cw - 2 w_i (C w)_i + w_i² C_ii, for every i at once.
+    """
+    covariance = np.atleast_2d(np.cov(returns, rowvar=False, ddof=1))
+    own = np.diag(covariance)
+    cov_book = covariance @ weights
+    book_variance = float(weights @ cov_book)
+    cov_rest = cov_book - weights * own
+    var_rest = book_variance - 2.0 * weights * cov_book + weights * weights * own
+    with np.errstate(divide="ignore", invalid="ignore"):
+        correlation = cov_rest / np.sqrt(own * var_rest)
+    return np.where(var_rest > 1e-18 * max(book_variance, 1e-300), correlation, np.nan)

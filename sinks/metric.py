@@ -1,0 +1,187 @@
+"""Prometheus metrics the flows update themselves: pipeline, persistence, model, process.
+
+Every family is named ``hfl_<component>_<quantity>_<unit>`` and carries only bounded
+labels: Bytewax step ids, table names, dead-letter reasons, component names. Flows
+update them once per batch, never per item.
+
+Flows run as separate processes; with ``PROMETHEUS_MULTIPROC_DIR`` set (the demo and
+`hfl dashboard` agree on one directory) each process writes its values to memory-mapped
+files there and the dashboard serves them all from one ``/metrics`` (see
+`multiprocess_registry`). Without it the values stay in the process (tests, benchmarks).
+Trading, risk and model-score metrics are derived from the persisted events by the
+dashboard instead (`dashboard.exporter`).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import resource
+import threading
+import time
+from collections import Counter as Tally
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_BATCH_BUCKETS = (1, 10, 50, 100, 500, 1000, 2000, 5000, 10_000)
+_MODEL_BUCKETS_S = (1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3)
+
+RECORDS_IN = Counter(
+    "hfl_pipeline_records_in_total", "Kafka records read, by source step.", ["step"]
+)
+RECORDS_OUT = Counter(
+    "hfl_pipeline_records_out_total", "Records produced to Kafka, by sink step.", ["step"]
+)
+BATCH_SIZE = Histogram(
+    "hfl_pipeline_batch_size_records",
+    "Records per source poll or sink write, by step.",
+    ["step"],
+    buckets=_BATCH_BUCKETS,
+)
+CONSUMER_LAG = Gauge(
+    "hfl_pipeline_consumer_lag_records",
+    "Records between a source's position and the partitions' high watermarks.",
+    ["step"],
+    multiprocess_mode="livemax",
+)
+TICK_TO_DECISION = Histogram(
+    "hfl_pipeline_tick_to_decision_seconds",
+    "Causing tick's ingest time (feed wall clock) to the risk gate's decision on its signal.",
+    buckets=_LATENCY_BUCKETS_S,
+)
+DEAD_LETTERS = Counter(
+    "hfl_pipeline_dead_letters_total", "Records dead-lettered to hfl.dlq, by reason.", ["reason"]
+)
+PERSIST_ROWS = Counter("hfl_persist_rows_total", "Rows written to ClickHouse, by table.", ["table"])
+PERSIST_LAG = Gauge(
+    "hfl_persist_lag_seconds",
+    "Wall clock at a ClickHouse write minus the newest written tick's ingest time.",
+    multiprocess_mode="livemax",
+)
+MODEL_UPDATE = Histogram(
+    "hfl_model_update_seconds",
+    "Predict-then-learn time per tick (batch time / ticks), features and signal included.",
+    buckets=_MODEL_BUCKETS_S,
+)
+MODEL_STATE = Gauge(
+    "hfl_model_state_bytes",
+    "Pickled size of the per-instrument model pipelines of a trading process.",
+    multiprocess_mode="livesum",
+)
+PROCESS_CPU = Gauge(
+    "hfl_process_cpu_seconds",
+    "CPU time (user + system) used by a component's process.",
+    ["component"],
+    multiprocess_mode="livesum",
+)
+PROCESS_MEMORY = Gauge(
+    "hfl_process_resident_memory_bytes",
+    "Resident memory of a component's process.",
+    ["component"],
+    multiprocess_mode="livesum",
+)
+PROCESS_STARTS = Counter(
+    "hfl_process_starts_total",
+    "Process starts by component; more than one means restarts.",
+    ["component"],
+)
+
+_SAMPLE_INTERVAL_S = 1.0
+_MODEL_SIZE_INTERVAL_S = 10.0
+_MAX_PENDING_SIGNALS = 10_000
+_started: set[str] = set()
+_signal_ingest_ns: dict[str, int] = {}
+_model_sizes: dict[str, int] = {}
+_model_sized_at: dict[str, float] = {}
+
+
+def count_batch(counter: Counter, step: str, size: int) -> None:
+    """Count one batch of `size` records for `step` and record its size."""
+    if size:
+        counter.labels(step).inc(size)
+        BATCH_SIZE.labels(step).observe(size)
+
+
+def count_reasons(counter: Counter, reasons: Iterable[str]) -> None:
+    """Add a batch of reason codes to a counter labelled by reason."""
+    for reason, count in Tally(reasons).items():
+        counter.labels(reason).inc(count)
+
+
+def note_signals(events: Iterable[object], ingest_ns: int) -> None:
+    """Remember when the tick behind any signal among `events` entered the system.
+
+    Only signals are kept (a small share of events), until their decision is observed;
+    a flow whose gate runs in another process simply never observes them, and the
+    table is cleared if it ever fills, so it stays bounded.
+    """
+    for event in events:
+        signal_id = getattr(event, "signal_id", None)
+        if signal_id is not None:
+            if len(_signal_ingest_ns) >= _MAX_PENDING_SIGNALS:
+                _signal_ingest_ns.clear()
+            _signal_ingest_ns[signal_id] = ingest_ns
+
+
+def observe_decision(signal_id: str) -> None:
+    """Record tick ingest → now for the decision just made on `signal_id`."""
+    ingest_ns = _signal_ingest_ns.pop(signal_id, None)
+    if ingest_ns is not None:
+        TICK_TO_DECISION.observe((time.time_ns() - ingest_ns) / 1e9)
+
+
+def observe_model_batch(instrument: str, seconds: float, ticks: int, model: object) -> None:
+    """Record a pipeline batch's per-tick time; re-size `model` at most every 10 s."""
+    if ticks:
+        MODEL_UPDATE.observe(seconds / ticks)
+    now = time.monotonic()
+    if now - _model_sized_at.get(instrument, -_MODEL_SIZE_INTERVAL_S) >= _MODEL_SIZE_INTERVAL_S:
+        _model_sized_at[instrument] = now
+        _model_sizes[instrument] = len(pickle.dumps(model))
+        MODEL_STATE.set(sum(_model_sizes.values()))
+
+
+def resident_memory_bytes() -> int:
+    """This process's resident set size (Linux ``/proc``, else the peak from getrusage)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def sample_process(component: str) -> None:
+    """Set this process's CPU and memory gauges for `component` once."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    PROCESS_CPU.labels(component).set(usage.ru_utime + usage.ru_stime)
+    PROCESS_MEMORY.labels(component).set(resident_memory_bytes())
+
+
+def start_process_metrics(component: str) -> None:
+    """Count a start of `component` and sample its CPU and memory every second.
+
+    Idempotent per process: the sampler is a daemon thread that reads two counters
+    and sleeps, so it costs nothing measurable next to a flow.
+    """
+    if component in _started:
+        return
+    _started.add(component)
+    PROCESS_STARTS.labels(component).inc()
+
+    def sample_forever() -> None:
+        while True:
+            sample_process(component)
+            time.sleep(_SAMPLE_INTERVAL_S)
+
+    threading.Thread(target=sample_forever, name=f"hfl-metrics-{component}", daemon=True).start()
+
+
+def multiprocess_registry(directory: str) -> CollectorRegistry:
+    """A registry serving every process's values written under `directory`."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)
+    return registry

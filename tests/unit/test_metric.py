@@ -1,0 +1,185 @@
+"""Metric contract: names say component, quantity and unit; no label is unbounded; the
+Prometheus rules and Grafana dashboards parse and use only metrics we export."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.core import Metric
+
+import sinks.metric
+from dashboard.alert import ALERT_NAMES
+from dashboard.config import DashboardConfig
+from dashboard.exporter import SnapshotCollector
+from dashboard.health import CHECK_NAMES
+from risk.domain.enums import DenialReason, TradingState
+
+NAME = re.compile(r"^hfl_(pipeline|persist|model|process|trading|risk|health|alerts)_[a-z_]+$")
+# "_up" is a 0/1 boolean, as in Prometheus's own `up`.
+UNITS = ("_total", "_seconds", "_records", "_bytes", "_usd", "_ratio", "_quantity", "_state", "_up")
+INSTRUMENTS = ("AAPL", "MSFT")
+CONFIG = DashboardConfig(
+    clickhouse_url="chdb://memory",
+    bootstrap="127.0.0.1:1",
+    instruments=INSTRUMENTS,
+    models=("logistic",),
+    max_gross_exposure=1000.0,
+    max_position=10.0,
+)
+# Every label each family may carry, and the values allowed where they are closed sets.
+BOUNDED_VALUES = {
+    "instrument": {*INSTRUMENTS, ""},
+    "model": {"logistic"},
+    "state": set(TradingState),
+    "reason": set(DenialReason),
+    "check": set(CHECK_NAMES),
+    "name": set(ALERT_NAMES),
+    "limit": {"max_position", "max_gross_exposure"},
+}
+FLOW_LABELS = {"step", "table", "reason", "component", "le"}
+
+
+def hostile_snapshot(n: int) -> dict[str, object]:
+    """A snapshot whose data would create `n` series per family if labels followed data."""
+    return {
+        "account": "paper-1",
+        "equity": {"equity": 1.0, "drawdown": 0.0, "gross": 5.0},
+        "positions": [
+            {"instrument": f"X{i}", "quantity": 1.0, "utilization": 0.1} for i in range(n)
+        ]
+        + [{"instrument": "AAPL", "quantity": 3.0, "utilization": 0.3}],
+        "risk": {
+            "state": {"state": "halted"},
+            "denials": {f"reason{i}": 1 for i in range(n)} | {"kill_switch": 2},
+            "approved": 4,
+            "gross_utilization": 0.005,
+        },
+        "models": {
+            "scores": [{"model": f"m{i}", "scored": 1, "accuracy": 0.5} for i in range(n)]
+            + [{"model": "logistic", "scored": 10, "accuracy": 0.6}],
+            "drift_total": 3,
+        },
+        "pipeline": {"ticks": 7, "tick_age_s": 1.5},
+    }
+
+
+def collect(n: int) -> list[Metric]:
+    collector = SnapshotCollector(
+        CONFIG,
+        lambda: hostile_snapshot(n),
+        lambda: dict.fromkeys(CHECK_NAMES, True),
+        lambda: dict.fromkeys(ALERT_NAMES, 0),
+    )
+    return list(collector.collect())
+
+
+def flow_families() -> list[Metric]:
+    return [family for family in REGISTRY.collect() if family.name.startswith("hfl_")]
+
+
+def test_snapshot_series_count_does_not_grow_with_data_cardinality() -> None:
+    small = sum(len(family.samples) for family in collect(1))
+    large = sum(len(family.samples) for family in collect(5_000))
+    assert small == large
+
+
+def test_snapshot_label_values_come_from_closed_sets() -> None:
+    for family in collect(100):
+        for sample in family.samples:
+            for label, value in sample.labels.items():
+                assert value in BOUNDED_VALUES[label], (family.name, label, value)
+
+
+def test_snapshot_families_carry_their_values() -> None:
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in collect(3)
+        for s in family.samples
+    }
+    assert samples["hfl_risk_trading_state", (("state", "halted"),)] == 1.0
+    assert samples["hfl_risk_denials_total", (("reason", "kill_switch"),)] == 2
+    assert samples["hfl_trading_position_quantity", (("instrument", "AAPL"),)] == 3.0
+    assert samples["hfl_model_prequential_accuracy_ratio", (("model", "logistic"),)] == 0.6
+
+
+@pytest.mark.parametrize("family", [*collect(1), *flow_families()], ids=lambda f: f.name)
+def test_metric_names_say_component_quantity_and_unit(family: Metric) -> None:
+    assert NAME.match(family.name), family.name
+    exposed = family.name + ("_total" if family.type == "counter" else "")
+    assert exposed.endswith(UNITS), exposed
+
+
+def test_flow_metrics_use_only_bounded_label_names() -> None:
+    sinks.metric.count_batch(sinks.metric.RECORDS_IN, "trading.ticks_in", 3)
+    for family in flow_families():
+        for sample in family.samples:
+            assert set(sample.labels) <= FLOW_LABELS, (family.name, sample.labels)
+
+
+def test_multiprocess_registry_reads_an_empty_directory(tmp_path: object) -> None:
+    registry = sinks.metric.multiprocess_registry(str(tmp_path))
+    assert isinstance(registry, CollectorRegistry)
+    assert list(registry.collect()) == []
+
+
+DOCKER = Path(__file__).resolve().parents[2] / "docker"
+METRIC = re.compile(r"\bhfl_[a-z_]+\b")
+SUFFIXES = ("_bucket", "_sum", "_count", "_total", "_created")
+
+
+def exported_names() -> set[str]:
+    names = set()
+    families = [*collect(1), *(f for f in REGISTRY.collect() if f.name.startswith("hfl_"))]
+    for family in families:
+        names.add(family.name)
+        names.update(family.name + suffix for suffix in SUFFIXES)
+    return names
+
+
+def rules() -> list[dict[str, object]]:
+    document = yaml.safe_load((DOCKER / "prometheus" / "rules.yml").read_text())
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def test_every_rule_has_name_expression_severity_and_summary() -> None:
+    for rule in rules():
+        assert set(rule) >= {"alert", "expr", "labels", "annotations"}, rule
+        assert rule["labels"]["severity"] in ("info", "warning", "critical")  # type: ignore[index]
+        assert rule["annotations"]["summary"]  # type: ignore[index]
+
+
+def test_rules_cover_the_issue_alerts_under_the_engine_names() -> None:
+    names = {rule["alert"] for rule in rules()}
+    assert {"drawdown", "kill_switch", "stale_data", "persist_lag", "dlq_rate", "drift"} <= names
+    engine_names = names & set(ALERT_NAMES)
+    assert engine_names == {
+        "drawdown",
+        "kill_switch",
+        "stale_data",
+        "persist_lag",
+        "consumer_lag",
+        "dlq_rate",
+        "drift",
+    }
+
+
+def test_rules_reference_only_exported_metrics() -> None:
+    exported = exported_names()
+    for rule in rules():
+        for name in METRIC.findall(str(rule["expr"])):
+            assert name in exported, (rule["alert"], name)
+
+
+def test_grafana_panels_reference_only_exported_metrics() -> None:
+    exported = exported_names()
+    board = json.loads((DOCKER / "grafana" / "dashboards" / "hfl.json").read_text())
+    assert len(board["panels"]) >= 20
+    for panel in board["panels"]:
+        for target in panel["targets"]:
+            for name in METRIC.findall(target["expr"]):
+                assert name in exported, (panel["title"], name)
