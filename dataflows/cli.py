@@ -152,6 +152,7 @@ def _up(args: argparse.Namespace) -> int:
         local_broker=not args.external_broker,
         feed_duration_s=args.feed_duration or None,
         extras=args.extra,
+        report_every_s=args.report_every,
     )
     print(" ".join(f"{name}={code}" for name, code in codes.items()))
     return 0
@@ -167,17 +168,33 @@ def _chaos(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reconcile(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    import orjson
+
+    from dataflows.reconcile import reconcile_system
+
+    result = reconcile_system(_settings())
+    print(orjson.dumps(asdict(result) | {"consistent": result.consistent}).decode())
+    return 0 if result.consistent else 1
+
+
 def _add_reliability(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = sub.add_parser("up", help="run broker, flows (and feed) supervised until Ctrl-C")
     up.add_argument("--external-broker", action="store_true", help="do not start Tansu")
     up.add_argument("--feed-duration", type=float, default=0.0, help="simulate a feed (s)")
     up.add_argument("--with", dest="extra", action="append", default=[], metavar="NAME=CMD")
+    up.add_argument("--report-every", type=float, default=10.0, help="health line period (s)")
     up.set_defaults(run=_up)
 
     chaos = sub.add_parser("chaos", help="figures of the chaos suite (make chaos)")
     chaos.add_argument("action", choices=("report",))
     chaos.add_argument("--json", action="store_true", help="one JSON object keyed by test id")
     chaos.set_defaults(run=_chaos)
+
+    reconcile = sub.add_parser("reconcile", help="orders and fills: Kafka log vs ClickHouse")
+    reconcile.set_defaults(run=_reconcile)
 
 
 def _dashboard(args: argparse.Namespace) -> int:

@@ -88,6 +88,7 @@ def run_up(
     local_broker: bool,
     feed_duration_s: float | None,
     extras: Sequence[str],
+    report_every_s: float = 10.0,
 ) -> dict[str, int | None]:
     """Run the system until interrupted (SIGINT/SIGTERM), then stop it; return exit codes."""
     supervisor = Supervisor(
@@ -102,7 +103,7 @@ def run_up(
     )
     supervisor.start()
     try:
-        supervisor.run(until=_never)
+        supervisor.run(until=_never, report_every_s=report_every_s)
     except KeyboardInterrupt:
         pass
     finally:

@@ -89,6 +89,9 @@ def run_env(bootstrap: str, prefix: str, store: Path, ticks: int) -> dict[str, s
         "HFL_MODEL__HORIZON_S": "1",
         "HFL_MODEL__ENTER_LONG": "0.51",
         "HFL_MODEL__ENTER_SHORT": "0.49",
+        # Counts orders until their fills arrive: the one account control whose decisions
+        # depend on fill timing (a replay runs ahead of the gateway), so it must not bind.
+        "HFL_RISK__ACCOUNT__MAX_OPEN_ORDERS": "1000000",
         "HFL_GATEWAY__TICK_BUFFER_S": str(int(ticks / EVENT_RATE) + 60),
         "HFL_GATEWAY__MAX_BUFFERED_TICKS": str(ticks),
         "HFL_RUN_ID": prefix.rstrip("."),

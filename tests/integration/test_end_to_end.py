@@ -214,3 +214,11 @@ def test_same_seeded_input_twice_gives_identical_orders(
     assert sorted(first, key=lambda o: o["client_order_id"]) == sorted(
         second, key=lambda o: o["client_order_id"]
     )
+
+
+def test_reconcile_after_a_drained_run_finds_log_and_store_consistent(stack: StackRun) -> None:
+    result = orjson.loads(hfl(stack.env, "reconcile"))
+    assert result["consistent"] is True
+    assert result["orders_in_log"] > 0
+    assert result["fills_in_log"] > 0
+    assert result["orders_missing_in_store"] == result["fills_missing_in_store"] == []
