@@ -46,12 +46,12 @@ FLOW_TIMEOUT_S = 900.0
 # long enough to ride out a killed upstream flow's restart.
 IDLE_EXIT_S = {"trading": 4.0, "gateway": 20.0, "persist": 30.0}
 TABLES = tuple(sorted(set(TABLE_BY_TOPIC.values())))
-# Reported, not required equal. P&L snapshots record the book as the gate knows it at a
-# bar's event time: which fills have arrived by then depends on timing (decisions do
-# not, see risk.gate). Positions are keyed by (account, instrument, ts_event): when
-# several fills share an event time, the row kept is the last emitted, and a restarted
-# gateway may emit same-time fills of different orders in another order.
-FILL_TIMING_DEPENDENT = frozenset({"pnl", "positions"})
+# Reported, not required equal. P&L snapshots and risk metrics record the book as the
+# gate knows it at a bar's event time: which fills have arrived by then depends on
+# timing (decisions do not, see risk.gate). Positions are keyed by (account,
+# instrument, ts_event): when several fills share an event time, the row kept is the
+# last emitted, and a restarted gateway may emit same-time fills in another order.
+FILL_TIMING_DEPENDENT = frozenset({"pnl", "positions", "risk_metrics"})
 
 
 def chaos_ticks(default: int) -> int:
@@ -243,6 +243,25 @@ def compare(golden: Dump, other: Dump, table: str) -> Difference:
         extra=len(got.keys() - expected.keys()),
         mismatched=sum(expected[key] != got[key] for key in shared),
     )
+
+
+def compare_tables(golden: Dump, other: Dump) -> tuple[dict[str, Any], list[str]]:
+    """Figures of every table against golden, and the tables required equal that differ.
+
+    Rows a run has and golden lacks count as duplicated; the order-dependent tables
+    (`FILL_TIMING_DEPENDENT`) only report their mismatches.
+    """
+    strict = {t: compare(golden, other, t) for t in TABLES if t not in FILL_TIMING_DEPENDENT}
+    figures = {
+        "rows": sum(d.rows for d in strict.values()),
+        "lost": sum(d.lost for d in strict.values()),
+        "duplicated": sum(d.duplicated + d.extra for d in strict.values()),
+        "mismatched": sum(d.mismatched for d in strict.values()),
+        "fill_timing_dependent_mismatched": {
+            t: compare(golden, other, t).mismatched for t in sorted(FILL_TIMING_DEPENDENT)
+        },
+    }
+    return figures, sorted(t for t, d in strict.items() if not d.clean)
 
 
 class Tail:
