@@ -83,13 +83,13 @@ def risk_model(risk: RiskSettings) -> RiskModelConfig:
 
 @dataclass(slots=True)
 class AccountState:
-    """The gate, the next P&L snapshot time (event time), early reports, recent fill ids."""
+    """The gate, the next P&L snapshot time (event time), early and recent order reports."""
 
     gate: AccountGate
     pnl_interval_ns: int
     next_pnl_ns: int = 0
     early: EarlyReports = field(default_factory=EarlyReports)
-    fills: RecentIds = field(default_factory=RecentIds)
+    reports: RecentIds = field(default_factory=RecentIds)
 
 
 def make_account_state(settings: Settings) -> AccountState:
@@ -143,7 +143,7 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                         - event.ts_init % state.pnl_interval_ns
                         + state.pnl_interval_ns
                     )
-            case Fill() if not state.fills.add(event.fill_id):
+            case Fill() | OrderEvent() if not state.reports.add(_report_id(event)):
                 pass  # the gateway resent it while replaying its last epoch
             case Fill() | OrderEvent() if not gate.knows_order(event.client_order_id):
                 # Replayed after a crash, the order may not be decided again yet.
@@ -160,6 +160,10 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                 if (changed := gate.on_drift(event)) is not None:
                     out.append(changed)
     return out
+
+
+def _report_id(report: OrderReport) -> str:
+    return report.fill_id if isinstance(report, Fill) else report.event_id
 
 
 def _apply_report(gate: AccountGate, report: OrderReport, out: list[object]) -> None:

@@ -268,12 +268,22 @@ class Tail:
     """Follow a one-partition output topic: records seen and the latest event time."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self._consumer = Consumer(consumer_config(bootstrap, f"chaos-tail-{os.getpid()}"))
+        self._bootstrap = bootstrap
         self._partition = TopicPartition(topic, 0)
-        self._consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        self._consumer = self._connect(OFFSET_BEGINNING)
         self.offset = 0
         self.max_ts = 0
         self.values: list[bytes] = []
+
+    def _connect(self, offset: int) -> Consumer:
+        consumer = Consumer(consumer_config(self._bootstrap, f"chaos-tail-{os.getpid()}"))
+        consumer.assign([TopicPartition(self._partition.topic, 0, offset)])
+        return consumer
+
+    def reconnect(self) -> None:
+        """A new consumer from where this one stopped (after the broker was paused)."""
+        self._consumer.close()
+        self._consumer = self._connect(self.offset)
 
     def advance(self, timeout_s: float = 0.05) -> None:
         """Read what arrived."""

@@ -7,8 +7,8 @@ import pytest
 from dataflows.account import AccountState, handle_account
 from risk.domain.enums import OrderEventKind
 from risk.early import EarlyReports
-from risk.gate import InvariantViolation
-from tests.unit.test_gate import make_event, make_fill, make_gate, make_signal
+from risk.gate import AccountGate, InvariantViolation
+from tests.unit.test_gate import D, make_event, make_fill, make_gate, make_limits, make_signal
 
 
 def fresh_state() -> AccountState:
@@ -55,3 +55,21 @@ def test_fill_delivered_twice_is_applied_once() -> None:
     assert handle_account(state, [fill]) == []
     assert len(first) == 1
     assert state.gate.position("AAPL") == 40
+
+
+def test_order_event_delivered_twice_after_its_order_was_forgotten_is_dropped() -> None:
+    gate = AccountGate(
+        "acc",
+        make_limits(),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        recent_order_ids=1,
+    )
+    state = AccountState(gate=gate, pnl_interval_ns=1_000_000_000)
+    first = handle_account(state, [make_signal(1, 100.0)])[1]
+    done = make_event(first, OrderEventKind.CANCELED, 0)  # type: ignore[arg-type]
+    handle_account(state, [done, make_signal(1, 100.0, instrument="MSFT")])
+    assert not gate.knows_order(first.client_order_id)  # type: ignore[attr-defined]
+    assert handle_account(state, [done]) == []
+    assert len(state.early) == 0
