@@ -145,6 +145,8 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                     )
             case Fill() | OrderEvent() if not state.reports.add(_report_id(event)):
                 pass  # the gateway resent it while replaying its last epoch
+            case OrderEvent() if _forgotten(gate, event):
+                pass  # its order finished before the gate's memory of orders ends
             case Fill() | OrderEvent() if not gate.knows_order(event.client_order_id):
                 # Replayed after a crash, the order may not be decided again yet.
                 state.early.park(event)
@@ -160,6 +162,20 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                 if (changed := gate.on_drift(event)) is not None:
                     out.append(changed)
     return out
+
+
+def _forgotten(gate: AccountGate, event: OrderEvent) -> bool:
+    """An event of an order decided at or before the gate's event time that it no longer knows.
+
+    Orders are decided in event-time order per instrument, so an order the gate has not
+    decided yet (a replay after a crash) is later than the instrument's last signal; one
+    at or before it was decided and has since finished and left the bounded memory of
+    recent orders (its last fill can overtake its terminal event from another topic).
+    """
+    if gate.knows_order(event.client_order_id):
+        return False
+    decided_until = gate.reference_ts_event(event.instrument)
+    return decided_until is not None and event.ts_event <= decided_until
 
 
 def _report_id(report: OrderReport) -> str:

@@ -89,9 +89,13 @@ def run_env(bootstrap: str, prefix: str, store: Path, ticks: int) -> dict[str, s
         "HFL_MODEL__HORIZON_S": "1",
         "HFL_MODEL__ENTER_LONG": "0.51",
         "HFL_MODEL__ENTER_SHORT": "0.49",
-        # Counts orders until their fills arrive: the one account control whose decisions
-        # depend on fill timing (a replay runs ahead of the gateway), so it must not bind.
+        # Account controls that read fill-timing dependent state (open orders until their
+        # fills arrive; equity as the fills known so far) decide differently when a replay
+        # runs ahead of the gateway: they must not bind here (see README, Reliability).
         "HFL_RISK__ACCOUNT__MAX_OPEN_ORDERS": "1000000",
+        "HFL_RISK__ACCOUNT__DAILY_LOSS_PCT": "100",
+        "HFL_RISK__ACCOUNT__DRAWDOWN_SOFT_PCT": "100",
+        "HFL_RISK__ACCOUNT__DRAWDOWN_HARD_PCT": "100",
         "HFL_GATEWAY__TICK_BUFFER_S": str(int(ticks / EVENT_RATE) + 60),
         "HFL_GATEWAY__MAX_BUFFERED_TICKS": str(ticks),
         "HFL_RUN_ID": prefix.rstrip("."),

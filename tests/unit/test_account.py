@@ -8,7 +8,7 @@ from dataflows.account import AccountState, handle_account
 from risk.domain.enums import OrderEventKind
 from risk.early import EarlyReports
 from risk.gate import AccountGate, InvariantViolation
-from tests.unit.test_gate import D, make_event, make_fill, make_gate, make_limits, make_signal
+from tests.unit.test_gate import TS, D, make_event, make_fill, make_gate, make_limits, make_signal
 
 
 def fresh_state() -> AccountState:
@@ -72,4 +72,23 @@ def test_order_event_delivered_twice_after_its_order_was_forgotten_is_dropped() 
     handle_account(state, [done, make_signal(1, 100.0, instrument="MSFT")])
     assert not gate.knows_order(first.client_order_id)  # type: ignore[attr-defined]
     assert handle_account(state, [done]) == []
+    assert len(state.early) == 0
+
+
+def test_terminal_event_of_a_finished_forgotten_order_changes_nothing() -> None:
+    gate = AccountGate(
+        "acc",
+        make_limits(),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        recent_order_ids=1,
+    )
+    state = AccountState(gate=gate, pnl_interval_ns=1_000_000_000)
+    first = handle_account(state, [make_signal(1, 100.0)])[1]
+    last_fill = make_fill(first, 100)  # type: ignore[arg-type]
+    later = [make_signal(1, 100.0, instrument="MSFT"), make_signal(-1, 100.0, ts=TS + 10**9)]
+    handle_account(state, [last_fill, *later])
+    filled = make_event(first, OrderEventKind.FILLED, 100)  # type: ignore[arg-type]
+    assert handle_account(state, [filled]) == []
     assert len(state.early) == 0
