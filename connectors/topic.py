@@ -32,6 +32,9 @@ RISK_EVENTS = "hfl.events.risk"
 RISK_METRICS = "hfl.events.risk_metrics"
 ALERTS = "hfl.alerts"
 AUDIT = "hfl.audit"
+MODEL_CONTROL = "hfl.models.control"
+MODEL_METRICS = "hfl.events.model_metrics"
+MODEL_VERSIONS = "hfl.events.model_versions"
 
 # Event topics have one partition: the local broker's cost grows with the number of
 # stored batches, and one flow writes them all anyway.
@@ -58,6 +61,9 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(name=RISK_METRICS, partitions=1, key="account"),
     TopicSpec(name=ALERTS, partitions=1, key="name"),
     TopicSpec(name=AUDIT, partitions=1, key="subject"),
+    TopicSpec(name=MODEL_CONTROL, partitions=1, key="instrument"),
+    TopicSpec(name=MODEL_METRICS, partitions=1, key="instrument"),
+    TopicSpec(name=MODEL_VERSIONS, partitions=1, key="instrument"),
 )
 
 

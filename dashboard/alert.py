@@ -36,7 +36,6 @@ ALERT_NAMES = (
     "drawdown",
     "kill_switch",
     "drift",
-    "delivery_failure",
 )
 LOG = logging.getLogger("hfl.dashboard.alert")
 Condition = tuple[AlertSeverity, str]

@@ -118,7 +118,10 @@ def create_app(
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def live(request: Request) -> Response:
-        return JSONResponse({"status": "alive"})
+        processes = {
+            check.name: check.ok for check in monitor.checks if check.name.endswith("_process")
+        }
+        return JSONResponse({"status": "alive", "processes": processes})
 
     async def ready(request: Request) -> Response:
         checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in monitor.checks]

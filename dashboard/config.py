@@ -14,6 +14,7 @@ class AlertThresholds:
     consumer_lag_records: int = 50_000
     dlq_per_refresh: int = 100
     snapshot_age_s: float = 60.0
+    heartbeat_s: float = 15.0  # a busy flow's sampler thread waits for the GIL
     max_drawdown_ratio: float = 0.10
     repeat_after_s: float = 300.0
     max_per_minute: int = 30
@@ -24,7 +25,8 @@ class DashboardConfig:
     """Where the dashboard reads and writes, and what it shows.
 
     `since_ns` limits every panel to one run's event time (the store keeps all runs);
-    0 means "from the newest run in the `runs` table". `metrics_dir` is the
+    0 means "from the newest run in the `runs` table". `instruments`, `models` and
+    `score_names` bound the metric labels. `metrics_dir` is the
     PROMETHEUS_MULTIPROC_DIR the flows write to (empty: none). `trader_token` guards
     the kill-switch and resume buttons; empty disables them.
     """
@@ -35,6 +37,7 @@ class DashboardConfig:
     account: str = "paper-1"
     instruments: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
+    score_names: tuple[str, ...] = ()
     max_gross_exposure: float = 0.0
     max_position: float = 0.0
     trader_token: str = ""

@@ -3,8 +3,9 @@
 The values live in ClickHouse (P&L, positions, decisions, predictions, drift), so they
 are read there once per refresh rather than threaded through the pure core. Labels
 are bounded by construction: instruments and models only from the configuration,
-trading states and denial reasons from their enums, checks and alert names from
-fixed lists. Anything else is dropped, never turned into a new series.
+trading states and denial reasons from their enums, score names from the configured
+evaluators, risk figures, checks and alert names from fixed lists. Anything else is
+dropped, never turned into a new series.
 """
 
 from __future__ import annotations
@@ -26,8 +27,19 @@ _TRADING_GAUGES = (
     ("gross", "hfl_trading_gross_exposure_usd", "Sum of absolute position values."),
     ("net", "hfl_trading_net_exposure_usd", "Signed sum of position values."),
     ("drawdown", "hfl_trading_drawdown_ratio", "Fall of equity from its peak in the run."),
-    ("var", "hfl_risk_var_ratio", "Historical 95% VaR of per-snapshot equity returns."),
-    ("cvar", "hfl_risk_cvar_ratio", "Historical 95% CVaR (expected shortfall), same returns."),
+)
+# The risk gate's account-wide figures (`risk_metrics`), each with its configured limit.
+RISK_FIGURES = (
+    "var_hist",
+    "var_ewma",
+    "cvar_hist",
+    "cvar_ewma",
+    "beta",
+    "drawdown",
+    "daily_loss",
+    "open_orders",
+    "order_rate",
+    "fills_since_human",
 )
 
 
@@ -43,6 +55,7 @@ class SnapshotCollector(Collector):
     ) -> None:
         self._instruments = frozenset(config.instruments)
         self._models = frozenset(config.models)
+        self._scores = frozenset(config.score_names)
         self._latest = latest
         self._checks = checks
         self._alerts_fired = alerts_fired
@@ -75,11 +88,22 @@ class SnapshotCollector(Collector):
                 positions.add_metric([row["instrument"]], row["quantity"])
                 if row.get("utilization") is not None:
                     utilization.add_metric(["max_position", row["instrument"]], row["utilization"])
-        gross = snapshot.get("risk", {}).get("gross_utilization")
-        if gross is not None:
-            utilization.add_metric(["max_gross_exposure", ""], gross)
+        risk = snapshot.get("risk", {})
+        if risk.get("gross_utilization") is not None:
+            utilization.add_metric(["max_gross_exposure", ""], risk["gross_utilization"])
+        figures = GaugeMetricFamily(
+            "hfl_risk_metric_value",
+            "The risk gate's latest account figure (VaR/CVaR/drawdown as fractions of equity).",
+            labels=["metric"],
+        )
+        for row in risk.get("metrics", []):
+            if row["metric"] in RISK_FIGURES:
+                figures.add_metric([row["metric"]], row["value"])
+                if row["limit_value"] > 0:
+                    utilization.add_metric([row["metric"], ""], row["value"] / row["limit_value"])
         yield positions
         yield utilization
+        yield figures
 
     def _risk(self, snapshot: Snapshot) -> Iterator[Metric]:
         risk = snapshot.get("risk", {})
@@ -105,22 +129,31 @@ class SnapshotCollector(Collector):
 
     def _models_families(self, snapshot: Snapshot) -> Iterator[Metric]:
         models = snapshot.get("models", {})
-        accuracy = GaugeMetricFamily(
-            "hfl_model_prequential_accuracy_ratio",
-            "Share of labelled predictions on the right side of 0.5 (predict, then learn).",
-            labels=["model"],
+        labels = ["model", "instrument"]
+        score = GaugeMetricFamily(
+            "hfl_model_prequential_score",
+            "Prequential score (River metric, predict then learn), cumulative or rolling_.",
+            labels=[*labels, "metric"],
         )
         scored = CounterMetricFamily(
-            "hfl_model_predictions_scored", "Predictions whose label is known.", labels=["model"]
+            "hfl_model_predictions_scored", "Predictions whose label is known.", labels=labels
+        )
+        memory = GaugeMetricFamily(
+            "hfl_model_memory_bytes", "Memory of the model as River measures it.", labels=labels
         )
         for row in models.get("scores", []):
-            if row["model"] in self._models:
-                accuracy.add_metric([row["model"]], row["accuracy"])
-                scored.add_metric([row["model"]], row["scored"])
+            key = [row["model"], row["instrument"]]
+            if row["model"] in self._models and row["instrument"] in self._instruments:
+                scored.add_metric(key, row["n_labelled"])
+                memory.add_metric(key, row["memory_bytes"])
+                for name, value in row["scores"].items():
+                    if name in self._scores:
+                        score.add_metric([*key, name], value)
         drift = CounterMetricFamily("hfl_model_drift_alarms", "Drift detections in the run.")
         drift.add_metric([], models.get("drift_total", 0))
-        yield accuracy
+        yield score
         yield scored
+        yield memory
         yield drift
 
     def _health_and_alerts(self, snapshot: Snapshot) -> Iterator[Metric]:

@@ -16,7 +16,9 @@ from typing import Any
 
 from dashboard.config import AlertThresholds
 
+COMPONENTS = ("trading", "gateway", "persist")
 CHECK_NAMES = (
+    *(f"{component}_process" for component in COMPONENTS),
     "broker",
     "clickhouse",
     "market_data",
@@ -33,6 +35,27 @@ class Check:
     name: str
     ok: bool
     detail: str
+
+
+def process_checks(heartbeats: dict[str, float], now_s: float, limit_s: float) -> list[Check]:
+    """Liveness of each flow from its heartbeat (none reported: no flow metrics to judge).
+
+    >>> [(c.name, c.ok) for c in process_checks({"trading": 99.0, "persist": 90.0}, 100.0, 5)]
+    [('trading_process', True), ('gateway_process', False), ('persist_process', False)]
+    """
+    if not heartbeats:
+        return []
+    checks = []
+    for component in COMPONENTS:
+        beat = heartbeats.get(component)
+        name = f"{component}_process"
+        if beat is None:
+            checks.append(Check(name=name, ok=False, detail="no heartbeat reported"))
+        else:
+            age = now_s - beat
+            detail = f"last heartbeat {age:.1f}s ago (limit {limit_s:g}s)"
+            checks.append(Check(name=name, ok=age <= limit_s, detail=detail))
+    return checks
 
 
 def broker_check(bootstrap: str, timeout_s: float = 1.0) -> Check:

@@ -24,6 +24,7 @@ from dashboard.health import (
     clickhouse_check,
     data_checks,
     lag_check,
+    process_checks,
     snapshot_check,
 )
 from dashboard.publisher import Publisher
@@ -71,7 +72,12 @@ def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float | 
 
 def flow_figures(registry: CollectorRegistry) -> dict[str, Any]:
     """Pipeline figures from the flows' metrics: records per step, lag, latency."""
-    figures: dict[str, Any] = {"records_in": {}, "records_out": {}, "consumer_lag": {}}
+    figures: dict[str, Any] = {
+        "records_in": {},
+        "records_out": {},
+        "consumer_lag": {},
+        "heartbeats": {},
+    }
     buckets: list[tuple[float, float]] = []
     for family in registry.collect():
         for sample in family.samples:
@@ -87,6 +93,8 @@ def flow_figures(registry: CollectorRegistry) -> dict[str, Any]:
                     buckets.append((float(sample.labels["le"]), sample.value))
                 case "hfl_persist_lag_seconds":
                     figures["persist_lag_s"] = sample.value
+                case "hfl_process_heartbeat_seconds":
+                    figures["heartbeats"][sample.labels["component"]] = sample.value
     buckets.sort()
     for q in _QUANTILES:
         seconds = histogram_quantile(buckets, q)
@@ -133,8 +141,14 @@ class Monitor:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._config.refresh_s):
+        # A fixed rate, not a fixed pause: the period stays `refresh_s` however long
+        # the reads take (up to the read time itself on a loaded machine).
+        while True:
+            started = time.monotonic()
             self.refresh()
+            pause = self._config.refresh_s - (time.monotonic() - started)
+            if self._stop.wait(max(0.0, pause)):
+                return
 
     def refresh(self) -> None:
         """Read, check, alert and publish one snapshot; a failed read keeps the last one."""
@@ -166,12 +180,14 @@ class Monitor:
         """Every health check against the newest snapshot and flow figures."""
         limits = self._config.alerts
         lags = flows["consumer_lag"].values()
+        now_s = time.time()
         return [
+            *process_checks(flows["heartbeats"], now_s, limits.heartbeat_s),
             broker_check(self._config.bootstrap),
             clickhouse_check(error),
             *data_checks(snapshot.get("pipeline", {}), limits),
             lag_check(max(lags) if lags else None, limits),
-            snapshot_check(self._config.recovery_dirs, time.time(), limits.snapshot_age_s),
+            snapshot_check(self._config.recovery_dirs, now_s, limits.snapshot_age_s),
         ]
 
     def _publish_alerts(self, alerts: list[Alert]) -> None:

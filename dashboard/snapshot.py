@@ -12,17 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from dashboard.config import DashboardConfig
-from risk.performance import simple_returns
-from risk.var import drawdown, historical_var_cvar
+from risk.var import drawdown
 
 Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
 Panel = dict[str, Any]
 RECENT_ROWS = 20
 CURVE_POINTS = 240
-VAR_CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,10 +58,7 @@ def newest_run_start_ns(query: Query) -> int:
 
 
 def equity_panel(query: Query, window: Window) -> Panel:
-    """Equity curve, latest P&L, drawdown and historical 95 % VaR/CVaR of per-snapshot returns.
-
-    VaR and CVaR are losses as positive fractions (`risk.var` conventions).
-    """
+    """Equity curve, latest P&L and the drawdown from the run's peak equity."""
     rows = records(
         query,
         "SELECT toUnixTimestamp64Nano(ts_event) AS ts, toFloat64(equity) AS equity, "
@@ -77,20 +70,13 @@ def equity_panel(query: Query, window: Window) -> Panel:
     )
     if not rows:
         return {"points": 0}
-    equity = np.array([row["equity"] for row in rows], dtype=float)
-    peak = float(np.max(equity))
-    var, cvar = (
-        historical_var_cvar(simple_returns(equity), VAR_CONFIDENCE)
-        if equity.size > 2
-        else (None, None)
-    )
+    equity = [row["equity"] for row in rows]
+    peak = max(equity)
     return rows[-1] | {
         "points": len(rows),
         "peak": peak,
-        "drawdown": drawdown(float(equity[-1]), peak),
-        "var": var,
-        "cvar": cvar,
-        "curve": svg_polyline(equity[-CURVE_POINTS:].tolist()),
+        "drawdown": drawdown(equity[-1], peak),
+        "curve": svg_polyline(equity[-CURVE_POINTS:]),
     }
 
 
@@ -162,7 +148,9 @@ def signals_panel(query: Query, window: Window) -> list[Panel]:
 
 
 def risk_panel(query: Query, window: Window) -> Panel:
-    """Trading state (newest state change, else active) and decisions by outcome/reason."""
+    """Trading state (newest state change, else active), decisions by outcome and reason,
+    and the gate's latest portfolio risk figures with their limits (`risk_metrics`;
+    per-instrument and per-pair figures such as ``volatility:<instrument>`` left out)."""
     state = records(
         query,
         "SELECT state, trigger, reason, toUnixTimestamp64Nano(ts_event) AS ts "
@@ -175,20 +163,29 @@ def risk_panel(query: Query, window: Window) -> Panel:
         f"WHERE account = {window.account_sql} AND ts_event >= {window.since} "
         "GROUP BY outcome, reason ORDER BY outcome, reason",
     )
+    figures = records(
+        query,
+        "SELECT metric, argMax(value, ts_event) AS value, "
+        "argMax(limit_value, ts_event) AS limit_value FROM risk_metrics FINAL "
+        f"WHERE account = {window.account_sql} AND ts_event >= {window.since} "
+        "AND metric NOT LIKE '%:%' GROUP BY metric ORDER BY metric",
+    )
     denials = {row["reason"]: row["n"] for row in decisions if row["outcome"] == "denied"}
     approved = sum(row["n"] for row in decisions if row["outcome"] == "approved")
     current = state[0] if state else {"state": "active", "trigger": "", "reason": "", "ts": 0}
-    return {"state": current, "approved": approved, "denials": denials}
+    return {"state": current, "approved": approved, "denials": denials, "metrics": figures}
 
 
 def models_panel(query: Query, window: Window) -> Panel:
-    """Prequential accuracy per model (labelled predictions) and recent drift alarms."""
+    """Each model's latest prequential scores per instrument (River's own metrics, as the
+    trading flow reports them to `model_metrics`) and recent drift alarms."""
     scores = records(
         query,
-        "SELECT model, count() AS scored, avg((probability_up > 0.5) = label) AS accuracy "
-        f"FROM predictions FINAL WHERE version = 1 AND ts_event >= {window.since} "
-        "GROUP BY model ORDER BY model",
+        "SELECT instrument, model, role, n_labelled, `values` AS scores, memory_bytes "
+        f"FROM model_metrics FINAL WHERE ts_event >= {window.since} "
+        "ORDER BY ts_event DESC LIMIT 1 BY instrument, model",
     )
+    scores.sort(key=lambda row: (row["model"], row["instrument"]))
     drift = records(
         query,
         "SELECT instrument, model, detector, stream, value, "
@@ -217,8 +214,9 @@ def pipeline_panel(query: Query, window: Window, now_ns: int) -> Panel:
     last_ingest = int(ticks["last_ingest"] or 0)
     return {
         "ticks": int(ticks["ticks"]),
-        "tick_age_s": (now_ns - last_ingest) / 1e9 if last_ingest else None,
-        "persist_age_s": (now_ns / 1e6 - ticks["last_insert"]) / 1e3
+        # Rows may land while the panel is read, after `now_ns`: ages never go negative.
+        "tick_age_s": max(0.0, (now_ns - last_ingest) / 1e9) if last_ingest else None,
+        "persist_age_s": max(0.0, (now_ns / 1e6 - ticks["last_insert"]) / 1e3)
         if ticks["last_insert"]
         else None,
         "dlq": {row["reason"]: row["n"] for row in dlq},

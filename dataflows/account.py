@@ -109,6 +109,9 @@ def make_account_state(settings: Settings) -> AccountState:
         account_limits=account_limits(risk.account),
         instruments=trading.instruments,
         risk_model=risk_model(risk),
+        volatility_target=(
+            None if risk.volatility_target_pct is None else risk.volatility_target_pct / 100
+        ),
     )
     return AccountState(gate=gate, pnl_interval_ns=trading.pnl_interval_s * 1_000_000_000)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -114,6 +115,30 @@ def _sql(args: argparse.Namespace) -> int:
 
     columns, rows = query(_settings().clickhouse.url.reveal(), args.query)
     print(format_json(columns, rows) if args.format == "json" else format_table(columns, rows))
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from dataflows import model_command as mc
+    from risk.domain import ModelAction
+
+    if args.action in ("show", "promote") and not args.model:
+        raise HflError(f"models {args.action} needs a model name")
+    settings = _settings()
+    if args.action == "list":
+        print(mc.list_models(settings, args.instrument))
+    elif args.action == "show":
+        print(mc.show_model(settings, args.model, args.instrument))
+    else:
+        command = mc.model_command(
+            ModelAction(args.action),
+            model=args.model or "",
+            instrument=args.instrument,
+            actor=args.actor,
+            reason=args.reason,
+        )
+        mc.send_command(settings, command)
+        print(f"sent {command.action} {command.model} ({command.command_id})")
     return 0
 
 
@@ -237,6 +262,17 @@ def _control(args: argparse.Namespace) -> int:
     return run_control_command(_settings(), args)
 
 
+def _add_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `hfl models list|show|promote|rollback`."""
+    models = sub.add_parser("models", help="model registry: list, show, promote, rollback")
+    models.add_argument("action", choices=("list", "show", "promote", "rollback"))
+    models.add_argument("model", nargs="?", help="show/promote: the model name")
+    models.add_argument("--instrument", default="", help="one instrument (default: all)")
+    models.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    models.add_argument("--reason", default="manual")
+    models.set_defaults(run=_models)
+
+
 def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `hfl bench` with every target's options."""
     bench = sub.add_parser("bench", help="benchmarks that print figures")
@@ -307,6 +343,8 @@ def parser() -> argparse.ArgumentParser:
     from dataflows.control import add_control_parsers
 
     add_control_parsers(sub, _control)
+
+    _add_models(sub)
 
     _add_bench(sub)
 

@@ -12,11 +12,14 @@ from pathlib import Path
 
 from connectors.codec import encode
 from dashboard.config import AlertThresholds, DashboardConfig
-from dashboard.health import Check, broker_check, data_checks, snapshot_check
+from dashboard.health import Check, broker_check, data_checks, process_checks, snapshot_check
 from dashboard.load import run_load
+from dashboard.monitor import flow_figures
 from dashboard.snapshot import Window, newest_run_start_ns, pipeline_panel
 from dataflows.settings import Settings
+from online_models.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from sinks.client import connect
+from sinks.metric import multiprocess_registry
 from sinks.migration import migrate
 from sinks.query import QueryError, QueryServer, format_table, query, read_port_file, reader
 from sinks.trail import chain_ids, trail_logs, trail_rows
@@ -47,7 +50,12 @@ def dashboard_config(
         topic_prefix=settings.kafka.topic_prefix,
         account=settings.trading.account,
         instruments=settings.trading.instruments,
-        models=(settings.model.pipeline,),
+        models=tuple(settings.model.pipelines),
+        score_names=tuple(
+            prefix + name
+            for name in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+            for prefix in ("", "rolling_")
+        ),
         max_gross_exposure=float(limits.max_gross_exposure),
         max_position=float(limits.max_position),
         trader_token=board.trader_token.reveal(),
@@ -87,8 +95,17 @@ def run_dashboard(settings: Settings, *, port: int | None, since_ns: int, recove
 def status_checks(settings: Settings, root: Path) -> list[Check]:
     """Health of the local system, checked directly (no dashboard needed)."""
     url = settings.clickhouse.url.reveal()
-    limits = dashboard_config(settings).alerts
-    checks = [broker_check(settings.kafka.bootstrap)]
+    config = dashboard_config(settings)
+    limits = config.alerts
+    runs = sorted((root / "var" / "runs").glob("*/metrics"), key=lambda path: path.stat().st_mtime)
+    metrics_dir = config.metrics_dir or (str(runs[-1]) if runs else "")
+    heartbeats = (
+        flow_figures(multiprocess_registry(metrics_dir))["heartbeats"] if metrics_dir else {}
+    )
+    checks = [
+        *process_checks(heartbeats, time.time(), limits.heartbeat_s),
+        broker_check(settings.kafka.bootstrap),
+    ]
     try:
         since_ns = newest_run_start_ns(lambda sql: query(url, sql))
         window = Window(account=settings.trading.account, since_ns=since_ns)
@@ -130,8 +147,11 @@ def print_trail(settings: Settings, root: Path, client_order_id: str) -> int:
 
 def bench_dashboard(
     settings: Settings, root: Path, *, clients: int, duration_s: float, port: int
-) -> dict[str, float | int]:
+) -> dict[str, float | int | None]:
     """Load the dashboard's JSON endpoints with `clients` concurrent clients; print figures.
+
+    As many live viewers follow `/api/stream` meanwhile; the gaps between the updates
+    they receive show whether live updates keep their period under load.
 
     Serves the configured store itself when no persist flow does (chDB allows one
     owner), starts `hfl dashboard` as a child process, loads it, and stops it.
@@ -158,16 +178,28 @@ def bench_dashboard(
         wait_http("127.0.0.1", port, "/health/live", timeout_s=60)
         asyncio.run(run_load("127.0.0.1", port, BENCH_PATHS, clients=clients, duration_s=2.0))
         result = asyncio.run(
-            run_load("127.0.0.1", port, BENCH_PATHS, clients=clients, duration_s=duration_s)
+            run_load(
+                "127.0.0.1",
+                port,
+                BENCH_PATHS,
+                clients=clients,
+                duration_s=duration_s,
+                viewers=clients,
+            )
         )
     finally:
         child.terminate()
         child.wait(timeout=30)
         if server is not None:
             server.stop()
-    figures = result.summary() | {"clients": clients, "paths": len(BENCH_PATHS)}
+    figures = result.summary() | {
+        "clients": clients,
+        "viewers": clients,
+        "paths": len(BENCH_PATHS),
+    }
     print(
-        f"{clients} clients, {duration_s:g}s over {', '.join(BENCH_PATHS)}; dashboard log in {log}",
+        f"{clients} clients and {clients} live viewers, {duration_s:g}s over "
+        f"{', '.join(BENCH_PATHS)}; dashboard log in {log}",
         file=sys.stderr,
     )
     print(encode(figures).decode())

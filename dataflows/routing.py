@@ -19,6 +19,9 @@ from risk.domain import (
     DriftDetected,
     FeatureVector,
     Fill,
+    ModelCommand,
+    ModelMetrics,
+    ModelVersion,
     Order,
     OrderEvent,
     PnlSnapshot,
@@ -52,6 +55,9 @@ ROUTES: dict[type, tuple[str, Callable[[object], str]]] = {
     RiskMetric: (topic.RISK_METRICS, _BY_ACCOUNT),
     Alert: (topic.ALERTS, lambda event: event.name),  # type: ignore[attr-defined]
     AuditEvent: (topic.AUDIT, lambda event: event.subject),  # type: ignore[attr-defined]
+    ModelCommand: (topic.MODEL_CONTROL, lambda event: event.instrument or "all"),  # type: ignore[attr-defined]
+    ModelMetrics: (topic.MODEL_METRICS, _BY_INSTRUMENT),
+    ModelVersion: (topic.MODEL_VERSIONS, _BY_INSTRUMENT),
 }
 
 

@@ -194,6 +194,7 @@ class RiskSettings:
     account: AccountLimitSettings = field(default_factory=AccountLimitSettings)
     model: RiskModelSettings = field(default_factory=RiskModelSettings)
     stress_scenarios: dict[str, dict[str, float]] = field(default_factory=dict)
+    volatility_target_pct: float | None = 15.0
     drift_action: TradingState | None = TradingState.REDUCING
     alert_actions: dict[str, TradingState] = field(default_factory=default_alert_states)
 
@@ -229,10 +230,11 @@ class PromotionSettings:
 class DriftSettings:
     """Drift detectors: ADWIN on the champion's prequential error, Page-Hinkley on features."""
 
+    watch_error: bool = False
     error_delta: float = 0.002
     features: tuple[str, ...] = ("realized_vol_20",)
-    feature_threshold: float = 50.0
-    feature_min_instances: int = 30
+    feature_threshold: float = 1000.0
+    feature_min_instances: int = 2000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,16 +4,18 @@ Run it with recovery on::
 
     python -m bytewax.run "dataflows.trading:build_flow()" -r var/recovery/trading -s 2 -b 30
 
-Inputs: `md.ticks`, `hfl.fills`, `hfl.order_events`, `hfl.control`, `hfl.alerts`. Every event it
-makes (bars, features, predictions, signals, decisions, orders, positions, P&L,
-dead letters) is produced to Kafka with checked delivery.
+Inputs: `md.ticks`, `hfl.models.control` (promote/rollback, broadcast to every
+instrument's models), `hfl.fills`, `hfl.order_events`, `hfl.control`, `hfl.alerts`.
+Every event it makes (bars, features, predictions, model metrics and versions, drift,
+audit, signals, decisions, orders, positions, P&L, dead letters) is produced to Kafka
+with checked delivery. Drift detections also go to the risk gate.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -22,6 +24,7 @@ from connectors import topic
 from connectors.codec import Rejected, check_sequence, decode_tick
 from connectors.kafka.record import KafkaRecord
 from dataflows.account import AccountInput, handle_account, make_account_state
+from dataflows.persist import code_version
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
 from dataflows.wiring import (
@@ -32,14 +35,19 @@ from dataflows.wiring import (
     split_dead_letters,
     topic_decoder,
 )
+from online_models.champion import ModelSetConfig, PromotionRule
+from online_models.drift import DriftConfig
 from online_models.instrument import InstrumentEvent, InstrumentPipeline, ModelSpec
+from online_models.registry import ModelConfig
 from online_models.signal import SignalConfig
 from risk.domain import (
     Alert,
     Bar,
     ControlCommand,
     DecodeFailure,
+    DriftDetected,
     Fill,
+    ModelCommand,
     OrderEvent,
     Signal,
     Tick,
@@ -47,16 +55,45 @@ from risk.domain import (
 from sinks.metric import note_signals, observe_model_batch
 
 TickWithOrigin = tuple[Tick, KafkaRecord]
+NS_PER_S = 1_000_000_000
 
 
-def model_spec(settings: Settings) -> ModelSpec:
-    """The model and signal configuration every instrument pipeline is built from."""
+def model_config(settings: Settings, name: str) -> ModelConfig:
+    """The configured model `name` (a key of `model.pipelines`)."""
+    pipeline = settings.model.pipelines[name]
+    return ModelConfig(
+        name=name,
+        factory=pipeline.factory,
+        params=pipeline.params,
+        sample_every=pipeline.sample_every,
+    )
+
+
+def model_spec(settings: Settings, code_version: str = "unknown") -> ModelSpec:
+    """The models and signal configuration every instrument pipeline is built from."""
     model = settings.model
+    promotion, drift = model.promotion, model.drift
     return ModelSpec(
-        pipeline=model.pipeline,
-        seed=model.seed,
-        horizon_ns=int(model.horizon_s * 1e9),
-        params=model.pipelines[model.pipeline].params,
+        models=ModelSetConfig(
+            champion=model_config(settings, model.pipeline),
+            challengers=tuple(model_config(settings, name) for name in model.challengers),
+            seed=model.seed,
+            horizon_ns=int(model.horizon_s * NS_PER_S),
+            max_pending=model.max_pending,
+            rolling_window=model.rolling_window,
+            metrics_interval_ns=int(model.metrics_interval_s * NS_PER_S),
+            promotion=PromotionRule(
+                enabled=promotion.enabled, min_labels=promotion.min_labels, margin=promotion.margin
+            ),
+            drift=DriftConfig(
+                watch_error=drift.watch_error,
+                error_delta=drift.error_delta,
+                features=drift.features,
+                feature_threshold=drift.feature_threshold,
+                feature_min_instances=drift.feature_min_instances,
+            ),
+            code_version=code_version,
+        ),
         signal=SignalConfig(
             enter_long=model.enter_long,
             exit_long=model.exit_long,
@@ -100,12 +137,18 @@ class InstrumentState:
 
 
 def handle_ticks(
-    state: InstrumentState, batch: list[TickWithOrigin]
+    state: InstrumentState, batch: list[TickWithOrigin | ModelCommand]
 ) -> list[InstrumentEvent | DecodeFailure]:
-    """Run a batch of one instrument's ticks through its pipeline, in order."""
+    """Run a batch of one instrument's ticks (and model commands) through its pipeline."""
     started = time.perf_counter()
     out: list[InstrumentEvent | DecodeFailure] = []
-    for tick, record in batch:
+    for item in batch:
+        if isinstance(item, ModelCommand):
+            if state.pipeline is None:
+                state.pipeline = InstrumentPipeline(item.instrument, state.spec)
+            state.pipeline.apply(item, out)  # type: ignore[arg-type]
+            continue
+        tick, record = item
         problem = check_sequence(state.last_seq, tick.seq)
         if problem is not None:
             detail = f"seq {tick.seq} after {state.last_seq}"
@@ -117,14 +160,27 @@ def handle_ticks(
         produced = len(out)
         state.pipeline.update(tick, out)  # type: ignore[arg-type]
         note_signals(out[produced:], tick.ts_init)
-    if state.pipeline is not None:
-        elapsed_s = time.perf_counter() - started
-        observe_model_batch(state.pipeline.instrument, elapsed_s, len(batch), state.pipeline)
+    observe_model_batch(time.perf_counter() - started, len(batch))
     return out
 
 
+def for_instruments(
+    instruments: tuple[str, ...],
+) -> Callable[[ModelCommand], list[tuple[str, ModelCommand]]]:
+    """Key a model command by every instrument it addresses ('' addresses all of them)."""
+
+    def broadcast(command: ModelCommand) -> list[tuple[str, ModelCommand]]:
+        targets = (command.instrument,) if command.instrument else instruments
+        return [
+            (name, replace(command, instrument=name)) for name in targets if name in instruments
+        ]
+
+    return broadcast
+
+
 def to_account(account: str) -> Callable[[list[object]], list[tuple[str, AccountInput]]]:
-    """Select what the account gate needs from instrument events: signals and 1 s bars.
+    """Select what the account gate needs from instrument events: signals, 1 s bars and
+    drift detections (which may restrict the instrument).
 
     `stateful_batch` emits a batch's output grouped by instrument; sorting by the
     causing tick's time (stable, so one tick's bar stays before its signal) hands the
@@ -135,7 +191,8 @@ def to_account(account: str) -> Callable[[list[object]], list[tuple[str, Account
         chosen = [
             event
             for event in events
-            if isinstance(event, Signal) or (isinstance(event, Bar) and event.interval_s == 1)
+            if isinstance(event, Signal | DriftDetected)
+            or (isinstance(event, Bar) and event.interval_s == 1)
         ]
         chosen.sort(key=_causal_order)
         return [(account, event) for event in chosen]
@@ -143,7 +200,7 @@ def to_account(account: str) -> Callable[[list[object]], list[tuple[str, Account
     return select
 
 
-def _causal_order(event: Signal | Bar) -> tuple[int, str]:
+def _causal_order(event: Signal | Bar | DriftDetected) -> tuple[int, str]:
     return event.ts_init, event.instrument
 
 
@@ -168,7 +225,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     io = io or KafkaIO(settings)
     flow = Dataflow("trading")
     instruments = frozenset(settings.trading.instruments)
-    spec = model_spec(settings)
+    spec = model_spec(settings, code_version())
 
     ticks = op.flat_map_batch(
         "decode_ticks",
@@ -176,11 +233,22 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         decode_ticks(instruments),
     )
     valid_ticks, bad_ticks = split_dead_letters("split_ticks", ticks)
+    commands = op.flat_map_batch(
+        "decode_model_commands",
+        io.input("model_control_in", flow, topic.MODEL_CONTROL),
+        topic_decoder(lambda name: ModelCommand),
+    )
+    valid_commands, bad_commands = split_dead_letters("split_model_commands", commands)
+    model_commands = op.flat_map(
+        "model_commands_by_instrument",
+        valid_commands,
+        for_instruments(settings.trading.instruments),
+    )
     instrument_events = op.key_rm(
         "instrument_events",
         op.stateful_batch(
             "instrument_pipeline",
-            valid_ticks,
+            op.merge("instrument_in", valid_ticks, model_commands),
             delegate(lambda: InstrumentState(spec), handle_ticks),
         ),
     )
@@ -207,6 +275,6 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     )
     io.output(
         "events_out",
-        op.merge("all_events", instrument_events, account_events, bad_ticks, dead),
+        op.merge("all_events", instrument_events, account_events, bad_ticks, bad_commands, dead),
     )
     return flow

@@ -8,4 +8,11 @@ stays bounded, and identical input gives identical output.
 - `online_models.feature`: O(1) incremental indicators (SMA, EMA, RSI, MACD, Bollinger %b,
   ATR, realized volatility, rolling VWAP, z-score) matching TA-Lib, and `InstrumentFeatures`,
   which emits a complete feature dict per tick once every indicator is warm.
+- `online_models.pipeline`: River pipeline factories (logistic, Hoeffding tree, forest,
+  linear regression, EWA ensemble, learning-rate bandit); `online_models.minibatch` the
+  `learn_many`/`predict_many` path.
+- `online_models.label`, `online_models.scorer`, `online_models.evaluation`: delayed
+  event-time labels, predict-then-learn scoring and River's prequential metrics.
+- `online_models.champion`: champion and shadow challengers per instrument (promotion,
+  rollback); `online_models.drift` drift detectors; `online_models.registry` versions.
 """

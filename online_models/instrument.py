@@ -5,29 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from online_models.bar import BarBuilder
+from online_models.champion import ModelEvent, ModelSet, ModelSetConfig
 from online_models.feature import InstrumentFeatures
-from online_models.scorer import InstrumentScorer
 from online_models.signal import SignalConfig, SignalState
-from risk.domain import Bar, FeatureVector, Prediction, Signal, Tick
+from risk.domain import Bar, FeatureVector, ModelCommand, Signal, Tick
 
-InstrumentEvent = Bar | FeatureVector | Prediction | Signal
+InstrumentEvent = Bar | FeatureVector | Signal | ModelEvent
 
 BAR_INTERVALS_S = (1, 60)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelSpec:
-    """Which pipeline predicts, over what horizon, and how signals are drawn."""
+    """Which models predict (champion and challengers) and how signals are drawn."""
 
-    pipeline: str
-    seed: int
-    horizon_ns: int
-    params: dict[str, float]
+    models: ModelSetConfig
     signal: SignalConfig
 
 
 class InstrumentPipeline:
-    """Per-instrument state: event-time bars, incremental features, the model, the signal.
+    """Per-instrument state: event-time bars, incremental features, the models, the signal.
 
     `update` is deterministic in the tick sequence: it reads time only from
     `tick.ts_event`, so a replay yields the same events byte for byte.
@@ -37,13 +34,7 @@ class InstrumentPipeline:
         self.instrument = instrument
         self._bars = tuple(BarBuilder(instrument, seconds) for seconds in BAR_INTERVALS_S)
         self._features = InstrumentFeatures()
-        self._scorer = InstrumentScorer(
-            instrument,
-            model_name=spec.pipeline,
-            horizon_ns=spec.horizon_ns,
-            seed=spec.seed,
-            params=spec.params,
-        )
+        self._models = ModelSet(instrument, spec.models)
         self._signal = SignalState(spec.signal)
 
     def update(self, tick: Tick, out: list[InstrumentEvent]) -> None:
@@ -65,15 +56,23 @@ class InstrumentPipeline:
                     ts_init=tick.ts_event,
                 )
             )
-        predictions = self._scorer.update(tick.tick_id, tick.ts_event, tick.price, values)
-        out.extend(predictions)
-        for prediction in predictions:
-            if prediction.version == 0:
-                signal = self._signal.update(prediction, self._scorer.n_labelled, tick.price)
-                if signal is not None:
-                    out.append(signal)
+        models = self._models
+        fresh = models.update(tick.tick_id, tick.ts_event, tick.price, values, out)  # type: ignore[arg-type]
+        if fresh is not None:
+            signal = self._signal.update(fresh, models.champion_scorer.n_labelled, tick.price)
+            if signal is not None:
+                out.append(signal)
+
+    def apply(self, command: ModelCommand, out: list[InstrumentEvent]) -> None:
+        """Carry out a promote/rollback command, appending its audit event to `out`."""
+        self._models.apply(command, out)  # type: ignore[arg-type]
+
+    @property
+    def champion(self) -> str:
+        """Name of the model whose predictions trade."""
+        return self._models.champion
 
     @property
     def accuracy(self) -> float:
-        """Cumulative prequential accuracy of the model so far."""
-        return self._scorer.accuracy
+        """Cumulative prequential accuracy of the champion so far."""
+        return self._models.champion_scorer.accuracy

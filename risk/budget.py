@@ -134,6 +134,12 @@ def check_risk_budgets(
     if post is None:
         return None
     base = equity if equity > 0 else math.nan
+    if (
+        abs(post.beta_value) <= limits.max_beta * base
+        and max(post.var_hist, post.var_ewma) <= limits.var_budget * base
+        and max(post.cvar_hist, post.cvar_ewma) <= limits.cvar_budget * base
+    ):
+        return None  # the common case, without building the report below
     candidates = (
         (DenialReason.BETA, "beta", abs(post.beta_value) / base, limits.max_beta),
         (DenialReason.VAR_BUDGET, "historical VaR", post.var_hist / base, limits.var_budget),

@@ -25,7 +25,7 @@ from risk.drawdown import DrawdownGuard
 from risk.limit import AccountLimits, LimitProvider, RiskLimits
 from risk.monitor import PortfolioRisk, RiskModelConfig
 from risk.pretrade import Denial, halted_denial, reduces_position, run_checks
-from risk.sizing import target_quantity
+from risk.sizing import target_quantity, volatility_target_notional
 from risk.state import ACCOUNT_WIDE, StatePolicy, TradingStates
 from risk.throttle import SlidingWindowThrottle
 
@@ -93,9 +93,16 @@ class AccountGate:
     (`risk.monitor.PortfolioRisk`, recomputed on an event-time schedule by
     `risk_metrics`). Equity for the budgets is the last `snapshot_pnl`'s, which also
     feeds the drawdown and daily-loss triggers; every fill counts towards the
-    repeated-execution throttle until the next operator command. Checks that use the
-    scheduled figures depend on when (in event time) they were recomputed, never on
-    when fills arrive.
+    repeated-execution throttle until the next operator command.
+
+    Which of these depend on when fills arrive (a replay that interleaves the fill
+    stream differently with the ticks may decide differently): equity (a fill moves a
+    position from "not yet in the book" to "marked at the fill price", so the
+    concentration, VaR/CVaR and beta budgets' denominator and the drawdown and
+    daily-loss triggers see it), and the repeated-execution throttle (which signal
+    comes after the N-th fill). The risk model's book is position plus net working
+    quantity, so VaR, CVaR, beta, correlation and volatility never do; they depend
+    only on when, in event time, the schedule recomputed them.
 
     Trading states (`risk.state`) are checked first: HALTED denies every order, REDUCING
     every order that could increase |position|. A kill halts and cancels every working
@@ -132,6 +139,7 @@ class AccountGate:
         "account",
         "lot_size",
         "target_notional",
+        "volatility_target",
     )
 
     def __init__(
@@ -146,10 +154,12 @@ class AccountGate:
         account_limits: AccountLimits | None = None,
         instruments: tuple[str, ...] = (),
         risk_model: RiskModelConfig | None = None,
+        volatility_target: float | None = None,
         recent_order_ids: int = 10_000,
     ) -> None:
         self.account = account
         self.target_notional = target_notional
+        self.volatility_target = volatility_target
         self.lot_size = lot_size
         self._limits = limits
         self._book = Book(account, initial_cash)
@@ -338,15 +348,26 @@ class AccountGate:
     def _target(
         self, direction: int, reference: float, instrument: str, limits: RiskLimits
     ) -> Decimal:
-        """The signal's target position, scaled down for volatility when so configured."""
+        """The signal's target position: volatility-targeted (capped at `target_notional`)
+        when `volatility_target` is set, and scaled down above the instrument's volatility
+        limit when so configured."""
+        volatility = self._risk.volatility(instrument)
+        notional = self.target_notional
+        if self.volatility_target is not None:
+            notional = volatility_target_notional(
+                self._equity, self.volatility_target, volatility, cap=notional
+            )
         target = target_quantity(
-            direction, reference, target_notional=self.target_notional, lot_size=self.lot_size
+            direction, reference, target_notional=notional, lot_size=self.lot_size
         )
-        if limits.scale_on_volatility and target:
-            volatility = self._risk.volatility(instrument)
-            if volatility is not None and volatility > limits.max_volatility:
-                factor = quantize(limits.max_volatility / volatility)
-                target = quantize_lot(target * factor, self.lot_size)
+        if (
+            limits.scale_on_volatility
+            and target
+            and volatility is not None
+            and volatility > limits.max_volatility
+        ):
+            factor = quantize(limits.max_volatility / volatility)
+            target = quantize_lot(target * factor, self.lot_size)
         return target
 
     def _account_checks(
@@ -389,7 +410,11 @@ class AccountGate:
             or budget.check_volatility(risk.volatility(instrument), limits)
             or budget.check_correlation(None if correlation is None else sign * correlation, limits)
             or budget.check_risk_budgets(
-                risk.post_trade(instrument, float(sign * intent.quantity)),
+                risk.post_trade(
+                    instrument,
+                    float(sign * intent.quantity),
+                    proves=(whole.var_budget * equity, whole.cvar_budget * equity),
+                ),
                 risk.book_figures,
                 equity,
                 whole,

@@ -12,12 +12,21 @@ The book is position plus net working quantity per instrument (what the account 
 once every working order fills), so a fill arriving earlier or later never changes it;
 approvals and released (canceled, rejected) quantity do, incrementally. It is valued
 at the prices of the last recompute.
+
+Historical VaR and CVaR need a partial sort of the whole P&L series per decision, so
+`post_trade` first tries an exact upper bound: for any series a and b, every order
+statistic of a + b is at least that of a plus min(b), so adding value d of instrument
+i raises VaR and CVaR by at most max(-d r_i). The bound starts at the exact figures
+of each recompute and grows with every change of the book; only when it cannot prove
+a budget holds is the series itself sorted (changes to it are applied lazily then),
+and when that trade then joins the book its exact figures become the new bound.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -83,9 +92,12 @@ class RiskModelConfig:
     scenarios: tuple[StressScenario, ...] = DEFAULT_SCENARIOS
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PostTrade:
-    """Figures of the book after a hypothetical trade, in money over one day."""
+class PostTrade(NamedTuple):
+    """Figures of the book after a hypothetical trade, in money over one day.
+
+    A named tuple rather than a frozen dataclass: one is built per decision, and a
+    frozen dataclass costs several times more to construct.
+    """
 
     var_hist: float
     cvar_hist: float
@@ -107,16 +119,22 @@ class PortfolioRisk:
         "_ewma",
         "_ewma_book",
         "_ewma_variance",
+        "_hist_bound",
         "_index",
+        "_last_exact",
         "_last_price",
         "_next_recompute_ns",
         "_next_sample_ns",
+        "_pending",
         "_quantity",
         "_ring",
         "_sample_price",
         "_samples",
+        "_scalars",
         "_snapshot_price",
         "_volatility",
+        "_worst_down",
+        "_worst_up",
         "config",
         "instruments",
     )
@@ -140,7 +158,15 @@ class PortfolioRisk:
 
     def _clear_cache(self) -> None:
         self._snapshot_price: Vector = np.zeros(0)
+        # Snapshot prices, EWMA variances and betas as Python floats: read per decision.
+        self._scalars: tuple[list[float], list[float], list[float]] = ([], [], [])
         self._book_pnl: Vector = np.zeros(0)
+        self._pending: list[tuple[int, float]] = []  # book changes not yet in _book_pnl
+        self._hist_bound = (0.0, 0.0)  # upper bounds of the book's VaR and CVaR (1 period)
+        self._worst_down: list[float] = []  # per instrument: -min(return)
+        self._worst_up: list[float] = []  # per instrument: max(return)
+        # (index, value, VaR, CVaR) of the last exactly computed post-trade book.
+        self._last_exact: tuple[int, float, float, float] | None = None
         self._buffer: Vector = np.zeros(0)
         self._ewma: Matrix = np.zeros((0, 0))
         self._ewma_book: Vector = np.zeros(0)
@@ -189,13 +215,20 @@ class PortfolioRisk:
         self._quantity[index] += quantity
         if index >= len(self._snapshot_price):
             return  # not in the last recompute: the next one counts it
-        value = quantity * self._snapshot_price[index]
+        prices, diagonal, betas = self._scalars
+        value = quantity * prices[index]
         if self._columns is not None:
-            self._book_pnl += value * self._columns[index]
+            self._pending.append((index, value))
+            exact, self._last_exact = self._last_exact, None
+            if exact is not None and exact[:2] == (index, value):
+                self._hist_bound = exact[2:]
+            else:
+                bound = self._worst_move(index, value)
+                self._hist_bound = (self._hist_bound[0] + bound, self._hist_bound[1] + bound)
         ewma_book = self._ewma_book
-        self._ewma_variance += value * (2.0 * ewma_book[index] + value * self._ewma[index, index])
+        self._ewma_variance += value * (2.0 * float(ewma_book[index]) + value * diagonal[index])
         ewma_book += value * self._ewma[:, index]
-        self._beta_value += value * self._beta[index]
+        self._beta_value += value * betas[index]
 
     # -- scheduled figures ---------------------------------------------------------------
 
@@ -232,6 +265,11 @@ class PortfolioRisk:
         self._buffer = np.empty(count)
         weights = self._quantity * self._snapshot_price
         self._book_pnl = weights @ self._columns
+        self._pending = []
+        self._last_exact = None
+        self._hist_bound = var.historical_var_cvar(self._book_pnl, config.confidence)
+        self._worst_down = (-self._columns.min(axis=1)).tolist()
+        self._worst_up = self._columns.max(axis=1).tolist()
         self._ewma = var.ewma_covariance(returns, config.ewma_decay)
         self._ewma_book = self._ewma @ weights
         self._ewma_variance = float(weights @ self._ewma_book)
@@ -245,6 +283,11 @@ class PortfolioRisk:
         self._beta_value = float(weights @ self._beta)
         per_year = config.periods_per_day * config.trading_days_per_year
         self._volatility = np.std(returns, axis=0, ddof=1) * math.sqrt(per_year)
+        self._scalars = (
+            self._snapshot_price.tolist(),
+            np.diag(self._ewma).tolist(),
+            self._beta.tolist(),
+        )
         self._corr_to_book = _correlation_to_rest_of_book(returns, weights)
         return self._figures(weights, equity, count)
 
@@ -304,33 +347,62 @@ class PortfolioRisk:
 
     # -- per decision ---------------------------------------------------------------------
 
-    def post_trade(self, instrument: str, quantity: float) -> PostTrade | None:
+    def _worst_move(self, index: int, value: float) -> float:
+        """The most holding `value` more of instrument `index` can add to VaR or CVaR."""
+        if value >= 0:
+            return value * self._worst_down[index]
+        return -value * self._worst_up[index]
+
+    def post_trade(
+        self, instrument: str, quantity: float, *, proves: tuple[float, float] | None = None
+    ) -> PostTrade | None:
         """Return the book's one-day figures if `quantity` more of `instrument` were held.
 
-        None when the figures are not ready or the instrument has no history yet.
+        With `proves` (historical VaR and CVaR budgets, money over one day), historical
+        figures may be upper bounds when those already stay within the budgets; exact
+        otherwise. None when the figures are not ready or the instrument has no history.
         """
         index = self._index.get(instrument)
         columns = self._columns
         if columns is None or index is None or index >= len(self._snapshot_price):
             return None
-        value = quantity * float(self._snapshot_price[index])
-        outcomes = self._buffer
-        np.multiply(columns[index], value, out=outcomes)
-        outcomes += self._book_pnl
+        prices, diagonal, betas = self._scalars
+        value = quantity * prices[index]
         config = self.config
-        var_hist, cvar_hist = var.historical_var_cvar_in_place(outcomes, config.confidence)
+        scale = math.sqrt(config.periods_per_day)
+        self._last_exact = None
+        move = self._worst_move(index, value)
+        var_hist = (self._hist_bound[0] + move) * scale
+        cvar_hist = (self._hist_bound[1] + move) * scale
+        if proves is None or var_hist > proves[0] or cvar_hist > proves[1]:
+            var_hist, cvar_hist = self._exact_historical(index, value)
         variance = self._ewma_variance + value * (
-            2.0 * float(self._ewma_book[index]) + value * float(self._ewma[index, index])
+            2.0 * float(self._ewma_book[index]) + value * diagonal[index]
         )
         sigma = math.sqrt(max(variance, 0.0))
-        scale = math.sqrt(config.periods_per_day)
         return PostTrade(
-            var_hist=var_hist * scale,
-            cvar_hist=cvar_hist * scale,
+            var_hist=var_hist,
+            cvar_hist=cvar_hist,
             var_ewma=var.parametric_var(sigma, config.confidence) * scale,
             cvar_ewma=var.parametric_cvar(sigma, config.confidence) * scale,
-            beta_value=self._beta_value + value * float(self._beta[index]),
+            beta_value=self._beta_value + value * betas[index],
         )
+
+    def _exact_historical(self, index: int, value: float) -> tuple[float, float]:
+        """Historical one-day VaR and CVaR of the book plus `value` of instrument `index`."""
+        columns = self._columns
+        assert columns is not None
+        book = self._book_pnl
+        for changed, amount in self._pending:
+            book += amount * columns[changed]
+        self._pending.clear()
+        outcomes = self._buffer
+        np.multiply(columns[index], value, out=outcomes)
+        outcomes += book
+        var_hist, cvar_hist = var.historical_var_cvar_in_place(outcomes, self.config.confidence)
+        self._last_exact = (index, value, var_hist, cvar_hist)
+        scale = math.sqrt(self.config.periods_per_day)
+        return var_hist * scale, cvar_hist * scale
 
     def book_figures(self) -> PostTrade | None:
         """Return the current book's one-day figures (no trade), None before ready."""

@@ -41,3 +41,19 @@ def target_quantity(
         return quantize(0)
     raw = Decimal(direction) * target_notional / quantize(reference_price)
     return quantize_lot(raw, lot_size)
+
+
+def volatility_target_notional(
+    equity: float, target_volatility: float, volatility: float | None, *, cap: Decimal
+) -> Decimal:
+    """Return the notional at which one position alone runs at `target_volatility`.
+
+    equity * target / realised volatility (both annualised), never above `cap`; with no
+    usable volatility estimate yet, `cap`.
+
+    >>> volatility_target_notional(1_000_000.0, 0.15, 0.5, cap=Decimal(400_000))
+    Decimal('300000.000000000')
+    """
+    if volatility is None or not volatility > 0 or not math.isfinite(volatility):
+        return cap
+    return min(cap, quantize(equity * target_volatility / volatility))

@@ -7,7 +7,9 @@ update them once per batch, never per item.
 Flows run as separate processes; with ``PROMETHEUS_MULTIPROC_DIR`` set (the demo and
 `hfl dashboard` agree on one directory) each process writes its values to memory-mapped
 files there and the dashboard serves them all from one ``/metrics`` (see
-`multiprocess_registry`). Without it the values stay in the process (tests, benchmarks).
+`multiprocess_registry`). Gauges keep the most recent write across processes, so a
+restarted flow replaces the values of the one it succeeds. Without it the values stay
+in the process (tests, benchmarks).
 Trading, risk and model-score metrics are derived from the persisted events by the
 dashboard instead (`dashboard.exporter`).
 """
@@ -15,7 +17,6 @@ dashboard instead (`dashboard.exporter`).
 from __future__ import annotations
 
 import os
-import pickle
 import resource
 import threading
 import time
@@ -46,7 +47,7 @@ CONSUMER_LAG = Gauge(
     "hfl_pipeline_consumer_lag_records",
     "Records between a source's position and the partitions' high watermarks.",
     ["step"],
-    multiprocess_mode="livemax",
+    multiprocess_mode="mostrecent",
 )
 TICK_TO_DECISION = Histogram(
     "hfl_pipeline_tick_to_decision_seconds",
@@ -60,29 +61,30 @@ PERSIST_ROWS = Counter("hfl_persist_rows_total", "Rows written to ClickHouse, by
 PERSIST_LAG = Gauge(
     "hfl_persist_lag_seconds",
     "Wall clock at a ClickHouse write minus the newest written tick's ingest time.",
-    multiprocess_mode="livemax",
+    multiprocess_mode="mostrecent",
 )
 MODEL_UPDATE = Histogram(
     "hfl_model_update_seconds",
     "Predict-then-learn time per tick (batch time / ticks), features and signal included.",
     buckets=_MODEL_BUCKETS_S,
 )
-MODEL_STATE = Gauge(
-    "hfl_model_state_bytes",
-    "Pickled size of the per-instrument model pipelines of a trading process.",
-    multiprocess_mode="livesum",
-)
 PROCESS_CPU = Gauge(
     "hfl_process_cpu_seconds",
     "CPU time (user + system) used by a component's process.",
     ["component"],
-    multiprocess_mode="livesum",
+    multiprocess_mode="mostrecent",
 )
 PROCESS_MEMORY = Gauge(
     "hfl_process_resident_memory_bytes",
     "Resident memory of a component's process.",
     ["component"],
-    multiprocess_mode="livesum",
+    multiprocess_mode="mostrecent",
+)
+PROCESS_HEARTBEAT = Gauge(
+    "hfl_process_heartbeat_seconds",
+    "Wall-clock time (Unix seconds) a component's process last sampled itself (every 1 s).",
+    ["component"],
+    multiprocess_mode="mostrecent",
 )
 PROCESS_STARTS = Counter(
     "hfl_process_starts_total",
@@ -91,12 +93,9 @@ PROCESS_STARTS = Counter(
 )
 
 _SAMPLE_INTERVAL_S = 1.0
-_MODEL_SIZE_INTERVAL_S = 10.0
 _MAX_PENDING_SIGNALS = 10_000
 _started: set[str] = set()
 _signal_ingest_ns: dict[str, int] = {}
-_model_sizes: dict[str, int] = {}
-_model_sized_at: dict[str, float] = {}
 
 
 def count_batch(counter: Counter, step: str, size: int) -> None:
@@ -134,15 +133,10 @@ def observe_decision(signal_id: str) -> None:
         TICK_TO_DECISION.observe((time.time_ns() - ingest_ns) / 1e9)
 
 
-def observe_model_batch(instrument: str, seconds: float, ticks: int, model: object) -> None:
-    """Record a pipeline batch's per-tick time; re-size `model` at most every 10 s."""
+def observe_model_batch(seconds: float, ticks: int) -> None:
+    """Record a pipeline batch's time per tick (predict, learn, features, signal)."""
     if ticks:
         MODEL_UPDATE.observe(seconds / ticks)
-    now = time.monotonic()
-    if now - _model_sized_at.get(instrument, -_MODEL_SIZE_INTERVAL_S) >= _MODEL_SIZE_INTERVAL_S:
-        _model_sized_at[instrument] = now
-        _model_sizes[instrument] = len(pickle.dumps(model))
-        MODEL_STATE.set(sum(_model_sizes.values()))
 
 
 def resident_memory_bytes() -> int:
@@ -155,7 +149,8 @@ def resident_memory_bytes() -> int:
 
 
 def sample_process(component: str) -> None:
-    """Set this process's CPU and memory gauges for `component` once."""
+    """Set this process's CPU, memory and heartbeat gauges for `component` once."""
+    PROCESS_HEARTBEAT.labels(component).set(time.time())
     usage = resource.getrusage(resource.RUSAGE_SELF)
     PROCESS_CPU.labels(component).set(usage.ru_utime + usage.ru_stime)
     PROCESS_MEMORY.labels(component).set(resident_memory_bytes())

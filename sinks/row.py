@@ -33,6 +33,8 @@ TABLE_BY_TOPIC: dict[str, str] = {
     topic.RISK_METRICS: "risk_metrics",
     topic.ALERTS: "alerts",
     topic.AUDIT: "audit",
+    topic.MODEL_METRICS: "model_metrics",
+    topic.MODEL_VERSIONS: "model_versions",
 }
 
 Rows = list[dict[str, Any]]
@@ -88,7 +90,9 @@ COLUMNS: dict[str, dict[str, _Column]] = {
     "bars": _spec(f"instrument interval_s open high low close volume vwap trade_count {_TS}"),
     "features": _spec(f"tick_id instrument values {_TS}"),
     "predictions": _spec(
-        f"tick_id instrument model horizon_ns probability_up {_TS}", optional="label", version=0
+        f"tick_id instrument model horizon_ns probability_up {_TS}",
+        optional="label expected_return realized_return error",
+        version=0,
     ),
     "signals": _spec(
         f"signal_id tick_id instrument model direction probability_up reference_price {_TS}"
@@ -125,6 +129,14 @@ COLUMNS: dict[str, dict[str, _Column]] = {
     "risk_events": _spec(f"event_id account instrument state previous trigger reason {_TS}"),
     "alerts": _spec(f"alert_id name severity source subject message {_TS}"),
     "audit": _spec(f"audit_id actor action subject reason detail {_TS}"),
+    "model_metrics": _spec(
+        "metrics_id instrument model version_id role n_labelled n_pending evicted values"
+        f" memory_bytes detail {_TS}"
+    ),
+    "model_versions": _spec(
+        "version_id instrument model factory params params_hash code_version parent"
+        " created_at ts_init"
+    ),
     "risk_metrics": _spec(f"metrics_id account metric value limit_value {_TS}"),
     "order_cancels": _spec(f"cancel_id client_order_id account instrument reason {_TS}"),
     "runs": _spec("run_id started_at config code_version status version", optional="finished_at"),

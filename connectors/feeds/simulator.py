@@ -74,6 +74,9 @@ class SimulationConfig:
     seconds_per_year: float = TRADING_YEAR_S
     round_robin: bool = False  # cycle symbols instead of picking them at random
     seed: int = 7
+    # > 0: the first calm spell lasts exactly this many steps (a scripted regime change,
+    # e.g. for drift tests); 0 draws it like every other spell.
+    calm_steps: int = 0
     start_ns: int = DEFAULT_START_NS
     chunk_size: int = 4096  # part of the random stream: changing it changes the output
 
@@ -107,6 +110,7 @@ def _problems(cfg: SimulationConfig) -> list[str]:
         (cfg.ticks_per_second > 0, "ticks_per_second must be > 0"),
         (cfg.seconds_per_year > 0, "seconds_per_year must be > 0"),
         (cfg.chunk_size >= 1, "chunk_size must be >= 1"),
+        (cfg.calm_steps >= 0, "calm_steps must be >= 0"),
     ]
     return [message for ok, message in checks if not ok]
 
@@ -146,7 +150,7 @@ class Simulator:
         self._ts_ns = config.start_ns
         self._steps = 0
         self._regime = Regime.CALM
-        self._remaining = self._duration(Regime.CALM)
+        self._remaining = config.calm_steps or self._duration(Regime.CALM)
         self.regime_switches = 0
         self.jumps = 0
         self._decimals = max(0, -int(Decimal(str(config.tick_size)).as_tuple().exponent))

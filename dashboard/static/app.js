@@ -28,7 +28,7 @@ function render(s) {
   const denials = Object.entries(risk.denials || {}).map(([k, v]) => `${esc(k)}=${v}`).join(", ") || "none";
   $("risk").innerHTML = kv([["state", esc(state)], ["trigger", esc((risk.state || {}).trigger)], ["approved", num(risk.approved, 0)],
     ["denied", denials], ["gross exposure", num(e.gross)], ["net exposure", num(e.net)], ["gross limit use", pct(risk.gross_utilization)],
-    ["VaR 95 %", pct(e.var)], ["CVaR 95 %", pct(e.cvar)]]);
+    ...(risk.metrics || []).map((r) => [r.metric, (r.limit_value > 0 ? `${num(r.value, 4)} / ${num(r.limit_value, 4)}` : num(r.value, 4))])]);
   const orders = s.orders || {};
   $("working").innerHTML = table(orders.working, [["order", (r) => short(r.client_order_id)], ["instr", (r) => esc(r.instrument)],
     ["side", (r) => esc(r.side)], ["qty", (r) => num(r.quantity, 0)], ["time", (r) => time(r.ts)]]);
@@ -36,7 +36,9 @@ function render(s) {
     ["side", (r) => esc(r.side)], ["qty", (r) => num(r.quantity, 0)], ["price", (r) => num(r.price)], ["time", (r) => time(r.ts)]]);
   $("signals").innerHTML = table(s.signals, [["instr", (r) => esc(r.instrument)], ["dir", (r) => esc(r.direction)],
     ["p(up)", (r) => num(r.probability_up, 3)], ["decision", (r) => esc(r.outcome)], ["reason", (r) => esc(r.reason)], ["time", (r) => time(r.ts)]]);
-  $("models").innerHTML = table(m.scores, [["model", (r) => esc(r.model)], ["scored", (r) => num(r.scored, 0)], ["accuracy", (r) => pct(r.accuracy)]])
+  $("models").innerHTML = table(m.scores, [["model", (r) => esc(r.model)], ["instr", (r) => esc(r.instrument)], ["role", (r) => esc(r.role)],
+    ["labelled", (r) => num(r.n_labelled, 0)], ["accuracy", (r) => pct((r.scores || {}).accuracy)],
+    ["rolling", (r) => pct((r.scores || {}).rolling_accuracy)], ["memory", (r) => num(r.memory_bytes / 1024, 0) + " KiB"]])
     + `<p>drift detections: <b>${num(m.drift_total, 0)}</b></p>`
     + table(m.drift, [["instr", (r) => esc(r.instrument)], ["detector", (r) => esc(r.detector)], ["stream", (r) => esc(r.stream)], ["time", (r) => time(r.ts)]]);
   const lag = Object.values(f.consumer_lag || {});

@@ -13,6 +13,8 @@ from risk.domain.enums import (
     ControlAction,
     DecodeReason,
     DenialReason,
+    ModelAction,
+    ModelRole,
     OrderEventKind,
     OrderType,
     Side,
@@ -20,7 +22,15 @@ from risk.domain.enums import (
     TradingState,
 )
 from risk.domain.market import Bar, Tick
-from risk.domain.model import DriftDetected, FeatureVector, Prediction, Signal
+from risk.domain.model import (
+    DriftDetected,
+    FeatureVector,
+    ModelCommand,
+    ModelMetrics,
+    ModelVersion,
+    Prediction,
+    Signal,
+)
 from risk.domain.order import CancelOrder, Fill, Order, OrderEvent, OrderIntent
 from risk.domain.portfolio import PnlSnapshot, Position, RiskMetric
 
@@ -40,6 +50,11 @@ __all__ = [
     "DriftDetected",
     "FeatureVector",
     "Fill",
+    "ModelAction",
+    "ModelCommand",
+    "ModelMetrics",
+    "ModelRole",
+    "ModelVersion",
     "Order",
     "OrderEvent",
     "OrderEventKind",

@@ -132,3 +132,17 @@ class AlertSeverity(StrEnum):
     INFO = "info"
     WARNING = "warning"
     CRITICAL = "critical"
+
+
+class ModelRole(StrEnum):
+    """Whether a model's predictions trade (champion) or only get scored (challenger)."""
+
+    CHAMPION = "champion"
+    CHALLENGER = "challenger"
+
+
+class ModelAction(StrEnum):
+    """Operator commands on the models of the trading flow, carried on `hfl.models.control`."""
+
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"

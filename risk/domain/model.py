@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from risk.domain.enums import ModelAction, ModelRole
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeatureVector:
@@ -74,5 +76,67 @@ class DriftDetected:
     detector: str
     stream: str
     value: float
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelMetrics:
+    """Prequential scores of one model on one instrument at event time `ts_event`.
+
+    `values` holds the cumulative metrics (accuracy, log_loss, roc_auc for
+    classifiers; mae, rmse, r2 for regressors) and each as `rolling_<name>` over the
+    latest labels, plus `rolling_accuracy` (direction hits) for both kinds.
+    `memory_bytes` is the size of the model's state pickled without memoisation
+    (`online_models.registry.state_size_bytes`): deterministic, unlike a resident-size
+    estimate, which changes with dict capacities after a restore. `detail` says what
+    an adaptive model currently chooses (a bandit's arm, an ensemble's weights).
+    """
+
+    metrics_id: str
+    instrument: str
+    model: str
+    version_id: str
+    role: ModelRole
+    n_labelled: int
+    n_pending: int
+    evicted: int
+    values: dict[str, float]
+    memory_bytes: int
+    detail: str
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelVersion:
+    """A model instance created on an instrument: what it is and where it came from.
+
+    `params_hash` identifies factory and parameters; `parent` is the version it
+    replaced (after a drift), or empty. `created_at` is event time.
+    """
+
+    version_id: str
+    instrument: str
+    model: str
+    factory: str
+    params: str
+    params_hash: str
+    code_version: str
+    parent: str
+    created_at: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelCommand:
+    """Promote `model` to champion, or roll the champion back, on `instrument` ('' = all)."""
+
+    command_id: str
+    action: ModelAction
+    model: str
+    instrument: str
+    actor: str
+    reason: str
     ts_event: int
     ts_init: int

@@ -1,9 +1,11 @@
-"""Real headless Chromium on the dashboard while `hfl demo` runs: live numbers, kill switch.
+"""One `hfl demo` run, observed as a user would: /metrics, `hfl trail`, and real Chromium.
 
-The demo runs as a user would start it (its own broker on a free port, its own store);
-the browser loads the page, sees the tick count move, presses the kill switch (token,
-confirmation), and the test then finds the audit record and the gate's HALTED state
-change in ClickHouse through the dashboard's read-only SQL endpoint, and HALTED on the
+The demo runs as a user would start it (its own broker on a free port, its own store).
+While it trades: every metric family the issue lists shows activity on /metrics; one
+client_order_id finds its log lines in every component and its rows with `hfl trail`;
+headless Chromium loads the page, sees the tick count move, presses the kill switch
+(token, confirmation), and the test finds the audit record and the gate's HALTED state
+change in ClickHouse (through the dashboard's read-only SQL endpoint) and HALTED on the
 page. A screenshot is left in ``var/browser/dashboard.png``.
 """
 
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +74,18 @@ def sql(port: int, query: str) -> list[list[Any]]:
     return list(body["rows"])
 
 
+@dataclass(frozen=True)
+class Demo:
+    """A running `hfl demo`: its dashboard port, environment and working directory."""
+
+    port: int
+    env: dict[str, str]
+    cwd: Path
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """`hfl demo` with its dashboard on a free port; yields the port, then stops the demo."""
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """`hfl demo` with its dashboard on a free port, stopped after the module's tests."""
     tmp_path = tmp_path_factory.mktemp("demo")
     port = free_port()
     env = {
@@ -97,7 +109,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         stdin=subprocess.DEVNULL,
     )
     try:
-        yield port
+        yield Demo(port, env, tmp_path)
     finally:
         process.send_signal(signal.SIGTERM)  # the demo stops its flows and broker
         try:
@@ -165,11 +177,11 @@ ACTIVE_FAMILIES = (
     "hfl_trading_position_quantity",
     "hfl_risk_trading_state",
     "hfl_risk_limit_utilization_ratio",
-    "hfl_risk_var_ratio",
-    "hfl_risk_cvar_ratio",
-    "hfl_model_prequential_accuracy_ratio",
+    "hfl_risk_metric_value",
+    "hfl_model_prequential_score",
+    "hfl_model_predictions_scored_total",
+    "hfl_model_memory_bytes",
     "hfl_model_update_seconds_count",
-    "hfl_model_state_bytes",
     "hfl_process_cpu_seconds",
     "hfl_process_resident_memory_bytes",
     "hfl_process_starts_total",
@@ -185,9 +197,9 @@ PRESENT_FAMILIES = (
 )
 
 
-def test_metrics_during_the_demo_cover_every_family_with_activity(demo: int) -> None:
+def test_metrics_during_the_demo_cover_every_family_with_activity(demo: Demo) -> None:
     def active() -> dict[str, list[float]]:
-        values = metric_values(get(demo, "/metrics").decode())
+        values = metric_values(get(demo.port, "/metrics").decode())
         missing = [name for name in ACTIVE_FAMILIES if not any(values.get(name, []))]
         return {} if missing else values
 
@@ -196,14 +208,39 @@ def test_metrics_during_the_demo_cover_every_family_with_activity(demo: int) -> 
     for component in ("trading", "gateway", "persist"):
         assert (
             f'hfl_process_starts_total{{component="{component}"}} 1.0'
-            in get(demo, "/metrics").decode()
+            in get(demo.port, "/metrics").decode()
         )
 
 
+def test_one_client_order_id_finds_its_log_lines_and_rows(demo: Demo) -> None:
+    rows = wait_for(
+        lambda: sql(demo.port, "SELECT client_order_id FROM fills FINAL LIMIT 1"), "a fill"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "dataflows.cli", "trail", rows[0][0]],
+        cwd=demo.cwd,
+        env=demo.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lines = [orjson.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert {(line["component"], line["msg"]) for line in lines} >= {
+        ("trading", "signal approved"),
+        ("gateway", "order accepted"),
+        ("gateway", "order fill"),
+        ("trading", "fill booked"),
+    }
+    for table in ("ticks", "signals", "risk_decisions", "orders", "order_events", "fills"):
+        assert f"== {table}" in done.stdout
+
+
 def test_dashboard_updates_live_and_kill_switch_halts_trading(
-    demo: int, browser: webdriver.Chrome
+    demo: Demo, browser: webdriver.Chrome
 ) -> None:
-    wait_for(lambda: browser.get(f"http://127.0.0.1:{demo}/") or True, "the page to load")
+    port = demo.port
+    wait_for(lambda: browser.get(f"http://127.0.0.1:{port}/") or True, "the page to load")
     first = wait_for(lambda: ticks_shown(browser), "a tick count on the page")
     wait_for(lambda: ticks_shown(browser) > first, "the tick count to update")
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#fills table"), "a fill row")
@@ -214,13 +251,13 @@ def test_dashboard_updates_live_and_kill_switch_halts_trading(
     wait_for(lambda: "kill sent" in browser.find_element(By.ID, "message").text, "kill sent")
 
     audit = wait_for(
-        lambda: sql(demo, "SELECT actor, subject FROM audit FINAL WHERE action = 'kill'"),
+        lambda: sql(port, "SELECT actor, subject FROM audit FINAL WHERE action = 'kill'"),
         "the kill in the audit table",
     )
     assert audit == [["dashboard", "paper-1"]]
     halted = wait_for(
         lambda: sql(
-            demo,
+            port,
             "SELECT state, trigger FROM risk_events FINAL "
             "WHERE account = 'paper-1' AND instrument = '' AND state = 'halted'",
         ),

@@ -32,6 +32,10 @@ from risk.domain import (
     DriftDetected,
     FeatureVector,
     Fill,
+    ModelAction,
+    ModelCommand,
+    ModelMetrics,
+    ModelVersion,
     Order,
     OrderEvent,
     OrderEventKind,
@@ -187,6 +191,8 @@ EXPECTED_ROUTES: dict[type, tuple[str, str]] = {
     Position: (topic.POSITIONS, "account"),
     PnlSnapshot: (topic.PNL, "account"),
     DecodeFailure: (topic.DLQ, "topic"),
+    ModelMetrics: (topic.MODEL_METRICS, "instrument"),
+    ModelVersion: (topic.MODEL_VERSIONS, "instrument"),
 }
 # Routed types the trading and gateway flows of the fixtures do not produce yet.
 CONSTRUCTED_ROUTES: dict[object, tuple[str, str]] = {
@@ -258,6 +264,16 @@ CONSTRUCTED_ROUTES: dict[object, tuple[str, str]] = {
         ts_event=1,
         ts_init=1,
     ): (topic.RISK_EVENTS, "account"),
+    ModelCommand(
+        command_id="c1",
+        action=ModelAction.PROMOTE,
+        model="m",
+        instrument="AAA",
+        actor="ops",
+        reason="test",
+        ts_event=1,
+        ts_init=1,
+    ): (topic.MODEL_CONTROL, "instrument"),
 }
 
 

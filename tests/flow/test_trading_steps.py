@@ -37,10 +37,13 @@ from risk.domain import (
     DecodeReason,
     DenialReason,
     Denied,
+    DriftDetected,
     FeatureVector,
     Order,
     Prediction,
     Signal,
+    TradingState,
+    TradingStateChanged,
 )
 
 BATCH_SIZE = 500  # the `run_trading` default: resume points must fall on batch edges
@@ -251,3 +254,47 @@ def test_control_for_unknown_account_is_dead_lettered_not_crashing(
 
     assert isinstance(event, DecodeFailure)
     assert event.reason is DecodeReason.UNKNOWN_ACCOUNT
+
+
+def test_drift_detection_reaches_the_gate_and_only_reducing_orders_follow(
+    settings: Settings, trading_events: list[object]
+) -> None:
+    inputs: list[Any] = [value for _, value in to_account(settings.trading.account)(trading_events)]
+    signals = [i for i, event in enumerate(inputs) if isinstance(event, Signal)]
+    at = signals[len(signals) // 3]
+    instrument = inputs[at].instrument
+    drift = DriftDetected(
+        drift_id="d1",
+        instrument=instrument,
+        model="m",
+        detector="adwin",
+        stream="error",
+        value=0.4,
+        ts_event=inputs[at].ts_event,
+        ts_init=inputs[at].ts_init,
+    )
+    [(_, selected)] = to_account(settings.trading.account)([drift])
+    assert selected is drift
+
+    out = run_gate(settings, [*inputs[:at], drift, *inputs[at:]])
+
+    [change] = [e for e in out if isinstance(e, TradingStateChanged)]
+    assert (change.instrument, change.state, change.trigger) == (
+        instrument,
+        TradingState.REDUCING,
+        "drift",
+    )
+    # No fills come back here: the position if every working order fills is the sum of
+    # the approved orders, and after the change only orders reducing it pass.
+    start = out.index(change)
+    net = sum(
+        e.side.sign * e.quantity
+        for e in out[:start]
+        if isinstance(e, Approved) and e.instrument == instrument
+    )
+    after = [e for e in out[start:] if getattr(e, "instrument", "") == instrument]
+    for approved in (e for e in after if isinstance(e, Approved)):
+        moved = net + approved.side.sign * approved.quantity
+        assert abs(moved) < abs(net) and moved * net >= 0
+        net = moved
+    assert [e for e in after if isinstance(e, Denied) and e.reason is DenialReason.REDUCE_ONLY]

@@ -72,3 +72,28 @@ def test_dashboard_bench_prints_rate_and_p99_as_json_on_its_last_line(tmp_path: 
     assert figures["requests"] > 0
     assert figures["req_per_s"] > 0
     assert figures["p99_ms"] >= figures["p50_ms"] > 0
+    assert figures["viewers"] == 10
+
+
+@pytest.mark.integration
+def test_risk_bench_prints_decision_cost_and_kill_latency_as_json_on_its_last_line(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "HFL_CONFIG_DIR": str(REPO / "config")}
+    args = ("bench", "risk", "--decisions", "500", "--kills", "3")
+    done = subprocess.run(
+        [sys.executable, "-m", "dataflows.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    figures = orjson.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert figures["us_per_decision"] > 0
+    assert figures["kill_p99_ms"] > 0
+    assert figures["kills"] == 3
+    assert sum(figures["outcomes"].values()) == 500
+    assert figures["outcomes"]["approved"] > 0  # the full path, not only early denials
+    assert list((tmp_path / "var" / "bench").glob("broker-*.pid")) == []  # broker stopped

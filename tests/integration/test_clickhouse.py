@@ -29,6 +29,9 @@ from risk.domain import (
     DriftDetected,
     FeatureVector,
     Fill,
+    ModelMetrics,
+    ModelRole,
+    ModelVersion,
     Order,
     OrderEvent,
     OrderEventKind,
@@ -65,7 +68,7 @@ RUN = uuid.uuid4().hex[:8]
 INSTRUMENT = f"I{RUN}"
 ACCOUNT = f"A{RUN}"
 T0 = 1_700_000_000_123_456_789
-TIMESTAMPS = ("ts_event", "ts_init", "started_at", "finished_at")
+TIMESTAMPS = ("ts_event", "ts_init", "started_at", "finished_at", "created_at")
 
 
 def record(event: object) -> dict[str, Any]:
@@ -165,6 +168,21 @@ def events_for(table: str) -> list[object]:
                     horizon_ns=10**9,
                     probability_up=0.4,
                     label=1,
+                    realized_return=0.0025,
+                    error=0.6,
+                    version=1,
+                    **ts2,
+                ),
+                Prediction(
+                    tick_id="t3",
+                    instrument=INSTRUMENT,
+                    model="linear",
+                    horizon_ns=10**9,
+                    probability_up=1.0,
+                    expected_return=0.001,
+                    label=0,
+                    realized_return=-0.002,
+                    error=0.003,
                     version=1,
                     **ts2,
                 ),
@@ -384,6 +402,43 @@ def events_for(table: str) -> list[object]:
                     **stamp,
                 )
                 for n, stamp in ((1, ts), (2, ts2))
+            ]
+        case "model_metrics":
+            return [
+                ModelMetrics(
+                    metrics_id=f"mm{n}{RUN}",
+                    instrument=INSTRUMENT,
+                    model=model,
+                    version_id=f"v{n}",
+                    role=role,
+                    n_labelled=100 * n,
+                    n_pending=n,
+                    evicted=0,
+                    values={"accuracy": 0.5 + n / 100, "rolling_accuracy": 0.25},
+                    memory_bytes=4096 * n,
+                    detail=detail,
+                    **stamp,
+                )
+                for n, model, role, detail, stamp in (
+                    (1, "logistic", ModelRole.CHAMPION, "", ts),
+                    (2, "bandit", ModelRole.CHALLENGER, "best=1 learning_rate=0.01", ts2),
+                )
+            ]
+        case "model_versions":
+            return [
+                ModelVersion(
+                    version_id=f"v{n}{RUN}",
+                    instrument=INSTRUMENT,
+                    model="hoeffding_tree",
+                    factory="hoeffding_tree",
+                    params='{"factory": "hoeffding_tree", "params": {"max_depth": 8.0}}',
+                    params_hash="h" * 32,
+                    code_version="abc123",
+                    parent=parent,
+                    created_at=T0 + n,
+                    ts_init=T0 + n,
+                )
+                for n, parent in ((1, ""), (2, f"v1{RUN}"))
             ]
         case "order_cancels":
             return [

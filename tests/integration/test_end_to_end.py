@@ -33,8 +33,10 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ("AAPL", "MSFT", "AMZN", "GOOG", "META")
 FLOW_TIMEOUT_S = 240
-# Downstream flows wait longer so the last orders and events still reach them.
-IDLE_EXIT_S = {"trading": "3", "gateway": "6", "persist": "9"}
+# Downstream flows wait longer so the last orders and events still reach them. The
+# gateway drains the ticks long before the trading flow has imported River and warmed
+# its models (seconds on a loaded 2-core machine), so its idle bound must cover that.
+IDLE_EXIT_S = {"trading": "3", "gateway": "12", "persist": "16"}
 
 
 @dataclass(frozen=True)
@@ -222,3 +224,21 @@ def test_reconcile_after_a_drained_run_finds_log_and_store_consistent(stack: Sta
     assert result["orders_in_log"] > 0
     assert result["fills_in_log"] > 0
     assert result["orders_missing_in_store"] == result["fills_missing_in_store"] == []
+
+
+def test_denials_and_risk_figures_are_in_clickhouse(stack: StackRun) -> None:
+    by_reason = sql(
+        stack.env,
+        "SELECT outcome, reason, count() AS n FROM risk_decisions FINAL "
+        "GROUP BY outcome, reason ORDER BY n DESC",
+    )
+    denied = [row for row in by_reason if row["outcome"] == "denied"]
+    assert denied
+    assert all(row["reason"] for row in denied)
+    assert all(not row["reason"] for row in by_reason if row["outcome"] == "approved")
+    figures = sql(
+        stack.env,
+        "SELECT metric, count() AS n FROM risk_metrics FINAL "
+        "WHERE metric IN ('var_hist', 'cvar_ewma', 'beta', 'drawdown') GROUP BY metric",
+    )
+    assert {row["metric"] for row in figures} == {"var_hist", "cvar_ewma", "beta", "drawdown"}

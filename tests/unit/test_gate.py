@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 from decimal import Decimal
 
+import numpy as np
 import pytest
 
 from risk.domain import ids
@@ -20,6 +22,7 @@ from risk.domain.enums import (
     TradingState,
 )
 from risk.domain.model import DriftDetected, Signal
+from risk.domain.money import quantize
 from risk.domain.order import CancelOrder, Fill, Order, OrderEvent
 from risk.gate import AccountGate, InvariantViolation
 from risk.limit import AccountLimits, LimitBook, RiskLimits
@@ -695,3 +698,101 @@ def test_drawdown_soft_limit_reduces_and_hard_limit_halts_from_persisted_high_wa
     assert [(e.state, e.trigger) for e in restored.take_events()] == [
         (TradingState.HALTED, "drawdown")
     ]
+
+
+# -- controls that use the real-time risk model --------------------------------------------
+
+
+def warm_gate(
+    limits: RiskLimits, account: AccountLimits | None = None, **gate: object
+) -> AccountGate:
+    """A gate whose risk model has 100 one-second samples: AAPL and MSFT move together
+    (MSFT = AAPL's return plus a little noise), XOM against them."""
+    built = AccountGate(
+        ACCOUNT,
+        limits,
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        account_limits=account or AccountLimits(),
+        instruments=("AAPL", "MSFT", "XOM"),
+        **gate,  # type: ignore[arg-type]
+    )
+    rng = np.random.default_rng(3)
+    prices = {"AAPL": 100.0, "MSFT": 100.0, "XOM": 100.0}
+    for second in range(100):
+        move = rng.normal(0.0, 0.002)
+        prices["AAPL"] *= 1 + move
+        prices["MSFT"] *= 1 + move + rng.normal(0.0, 0.0002)
+        prices["XOM"] *= 1 - move
+        for name, price in prices.items():
+            built.mark(name, price, TS - (100 - second) * 1_000_000_000)
+        built.risk_metrics(TS - (100 - second) * 1_000_000_000, 0)
+    for name, price in prices.items():
+        built.on_reference_price(name, price, TS)
+    assert built.risk_metrics(TS, TS), "the schedule recomputes at TS"
+    return built
+
+
+def signal_at(gate: AccountGate, direction: int, instrument: str, ts: int = TS) -> Signal:
+    price = gate.reference_price(instrument)
+    assert price is not None
+    return make_signal(direction, price, instrument=instrument, ts=ts)
+
+
+def test_correlation_denies_adding_what_moves_with_the_book_but_allows_the_hedge() -> None:
+    gate = warm_gate(make_limits(max_correlation=0.3))
+    order = approve(gate, signal_at(gate, 1, "AAPL"))
+    gate.on_fill(make_fill(order, int(order.quantity)))
+    gate.risk_metrics(TS + 5_000_000_000, TS)  # next scheduled recompute sees the position
+    same_way, _ = gate.on_signal(signal_at(gate, 1, "MSFT", TS + 5_000_000_000))
+    assert isinstance(same_way, Denied)
+    assert same_way.reason is DenialReason.CORRELATION
+    approve(gate, signal_at(gate, -1, "MSFT", TS + 5_000_000_000))  # a hedge
+
+
+def test_var_budget_denies_an_order_whose_post_trade_var_is_over_budget() -> None:
+    gate = warm_gate(make_limits(), AccountLimits(var_budget=0.001, cvar_budget=1.0))
+    decision, _ = gate.on_signal(signal_at(gate, 1, "AAPL"))
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.VAR_BUDGET
+    assert "post-trade" in decision.detail
+
+
+def test_beta_limit_denies_a_book_too_exposed_to_the_market() -> None:
+    gate = warm_gate(make_limits(), AccountLimits(max_beta=0.001))
+    decision, _ = gate.on_signal(signal_at(gate, 1, "AAPL"))
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.BETA
+
+
+@pytest.mark.parametrize("scale", [False, True])
+def test_volatility_above_limit_denies_or_scales_the_target_down(scale: bool) -> None:
+    limits = make_limits(max_volatility=0.5, scale_on_volatility=scale)
+    gate = warm_gate(limits)
+    decision, order = gate.on_signal(signal_at(gate, 1, "AAPL"))
+    if not scale:
+        assert isinstance(decision, Denied)
+        assert decision.reason is DenialReason.VOLATILITY
+        return
+    assert order is not None
+    full = D(10_000) / quantize(gate.reference_price("AAPL") or 0.0)
+    assert 0 < order.quantity < full / 2  # realised volatility is several times the limit
+
+
+def test_volatility_target_sizes_the_position_below_the_fixed_notional() -> None:
+    gate = warm_gate(make_limits(), volatility_target=0.05)
+    order = approve(gate, signal_at(gate, 1, "AAPL"))
+    fixed = D(10_000) / quantize(gate.reference_price("AAPL") or 0.0)
+    assert order.quantity < fixed
+
+
+def test_risk_metrics_carry_their_limits_and_skip_non_finite_figures() -> None:
+    gate = warm_gate(make_limits())
+    metrics = {m.metric: m for m in gate.risk_metrics(TS + 5_000_000_000, TS)}
+    assert metrics["var_hist"].limit_value == 0.02
+    assert metrics["beta"].limit_value == 0.5
+    assert "stress_market_down_10" in metrics
+    assert "correlation:AAPL:MSFT" in metrics
+    assert metrics["correlation:AAPL:MSFT"].value > 0.9
+    assert all(math.isfinite(m.value) for m in metrics.values())

@@ -15,19 +15,32 @@ from prometheus_client.core import Metric
 import sinks.metric
 from dashboard.alert import ALERT_NAMES
 from dashboard.config import DashboardConfig
-from dashboard.exporter import SnapshotCollector
+from dashboard.exporter import RISK_FIGURES, SnapshotCollector
 from dashboard.health import CHECK_NAMES
 from risk.domain.enums import DenialReason, TradingState
 
 NAME = re.compile(r"^hfl_(pipeline|persist|model|process|trading|risk|health|alerts)_[a-z_]+$")
 # "_up" is a 0/1 boolean, as in Prometheus's own `up`.
-UNITS = ("_total", "_seconds", "_records", "_bytes", "_usd", "_ratio", "_quantity", "_state", "_up")
+UNITS = (
+    "_total",
+    "_seconds",
+    "_records",
+    "_bytes",
+    "_usd",
+    "_ratio",
+    "_quantity",
+    "_state",
+    "_up",
+    "_score",
+    "_value",
+)  # "_score" and "_value" are dimensionless: model scores, the gate's mixed risk figures
 INSTRUMENTS = ("AAPL", "MSFT")
 CONFIG = DashboardConfig(
     clickhouse_url="chdb://memory",
     bootstrap="127.0.0.1:1",
     instruments=INSTRUMENTS,
     models=("logistic",),
+    score_names=("accuracy", "rolling_accuracy"),
     max_gross_exposure=1000.0,
     max_position=10.0,
 )
@@ -39,7 +52,8 @@ BOUNDED_VALUES = {
     "reason": set(DenialReason),
     "check": set(CHECK_NAMES),
     "name": set(ALERT_NAMES),
-    "limit": {"max_position", "max_gross_exposure"},
+    "limit": {"max_position", "max_gross_exposure", *RISK_FIGURES},
+    "metric": {"accuracy", "rolling_accuracy", *RISK_FIGURES},
 }
 FLOW_LABELS = {"step", "table", "reason", "component", "le"}
 
@@ -58,10 +72,24 @@ def hostile_snapshot(n: int) -> dict[str, object]:
             "denials": {f"reason{i}": 1 for i in range(n)} | {"kill_switch": 2},
             "approved": 4,
             "gross_utilization": 0.005,
+            "metrics": [
+                {"metric": f"stress_{i}", "value": 0.1, "limit_value": 1.0} for i in range(n)
+            ]
+            + [{"metric": "var_hist", "value": 0.01, "limit_value": 0.02}],
         },
         "models": {
-            "scores": [{"model": f"m{i}", "scored": 1, "accuracy": 0.5} for i in range(n)]
-            + [{"model": "logistic", "scored": 10, "accuracy": 0.6}],
+            "scores": [
+                {
+                    "model": model,
+                    "instrument": instrument,
+                    "n_labelled": 10,
+                    "memory_bytes": 2048,
+                    "scores": {f"s{i}": 0.1 for i in range(min(n, 20))} | {"accuracy": 0.6},
+                }
+                for model, instrument in [(f"m{i}", "AAPL") for i in range(n)]
+                + [("logistic", f"X{i}") for i in range(n)]
+                + [("logistic", "AAPL")]
+            ],
             "drift_total": 3,
         },
         "pipeline": {"ticks": 7, "tick_age_s": 1.5},
@@ -104,7 +132,11 @@ def test_snapshot_families_carry_their_values() -> None:
     assert samples["hfl_risk_trading_state", (("state", "halted"),)] == 1.0
     assert samples["hfl_risk_denials_total", (("reason", "kill_switch"),)] == 2
     assert samples["hfl_trading_position_quantity", (("instrument", "AAPL"),)] == 3.0
-    assert samples["hfl_model_prequential_accuracy_ratio", (("model", "logistic"),)] == 0.6
+    logistic_aapl = (("instrument", "AAPL"), ("metric", "accuracy"), ("model", "logistic"))
+    assert samples["hfl_model_prequential_score", logistic_aapl] == 0.6
+    assert samples["hfl_risk_metric_value", (("metric", "var_hist"),)] == 0.01
+    utilization = (("instrument", ""), ("limit", "var_hist"))
+    assert samples["hfl_risk_limit_utilization_ratio", utilization] == 0.5
 
 
 @pytest.mark.parametrize("family", [*collect(1), *flow_families()], ids=lambda f: f.name)
@@ -183,3 +215,10 @@ def test_grafana_panels_reference_only_exported_metrics() -> None:
         for target in panel["targets"]:
             for name in METRIC.findall(target["expr"]):
                 assert name in exported, (panel["title"], name)
+
+
+def test_dead_letter_reasons_are_counted_per_batch_by_reason() -> None:
+    before = REGISTRY.get_sample_value("hfl_pipeline_dead_letters_total", {"reason": "oversized"})
+    sinks.metric.count_reasons(sinks.metric.DEAD_LETTERS, ["oversized", "non_finite", "oversized"])
+    after = REGISTRY.get_sample_value("hfl_pipeline_dead_letters_total", {"reason": "oversized"})
+    assert after - (before or 0.0) == 2

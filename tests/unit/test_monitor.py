@@ -149,3 +149,29 @@ def test_recompute_before_min_samples_reports_only_the_count(returns: pd.DataFra
     assert risk.recompute(10 * DAY_NS, EQUITY) == {"samples": 9.0}
     assert not risk.ready
     assert risk.post_trade("AAPL", 1.0) is None
+
+
+def test_post_trade_bound_never_changes_a_budget_decision(
+    returns: pd.DataFrame, quantities: dict[str, float]
+) -> None:
+    risk, _ = feed(returns, quantities)
+    risk.recompute(len(returns) * DAY_NS, EQUITY)
+    rng = np.random.default_rng(5)
+    names = list(returns.columns)
+    exact_sorts = 0
+    for _ in range(300):
+        name = names[int(rng.integers(len(names)))]
+        quantity = float(rng.normal(0.0, 300.0))
+        exact = risk.post_trade(name, quantity)
+        assert exact is not None
+        factor = float(rng.uniform(0.5, 5.0))
+        budgets = (factor * exact.var_hist, factor * exact.cvar_hist)
+        bounded = risk.post_trade(name, quantity, proves=budgets)
+        assert bounded is not None
+        assert bounded.var_hist >= exact.var_hist * (1 - REL)
+        assert bounded.cvar_hist >= exact.cvar_hist * (1 - REL)
+        assert (bounded.var_hist <= budgets[0]) == (exact.var_hist <= budgets[0])
+        assert (bounded.cvar_hist <= budgets[1]) == (exact.cvar_hist <= budgets[1])
+        exact_sorts += bounded.var_hist == exact.var_hist
+        risk.add_quantity(name, quantity)
+    assert 0 < exact_sorts < 300  # both paths were taken

@@ -1,0 +1,330 @@
+"""Champion and shadow challengers of one instrument: scoring, promotion, rollback, drift.
+
+Every model of the set sees the same ticks (a slow one may see only every n-th warm
+tick) and is scored prequentially on the same delayed labels; only the champion's
+predictions become signals. On a schedule in event time each model's metrics are
+reported, and a challenger that beats the champion by the configured margin is
+promoted. Operators promote and roll back with `ModelCommand`s. Every change of
+champion is an `AuditEvent`. A drift detection on the champion's error or on a watched
+feature is emitted as `DriftDetected` and replaces every challenger by a fresh one
+(a new version whose parent is the old), so challengers learn the new regime from
+scratch while the champion keeps trading.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass, field
+
+from online_models.drift import DriftConfig, DriftMonitor
+from online_models.pipeline import selection_detail
+from online_models.registry import ModelConfig, new_version, state_size_bytes
+from online_models.scorer import InstrumentScorer
+from risk.domain.control import AuditEvent
+from risk.domain.enums import ModelAction, ModelRole
+from risk.domain.ids import stable_id
+from risk.domain.model import (
+    DriftDetected,
+    ModelCommand,
+    ModelMetrics,
+    ModelVersion,
+    Prediction,
+)
+
+ModelEvent = Prediction | ModelMetrics | ModelVersion | DriftDetected | AuditEvent
+
+MAX_HISTORY = 16  # champions remembered for rollback, per instrument
+AUTO_ACTOR = "auto"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PromotionRule:
+    """When a challenger replaces the champion automatically.
+
+    Both need `min_labels` labels; the challenger's direction accuracy over the
+    rolling window must beat the champion's by at least `margin`.
+    """
+
+    enabled: bool = True
+    min_labels: int = 500
+    margin: float = 0.02
+
+    def prefers(self, challenger: InstrumentScorer, champion: InstrumentScorer) -> bool:
+        """True when `challenger` should replace `champion` now."""
+        return (
+            self.enabled
+            and challenger.n_labelled >= self.min_labels
+            and champion.n_labelled >= self.min_labels
+            and challenger.rolling_accuracy - champion.rolling_accuracy >= self.margin
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSetConfig:
+    """Everything one instrument's model set is built from."""
+
+    champion: ModelConfig
+    challengers: tuple[ModelConfig, ...] = ()
+    seed: int
+    horizon_ns: int
+    max_pending: int = 100_000
+    rolling_window: int = 1_000
+    metrics_interval_ns: int = 10_000_000_000
+    promotion: PromotionRule = field(default_factory=PromotionRule)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    code_version: str = "unknown"
+
+
+class _Slot:
+    """One model of the set: its config, scorer, version and sub-sampling counter."""
+
+    __slots__ = ("config", "scorer", "ticks", "version")
+
+    def __init__(self, config: ModelConfig, scorer: InstrumentScorer, version: ModelVersion | None):
+        self.config = config
+        self.scorer = scorer
+        self.version = version
+        self.ticks = 0
+
+
+class ModelSet:
+    """The champion and shadow challengers of one instrument. Picklable and bounded.
+
+    >>> cfg = ModelSetConfig(
+    ...     champion=ModelConfig(name="a", factory="logistic", params={}),
+    ...     challengers=(ModelConfig(name="b", factory="linear", params={}),),
+    ...     seed=0, horizon_ns=10)
+    >>> models = ModelSet("X", cfg)
+    >>> out = []
+    >>> fresh = models.update("t0", 0, 10.0, {"f": 1.0}, out)
+    >>> (fresh.model, sorted(type(e).__name__ for e in out))
+    ('a', ['ModelVersion', 'ModelVersion', 'Prediction', 'Prediction'])
+    """
+
+    __slots__ = (
+        "_config",
+        "_drift",
+        "_history",
+        "_next_metrics_ns",
+        "_slots",
+        "champion",
+        "instrument",
+    )
+
+    def __init__(self, instrument: str, config: ModelSetConfig) -> None:
+        """Build every configured model; versions are announced with the first tick."""
+        self.instrument = instrument
+        self._config = config
+        self._slots: dict[str, _Slot] = {
+            model.name: _Slot(model, self._scorer(model), None)
+            for model in (config.champion, *config.challengers)
+        }
+        self.champion = config.champion.name
+        self._history: deque[str] = deque(maxlen=MAX_HISTORY)
+        self._drift = DriftMonitor(instrument, config.drift)
+        self._next_metrics_ns: int | None = None
+
+    @property
+    def champion_scorer(self) -> InstrumentScorer:
+        """The scorer whose predictions trade."""
+        return self._slots[self.champion].scorer
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Names of every model in the set, champion first as configured."""
+        return tuple(self._slots)
+
+    def update(
+        self,
+        tick_id: str,
+        ts_event: int,
+        price: float,
+        features: dict[str, float] | None,
+        out: list[ModelEvent],
+    ) -> Prediction | None:
+        """Score one tick with every model; return the champion's fresh prediction, if any.
+
+        Everything produced (predictions of all models, versions, metrics, drift,
+        audit events) is appended to `out`.
+        """
+        if self._next_metrics_ns is None:
+            self._announce(ts_event, out)
+        champion = self.champion
+        fresh: Prediction | None = None
+        drifts: list[DriftDetected] = []
+        for name, slot in self._slots.items():
+            x = features
+            every = slot.config.sample_every
+            if x is not None and every > 1:
+                if slot.ticks % every:  # the 1st, (every+1)-th, ... warm ticks are scored
+                    x = None
+                slot.ticks += 1
+            predictions = slot.scorer.update(tick_id, ts_event, price, x)
+            out.extend(predictions)
+            if name != champion:
+                continue
+            for prediction in predictions:
+                if prediction.version == 0:
+                    fresh = prediction
+                elif prediction.error is not None:
+                    detected = self._drift.on_error(name, prediction.error, ts_event)
+                    if detected is not None:
+                        drifts.append(detected)
+        if features is not None:
+            drifts.extend(self._drift.on_features(champion, features, ts_event))
+        if drifts:
+            out.extend(drifts)
+            self._renew_challengers(ts_event, out)
+        next_metrics = self._next_metrics_ns
+        if next_metrics is not None and ts_event >= next_metrics:
+            self._report(ts_event, out)
+        return fresh
+
+    def apply(self, command: ModelCommand, out: list[ModelEvent]) -> None:
+        """Carry out an operator's promote or rollback; refusals are audited too."""
+        match command.action:
+            case ModelAction.PROMOTE:
+                problem = self._promotion_problem(command.model)
+                if problem:
+                    out.append(
+                        self._audit(command, "model_promote_rejected", problem, command.model)
+                    )
+                    return
+                self._history.append(self.champion)
+                self._switch(command.model, command, "model_promoted", command.reason, out)
+            case ModelAction.ROLLBACK:
+                if not self._history:
+                    out.append(
+                        self._audit(
+                            command, "model_rollback_rejected", "no earlier champion", self.champion
+                        )
+                    )
+                    return
+                self._switch(self._history.pop(), command, "model_rolled_back", command.reason, out)
+
+    def _promotion_problem(self, name: str) -> str:
+        if name not in self._slots:
+            return f"{name!r} is not a model of this set ({', '.join(self._slots)})"
+        if name == self.champion:
+            return f"{name!r} is already the champion"
+        return ""
+
+    def _scorer(self, model: ModelConfig) -> InstrumentScorer:
+        config = self._config
+        return InstrumentScorer(
+            self.instrument,
+            model_name=model.name,
+            pipeline=model.factory,
+            horizon_ns=config.horizon_ns,
+            seed=config.seed,
+            params=model.params,
+            max_pending=config.max_pending,
+            rolling_window=config.rolling_window,
+        )
+
+    def _announce(self, ts_event: int, out: list[ModelEvent]) -> None:
+        for slot in self._slots.values():
+            slot.version = self._version(slot.config, "", ts_event)
+            out.append(slot.version)
+        interval = self._config.metrics_interval_ns
+        self._next_metrics_ns = (ts_event // interval + 1) * interval
+
+    def _version(self, model: ModelConfig, parent: str, ts_event: int) -> ModelVersion:
+        return new_version(
+            model,
+            instrument=self.instrument,
+            code_version=self._config.code_version,
+            parent=parent,
+            created_at=ts_event,
+        )
+
+    def _renew_challengers(self, ts_event: int, out: list[ModelEvent]) -> None:
+        for name, slot in self._slots.items():
+            if name == self.champion:
+                continue
+            parent = slot.version.version_id if slot.version is not None else ""
+            slot.scorer = self._scorer(slot.config)
+            slot.ticks = 0
+            slot.version = self._version(slot.config, parent, ts_event)
+            out.append(slot.version)
+
+    def _report(self, ts_event: int, out: list[ModelEvent]) -> None:
+        interval = self._config.metrics_interval_ns
+        self._next_metrics_ns = (ts_event // interval + 1) * interval
+        for name, slot in self._slots.items():
+            out.append(self._metrics(name, slot, ts_event))
+        champion = self.champion_scorer
+        rule = self._config.promotion
+        candidates = [
+            (slot.scorer.rolling_accuracy, name)
+            for name, slot in self._slots.items()
+            if name != self.champion and rule.prefers(slot.scorer, champion)
+        ]
+        if candidates:
+            best_accuracy, best = max(candidates)
+            reason = (
+                f"rolling accuracy {best_accuracy:.4f} beats {champion.rolling_accuracy:.4f}"
+                f" by >= {rule.margin}"
+            )
+            command = ModelCommand(
+                command_id=stable_id("auto_promotion", self.instrument, best, ts_event),
+                action=ModelAction.PROMOTE,
+                model=best,
+                instrument=self.instrument,
+                actor=AUTO_ACTOR,
+                reason=reason,
+                ts_event=ts_event,
+                ts_init=ts_event,
+            )
+            self._history.append(self.champion)
+            self._switch(best, command, "model_promoted", reason, out)
+
+    def _metrics(self, name: str, slot: _Slot, ts_event: int) -> ModelMetrics:
+        scorer = slot.scorer
+        version_id = slot.version.version_id if slot.version is not None else ""
+        return ModelMetrics(
+            metrics_id=stable_id("model_metrics", self.instrument, name, version_id, ts_event),
+            instrument=self.instrument,
+            model=name,
+            version_id=version_id,
+            role=ModelRole.CHAMPION if name == self.champion else ModelRole.CHALLENGER,
+            n_labelled=scorer.n_labelled,
+            n_pending=scorer.n_pending,
+            evicted=scorer.evicted,
+            values=scorer.metrics.values(),
+            memory_bytes=state_size_bytes(scorer.model),
+            detail=selection_detail(scorer.model),
+            ts_event=ts_event,
+            ts_init=ts_event,
+        )
+
+    def _switch(
+        self, name: str, command: ModelCommand, action: str, reason: str, out: list[ModelEvent]
+    ) -> None:
+        previous = self.champion
+        self.champion = name
+        self._drift.reset_error()  # a new champion: its error stream starts now
+        out.append(self._audit(command, action, reason, name, previous=previous))
+
+    def _audit(
+        self, command: ModelCommand, action: str, reason: str, subject: str, previous: str = ""
+    ) -> AuditEvent:
+        slot = self._slots.get(subject)
+        detail = {
+            "instrument": self.instrument,
+            "champion": self.champion,
+            "previous": previous,
+            "version_id": slot.version.version_id if slot and slot.version else "",
+            "command_id": command.command_id,
+        }
+        return AuditEvent(
+            audit_id=stable_id("audit", command.command_id, self.instrument, action),
+            actor=command.actor,
+            action=action,
+            subject=subject,
+            reason=reason,
+            detail=json.dumps(detail, sort_keys=True),
+            ts_event=command.ts_event,
+            ts_init=command.ts_init,
+        )
