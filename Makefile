@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-browser check lint types imports bench bench-dashboard chaos risk-soak clean
+.PHONY: install demo test test-fast test-browser check lint types imports bench bench-dashboard chaos chaos-ci risk-soak clean
 
 install: $(STAMP)
 
@@ -48,6 +48,18 @@ bench-dashboard: install
 # The risk gate's state machine far beyond CI's 1,000 examples.
 risk-soak: install
 	HFL_HYPOTHESIS_MAX_EXAMPLES=20000 $(BIN)/pytest -q tests/property/test_gate_state_machine.py
+
+# Fault injection on the real stack (tests/chaos): R1-R7 on a 200,000-tick replay with
+# 20 kills per flow, then the figures. `chaos-ci` is the bounded form CI runs.
+CHAOS_CI_TESTS := tests/chaos/test_crash_recovery.py tests/chaos/test_fail_closed.py
+
+chaos: install
+	HFL_CHAOS_TICKS=200000 HFL_CHAOS_KILLS=20 $(BIN)/pytest -q -s -m chaos tests/chaos
+	$(BIN)/hfl chaos report
+
+chaos-ci: install
+	HFL_CHAOS_TICKS=40000 HFL_CHAOS_KILLS=5 $(BIN)/pytest -q -s -m chaos $(CHAOS_CI_TESTS)
+	$(BIN)/hfl chaos report
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis

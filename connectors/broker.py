@@ -69,6 +69,35 @@ def _read_pid(pid_file: Path) -> int | None:
         return None
 
 
+def broker_command(host: str, port: int) -> list[str]:
+    """The Tansu command line: bound to host:port (it binds 0.0.0.0 unless told), in memory."""
+    url = f"tcp://{host}:{port}"
+    return [
+        str(tansu_binary()),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+
+
+def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
+    """Return once host:port accepts connections.
+
+    Raises:
+        BrokerError: nothing answered within `timeout_s`.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not port_open(host, port):
+        if time.monotonic() > deadline:
+            msg = f"nothing answers on {host}:{port} after {timeout_s}s"
+            raise BrokerError(msg)
+        time.sleep(0.02)
+
+
 def start_broker(
     host: str, port: int, pid_file: Path, log_file: Path, ready_timeout_s: float = 10.0
 ) -> int:
@@ -90,16 +119,7 @@ def start_broker(
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         process = subprocess.Popen(
-            [
-                str(tansu_binary()),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
+            broker_command(host, port),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dataflows.settings import AccountLimitSettings, LimitSettings, RiskSettings, Settings
 from risk.domain import Alert, Bar, ControlCommand, DriftDetected, Fill, OrderEvent, Signal
+from risk.early import EarlyReports, OrderReport, RecentIds
 from risk.gate import AccountGate
 from risk.limit import AccountLimits, LimitBook, RiskLimits
 from risk.monitor import DEFAULT_SCENARIOS, RiskModelConfig, StressScenario
@@ -82,11 +83,13 @@ def risk_model(risk: RiskSettings) -> RiskModelConfig:
 
 @dataclass(slots=True)
 class AccountState:
-    """The gate plus when the last P&L snapshot was taken (event time)."""
+    """The gate, the next P&L snapshot time (event time), early and recent order reports."""
 
     gate: AccountGate
     pnl_interval_ns: int
     next_pnl_ns: int = 0
+    early: EarlyReports = field(default_factory=EarlyReports)
+    reports: RecentIds = field(default_factory=RecentIds)
 
 
 def make_account_state(settings: Settings) -> AccountState:
@@ -130,6 +133,8 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                 log_event(LOG, f"signal {decision.outcome}", event, decision)
                 if order is not None:
                     out.append(order)
+                    for report in state.early.release(order.client_order_id):
+                        _apply_report(gate, report, out)
             case Bar():
                 gate.mark(event.instrument, event.close, event.ts_event)
                 out.extend(gate.risk_metrics(event.ts_event, event.ts_init))
@@ -141,12 +146,15 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                         - event.ts_init % state.pnl_interval_ns
                         + state.pnl_interval_ns
                     )
-            case Fill():
-                out.append(gate.on_fill(event))
-                out.extend(gate.take_events())
-                log_event(LOG, "fill booked", event)
-            case OrderEvent():
-                gate.on_order_event(event)
+            case Fill() | OrderEvent() if not state.reports.add(_report_id(event)):
+                pass  # the gateway resent it while replaying its last epoch
+            case OrderEvent() if _forgotten(gate, event):
+                pass  # its order finished before the gate's memory of orders ends
+            case Fill() | OrderEvent() if not gate.knows_order(event.client_order_id):
+                # Replayed after a crash, the order may not be decided again yet.
+                state.early.park(event)
+            case Fill() | OrderEvent():
+                _apply_report(gate, event, out)
             case ControlCommand():
                 out.extend(gate.on_control(event))
                 log_event(LOG, f"control {event.action}", event, actor=event.actor)
@@ -157,3 +165,30 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                 if (changed := gate.on_drift(event)) is not None:
                     out.append(changed)
     return out
+
+
+def _forgotten(gate: AccountGate, event: OrderEvent) -> bool:
+    """An event of an order decided at or before the gate's event time that it no longer knows.
+
+    Orders are decided in event-time order per instrument, so an order the gate has not
+    decided yet (a replay after a crash) is later than the instrument's last signal; one
+    at or before it was decided and has since finished and left the bounded memory of
+    recent orders (its last fill can overtake its terminal event from another topic).
+    """
+    if gate.knows_order(event.client_order_id):
+        return False
+    decided_until = gate.reference_ts_event(event.instrument)
+    return decided_until is not None and event.ts_event <= decided_until
+
+
+def _report_id(report: OrderReport) -> str:
+    return report.fill_id if isinstance(report, Fill) else report.event_id
+
+
+def _apply_report(gate: AccountGate, report: OrderReport, out: list[object]) -> None:
+    if isinstance(report, Fill):
+        out.append(gate.on_fill(report))
+        out.extend(gate.take_events())
+        log_event(LOG, "fill booked", report)
+    else:
+        gate.on_order_event(report)

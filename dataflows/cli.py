@@ -168,6 +168,60 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _up(args: argparse.Namespace) -> int:
+    from dataflows.stack import run_up
+
+    codes = run_up(
+        _settings(),
+        ROOT,
+        local_broker=not args.external_broker,
+        feed_duration_s=args.feed_duration or None,
+        extras=args.extra,
+        report_every_s=args.report_every,
+    )
+    print(" ".join(f"{name}={code}" for name, code in codes.items()))
+    return 0
+
+
+def _chaos(args: argparse.Namespace) -> int:
+    from dataflows.chaos import load_results, render_json, render_table, results_path
+
+    results = load_results(results_path(ROOT))
+    if not results:
+        raise HflError("no chaos results yet: run `make chaos` (or `make chaos-ci`)")
+    print(render_json(results) if args.json else render_table(results))
+    return 0
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    import orjson
+
+    from dataflows.reconcile import reconcile_system
+
+    result = reconcile_system(_settings())
+    print(orjson.dumps(asdict(result) | {"consistent": result.consistent}).decode())
+    return 0 if result.consistent else 1
+
+
+def _add_reliability(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = sub.add_parser("up", help="run broker, flows (and feed) supervised until Ctrl-C")
+    up.add_argument("--external-broker", action="store_true", help="do not start Tansu")
+    up.add_argument("--feed-duration", type=float, default=0.0, help="simulate a feed (s)")
+    up.add_argument("--with", dest="extra", action="append", default=[], metavar="NAME=CMD")
+    up.add_argument("--report-every", type=float, default=10.0, help="health line period (s)")
+    up.set_defaults(run=_up)
+
+    chaos = sub.add_parser("chaos", help="figures of the chaos suite (make chaos)")
+    chaos.add_argument("action", choices=("report",))
+    chaos.add_argument("--json", action="store_true", help="one JSON object keyed by test id")
+    chaos.set_defaults(run=_chaos)
+
+    reconcile = sub.add_parser("reconcile", help="orders and fills: Kafka log vs ClickHouse")
+    reconcile.set_defaults(run=_reconcile)
+
+
 def _dashboard(args: argparse.Namespace) -> int:
     from dataflows.observe import run_dashboard
 
@@ -295,6 +349,8 @@ def parser() -> argparse.ArgumentParser:
     _add_bench(sub)
 
     _add_observability(sub)
+
+    _add_reliability(sub)
     return main
 
 

@@ -17,9 +17,10 @@ from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import CheckedProducer
 from connectors.topic import TICKS
-from dataflows.process import Child, start_child, start_flow, stop, wait_all
 from dataflows.settings import Settings
+from dataflows.stack import flow_components
 from dataflows.summary import RunSummary, summarize
+from dataflows.supervisor import Component, ComponentState, Health, Supervisor, all_settled
 from risk.domain.error import HflError
 
 # Each flow stops once its inputs have been idle this long after the feed ends;
@@ -52,10 +53,12 @@ def run_demo(
 ) -> RunSummary:
     """Run broker, feed, the three flows and the dashboard for `ticks` ticks; summarise.
 
-    Every run gets its own topic namespace and recovery stores, so runs never mix;
-    the ClickHouse store is shared and the summary selects this run by event time.
-    The flows write their metrics under the run directory and the dashboard (on
-    `settings.dashboard.port`) serves them on ``/metrics`` with the derived ones.
+    Everything runs under the supervisor (a crashed flow restarts from its snapshot);
+    each flow stops by itself once idle after the feed ends. Every run gets its own
+    topic namespace and recovery stores, so runs never mix; the ClickHouse store is
+    shared and the summary selects this run by event time. The flows write their
+    metrics under the run directory and the dashboard (on `settings.dashboard.port`)
+    serves them on ``/metrics`` with the derived ones.
     """
     start_ns = time.time_ns()
     run_id = f"demo-{seed}-{start_ns // 1_000_000_000}"
@@ -68,38 +71,35 @@ def run_demo(
     log(f"run {run_id}: logs in {run_dir}")
     own_broker = not broker_status(broker.host, broker.port, pid_file).running
     start_broker(broker.host, broker.port, pid_file, root / "var" / "broker.log")
-    children: list[Child] = []
+    metrics_dir = run_dir / "metrics"
+    metrics_dir.mkdir(exist_ok=True)
+    env = {
+        "HFL_KAFKA__TOPIC_PREFIX": prefix,
+        "HFL_RUN_ID": run_id,
+        "HFL_CLICKHOUSE_URL": settings.clickhouse.url.reveal(),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    components = [
+        replace(c, env=c.env | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S[c.name])})
+        for c in flow_components(settings, run_dir / "recovery", env)
+    ]
+    if dashboard:
+        components.append(_dashboard(settings, run_dir, env, start_ns))
+    supervisor = Supervisor(components, run_dir, say=log)
     try:
         create_topics(settings.kafka.bootstrap, prefix=prefix)
-        metrics_dir = run_dir / "metrics"
-        metrics_dir.mkdir(exist_ok=True)
-        env = {
-            "HFL_KAFKA__TOPIC_PREFIX": prefix,
-            "HFL_RUN_ID": run_id,
-            "HFL_CLICKHOUSE_URL": settings.clickhouse.url.reveal(),
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        }
-        children = [
-            start_flow(name, settings, run_dir, env | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": str(idle_s)})
-            for name, idle_s in IDLE_EXIT_S.items()
-        ]
-        if dashboard:
-            children.append(_start_dashboard(settings, run_dir, env, start_ns))
-        log(
-            f"flows started (pids {', '.join(str(c.process.pid) for c in children)}); "
-            f"feeding {ticks} ticks at {rate:g}/s"
-        )
+        supervisor.start()
+        log(f"flows started; feeding {ticks} ticks at {rate:g}/s")
         _feed(
             settings.kafka.bootstrap,
             simulation(settings, seed, start_ns, rate),
             ticks,
             prefix + TICKS,
-            children,
+            supervisor,
         )
-        _drain([child for child in children if child.name in IDLE_EXIT_S], timeout_s)
+        _drain(supervisor, timeout_s)
     finally:
-        for child in children:
-            stop(child)
+        supervisor.stop()
         if own_broker:
             stop_broker(pid_file)
     return summarize(
@@ -110,9 +110,7 @@ def run_demo(
     )
 
 
-def _start_dashboard(
-    settings: Settings, run_dir: Path, env: dict[str, str], start_ns: int
-) -> Child:
+def _dashboard(settings: Settings, run_dir: Path, env: dict[str, str], start_ns: int) -> Component:
     command = [
         sys.executable,
         "-m",
@@ -121,19 +119,18 @@ def _start_dashboard(
         f"--since-ns={start_ns}",
         f"--recovery={run_dir / 'recovery'}",
     ]
-    child = start_child("dashboard", command, run_dir, env)
     log(f"dashboard on http://127.0.0.1:{settings.dashboard.port} (metrics on /metrics)")
-    return child
+    return Component(name="dashboard", command=command, env=env)
 
 
 def _feed(
-    bootstrap: str, config: SimulationConfig, ticks: int, topic: str, children: list[Child]
+    bootstrap: str, config: SimulationConfig, ticks: int, topic: str, supervisor: Supervisor
 ) -> None:
     """Publish `ticks` simulated ticks in real time (event-time speed 1).
 
-    Stops early, naming the flow, if any flow dies while the feed runs.
+    Stops early, naming the flow, if the supervisor gave up on one while the feed runs.
     """
-    records = _while_alive(paced(simulate(config, ticks), 1.0), children)
+    records = _while_healthy(paced(simulate(config, ticks), 1.0), supervisor)
     flush_every = max(1, int(config.ticks_per_second))
     with Progress(total=ticks, label="ticks fed") as progress:
         publish(
@@ -144,26 +141,28 @@ def _feed(
         )
 
 
-def _while_alive(records: Iterator[T], children: list[Child], every: int = 500) -> Iterator[T]:
+def _while_healthy(records: Iterator[T], supervisor: Supervisor, every: int = 500) -> Iterator[T]:
     for count, record in enumerate(records):
         if count % every == 0:
-            for child in children:
-                if child.process.poll() is not None:
-                    msg = f"{child.name} flow exited early; last log lines:\n{child.tail()}"
-                    raise HflError(msg)
+            _fail_if_any(supervisor.poll(), supervisor, {ComponentState.GAVE_UP})
         yield record
 
 
-def _drain(children: list[Child], timeout_s: float) -> None:
-    """Wait for trading and gateway to go idle and exit, then persist; fail loudly."""
-    flows = {child.name: child for child in children}
-    for group in (("trading", "gateway"), ("persist",)):
-        members = [flows[name] for name in group]
-        codes = wait_all(members, timeout_s)
-        for child in members:
-            code = codes[child.name]
-            if code != 0:
-                state = "did not finish" if code is None else f"exited with {code}"
-                msg = f"{child.name} flow {state}; last log lines:\n{child.tail()}"
-                raise HflError(msg)
-        log(f"{' and '.join(group)} drained and stopped")
+def _drain(supervisor: Supervisor, timeout_s: float) -> None:
+    """Wait until every flow went idle and exited (restarting crashed ones); fail loudly."""
+    deadline = time.monotonic() + timeout_s
+    health = supervisor.run(until=lambda health: all_settled(health) or time.monotonic() > deadline)
+    _fail_if_any(health, supervisor, {ComponentState.GAVE_UP, ComponentState.RUNNING})
+    log("flows drained and stopped")
+
+
+def _flows(health: list[Health]) -> list[Health]:
+    return [h for h in health if h.name in IDLE_EXIT_S]
+
+
+def _fail_if_any(health: list[Health], supervisor: Supervisor, bad: set[ComponentState]) -> None:
+    for flow in health:
+        if flow.state in bad:
+            state = "did not finish" if flow.state is ComponentState.RUNNING else flow.render()
+            msg = f"{flow.name} flow {state}; last log lines:\n{supervisor.tail(flow.name)}"
+            raise HflError(msg)

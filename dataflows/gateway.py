@@ -34,12 +34,14 @@ LOG = logging.getLogger("hfl.gateway")
 
 
 def paper_config(settings: Settings) -> PaperBrokerConfig:
-    """The paper broker's latency, slippage and fees from settings."""
+    """The paper broker's latency, slippage, fees and tick buffer from settings."""
     gateway = settings.gateway
     return PaperBrokerConfig(
         latency_ns=int(gateway.latency_ms * 1_000_000),
         slippage_bps=gateway.slippage_bps,
         fee_bps=gateway.fee_bps,
+        tick_buffer_ns=int(gateway.tick_buffer_s * 1_000_000_000),
+        max_buffered_ticks=gateway.max_buffered_ticks,
     )
 
 

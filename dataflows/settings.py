@@ -123,6 +123,10 @@ class GatewaySettings:
     latency_ms: float = 50.0
     slippage_bps: float = 1.0
     fee_bps: float = 0.5
+    # How far the gateway may run ahead of the trading flow (event time, and ticks per
+    # instrument) and still fill a late order exactly as if it had arrived on time.
+    tick_buffer_s: float = 60.0
+    max_buffered_ticks: int = 10_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,6 +9,7 @@ from typing import Protocol, TypeVar
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 
+from connectors import topic
 from connectors.codec import Rejected, decode_event, failure
 from connectors.kafka.record import KafkaRecord, OutboundRecord
 from connectors.kafka.sink import KafkaSink
@@ -63,7 +64,11 @@ class KafkaIO:
         records: Stream[tuple[str, OutboundRecord]] = op.flat_map_batch(
             f"{step_id}_route", events, to_outbound(kafka.topic_prefix)
         )
-        sink = KafkaSink(kafka.bootstrap, message_timeout_ms=kafka.message_timeout_ms)
+        sink = KafkaSink(
+            kafka.bootstrap,
+            alerts_topic=kafka.topic_prefix + topic.ALERTS,
+            message_timeout_ms=kafka.message_timeout_ms,
+        )
         op.output(step_id, records, sink)
 
 

@@ -76,14 +76,15 @@ class AccountGate:
     between it and position plus net working quantity, checked by `risk.pretrade.run_checks`.
 
     Determinism: time is read only from the data (`ts_event`), never from a clock, and the
-    same inputs in the same order give the same outputs. Fills arriving earlier or later
-    do not change sizing: the order is target - (position + net working), and a fill only
-    moves quantity from working to position. Nor do they change the worst case a check
-    uses for the order's own side (position + working buys for a buy, position - working
-    sells for a sell) when the fill is on that side. A fill on the *other* side can only
-    loosen the check: until it arrives, the opposing order might still be canceled, and
-    the worst case must assume so. Making the checks fully fill-timing independent would
-    mean checking position + net working only, which a cancel can push past the limit.
+    same inputs in the same order give the same outputs. When fills arrive does not change
+    any decision either: sizing uses position + net working, and the limit checks use the
+    position if every working order fills (`worst_case_long` and `worst_case_short` are
+    both that net figure), which a fill leaves unchanged since it only moves quantity from
+    working to position. This is what lets a trading flow that crashed and replays its
+    last epoch (with the gateway's fills now arriving earlier than they did the first
+    time) decide exactly as before. The price: a working order the gateway cancels or
+    rejects can leave the position past a limit by the released quantity; a check that
+    assumed the opposing order might be canceled would depend on fill timing instead.
 
     After the order-level checks come the account-level ones (`risk.budget`): duplicate
     client order id, order-rate throttle, open orders, self-match, then, for orders that
@@ -215,6 +216,10 @@ class AccountGate:
         """Return working buys minus working sells on `instrument`."""
         return self._working_buy.get(instrument, ZERO) - self._working_sell.get(instrument, ZERO)
 
+    def knows_order(self, client_order_id: str) -> bool:
+        """Return True if this gate submitted `client_order_id` (as far as it remembers)."""
+        return client_order_id in self._working or client_order_id in self._recent_set
+
     def working_order_count(self) -> int:
         """Return how many orders may still fill."""
         return len(self._working)
@@ -228,15 +233,19 @@ class AccountGate:
         return self._ref_ts.get(instrument)
 
     def worst_case_long(self, instrument: str) -> Decimal:
-        """Return position plus every working buy on `instrument`."""
-        return self._book.quantity(instrument) + self._working_buy.get(instrument, ZERO)
+        """Return the position if every working order on `instrument` fills."""
+        return self._book.quantity(instrument) + self.working_quantity(instrument)
 
     def worst_case_short(self, instrument: str) -> Decimal:
-        """Return position minus every working sell on `instrument`."""
-        return self._book.quantity(instrument) - self._working_sell.get(instrument, ZERO)
+        """Return the position if every working order on `instrument` fills.
+
+        The same figure as `worst_case_long`: any bound that tells buys from sells
+        changes when a fill arrives (see the class docstring).
+        """
+        return self.worst_case_long(instrument)
 
     def gross_exposure_excluding(self, instrument: str) -> Decimal:
-        """Return Σ worst-case |position| * reference over every other instrument."""
+        """Return Σ |position if all working orders fill| * reference over other instruments."""
         names = dict.fromkeys(self._book.instruments())
         names.update(dict.fromkeys(self._working_buy))
         names.update(dict.fromkeys(self._working_sell))
@@ -679,11 +688,13 @@ class AccountGate:
         for instrument in self._book.instruments():
             if not _in_scope(instrument, command.instrument):
                 continue
+            # Sized against same-side working orders only: those may fill first, the
+            # opposite ones are being canceled.
             position = self.position(instrument)
             if position > 0:
-                side, quantity = Side.SELL, self.worst_case_short(instrument)
+                side, quantity = Side.SELL, position - self._working_sell.get(instrument, ZERO)
             else:
-                side, quantity = Side.BUY, -self.worst_case_long(instrument)
+                side, quantity = Side.BUY, -position - self._working_buy.get(instrument, ZERO)
             if quantity <= 0:
                 continue
             intent = OrderIntent(

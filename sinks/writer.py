@@ -16,6 +16,7 @@ from clickhouse_connect.driver.exceptions import (
     ProgrammingError,
 )
 
+from connectors.circuit import CircuitBreaker
 from connectors.codec import encode
 from risk.domain.error import RecoverableError
 from sinks.row import Rows, columns_for
@@ -64,7 +65,9 @@ class BatchWriter:
 
     Permanent errors (bad SQL, bad data) propagate at once; transient ones are retried
     `max_attempts` times in all, then raised as `RecoverableError` so the flow crashes
-    and replays from its last snapshot. Rows are never dropped.
+    and replays from its last snapshot. Rows are never dropped. Every attempt goes
+    through a circuit breaker: once ClickHouse failed `breaker`'s threshold of attempts
+    in a row, writes fail at once (`CircuitOpenError`) until its cooldown has passed.
     """
 
     def __init__(
@@ -76,8 +79,9 @@ class BatchWriter:
         max_delay_s: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
-        """Wrap `client`; `sleep` and `rng` are injectable so tests need not wait."""
+        """Wrap `client`; `sleep`, `rng` and `breaker` are injectable so tests need not wait."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self._client = client
@@ -86,6 +90,7 @@ class BatchWriter:
         self._max_delay_s = max_delay_s
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random(0)
+        self._breaker = breaker or CircuitBreaker("clickhouse", threshold=2 * max_attempts)
 
     def write(self, table: str, rows: Rows, *, token: str | None = None) -> int:
         """Insert `rows` into `table` as one batch and return how many were written.
@@ -104,14 +109,15 @@ class BatchWriter:
         names, data = columns_for(table, rows)
         settings = {"insert_deduplication_token": token or batch_token(table, rows)}
         for attempt in range(1, self._max_attempts + 1):
+            self._breaker.check()
             try:
                 self._client.insert(
                     table, data, column_names=names, column_oriented=True, settings=settings
                 )
-                return len(rows)
             except _PERMANENT:
                 raise
             except _TRANSIENT as exc:
+                self._breaker.record_failure()
                 if attempt == self._max_attempts:
                     msg = (
                         f"insert into {table} of {len(rows)} rows failed "
@@ -128,6 +134,9 @@ class BatchWriter:
                     exc,
                 )
                 self._sleep(delay_s)
+            else:
+                self._breaker.record_success()
+                return len(rows)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _delay_s(self, attempt: int) -> float:

@@ -137,6 +137,7 @@ class InstrumentBook:
         "_clocks",
         "_evicted_clock",
         "_fee_rate",
+        "_first",
         "_min_buffered",
         "_next_eligible_ns",
         "_seen",
@@ -175,8 +176,10 @@ class InstrumentBook:
         self._used_sell: dict[int, Decimal] = {}
         self._working: dict[str, WorkingOrder] = {}
         self._next_eligible_ns = _NEVER
-        # Recent client order ids -> duplicates seen so far, with their arrival order.
+        # Recent client order ids -> duplicates seen so far, with their arrival order,
+        # and the order first received under each (to tell a redelivery from a reuse).
         self._seen: dict[str, int] = {}
+        self._first: dict[str, Order] = {}
         self._seen_order: deque[str] = deque()
 
     def __getstate__(self) -> dict[str, object]:
@@ -205,7 +208,8 @@ class InstrumentBook:
 
         Returns:
             `ACCEPTED` followed by any fills (each an `OrderEvent` then its `Fill`),
-            or a single `REJECTED` event.
+            a single `REJECTED` event, or nothing for an identical redelivery of an
+            order already received.
 
         Raises:
             ValueError: The order belongs to another instrument (a wiring bug).
@@ -215,8 +219,13 @@ class InstrumentBook:
             raise ValueError(msg)
         coid = order.client_order_id
         if coid in self._seen or coid in self._working:
+            if self._first.get(coid) == order:
+                # A replayed epoch of the trading flow resends identical orders: the
+                # venue already has it, so a redelivery changes nothing.
+                return _NOTHING
             return [self._reject_duplicate(order)]
         self._remember(coid)
+        self._first[coid] = order
         eligible_ns = order.ts_event + self.config.latency_ns
         reason = self._rejection_reason(order, eligible_ns)
         if reason:
@@ -365,7 +374,9 @@ class InstrumentBook:
         if coid not in seen:
             order = self._seen_order
             if len(order) >= self.config.max_remembered_ids:
-                del seen[order.popleft()]
+                forgotten = order.popleft()
+                del seen[forgotten]
+                self._first.pop(forgotten, None)
             order.append(coid)
         seen[coid] = duplicates
 

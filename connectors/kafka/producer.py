@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from connectors.kafka.record import OutboundRecord
 from risk.domain.error import RecoverableError
@@ -91,6 +91,10 @@ class CheckedProducer:
                 return
             except BufferError:
                 self._producer.poll(0.005)
+            except KafkaException as exc:
+                # Refused before queueing (e.g. over `message.max.bytes`): never retried.
+                msg = f"{record.topic}: {len(record.value)} bytes refused: {exc}"
+                raise DeliveryFailedError(msg) from exc
 
     def flush(self) -> None:
         """Wait for every outstanding delivery report; raise on any failure."""

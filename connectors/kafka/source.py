@@ -74,6 +74,62 @@ def partition_counts(
     return counts
 
 
+class ResumeError(HflError):
+    """Recovered offsets do not fit the topics: resuming would skip or re-read silently."""
+
+
+def check_resume(consumer: Consumer, index: int, topics: list[str], offsets: Offsets) -> None:
+    """Fail closed unless every topic has a recovered offset that continues its log.
+
+    A recovery store that names none of the topics is a fresh start. One that misses
+    some of them (topics renamed or added), or whose last consumed record (the one
+    before the recovered offset) is no longer in the log (topic deleted and recreated,
+    broker lost its data, retention removed records), cannot be resumed without losing
+    or duplicating input. The record itself is fetched: the local broker reports the
+    high watermark of its last batch, not of its last record.
+
+    Raises:
+        ResumeError: naming every problem found.
+    """
+    if not offsets:
+        return
+    problems = [f"{topic}#{index}: no recovered offset" for topic in topics if topic not in offsets]
+    for topic in topics:
+        offset = offsets.get(topic, OFFSET_BEGINNING)
+        if offset in (OFFSET_BEGINNING, 0):
+            continue  # nothing was read from it yet: the beginning is right
+        problem = _last_consumed_problem(consumer, TopicPartition(topic, index, offset - 1))
+        if problem:
+            problems.append(f"{topic}#{index}: resume at offset {offset}, but {problem}")
+    consumer.unassign()
+    if problems:
+        msg = (
+            "refusing to resume, the recovery store does not match the broker ("
+            + "; ".join(problems)
+            + "). Nothing was read or sent. Restore the topics, or start over with a new "
+            "recovery store deliberately."
+        )
+        raise ResumeError(msg)
+
+
+def _last_consumed_problem(
+    consumer: Consumer, last: TopicPartition, timeout_s: float = 10.0
+) -> str:
+    consumer.assign([last])
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for message in consumer.consume(1, 0.5):
+            error = message.error()
+            if error is None:
+                if message.offset() == last.offset:
+                    return ""
+                return f"the log has offset {message.offset()} where {last.offset} was read"
+            if error.code() != KafkaError._PARTITION_EOF:
+                return f"offset {last.offset} is not in the log ({error.str()})"
+            return f"the log ends before offset {last.offset}"
+    return f"offset {last.offset} could not be read within {timeout_s}s"
+
+
 class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
     """Partition number `index` of several topics, read by one consumer."""
 
@@ -101,6 +157,7 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         self._at_eof = {topic: False for topic in topics}
         self._awake: datetime | None = None
         self._consumer = Consumer(consumer_config(bootstrap, group, fetch_wait_ms=fetch_wait_ms))
+        check_resume(self._consumer, index, topics, offsets)
         self._consumer.assign(
             [TopicPartition(topic, index, offset) for topic, offset in self._next_offsets.items()]
         )

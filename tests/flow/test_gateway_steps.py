@@ -277,6 +277,25 @@ CONSTRUCTED_ROUTES: dict[object, tuple[str, str]] = {
 }
 
 
+def killed_denial(settings: Settings, trading_events: list[object]) -> object:
+    """The gate's decision on the first signal with the kill switch on: a denial."""
+    state = make_account_state(settings)
+    state.gate.on_control(
+        ControlCommand(
+            command_id="k1",
+            account=settings.trading.account,
+            action=ControlAction.KILL,
+            reason="test",
+            actor="ops",
+            ts_event=0,
+            ts_init=0,
+        )
+    )
+    signal = next(e for e in trading_events if isinstance(e, Signal))
+    decision, _ = state.gate.on_signal(signal)
+    return decision
+
+
 def test_to_outbound_routes_every_event_type_to_prefixed_topic_and_key(
     settings: Settings,
     trading_events: list[object],
@@ -290,6 +309,7 @@ def test_to_outbound_routes_every_event_type_to_prefixed_topic_and_key(
         *book_events,
         *closed_loop(settings, trading_events, book_events),
         *failures,
+        killed_denial(settings, trading_events),
     ]
     samples = {kind: next(e for e in everything if type(e) is kind) for kind in EXPECTED_ROUTES}
 

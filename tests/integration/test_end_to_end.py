@@ -218,6 +218,14 @@ def test_same_seeded_input_twice_gives_identical_orders(
     )
 
 
+def test_reconcile_after_a_drained_run_finds_log_and_store_consistent(stack: StackRun) -> None:
+    result = orjson.loads(hfl(stack.env, "reconcile"))
+    assert result["consistent"] is True
+    assert result["orders_in_log"] > 0
+    assert result["fills_in_log"] > 0
+    assert result["orders_missing_in_store"] == result["fills_missing_in_store"] == []
+
+
 def test_denials_and_risk_figures_are_in_clickhouse(stack: StackRun) -> None:
     by_reason = sql(
         stack.env,

@@ -316,9 +316,20 @@ def test_duplicate_of_finished_order_is_rejected() -> None:
     book = InstrumentBook(INSTRUMENT)
     book.on_order(make_order("o1", 0))
     book.on_tick(make_tick(1, 60))
-    (dup,) = book.on_order(make_order("o1", 0))
+    (dup,) = book.on_order(make_order("o1", 0, quantity="7"))
     assert dup.kind is OrderEventKind.REJECTED
     assert book.working_orders() == ()
+
+
+@pytest.mark.parametrize("filled_first", [False, True])
+def test_identical_redelivery_of_an_order_changes_nothing(filled_first: bool) -> None:
+    book = InstrumentBook(INSTRUMENT)
+    book.on_order(make_order("o1", 0))
+    if filled_first:
+        book.on_tick(make_tick(1, 60))
+    before = book.working_orders()
+    assert book.on_order(make_order("o1", 0)) == ()
+    assert book.working_orders() == before
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,132 @@
+"""`hfl reconcile`: orders and fills in the Kafka log against ClickHouse and each other.
+
+Run it at startup (or any time): the log is the record, the store must converge to
+it. Orders or fills the log has and the store lacks are persistence lag (or loss, if
+they stay); rows the store has and the log lacks mean the log was lost or recreated;
+fills of an order the log never saw, or more filled than ordered, mean the venue and
+the log disagree. Exit code 0 only when nothing but lag was found.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from connectors.kafka.source import consumer_config
+from connectors.topic import FILLS, ORDERS
+from dataflows.settings import Settings
+from sinks.query import query
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reconciliation:
+    """What disagrees between the log and the store (counts; ids of the first few)."""
+
+    orders_in_log: int
+    fills_in_log: int
+    orders_missing_in_store: list[str]
+    fills_missing_in_store: list[str]
+    orders_unknown_to_log: list[str]
+    fills_unknown_to_log: list[str]
+    orphan_fills: list[str]
+    overfilled_orders: list[str]
+
+    @property
+    def consistent(self) -> bool:
+        """True when the only differences are rows the store has not caught up with."""
+        return not (
+            self.orders_unknown_to_log
+            or self.fills_unknown_to_log
+            or self.orphan_fills
+            or self.overfilled_orders
+        )
+
+
+def reconcile(
+    log_orders: Iterable[Record],
+    log_fills: Iterable[Record],
+    store_order_ids: Iterable[str],
+    store_fill_ids: Iterable[str],
+) -> Reconciliation:
+    """Compare orders and fills of the log with the store's ids and with each other.
+
+    >>> order = {"client_order_id": "o1", "quantity": "5"}
+    >>> fill = {"fill_id": "f1", "client_order_id": "o1", "quantity": "6"}
+    >>> r = reconcile([order], [fill], [], ["f1", "f9"])
+    >>> r.orders_missing_in_store, r.fills_unknown_to_log, r.overfilled_orders
+    (['o1'], ['f9'], ['o1'])
+    """
+    quantity = {o["client_order_id"]: Decimal(o["quantity"]) for o in log_orders}
+    filled: dict[str, Decimal] = defaultdict(Decimal)
+    fills = {}
+    for fill in log_fills:
+        if fill["fill_id"] not in fills:
+            fills[fill["fill_id"]] = fill
+            filled[fill["client_order_id"]] += Decimal(fill["quantity"])
+    stored_orders, stored_fills = set(store_order_ids), set(store_fill_ids)
+    return Reconciliation(
+        orders_in_log=len(quantity),
+        fills_in_log=len(fills),
+        orders_missing_in_store=sorted(quantity.keys() - stored_orders),
+        fills_missing_in_store=sorted(fills.keys() - stored_fills),
+        orders_unknown_to_log=sorted(stored_orders - quantity.keys()),
+        fills_unknown_to_log=sorted(stored_fills - fills.keys()),
+        orphan_fills=sorted(
+            f for f, fill in fills.items() if fill["client_order_id"] not in quantity
+        ),
+        overfilled_orders=sorted(o for o, q in filled.items() if o in quantity and q > quantity[o]),
+    )
+
+
+def read_log(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Record]:
+    """Every record of a one-partition topic, decoded, from the beginning to its end."""
+    consumer = Consumer(consumer_config(bootstrap, "hfl-reconcile"))
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    records: list[Record] = []
+    try:
+        while True:
+            messages = consumer.consume(5000, timeout_s)
+            if not messages:
+                raise TimeoutError(f"no end of {topic} within {timeout_s}s")
+            for message in messages:
+                error = message.error()
+                if error is None:
+                    records.append(orjson.loads(message.value()))
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    return records
+                else:
+                    raise OSError(f"reading {topic}: {error}")
+    finally:
+        consumer.close()
+
+
+def reconcile_system(settings: Settings) -> Reconciliation:
+    """Reconcile the configured namespace's log with the configured store."""
+    kafka, url = settings.kafka, settings.clickhouse.url.reveal()
+    account = settings.trading.account
+    _, order_rows = query(
+        url, f"SELECT client_order_id FROM orders FINAL WHERE account = '{account}'"
+    )
+    _, fill_rows = query(url, f"SELECT fill_id FROM fills FINAL WHERE account = '{account}'")
+    return reconcile(
+        [
+            o
+            for o in read_log(kafka.bootstrap, kafka.topic_prefix + ORDERS)
+            if o["account"] == account
+        ],
+        [
+            f
+            for f in read_log(kafka.bootstrap, kafka.topic_prefix + FILLS)
+            if f["account"] == account
+        ],
+        (row[0] for row in order_rows),
+        (row[0] for row in fill_rows),
+    )

@@ -1,0 +1,1 @@
+"""The chaos suite: fault injection on the real stack (see conftest.py)."""

@@ -1,0 +1,437 @@
+"""The chaos harness: a fixed-seed replay, flows as real processes, faults, comparisons.
+
+A run gets its own topic namespace, recovery stores and chDB directory. The replay is
+published once per run as pre-encoded bytes (`ts_init` fixed to `ts_event`), so every
+run reads byte-identical input. Results are read back from ClickHouse (`FINAL`, without
+the wall-clock `_inserted_at` column) by a child process, because chDB opens one data
+directory per process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from connectors.broker import start_broker, stop_broker
+from connectors.codec import encode
+from connectors.feeds.publisher import publish
+from connectors.feeds.simulator import SimulationConfig, simulate
+from connectors.kafka.admin import create_topics
+from connectors.kafka.producer import CheckedProducer
+from connectors.kafka.source import consumer_config
+from connectors.topic import PREDICTIONS, TICKS
+from dataflows.process import Child, start_flow, stop, wait_all
+from dataflows.settings import Settings, load_settings
+from sinks.row import TABLE_BY_TOPIC
+
+ROOT = Path(__file__).resolve().parents[2]
+SYMBOLS = ("AAPL", "MSFT", "AMZN", "GOOG", "META", "NVDA", "JPM", "XOM", "JNJ", "WMT")
+SEED = 2026
+EVENT_RATE = 500.0
+START_NS = 1_700_000_000_000_000_000
+FLOW_TIMEOUT_S = 900.0
+# Downstream flows wait longer so the last orders and events still reach them, and
+# long enough to ride out a killed upstream flow's restart.
+IDLE_EXIT_S = {"trading": 4.0, "gateway": 20.0, "persist": 30.0}
+TABLES = tuple(sorted(set(TABLE_BY_TOPIC.values())))
+# Reported, not required equal. P&L snapshots and risk metrics record the book as the
+# gate knows it at a bar's event time: which fills have arrived by then depends on
+# timing (decisions do not, see risk.gate). Positions are keyed by (account,
+# instrument, ts_event): when several fills share an event time, the row kept is the
+# last emitted, and a restarted gateway may emit same-time fills in another order.
+FILL_TIMING_DEPENDENT = frozenset({"pnl", "positions", "risk_metrics"})
+
+
+def chaos_ticks(default: int) -> int:
+    """How many replay ticks (`HFL_CHAOS_TICKS`, `make chaos` sets 200,000)."""
+    return int(os.environ.get("HFL_CHAOS_TICKS", default))
+
+
+def replay_lines(ticks: int) -> list[bytes]:
+    """The fixed-seed replay: `ticks` simulated ticks of ten instruments, as JSON lines."""
+    config = SimulationConfig(
+        symbols=SYMBOLS, seed=SEED, ticks_per_second=EVENT_RATE, start_ns=START_NS
+    )
+    return [encode(record | {"ts_init": record["ts_event"]}) for record in simulate(config, ticks)]
+
+
+def tick_times(lines: list[bytes]) -> list[int]:
+    """Event time of each replay line, by offset in `md.ticks`."""
+    return [orjson.loads(line)["ts_event"] for line in lines]
+
+
+def run_env(bootstrap: str, prefix: str, store: Path, ticks: int) -> dict[str, str]:
+    """Environment of every process of one run.
+
+    The model settings make signals frequent enough to trade; the paper broker keeps
+    every tick of the replay, so an order decided late (the trading flow killed and
+    catching up while the gateway ran on) still fills from exactly the ticks it was
+    entitled to, as in the fault-free run.
+    """
+    return {
+        "HFL_KAFKA__BOOTSTRAP": bootstrap,
+        "HFL_KAFKA__TOPIC_PREFIX": prefix,
+        "HFL_CLICKHOUSE_URL": f"chdb://{store}",
+        "HFL_TRADING__INSTRUMENTS": ",".join(SYMBOLS),
+        "HFL_MODEL__MIN_LABELLED": "20",
+        "HFL_MODEL__HORIZON_S": "1",
+        "HFL_MODEL__ENTER_LONG": "0.51",
+        "HFL_MODEL__ENTER_SHORT": "0.49",
+        # Account controls that read fill-timing dependent state (open orders until their
+        # fills arrive; equity as the fills known so far) decide differently when a replay
+        # runs ahead of the gateway: they must not bind here (see README, Reliability).
+        "HFL_RISK__ACCOUNT__MAX_OPEN_ORDERS": "1000000",
+        "HFL_RISK__ACCOUNT__DAILY_LOSS_PCT": "100",
+        "HFL_RISK__ACCOUNT__DRAWDOWN_SOFT_PCT": "100",
+        "HFL_RISK__ACCOUNT__DRAWDOWN_HARD_PCT": "100",
+        "HFL_GATEWAY__TICK_BUFFER_S": str(int(ticks / EVENT_RATE) + 60),
+        "HFL_GATEWAY__MAX_BUFFERED_TICKS": str(ticks),
+        "HFL_RUN_ID": prefix.rstrip("."),
+    }
+
+
+@dataclass(slots=True)
+class Run:
+    """One run of the stack: its namespace, store, processes and logs."""
+
+    name: str
+    bootstrap: str
+    directory: Path
+    ticks: int
+    children: dict[str, Child] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        return f"chaos-{self.name}-{os.getpid()}."
+
+    @property
+    def store(self) -> Path:
+        return self.directory / "clickhouse"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return run_env(self.bootstrap, self.prefix, self.store, self.ticks)
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(ROOT / "config", env={**os.environ, **self.env})
+
+    def prepare(self, lines: list[bytes]) -> None:
+        """Create the run's topics and publish the replay."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        create_topics(self.bootstrap, prefix=self.prefix)
+        producer = CheckedProducer(self.bootstrap, linger_ms=20.0)
+        publish(lines, producer, self.prefix + TICKS, flush_every=50_000)
+
+    def start(self, name: str, **env: str) -> Child:
+        """Start flow `name` (resuming from its recovery store if it has one)."""
+        idle = {"HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S[name])}
+        child = start_flow(name, self.settings, self.directory, self.env | idle | env)
+        self.children[name] = child
+        return child
+
+    def kill(self, name: str) -> None:
+        """`kill -9` flow `name` (its whole process group) and reap it."""
+        child = self.children[name]
+        os.killpg(child.process.pid, signal.SIGKILL)
+        child.process.wait()
+
+    def finish(self, timeout_s: float = FLOW_TIMEOUT_S) -> dict[str, int | None]:
+        """Wait for every flow to drain and exit; stop stragglers; return exit codes."""
+        codes = wait_all(list(self.children.values()), timeout_s)
+        for child in self.children.values():
+            stop(child)
+        return codes
+
+    def logs(self) -> str:
+        """The last lines of every flow's log."""
+        return "\n".join(f"--- {c.name}\n{c.tail()}" for c in self.children.values())
+
+
+def run_clean(run: Run, lines: list[bytes], flows: Iterable[str] = ("persist", "gateway")) -> None:
+    """Publish the replay and run trading, gateway and persist without faults."""
+    run.prepare(lines)
+    for name in (*flows, "trading"):
+        run.start(name)
+    codes = run.finish()
+    assert all(code == 0 for code in codes.values()), f"{codes}\n{run.logs()}"
+
+
+_DUMP = """
+import sys, orjson
+from sinks.query import query
+url, tables = sys.argv[1], sys.argv[2].split(",")
+_, keys = query(
+    url, "SELECT name, sorting_key FROM system.tables WHERE database = currentDatabase()"
+)
+out = {"keys": dict(keys), "tables": {}}
+for table in tables:
+    columns, rows = query(url, f"SELECT * EXCEPT (_inserted_at) FROM {table} FINAL")
+    out["tables"][table] = [dict(zip(columns, row)) for row in rows]
+sys.stdout.buffer.write(orjson.dumps(out, default=str))
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Dump:
+    """Every table of a store (after `FINAL`) and each table's sorting key."""
+
+    keys: dict[str, tuple[str, ...]]
+    tables: dict[str, list[dict[str, Any]]]
+
+    def keyed(self, table: str) -> tuple[dict[tuple[Any, ...], dict[str, Any]], int]:
+        """Rows of `table` by sorting key, and how many rows shared a key."""
+        names = self.keys[table]
+        rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+        repeated = 0
+        for row in self.tables[table]:
+            key = tuple(row[name] for name in names)
+            repeated += key in rows
+            rows[key] = row
+        return rows, repeated
+
+
+def dump(store: Path, tables: Iterable[str] = TABLES) -> Dump:
+    """Read `tables` of the chDB store at `store` in a child process."""
+    done = subprocess.run(
+        [sys.executable, "-c", _DUMP, f"chdb://{store}", ",".join(tables)],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    raw = orjson.loads(done.stdout)
+    keys = {
+        name: tuple(part.strip() for part in key.split(",")) for name, key in raw["keys"].items()
+    }
+    return Dump(keys=keys, tables=raw["tables"])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Difference:
+    """How a table of a run differs from the golden run's."""
+
+    rows: int
+    lost: int
+    duplicated: int
+    extra: int
+    mismatched: int
+
+    @property
+    def clean(self) -> bool:
+        return not (self.lost or self.duplicated or self.extra or self.mismatched)
+
+
+def compare(golden: Dump, other: Dump, table: str) -> Difference:
+    """Lost, duplicated (rows sharing a key after FINAL), extra and mismatched rows."""
+    expected, _ = golden.keyed(table)
+    got, repeated = other.keyed(table)
+    shared = expected.keys() & got.keys()
+    return Difference(
+        rows=len(expected),
+        lost=len(expected.keys() - got.keys()),
+        duplicated=repeated,
+        extra=len(got.keys() - expected.keys()),
+        mismatched=sum(expected[key] != got[key] for key in shared),
+    )
+
+
+def compare_tables(golden: Dump, other: Dump) -> tuple[dict[str, Any], list[str]]:
+    """Figures of every table against golden, and the tables required equal that differ.
+
+    Rows a run has and golden lacks count as duplicated; the order-dependent tables
+    (`FILL_TIMING_DEPENDENT`) only report their mismatches.
+    """
+    strict = {t: compare(golden, other, t) for t in TABLES if t not in FILL_TIMING_DEPENDENT}
+    figures = {
+        "rows": sum(d.rows for d in strict.values()),
+        "lost": sum(d.lost for d in strict.values()),
+        "duplicated": sum(d.duplicated + d.extra for d in strict.values()),
+        "mismatched": sum(d.mismatched for d in strict.values()),
+        "fill_timing_dependent_mismatched": {
+            t: compare(golden, other, t).mismatched for t in sorted(FILL_TIMING_DEPENDENT)
+        },
+    }
+    return figures, sorted(t for t, d in strict.items() if not d.clean)
+
+
+class Tail:
+    """Follow a one-partition output topic: records seen and the latest event time."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._bootstrap = bootstrap
+        self._partition = TopicPartition(topic, 0)
+        self._consumer = self._connect(OFFSET_BEGINNING)
+        self.offset = 0
+        self.max_ts = 0
+        self.values: list[bytes] = []
+
+    def _connect(self, offset: int) -> Consumer:
+        consumer = Consumer(consumer_config(self._bootstrap, f"chaos-tail-{os.getpid()}"))
+        consumer.assign([TopicPartition(self._partition.topic, 0, offset)])
+        return consumer
+
+    def reconnect(self) -> None:
+        """A new consumer from where this one stopped (after the broker was paused)."""
+        self._consumer.close()
+        self._consumer = self._connect(self.offset)
+
+    def advance(self, timeout_s: float = 0.05) -> None:
+        """Read what arrived."""
+        for message in self._consumer.consume(5000, timeout_s):
+            error = message.error()
+            if error is None:
+                value = message.value()
+                self.values.append(value)
+                self.offset = message.offset() + 1
+                self.max_ts = max(self.max_ts, orjson.loads(value)["ts_event"])
+            elif error.code() != KafkaError._PARTITION_EOF:
+                raise AssertionError(str(error))
+
+    def drain(self) -> None:
+        """Read up to the current end of the partition."""
+        _, high = self._consumer.get_watermark_offsets(self._partition, timeout=10.0)
+        while self.offset < high:
+            self.advance()
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Kill:
+    """One `kill -9`: where, and how long until the restarted flow caught up (if measured)."""
+
+    tick_offset: int
+    output_offset: int
+    recovery_s: float | None
+
+
+def kill_points(ticks: int, kills: int, seed: int) -> list[int]:
+    """`kills` distinct seeded tick offsets between 10 % and 95 % of the replay, sorted."""
+    rng = np.random.default_rng(seed)
+    low, high = int(ticks * 0.10), int(ticks * 0.95)
+    return sorted(int(x) for x in rng.choice(np.arange(low, high), kills, replace=False))
+
+
+def kill_and_restart(
+    run: Run,
+    name: str,
+    progress: Tail,
+    tick_offset: int,
+    *,
+    at_ts: int,
+    output: Tail | None,
+    timeout_s: float = 300.0,
+) -> Kill:
+    """Kill flow `name` once `progress` shows output for event time `at_ts`; restart it.
+
+    With `output` (a topic the killed flow writes), recovery is timed: restarted and
+    caught up means the flow emitted output for a later event time than anything it
+    emitted before the kill.
+    """
+    deadline = time.monotonic() + timeout_s
+    while progress.max_ts < at_ts:
+        progress.advance()
+        child = run.children[name]
+        assert child.process.poll() is None, f"{name} exited early\n{child.tail()}"
+        assert time.monotonic() < deadline, f"{name} never reached {at_ts}\n{run.logs()}"
+    run.kill(name)
+    killed_at = time.monotonic()
+    if output is None:
+        run.start(name)
+        return Kill(tick_offset=tick_offset, output_offset=-1, recovery_s=None)
+    output.drain()
+    reached_ts, output_offset = output.max_ts, output.offset
+    run.start(name)
+    while output.max_ts <= reached_ts:
+        output.advance()
+        child = run.children[name]
+        assert child.process.poll() is None, f"{name} died after restart\n{child.tail()}"
+        assert time.monotonic() < deadline, f"{name} did not catch up\n{child.tail()}"
+    return Kill(
+        tick_offset=tick_offset,
+        output_offset=output_offset,
+        recovery_s=round(time.monotonic() - killed_at, 3),
+    )
+
+
+def reemitted_per_kill(values: list[bytes], kills: list[Kill]) -> list[int]:
+    """Records re-emitted after each kill: byte-identical repeats, by output offset."""
+    bounds = [kill.output_offset for kill in kills]
+    counts = Counter[int]()
+    seen: set[bytes] = set()
+    for offset, value in enumerate(values):
+        if value in seen:
+            counts[int(np.searchsorted(bounds, offset, side="right")) - 1] += 1
+        seen.add(value)
+    return [counts[index] for index in range(len(kills))]
+
+
+def percentile_s(values: list[float], q: float) -> float:
+    """Percentile `q` of durations in seconds, rounded to milliseconds."""
+    return round(float(np.percentile(values, q)), 3)
+
+
+def kill_repeatedly(
+    run: Run, name: str, lines: list[bytes], kills: int, *, seed: int, output_topic: str | None
+) -> tuple[list[Kill], list[int]]:
+    """Run the stack, `kill -9` flow `name` at seeded replay offsets, restart it each time.
+
+    Progress is read from the predictions topic (one per warm tick, emitted by the
+    trading flow): the kill at tick offset *k* happens once predictions for the tick
+    at *k* appeared. `output_topic`, written by the killed flow, times each recovery
+    and counts raw re-emitted records per kill (byte-identical repeats).
+    """
+    times = tick_times(lines)
+    progress = Tail(run.bootstrap, run.prefix + PREDICTIONS)
+    output = None
+    if output_topic is not None:
+        same = output_topic == PREDICTIONS
+        output = progress if same else Tail(run.bootstrap, run.prefix + output_topic)
+    try:
+        done = [
+            kill_and_restart(run, name, progress, offset, at_ts=times[offset], output=output)
+            for offset in kill_points(len(lines), kills, seed)
+        ]
+        codes = run.finish()
+        assert all(code == 0 for code in codes.values()), f"{codes}\n{run.logs()}"
+        if output is None:
+            return done, []
+        output.drain()
+        return done, reemitted_per_kill(output.values, done)
+    finally:
+        progress.close()
+        if output is not None and output is not progress:
+            output.close()
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateBroker:
+    """A local broker of one test's own: its address and pid file."""
+
+    bootstrap: str
+    port: int
+    pid_file: Path
+    log: Path
+
+    def pid(self) -> int:
+        return int(self.pid_file.read_text())
+
+    def restart_empty(self) -> None:
+        """Stop it and start a fresh one on the same port (memory storage: no data)."""
+        stop_broker(self.pid_file)
+        start_broker("127.0.0.1", self.port, self.pid_file, self.log)
