@@ -248,6 +248,7 @@ class ModelSettings:
     )
     seed: int = 42
     horizon_s: float = 5.0
+    horizon_ticks: int = 0  # > 0: label after this many of the instrument's ticks instead
     max_pending: int = 100_000
     rolling_window: int = 1_000
     metrics_interval_s: float = 10.0

@@ -79,6 +79,7 @@ def model_spec(settings: Settings, code_version: str = "unknown") -> ModelSpec:
             challengers=tuple(model_config(settings, name) for name in model.challengers),
             seed=model.seed,
             horizon_ns=int(model.horizon_s * NS_PER_S),
+            horizon_ticks=model.horizon_ticks,
             max_pending=model.max_pending,
             rolling_window=model.rolling_window,
             metrics_interval_ns=int(model.metrics_interval_s * NS_PER_S),

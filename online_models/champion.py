@@ -68,6 +68,7 @@ class ModelSetConfig:
     challengers: tuple[ModelConfig, ...] = ()
     seed: int
     horizon_ns: int
+    horizon_ticks: int = 0
     max_pending: int = 100_000
     rolling_window: int = 1_000
     metrics_interval_ns: int = 10_000_000_000
@@ -217,6 +218,7 @@ class ModelSet:
             model_name=model.name,
             pipeline=model.factory,
             horizon_ns=config.horizon_ns,
+            horizon_ticks=config.horizon_ticks,
             seed=config.seed,
             params=model.params,
             max_pending=config.max_pending,

@@ -1,4 +1,4 @@
-"""Delayed labels in event time: a prediction's outcome is known only after its horizon."""
+"""Delayed labels: a prediction's outcome is known only after its horizon (time or ticks)."""
 
 from __future__ import annotations
 
@@ -49,15 +49,30 @@ class PendingLabels:
     [('a', 1)]
     >>> [(r.tick_id, r.label) for r in pending.resolve(20, 100.5)]
     [('b', 0)]
+
+    With `horizon_ticks` > 0 the horizon is counted in calls to `resolve` (one per
+    tick of the instrument) instead of event time: a prediction added after the n-th
+    call resolves at call n + `horizon_ticks`, as River's evaluator does with an
+    integer `delay`.
+
+    >>> by_ticks = PendingLabels(horizon_ns=0, horizon_ticks=2)
+    >>> by_ticks.resolve(0, 100.0)
+    []
+    >>> by_ticks.add("a", 0, 100.0, {}, 0.5)
+    >>> by_ticks.resolve(1, 101.0), [r.tick_id for r in by_ticks.resolve(2, 99.0)]
+    ([], ['a'])
     """
 
-    __slots__ = ("_entries", "evicted", "horizon_ns", "max_pending")
+    __slots__ = ("_entries", "_ticks", "evicted", "horizon_ns", "horizon_ticks", "max_pending")
 
-    def __init__(self, horizon_ns: int, *, max_pending: int = 100_000) -> None:
+    def __init__(
+        self, horizon_ns: int, *, horizon_ticks: int = 0, max_pending: int = 100_000
+    ) -> None:
         """Create an empty queue.
 
         Args:
             horizon_ns: Event time after which a prediction is labelled (>= 0).
+            horizon_ticks: > 0 counts the horizon in ticks instead (`horizon_ns` unused).
             max_pending: Most entries held at once (>= 1).
 
         Raises:
@@ -66,11 +81,16 @@ class PendingLabels:
         if horizon_ns < 0:
             msg = f"horizon_ns must be >= 0, got {horizon_ns}"
             raise ValueError(msg)
+        if horizon_ticks < 0:
+            msg = f"horizon_ticks must be >= 0, got {horizon_ticks}"
+            raise ValueError(msg)
         if max_pending < 1:
             msg = f"max_pending must be >= 1, got {max_pending}"
             raise ValueError(msg)
         self.horizon_ns = horizon_ns
+        self.horizon_ticks = horizon_ticks
         self.max_pending = max_pending
+        self._ticks = 0
         self.evicted = 0
         self._entries: deque[_Entry] = deque()
 
@@ -91,7 +111,8 @@ class PendingLabels:
         if len(entries) >= self.max_pending:
             entries.popleft()
             self.evicted += 1
-        entries.append((ts_event + self.horizon_ns, tick_id, ts_event, price, features, y_pred))
+        due = self._ticks + self.horizon_ticks if self.horizon_ticks else ts_event + self.horizon_ns
+        entries.append((due, tick_id, ts_event, price, features, y_pred))
 
     def resolve(self, ts_event: int, price: float) -> list[Resolved]:
         """Pop and label every entry whose horizon has elapsed at `ts_event`.
@@ -105,7 +126,10 @@ class PendingLabels:
         """
         entries = self._entries
         resolved: list[Resolved] = []
-        while entries and entries[0][0] <= ts_event:
+        now = ts_event
+        if self.horizon_ticks:
+            self._ticks = now = self._ticks + 1
+        while entries and entries[0][0] <= now:
             _, tick_id, ts_then, price_then, features, y_pred = entries.popleft()
             label = 1 if price > price_then else 0
             forward_return = price / price_then - 1.0  # validated ticks have price > 0

@@ -55,6 +55,7 @@ class InstrumentScorer:
         model_name: str = "logistic",
         pipeline: str | None = None,
         horizon_ns: int,
+        horizon_ticks: int = 0,
         seed: int,
         params: dict[str, Any] | None = None,
         max_pending: int = 100_000,
@@ -69,6 +70,8 @@ class InstrumentScorer:
             pipeline: A key of `online_models.pipeline.PIPELINES` (default:
                 `model_name`), so two configured models may share a factory.
             horizon_ns: Event time after which a prediction is labelled.
+            horizon_ticks: > 0 labels after this many ticks instead (predictions
+                then carry `horizon_ns` 0).
             seed: Model seed (deterministic models ignore it).
             params: Keyword arguments for the pipeline factory.
             max_pending: Bound on predictions awaiting a label.
@@ -80,10 +83,12 @@ class InstrumentScorer:
         """
         self.instrument = instrument
         self.model_name = model_name
-        self.horizon_ns = horizon_ns
+        self.horizon_ns = 0 if horizon_ticks else horizon_ns
         self.model: Any = build_pipeline(pipeline or model_name, seed=seed, **(params or {}))
         self.regression = is_regressor(self.model)
-        self._pending = PendingLabels(horizon_ns, max_pending=max_pending)
+        self._pending = PendingLabels(
+            horizon_ns, horizon_ticks=horizon_ticks, max_pending=max_pending
+        )
         self.metrics = PrequentialMetrics(regression=self.regression, rolling_window=rolling_window)
 
     @property

@@ -28,7 +28,8 @@ class Prediction:
     forecast `expected_return` (its `probability_up` is then the forecast's sign:
     1, 0 or 0.5). Version 1 adds `realized_return` (price after the horizon over
     the price then, minus one) and `error`: `|label - probability_up|` for a
-    classifier, `|realized_return - expected_return|` for a regressor.
+    classifier, `|realized_return - expected_return|` for a regressor. `horizon_ns` is
+    0 when the horizon is counted in ticks (`model.horizon_ticks`).
     """
 
     tick_id: str

@@ -395,3 +395,25 @@ def test_regressor_predictions_carry_forecast_realized_return_and_error() -> Non
     assert (labelled.expected_return, labelled.probability_up) == (0.0, 0.5)
     assert labelled.realized_return == pytest.approx(0.1)
     assert labelled.error == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("name", "metric"), [("accuracy", metrics.Accuracy), ("log_loss", metrics.LogLoss)]
+)
+def test_horizon_in_ticks_equals_river_integer_delay(name: str, metric: Any) -> None:
+    ticks, _ = sp500_stream()
+    k = 3
+    scorer = InstrumentScorer("AAPL", horizon_ns=HORIZON_NS, horizon_ticks=k, seed=SEED)
+    n = len(ticks) - k
+    for i, (tid, ts, price, features) in enumerate(ticks):
+        scorer.update(tid, ts, price, features if i < n else None)
+    dataset = [
+        (features, ticks[i + k][2] > price) for i, (_, _, price, features) in enumerate(ticks[:n])
+    ]
+
+    expected = evaluate.progressive_val_score(
+        dataset, logistic_pipeline(seed=SEED), metric(), delay=k
+    )
+
+    assert scorer.n_labelled == n
+    assert scorer.metrics.values()[name] == pytest.approx(expected.get(), abs=1e-12)
