@@ -136,8 +136,14 @@ def beta(returns: Vector, market: Vector) -> float:
 
 
 def correlation_matrix(returns: Matrix) -> Matrix:
-    """Return the Pearson correlations of the columns of `returns`; NaN for flat columns."""
-    covariance = np.cov(returns, rowvar=False, ddof=1)
+    """Return the Pearson correlations of the columns of `returns`; NaN for flat columns.
+
+    One column gives a 1x1 matrix (np.cov would return a scalar for it).
+
+    >>> correlation_matrix(np.array([[0.01], [0.02], [-0.01]]))
+    array([[1.]])
+    """
+    covariance = np.atleast_2d(np.cov(returns, rowvar=False, ddof=1))
     scale = np.sqrt(np.diag(covariance))
     with np.errstate(divide="ignore", invalid="ignore"):
         return covariance / np.outer(scale, scale)  # type: ignore[no-any-return]

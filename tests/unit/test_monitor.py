@@ -175,3 +175,13 @@ def test_post_trade_bound_never_changes_a_budget_decision(
         exact_sorts += bounded.var_hist == exact.var_hist
         risk.add_quantity(name, quantity)
     assert 0 < exact_sorts < 300  # both paths were taken
+
+
+def test_recompute_with_one_instrument_reports_figures(returns: pd.DataFrame) -> None:
+    # A one-instrument book once crashed: np.cov of one column is a 0-d array.
+    single = returns[[returns.columns[0]]]
+    risk, _ = feed(single, {single.columns[0]: 100.0})
+
+    figures = risk.recompute(len(single) * DAY_NS, EQUITY)
+
+    assert figures
