@@ -99,8 +99,9 @@ class AccountGate:
     stream differently with the ticks may decide differently): equity (a fill moves a
     position from "not yet in the book" to "marked at the fill price", so the
     concentration, VaR/CVaR and beta budgets' denominator and the drawdown and
-    daily-loss triggers see it), and the repeated-execution throttle (which signal
-    comes after the N-th fill). The risk model's book is position plus net working
+    daily-loss triggers see it), the open-orders limit (a fully filled order stops
+    counting when its last fill arrives) and the repeated-execution throttle (which
+    signal comes after the N-th fill). The risk model's book is position plus net working
     quantity, so VaR, CVaR, beta, correlation and volatility never do; they depend
     only on when, in event time, the schedule recomputed them.
 
