@@ -43,13 +43,48 @@ def record_result(path: Path, test_id: str, figures: Figures) -> None:
     path.write_bytes(orjson.dumps(results, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
 
 
-def render_json(results: dict[str, Figures]) -> str:
-    """One JSON object keyed by test id.
+# Counts that add up over a test's parts, and the recovery time that takes the worst part.
+_SUMMED = ("lost", "duplicated", "mismatched")
 
-    >>> render_json({"R7": {"orders": 0}})
-    '{"R7":{"orders":0}}'
+
+def by_test(results: dict[str, Figures]) -> dict[str, Figures]:
+    """Group parts (`R2-gateway`, `R2-persist`) under their test id (`R2`).
+
+    A test's `lost`, `duplicated` and `mismatched` are the sums over its parts and its
+    `recovery_s_p99` the worst part's, where the parts report them; each part's own
+    figures stay under `parts`.
+
+    >>> by_test({"R2-a": {"lost": 0, "recovery_s_p99": 2.0},
+    ...          "R2-b": {"lost": 1, "recovery_s_p99": 3.5}})["R2"]["lost"]
+    1
+    >>> by_test({"R7": {"orders": 0}})
+    {'R7': {'orders': 0}}
     """
-    return orjson.dumps(results, option=orjson.OPT_SORT_KEYS).decode()
+    grouped: dict[str, dict[str, Figures]] = {}
+    for key, figures in results.items():
+        grouped.setdefault(key.split("-", 1)[0], {})[key] = figures
+    out: dict[str, Figures] = {}
+    for test_id, parts in grouped.items():
+        if list(parts) == [test_id]:
+            out[test_id] = parts[test_id]
+            continue
+        summary: Figures = {}
+        for name in _SUMMED:
+            if values := [f[name] for f in parts.values() if name in f]:
+                summary[name] = sum(values)
+        if p99 := [f["recovery_s_p99"] for f in parts.values() if "recovery_s_p99" in f]:
+            summary["recovery_s_p99"] = max(p99)
+        out[test_id] = {**summary, "parts": parts}
+    return out
+
+
+def render_json(results: dict[str, Figures]) -> str:
+    """One JSON object keyed by test id (R0…R7), parts grouped as `by_test` does.
+
+    >>> render_json({"R7-a": {"orders": 0}})
+    '{"R7":{"parts":{"R7-a":{"orders":0}}}}'
+    """
+    return orjson.dumps(by_test(results), option=orjson.OPT_SORT_KEYS).decode()
 
 
 def render_table(results: dict[str, Figures]) -> str:
