@@ -149,10 +149,15 @@ def _while_healthy(records: Iterator[T], supervisor: Supervisor, every: int = 50
 
 
 def _drain(supervisor: Supervisor, timeout_s: float) -> None:
-    """Wait until every flow went idle and exited (restarting crashed ones); fail loudly."""
+    """Wait until every flow went idle and exited (restarting crashed ones); fail loudly.
+
+    The dashboard is not a flow: it serves until the supervisor stops it.
+    """
     deadline = time.monotonic() + timeout_s
-    health = supervisor.run(until=lambda health: all_settled(health) or time.monotonic() > deadline)
-    _fail_if_any(health, supervisor, {ComponentState.GAVE_UP, ComponentState.RUNNING})
+    health = supervisor.run(
+        until=lambda health: all_settled(_flows(health)) or time.monotonic() > deadline
+    )
+    _fail_if_any(_flows(health), supervisor, {ComponentState.GAVE_UP, ComponentState.RUNNING})
     log("flows drained and stopped")
 
 

@@ -1,0 +1,41 @@
+"""`hfl demo`, the README's first command, runs to its summary and exits 0."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from loopback import free_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_with_dashboard_drains_its_flows_and_prints_the_summary(tmp_path: Path) -> None:
+    # The dashboard never exits by itself: the demo must stop it once the flows drained.
+    broker_port = free_port()
+    env = {
+        **os.environ,
+        "HFL_CONFIG_DIR": str(ROOT / "config"),
+        "HFL_BROKER__PORT": str(broker_port),
+        "HFL_KAFKA__BOOTSTRAP": f"127.0.0.1:{broker_port}",
+        "HFL_CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
+        "HFL_DASHBOARD__PORT": str(free_port()),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "dataflows.cli", "demo", "--ticks", "3000", "--rate", "1000"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "ticks processed        3000" in done.stdout
+    assert "demo finished" in done.stdout
