@@ -43,6 +43,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -171,35 +172,16 @@ class Outputs:
 def bench_pipeline(settings: Settings, root: Path, *, rate: str, duration_s: float) -> dict:
     """Run the pipeline benchmark; print and return its figures (see the module docs)."""
     offered = parse_rate(rate)
-    host = settings.broker.host
-    port = free_port(host, settings.broker.port + PORT_OFFSET)
-    bootstrap = f"{host}:{port}"
-    run_id = f"bench-{time.time_ns() // 1_000_000}"
-    run_dir = root / "var" / "bench" / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    pid_file = root / "var" / "bench" / f"broker-{port}.pid"
-    prefix = f"{run_id}."
-    settings = replace(
-        settings, kafka=replace(settings.kafka, bootstrap=bootstrap, topic_prefix=prefix)
-    )
-    log(f"run {run_id}: private broker {bootstrap}, logs in {run_dir}")
-    try:
-        start_broker(host, port, pid_file, run_dir / "broker.log")
-        create_topics(bootstrap, prefix=prefix)
+    with private_broker(settings, root, "bench", PORT_OFFSET) as run:
         env = {
-            **MODEL_OVERRIDES,
-            "HFL_KAFKA__BOOTSTRAP": bootstrap,
-            "HFL_KAFKA__TOPIC_PREFIX": prefix,
+            **run.env,
             "HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S),
-            "HFL_RUN_ID": run_id,
+            "HFL_RUN_ID": run.run_id,
         }
         if offered is None:
-            result = _run_max(settings, run_dir, env, duration_s)
+            result = _run_max(run.settings, run.run_dir, env, duration_s)
         else:
-            result = _run_paced(settings, run_dir, env, offered, duration_s)
-    finally:
-        stop_broker(pid_file)
-        shutil.rmtree(run_dir / "recovery", ignore_errors=True)
+            result = _run_paced(run.settings, run.run_dir, env, offered, duration_s)
     result["config"] = {
         **{
             name.removeprefix("HFL_MODEL__").lower(): orjson.loads(value)
@@ -207,11 +189,46 @@ def bench_pipeline(settings: Settings, root: Path, *, rate: str, duration_s: flo
         },
         **result.get("config", {}),
         "recovery": True,
-        "broker": bootstrap,
+        "broker": run.settings.kafka.bootstrap,
         "instruments": len(settings.trading.instruments),
     }
     print(orjson.dumps(result).decode(), flush=True)
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateRun:
+    """A benchmark run's own broker, topic namespace and directory."""
+
+    run_id: str
+    run_dir: Path
+    settings: Settings  # pointed at the private broker and namespace
+    env: dict[str, str]  # the same for child processes, with the benchmark's model settings
+
+
+@contextmanager
+def private_broker(
+    settings: Settings, root: Path, name: str, port_offset: int
+) -> Iterator[PrivateRun]:
+    """Start a broker on a free loopback port with fresh topics; stop it and drop recovery."""
+    host = settings.broker.host
+    port = free_port(host, settings.broker.port + port_offset)
+    bootstrap = f"{host}:{port}"
+    run_id = f"{name}-{time.time_ns() // 1_000_000}"
+    run_dir = root / "var" / "bench" / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pid_file = root / "var" / "bench" / f"broker-{port}.pid"
+    prefix = f"{run_id}."
+    kafka = replace(settings.kafka, bootstrap=bootstrap, topic_prefix=prefix)
+    env = {**MODEL_OVERRIDES, "HFL_KAFKA__BOOTSTRAP": bootstrap, "HFL_KAFKA__TOPIC_PREFIX": prefix}
+    log(f"run {run_id}: private broker {bootstrap}, logs in {run_dir}")
+    try:
+        start_broker(host, port, pid_file, run_dir / "broker.log")
+        create_topics(bootstrap, prefix=prefix)
+        yield PrivateRun(run_id, run_dir, replace(settings, kafka=kafka), env)
+    finally:
+        stop_broker(pid_file)
+        shutil.rmtree(run_dir / "recovery", ignore_errors=True)
 
 
 def free_port(host: str, start: int, tries: int = 50) -> int:

@@ -24,11 +24,9 @@ Two measurements; progress on stderr, the JSON object on the last stdout line.
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import time
 from collections import Counter
-from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -38,21 +36,18 @@ import orjson
 from confluent_kafka import Producer
 
 from connectors import topic
-from connectors.broker import start_broker, stop_broker
 from connectors.feeds.simulator import SimulationConfig, Simulator
-from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import EMITTED_HEADER, producer_config
 from dataflows.account import make_account_state
 from dataflows.bench import (
-    MODEL_OVERRIDES,
     PORT_OFFSET,
     Sender,
     _consumer,
     _load,
     _ticks,
-    free_port,
     log,
     percentile_ms,
+    private_broker,
 )
 from dataflows.control import publish_control
 from dataflows.process import start_flow, stop
@@ -207,34 +202,19 @@ def decision_cost(settings: Settings, decisions: int) -> dict[str, Any]:
 
 def kill_latency(settings: Settings, root: Path, kills: int) -> dict[str, Any]:
     """Control message -> last cancel emitted, over `kills` kills (see module docs)."""
-    host = settings.broker.host
-    port = free_port(host, settings.broker.port + PORT_OFFSET + 1)
-    bootstrap = f"{host}:{port}"
-    run_id = f"bench-risk-{time.time_ns() // 1_000_000}"
-    run_dir = root / "var" / "bench" / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    pid_file = root / "var" / "bench" / f"broker-{port}.pid"
-    prefix = f"{run_id}."
-    settings = replace(
-        settings, kafka=replace(settings.kafka, bootstrap=bootstrap, topic_prefix=prefix)
-    )
-    env = {**MODEL_OVERRIDES, "HFL_KAFKA__BOOTSTRAP": bootstrap, "HFL_KAFKA__TOPIC_PREFIX": prefix}
-    log(f"kill latency: private broker {bootstrap}, logs in {run_dir}")
-    try:
-        start_broker(host, port, pid_file, run_dir / "broker.log")
-        create_topics(bootstrap, prefix=prefix)
-        sender = Sender(Producer(producer_config(bootstrap)), prefix + topic.TICKS)
+    with private_broker(settings, root, "bench-risk", PORT_OFFSET + 1) as run:
+        kafka = run.settings.kafka
+        sender = Sender(
+            Producer(producer_config(kafka.bootstrap)), kafka.topic_prefix + topic.TICKS
+        )
         count = int(KILL_WARMUP_EVENT_S * KILL_TICKS_PER_S)
         start_ns = time.time_ns() - int(KILL_WARMUP_EVENT_S * NS_PER_S)
-        _load(sender, _ticks(settings, KILL_TICKS_PER_S, start_ns), count, "warm-up")
-        child = start_flow("trading", settings, run_dir, env, recovery=True)
+        _load(sender, _ticks(run.settings, KILL_TICKS_PER_S, start_ns), count, "warm-up")
+        child = start_flow("trading", run.settings, run.run_dir, run.env, recovery=True)
         try:
-            latencies = _kills(settings, kills)
+            latencies = _kills(run.settings, kills)
         finally:
             stop(child)
-    finally:
-        stop_broker(pid_file)
-        shutil.rmtree(run_dir / "recovery", ignore_errors=True)
     return {
         "kill_p50_ms": percentile_ms(latencies, 50),
         "kill_p99_ms": percentile_ms(latencies, 99),
