@@ -22,7 +22,6 @@ import orjson
 import pytest
 import uvicorn
 from loopback import free_port
-from test_end_to_end import read_topic
 
 from connectors.codec import encode
 from connectors.feeds.publisher import publish
@@ -35,6 +34,7 @@ from dashboard.config import AlertThresholds, DashboardConfig
 from dashboard.publisher import Publisher
 from dataflows.control import publish_control
 from dataflows.process import Child, start_flow, stop
+from dataflows.reconcile import read_log
 from dataflows.settings import load_settings
 from sinks.query import QueryError, read_port_file, reader
 
@@ -204,7 +204,7 @@ def test_kill_switch_publishes_command_and_audit_record(board: Board) -> None:
         "/api/control", {"action": "kill", "token": TOKEN, "reason": "test", "actor": "ann"}
     )
     assert status == 200
-    commands = read_topic(board.bootstrap, board.prefix + CONTROL)
+    commands = read_log(board.bootstrap, board.prefix + CONTROL)
     assert [(c["action"], c["actor"], c["command_id"]) for c in commands] == [
         ("kill", "ann", body["command_id"])
     ]

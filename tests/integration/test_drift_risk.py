@@ -15,12 +15,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_end_to_end import publish, read_topic, run_flows  # shared end-to-end helpers
+from test_end_to_end import publish, run_flows  # shared end-to-end helpers
 
 from connectors.codec import encode
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
 from connectors.topic import DRIFT, RISK_EVENTS
+from dataflows.reconcile import read_log
 
 pytestmark = pytest.mark.integration
 
@@ -55,8 +56,8 @@ def test_regime_change_is_detected_and_the_instrument_becomes_reducing(
 
     run_flows(("trading",), env, tmp_path)
 
-    drifts = read_topic(kafka_bootstrap, prefix + DRIFT)
-    states = read_topic(kafka_bootstrap, prefix + RISK_EVENTS)
+    drifts = read_log(kafka_bootstrap, prefix + DRIFT)
+    states = read_log(kafka_bootstrap, prefix + RISK_EVENTS)
     for name in SYMBOLS:
         mine = [d for d in drifts if d["instrument"] == name]
         assert mine, f"no drift detected on {name}"

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from connectors.codec import encode
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
 from connectors.topic import ORDERS
 from dataflows.process import start_flow, wait_all
+from dataflows.reconcile import read_log
 from dataflows.settings import load_settings
 
 pytestmark = pytest.mark.integration
@@ -173,33 +173,6 @@ def test_readme_lineage_query_joins_tick_to_fill(stack: StackRun) -> None:
     assert any(row["fill_price"] is not None and row["outcome"] == "approved" for row in rows)
 
 
-def read_topic(bootstrap: str, topic: str) -> list[dict[str, object]]:
-    """Every record of a one-partition topic, decoded."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "e2e-check",
-            "enable.partition.eof": True,
-            "auto.offset.reset": "error",
-        }
-    )
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-    records = []
-    try:
-        while True:
-            messages = consumer.consume(1000, 10.0)
-            assert messages, f"no end of {topic} in sight"
-            for message in messages:
-                if message.error() is None:
-                    records.append(orjson.loads(message.value()))
-                elif message.error().code() == KafkaError._PARTITION_EOF:
-                    return records
-                else:
-                    raise AssertionError(str(message.error()))
-    finally:
-        consumer.close()
-
-
 def test_same_seeded_input_twice_gives_identical_orders(
     stack: StackRun, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -210,8 +183,8 @@ def test_same_seeded_input_twice_gives_identical_orders(
     publish(tmp_path, lines, env)
     run_flows(("trading", "gateway"), env, tmp_path)
 
-    first = read_topic(kafka_bootstrap, stack.prefix + ORDERS)
-    second = read_topic(kafka_bootstrap, prefix + ORDERS)
+    first = read_log(kafka_bootstrap, stack.prefix + ORDERS)
+    second = read_log(kafka_bootstrap, prefix + ORDERS)
     assert first
     assert sorted(first, key=lambda o: o["client_order_id"]) == sorted(
         second, key=lambda o: o["client_order_id"]
