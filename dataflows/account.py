@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from dataflows.settings import AccountLimitSettings, LimitSettings, RiskSettings, Settings
 from risk.domain import Alert, Bar, ControlCommand, DriftDetected, Fill, OrderEvent, Signal
-from risk.early import EarlyReports, OrderReport, RecentIds
+from risk.early import EarlyReports, OrderReport
 from risk.gate import AccountGate
 from risk.limit import AccountLimits, LimitBook, RiskLimits
 from risk.monitor import DEFAULT_SCENARIOS, RiskModelConfig, StressScenario
@@ -83,13 +83,12 @@ def risk_model(risk: RiskSettings) -> RiskModelConfig:
 
 @dataclass(slots=True)
 class AccountState:
-    """The gate, the next P&L snapshot time (event time), early and recent order reports."""
+    """The gate, the next P&L snapshot time (event time) and order reports parked early."""
 
     gate: AccountGate
     pnl_interval_ns: int
     next_pnl_ns: int = 0
     early: EarlyReports = field(default_factory=EarlyReports)
-    reports: RecentIds = field(default_factory=RecentIds)
 
 
 def make_account_state(settings: Settings) -> AccountState:
@@ -134,7 +133,9 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                 if order is not None:
                     out.append(order)
                     for report in state.early.release(order.client_order_id):
-                        _apply_report(gate, report, out)
+                        if not gate.is_replayed_report(report):
+                            _apply_report(gate, report, out)
+                state.early.expire(event.instrument, event.ts_event)
             case Bar():
                 gate.mark(event.instrument, event.close, event.ts_event)
                 out.extend(gate.risk_metrics(event.ts_event, event.ts_init))
@@ -146,10 +147,8 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                         - event.ts_init % state.pnl_interval_ns
                         + state.pnl_interval_ns
                     )
-            case Fill() | OrderEvent() if not state.reports.add(_report_id(event)):
-                pass  # the gateway resent it while replaying its last epoch
-            case OrderEvent() if _forgotten(gate, event):
-                pass  # its order finished before the gate's memory of orders ends
+            case Fill() | OrderEvent() if gate.is_replayed_report(event):
+                pass  # a restarted gateway re-emits what it reported since its snapshot
             case Fill() | OrderEvent() if not gate.knows_order(event.client_order_id):
                 # Replayed after a crash, the order may not be decided again yet.
                 state.early.park(event)
@@ -165,24 +164,6 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                 if (changed := gate.on_drift(event)) is not None:
                     out.append(changed)
     return out
-
-
-def _forgotten(gate: AccountGate, event: OrderEvent) -> bool:
-    """An event of an order decided at or before the gate's event time that it no longer knows.
-
-    Orders are decided in event-time order per instrument, so an order the gate has not
-    decided yet (a replay after a crash) is later than the instrument's last signal; one
-    at or before it was decided and has since finished and left the bounded memory of
-    recent orders (its last fill can overtake its terminal event from another topic).
-    """
-    if gate.knows_order(event.client_order_id):
-        return False
-    decided_until = gate.reference_ts_event(event.instrument)
-    return decided_until is not None and event.ts_event <= decided_until
-
-
-def _report_id(report: OrderReport) -> str:
-    return report.fill_id if isinstance(report, Fill) else report.event_id
 
 
 def _apply_report(gate: AccountGate, report: OrderReport, out: list[object]) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from connectors.gateway import InstrumentBook, PaperBrokerConfig
 from dataflows.account import AccountState, handle_account
+from risk.domain import Fill, Order, OrderEvent, Tick, TickKind
 from risk.domain.enums import OrderEventKind
+from risk.domain.ids import tick_id
 from risk.early import EarlyReports
 from risk.gate import AccountGate, InvariantViolation
 from tests.unit.test_gate import TS, D, make_event, make_fill, make_gate, make_limits, make_signal
@@ -50,7 +55,7 @@ def test_fill_delivered_twice_is_applied_once() -> None:
     signal = make_signal(1, 100.0)
     state = fresh_state()
     order = handle_account(state, [signal])[1]
-    fill = make_fill(order, 40)  # type: ignore[arg-type]
+    fill = replace(make_fill(order, 40), leaves_quantity=D(60))  # type: ignore[arg-type]
     first = handle_account(state, [fill])
     assert handle_account(state, [fill]) == []
     assert len(first) == 1
@@ -72,6 +77,10 @@ def test_order_event_delivered_twice_after_its_order_was_forgotten_is_dropped() 
     handle_account(state, [done, make_signal(1, 100.0, instrument="MSFT")])
     assert not gate.knows_order(first.client_order_id)  # type: ignore[attr-defined]
     assert handle_account(state, [done]) == []
+    # Parked (it might belong to an order at the same time not decided yet) until the
+    # instrument's decisions pass it.
+    assert len(state.early) == 1
+    handle_account(state, [make_signal(1, 100.0, ts=TS + 10**9)])
     assert len(state.early) == 0
 
 
@@ -91,4 +100,96 @@ def test_terminal_event_of_a_finished_forgotten_order_changes_nothing() -> None:
     handle_account(state, [last_fill, *later])
     filled = make_event(first, OrderEventKind.FILLED, 100)  # type: ignore[arg-type]
     assert handle_account(state, [filled]) == []
+    assert len(state.early) == 0
+
+
+def test_replayed_fills_of_a_working_order_are_dropped_and_the_next_one_applies() -> None:
+    state = fresh_state()
+    order = handle_account(state, [make_signal(1, 100.0)])[1]
+    first, second, third = (
+        replace(make_fill(order, 30, seq=n), leaves_quantity=D(leaves))  # type: ignore[arg-type]
+        for n, leaves in ((1, 70), (2, 40), (3, 10))
+    )
+    handle_account(state, [first, second])
+    assert handle_account(state, [first, second]) == []
+    assert len(handle_account(state, [third])) == 1
+    assert state.gate.position("AAPL") == 90
+
+
+MS = 1_000_000
+INSTRUMENTS = ("AAPL", "MSFT", "AMZN")
+
+
+def quote(instrument: str, seq: int, ts: int) -> Tick:
+    """A quote offering 30 shares a side, so a 100-share order fills over four ticks."""
+    return Tick(
+        tick_id=tick_id(instrument, seq, ts),
+        instrument=instrument,
+        seq=seq,
+        kind=TickKind.QUOTE,
+        price=100.0,
+        size=0.0,
+        bid=100.0,
+        ask=100.0,
+        bid_size=30.0,
+        ask_size=30.0,
+        ts_event=ts,
+        ts_init=ts,
+    )
+
+
+def trade_through_the_paper_broker(state: AccountState) -> list[Fill | OrderEvent]:
+    """Twelve signals on three instruments, their orders filled by real paper books.
+
+    Returns every report the gateway emitted, in emission order, after feeding each
+    to the gate as it came.
+    """
+    config = PaperBrokerConfig(latency_ns=0)
+    books = {name: InstrumentBook(name, config) for name in INSTRUMENTS}
+    reports: list[Fill | OrderEvent] = []
+    for n in range(12):
+        instrument, ts = INSTRUMENTS[n % 3], TS + n * 10 * MS
+        direction = 1 if n // 3 % 2 == 0 else -1
+        orders = [
+            out
+            for out in handle_account(state, [make_signal(direction, instrument=instrument, ts=ts)])
+            if isinstance(out, Order)
+        ]
+        emitted = [report for order in orders for report in books[instrument].on_order(order)]
+        for k in range(1, 9):
+            emitted += books[instrument].on_tick(quote(instrument, n * 10 + k, ts + k * MS))
+        handle_account(state, emitted)
+        reports += emitted
+    return reports
+
+
+def test_gateway_replaying_its_whole_history_changes_nothing() -> None:
+    """R2-gateway's failure, in small: a replay longer than any window of recent ids.
+
+    A gateway killed again before its first snapshot after a restart resumes from the
+    same old snapshot, and its replay reaches back past what a window of recent report
+    ids holds; the gate then met a repeated fill as a "fill for an unknown or finished
+    order" and stopped the trading flow. Here the gate remembers only two orders.
+    """
+    gate = AccountGate(
+        "acc",
+        make_limits(),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        recent_order_ids=2,
+    )
+    state = AccountState(gate=gate, pnl_interval_ns=1_000_000_000)
+    reports = trade_through_the_paper_broker(state)
+    fills = [report for report in reports if isinstance(report, Fill)]
+    assert len(fills) >= 40
+    positions = {name: gate.position(name) for name in INSTRUMENTS}
+    assert any(positions.values())
+
+    assert handle_account(state, reports) == []
+    assert {name: gate.position(name) for name in INSTRUMENTS} == positions
+    assert gate.working_order_count() == 0
+    # Reports of each instrument's last, forgotten order wait until its next decision.
+    later = [make_signal(0, instrument=name, ts=TS + 10**9) for name in INSTRUMENTS]
+    handle_account(state, later)
     assert len(state.early) == 0
