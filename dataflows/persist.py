@@ -25,7 +25,14 @@ from bytewax.dataflow import Dataflow
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from connectors import topic
-from connectors.codec import Rejected, check_sequence, decode_tick, encode, loads
+from connectors.codec import (
+    Rejected,
+    check_sequence,
+    decode_tick,
+    encode,
+    is_progress_marker,
+    loads,
+)
 from connectors.kafka.record import KafkaRecord
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
@@ -78,7 +85,8 @@ def split_records(
                 out.append((tick.instrument, tick))
             else:
                 row = loads(record.value)
-                out.append(("", (table_for_record(record.topic, row, prefix), row)))
+                if not is_progress_marker(row):
+                    out.append(("", (table_for_record(record.topic, row, prefix), row)))
         return out
 
     return split

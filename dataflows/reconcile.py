@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from connectors.codec import is_progress_marker
 from connectors.kafka.source import consumer_config
 from connectors.topic import FILLS, ORDERS
 from dataflows.settings import Settings
@@ -120,12 +121,12 @@ def reconcile_system(settings: Settings) -> Reconciliation:
         [
             o
             for o in read_log(kafka.bootstrap, kafka.topic_prefix + ORDERS)
-            if o["account"] == account
+            if o["account"] == account and not is_progress_marker(o)
         ],
         [
             f
             for f in read_log(kafka.bootstrap, kafka.topic_prefix + FILLS)
-            if f["account"] == account
+            if f["account"] == account and not is_progress_marker(f)
         ],
         (row[0] for row in order_rows),
         (row[0] for row in fill_rows),

@@ -79,11 +79,12 @@ def observe_process(component: str) -> None:
 
 
 def topic_decoder(
-    cls_for_topic: Callable[[str], type[T]],
+    cls_for_topic: Callable[[str], type[T] | Callable[[bytes], T]],
     *,
     account: str | None = None,
 ) -> Callable[[list[KafkaRecord]], list[T | DecodeFailure]]:
-    """Batch decoder choosing the type by topic; bad records become dead letters.
+    """Batch decoder choosing the type (or, for a topic of several, a decoder) by topic;
+    bad records become dead letters.
 
     With `account`, records for any other account are dead-lettered too: a state
     built for one account must never see another's fills or commands. Types without
@@ -94,7 +95,10 @@ def topic_decoder(
         out: list[T | DecodeFailure] = []
         for record in records:
             try:
-                event = decode_event(cls_for_topic(record.topic), record.value)
+                how = cls_for_topic(record.topic)
+                event = (
+                    decode_event(how, record.value) if isinstance(how, type) else how(record.value)
+                )
                 owner = getattr(event, "account", account)
                 if account is not None and owner != account:
                     detail = f"{owner!r} is not {account!r}"
