@@ -22,6 +22,7 @@ import yaml
 
 from risk.domain.enums import TradingState
 from risk.domain.error import ConfigError
+from risk.fill_sync import FillSyncMode
 from risk.state import default_alert_states
 
 T = TypeVar("T")
@@ -184,9 +185,12 @@ class RiskSettings:
 
     `drift_action` is the state a drifting instrument enters (null: ignore drift);
     `alert_actions` maps alert names to the state they put the account (or the
-    alert's instrument) in. `stress_scenarios` adds named scenarios to the built-in
-    ones: instrument (or "*" for all) -> return in percent, plus "market" for a
-    market move applied through each instrument's beta.
+    alert's instrument) in. `fill_sync` says when fills are booked (`risk.fill_sync`):
+    `event_time` holds each decision until the gateway's markers show every earlier
+    fill is in, for at most `fill_sync_max_wait_ms` of event time (then a
+    `gateway_lag` alert); `arrival` books them as they come. `stress_scenarios` adds
+    named scenarios to the built-in ones: instrument (or "*" for all) -> return in
+    percent, plus "market" for a market move applied through each instrument's beta.
     """
 
     limits: LimitSettings = field(default_factory=LimitSettings)
@@ -197,6 +201,8 @@ class RiskSettings:
     volatility_target_pct: float | None = 15.0
     drift_action: TradingState | None = TradingState.REDUCING
     alert_actions: dict[str, TradingState] = field(default_factory=default_alert_states)
+    fill_sync: FillSyncMode = FillSyncMode.EVENT_TIME
+    fill_sync_max_wait_ms: int = 5_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,11 +7,22 @@ from dataclasses import replace
 import pytest
 
 from connectors.gateway import InstrumentBook, PaperBrokerConfig
-from dataflows.account import AccountState, handle_account
-from risk.domain import Fill, Order, OrderEvent, Tick, TickKind
+from dataflows.account import AccountState, Held, handle_account
+from risk.domain import (
+    Alert,
+    Fill,
+    FillsThrough,
+    Order,
+    OrderEvent,
+    OrdersSent,
+    Tick,
+    TickKind,
+    TradingState,
+)
 from risk.domain.enums import OrderEventKind
 from risk.domain.ids import tick_id
 from risk.early import EarlyReports
+from risk.fill_sync import FillSync
 from risk.gate import AccountGate, InvariantViolation
 from tests.unit.test_gate import TS, D, make_event, make_fill, make_gate, make_limits, make_signal
 
@@ -193,3 +204,50 @@ def test_gateway_replaying_its_whole_history_changes_nothing() -> None:
     later = [make_signal(0, instrument=name, ts=TS + 10**9) for name in INSTRUMENTS]
     handle_account(state, later)
     assert len(state.early) == 0
+
+
+def event_time_state(max_wait_ns: int = 10**9) -> AccountState:
+    sync = FillSync[Held](("AAPL",), max_wait_ns=max_wait_ns)
+    return AccountState(gate=make_gate(), pnl_interval_ns=1_000_000_000, sync=sync)
+
+
+def through(ts: int) -> FillsThrough:
+    return FillsThrough(
+        progress_id=f"p{ts}",
+        account="acc",
+        instrument="AAPL",
+        through_ns=ts,
+        ts_event=ts,
+        ts_init=ts,
+    )
+
+
+def test_event_time_holds_a_signal_until_the_gateway_marks_its_time_and_promises_orders() -> None:
+    state = event_time_state()
+    out = handle_account(state, [make_signal(1, 100.0)])
+    assert [type(o) for o in out] == [OrdersSent]
+    assert out[0].through_ns == TS  # type: ignore[attr-defined]
+    decided = handle_account(state, [through(TS)])
+    assert [type(o).__name__ for o in decided] == ["Approved", "Order"]
+
+
+def test_event_time_books_earlier_fills_before_a_signal_whatever_their_arrival() -> None:
+    signal, later = make_signal(1, 100.0), make_signal(1, 100.0, ts=TS + 10)
+    first = event_time_state()
+    (order,) = [o for o in handle_account(first, [signal, through(TS)]) if isinstance(o, Order)]
+    fill = replace(make_fill(order, 40), leaves_quantity=D(60))
+    fill_first = handle_account(first, [fill, later, through(TS + 10)])
+    second = event_time_state()
+    handle_account(second, [signal, through(TS)])
+    signal_first = handle_account(second, [later, fill, through(TS + 10)])
+    assert fill_first == signal_first
+    assert type(fill_first[0]).__name__ == "Position"  # the fill was booked before `later`
+
+
+def test_event_time_without_gateway_decides_after_the_wait_and_reduces() -> None:
+    state = event_time_state(max_wait_ns=1_000)
+    out = handle_account(state, [make_signal(1, 100.0), make_signal(1, 100.0, ts=TS + 2_000)])
+    alerts = [o for o in out if isinstance(o, Alert)]
+    assert [a.name for a in alerts] == ["gateway_lag"]
+    assert state.gate.trading_state() is TradingState.REDUCING
+    assert sum(type(o).__name__ in ("Approved", "Denied") for o in out) == 1
