@@ -2,8 +2,10 @@
 
 What runs: a dedicated Tansu broker on a free loopback port (never the configured
 one, so a running system is not disturbed), a fresh topic namespace, and the trading
-flow alone as a child process with recovery on (the gateway and persist flows are
-not part of "Kafka in → decisions out"). The flow's model settings are overridden so
+flow as a child process with recovery on. With `risk.fill_sync: event_time` the gate
+waits for the gateway's progress markers, so the gateway flow runs beside it and its
+round trip is part of "Kafka in → decisions out"; with `arrival` the trading flow
+runs alone. The persist flow never runs. The flow's model settings are overridden so
 decisions are frequent enough to measure (`MODEL_OVERRIDES`, echoed under "config").
 
 Method, and why it is honest:
@@ -62,6 +64,7 @@ from dataflows.process import Child, start_flow, stop, wait_all
 from dataflows.settings import Settings
 from risk.domain.error import HflError
 from risk.domain.ids import tick_id
+from risk.fill_sync import FillSyncMode
 
 WARMUP_EVENT_S = 20.0
 MAX_EVENT_RATE = 5_000.0
@@ -189,6 +192,7 @@ def bench_pipeline(settings: Settings, root: Path, *, rate: str, duration_s: flo
         },
         **result.get("config", {}),
         "recovery": True,
+        "fill_sync": str(settings.risk.fill_sync),
         "broker": run.settings.kafka.bootstrap,
         "instruments": len(settings.trading.instruments),
     }
@@ -269,16 +273,18 @@ def _run_paced(
     ticks = _ticks(settings, rate, time.time_ns() - int(WARMUP_EVENT_S * NS_PER_S))
     sender = Sender(Producer(producer_config(bootstrap)), prefix + topic.TICKS)
     last_warm = _load(sender, ticks, warmup, "warm-up")
-    child = start_flow("trading", settings, run_dir, env, recovery=True)
-    log(f"trading flow started (pid {child.process.pid}); waiting for it to drain the warm-up")
-    try:
-        _await_prediction(bootstrap, prefix, last_warm, child, timeout_s=120.0 + warmup / 1000)
-        log(f"warm; pacing {rate:g} ticks/s for {duration_s:g}s")
-        measured = _pace(sender, ticks, rate, duration_s)
-        log(f"sent {len(measured.sent_ns):,} measured ticks; waiting for the flow to drain")
-        drained = _await_exit(child, 60.0 + duration_s, bootstrap, prefix)
-    finally:
-        stop(child)
+    with _gateway_if_awaited(settings, run_dir, env):
+        child = start_flow("trading", settings, run_dir, env, recovery=True)
+        log(f"trading flow started (pid {child.process.pid}); waiting for it to drain the warm-up")
+        try:
+            timeout_s = 120.0 + warmup / 1000
+            _await_prediction(bootstrap, prefix, last_warm, child, timeout_s=timeout_s)
+            log(f"warm; pacing {rate:g} ticks/s for {duration_s:g}s")
+            measured = _pace(sender, ticks, rate, duration_s)
+            log(f"sent {len(measured.sent_ns):,} measured ticks; waiting for the flow to drain")
+            drained = _await_exit(child, 60.0 + duration_s, bootstrap, prefix)
+        finally:
+            stop(child)
     outputs = collect(bootstrap, prefix)
     result = paced_figures(measured, outputs, rate, duration_s)
     result["drained"] = drained
@@ -323,17 +329,32 @@ def _run_max(
     ticks = _ticks(settings, MAX_EVENT_RATE, time.time_ns())
     sender = Sender(Producer(producer_config(bootstrap)), prefix + topic.TICKS)
     _load(sender, ticks, warmup + count, "backlog")
-    child = start_flow("trading", settings, run_dir, env, recovery=True)
-    log(f"trading flow started (pid {child.process.pid}); draining {warmup + count:,} ticks")
-    try:
-        drained = _await_exit(child, 120.0 + 10 * duration_s, bootstrap, prefix)
-    finally:
-        stop(child)
+    with _gateway_if_awaited(settings, run_dir, env):
+        child = start_flow("trading", settings, run_dir, env, recovery=True)
+        log(f"trading flow started (pid {child.process.pid}); draining {warmup + count:,} ticks")
+        try:
+            drained = _await_exit(child, 120.0 + 10 * duration_s, bootstrap, prefix)
+        finally:
+            stop(child)
     outputs = collect(bootstrap, prefix)
     result = max_figures(outputs, warmup + count, duration_s)
     result["drained"] = drained
     result["config"] = {"warmup_ticks": warmup, "event_ticks_per_s": MAX_EVENT_RATE}
     return result
+
+
+@contextmanager
+def _gateway_if_awaited(settings: Settings, run_dir: Path, env: dict[str, str]) -> Iterator[None]:
+    """Run the gateway flow while the block runs if the gate books fills in event time."""
+    if settings.risk.fill_sync is not FillSyncMode.EVENT_TIME:
+        yield
+        return
+    gateway = start_flow("gateway", settings, run_dir, env, recovery=True)
+    log(f"gateway flow started (pid {gateway.process.pid}): the gate waits for its markers")
+    try:
+        yield
+    finally:
+        stop(gateway)
 
 
 def _await_prediction(
