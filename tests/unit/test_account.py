@@ -31,6 +31,19 @@ def fresh_state() -> AccountState:
     return AccountState(gate=make_gate(), pnl_interval_ns=1_000_000_000)
 
 
+def forgetful_state(recent_order_ids: int) -> AccountState:
+    """A gate that remembers only the last `recent_order_ids` orders."""
+    gate = AccountGate(
+        "acc",
+        make_limits(),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        recent_order_ids=recent_order_ids,
+    )
+    return AccountState(gate=gate, pnl_interval_ns=1_000_000_000)
+
+
 def test_fill_before_its_replayed_order_gives_the_same_outputs_as_after() -> None:
     signal = make_signal(1, 100.0)
     in_order = handle_account(fresh_state(), [signal])
@@ -74,15 +87,8 @@ def test_fill_delivered_twice_is_applied_once() -> None:
 
 
 def test_order_event_delivered_twice_after_its_order_was_forgotten_is_dropped() -> None:
-    gate = AccountGate(
-        "acc",
-        make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        recent_order_ids=1,
-    )
-    state = AccountState(gate=gate, pnl_interval_ns=1_000_000_000)
+    state = forgetful_state(recent_order_ids=1)
+    gate = state.gate
     first = handle_account(state, [make_signal(1, 100.0)])[1]
     done = make_event(first, OrderEventKind.CANCELED, 0)  # type: ignore[arg-type]
     handle_account(state, [done, make_signal(1, 100.0, instrument="MSFT")])
@@ -96,15 +102,7 @@ def test_order_event_delivered_twice_after_its_order_was_forgotten_is_dropped() 
 
 
 def test_terminal_event_of_a_finished_forgotten_order_changes_nothing() -> None:
-    gate = AccountGate(
-        "acc",
-        make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        recent_order_ids=1,
-    )
-    state = AccountState(gate=gate, pnl_interval_ns=1_000_000_000)
+    state = forgetful_state(recent_order_ids=1)
     first = handle_account(state, [make_signal(1, 100.0)])[1]
     last_fill = make_fill(first, 100)  # type: ignore[arg-type]
     later = [make_signal(1, 100.0, instrument="MSFT"), make_signal(-1, 100.0, ts=TS + 10**9)]
@@ -182,15 +180,8 @@ def test_gateway_replaying_its_whole_history_changes_nothing() -> None:
     ids holds; the gate then met a repeated fill as a "fill for an unknown or finished
     order" and stopped the trading flow. Here the gate remembers only two orders.
     """
-    gate = AccountGate(
-        "acc",
-        make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        recent_order_ids=2,
-    )
-    state = AccountState(gate=gate, pnl_interval_ns=1_000_000_000)
+    state = forgetful_state(recent_order_ids=2)
+    gate = state.gate
     reports = trade_through_the_paper_broker(state)
     fills = [report for report in reports if isinstance(report, Fill)]
     assert len(fills) >= 40
