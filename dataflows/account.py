@@ -1,9 +1,10 @@
 """The account step of the trading flow: a thin shim over `risk.gate.AccountGate`.
 
 With `risk.fill_sync: event_time` (the default) fills are booked in event time through
-`risk.fill_sync.FillSync`: signals, bars and drift events wait until the gateway's
-progress markers show every earlier fill is in, so decisions, positions, P&L and risk
-figures do not depend on how fast the gateway ran. The step announces which orders it
+`risk.fill_sync.FillSync`, each `risk.fill_sync_delay_ms` after it happened: signals,
+bars and drift events wait until the gateway's progress markers show those fills are
+in, so decisions, positions, P&L and risk figures do not depend on how fast the
+gateway ran. The step announces which orders it
 has sent (`OrdersSent`) so the gateway can mark its progress. If the gateway is down,
 an item waits at most `risk.fill_sync_max_wait_ms` of event time; then trading goes
 on without the missing fills, a `gateway_lag` alert is raised and the account moves
@@ -144,8 +145,11 @@ def make_account_state(settings: Settings) -> AccountState:
     )
     sync = None
     if risk.fill_sync is FillSyncMode.EVENT_TIME:
-        max_wait_ns = risk.fill_sync_max_wait_ms * _NS_PER_MS
-        sync = FillSync[Held](trading.instruments, max_wait_ns=max_wait_ns)
+        delay_ns, max_wait_ns = (
+            risk.fill_sync_delay_ms * _NS_PER_MS,
+            risk.fill_sync_max_wait_ms * _NS_PER_MS,
+        )
+        sync = FillSync[Held](trading.instruments, delay_ns=delay_ns, max_wait_ns=max_wait_ns)
     return AccountState(
         gate=gate, pnl_interval_ns=trading.pnl_interval_s * 1_000_000_000, sync=sync
     )

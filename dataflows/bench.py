@@ -5,7 +5,8 @@ one, so a running system is not disturbed), a fresh topic namespace, and the tra
 flow as a child process with recovery on. With `risk.fill_sync: event_time` the gate
 waits for the gateway's progress markers, so the gateway flow runs beside it and its
 round trip is part of "Kafka in → decisions out"; with `arrival` the trading flow
-runs alone. The persist flow never runs. The flow's model settings are overridden so
+runs alone unless `gateway` asks for the gateway too (to compare the two modes on
+equal CPU). The persist flow never runs. The flow's model settings are overridden so
 decisions are frequent enough to measure (`MODEL_OVERRIDES`, echoed under "config").
 
 Method, and why it is honest:
@@ -172,19 +173,23 @@ class Outputs:
     last_ns: int | None = None
 
 
-def bench_pipeline(settings: Settings, root: Path, *, rate: str, duration_s: float) -> dict:
+def bench_pipeline(
+    settings: Settings, root: Path, *, rate: str, duration_s: float, gateway: bool = False
+) -> dict:
     """Run the pipeline benchmark; print and return its figures (see the module docs)."""
     offered = parse_rate(rate)
+    gateway = gateway or settings.risk.fill_sync is FillSyncMode.EVENT_TIME
     with private_broker(settings, root, "bench", PORT_OFFSET) as run:
         env = {
             **run.env,
             "HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S),
             "HFL_RUN_ID": run.run_id,
         }
-        if offered is None:
-            result = _run_max(run.settings, run.run_dir, env, duration_s)
-        else:
-            result = _run_paced(run.settings, run.run_dir, env, offered, duration_s)
+        with _gateway(run.settings, run.run_dir, env, run_it=gateway):
+            if offered is None:
+                result = _run_max(run.settings, run.run_dir, env, duration_s)
+            else:
+                result = _run_paced(run.settings, run.run_dir, env, offered, duration_s)
     result["config"] = {
         **{
             name.removeprefix("HFL_MODEL__").lower(): orjson.loads(value)
@@ -193,6 +198,7 @@ def bench_pipeline(settings: Settings, root: Path, *, rate: str, duration_s: flo
         **result.get("config", {}),
         "recovery": True,
         "fill_sync": str(settings.risk.fill_sync),
+        "gateway": gateway,
         "broker": run.settings.kafka.bootstrap,
         "instruments": len(settings.trading.instruments),
     }
@@ -273,18 +279,16 @@ def _run_paced(
     ticks = _ticks(settings, rate, time.time_ns() - int(WARMUP_EVENT_S * NS_PER_S))
     sender = Sender(Producer(producer_config(bootstrap)), prefix + topic.TICKS)
     last_warm = _load(sender, ticks, warmup, "warm-up")
-    with _gateway_if_awaited(settings, run_dir, env):
-        child = start_flow("trading", settings, run_dir, env, recovery=True)
-        log(f"trading flow started (pid {child.process.pid}); waiting for it to drain the warm-up")
-        try:
-            timeout_s = 120.0 + warmup / 1000
-            _await_prediction(bootstrap, prefix, last_warm, child, timeout_s=timeout_s)
-            log(f"warm; pacing {rate:g} ticks/s for {duration_s:g}s")
-            measured = _pace(sender, ticks, rate, duration_s)
-            log(f"sent {len(measured.sent_ns):,} measured ticks; waiting for the flow to drain")
-            drained = _await_exit(child, 60.0 + duration_s, bootstrap, prefix)
-        finally:
-            stop(child)
+    child = start_flow("trading", settings, run_dir, env, recovery=True)
+    log(f"trading flow started (pid {child.process.pid}); waiting for it to drain the warm-up")
+    try:
+        _await_prediction(bootstrap, prefix, last_warm, child, timeout_s=120.0 + warmup / 1000)
+        log(f"warm; pacing {rate:g} ticks/s for {duration_s:g}s")
+        measured = _pace(sender, ticks, rate, duration_s)
+        log(f"sent {len(measured.sent_ns):,} measured ticks; waiting for the flow to drain")
+        drained = _await_exit(child, 60.0 + duration_s, bootstrap, prefix)
+    finally:
+        stop(child)
     outputs = collect(bootstrap, prefix)
     result = paced_figures(measured, outputs, rate, duration_s)
     result["drained"] = drained
@@ -329,13 +333,12 @@ def _run_max(
     ticks = _ticks(settings, MAX_EVENT_RATE, time.time_ns())
     sender = Sender(Producer(producer_config(bootstrap)), prefix + topic.TICKS)
     _load(sender, ticks, warmup + count, "backlog")
-    with _gateway_if_awaited(settings, run_dir, env):
-        child = start_flow("trading", settings, run_dir, env, recovery=True)
-        log(f"trading flow started (pid {child.process.pid}); draining {warmup + count:,} ticks")
-        try:
-            drained = _await_exit(child, 120.0 + 10 * duration_s, bootstrap, prefix)
-        finally:
-            stop(child)
+    child = start_flow("trading", settings, run_dir, env, recovery=True)
+    log(f"trading flow started (pid {child.process.pid}); draining {warmup + count:,} ticks")
+    try:
+        drained = _await_exit(child, 120.0 + 10 * duration_s, bootstrap, prefix)
+    finally:
+        stop(child)
     outputs = collect(bootstrap, prefix)
     result = max_figures(outputs, warmup + count, duration_s)
     result["drained"] = drained
@@ -344,9 +347,11 @@ def _run_max(
 
 
 @contextmanager
-def _gateway_if_awaited(settings: Settings, run_dir: Path, env: dict[str, str]) -> Iterator[None]:
-    """Run the gateway flow while the block runs if the gate books fills in event time."""
-    if settings.risk.fill_sync is not FillSyncMode.EVENT_TIME:
+def _gateway(
+    settings: Settings, run_dir: Path, env: dict[str, str], *, run_it: bool
+) -> Iterator[None]:
+    """Run the gateway flow while the block runs, if asked to."""
+    if not run_it:
         yield
         return
     gateway = start_flow("gateway", settings, run_dir, env, recovery=True)

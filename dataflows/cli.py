@@ -164,7 +164,9 @@ def _bench(args: argparse.Namespace) -> int:
         return 0
     from dataflows.bench import bench_pipeline
 
-    bench_pipeline(_settings(), ROOT, rate=args.rate, duration_s=args.duration)
+    bench_pipeline(
+        _settings(), ROOT, rate=args.rate, duration_s=args.duration, gateway=args.gateway
+    )
     return 0
 
 
@@ -279,6 +281,11 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     bench.add_argument("target", choices=("pipeline", "models", "dashboard", "risk"))
     bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
     bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
+    bench.add_argument(
+        "--gateway",
+        action="store_true",
+        help="pipeline: run the gateway flow too (always, with risk.fill_sync event_time)",
+    )
     bench.add_argument("--ticks", type=int, default=60_000, help="models: simulated ticks")
     bench.add_argument("--batch-size", type=int, default=1_000, help="models: mini-batch rows")
     bench.add_argument("--budget", type=float, default=3.0, help="models: seconds per mode")

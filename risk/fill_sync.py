@@ -4,12 +4,22 @@ The account step sees two streams: signals, bars and drift events from the tradi
 flow's own instrument steps, and fills from the gateway. In arrival order, which fills
 a decision, a P&L snapshot or a risk figure at time t saw depends on how fast the
 gateway ran. In event time it does not: before the item at t, exactly the fills with
-`ts_event < t` are booked, in `(ts_event, client_order_id, cumulative quantity)` order.
+`ts_event < t - delay` are booked, in `(ts_event, client_order_id, cumulative
+quantity)` order.
 
 `FillSync` holds items until the gateway's progress markers (`FillsThrough`) for every
-instrument have passed their time. The gateway can only mark a time once it has every
+instrument have passed `t - delay`. The gateway can only mark a time once it has every
 order that could fill before it, which the gate announces with `promise()`
 (`OrdersSent`): no order before the time of the first item still held will come.
+
+Why the delay: a fill comes at least the venue latency L after its order, so a
+promise W lets the gateway mark W + L, and the gate can then decide up to
+W + L + delay. Each promise -> marker round trip (two Kafka hops and both flows'
+batches, some 10-300 ms on a loaded machine) thus advances the gate by L + delay of
+event time: with L alone (50 ms) a live gate would fall behind real time; with a
+delay above the round trip it never waits in steady state. The price is that the
+gate books each fill `delay` after it happened, in event time, which is what it sees
+in arrival order anyway, only now the same in every run.
 
 A gateway that is down or far behind must not stop trading: an item held for longer
 than `max_wait_ns` of event time (measured by the newest item held) is released with
@@ -43,10 +53,10 @@ class FillSyncMode(StrEnum):
 class FillSync(Generic[T]):
     """Items held until every fill before them is in, and the fills that are in.
 
-    >>> sync = FillSync[str](("XYZ",), max_wait_ns=100)
-    >>> sync.hold("signal", 10)
+    >>> sync = FillSync[str](("XYZ",), delay_ns=5, max_wait_ns=100)
+    >>> sync.hold("signal", 15)
     >>> sync.release(), sync.promise()
-    ([], 10)
+    ([], 15)
     >>> sync.mark(FillsThrough(progress_id="p", account="a", instrument="XYZ",
     ...     through_ns=10, ts_event=10, ts_init=10))
     >>> sync.release()
@@ -54,6 +64,7 @@ class FillSync(Generic[T]):
     """
 
     __slots__ = (
+        "_delay_ns",
         "_fills",
         "_held",
         "_instruments",
@@ -64,8 +75,9 @@ class FillSync(Generic[T]):
         "_through",
     )
 
-    def __init__(self, instruments: tuple[str, ...], *, max_wait_ns: int) -> None:
+    def __init__(self, instruments: tuple[str, ...], *, delay_ns: int, max_wait_ns: int) -> None:
         self._instruments = instruments
+        self._delay_ns = delay_ns
         self._max_wait_ns = max_wait_ns
         self._through: dict[str, int] = {}
         self._fills: list[tuple[int, str, Decimal, str, Fill]] = []
@@ -103,14 +115,14 @@ class FillSync(Generic[T]):
         return None if self._last_ns == _NEVER else self._last_ns
 
     def release(self) -> list[Fill | T]:
-        """Return the items whose earlier fills are all in (or waited too long), each
-        after the fills before it."""
+        """Return the items whose fills up to `delay` before them are all in (or that
+        waited too long), each after those fills."""
         out: list[Fill | T] = []
         through = min((self._through.get(name, _NEVER) for name in self._instruments), default=0)
         held = self._held
         while held:
             at_ns = held[0][0]
-            complete = at_ns <= through
+            complete = at_ns - self._delay_ns <= through
             if not complete and held[-1][0] - at_ns <= self._max_wait_ns:
                 break
             if not complete and not self._lagging:
@@ -118,7 +130,7 @@ class FillSync(Generic[T]):
             self._lagging = not complete
             _, item = held.popleft()
             self._last_ns = max(self._last_ns, at_ns)
-            self._take_fills(self._last_ns, out)
+            self._take_fills(self._last_ns - self._delay_ns, out)
             out.append(item)
         return out
 

@@ -68,10 +68,10 @@ def gateway_streams(draw: st.DrawFn, fills: list[Fill]) -> list[Fill | FillsThro
 
 
 def book(
-    items: list[int], reports: list[Fill | FillsThrough], picks: list[bool]
+    items: list[int], reports: list[Fill | FillsThrough], picks: list[bool], delay: int
 ) -> list[Fill | str]:
     """Feed items (at their times) and the gateway stream in the interleaving `picks`."""
-    sync = FillSync[str](INSTRUMENTS, max_wait_ns=FOREVER)
+    sync = FillSync[str](INSTRUMENTS, delay_ns=delay, max_wait_ns=FOREVER)
     out: list[Fill | str] = []
     i = r = 0
     for take_item in [*picks, *[True] * len(items), *[False] * len(reports)]:
@@ -91,29 +91,30 @@ def book(
     data=st.data(),
     fills=fills_strategy,
     items=st.lists(st.integers(0, 60), max_size=12).map(sorted),
-    picks=st.lists(st.booleans(), max_size=60),
-    other_picks=st.lists(st.booleans(), max_size=60),
+    picks=st.tuples(st.lists(st.booleans(), max_size=60), st.lists(st.booleans(), max_size=60)),
+    delay=st.integers(0, 20),
 )
 def test_same_items_and_fills_book_the_same_whatever_the_arrival(
     data: st.DataObject,
     fills: list[Fill],
     items: list[int],
-    picks: list[bool],
-    other_picks: list[bool],
+    picks: tuple[list[bool], list[bool]],
+    delay: int,
 ) -> None:
-    one = book(items, data.draw(gateway_streams(fills)), picks)
-    other = book(items, data.draw(gateway_streams(fills)), other_picks)
+    one = book(items, data.draw(gateway_streams(fills)), picks[0], delay)
+    other = book(items, data.draw(gateway_streams(fills)), picks[1], delay)
     assert one == other
     assert [entry for entry in one if isinstance(entry, str)] == [
         f"item@{at}#{n}" for n, at in enumerate(items)
     ]
-    # Before each item exactly the fills earlier than it were booked, in (time, order) order.
+    # Before each item exactly the fills `delay` earlier were booked, in (time, order) order.
     booked: list[Fill] = []
     for entry in one:
         if isinstance(entry, Fill):
             booked.append(entry)
             continue
         at = int(entry.split("@")[1].split("#")[0])
-        assert {f.fill_id for f in booked} == {f.fill_id for f in fills if f.ts_event < at}
+        expected = {f.fill_id for f in fills if f.ts_event < at - delay}
+        assert {f.fill_id for f in booked} == expected
     keys = [(f.ts_event, f.client_order_id, -f.leaves_quantity) for f in booked]
     assert keys == sorted(keys)

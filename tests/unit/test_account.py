@@ -197,8 +197,8 @@ def test_gateway_replaying_its_whole_history_changes_nothing() -> None:
     assert len(state.early) == 0
 
 
-def event_time_state(max_wait_ns: int = 10**9) -> AccountState:
-    sync = FillSync[Held](("AAPL",), max_wait_ns=max_wait_ns)
+def event_time_state(max_wait_ns: int = 10**9, delay_ns: int = 0) -> AccountState:
+    sync = FillSync[Held](("AAPL",), delay_ns=delay_ns, max_wait_ns=max_wait_ns)
     return AccountState(gate=make_gate(), pnl_interval_ns=1_000_000_000, sync=sync)
 
 
@@ -242,3 +242,14 @@ def test_event_time_without_gateway_decides_after_the_wait_and_reduces() -> None
     assert [a.name for a in alerts] == ["gateway_lag"]
     assert state.gate.trading_state() is TradingState.REDUCING
     assert sum(type(o).__name__ in ("Approved", "Denied") for o in out) == 1
+
+
+def test_event_time_books_a_fill_only_once_the_delay_has_passed() -> None:
+    state = event_time_state(delay_ns=100)
+    signal = make_signal(1, 100.0)
+    (order,) = [o for o in handle_account(state, [signal, through(TS)]) if isinstance(o, Order)]
+    fill = replace(make_fill(order, 40), leaves_quantity=D(60))  # at TS + 1
+    near = handle_account(state, [fill, make_signal(1, 100.0, ts=TS + 50), through(TS + 50)])
+    assert not [o for o in near if type(o).__name__ == "Position"]
+    after = handle_account(state, [make_signal(1, 100.0, ts=TS + 102)])
+    assert type(after[0]).__name__ == "Position"
