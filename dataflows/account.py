@@ -6,14 +6,17 @@ bars and drift events wait until the gateway's progress markers show those fills
 in, so decisions, positions, P&L and risk figures do not depend on how fast the
 gateway ran. The step announces which orders it
 has sent (`OrdersSent`) so the gateway can mark its progress. If the gateway is down,
-an item waits at most `risk.fill_sync_max_wait_ms` of event time; then trading goes
-on without the missing fills, a `gateway_lag` alert is raised and the account moves
-to REDUCING (`risk.alert_actions`), until an operator resumes it.
+a decision waits at most `risk.fill_sync_max_wait_ms` of wall time (the one place this
+step reads the clock: it is a timer, and it only fires when the gateway fails); then
+trading goes on without the missing fills, without further waiting until the markers
+catch up, a `gateway_lag` alert is raised and the account moves to REDUCING
+(`risk.alert_actions`) until an operator resumes it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from dataflows.settings import AccountLimitSettings, LimitSettings, RiskSettings, Settings
@@ -176,7 +179,7 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
             case _:
                 _apply(state, event, out)
     if sync is not None:
-        for item in sync.release():
+        for item in sync.release(now_ns=time.time_ns()):
             _apply(state, item, out)
         _report_lag(state, sync, out)
         _promise(state, sync, out)

@@ -188,7 +188,7 @@ class RiskSettings:
     alert's instrument) in. `fill_sync` says when fills are booked (`risk.fill_sync`):
     `event_time` books each fill `fill_sync_delay_ms` after its event time, holding a
     decision until the gateway's markers show those fills are in, for at most
-    `fill_sync_max_wait_ms` of event time (then a `gateway_lag` alert); `arrival`
+    `fill_sync_max_wait_ms` of wall time (then a `gateway_lag` alert); `arrival`
     books them as they come. `stress_scenarios` adds
     named scenarios to the built-in ones: instrument (or "*" for all) -> return in
     percent, plus "market" for a market move applied through each instrument's beta.
@@ -204,7 +204,7 @@ class RiskSettings:
     alert_actions: dict[str, TradingState] = field(default_factory=default_alert_states)
     fill_sync: FillSyncMode = FillSyncMode.EVENT_TIME
     fill_sync_delay_ms: int = 1_000
-    fill_sync_max_wait_ms: int = 5_000
+    fill_sync_max_wait_ms: int = 10_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

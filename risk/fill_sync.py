@@ -21,11 +21,12 @@ delay above the round trip it never waits in steady state. The price is that the
 gate books each fill `delay` after it happened, in event time, which is what it sees
 in arrival order anyway, only now the same in every run.
 
-A gateway that is down or far behind must not stop trading: an item held for longer
-than `max_wait_ns` of event time (measured by the newest item held) is released with
-the fills that are in, and `lag_started()` says when the gateway fell behind, so the
-gate can raise an alert and move to REDUCING. Late fills are booked before the next
-item.
+A gateway that is down or far behind must not stop trading: once the first held item
+has waited `max_wait_ns` by the clock the caller passes (wall time: this is a timer,
+and only a failing gateway makes it fire), it and every item after it are released
+with the fills that are in, without waiting, until the markers catch up again.
+`lag_started()` says when the gateway fell behind, so the gate can raise an alert and
+move to REDUCING. Late fills are booked before the next item.
 """
 
 from __future__ import annotations
@@ -55,15 +56,16 @@ class FillSync(Generic[T]):
 
     >>> sync = FillSync[str](("XYZ",), delay_ns=5, max_wait_ns=100)
     >>> sync.hold("signal", 15)
-    >>> sync.release(), sync.promise()
+    >>> sync.release(now_ns=0), sync.promise()
     ([], 15)
     >>> sync.mark(FillsThrough(progress_id="p", account="a", instrument="XYZ",
     ...     through_ns=10, ts_event=10, ts_init=10))
-    >>> sync.release()
+    >>> sync.release(now_ns=1)
     ['signal']
     """
 
     __slots__ = (
+        "_blocked_since_ns",
         "_delay_ns",
         "_fills",
         "_held",
@@ -85,6 +87,7 @@ class FillSync(Generic[T]):
         self._last_ns = _NEVER
         self._lagging = False
         self._lag_start_ns: int | None = None
+        self._blocked_since_ns: int | None = None
 
     def __len__(self) -> int:
         """Items and fills waiting."""
@@ -114,18 +117,22 @@ class FillSync(Generic[T]):
             return self._held[0][0]
         return None if self._last_ns == _NEVER else self._last_ns
 
-    def release(self) -> list[Fill | T]:
+    def release(self, *, now_ns: int) -> list[Fill | T]:
         """Return the items whose fills up to `delay` before them are all in (or that
-        waited too long), each after those fills."""
+        waited too long by `now_ns`), each after those fills."""
         out: list[Fill | T] = []
         through = min((self._through.get(name, _NEVER) for name in self._instruments), default=0)
         held = self._held
         while held:
             at_ns = held[0][0]
             complete = at_ns - self._delay_ns <= through
-            if not complete and held[-1][0] - at_ns <= self._max_wait_ns:
-                break
-            if not complete and not self._lagging:
+            if complete:
+                self._blocked_since_ns = None
+            elif not self._lagging:
+                if self._blocked_since_ns is None:
+                    self._blocked_since_ns = now_ns
+                if now_ns - self._blocked_since_ns < self._max_wait_ns:
+                    break
                 self._lag_start_ns = at_ns
             self._lagging = not complete
             _, item = held.popleft()

@@ -82,7 +82,7 @@ def book(
             report = reports[r]
             sync.mark(report) if isinstance(report, FillsThrough) else sync.add_fill(report)
             r += 1
-        out += sync.release()
+        out += sync.release(now_ns=0)
     return out
 
 
