@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from connectors.kafka.record import KafkaRecord
@@ -24,6 +24,8 @@ from sinks.metric import CONSUMER_LAG, RECORDS_IN, count_batch
 
 Offsets = dict[str, int]
 LAG_INTERVAL_S = 1.0
+LOG_CHECK_TIMEOUT_S = 0.5
+_GONE = (KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART)
 
 
 class _Activity:
@@ -85,8 +87,8 @@ def check_resume(consumer: Consumer, index: int, topics: list[str], offsets: Off
     some of them (topics renamed or added), or whose last consumed record (the one
     before the recovered offset) is no longer in the log (topic deleted and recreated,
     broker lost its data, retention removed records), cannot be resumed without losing
-    or duplicating input. The record itself is fetched: the local broker reports the
-    high watermark of its last batch, not of its last record.
+    or duplicating input. The records themselves are fetched, all topics at once: the
+    local broker reports the high watermark of its last batch, not of its last record.
 
     Raises:
         ResumeError: naming every problem found.
@@ -94,40 +96,89 @@ def check_resume(consumer: Consumer, index: int, topics: list[str], offsets: Off
     if not offsets:
         return
     problems = [f"{topic}#{index}: no recovered offset" for topic in topics if topic not in offsets]
-    for topic in topics:
-        offset = offsets.get(topic, OFFSET_BEGINNING)
-        if offset in (OFFSET_BEGINNING, 0):
-            continue  # nothing was read from it yet: the beginning is right
-        problem = _last_consumed_problem(consumer, TopicPartition(topic, index, offset - 1))
-        if problem:
-            problems.append(f"{topic}#{index}: resume at offset {offset}, but {problem}")
+    last = {
+        topic: offset - 1
+        for topic in topics
+        if (offset := offsets.get(topic, OFFSET_BEGINNING)) not in (OFFSET_BEGINNING, 0)
+    }  # offset 0 or none: nothing was read from it yet, the beginning is right
+    problems += _last_consumed_problems(consumer, index, last)
     consumer.unassign()
     if problems:
         msg = (
             "refusing to resume, the recovery store does not match the broker ("
             + "; ".join(problems)
             + "). Nothing was read or sent. Restore the topics, or start over with a new "
-            "recovery store deliberately."
+            "recovery store deliberately (`hfl recover`)."
         )
         raise ResumeError(msg)
 
 
-def _last_consumed_problem(
-    consumer: Consumer, last: TopicPartition, timeout_s: float = 10.0
-) -> str:
-    consumer.assign([last])
+def _last_consumed_problems(
+    consumer: Consumer, index: int, last: dict[str, int], timeout_s: float = 10.0
+) -> list[str]:
+    """Fetch the record at `last[topic]` of every topic; describe those not in the log."""
+    missing = {t for t in last if not _partition_exists(consumer, TopicPartition(t, index))}
+    problems = [
+        f"{topic}#{index}: resume at offset {last[topic] + 1}, but the topic does not exist"
+        for topic in sorted(missing)
+    ]
+    pending = {topic: offset for topic, offset in last.items() if topic not in missing}
+    consumer.assign([TopicPartition(topic, index, offset) for topic, offset in pending.items()])
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for message in consumer.consume(1, 0.5):
+    while pending and time.monotonic() < deadline:
+        for message in consumer.consume(len(pending), 0.5):
+            topic = message.topic()
+            if topic not in pending:
+                continue  # a later record of a topic already checked
+            offset = pending.pop(topic)
             error = message.error()
+            where = f"{topic}#{index}: resume at offset {offset + 1}, but"
             if error is None:
-                if message.offset() == last.offset:
-                    return ""
-                return f"the log has offset {message.offset()} where {last.offset} was read"
-            if error.code() != KafkaError._PARTITION_EOF:
-                return f"offset {last.offset} is not in the log ({error.str()})"
-            return f"the log ends before offset {last.offset}"
-    return f"offset {last.offset} could not be read within {timeout_s}s"
+                if message.offset() != offset:
+                    problems.append(
+                        f"{where} the log has offset {message.offset()} where {offset} was read"
+                    )
+            elif error.code() == KafkaError._PARTITION_EOF:
+                problems.append(f"{where} the log ends before offset {offset}")
+            else:
+                problems.append(f"{where} offset {offset} is not in the log ({error.str()})")
+        problems += _ended_before(consumer, index, pending)
+    problems += [
+        f"{topic}#{index}: resume at offset {offset + 1}, but offset {offset} could not be "
+        f"read within {timeout_s}s"
+        for topic, offset in pending.items()
+    ]
+    return problems
+
+
+def _ended_before(consumer: Consumer, index: int, pending: dict[str, int]) -> list[str]:
+    """Take out of `pending` the topics whose last fetch says the log ends before them.
+
+    A fetch beyond the end of a (re-created) log brings no record and no error from
+    the local broker, only the high watermark.
+    """
+    problems = []
+    for topic, offset in list(pending.items()):
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, index), cached=True)
+        if 0 <= high <= offset:
+            del pending[topic]
+            problems.append(
+                f"{topic}#{index}: resume at offset {offset + 1}, but the log ends at {high}"
+            )
+    return problems
+
+
+def _partition_exists(consumer: Consumer, partition: TopicPartition) -> bool:
+    """False when the broker says the partition does not exist (not when it is slow)."""
+    try:
+        consumer.get_watermark_offsets(partition, timeout=5.0)
+    except KafkaException as exc:
+        return exc.args[0].code() not in _GONE
+    return True
+
+
+class LogLostError(HflError):
+    """A topic's log became shorter than what was already read: the broker lost data."""
 
 
 class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
@@ -150,6 +201,7 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         self._index = index
         self._step = step
         self._lag_at = 0.0
+        self._log_checked_at = time.monotonic()
         self._next_offsets = {topic: offsets.get(topic, OFFSET_BEGINNING) for topic in topics}
         self._batch_size = batch_size
         self._idle_backoff = timedelta(seconds=idle_backoff_s)
@@ -192,9 +244,50 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
             count_batch(RECORDS_IN, self._step, len(batch))
             self._report_lag()
             return batch
+        self._check_log_kept()
         self._stop_if_drained()
         self._awake = datetime.now(UTC) + self._idle_backoff
         return batch
+
+    def _check_log_kept(self) -> None:
+        """Stop loudly, once a second while idle, if the log lost what was already read.
+
+        A broker that lost its data (the local one keeps topics in memory) comes back
+        without the topics, or with new, shorter ones, and sends no error: the
+        consumer would wait for offsets the new log reaches only with other records,
+        silently skipping them. Missing topics are seen in the broker's metadata, a
+        shorter log in the high watermark of the last fetch (the local broker's
+        watermark query reports its last batch, not its last record). An unreachable
+        broker decides nothing: the flow waits, as during a pause. (Deleting a topic
+        under a running consumer crashes librdkafka 2.16 with the local broker: the
+        process dies, which is loud too.)
+        """
+        now = time.monotonic()
+        if now - self._log_checked_at < LAG_INTERVAL_S:
+            return
+        self._log_checked_at = now
+        for topic, offset in self._next_offsets.items():
+            if offset > 0:
+                self._check_topic_kept(TopicPartition(topic, self._index), offset)
+
+    def _check_topic_kept(self, partition: TopicPartition, read: int) -> None:
+        where = f"{partition.topic}#{partition.partition}"
+        try:
+            self._consumer.get_watermark_offsets(partition, timeout=LOG_CHECK_TIMEOUT_S)
+        except KafkaException as exc:
+            if exc.args[0].code() in _GONE:
+                self._log_lost(f"{where} no longer exists", read)
+            return
+        _, high = self._consumer.get_watermark_offsets(partition, cached=True)
+        if 0 <= high < read:
+            self._log_lost(f"{where} now ends at offset {high}", read)
+
+    def _log_lost(self, what: str, read: int) -> None:
+        msg = (
+            f"{what}, but {read} records were already read: the broker lost its log. "
+            "Stopping without reading on; see `hfl recover`."
+        )
+        raise LogLostError(msg)
 
     def _stop_if_drained(self) -> None:
         if self._exit_when_idle_s <= 0 or not all(self._at_eof.values()):
