@@ -205,6 +205,20 @@ def _reconcile(args: argparse.Namespace) -> int:
     return 0 if result.consistent else 1
 
 
+def _recover(args: argparse.Namespace) -> int:
+    from dataflows.lost_log import recover_lost_log
+
+    if not args.confirm:
+        raise HflError("recover starts every flow over from the beginning: add --confirm")
+    settings = _settings()
+    done = recover_lost_log(settings, ROOT / settings.recovery.directory)
+    for flow, problem in done.problems.items():
+        print(f"{flow}: {problem}")
+    print(f"old recovery stores moved to {done.archive}; {len(done.topics)} topics re-created")
+    print("next: hfl feed replay <the feed's JSON lines>; hfl up; hfl reconcile")
+    return 0
+
+
 def _add_reliability(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = sub.add_parser("up", help="run broker, flows (and feed) supervised until Ctrl-C")
     up.add_argument("--external-broker", action="store_true", help="do not start Tansu")
@@ -220,6 +234,10 @@ def _add_reliability(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
     reconcile = sub.add_parser("reconcile", help="orders and fills: Kafka log vs ClickHouse")
     reconcile.set_defaults(run=_reconcile)
+
+    recover = sub.add_parser("recover", help="start the flows over after the broker lost its log")
+    recover.add_argument("--confirm", action="store_true", help="yes, start every flow over")
+    recover.set_defaults(run=_recover)
 
 
 def _dashboard(args: argparse.Namespace) -> int:

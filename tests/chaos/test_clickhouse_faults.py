@@ -17,9 +17,11 @@ jitter, resending the identical batch with the same deduplication token.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,13 +30,13 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from connectors.codec import encode, loads
+from dataflows.recovery_store import resumable
 from risk.domain import Fill, Side
 from risk.domain.ids import fill_id
 from sinks.ack_journal import acked_offsets
 from sinks.fault import FAULTS, FaultPlan, FaultyInserter
 from sinks.writer import BatchWriter
 from tests.chaos.harness import Dump, Run, compare_tables, dump
-from tests.chaos.recovery_store import Resumable, SnapshotWatcher
 
 BATCHES = 60
 ROWS_PER_BATCH = 500
@@ -95,17 +97,49 @@ def test_writer_with_injected_clickhouse_faults_loses_and_duplicates_nothing(
     assert (raw, distinct, final) == (expected, expected, expected)
 
 
-def unacknowledged(journal: bytes, seen: list[Resumable]) -> list[str]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Seen:
+    """Offsets a restart would resume from once the frontier reached `frontier`, and the
+    journal's size read right after: everything acknowledged by then."""
+
+    frontier: int
+    offsets: dict[str, int]
+    journal_bytes: int
+
+
+@dataclass(slots=True)
+class SnapshotWatcher:
+    """Poll the persist flow's recovery store; note each new frontier's resumable offsets."""
+
+    store: Path
+    journal: Path
+    seen: list[Seen] = field(default_factory=list)
+
+    def poll(self) -> None:
+        try:
+            state = resumable(self.store, "records_in")
+        except sqlite3.OperationalError:  # the flow holds a write lock right now
+            return
+        if state is None or not state.offsets:
+            return
+        if self.seen and self.seen[-1].frontier >= state.frontier:
+            return
+        size = self.journal.stat().st_size if self.journal.exists() else 0
+        offsets = {t: o for part in state.offsets.values() for t, o in part.items()}
+        self.seen.append(Seen(frontier=state.frontier, offsets=offsets, journal_bytes=size))
+
+
+def unacknowledged(journal: bytes, seen: list[Seen]) -> list[str]:
     """Rows' offsets that were resumable before ClickHouse acknowledged them."""
     lines = journal.splitlines()
     every = acked_offsets(lines)
     late = []
-    for resumable in seen:
-        by_then = acked_offsets(journal[: resumable.journal_bytes].splitlines())
-        for topic, next_offset in resumable.offsets.items():
+    for point in seen:
+        by_then = acked_offsets(journal[: point.journal_bytes].splitlines())
+        for topic, next_offset in point.offsets.items():
             needed = {o for o in every.get(topic, set()) if o < next_offset}
             missing = needed - by_then.get(topic, set())
-            late += [f"{topic}@{o} (frontier {resumable.frontier})" for o in sorted(missing)]
+            late += [f"{topic}@{o} (frontier {point.frontier})" for o in sorted(missing)]
     return late
 
 
@@ -139,7 +173,7 @@ def test_persist_flow_with_clickhouse_faults_acks_every_batch_before_its_snapsho
     )
     run.start("gateway")
     run.start("trading")
-    watcher = SnapshotWatcher(run.directory / "recovery" / "persist", "records_in", journal)
+    watcher = SnapshotWatcher(run.directory / "recovery" / "persist", journal)
     watch_until_done(run, watcher)
     codes = run.finish()
     assert all(code == 0 for code in codes.values()), f"{codes}\n{run.logs()}"
