@@ -10,6 +10,7 @@ idle fetches the broker must answer) small.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -20,9 +21,11 @@ from confluent_kafka.admin import AdminClient
 
 from connectors.kafka.record import KafkaRecord
 from risk.domain.error import HflError, RecoverableError
+from sinks.log import log_event, process_age_s
 from sinks.metric import CONSUMER_LAG, RECORDS_IN, count_batch
 
 Offsets = dict[str, int]
+logger = logging.getLogger("hfl.source")
 LAG_INTERVAL_S = 1.0
 LOG_CHECK_TIMEOUT_S = 0.5
 _GONE = (KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART)
@@ -209,7 +212,16 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         self._at_eof = {topic: False for topic in topics}
         self._awake: datetime | None = None
         self._consumer = Consumer(consumer_config(bootstrap, group, fetch_wait_ms=fetch_wait_ms))
+        checked_at = time.monotonic()
         check_resume(self._consumer, index, topics, offsets)
+        self._first = True
+        log_event(
+            logger,
+            "source resumed",
+            step=step,
+            check_s=round(time.monotonic() - checked_at, 3),
+            since_start_s=process_age_s(),
+        )
         self._consumer.assign(
             [TopicPartition(topic, index, offset) for topic, offset in self._next_offsets.items()]
         )
@@ -239,6 +251,9 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
                 msg = f"kafka source {topic}#{self._index} failed: {error}"
                 raise RecoverableError(msg)
         if batch:
+            if self._first:
+                self._first = False
+                log_event(logger, "first records", step=self._step, since_start_s=process_age_s())
             _note_activity()
             self._awake = None
             count_batch(RECORDS_IN, self._step, len(batch))
