@@ -17,6 +17,7 @@ import pytest
 from connectors.kafka.admin import create_topics
 from connectors.topic import ALERTS, AUDIT, DECISIONS, ORDERS, RISK_EVENTS
 from dataflows.reconcile import read_log
+from tests.integration.test_up import start_up, up_env
 
 pytestmark = pytest.mark.integration
 
@@ -41,19 +42,6 @@ BatchWriter(client).write("orders", [loads(encode(order))])
 """
 
 
-def up_env(bootstrap: str, prefix: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "HFL_KAFKA__BOOTSTRAP": bootstrap,
-        "HFL_KAFKA__TOPIC_PREFIX": prefix,
-        "HFL_CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
-        "HFL_RECOVERY__DIRECTORY": str(tmp_path / "recovery"),
-        "HFL_CONFIG_DIR": str(ROOT / "config"),
-        "HFL_MODEL__MIN_LABELLED": "20",
-        "HFL_MODEL__HORIZON_S": "1",
-    }
-
-
 def records(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     return read_log(bootstrap, topic, timeout_s=10)
 
@@ -72,22 +60,13 @@ def test_up_halts_trading_before_it_resumes_when_the_store_knows_an_order_the_lo
 ) -> None:
     prefix = f"recon-{uuid.uuid4().hex[:8]}."
     create_topics(kafka_bootstrap, prefix=prefix)
-    env = up_env(kafka_bootstrap, prefix, tmp_path)
+    env = up_env(
+        kafka_bootstrap, prefix, tmp_path, HFL_MODEL__MIN_LABELLED="20", HFL_MODEL__HORIZON_S="1"
+    )
     subprocess.run(
         [sys.executable, "-c", _PLANT, env["HFL_CLICKHOUSE_URL"]], cwd=ROOT, env=env, check=True
     )
-    with (tmp_path / "up.err").open("wb") as err:
-        up = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "dataflows.cli", "up", "--external-broker"),
-                *("--feed-duration", "600", "--report-every", "5"),
-            ],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            start_new_session=True,
-        )
+    up = start_up(tmp_path, env, 5)
     try:
         halted = wait_for_record(
             kafka_bootstrap, prefix + RISK_EVENTS, {"state": "halted", "trigger": "kill"}, 120
