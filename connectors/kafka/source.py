@@ -27,7 +27,6 @@ from sinks.metric import CONSUMER_LAG, RECORDS_IN, count_batch
 Offsets = dict[str, int]
 logger = logging.getLogger("hfl.source")
 LAG_INTERVAL_S = 1.0
-LOG_CHECK_TIMEOUT_S = 0.5
 _GONE = (KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART)
 
 
@@ -265,37 +264,27 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         return batch
 
     def _check_log_kept(self) -> None:
-        """Stop loudly, once a second while idle, if the log lost what was already read.
+        """Stop loudly, once a second while idle, if the log now ends before what was read.
 
         A broker that lost its data (the local one keeps topics in memory) comes back
-        without the topics, or with new, shorter ones, and sends no error: the
-        consumer would wait for offsets the new log reaches only with other records,
-        silently skipping them. Missing topics are seen in the broker's metadata, a
-        shorter log in the high watermark of the last fetch (the local broker's
-        watermark query reports its last batch, not its last record). An unreachable
-        broker decides nothing: the flow waits, as during a pause. (Deleting a topic
-        under a running consumer crashes librdkafka 2.16 with the local broker: the
-        process dies, which is loud too.)
+        with new, empty topics (re-created by `hfl up`, or auto-created by the first
+        producer) and sends consumers no error: they would wait for offsets the new
+        log reaches only with other records, silently skipping them. The high
+        watermark of the last fetch shows it (the local broker's watermark query
+        reports its last batch, not its last record, and a live query waits out a
+        paused broker, so only the cached one is read). (Deleting a topic under a
+        running consumer crashes librdkafka 2.16 with the local broker: the process
+        dies, which is loud too.)
         """
         now = time.monotonic()
         if now - self._log_checked_at < LAG_INTERVAL_S:
             return
         self._log_checked_at = now
-        for topic, offset in self._next_offsets.items():
-            if offset > 0:
-                self._check_topic_kept(TopicPartition(topic, self._index), offset)
-
-    def _check_topic_kept(self, partition: TopicPartition, read: int) -> None:
-        where = f"{partition.topic}#{partition.partition}"
-        try:
-            self._consumer.get_watermark_offsets(partition, timeout=LOG_CHECK_TIMEOUT_S)
-        except KafkaException as exc:
-            if exc.args[0].code() in _GONE:
-                self._log_lost(f"{where} no longer exists", read)
-            return
-        _, high = self._consumer.get_watermark_offsets(partition, cached=True)
-        if 0 <= high < read:
-            self._log_lost(f"{where} now ends at offset {high}", read)
+        for topic, read in self._next_offsets.items():
+            partition = TopicPartition(topic, self._index)
+            _, high = self._consumer.get_watermark_offsets(partition, cached=True)
+            if 0 <= high < read:
+                self._log_lost(f"{topic}#{self._index} now ends at offset {high}", read)
 
     def _log_lost(self, what: str, read: int) -> None:
         msg = (
