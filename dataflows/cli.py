@@ -200,11 +200,32 @@ def _reconcile(args: argparse.Namespace) -> int:
 
     import orjson
 
-    from dataflows.reconcile import reconcile_system
+    from dataflows.reconcile import reconcile_at_startup, reconcile_system
 
-    result = reconcile_system(_settings())
+    if args.startup:
+        startup = reconcile_at_startup(_settings())
+        if startup is None:
+            print("could not reconcile: trading halted (kill sent, alert and audit written)")
+            return 1
+        result = startup
+    else:
+        result = reconcile_system(_settings())
     print(orjson.dumps(asdict(result) | {"consistent": result.consistent}).decode())
     return 0 if result.consistent else 1
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from dataflows.lost_log import recover_lost_log
+
+    if not args.confirm:
+        raise HflError("recover starts every flow over from the beginning: add --confirm")
+    settings = _settings()
+    done = recover_lost_log(settings, ROOT / settings.recovery.directory)
+    for flow, problem in done.problems.items():
+        print(f"{flow}: {problem}")
+    print(f"old recovery stores moved to {done.archive}; {len(done.topics)} topics re-created")
+    print("next: hfl feed replay <the feed's JSON lines>; hfl up; hfl reconcile")
+    return 0
 
 
 def _add_reliability(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -221,7 +242,16 @@ def _add_reliability(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     chaos.set_defaults(run=_chaos)
 
     reconcile = sub.add_parser("reconcile", help="orders and fills: Kafka log vs ClickHouse")
+    reconcile.add_argument(
+        "--startup",
+        action="store_true",
+        help="as hfl up does: audit the result; on a mismatch alert and halt trading",
+    )
     reconcile.set_defaults(run=_reconcile)
+
+    recover = sub.add_parser("recover", help="start the flows over after the broker lost its log")
+    recover.add_argument("--confirm", action="store_true", help="yes, start every flow over")
+    recover.set_defaults(run=_recover)
 
 
 def _dashboard(args: argparse.Namespace) -> int:

@@ -74,6 +74,10 @@ class ClickHouseSettings:
     url: Secret = field(default_factory=Secret)
     flush_rows: int = 50_000
     flush_interval_s: float = 1.0
+    # Chaos suite only (R5): acknowledgement journal path and injected faults
+    # (sinks.ack_journal, sinks.fault); empty turns each off.
+    ack_journal: str = ""
+    faults: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

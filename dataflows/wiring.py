@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -17,7 +18,7 @@ from connectors.kafka.source import KafkaSource
 from dataflows.routing import to_outbound
 from dataflows.settings import Settings
 from risk.domain import DecodeFailure, DecodeReason
-from sinks.log import configure_logging
+from sinks.log import configure_logging, log_event, process_age_s
 from sinks.metric import start_process_metrics
 
 T = TypeVar("T")
@@ -73,9 +74,13 @@ class KafkaIO:
 
 
 def observe_process(component: str) -> None:
-    """JSON logs and process metrics (CPU, memory, starts) for the flow of this process."""
+    """JSON logs and process metrics (CPU, memory, starts) for the flow of this process.
+
+    Logs `flow starting` with the process's age: interpreter start and imports.
+    """
     configure_logging(component)
     start_process_metrics(component)
+    log_event(logging.getLogger(f"hfl.{component}"), "flow starting", since_start_s=process_age_s())
 
 
 def topic_decoder(

@@ -35,6 +35,7 @@ from connectors.topic import PREDICTIONS, TICKS
 from dataflows.process import Child, start_flow, stop, wait_all
 from dataflows.settings import Settings, load_settings
 from sinks.row import TABLE_BY_TOPIC
+from tests.chaos.phases import restart_phases
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ("AAPL", "MSFT", "AMZN", "GOOG", "META", "NVDA", "JPM", "XOM", "JNJ", "WMT")
@@ -305,6 +306,7 @@ class Kill:
     tick_offset: int
     output_offset: int
     recovery_s: float | None
+    phases: dict[str, float] | None = None
 
 
 def kill_points(ticks: int, kills: int, seed: int) -> list[int]:
@@ -337,7 +339,8 @@ def kill_and_restart(
         assert child.process.poll() is None, f"{name} exited early\n{child.tail()}"
         assert time.monotonic() < deadline, f"{name} never reached {at_ts}\n{run.logs()}"
     run.kill(name)
-    killed_at = time.monotonic()
+    killed_at, killed_wall = time.monotonic(), time.time()
+    log_offset = run.children[name].log.stat().st_size
     if output is None:
         run.start(name)
         return Kill(tick_offset=tick_offset, output_offset=-1, recovery_s=None)
@@ -349,10 +352,13 @@ def kill_and_restart(
         child = run.children[name]
         assert child.process.poll() is None, f"{name} died after restart\n{child.tail()}"
         assert time.monotonic() < deadline, f"{name} did not catch up\n{child.tail()}"
+    recovered_at = time.monotonic()
+    phases = restart_phases(run.children[name].log, log_offset, killed_wall, time.time())
     return Kill(
         tick_offset=tick_offset,
         output_offset=output_offset,
-        recovery_s=round(time.monotonic() - killed_at, 3),
+        recovery_s=round(recovered_at - killed_at, 3),
+        phases=phases,
     )
 
 

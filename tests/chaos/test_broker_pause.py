@@ -80,7 +80,7 @@ def test_broker_paused_five_times_loses_and_duplicates_nothing(
     tables = dump(run.store)
     figures, differing = compare_tables(golden, tables)
     record(
-        "R4",
+        "R4-pause",
         figures
         | {
             "pauses": PAUSES,
