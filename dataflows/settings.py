@@ -254,6 +254,9 @@ class ModelSettings:
     metrics_interval_s: float = 10.0
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
+    checkpoint_interval_s: float = 60.0  # event time between model checkpoints; 0: none
+    checkpoint_max_bytes: int = 900_000
+    warm_start: str = ""  # "latest" or a checkpoint id: a fresh flow starts from it
     enter_long: float = 0.55
     exit_long: float = 0.50
     enter_short: float = 0.45

@@ -14,8 +14,8 @@ with checked delivery. Drift detections also go to the risk gate.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -24,6 +24,7 @@ from connectors import topic
 from connectors.codec import Rejected, check_sequence, decode_tick
 from connectors.kafka.record import KafkaRecord
 from dataflows.account import AccountInput, handle_account, make_account_state
+from dataflows.model_checkpoint import load_warm_start
 from dataflows.persist import code_version
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
@@ -37,7 +38,7 @@ from dataflows.wiring import (
 )
 from online_models.champion import ModelSetConfig, PromotionRule
 from online_models.drift import DriftConfig
-from online_models.instrument import InstrumentEvent, InstrumentPipeline, ModelSpec
+from online_models.instrument import InstrumentEvent, InstrumentPipeline, ModelSpec, WarmStart
 from online_models.registry import ModelConfig
 from online_models.signal import SignalConfig
 from risk.domain import (
@@ -94,6 +95,8 @@ def model_spec(settings: Settings, code_version: str = "unknown") -> ModelSpec:
                 feature_min_instances=drift.feature_min_instances,
             ),
             code_version=code_version,
+            checkpoint_interval_ns=int(model.checkpoint_interval_s * NS_PER_S),
+            checkpoint_max_bytes=model.checkpoint_max_bytes,
         ),
         signal=SignalConfig(
             enter_long=model.enter_long,
@@ -129,12 +132,21 @@ class InstrumentState:
     """Sequence guard plus the instrument's pipeline, built on its first tick.
 
     Bytewax hands a state builder no key, so the pipeline learns its instrument
-    from the first tick routed to it.
+    from the first tick routed to it, and takes that instrument's warm start (if
+    any) then; `warm` is dropped once the pipeline exists, so snapshots stay small.
     """
 
     spec: ModelSpec
     pipeline: InstrumentPipeline | None = None
     last_seq: int | None = None
+    warm: Mapping[str, WarmStart] = field(default_factory=dict)
+
+    def pipeline_for(self, instrument: str) -> InstrumentPipeline:
+        """The instrument's pipeline, built (from its warm start, if any) on first use."""
+        if self.pipeline is None:
+            self.pipeline = InstrumentPipeline(instrument, self.spec, self.warm.get(instrument))
+            self.warm = {}
+        return self.pipeline
 
 
 def handle_ticks(
@@ -145,9 +157,7 @@ def handle_ticks(
     out: list[InstrumentEvent | DecodeFailure] = []
     for item in batch:
         if isinstance(item, ModelCommand):
-            if state.pipeline is None:
-                state.pipeline = InstrumentPipeline(item.instrument, state.spec)
-            state.pipeline.apply(item, out)  # type: ignore[arg-type]
+            state.pipeline_for(item.instrument).apply(item, out)  # type: ignore[arg-type]
             continue
         tick, record = item
         problem = check_sequence(state.last_seq, tick.seq)
@@ -156,10 +166,8 @@ def handle_ticks(
             out.append(dead_letter(record, Rejected(problem, detail)))
             continue
         state.last_seq = tick.seq
-        if state.pipeline is None:
-            state.pipeline = InstrumentPipeline(tick.instrument, state.spec)
         produced = len(out)
-        state.pipeline.update(tick, out)  # type: ignore[arg-type]
+        state.pipeline_for(tick.instrument).update(tick, out)  # type: ignore[arg-type]
         note_signals(out[produced:], tick.ts_init)
     observe_model_batch(time.perf_counter() - started, len(batch))
     return out
@@ -226,7 +234,9 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     io = io or KafkaIO(settings)
     flow = Dataflow("trading")
     instruments = frozenset(settings.trading.instruments)
-    spec = model_spec(settings, code_version())
+    version = code_version()
+    spec = model_spec(settings, version)
+    warm = load_warm_start(settings, version)
 
     ticks = op.flat_map_batch(
         "decode_ticks",
@@ -250,7 +260,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         op.stateful_batch(
             "instrument_pipeline",
             op.merge("instrument_in", valid_ticks, model_commands),
-            delegate(lambda: InstrumentState(spec), handle_ticks),
+            delegate(lambda: InstrumentState(spec, warm=warm), handle_ticks),
         ),
     )
 

@@ -25,6 +25,7 @@ from risk.domain.market import Bar, Tick
 from risk.domain.model import (
     DriftDetected,
     FeatureVector,
+    ModelCheckpoint,
     ModelCommand,
     ModelMetrics,
     ModelVersion,
@@ -51,6 +52,7 @@ __all__ = [
     "FeatureVector",
     "Fill",
     "ModelAction",
+    "ModelCheckpoint",
     "ModelCommand",
     "ModelMetrics",
     "ModelRole",
