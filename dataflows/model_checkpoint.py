@@ -20,7 +20,7 @@ from online_models.instrument import WarmStart
 from risk.domain import ModelCheckpoint
 from sinks.query import format_table, query, reader
 
-logger = logging.getLogger(__name__)
+LOG = logging.getLogger("hfl.trading.warm_start")
 
 LATEST = "latest"
 
@@ -87,13 +87,13 @@ def load_warm_start(settings: Settings, code_version: str) -> dict[str, WarmStar
             models=restore_model_set(checkpoint), after_seq=checkpoint.seq
         )
         if checkpoint.code_version != code_version:
-            logger.warning(
+            LOG.warning(
                 "warm start of %s from checkpoint %s written by code %s",
                 checkpoint.instrument,
                 checkpoint.checkpoint_id,
                 checkpoint.code_version,
             )
-        logger.info(
+        LOG.info(
             "warm start of %s from checkpoint %s (after seq %d, champion %s)",
             checkpoint.instrument,
             checkpoint.checkpoint_id,
