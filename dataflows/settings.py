@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from risk.domain.enums import TradingState
+from risk.domain.enums import ModelScope, TradingState
 from risk.domain.error import ConfigError
 from risk.state import default_alert_states
 
@@ -205,11 +205,13 @@ class PipelineSettings:
 
     `sample_every` > 1 runs the model on every n-th warm tick only (for models too
     slow per tick, such as the forest); labels still resolve on every tick.
+    `scope: pooled` makes it one model learning from every instrument's labels.
     """
 
     factory: str = "logistic"
     params: dict[str, float] = field(default_factory=dict)
     sample_every: int = 1
+    scope: ModelScope = ModelScope.PER_INSTRUMENT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -271,6 +273,17 @@ class ModelSettings:
             known = ", ".join(sorted(self.pipelines))
             msg = f"model pipelines {unknown} are not configured (known: {known})"
             raise ValueError(msg)
+        if self.warm_start and self.pooled:
+            msg = "warm_start needs per_instrument models; pooled models write no checkpoints"
+            raise ValueError(msg)
+
+    @property
+    def pooled(self) -> bool:
+        """True when the champion or a challenger is pooled across instruments."""
+        return any(
+            self.pipelines[name].scope is ModelScope.POOLED
+            for name in (self.pipeline, *self.challengers)
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

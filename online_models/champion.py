@@ -16,14 +16,15 @@ from __future__ import annotations
 import json
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from online_models.checkpoint import CheckpointError, seal, unseal
 from online_models.drift import DriftConfig, DriftMonitor
-from online_models.pipeline import selection_detail
+from online_models.pipeline import build_pipeline, selection_detail
 from online_models.registry import ModelConfig, new_version, state_size_bytes
 from online_models.scorer import InstrumentScorer
 from risk.domain.control import Alert, AuditEvent
-from risk.domain.enums import AlertSeverity, ModelAction, ModelRole
+from risk.domain.enums import AlertSeverity, ModelAction, ModelRole, ModelScope
 from risk.domain.ids import stable_id
 from risk.domain.model import (
     DriftDetected,
@@ -100,6 +101,14 @@ class _Slot:
 class ModelSet:
     """The champion and shadow challengers of one instrument. Picklable and bounded.
 
+    A pooled model (`ModelScope.POOLED`) is taken from `pooled`, the estimators the
+    model sets of every instrument share: each instrument keeps its own pending
+    labels and metrics, but they all learn into one model, in the order their ticks
+    reach it. Pickle the sets that share it together (one Bytewax state), or the
+    sharing is lost. Such a set writes no checkpoints (one instrument's checkpoint
+    cannot hold a model other instruments keep changing), and a drift on one
+    instrument does not replace a pooled challenger the other instruments use.
+
     >>> cfg = ModelSetConfig(
     ...     champion=ModelConfig(name="a", factory="logistic", params={}),
     ...     challengers=(ModelConfig(name="b", factory="linear", params={}),),
@@ -117,15 +126,19 @@ class ModelSet:
         "_history",
         "_next_checkpoint_ns",
         "_next_metrics_ns",
+        "_pooled",
         "_slots",
         "champion",
         "instrument",
     )
 
-    def __init__(self, instrument: str, config: ModelSetConfig) -> None:
+    def __init__(
+        self, instrument: str, config: ModelSetConfig, pooled: dict[str, Any] | None = None
+    ) -> None:
         """Build every configured model; versions are announced with the first tick."""
         self.instrument = instrument
         self._config = config
+        self._pooled = {} if pooled is None else pooled
         self._slots: dict[str, _Slot] = {
             model.name: _Slot(model, self._scorer(model), None)
             for model in (config.champion, *config.challengers)
@@ -193,9 +206,12 @@ class ModelSet:
         return fresh
 
     def checkpoint_due(self, ts_event: int) -> bool:
-        """True when an event-time checkpoint boundary has passed at `ts_event`."""
+        """True when an event-time checkpoint boundary has passed at `ts_event`.
+
+        Never for a set with pooled models (see the class docstring).
+        """
         due = self._next_checkpoint_ns
-        return due is not None and ts_event >= due
+        return due is not None and ts_event >= due and not self._pooled
 
     def checkpoint(self, seq: int, tick_id: str, ts_event: int) -> ModelCheckpoint | Alert:
         """Seal this whole set (models, pending labels, metrics, drift) after tick `seq`.
@@ -271,6 +287,13 @@ class ModelSet:
 
     def _scorer(self, model: ModelConfig) -> InstrumentScorer:
         config = self._config
+        shared = None
+        if model.scope is ModelScope.POOLED:
+            shared = self._pooled.get(model.name)
+            if shared is None:
+                shared = self._pooled[model.name] = build_pipeline(
+                    model.factory, seed=config.seed, **model.params
+                )
         return InstrumentScorer(
             self.instrument,
             model_name=model.name,
@@ -281,6 +304,7 @@ class ModelSet:
             params=model.params,
             max_pending=config.max_pending,
             rolling_window=config.rolling_window,
+            model=shared,
         )
 
     def _announce(self, ts_event: int, out: list[ModelEvent]) -> None:
@@ -304,7 +328,7 @@ class ModelSet:
 
     def _renew_challengers(self, ts_event: int, out: list[ModelEvent]) -> None:
         for name, slot in self._slots.items():
-            if name == self.champion:
+            if name == self.champion or slot.config.scope is ModelScope.POOLED:
                 continue
             parent = slot.version.version_id if slot.version is not None else ""
             slot.scorer = self._scorer(slot.config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from online_models.bar import BarBuilder
 from online_models.champion import ModelEvent, ModelSet, ModelSetConfig
@@ -43,12 +44,21 @@ class InstrumentPipeline:
     `tick.ts_event`, so a replay yields the same events byte for byte.
     """
 
-    def __init__(self, instrument: str, spec: ModelSpec, warm: WarmStart | None = None) -> None:
-        """Start from scratch, or with the models of `warm` (a checkpoint)."""
+    def __init__(
+        self,
+        instrument: str,
+        spec: ModelSpec,
+        warm: WarmStart | None = None,
+        pooled: dict[str, Any] | None = None,
+    ) -> None:
+        """Start from scratch, or with the models of `warm` (a checkpoint).
+
+        `pooled` holds the pooled models every instrument's pipeline shares.
+        """
         self.instrument = instrument
         self._bars = tuple(BarBuilder(instrument, seconds) for seconds in BAR_INTERVALS_S)
         self._features = InstrumentFeatures()
-        self._models = ModelSet(instrument, spec.models) if warm is None else warm.models
+        self._models = ModelSet(instrument, spec.models, pooled) if warm is None else warm.models
         self._models_after_seq = -1 if warm is None else warm.after_seq
         self._signal = SignalState(spec.signal)
 

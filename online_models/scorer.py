@@ -60,6 +60,7 @@ class InstrumentScorer:
         params: dict[str, Any] | None = None,
         max_pending: int = 100_000,
         rolling_window: int = 1_000,
+        model: Any = None,
     ) -> None:
         """Build the model and empty metrics.
 
@@ -76,6 +77,8 @@ class InstrumentScorer:
             params: Keyword arguments for the pipeline factory.
             max_pending: Bound on predictions awaiting a label.
             rolling_window: Number of latest labels in the rolling metrics.
+            model: An estimator to learn into instead of a new one: a pooled
+                model that other instruments' scorers learn into as well.
 
         Raises:
             UnknownPipelineError: The pipeline is not registered.
@@ -84,7 +87,11 @@ class InstrumentScorer:
         self.instrument = instrument
         self.model_name = model_name
         self.horizon_ns = 0 if horizon_ticks else horizon_ns
-        self.model: Any = build_pipeline(pipeline or model_name, seed=seed, **(params or {}))
+        self.model: Any = (
+            build_pipeline(pipeline or model_name, seed=seed, **(params or {}))
+            if model is None
+            else model
+        )
         self.regression = is_regressor(self.model)
         self._pending = PendingLabels(
             horizon_ns, horizon_ticks=horizon_ticks, max_pending=max_pending
