@@ -259,6 +259,7 @@ class ModelSettings:
     checkpoint_interval_s: float = 60.0  # event time between model checkpoints; 0: none
     checkpoint_max_bytes: int = 900_000
     warm_start: str = ""  # "latest" or a checkpoint id: a fresh flow starts from it
+    mini_batch_ticks: int = 0  # > 1: linear models learn per bucket of ticks (learn_many)
     enter_long: float = 0.55
     exit_long: float = 0.50
     enter_short: float = 0.45

@@ -99,6 +99,7 @@ def model_spec(settings: Settings, code_version: str = "unknown") -> ModelSpec:
             code_version=code_version,
             checkpoint_interval_ns=int(model.checkpoint_interval_s * NS_PER_S),
             checkpoint_max_bytes=model.checkpoint_max_bytes,
+            mini_batch_ticks=model.mini_batch_ticks,
         ),
         signal=SignalConfig(
             enter_long=model.enter_long,

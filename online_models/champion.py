@@ -84,6 +84,7 @@ class ModelSetConfig:
     # A checkpoint travels as one Kafka record: keep it under the producer's
     # `message.max.bytes` (1 MB by default) or the sink would halt trading.
     checkpoint_max_bytes: int = 900_000
+    mini_batch_ticks: int = 0  # > 1: learn in buckets of this many ticks (InstrumentScorer)
 
 
 class _Slot:
@@ -305,6 +306,7 @@ class ModelSet:
             max_pending=config.max_pending,
             rolling_window=config.rolling_window,
             model=shared,
+            mini_batch_ticks=config.mini_batch_ticks,
         )
 
     def _announce(self, ts_event: int, out: list[ModelEvent]) -> None:
