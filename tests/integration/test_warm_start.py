@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from test_end_to_end import ROOT, hfl, publish, run_flows, sql
+from test_end_to_end import run_env as end_to_end_env
 
 from connectors import topic
 from connectors.codec import encode
@@ -37,15 +38,10 @@ SERVER_TIMEOUT_S = 60.0
 
 
 def run_env(bootstrap: str, prefix: str, store: Path) -> dict[str, str]:
-    return {
-        "HFL_KAFKA__BOOTSTRAP": bootstrap,
-        "HFL_KAFKA__TOPIC_PREFIX": prefix,
-        "HFL_CLICKHOUSE_URL": f"chdb://{store}",
+    return end_to_end_env(bootstrap, prefix, store) | {
         "HFL_TRADING__INSTRUMENTS": ",".join(SYMBOLS),
-        "HFL_MODEL__HORIZON_S": "1",
         "HFL_MODEL__CHALLENGERS": "hoeffding_tree",
         "HFL_MODEL__CHECKPOINT_INTERVAL_S": "12",
-        "HFL_RUN_ID": prefix.rstrip("."),
     }
 
 
