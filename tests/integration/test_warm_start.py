@@ -6,11 +6,15 @@ Run B is a fresh trading flow (its own namespace, no recovery snapshot) on the s
 ticks with `model.warm_start=latest`: it reads A's newest checkpoints through the
 running persist flow, verifies their digests and starts its models from them. From
 the checkpoint on, B's predictions (fresh and labelled) equal A's, byte for byte.
+A flow told to warm-start from a checkpoint whose stored blob was altered refuses to
+start, naming the digest mismatch, and sends nothing.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -55,6 +59,31 @@ def by_instrument(records: list[dict[str, object]], after: dict[str, int]) -> di
     return dict(out)
 
 
+# Copies AAPL's first checkpoint as id 'tampered' (older, so `latest` ignores it) with
+# four characters of its blob changed: still base64, digest unchanged. Run in a child
+# process, so the store is not left locked by this one.
+TAMPER = """
+import sys
+from sinks.client import open_client
+client = open_client(sys.argv[1])
+client.command(
+    "INSERT INTO model_checkpoints SELECT 'tampered', instrument, model, models, version_id,"
+    " params_hash, code_version, seq, tick_id, size_bytes, sha256,"
+    " concat(substring(blob, 1, 100), if(substring(blob, 101, 4) = 'AAAA', 'BBBB', 'AAAA'),"
+    " substring(blob, 105)), ts_event - 1, ts_init, now64(3)"
+    " FROM model_checkpoints FINAL WHERE instrument = 'AAPL' ORDER BY ts_event LIMIT 1"
+)
+client.close()
+"""
+
+
+def tamper(url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", TAMPER, url], cwd=ROOT, capture_output=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+
+
 def wait_for_query_server(url: str) -> None:
     deadline = time.monotonic() + SERVER_TIMEOUT_S
     while read_port_file(url) is None:
@@ -90,6 +119,7 @@ def test_fresh_flow_warm_started_from_clickhouse_checkpoint_predicts_like_the_ru
     assert all(r["n"] >= 2 and r["verified"] == r["n"] for r in checks), checks
     checkpointed = {str(r["instrument"]): int(r["last_ns"]) for r in checks}  # type: ignore[call-overload]
     assert "latest" not in hfl(env_a, "models", "checkpoints")  # a table of ids, not an error
+    tamper(env_a["HFL_CLICKHOUSE_URL"])
 
     settings_b = load_settings(ROOT / "config", env={**os.environ, **env_b})
     persist = start_flow(
@@ -97,6 +127,11 @@ def test_fresh_flow_warm_started_from_clickhouse_checkpoint_predicts_like_the_ru
     )
     try:
         wait_for_query_server(env_b["HFL_CLICKHOUSE_URL"])
+        refused = start_flow(
+            "trading", settings_b, tmp_path / "c", env_b | {"HFL_MODEL__WARM_START": "tampered"}
+        )
+        assert wait_all([refused], FLOW_TIMEOUT_S)["trading"] not in (0, None), refused.tail()
+        assert "checkpoint digest mismatch" in refused.log.read_text()
         trading = start_flow(
             "trading", settings_b, tmp_path / "b", env_b | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": "3"}
         )
