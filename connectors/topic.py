@@ -35,6 +35,7 @@ AUDIT = "hfl.audit"
 MODEL_CONTROL = "hfl.models.control"
 MODEL_METRICS = "hfl.events.model_metrics"
 MODEL_VERSIONS = "hfl.events.model_versions"
+MODEL_CHECKPOINTS = "hfl.events.model_checkpoints"
 
 # Event topics have one partition: the local broker's cost grows with the number of
 # stored batches, and one flow writes them all anyway.
@@ -64,6 +65,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(name=MODEL_CONTROL, partitions=1, key="instrument"),
     TopicSpec(name=MODEL_METRICS, partitions=1, key="instrument"),
     TopicSpec(name=MODEL_VERSIONS, partitions=1, key="instrument"),
+    TopicSpec(name=MODEL_CHECKPOINTS, partitions=1, key="instrument"),
 )
 
 

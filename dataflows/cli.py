@@ -127,6 +127,10 @@ def _models(args: argparse.Namespace) -> int:
     settings = _settings()
     if args.action == "list":
         print(mc.list_models(settings, args.instrument))
+    elif args.action == "checkpoints":
+        from dataflows.model_checkpoint import list_checkpoints
+
+        print(list_checkpoints(settings, args.instrument))
     elif args.action == "show":
         print(mc.show_model(settings, args.model, args.instrument))
     else:
@@ -295,9 +299,13 @@ def _control(args: argparse.Namespace) -> int:
 
 
 def _add_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `hfl models list|show|promote|rollback`."""
-    models = sub.add_parser("models", help="model registry: list, show, promote, rollback")
-    models.add_argument("action", choices=("list", "show", "promote", "rollback"))
+    """Add `hfl models list|show|promote|rollback|checkpoints`."""
+    models = sub.add_parser(
+        "models",
+        help="model registry: list, show, promote, rollback, checkpoints (warm start:"
+        " set model.warm_start to latest or a checkpoint id)",
+    )
+    models.add_argument("action", choices=("list", "show", "promote", "rollback", "checkpoints"))
     models.add_argument("model", nargs="?", help="show/promote: the model name")
     models.add_argument("--instrument", default="", help="one instrument (default: all)")
     models.add_argument("--actor", default=os.environ.get("USER", "operator"))

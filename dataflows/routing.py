@@ -20,6 +20,7 @@ from risk.domain import (
     FeatureVector,
     Fill,
     FillsThrough,
+    ModelCheckpoint,
     ModelCommand,
     ModelMetrics,
     ModelVersion,
@@ -62,6 +63,7 @@ ROUTES: dict[type, tuple[str, Callable[[object], str]]] = {
     ModelCommand: (topic.MODEL_CONTROL, lambda event: event.instrument or "all"),  # type: ignore[attr-defined]
     ModelMetrics: (topic.MODEL_METRICS, _BY_INSTRUMENT),
     ModelVersion: (topic.MODEL_VERSIONS, _BY_INSTRUMENT),
+    ModelCheckpoint: (topic.MODEL_CHECKPOINTS, _BY_INSTRUMENT),
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from risk.domain.enums import TradingState
+from risk.domain.enums import ModelScope, TradingState
 from risk.domain.error import ConfigError
 from risk.fill_sync import FillSyncMode
 from risk.state import default_alert_states
@@ -217,11 +217,13 @@ class PipelineSettings:
 
     `sample_every` > 1 runs the model on every n-th warm tick only (for models too
     slow per tick, such as the forest); labels still resolve on every tick.
+    `scope: pooled` makes it one model learning from every instrument's labels.
     """
 
     factory: str = "logistic"
     params: dict[str, float] = field(default_factory=dict)
     sample_every: int = 1
+    scope: ModelScope = ModelScope.PER_INSTRUMENT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -266,6 +268,10 @@ class ModelSettings:
     metrics_interval_s: float = 10.0
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
+    checkpoint_interval_s: float = 60.0  # event time between model checkpoints; 0: none
+    checkpoint_max_bytes: int = 900_000
+    warm_start: str = ""  # "latest" or a checkpoint id: a fresh flow starts from it
+    mini_batch_ticks: int = 0  # > 1: linear models learn per bucket of ticks (learn_many)
     enter_long: float = 0.55
     exit_long: float = 0.50
     enter_short: float = 0.45
@@ -280,6 +286,17 @@ class ModelSettings:
             known = ", ".join(sorted(self.pipelines))
             msg = f"model pipelines {unknown} are not configured (known: {known})"
             raise ValueError(msg)
+        if self.warm_start and self.pooled:
+            msg = "warm_start needs per_instrument models; pooled models write no checkpoints"
+            raise ValueError(msg)
+
+    @property
+    def pooled(self) -> bool:
+        """True when the champion or a challenger is pooled across instruments."""
+        return any(
+            self.pipelines[name].scope is ModelScope.POOLED
+            for name in (self.pipeline, *self.challengers)
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

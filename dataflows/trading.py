@@ -14,8 +14,9 @@ with checked delivery. Drift detections also go to the risk gate.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -24,6 +25,7 @@ from connectors import topic
 from connectors.codec import Rejected, check_sequence, decode_fill_report, decode_tick
 from connectors.kafka.record import KafkaRecord
 from dataflows.account import AccountInput, handle_account, make_account_state
+from dataflows.model_checkpoint import load_warm_start
 from dataflows.persist import code_version
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
@@ -37,7 +39,7 @@ from dataflows.wiring import (
 )
 from online_models.champion import ModelSetConfig, PromotionRule
 from online_models.drift import DriftConfig
-from online_models.instrument import InstrumentEvent, InstrumentPipeline, ModelSpec
+from online_models.instrument import InstrumentEvent, InstrumentPipeline, ModelSpec, WarmStart
 from online_models.registry import ModelConfig
 from online_models.signal import SignalConfig
 from risk.domain import (
@@ -65,6 +67,7 @@ def model_config(settings: Settings, name: str) -> ModelConfig:
         factory=pipeline.factory,
         params=pipeline.params,
         sample_every=pipeline.sample_every,
+        scope=pipeline.scope,
     )
 
 
@@ -93,6 +96,9 @@ def model_spec(settings: Settings, code_version: str = "unknown") -> ModelSpec:
                 feature_min_instances=drift.feature_min_instances,
             ),
             code_version=code_version,
+            checkpoint_interval_ns=int(model.checkpoint_interval_s * NS_PER_S),
+            checkpoint_max_bytes=model.checkpoint_max_bytes,
+            mini_batch_ticks=model.mini_batch_ticks,
         ),
         signal=SignalConfig(
             enter_long=model.enter_long,
@@ -104,10 +110,26 @@ def model_spec(settings: Settings, code_version: str = "unknown") -> ModelSpec:
     )
 
 
+POOL_KEY = "pool"
+
+
+def model_key(*, pooled: bool) -> Callable[[str], str]:
+    """The model step's key for an instrument: itself, or one key for all when pooled.
+
+    Pooled models learn from every instrument, so every instrument's ticks must reach
+    one state, in log order (one `md.ticks` partition): then the order in which the
+    pooled model learns across instruments is the same on every replay.
+    """
+    if pooled:
+        return lambda instrument: POOL_KEY
+    return lambda instrument: instrument
+
+
 def decode_ticks(
-    instruments: frozenset[str],
+    instruments: frozenset[str], *, pooled: bool = False
 ) -> Callable[[list[KafkaRecord]], list[tuple[str, TickWithOrigin] | DecodeFailure]]:
-    """Batch decoder: valid ticks keyed by instrument, everything else a dead letter."""
+    """Batch decoder: valid ticks keyed for the model step, everything else a dead letter."""
+    key = model_key(pooled=pooled)
 
     def decode(records: list[KafkaRecord]) -> list[tuple[str, TickWithOrigin] | DecodeFailure]:
         out: list[tuple[str, TickWithOrigin] | DecodeFailure] = []
@@ -117,7 +139,7 @@ def decode_ticks(
             except Rejected as rejected:
                 out.append(dead_letter(record, rejected))
             else:
-                out.append((tick.instrument, (tick, record)))
+                out.append((key(tick.instrument), (tick, record)))
         return out
 
     return decode
@@ -125,54 +147,71 @@ def decode_ticks(
 
 @dataclass(slots=True)
 class InstrumentState:
-    """Sequence guard plus the instrument's pipeline, built on its first tick.
+    """The model step's state of one key: one instrument, or all of them when pooled.
 
-    Bytewax hands a state builder no key, so the pipeline learns its instrument
-    from the first tick routed to it.
+    Per instrument: a sequence guard and the pipeline, built on its first tick
+    (Bytewax hands a state builder no key), from its warm start if it has one;
+    a used warm start is dropped so snapshots stay small. `pooled` holds the pooled
+    models every pipeline of this state learns into; it is pickled with them, so a
+    snapshot keeps them shared.
     """
 
     spec: ModelSpec
-    pipeline: InstrumentPipeline | None = None
-    last_seq: int | None = None
+    pipelines: dict[str, InstrumentPipeline] = field(default_factory=dict)
+    last_seq: dict[str, int] = field(default_factory=dict)
+    pooled: dict[str, Any] = field(default_factory=dict)
+    warm: Mapping[str, WarmStart] = field(default_factory=dict)
+
+    def pipeline_for(self, instrument: str) -> InstrumentPipeline:
+        """The instrument's pipeline, built (from its warm start, if any) on first use."""
+        pipeline = self.pipelines.get(instrument)
+        if pipeline is None:
+            warm = self.warm.get(instrument)
+            pipeline = InstrumentPipeline(instrument, self.spec, warm, self.pooled)
+            self.pipelines[instrument] = pipeline
+            if warm is not None:
+                self.warm = {k: v for k, v in self.warm.items() if k != instrument}
+        return pipeline
 
 
 def handle_ticks(
     state: InstrumentState, batch: list[TickWithOrigin | ModelCommand]
 ) -> list[InstrumentEvent | DecodeFailure]:
-    """Run a batch of one instrument's ticks (and model commands) through its pipeline."""
+    """Run a batch of ticks (and model commands) through their instruments' pipelines."""
     started = time.perf_counter()
     out: list[InstrumentEvent | DecodeFailure] = []
     for item in batch:
         if isinstance(item, ModelCommand):
-            if state.pipeline is None:
-                state.pipeline = InstrumentPipeline(item.instrument, state.spec)
-            state.pipeline.apply(item, out)  # type: ignore[arg-type]
+            state.pipeline_for(item.instrument).apply(item, out)  # type: ignore[arg-type]
             continue
         tick, record = item
-        problem = check_sequence(state.last_seq, tick.seq)
+        last_seq = state.last_seq.get(tick.instrument)
+        problem = check_sequence(last_seq, tick.seq)
         if problem is not None:
-            detail = f"seq {tick.seq} after {state.last_seq}"
+            detail = f"seq {tick.seq} after {last_seq}"
             out.append(dead_letter(record, Rejected(problem, detail)))
             continue
-        state.last_seq = tick.seq
-        if state.pipeline is None:
-            state.pipeline = InstrumentPipeline(tick.instrument, state.spec)
+        state.last_seq[tick.instrument] = tick.seq
         produced = len(out)
-        state.pipeline.update(tick, out)  # type: ignore[arg-type]
+        state.pipeline_for(tick.instrument).update(tick, out)  # type: ignore[arg-type]
         note_signals(out[produced:], tick.ts_init)
     observe_model_batch(time.perf_counter() - started, len(batch))
     return out
 
 
 def for_instruments(
-    instruments: tuple[str, ...],
+    instruments: tuple[str, ...], *, pooled: bool = False
 ) -> Callable[[ModelCommand], list[tuple[str, ModelCommand]]]:
-    """Key a model command by every instrument it addresses ('' addresses all of them)."""
+    """One model command per instrument it addresses ('' addresses all of them), keyed
+    for the model step."""
+    key = model_key(pooled=pooled)
 
     def broadcast(command: ModelCommand) -> list[tuple[str, ModelCommand]]:
         targets = (command.instrument,) if command.instrument else instruments
         return [
-            (name, replace(command, instrument=name)) for name in targets if name in instruments
+            (key(name), replace(command, instrument=name))
+            for name in targets
+            if name in instruments
         ]
 
     return broadcast
@@ -225,12 +264,15 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     io = io or KafkaIO(settings)
     flow = Dataflow("trading")
     instruments = frozenset(settings.trading.instruments)
-    spec = model_spec(settings, code_version())
+    version = code_version()
+    spec = model_spec(settings, version)
+    warm = load_warm_start(settings, version)
+    pooled = settings.model.pooled
 
     ticks = op.flat_map_batch(
         "decode_ticks",
         io.input("ticks_in", flow, topic.TICKS),
-        decode_ticks(instruments),
+        decode_ticks(instruments, pooled=pooled),
     )
     valid_ticks, bad_ticks = split_dead_letters("split_ticks", ticks)
     commands = op.flat_map_batch(
@@ -242,14 +284,14 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     model_commands = op.flat_map(
         "model_commands_by_instrument",
         valid_commands,
-        for_instruments(settings.trading.instruments),
+        for_instruments(settings.trading.instruments, pooled=pooled),
     )
     instrument_events = op.key_rm(
         "instrument_events",
         op.stateful_batch(
             "instrument_pipeline",
             op.merge("instrument_in", valid_ticks, model_commands),
-            delegate(lambda: InstrumentState(spec), handle_ticks),
+            delegate(lambda: InstrumentState(spec, warm=warm), handle_ticks),
         ),
     )
 

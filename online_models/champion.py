@@ -16,23 +16,28 @@ from __future__ import annotations
 import json
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
+from online_models.checkpoint import CheckpointError, seal, unseal
 from online_models.drift import DriftConfig, DriftMonitor
-from online_models.pipeline import selection_detail
+from online_models.pipeline import build_pipeline, selection_detail
 from online_models.registry import ModelConfig, new_version, state_size_bytes
 from online_models.scorer import InstrumentScorer
-from risk.domain.control import AuditEvent
-from risk.domain.enums import ModelAction, ModelRole
+from risk.domain.control import Alert, AuditEvent
+from risk.domain.enums import AlertSeverity, ModelAction, ModelRole, ModelScope
 from risk.domain.ids import stable_id
 from risk.domain.model import (
     DriftDetected,
+    ModelCheckpoint,
     ModelCommand,
     ModelMetrics,
     ModelVersion,
     Prediction,
 )
 
-ModelEvent = Prediction | ModelMetrics | ModelVersion | DriftDetected | AuditEvent
+ModelEvent = (
+    Prediction | ModelMetrics | ModelVersion | DriftDetected | AuditEvent | ModelCheckpoint | Alert
+)
 
 MAX_HISTORY = 16  # champions remembered for rollback, per instrument
 AUTO_ACTOR = "auto"
@@ -75,6 +80,11 @@ class ModelSetConfig:
     promotion: PromotionRule = field(default_factory=PromotionRule)
     drift: DriftConfig = field(default_factory=DriftConfig)
     code_version: str = "unknown"
+    checkpoint_interval_ns: int = 0  # event time between checkpoints; 0: none
+    # A checkpoint travels as one Kafka record: keep it under the producer's
+    # `message.max.bytes` (1 MB by default) or the sink would halt trading.
+    checkpoint_max_bytes: int = 900_000
+    mini_batch_ticks: int = 0  # > 1: learn in buckets of this many ticks (InstrumentScorer)
 
 
 class _Slot:
@@ -92,6 +102,14 @@ class _Slot:
 class ModelSet:
     """The champion and shadow challengers of one instrument. Picklable and bounded.
 
+    A pooled model (`ModelScope.POOLED`) is taken from `pooled`, the estimators the
+    model sets of every instrument share: each instrument keeps its own pending
+    labels and metrics, but they all learn into one model, in the order their ticks
+    reach it. Pickle the sets that share it together (one Bytewax state), or the
+    sharing is lost. Such a set writes no checkpoints (one instrument's checkpoint
+    cannot hold a model other instruments keep changing), and a drift on one
+    instrument does not replace a pooled challenger the other instruments use.
+
     >>> cfg = ModelSetConfig(
     ...     champion=ModelConfig(name="a", factory="logistic", params={}),
     ...     challengers=(ModelConfig(name="b", factory="linear", params={}),),
@@ -107,16 +125,21 @@ class ModelSet:
         "_config",
         "_drift",
         "_history",
+        "_next_checkpoint_ns",
         "_next_metrics_ns",
+        "_pooled",
         "_slots",
         "champion",
         "instrument",
     )
 
-    def __init__(self, instrument: str, config: ModelSetConfig) -> None:
+    def __init__(
+        self, instrument: str, config: ModelSetConfig, pooled: dict[str, Any] | None = None
+    ) -> None:
         """Build every configured model; versions are announced with the first tick."""
         self.instrument = instrument
         self._config = config
+        self._pooled = {} if pooled is None else pooled
         self._slots: dict[str, _Slot] = {
             model.name: _Slot(model, self._scorer(model), None)
             for model in (config.champion, *config.challengers)
@@ -125,6 +148,7 @@ class ModelSet:
         self._history: deque[str] = deque(maxlen=MAX_HISTORY)
         self._drift = DriftMonitor(instrument, config.drift)
         self._next_metrics_ns: int | None = None
+        self._next_checkpoint_ns: int | None = None
 
     @property
     def champion_scorer(self) -> InstrumentScorer:
@@ -182,6 +206,57 @@ class ModelSet:
             self._report(ts_event, out)
         return fresh
 
+    def checkpoint_due(self, ts_event: int) -> bool:
+        """True when an event-time checkpoint boundary has passed at `ts_event`.
+
+        Never for a set with pooled models (see the class docstring).
+        """
+        due = self._next_checkpoint_ns
+        return due is not None and ts_event >= due and not self._pooled
+
+    def checkpoint(self, seq: int, tick_id: str, ts_event: int) -> ModelCheckpoint | Alert:
+        """Seal this whole set (models, pending labels, metrics, drift) after tick `seq`.
+
+        The next boundary is set first, so the sealed state schedules its next
+        checkpoint exactly as the set that keeps running does. A checkpoint larger
+        than `checkpoint_max_bytes` is not emitted; an `Alert` says so instead.
+        """
+        every = self._config.checkpoint_interval_ns
+        self._next_checkpoint_ns = (ts_event // every + 1) * every
+        sealed = seal(self)
+        champion = self._slots[self.champion]
+        version = champion.version
+        if len(sealed.blob) > self._config.checkpoint_max_bytes:
+            return Alert(
+                alert_id=stable_id("checkpoint_oversized", self.instrument, ts_event),
+                name="checkpoint_oversized",
+                severity=AlertSeverity.WARNING,
+                source="trading",
+                subject=self.instrument,
+                message=(
+                    f"model checkpoint of {len(sealed.blob)} bytes exceeds"
+                    f" checkpoint_max_bytes {self._config.checkpoint_max_bytes}; not written"
+                ),
+                ts_event=ts_event,
+                ts_init=ts_event,
+            )
+        return ModelCheckpoint(
+            checkpoint_id=stable_id("checkpoint", self.instrument, seq, ts_event),
+            instrument=self.instrument,
+            model=self.champion,
+            models=self.models,
+            version_id=version.version_id if version is not None else "",
+            params_hash=champion.config.params_hash(),
+            code_version=self._config.code_version,
+            seq=seq,
+            tick_id=tick_id,
+            size_bytes=sealed.size_bytes,
+            sha256=sealed.sha256,
+            blob=sealed.blob,
+            ts_event=ts_event,
+            ts_init=ts_event,
+        )
+
     def apply(self, command: ModelCommand, out: list[ModelEvent]) -> None:
         """Carry out an operator's promote or rollback; refusals are audited too."""
         match command.action:
@@ -213,6 +288,13 @@ class ModelSet:
 
     def _scorer(self, model: ModelConfig) -> InstrumentScorer:
         config = self._config
+        shared = None
+        if model.scope is ModelScope.POOLED:
+            shared = self._pooled.get(model.name)
+            if shared is None:
+                shared = self._pooled[model.name] = build_pipeline(
+                    model.factory, seed=config.seed, **model.params
+                )
         return InstrumentScorer(
             self.instrument,
             model_name=model.name,
@@ -223,6 +305,8 @@ class ModelSet:
             params=model.params,
             max_pending=config.max_pending,
             rolling_window=config.rolling_window,
+            model=shared,
+            mini_batch_ticks=config.mini_batch_ticks,
         )
 
     def _announce(self, ts_event: int, out: list[ModelEvent]) -> None:
@@ -231,6 +315,9 @@ class ModelSet:
             out.append(slot.version)
         interval = self._config.metrics_interval_ns
         self._next_metrics_ns = (ts_event // interval + 1) * interval
+        every = self._config.checkpoint_interval_ns
+        if every > 0:
+            self._next_checkpoint_ns = (ts_event // every + 1) * every
 
     def _version(self, model: ModelConfig, parent: str, ts_event: int) -> ModelVersion:
         return new_version(
@@ -243,7 +330,7 @@ class ModelSet:
 
     def _renew_challengers(self, ts_event: int, out: list[ModelEvent]) -> None:
         for name, slot in self._slots.items():
-            if name == self.champion:
+            if name == self.champion or slot.config.scope is ModelScope.POOLED:
                 continue
             parent = slot.version.version_id if slot.version is not None else ""
             slot.scorer = self._scorer(slot.config)
@@ -330,3 +417,23 @@ class ModelSet:
             ts_event=command.ts_event,
             ts_init=command.ts_init,
         )
+
+
+def restore_model_set(checkpoint: ModelCheckpoint) -> ModelSet:
+    """The model set sealed in `checkpoint`, its digest verified first.
+
+    Only for checkpoints from our own store (see `online_models.checkpoint`).
+
+    Raises:
+        CheckpointError: the digest does not match, or the blob holds something
+            other than the model set of `checkpoint.instrument`.
+    """
+    models = unseal(checkpoint.blob, checkpoint.sha256)
+    if not isinstance(models, ModelSet) or models.instrument != checkpoint.instrument:
+        msg = (
+            f"checkpoint {checkpoint.checkpoint_id} holds {type(models).__name__}"
+            f" of {getattr(models, 'instrument', '?')!r}, not the model set of"
+            f" {checkpoint.instrument!r}"
+        )
+        raise CheckpointError(msg)
+    return models

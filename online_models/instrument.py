@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from online_models.bar import BarBuilder
 from online_models.champion import ModelEvent, ModelSet, ModelSetConfig
@@ -13,6 +14,19 @@ from risk.domain import Bar, FeatureVector, ModelCommand, Signal, Tick
 InstrumentEvent = Bar | FeatureVector | Signal | ModelEvent
 
 BAR_INTERVALS_S = (1, 60)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WarmStart:
+    """A model set restored from a checkpoint taken after the instrument's tick `after_seq`.
+
+    Ticks up to `after_seq` are already in the models: they still build bars and
+    features (which are not checkpointed), but the models see only later ticks, so
+    their predictions continue exactly as the models that were checkpointed would.
+    """
+
+    models: ModelSet
+    after_seq: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,11 +44,22 @@ class InstrumentPipeline:
     `tick.ts_event`, so a replay yields the same events byte for byte.
     """
 
-    def __init__(self, instrument: str, spec: ModelSpec) -> None:
+    def __init__(
+        self,
+        instrument: str,
+        spec: ModelSpec,
+        warm: WarmStart | None = None,
+        pooled: dict[str, Any] | None = None,
+    ) -> None:
+        """Start from scratch, or with the models of `warm` (a checkpoint).
+
+        `pooled` holds the pooled models every instrument's pipeline shares.
+        """
         self.instrument = instrument
         self._bars = tuple(BarBuilder(instrument, seconds) for seconds in BAR_INTERVALS_S)
         self._features = InstrumentFeatures()
-        self._models = ModelSet(instrument, spec.models)
+        self._models = ModelSet(instrument, spec.models, pooled) if warm is None else warm.models
+        self._models_after_seq = -1 if warm is None else warm.after_seq
         self._signal = SignalState(spec.signal)
 
     def update(self, tick: Tick, out: list[InstrumentEvent]) -> None:
@@ -56,8 +81,12 @@ class InstrumentPipeline:
                     ts_init=tick.ts_event,
                 )
             )
+        if tick.seq <= self._models_after_seq:
+            return  # already learnt by the checkpointed models this pipeline started from
         models = self._models
         fresh = models.update(tick.tick_id, tick.ts_event, tick.price, values, out)  # type: ignore[arg-type]
+        if models.checkpoint_due(tick.ts_event):
+            out.append(models.checkpoint(tick.seq, tick.tick_id, tick.ts_event))
         if fresh is not None:
             signal = self._signal.update(fresh, models.champion_scorer.n_labelled, tick.price)
             if signal is not None:

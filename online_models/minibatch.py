@@ -1,8 +1,10 @@
 """The mini-batch path: predict a whole batch, then learn it, with `predict_many`/`learn_many`.
 
 It exists for throughput (one pandas batch instead of a Python call per sample) and
-is evaluated differently from the per-tick path, which is why the trading flow
-keeps the per-tick path and this one serves replays, research and `hfl bench models`:
+is evaluated differently from the per-tick path. `score_batches` serves replays,
+research and `hfl bench models`; the trading flow's variant (`model.mini_batch_ticks`,
+in `online_models.scorer.InstrumentScorer`) batches learning only, in buckets of
+ticks, predicting each tick as it arrives. Both differ from the per-tick path alike:
 
 - every sample of a batch is predicted by the model as it was at the *start* of the
   batch, so a sample's label reaches the model up to `batch_size - 1` samples later
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from river import compose, preprocessing
 
 from online_models.pipeline import is_regressor
 
@@ -34,6 +37,43 @@ def supports_mini_batch(model: Any) -> bool:
     """
     predict = "predict_many" if is_regressor(model) else "predict_proba_many"
     return hasattr(model, predict) and hasattr(model, "learn_many")
+
+
+def learn_many(model: Any, x: pd.DataFrame, y: pd.Series) -> None:
+    """`model.learn_many(x, y)`, clearing the rounding error River's scaler leaves.
+
+    River's `StandardScaler.learn_many` takes a batch's variance as E[x²] - E[x]²,
+    which for a feature that is constant within the batch (an ATR that only changes
+    when a bar closes) can come out a hair below zero; the pipeline's very next
+    `transform_many` then takes its square root and fails on a complex number. The
+    true variance of such a batch is zero. So a pipeline's steps are run here as
+    `Pipeline.learn_many` runs them (each unsupervised transformer learns, then
+    transforms; the last step learns), with negative variances set to zero in between.
+
+    >>> from online_models.pipeline import build_pipeline
+    >>> model = build_pipeline("linear", seed=0)
+    >>> x = pd.DataFrame({"atr": [0.1 + 0.2] * 3, "r": [0.1, 0.3, 0.2]})
+    >>> learn_many(model, x, pd.Series([0.1, 0.2, 0.3]))
+    >>> model["StandardScaler"].vars["atr"]
+    0.0
+    """
+    if not isinstance(model, compose.Pipeline):
+        model.learn_many(x, y)
+        return
+    *transformers, final = model.steps.values()
+    for step in transformers:
+        if step._supervised:  # not in our factories; River's own order would differ
+            model.learn_many(x, y)
+            return
+    for step in transformers:
+        step.learn_many(x)
+        if isinstance(step, preprocessing.StandardScaler):
+            variances = step.vars
+            for name, variance in variances.items():
+                if variance < 0.0:
+                    variances[name] = 0.0
+        x = step.transform_many(x)
+    final.learn_many(x, y)
 
 
 def score_batches(model: Any, x: pd.DataFrame, y: pd.Series, batch_size: int) -> np.ndarray:
@@ -74,5 +114,5 @@ def score_batches(model: Any, x: pd.DataFrame, y: pd.Series, batch_size: int) ->
                 else np.full(len(x_batch), 0.5)
             )
         out[start : start + len(x_batch)] = predicted
-        model.learn_many(x_batch, y_batch)
+        learn_many(model, x_batch, y_batch)
     return out

@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from risk.domain.enums import ModelScope
 from risk.domain.ids import stable_id
 from risk.domain.model import ModelVersion
 
@@ -22,13 +23,15 @@ class ModelConfig:
     """One named model: the factory that builds it, its parameters, how often it runs.
 
     `sample_every` > 1 gives the model only every n-th warm tick (for models too slow
-    per tick); labels still resolve on every tick.
+    per tick); labels still resolve on every tick. A `POOLED` model is one estimator
+    that learns from every instrument's labels (see `ModelSet`).
     """
 
     name: str
     factory: str
     params: dict[str, float]
     sample_every: int = 1
+    scope: ModelScope = ModelScope.PER_INSTRUMENT
 
     def params_json(self) -> str:
         """Factory and parameters as canonical JSON (sorted keys).

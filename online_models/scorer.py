@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from online_models.evaluation import PrequentialMetrics, prediction_error
 from online_models.label import PendingLabels
+from online_models.minibatch import learn_many, supports_mini_batch
 from online_models.pipeline import build_pipeline, is_regressor
 from risk.domain.model import Prediction
 
@@ -34,6 +37,18 @@ class InstrumentScorer:
     produced it, never the wall clock, so a replay emits identical predictions.
     Picklable (Bytewax snapshots it) and bounded (see `PendingLabels`).
 
+    With `mini_batch_ticks` N > 1 (and a model with `learn_many`), learning is
+    batched instead: the instrument's ticks fall into consecutive buckets of N, the
+    model is frozen within a bucket, and the labels that resolved during a bucket
+    are learnt with one `learn_many` when the next bucket starts. Predictions are
+    still made and scored per tick, and no label is learnt before it is known, but
+    a label reaches the model up to N - 1 ticks later than on the per-tick path, an
+    SGD model takes one step on the bucket's mean gradient, and `StandardScaler`
+    updates once per bucket: the metrics then differ from River's
+    `progressive_val_score` (tested against an explicit reference instead).
+    Buckets count ticks, never input batches, so the result is the same however
+    the input is batched, and after a restore.
+
     A classifier learns the label (up or not); a regressor learns the forward
     return and its `probability_up` is the sign of its forecast. Metrics live in
     `metrics` (`online_models.evaluation.PrequentialMetrics`); every labelled
@@ -60,6 +75,8 @@ class InstrumentScorer:
         params: dict[str, Any] | None = None,
         max_pending: int = 100_000,
         rolling_window: int = 1_000,
+        model: Any = None,
+        mini_batch_ticks: int = 0,
     ) -> None:
         """Build the model and empty metrics.
 
@@ -76,6 +93,10 @@ class InstrumentScorer:
             params: Keyword arguments for the pipeline factory.
             max_pending: Bound on predictions awaiting a label.
             rolling_window: Number of latest labels in the rolling metrics.
+            model: An estimator to learn into instead of a new one: a pooled
+                model that other instruments' scorers learn into as well.
+            mini_batch_ticks: > 1 learns in buckets of this many ticks with
+                `learn_many` where the model supports it (see above).
 
         Raises:
             UnknownPipelineError: The pipeline is not registered.
@@ -84,8 +105,16 @@ class InstrumentScorer:
         self.instrument = instrument
         self.model_name = model_name
         self.horizon_ns = 0 if horizon_ticks else horizon_ns
-        self.model: Any = build_pipeline(pipeline or model_name, seed=seed, **(params or {}))
+        self.model: Any = (
+            build_pipeline(pipeline or model_name, seed=seed, **(params or {}))
+            if model is None
+            else model
+        )
         self.regression = is_regressor(self.model)
+        self._bucket = mini_batch_ticks if supports_mini_batch(self.model) else 0
+        self._ticks = 0
+        self._batch_x: list[dict[str, float]] = []
+        self._batch_y: list[float | bool] = []
         self._pending = PendingLabels(
             horizon_ns, horizon_ticks=horizon_ticks, max_pending=max_pending
         )
@@ -137,6 +166,11 @@ class InstrumentScorer:
             The labelled predictions (version 1), oldest first, then the new
             prediction (version 0) if `features` was given.
         """
+        bucket = self._bucket
+        if bucket > 1:
+            if self._ticks % bucket == 0 and self._batch_x:
+                self._learn_batch()
+            self._ticks += 1
         out = self._learn_due(ts_event, price)
         if features is not None:
             out.append(self._predict(tick_id, ts_event, price, features))
@@ -162,7 +196,7 @@ class InstrumentScorer:
         resolved = self._pending.resolve(ts_event, price)
         if not resolved:
             return []
-        learn_one = self.model.learn_one
+        learn = self._buffer if self._bucket > 1 else self.model.learn_one
         score = self.metrics.update
         regression = self.regression
         out: list[Prediction] = []
@@ -171,7 +205,7 @@ class InstrumentScorer:
             y_pred = item.y_pred
             forward_return = item.forward_return
             score(label, y_pred, forward_return)
-            learn_one(item.features, forward_return if regression else label == 1)
+            learn(item.features, forward_return if regression else label == 1)
             out.append(
                 Prediction(
                     tick_id=item.tick_id,
@@ -189,6 +223,17 @@ class InstrumentScorer:
                 )
             )
         return out
+
+    def _buffer(self, x: dict[str, float], y: float | bool) -> None:
+        self._batch_x.append(x)
+        self._batch_y.append(y)
+
+    def _learn_batch(self) -> None:
+        x = pd.DataFrame(self._batch_x)
+        y = pd.Series(self._batch_y, dtype=float if self.regression else bool)
+        learn_many(self.model, x, y)
+        self._batch_x = []
+        self._batch_y = []
 
     def _predict(
         self, tick_id: str, ts_event: int, price: float, features: dict[str, float]

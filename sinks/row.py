@@ -35,6 +35,7 @@ TABLE_BY_TOPIC: dict[str, str] = {
     topic.AUDIT: "audit",
     topic.MODEL_METRICS: "model_metrics",
     topic.MODEL_VERSIONS: "model_versions",
+    topic.MODEL_CHECKPOINTS: "model_checkpoints",
 }
 
 Rows = list[dict[str, Any]]
@@ -136,6 +137,10 @@ COLUMNS: dict[str, dict[str, _Column]] = {
     "model_versions": _spec(
         "version_id instrument model factory params params_hash code_version parent"
         " created_at ts_init"
+    ),
+    "model_checkpoints": _spec(
+        "checkpoint_id instrument model models version_id params_hash code_version seq tick_id"
+        f" size_bytes sha256 blob {_TS}"
     ),
     "risk_metrics": _spec(f"metrics_id account metric value limit_value {_TS}"),
     "order_cancels": _spec(f"cancel_id client_order_id account instrument reason {_TS}"),

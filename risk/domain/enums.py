@@ -134,6 +134,13 @@ class AlertSeverity(StrEnum):
     CRITICAL = "critical"
 
 
+class ModelScope(StrEnum):
+    """Whether a model learns from one instrument, or one model from all (pooled)."""
+
+    PER_INSTRUMENT = "per_instrument"
+    POOLED = "pooled"
+
+
 class ModelRole(StrEnum):
     """Whether a model's predictions trade (champion) or only get scored (challenger)."""
 

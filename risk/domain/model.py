@@ -130,6 +130,32 @@ class ModelVersion:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ModelCheckpoint:
+    """The pickled state of one instrument's model set, taken after tick `seq`.
+
+    `blob` is the zlib-compressed pickle in base64; `sha256` the hex digest of the
+    compressed bytes (`size_bytes` long), checked before anything is unpickled.
+    `model`, `version_id` and `params_hash` name the champion when it was taken;
+    `models` every model of the set. A fresh trading flow warm-starts from it.
+    """
+
+    checkpoint_id: str
+    instrument: str
+    model: str
+    models: tuple[str, ...]
+    version_id: str
+    params_hash: str
+    code_version: str
+    seq: int
+    tick_id: str
+    size_bytes: int
+    sha256: str
+    blob: str
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelCommand:
     """Promote `model` to champion, or roll the champion back, on `instrument` ('' = all)."""
 

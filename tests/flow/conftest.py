@@ -20,7 +20,7 @@ from typing import Any
 import bytewax.operators as op
 import pytest
 from bytewax.dataflow import Dataflow, Stream
-from bytewax.recovery import RecoveryConfig
+from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from connectors import topic
@@ -153,8 +153,7 @@ def make_records() -> MakeRecords:
     return as_records
 
 
-@pytest.fixture(scope="session")
-def run_trading(settings: Settings) -> RunTrading:
+def trading_runner(settings: Settings) -> RunTrading:
     """Run records through the trading steps; return every event the flow emits.
 
     Keywords: `batch_size`, `recovery_dir` (a Bytewax recovery store; each batch is
@@ -180,6 +179,31 @@ def run_trading(settings: Settings) -> RunTrading:
         return out
 
     return run
+
+
+def abort_and_resume(
+    run: RunTrading, records: Sequence[KafkaRecord], directory: Path
+) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """Encoded outputs of an uninterrupted run, and of a run aborted at half then resumed.
+
+    Both runs keep a Bytewax recovery store under `directory`.
+    """
+    full_dir, resumed_dir = directory / "full", directory / "resumed"
+    for store in (full_dir, resumed_dir):
+        store.mkdir()
+        init_db_dir(store, 1)
+    half = len(records) // 2 // BATCH_SIZE * BATCH_SIZE
+    with_abort = [*records[:half], TestingSource.ABORT(), *records[half:]]
+    full = encoded(run(records, recovery_dir=full_dir))
+    before = encoded(run(with_abort, recovery_dir=resumed_dir))
+    after = encoded(run(with_abort, recovery_dir=resumed_dir))
+    return full, before, after
+
+
+@pytest.fixture(scope="session")
+def run_trading(settings: Settings) -> RunTrading:
+    """`trading_runner` with the session's settings."""
+    return trading_runner(settings)
 
 
 @pytest.fixture(scope="session")

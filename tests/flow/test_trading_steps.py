@@ -12,8 +12,8 @@ from typing import Any
 import bytewax.operators as op
 import pytest
 from bytewax.dataflow import Dataflow
-from bytewax.recovery import init_db_dir
 from bytewax.testing import TestingSink, TestingSource, run_main
+from conftest import abort_and_resume
 
 from connectors.codec import encode
 from connectors.kafka.record import KafkaRecord
@@ -105,16 +105,7 @@ def test_same_seeded_stream_twice_yields_identical_orders_and_bytes(
 def test_bytewax_abort_and_resume_equals_uninterrupted_run(
     run_trading: RunTrading, tick_records: list[KafkaRecord], tmp_path: Path
 ) -> None:
-    full_dir, resumed_dir = tmp_path / "full", tmp_path / "resumed"
-    for directory in (full_dir, resumed_dir):
-        directory.mkdir()
-        init_db_dir(directory, 1)
-    half = len(tick_records) // 2 // BATCH_SIZE * BATCH_SIZE
-    with_abort = [*tick_records[:half], TestingSource.ABORT(), *tick_records[half:]]
-
-    full = encoded(run_trading(tick_records, recovery_dir=full_dir))
-    before = encoded(run_trading(with_abort, recovery_dir=resumed_dir))
-    after = encoded(run_trading(with_abort, recovery_dir=resumed_dir))
+    full, before, after = abort_and_resume(run_trading, tick_records, tmp_path)
 
     assert 0 < len(before) < len(full)
     assert before == full[: len(before)]

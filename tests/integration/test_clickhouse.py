@@ -29,6 +29,7 @@ from risk.domain import (
     DriftDetected,
     FeatureVector,
     Fill,
+    ModelCheckpoint,
     ModelMetrics,
     ModelRole,
     ModelVersion,
@@ -439,6 +440,25 @@ def events_for(table: str) -> list[object]:
                     ts_init=T0 + n,
                 )
                 for n, parent in ((1, ""), (2, f"v1{RUN}"))
+            ]
+        case "model_checkpoints":
+            return [
+                ModelCheckpoint(
+                    checkpoint_id=f"c{n}{RUN}",
+                    instrument=INSTRUMENT,
+                    model="logistic",
+                    models=("logistic", "linear"),
+                    version_id=f"v{n}",
+                    params_hash="h" * 32,
+                    code_version="abc123",
+                    seq=1_000 * n,
+                    tick_id=f"t{n}",
+                    size_bytes=len(blob) * 3 // 4,
+                    sha256="f" * 64,
+                    blob=blob,
+                    **stamp,
+                )
+                for n, blob, stamp in ((1, "eJwDAAAAAAE=", ts), (2, "QUJD" * 1000, ts2))
             ]
         case "order_cancels":
             return [
