@@ -14,7 +14,9 @@ Two measurements; progress on stderr, the JSON object on the last stdout line.
   (`wall_us_per_decision`, `decision_p99_us`: what it took, preemption included). The
   median over `REPEATS` runs of fresh gates is reported, with the outcome counts so it
   is clear which paths were measured. The scheduled recompute is timed apart
-  (`recompute_ms`).
+  (`recompute_ms`). `decisions_sha256` digests every decision and order of the run as
+  the flow would publish them (codec JSON), outside the timed part: equal digests
+  prove that a change to the gate decides exactly as before on this stream.
 - `kill_p99_ms`: a private broker and the trading flow as a child process with recovery
   on. Warm-up ticks make the gate send orders; with no gateway running they stay
   working. Then `kills` times: `publish_control(KILL)` and wait for the cancel of every
@@ -24,6 +26,7 @@ Two measurements; progress on stderr, the JSON object on the last stdout line.
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 import time
 from collections import Counter
@@ -35,7 +38,7 @@ import numpy as np
 import orjson
 from confluent_kafka import Producer
 
-from connectors import topic
+from connectors import codec, topic
 from connectors.feeds.simulator import SimulationConfig, Simulator
 from connectors.kafka.producer import EMITTED_HEADER, producer_config
 from dataflows.account import make_account_state
@@ -128,11 +131,15 @@ def _signals(names: list[str], prices: np.ndarray, t0: int, count: int) -> list[
 
 def _run_decisions(
     gate: AccountGate, signals: list[Signal]
-) -> tuple[list[int], list[int], Counter[str]]:
-    """Time each `on_signal` (CPU, wall; ns); fill approvals at once; keep the schedule."""
+) -> tuple[list[int], list[int], Counter[str], str]:
+    """Time each `on_signal` (CPU, wall; ns); fill approvals at once; keep the schedule.
+
+    Also returns the sha256 of every decision and order, encoded as the flow sends them.
+    """
     cpu: list[int] = []
     wall: list[int] = []
     outcomes: Counter[str] = Counter()
+    digest = hashlib.sha256()
     cpu_clock, wall_clock = time.thread_time_ns, time.perf_counter_ns
     for n, signal in enumerate(signals):
         cpu_started, wall_started = cpu_clock(), wall_clock()
@@ -140,13 +147,15 @@ def _run_decisions(
         wall.append(wall_clock() - wall_started)
         cpu.append(cpu_clock() - cpu_started)
         outcomes[str(getattr(decision, "reason", "approved"))] += 1
+        digest.update(codec.encode(decision))
         if order is not None:
+            digest.update(codec.encode(order))
             gate.on_fill(_fill(order, signal))
         gate.mark(signal.instrument, signal.reference_price, signal.ts_event)
         if n % 50 == 49:  # once per second of event time, as the 1 s bars do
             gate.snapshot_pnl(signal.ts_event)
             gate.risk_metrics(signal.ts_event, signal.ts_init)
-    return cpu, wall, outcomes
+    return cpu, wall, outcomes, digest.hexdigest()
 
 
 def _fill(order: Order, signal: Signal) -> Fill:
@@ -181,7 +190,7 @@ def decision_cost(settings: Settings, decisions: int) -> dict[str, Any]:
         gate.risk_metrics(start + 5 * NS_PER_S, 0)
         recompute_s.append(time.perf_counter() - started)
         signals = _signals(names, later, start + 6 * NS_PER_S, decisions)
-        cpu, wall, counts = _run_decisions(gate, signals)
+        cpu, wall, counts, digest = _run_decisions(gate, signals)
         cpu_runs.append(sum(cpu) / len(cpu))
         wall_runs.append(sum(wall) / len(wall))
         every.extend(wall)
@@ -194,6 +203,7 @@ def decision_cost(settings: Settings, decisions: int) -> dict[str, Any]:
         "recompute_ms": round(statistics.median(recompute_s) * 1e3, 3),
         "decisions": decisions,
         "outcomes": dict(outcomes),
+        "decisions_sha256": digest,
     }
 
 
