@@ -123,6 +123,8 @@ class AccountGate:
         "_fills_since_human",
         "_last_control",
         "_limits",
+        "_net",
+        "_net_float",
         "_outbox",
         "_policy",
         "_recent_ids",
@@ -136,7 +138,6 @@ class AccountGate:
         "_working",
         "_working_buy",
         "_working_sell",
-        "_worst_float",
         "account",
         "lot_size",
         "target_notional",
@@ -171,8 +172,11 @@ class AccountGate:
         self._working: dict[str, _WorkingOrder] = {}
         self._working_buy: dict[str, Decimal] = {}
         self._working_sell: dict[str, Decimal] = {}
-        # Worst-case long/short per instrument with a position or working order, as floats.
-        self._worst_float: dict[str, tuple[float, float]] = {}
+        # Position plus net working quantity (the worst case every check uses) of each
+        # instrument where it is not zero, exact and as a float. Fills move quantity
+        # from working to position, so only approvals and releases change it.
+        self._net: dict[str, Decimal] = {}
+        self._net_float: dict[str, float] = {}
         self._recent_ids: deque[str] = deque(maxlen=recent_order_ids)
         self._recent_set: set[str] = set()
         self._policy = policy or StatePolicy()
@@ -235,7 +239,7 @@ class AccountGate:
 
     def worst_case_long(self, instrument: str) -> Decimal:
         """Return the position if every working order on `instrument` fills."""
-        return self._book.quantity(instrument) + self.working_quantity(instrument)
+        return self._net.get(instrument, ZERO)
 
     def worst_case_short(self, instrument: str) -> Decimal:
         """Return the position if every working order on `instrument` fills.
@@ -243,22 +247,14 @@ class AccountGate:
         The same figure as `worst_case_long`: any bound that tells buys from sells
         changes when a fill arrives (see the class docstring).
         """
-        return self.worst_case_long(instrument)
+        return self._net.get(instrument, ZERO)
 
     def gross_exposure_excluding(self, instrument: str) -> Decimal:
         """Return Σ |position if all working orders fill| * reference over other instruments."""
-        names = dict.fromkeys(self._book.instruments())
-        names.update(dict.fromkeys(self._working_buy))
-        names.update(dict.fromkeys(self._working_sell))
         gross = ZERO
-        for name in names:
-            if name == instrument:
-                continue
-            worst = max(abs(self.worst_case_long(name)), abs(self.worst_case_short(name)))
-            if worst:
-                reference = self._ref_price_decimal.get(name)
-                price = self._book.mark_price(name) if reference is None else reference
-                gross += worst * price
+        for name, net in self._net.items():
+            if name != instrument:
+                gross += abs(net) * self._price(name)
         return gross
 
     # -- inputs ----------------------------------------------------------------------
@@ -427,22 +423,21 @@ class AccountGate:
 
         For a buy every working buy is assumed filled and every working sell canceled
         (and the other way round for a sell): the net exposure that order could reach.
-        Floats from `_worst_float`: these feed share-of-equity limits, not accounting.
+        Floats from `_net_float`: these feed share-of-equity limits, not accounting.
         """
-        side = 0 if intent.side is Side.BUY else 1
         delta = float(intent.quantity) * intent.side.sign
         prices = self._ref_price
         net = delta * prices[intent.instrument]
         group_value = 0.0
         for_instrument = self._limits.for_instrument
         seen = False
-        for name, worst in self._worst_float.items():
+        for name, worst in self._net_float.items():
             price = prices.get(name, 0.0)
-            net += worst[side] * price
+            net += worst * price
             if group and for_instrument(name).group == group:
                 mine = name == intent.instrument
                 seen = seen or mine
-                group_value += abs(worst[side] + (delta if mine else 0.0)) * price
+                group_value += abs(worst + (delta if mine else 0.0)) * price
         if group and not seen:
             group_value += abs(delta) * prices[intent.instrument]
         return net, group_value
@@ -508,7 +503,7 @@ class AccountGate:
             intent.instrument, intent.side, intent.quantity, intent.limit_price
         )
         self._add_working(intent.instrument, intent.side, intent.quantity)
-        self._risk.add_quantity(intent.instrument, float(intent.quantity * intent.side.sign))
+        self._add_net(intent.instrument, intent.quantity * intent.side.sign)
         self._throttle.record(intent.ts_event)
         return Order(
             client_order_id=client_order_id,
@@ -538,12 +533,17 @@ class AccountGate:
         else:
             # Drop zero entries so the dicts only hold instruments with live orders.
             del totals[instrument]
-        # Also called after every fill: keeps the float worst cases current.
-        long, short = self.worst_case_long(instrument), self.worst_case_short(instrument)
-        if long or short:
-            self._worst_float[instrument] = (float(long), float(short))
+
+    def _add_net(self, instrument: str, signed: Decimal) -> None:
+        """Add `signed` to the worst-case position of `instrument` and to the risk model's."""
+        net = self._net.get(instrument, ZERO) + signed
+        if net:
+            self._net[instrument] = net
+            self._net_float[instrument] = float(net)
         else:
-            self._worst_float.pop(instrument, None)
+            self._net.pop(instrument, None)
+            self._net_float.pop(instrument, None)
+        self._risk.add_quantity(instrument, float(signed))
 
     def on_fill(self, fill: Fill) -> Position:
         """Move the filled quantity from working to position and return the new position.
@@ -627,7 +627,7 @@ class AccountGate:
         order.released = order.quantity - event.filled_quantity
         if order.released:
             self._add_working(order.instrument, order.side, -order.released)
-            self._risk.add_quantity(order.instrument, -float(order.released * order.side.sign))
+            self._add_net(order.instrument, -order.released * order.side.sign)
         if not order.leaves:
             del self._working[event.client_order_id]
 
