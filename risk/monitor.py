@@ -118,6 +118,7 @@ class PortfolioRisk:
         "_corr_to_book",
         "_ewma",
         "_ewma_book",
+        "_ewma_columns",
         "_ewma_variance",
         "_hist_bound",
         "_index",
@@ -147,7 +148,9 @@ class PortfolioRisk:
         self._ring: Matrix = np.zeros((config.window, count))
         self._last_price: Vector = np.zeros(count)
         self._sample_price: Vector = np.zeros(count)
-        self._quantity: Vector = np.zeros(count)
+        # Python floats, like the other state `add_quantity` touches per approval: for a
+        # book of tens of instruments a list beats numpy's per-call overhead.
+        self._quantity: list[float] = [0.0] * count
         self._samples = 0
         self._next_sample_ns = -1
         self._next_recompute_ns = -1
@@ -169,7 +172,8 @@ class PortfolioRisk:
         self._last_exact: tuple[int, float, float, float] | None = None
         self._buffer: Vector = np.zeros(0)
         self._ewma: Matrix = np.zeros((0, 0))
-        self._ewma_book: Vector = np.zeros(0)
+        self._ewma_columns: list[list[float]] = []
+        self._ewma_book: list[float] = []
         self._ewma_variance = 0.0
         self._beta: Vector = np.zeros(0)
         self._beta_value = 0.0
@@ -187,7 +191,7 @@ class PortfolioRisk:
             self._ring = np.hstack((self._ring, np.zeros((self.config.window, 1))))
             self._last_price = np.append(self._last_price, 0.0)
             self._sample_price = np.append(self._sample_price, 0.0)
-            self._quantity = np.append(self._quantity, 0.0)
+            self._quantity.append(0.0)
         return index
 
     # -- inputs ------------------------------------------------------------------------
@@ -226,8 +230,9 @@ class PortfolioRisk:
                 bound = self._worst_move(index, value)
                 self._hist_bound = (self._hist_bound[0] + bound, self._hist_bound[1] + bound)
         ewma_book = self._ewma_book
-        self._ewma_variance += value * (2.0 * float(ewma_book[index]) + value * diagonal[index])
-        ewma_book += value * self._ewma[:, index]
+        self._ewma_variance += value * (2.0 * ewma_book[index] + value * diagonal[index])
+        for row, covariance in enumerate(self._ewma_columns[index]):
+            ewma_book[row] += value * covariance
         self._beta_value += value * betas[index]
 
     # -- scheduled figures ---------------------------------------------------------------
@@ -263,7 +268,7 @@ class PortfolioRisk:
         self._columns = np.ascontiguousarray(returns.T)
         self._snapshot_price = self._last_price.copy()
         self._buffer = np.empty(count)
-        weights = self._quantity * self._snapshot_price
+        weights = np.asarray(self._quantity) * self._snapshot_price
         self._book_pnl = weights @ self._columns
         self._pending = []
         self._last_exact = None
@@ -271,8 +276,10 @@ class PortfolioRisk:
         self._worst_down = (-self._columns.min(axis=1)).tolist()
         self._worst_up = self._columns.max(axis=1).tolist()
         self._ewma = var.ewma_covariance(returns, config.ewma_decay)
-        self._ewma_book = self._ewma @ weights
-        self._ewma_variance = float(weights @ self._ewma_book)
+        ewma_book = self._ewma @ weights
+        self._ewma_variance = float(weights @ ewma_book)
+        self._ewma_book = ewma_book.tolist()
+        self._ewma_columns = self._ewma.T.tolist()
         market = self._market(returns)
         centered = market - market.mean()
         market_variance = float(np.mean(centered * centered))
@@ -377,7 +384,7 @@ class PortfolioRisk:
         if proves is None or var_hist > proves[0] or cvar_hist > proves[1]:
             var_hist, cvar_hist = self._exact_historical(index, value)
         variance = self._ewma_variance + value * (
-            2.0 * float(self._ewma_book[index]) + value * diagonal[index]
+            2.0 * self._ewma_book[index] + value * diagonal[index]
         )
         sigma = math.sqrt(max(variance, 0.0))
         return PostTrade(
