@@ -304,7 +304,7 @@ class AccountGate:
             return self._denied(signal, side, ZERO, None, denial), None
         limits = self._limits.for_instrument(instrument)
         target = self._target(signal.direction, reference, instrument, limits)
-        delta = target - self.position(instrument) - self.working_quantity(instrument)
+        delta = target - self.worst_case_long(instrument)
         if delta:
             side = Side.BUY if delta > 0 else Side.SELL
         else:
@@ -322,10 +322,10 @@ class AccountGate:
             ts_init=signal.ts_init,
         )
         trigger = "" if state is TradingState.ACTIVE else self._states.trigger(instrument)
-        client_order_id = ids.client_order_id(self.account, instrument, signal.signal_id)
-        failed = run_checks(intent, self, limits, state, trigger) or self._account_checks(
-            intent, limits, client_order_id
-        )
+        failed = run_checks(intent, self, limits, state, trigger)
+        if failed is None:
+            client_order_id = ids.client_order_id(self.account, instrument, signal.signal_id)
+            failed = self._account_checks(intent, limits, client_order_id)
         if failed is not None:
             return self._denied(signal, side, intent.quantity, reference, failed), None
         order = self._submit(intent, client_order_id)

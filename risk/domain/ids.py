@@ -18,7 +18,7 @@ def stable_id(*parts: object) -> str:
     >>> len(stable_id("x"))
     32
     """
-    text = "\x1f".join(str(part) for part in parts)
+    text = "\x1f".join(map(str, parts))
     return blake2b(text.encode(), digest_size=16).hexdigest()
 
 
