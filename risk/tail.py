@@ -103,9 +103,11 @@ class HistoricalTail:
         """VaR and CVaR if `value` more of instrument `index` were held, from a sort."""
         columns = self._columns
         if self._delta:
-            book = self._book
+            # One matrix product whatever the number of changed instruments.
+            held = np.zeros(len(columns))
             for changed, amount in self._delta.items():
-                book += amount * columns[changed]
+                held[changed] = amount
+            self._book += held @ columns
             var_moves, cvar_moves = self._moves
             self._base = (self._base[0] + var_moves, self._base[1] + cvar_moves)
             self._delta.clear()
