@@ -115,6 +115,7 @@ class PortfolioRisk:
         "_ewma_book",
         "_ewma_columns",
         "_ewma_variance",
+        "_factors",
         "_index",
         "_last_price",
         "_next_recompute_ns",
@@ -146,6 +147,12 @@ class PortfolioRisk:
         self._next_sample_ns = -1
         self._next_recompute_ns = -1
         self._columns: Matrix | None = None  # (instruments, samples), oldest first
+        # One-day scale, normal quantile and shortfall factor of the configured confidence.
+        self._factors = (
+            math.sqrt(config.periods_per_day),
+            var.z_score(config.confidence),
+            var.parametric_cvar(1.0, config.confidence),
+        )
         for name in instruments:
             self._column(name)
         self._clear_cache()
@@ -344,8 +351,7 @@ class PortfolioRisk:
             return None
         prices, diagonal, betas = self._scalars
         value = quantity * prices[index]
-        config = self.config
-        scale = math.sqrt(config.periods_per_day)
+        scale, z_score, shortfall = self._factors
         var_hist, cvar_hist = tail.bound(index, value)
         var_hist *= scale
         cvar_hist *= scale
@@ -357,12 +363,13 @@ class PortfolioRisk:
             2.0 * self._ewma_book[index] + value * diagonal[index]
         )
         sigma = math.sqrt(max(variance, 0.0))
+        # As var.parametric_var and parametric_cvar compute them, without two calls each.
         return PostTrade(
-            var_hist=var_hist,
-            cvar_hist=cvar_hist,
-            var_ewma=var.parametric_var(sigma, config.confidence) * scale,
-            cvar_ewma=var.parametric_cvar(sigma, config.confidence) * scale,
-            beta_value=self._beta_value + value * betas[index],
+            var_hist,
+            cvar_hist,
+            z_score * sigma * scale,
+            sigma * shortfall * scale,
+            self._beta_value + value * betas[index],
         )
 
     def book_figures(self) -> PostTrade | None:
