@@ -112,6 +112,8 @@ def make_account_state(settings: Settings) -> AccountState:
         volatility_target=(
             None if risk.volatility_target_pct is None else risk.volatility_target_pct / 100
         ),
+        sizing=risk.sizing.method,
+        gross_notional=risk.sizing.gross_notional,
     )
     return AccountState(gate=gate, pnl_interval_ns=trading.pnl_interval_s * 1_000_000_000)
 

@@ -11,7 +11,9 @@ import math
 from collections import deque
 from decimal import Decimal
 
-from risk import budget
+import numpy as np
+
+from risk import budget, optimizer
 from risk.book import ZERO, Book, InvariantViolation
 from risk.domain import ids
 from risk.domain.control import Alert, ControlCommand, TradingStateChanged
@@ -25,7 +27,7 @@ from risk.drawdown import DrawdownGuard
 from risk.limit import AccountLimits, LimitProvider, RiskLimits
 from risk.monitor import PortfolioRisk, RiskModelConfig
 from risk.pretrade import Denial, halted_denial, reduces_position, run_checks
-from risk.sizing import target_quantity, volatility_target_notional
+from risk.sizing import SizingMethod, target_quantity, volatility_target_notional
 from risk.state import ACCOUNT_WIDE, StatePolicy, TradingStates
 from risk.throttle import SlidingWindowThrottle
 
@@ -134,12 +136,16 @@ class AccountGate:
         "_ref_ts",
         "_risk",
         "_states",
+        "_targets",
         "_throttle",
+        "_views",
         "_working",
         "_working_buy",
         "_working_sell",
         "account",
+        "gross_notional",
         "lot_size",
+        "sizing",
         "target_notional",
         "volatility_target",
     )
@@ -157,9 +163,21 @@ class AccountGate:
         instruments: tuple[str, ...] = (),
         risk_model: RiskModelConfig | None = None,
         volatility_target: float | None = None,
+        sizing: SizingMethod = SizingMethod.VOL_TARGET,
+        gross_notional: Decimal | None = None,
         recent_order_ids: int = 10_000,
     ) -> None:
         self.account = account
+        self.sizing = sizing
+        # Portfolio sizing: the most gross capital the book deploys (default: every
+        # instrument at `target_notional`).
+        self.gross_notional = (
+            target_notional * max(len(instruments), 1) if gross_notional is None else gross_notional
+        )
+        # Portfolio sizing: each instrument's latest view (signal direction) and the
+        # target positions built from them on the risk model's schedule.
+        self._views: dict[str, int] = {}
+        self._targets: dict[str, Decimal] = {}
         self.target_notional = target_notional
         self.volatility_target = volatility_target
         self.lot_size = lot_size
@@ -293,6 +311,8 @@ class AccountGate:
         """Size, check and (if approved) emit the order that moves to the signal's target."""
         instrument = signal.instrument
         self.on_reference_price(instrument, signal.reference_price, signal.ts_event)
+        if self.sizing is not SizingMethod.VOL_TARGET:
+            self._views[instrument] = signal.direction
         reference = self._ref_price.get(instrument)
         state = self._states.state(instrument)
         if reference is None:
@@ -345,18 +365,26 @@ class AccountGate:
     def _target(
         self, direction: int, reference: float, instrument: str, limits: RiskLimits
     ) -> Decimal:
-        """The signal's target position: volatility-targeted (capped at `target_notional`)
-        when `volatility_target` is set, and scaled down above the instrument's volatility
-        limit when so configured."""
+        """The signal's target position, scaled down above the instrument's volatility
+        limit when so configured.
+
+        `vol_target` sizes the signal alone: volatility-targeted (capped at
+        `target_notional`) when `volatility_target` is set. Portfolio methods hold the
+        instrument's target from the last `_rebalance` (the signal's direction counts
+        from the next one on).
+        """
         volatility = self._risk.volatility(instrument)
-        notional = self.target_notional
-        if self.volatility_target is not None:
-            notional = volatility_target_notional(
-                self._equity, self.volatility_target, volatility, cap=notional
+        if self.sizing is SizingMethod.VOL_TARGET:
+            notional = self.target_notional
+            if self.volatility_target is not None:
+                notional = volatility_target_notional(
+                    self._equity, self.volatility_target, volatility, cap=notional
+                )
+            target = target_quantity(
+                direction, reference, target_notional=notional, lot_size=self.lot_size
             )
-        target = target_quantity(
-            direction, reference, target_notional=notional, lot_size=self.lot_size
-        )
+        else:
+            target = self._targets.get(instrument, ZERO)
         if (
             limits.scale_on_volatility
             and target
@@ -366,6 +394,36 @@ class AccountGate:
             factor = quantize(limits.max_volatility / volatility)
             target = quantize_lot(target * factor, self.lot_size)
         return target
+
+    def _rebalance(self) -> None:
+        """Rebuild the portfolio's target positions from the views and the new returns.
+
+        Portfolio sizing only: `risk.optimizer.portfolio_weights` on the risk model's
+        return window, scaled to the volatility target (at most `gross_notional`), in
+        whole lots at the latest reference prices. Instruments without a view, or
+        without a price, get no position.
+        """
+        returns = self._risk.returns()
+        if self.sizing is SizingMethod.VOL_TARGET or returns is None:
+            return
+        names = self._risk.instruments[: returns.shape[1]]
+        directions = np.array([self._views.get(name, 0) for name in names], dtype=np.float64)
+        weights = optimizer.portfolio_weights(self.sizing, directions, returns)
+        capital = optimizer.portfolio_capital(
+            weights,
+            returns,
+            self._risk.periods_per_year,
+            equity=self._equity,
+            volatility_target=self.volatility_target,
+            cap=self.gross_notional,
+        )
+        prices = {name: self._ref_price[name] for name in names if name in self._ref_price}
+        chosen = {
+            name: float(weight)
+            for name, weight in zip(names, weights, strict=True)
+            if weight and name in prices
+        }
+        self._targets = optimizer.target_positions(chosen, capital, prices, self.lot_size)
 
     def _account_checks(
         self, intent: OrderIntent, limits: RiskLimits, client_order_id: str
@@ -790,6 +848,7 @@ class AccountGate:
             return []
         whole = self._account_limits
         figures = risk.recompute(ts_event, self._equity)
+        self._rebalance()
         figures["drawdown"] = self._drawdown.drawdown(self._equity)
         figures["daily_loss"] = self._drawdown.day_loss(self._equity)
         figures["open_orders"] = float(len(self._working))

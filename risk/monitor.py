@@ -268,7 +268,7 @@ class PortfolioRisk:
         else:
             self._beta = np.zeros(returns.shape[1])
         self._beta_value = float(weights @ self._beta)
-        per_year = config.periods_per_day * config.trading_days_per_year
+        per_year = self.periods_per_year
         self._volatility = np.std(returns, axis=0, ddof=1) * math.sqrt(per_year)
         self._scalars = (
             self._snapshot_price.tolist(),
@@ -291,7 +291,7 @@ class PortfolioRisk:
         scale = math.sqrt(config.periods_per_day)
         var_hist, cvar_hist = var.historical_var_cvar(book_pnl, config.confidence)
         sigma = math.sqrt(max(self._ewma_variance, 0.0))
-        per_year = config.periods_per_day * config.trading_days_per_year
+        per_year = self.periods_per_year
         book_vol = float(np.std(book_pnl, ddof=1)) * math.sqrt(per_year)
         base = equity if equity > 0 else math.nan
         figures = {
@@ -377,6 +377,18 @@ class PortfolioRisk:
         if not self.instruments:
             return None
         return self.post_trade(self.instruments[0], 0.0)
+
+    def returns(self) -> Matrix | None:
+        """Return the last recompute's return window (rows: samples, oldest first), if ready.
+
+        Columns follow `instruments`; read only.
+        """
+        return None if self._columns is None else self._columns.T
+
+    @property
+    def periods_per_year(self) -> float:
+        """Return samples per year: annualises figures from one sample's returns."""
+        return self.config.periods_per_day * self.config.trading_days_per_year
 
     def volatility(self, instrument: str) -> float | None:
         """Return `instrument`'s annualised realised volatility, None before ready."""
