@@ -270,9 +270,11 @@ class AccountGate:
     def gross_exposure_excluding(self, instrument: str) -> Decimal:
         """Return Σ |position if all working orders fill| * reference over other instruments."""
         gross = ZERO
+        prices = self._ref_price_decimal
         for name, net in self._net.items():
             if name != instrument:
-                gross += abs(net) * self._price(name)
+                price = prices.get(name)
+                gross += abs(net) * (self._book.mark_price(name) if price is None else price)
         return gross
 
     # -- inputs ----------------------------------------------------------------------
@@ -499,10 +501,6 @@ class AccountGate:
         if group and not seen:
             group_value += abs(delta) * prices[intent.instrument]
         return net, group_value
-
-    def _price(self, instrument: str) -> Decimal:
-        reference = self._ref_price_decimal.get(instrument)
-        return self._book.mark_price(instrument) if reference is None else reference
 
     def _used(self, client_order_id: str) -> bool:
         return client_order_id in self._recent_set or client_order_id in self._working

@@ -82,8 +82,9 @@ class HistoricalTail:
         if exact is not None and exact[0] == index and exact[1] == value:
             self._base, self._book = exact[2:4], exact[4]
             return
-        old = self._delta.get(index, 0.0)
-        new = self._delta[index] = old + value
+        delta = self._delta
+        old = delta.get(index, 0.0)
+        new = delta[index] = old + value
         var_old, cvar_old = self._move(index, old)
         var_new, cvar_new = self._move(index, new)
         var_moves, cvar_moves = self._moves
@@ -92,12 +93,15 @@ class HistoricalTail:
     def bound(self, index: int, value: float) -> tuple[float, float]:
         """Upper bounds of VaR and CVaR if `value` more of instrument `index` were held."""
         old = self._delta.get(index, 0.0)
-        var_old, cvar_old = self._move(index, old)
-        var_new, cvar_new = self._move(index, old + value)
         var_moves, cvar_moves = self._moves
+        if old:
+            var_old, cvar_old = self._move(index, old)
+            var_moves -= var_old
+            cvar_moves -= cvar_old
+        var_new, cvar_new = self._move(index, old + value)
         base_var, base_cvar = self._base
-        cvar_bound = base_cvar + cvar_moves - cvar_old + cvar_new
-        return min(base_var + var_moves - var_old + var_new, cvar_bound), cvar_bound
+        cvar_bound = base_cvar + cvar_moves + cvar_new
+        return min(base_var + var_moves + var_new, cvar_bound), cvar_bound
 
     def exact(self, index: int, value: float) -> tuple[float, float]:
         """VaR and CVaR if `value` more of instrument `index` were held, from a sort."""
