@@ -559,7 +559,8 @@ class AccountGate:
             intent.instrument, intent.side, intent.quantity, intent.limit_price
         )
         self._add_working(intent.instrument, intent.side, intent.quantity)
-        self._add_net(intent.instrument, intent.quantity * intent.side.sign)
+        quantity = intent.quantity
+        self._add_net(intent.instrument, quantity if intent.side is Side.BUY else -quantity)
         self._throttle.record(intent.ts_event)
         return Order(
             client_order_id=client_order_id,
@@ -683,7 +684,8 @@ class AccountGate:
         order.released = order.quantity - event.filled_quantity
         if order.released:
             self._add_working(order.instrument, order.side, -order.released)
-            self._add_net(order.instrument, -order.released * order.side.sign)
+            released = order.released
+            self._add_net(order.instrument, -released if order.side is Side.BUY else released)
         if not order.leaves:
             del self._working[event.client_order_id]
 

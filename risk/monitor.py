@@ -208,16 +208,18 @@ class PortfolioRisk:
         """Add signed `quantity` to the book, updating the cached figures incrementally."""
         index = self._column(instrument)
         self._quantity[index] += quantity
-        if index >= len(self._snapshot_price):
-            return  # not in the last recompute: the next one counts it
         prices, diagonal, betas = self._scalars
+        if index >= len(prices):
+            return  # not in the last recompute: the next one counts it
         value = quantity * prices[index]
         if self._tail is not None:
             self._tail.add(index, value)
         ewma_book = self._ewma_book
         self._ewma_variance += value * (2.0 * ewma_book[index] + value * diagonal[index])
-        for row, covariance in enumerate(self._ewma_columns[index]):
-            ewma_book[row] += value * covariance
+        self._ewma_book = [
+            held + value * covariance
+            for held, covariance in zip(ewma_book, self._ewma_columns[index], strict=True)
+        ]
         self._beta_value += value * betas[index]
 
     # -- scheduled figures ---------------------------------------------------------------
