@@ -447,11 +447,8 @@ class AccountGate:
         whole = self._account_limits
         instrument, sign = intent.instrument, intent.side.sign
         reference = float(intent.reference_price or 0.0)
-        worst_after = (
-            self.worst_case_long(instrument) + intent.quantity
-            if sign > 0
-            else self.worst_case_short(instrument) - intent.quantity
-        )
+        net = self._net.get(instrument, ZERO)
+        worst_after = net + intent.quantity if sign > 0 else net - intent.quantity
         net_after, group_after = self._book_exposure(intent, limits.group)
         equity = self._equity
         risk = self._risk

@@ -168,7 +168,7 @@ class PortfolioRisk:
         self._ewma_variance = 0.0
         self._beta: Vector = np.zeros(0)
         self._beta_value = 0.0
-        self._volatility: Vector = np.zeros(0)
+        self._volatility: list[float] = []  # annualised, per instrument
         self._corr_to_book: Vector = np.zeros(0)
 
     def _column(self, instrument: str) -> int:
@@ -271,7 +271,7 @@ class PortfolioRisk:
             self._beta = np.zeros(returns.shape[1])
         self._beta_value = float(weights @ self._beta)
         per_year = self.periods_per_year
-        self._volatility = np.std(returns, axis=0, ddof=1) * math.sqrt(per_year)
+        self._volatility = (np.std(returns, axis=0, ddof=1) * math.sqrt(per_year)).tolist()
         self._scalars = (
             self._snapshot_price.tolist(),
             np.diag(self._ewma).tolist(),
@@ -308,7 +308,7 @@ class PortfolioRisk:
         for scenario in config.scenarios:
             figures[f"stress_{scenario.name}"] = self._stress_loss(scenario, weights) / base
         for index, name in enumerate(self.instruments):
-            figures[f"volatility:{name}"] = float(self._volatility[index])
+            figures[f"volatility:{name}"] = self._volatility[index]
             figures[f"beta:{name}"] = float(self._beta[index])
         correlations = var.correlation_matrix(np.ascontiguousarray(self._columns.T))  # type: ignore[union-attr]
         for i, first in enumerate(self.instruments):
@@ -397,7 +397,7 @@ class PortfolioRisk:
         index = self._index.get(instrument)
         if self._columns is None or index is None or index >= len(self._volatility):
             return None
-        return float(self._volatility[index])
+        return self._volatility[index]
 
     def correlation_to_book(self, instrument: str) -> float | None:
         """Return the correlation of `instrument` with the rest of the book, if known.
