@@ -74,8 +74,11 @@ class _WorkingOrder:
 class AccountGate:
     """Turn one account's signals into orders that pass every pre-trade check.
 
-    The desired position is `target_quantity(direction)`; the order is the difference
-    between it and position plus net working quantity, checked by `risk.pretrade.run_checks`.
+    The desired position is `target_quantity(direction)` (`sizing` vol_target) or the
+    instrument's target in the portfolio `_rebalance` builds on the risk model's
+    schedule from every instrument's latest view (the other `SizingMethod`s); the order
+    is the difference between it and position plus net working quantity, checked by
+    `risk.pretrade.run_checks`.
 
     Determinism: time is read only from the data (`ts_event`), never from a clock, and the
     same inputs in the same order give the same outputs. When fills arrive does not change
