@@ -82,6 +82,15 @@ def test_volatility_target_notional_scales_to_target_and_caps(
 
 
 DIRECTIONS = np.array([1.0, -1.0, 0.0, 1.0, 1.0, -1.0, 0.0, 1.0, -1.0, 1.0])
+HELD = DIRECTIONS != 0
+
+
+def weights_and_reference_covariance(
+    method: SizingMethod, returns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The method's weights of the held instruments and scikit-learn's Ledoit-Wolf of them."""
+    weights = optimizer.portfolio_weights(method, DIRECTIONS, returns)
+    return weights[HELD], LedoitWolf().fit(returns[:, HELD]).covariance_
 
 
 def test_portfolio_inverse_volatility_takes_each_view_side_in_proportion_to_one_over_vol(
@@ -96,27 +105,22 @@ def test_portfolio_inverse_volatility_takes_each_view_side_in_proportion_to_one_
 def test_portfolio_risk_parity_equalises_contributions_of_the_signed_book(
     returns: np.ndarray,
 ) -> None:
-    weights = optimizer.portfolio_weights(SizingMethod.RISK_PARITY, DIRECTIONS, returns)
+    weights, covariance = weights_and_reference_covariance(SizingMethod.RISK_PARITY, returns)
 
-    held = DIRECTIONS != 0
-    covariance = LedoitWolf().fit(returns[:, held]).covariance_
-    contributions = weights[held] * (covariance @ weights[held])
+    contributions = weights * (covariance @ weights)
     np.testing.assert_allclose(contributions, contributions.mean(), rtol=1e-7)
-    assert (np.sign(weights) == DIRECTIONS).all()
+    assert (np.sign(weights) == DIRECTIONS[HELD]).all()
     assert np.abs(weights).sum() == pytest.approx(1.0, rel=REL)
 
 
 def test_portfolio_mean_variance_gives_every_view_the_same_sharpe_ratio(
     returns: np.ndarray,
 ) -> None:
-    weights = optimizer.portfolio_weights(SizingMethod.MEAN_VARIANCE, DIRECTIONS, returns)
+    weights, covariance = weights_and_reference_covariance(SizingMethod.MEAN_VARIANCE, returns)
 
-    held = DIRECTIONS != 0
-    covariance = LedoitWolf().fit(returns[:, held]).covariance_
-    views = DIRECTIONS[held] * np.sqrt(np.diag(covariance))
+    views = DIRECTIONS[HELD] * np.sqrt(np.diag(covariance))
     solved = np.linalg.solve(covariance, views)
-    np.testing.assert_allclose(weights[held], solved / np.abs(solved).sum(), rtol=1e-8)
-    assert (weights[~held] == 0).all()
+    np.testing.assert_allclose(weights, solved / np.abs(solved).sum(), rtol=1e-8)
 
 
 def test_portfolio_weights_skip_instruments_without_a_view_or_a_move(
