@@ -14,7 +14,9 @@ Two measurements; progress on stderr, the JSON object on the last stdout line.
   (`wall_us_per_decision`, `decision_p99_us`: what it took, preemption included). The
   median over `REPEATS` runs of fresh gates is reported, with the outcome counts so it
   is clear which paths were measured. The scheduled recompute is timed apart
-  (`recompute_ms`). `decisions_sha256` digests every decision and order of the run as
+  (`recompute_ms`), and once more after the decisions (`recompute_loaded_ms`: a
+  populated book and, with portfolio sizing, every instrument's view, so the
+  optimizer's rebalance is included). `decisions_sha256` digests every decision and order of the run as
   the flow would publish them (codec JSON), outside the timed part: equal digests
   prove that a change to the gate decides exactly as before on this stream.
 - `kill_p99_ms`: a private broker and the trading flow as a child process with recovery
@@ -183,7 +185,7 @@ def decision_cost(settings: Settings, decisions: int) -> dict[str, Any]:
     t0 = 1_700_000_000 * NS_PER_S
     start = t0 + WARM_SAMPLES * NS_PER_S
     cpu_runs, wall_runs, every, outcomes = [], [], [], Counter[str]()
-    recompute_s = []
+    recompute_s, loaded_s = [], []
     for _ in range(REPEATS):
         gate = _warm_gate(settings, names, closes, t0)
         started = time.perf_counter()
@@ -191,6 +193,9 @@ def decision_cost(settings: Settings, decisions: int) -> dict[str, Any]:
         recompute_s.append(time.perf_counter() - started)
         signals = _signals(names, later, start + 6 * NS_PER_S, decisions)
         cpu, wall, counts, digest = _run_decisions(gate, signals)
+        started = time.perf_counter()
+        gate.risk_metrics(signals[-1].ts_event + 5 * NS_PER_S, 0)
+        loaded_s.append(time.perf_counter() - started)
         cpu_runs.append(sum(cpu) / len(cpu))
         wall_runs.append(sum(wall) / len(wall))
         every.extend(wall)
@@ -201,6 +206,7 @@ def decision_cost(settings: Settings, decisions: int) -> dict[str, Any]:
         "wall_us_per_decision": round(statistics.median(wall_runs) / 1e3, 2),
         "decision_p99_us": round(float(np.percentile(every, 99)) / 1e3, 2),
         "recompute_ms": round(statistics.median(recompute_s) * 1e3, 3),
+        "recompute_loaded_ms": round(statistics.median(loaded_s) * 1e3, 3),
         "decisions": decisions,
         "outcomes": dict(outcomes),
         "decisions_sha256": digest,
