@@ -16,9 +16,10 @@ Two measurements; progress on stderr, the JSON object on the last stdout line.
   is clear which paths were measured. The scheduled recompute is timed apart
   (`recompute_ms`), and once more after the decisions (`recompute_loaded_ms`: a
   populated book and, with portfolio sizing, every instrument's view, so the
-  optimizer's rebalance is included). `decisions_sha256` digests every decision and order of the run as
-  the flow would publish them (codec JSON), outside the timed part: equal digests
-  prove that a change to the gate decides exactly as before on this stream.
+  optimizer's rebalance is included). `decisions_sha256` digests every decision and
+  order of the run as the flow would publish them (codec JSON), outside the timed
+  part: equal digests prove that a change to the gate decides exactly as before on
+  this stream.
 - `kill_p99_ms`: a private broker and the trading flow as a child process with recovery
   on. Warm-up ticks make the gate send orders; with no gateway running they stay
   working. Then `kills` times: `publish_control(KILL)` and wait for the cancel of every
