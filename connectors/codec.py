@@ -20,8 +20,10 @@ from risk.domain import (
     DecodeFailure,
     DecodeReason,
     Fill,
+    FillsThrough,
     Order,
     OrderEvent,
+    OrdersSent,
     Tick,
     TickKind,
 )
@@ -269,12 +271,34 @@ def event_from_object(cls: type[T], obj: dict[str, Any]) -> T:
         raise Rejected(DecodeReason.WRONG_TYPE, f"{cls.__name__}: {exc}") from exc
 
 
-def decode_order_request(raw: bytes) -> Order | CancelOrder:
-    """Decode a record of `hfl.orders`: a cancel request (it has `cancel_id`) or an order."""
+def decode_order_request(raw: bytes) -> Order | CancelOrder | OrdersSent:
+    """Decode a record of `hfl.orders`: a cancel request (it has `cancel_id`), the gate's
+    progress (`progress_id`) or an order."""
     obj = parse_object(raw)
     if "cancel_id" in obj:
         return event_from_object(CancelOrder, obj)
+    if "progress_id" in obj:
+        return event_from_object(OrdersSent, obj)
     return event_from_object(Order, obj)
 
 
-DECODABLE = (Order, OrderEvent, Fill, ControlCommand, CancelOrder)
+def decode_fill_report(raw: bytes) -> Fill | FillsThrough:
+    """Decode a record of `hfl.fills`: the gateway's progress marker (`progress_id`) or a fill."""
+    obj = parse_object(raw)
+    if "progress_id" in obj:
+        return event_from_object(FillsThrough, obj)
+    return event_from_object(Fill, obj)
+
+
+def is_progress_marker(record: dict[str, Any]) -> bool:
+    """Tell flow-control progress records (`OrdersSent`, `FillsThrough`) from history.
+
+    They say how far a flow got, which depends on batching, so they are not persisted.
+
+    >>> is_progress_marker({"progress_id": "p"}), is_progress_marker({"fill_id": "f"})
+    (True, False)
+    """
+    return "progress_id" in record
+
+
+DECODABLE = (Order, OrderEvent, Fill, ControlCommand, CancelOrder, OrdersSent, FillsThrough)

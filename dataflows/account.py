@@ -1,13 +1,40 @@
-"""The account step of the trading flow: a thin shim over `risk.gate.AccountGate`."""
+"""The account step of the trading flow: a thin shim over `risk.gate.AccountGate`.
+
+With `risk.fill_sync: event_time` (the default) fills are booked in event time through
+`risk.fill_sync.FillSync`, each `risk.fill_sync_delay_ms` after it happened: signals,
+bars and drift events wait until the gateway's progress markers show those fills are
+in, so decisions, positions, P&L and risk figures do not depend on how fast the
+gateway ran. The step announces which orders it
+has sent (`OrdersSent`) so the gateway can mark its progress. If the gateway is down,
+a decision waits at most `risk.fill_sync_max_wait_ms` of wall time (the one place this
+step reads the clock: it is a timer, and it only fires when the gateway fails); then
+trading goes on without the missing fills, without further waiting until the markers
+catch up, a `gateway_lag` alert is raised and the account moves to REDUCING
+(`risk.alert_actions`) until an operator resumes it.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from dataflows.settings import AccountLimitSettings, LimitSettings, RiskSettings, Settings
-from risk.domain import Alert, Bar, ControlCommand, DriftDetected, Fill, OrderEvent, Signal
-from risk.early import EarlyReports, OrderReport, RecentIds
+from risk.domain import (
+    Alert,
+    AlertSeverity,
+    Bar,
+    ControlCommand,
+    DriftDetected,
+    Fill,
+    FillsThrough,
+    OrderEvent,
+    OrdersSent,
+    Signal,
+)
+from risk.domain.ids import stable_id
+from risk.early import EarlyReports, OrderReport
+from risk.fill_sync import FillSync, FillSyncMode
 from risk.gate import AccountGate
 from risk.limit import AccountLimits, LimitBook, RiskLimits
 from risk.monitor import DEFAULT_SCENARIOS, RiskModelConfig, StressScenario
@@ -19,7 +46,11 @@ LOG = logging.getLogger("hfl.trading.account")
 
 _NS_PER_MS = 1_000_000
 
-AccountInput = Signal | Bar | Fill | OrderEvent | ControlCommand | Alert | DriftDetected
+AccountInput = (
+    Signal | Bar | Fill | FillsThrough | OrderEvent | ControlCommand | Alert | DriftDetected
+)
+# What waits for the gateway's markers in event-time mode: the trading flow's own events.
+Held = Signal | Bar | DriftDetected
 
 
 def risk_limits(limits: LimitSettings) -> RiskLimits:
@@ -83,13 +114,15 @@ def risk_model(risk: RiskSettings) -> RiskModelConfig:
 
 @dataclass(slots=True)
 class AccountState:
-    """The gate, the next P&L snapshot time (event time), early and recent order reports."""
+    """The gate, the next P&L snapshot time (event time), order reports parked early and,
+    booking in event time, what waits for the gateway and the last promise sent."""
 
     gate: AccountGate
     pnl_interval_ns: int
     next_pnl_ns: int = 0
     early: EarlyReports = field(default_factory=EarlyReports)
-    reports: RecentIds = field(default_factory=RecentIds)
+    sync: FillSync[Held] | None = None
+    promised_ns: int | None = None
 
 
 def make_account_state(settings: Settings) -> AccountState:
@@ -115,76 +148,137 @@ def make_account_state(settings: Settings) -> AccountState:
         sizing=risk.sizing.method,
         gross_notional=risk.sizing.gross_notional,
     )
-    return AccountState(gate=gate, pnl_interval_ns=trading.pnl_interval_s * 1_000_000_000)
+    sync = None
+    if risk.fill_sync is FillSyncMode.EVENT_TIME:
+        delay_ns, max_wait_ns = (
+            risk.fill_sync_delay_ms * _NS_PER_MS,
+            risk.fill_sync_max_wait_ms * _NS_PER_MS,
+        )
+        sync = FillSync[Held](trading.instruments, delay_ns=delay_ns, max_wait_ns=max_wait_ns)
+    return AccountState(
+        gate=gate, pnl_interval_ns=trading.pnl_interval_s * 1_000_000_000, sync=sync
+    )
 
 
 def handle_account(state: AccountState, batch: list[AccountInput]) -> list[object]:
-    """Hand each input to the gate in arrival order.
+    """Hand each input to the gate: in arrival order, or in event time (`state.sync`).
 
     Returns decisions, orders, cancels, positions, P&L, risk metrics and trading-state
-    changes (including those automatic triggers made).
+    changes (including those automatic triggers made), and in event time the gate's
+    `OrdersSent` promise and any `gateway_lag` alert.
     """
-    gate = state.gate
     out: list[object] = []
+    sync = state.sync
     for event in batch:
         match event:
-            case Signal():
-                decision, order = gate.on_signal(event)
-                out.append(decision)
-                observe_decision(event.signal_id)
-                log_event(LOG, f"signal {decision.outcome}", event, decision)
-                if order is not None:
-                    out.append(order)
-                    for report in state.early.release(order.client_order_id):
-                        _apply_report(gate, report, out)
-            case Bar():
-                gate.mark(event.instrument, event.close, event.ts_event)
-                out.extend(gate.risk_metrics(event.ts_event, event.ts_init))
-                if event.ts_init >= state.next_pnl_ns:
-                    out.append(gate.snapshot_pnl(event.ts_init))
-                    out.extend(gate.take_events())
-                    state.next_pnl_ns = (
-                        event.ts_init
-                        - event.ts_init % state.pnl_interval_ns
-                        + state.pnl_interval_ns
-                    )
-            case Fill() | OrderEvent() if not state.reports.add(_report_id(event)):
-                pass  # the gateway resent it while replaying its last epoch
-            case OrderEvent() if _forgotten(gate, event):
-                pass  # its order finished before the gate's memory of orders ends
-            case Fill() | OrderEvent() if not gate.knows_order(event.client_order_id):
-                # Replayed after a crash, the order may not be decided again yet.
-                state.early.park(event)
-            case Fill() | OrderEvent():
-                _apply_report(gate, event, out)
-            case ControlCommand():
-                out.extend(gate.on_control(event))
-                log_event(LOG, f"control {event.action}", event, actor=event.actor)
-            case Alert():
-                if (changed := gate.on_alert(event)) is not None:
-                    out.append(changed)
-            case DriftDetected():
-                if (changed := gate.on_drift(event)) is not None:
-                    out.append(changed)
+            case FillsThrough():
+                if sync is not None:
+                    sync.mark(event)
+            case Fill() if sync is not None:
+                sync.add_fill(event)
+            case Signal() | Bar() | DriftDetected() if sync is not None:
+                sync.hold(event, _event_time(event))
+            case _:
+                _apply(state, event, out)
+    if sync is not None:
+        for item in sync.release(now_ns=time.time_ns()):
+            _apply(state, item, out)
+        _report_lag(state, sync, out)
+        _promise(state, sync, out)
     return out
 
 
-def _forgotten(gate: AccountGate, event: OrderEvent) -> bool:
-    """An event of an order decided at or before the gate's event time that it no longer knows.
+def _apply(state: AccountState, event: AccountInput, out: list[object]) -> None:
+    """Apply one input to the gate, appending what it causes to `out`."""
+    gate = state.gate
+    match event:
+        case Signal():
+            decision, order = gate.on_signal(event)
+            out.append(decision)
+            observe_decision(event.signal_id)
+            log_event(LOG, f"signal {decision.outcome}", event, decision)
+            if order is not None:
+                out.append(order)
+                for report in state.early.release(order.client_order_id):
+                    if not gate.is_replayed_report(report):
+                        _apply_report(gate, report, out)
+            state.early.expire(event.instrument, event.ts_event)
+        case Bar():
+            gate.mark(event.instrument, event.close, event.ts_event)
+            out.extend(gate.risk_metrics(event.ts_event, event.ts_init))
+            if event.ts_init >= state.next_pnl_ns:
+                out.append(gate.snapshot_pnl(event.ts_init))
+                out.extend(gate.take_events())
+                state.next_pnl_ns = (
+                    event.ts_init - event.ts_init % state.pnl_interval_ns + state.pnl_interval_ns
+                )
+        case Fill() | OrderEvent() if gate.is_replayed_report(event):
+            pass  # a restarted gateway re-emits what it reported since its snapshot
+        case Fill() | OrderEvent() if not gate.knows_order(event.client_order_id):
+            # Replayed after a crash, the order may not be decided again yet.
+            state.early.park(event)
+        case Fill() | OrderEvent():
+            _apply_report(gate, event, out)
+        case ControlCommand():
+            out.extend(gate.on_control(event))
+            log_event(LOG, f"control {event.action}", event, actor=event.actor)
+        case Alert():
+            if (changed := gate.on_alert(event)) is not None:
+                out.append(changed)
+        case DriftDetected():
+            if (changed := gate.on_drift(event)) is not None:
+                out.append(changed)
 
-    Orders are decided in event-time order per instrument, so an order the gate has not
-    decided yet (a replay after a crash) is later than the instrument's last signal; one
-    at or before it was decided and has since finished and left the bounded memory of
-    recent orders (its last fill can overtake its terminal event from another topic).
-    """
-    if gate.knows_order(event.client_order_id):
-        return False
-    decided_until = gate.reference_ts_event(event.instrument)
-    return decided_until is not None and event.ts_event <= decided_until
+
+def _event_time(event: Held) -> int:
+    """When an item happens in event time: a bar when it closes."""
+    if isinstance(event, Bar):
+        return event.ts_event + event.interval_s * 1_000_000_000
+    return event.ts_event
 
 
-def _report_id(report: OrderReport) -> str:
-    return report.fill_id if isinstance(report, Fill) else report.event_id
+def _report_lag(state: AccountState, sync: FillSync[Held], out: list[object]) -> None:
+    """Raise `gateway_lag` (and apply it: REDUCING by default) when decisions went on
+    without the gateway's fills."""
+    started = sync.lag_started()
+    if started is None:
+        return
+    account = state.gate.account
+    alert = Alert(
+        alert_id=stable_id("gateway_lag", account, started),
+        name="gateway_lag",
+        severity=AlertSeverity.CRITICAL,
+        source="trading.risk_gate",
+        subject=account,
+        message=(
+            "no gateway progress marker covered the decision at event time "
+            f"{started} within the fill_sync wait; deciding without the missing fills"
+        ),
+        ts_event=started,
+        ts_init=started,
+    )
+    out.append(alert)
+    LOG.warning(alert.message)
+    if (changed := state.gate.on_alert(alert)) is not None:
+        out.append(changed)
+
+
+def _promise(state: AccountState, sync: FillSync[Held], out: list[object]) -> None:
+    """Tell the gateway which orders it has all of, when that moved on."""
+    through = sync.promise()
+    if through is None or (state.promised_ns is not None and through <= state.promised_ns):
+        return
+    state.promised_ns = through
+    account = state.gate.account
+    out.append(
+        OrdersSent(
+            progress_id=stable_id("orders_sent", account, through),
+            account=account,
+            through_ns=through,
+            ts_event=through,
+            ts_init=through,
+        )
+    )
 
 
 def _apply_report(gate: AccountGate, report: OrderReport, out: list[object]) -> None:

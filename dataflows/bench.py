@@ -2,8 +2,11 @@
 
 What runs: a dedicated Tansu broker on a free loopback port (never the configured
 one, so a running system is not disturbed), a fresh topic namespace, and the trading
-flow alone as a child process with recovery on (the gateway and persist flows are
-not part of "Kafka in → decisions out"). The flow's model settings are overridden so
+flow as a child process with recovery on. With `risk.fill_sync: event_time` the gate
+waits for the gateway's progress markers, so the gateway flow runs beside it and its
+round trip is part of "Kafka in → decisions out"; with `arrival` the trading flow
+runs alone unless `gateway` asks for the gateway too (to compare the two modes on
+equal CPU). The persist flow never runs. The flow's model settings are overridden so
 decisions are frequent enough to measure (`MODEL_OVERRIDES`, echoed under "config").
 
 Method, and why it is honest:
@@ -62,6 +65,7 @@ from dataflows.process import Child, start_flow, stop, wait_all
 from dataflows.settings import Settings
 from risk.domain.error import HflError
 from risk.domain.ids import tick_id
+from risk.fill_sync import FillSyncMode
 
 WARMUP_EVENT_S = 20.0
 MAX_EVENT_RATE = 5_000.0
@@ -169,19 +173,23 @@ class Outputs:
     last_ns: int | None = None
 
 
-def bench_pipeline(settings: Settings, root: Path, *, rate: str, duration_s: float) -> dict:
+def bench_pipeline(
+    settings: Settings, root: Path, *, rate: str, duration_s: float, gateway: bool = False
+) -> dict:
     """Run the pipeline benchmark; print and return its figures (see the module docs)."""
     offered = parse_rate(rate)
+    gateway = gateway or settings.risk.fill_sync is FillSyncMode.EVENT_TIME
     with private_broker(settings, root, "bench", PORT_OFFSET) as run:
         env = {
             **run.env,
             "HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S),
             "HFL_RUN_ID": run.run_id,
         }
-        if offered is None:
-            result = _run_max(run.settings, run.run_dir, env, duration_s)
-        else:
-            result = _run_paced(run.settings, run.run_dir, env, offered, duration_s)
+        with _gateway(run.settings, run.run_dir, env, run_it=gateway):
+            if offered is None:
+                result = _run_max(run.settings, run.run_dir, env, duration_s)
+            else:
+                result = _run_paced(run.settings, run.run_dir, env, offered, duration_s)
     result["config"] = {
         **{
             name.removeprefix("HFL_MODEL__").lower(): orjson.loads(value)
@@ -189,6 +197,8 @@ def bench_pipeline(settings: Settings, root: Path, *, rate: str, duration_s: flo
         },
         **result.get("config", {}),
         "recovery": True,
+        "fill_sync": str(settings.risk.fill_sync),
+        "gateway": gateway,
         "broker": run.settings.kafka.bootstrap,
         "instruments": len(settings.trading.instruments),
     }
@@ -334,6 +344,22 @@ def _run_max(
     result["drained"] = drained
     result["config"] = {"warmup_ticks": warmup, "event_ticks_per_s": MAX_EVENT_RATE}
     return result
+
+
+@contextmanager
+def _gateway(
+    settings: Settings, run_dir: Path, env: dict[str, str], *, run_it: bool
+) -> Iterator[None]:
+    """Run the gateway flow while the block runs, if asked to."""
+    if not run_it:
+        yield
+        return
+    gateway = start_flow("gateway", settings, run_dir, env, recovery=True)
+    log(f"gateway flow started (pid {gateway.process.pid}): the gate waits for its markers")
+    try:
+        yield
+    finally:
+        stop(gateway)
 
 
 def _await_prediction(

@@ -164,7 +164,9 @@ def _bench(args: argparse.Namespace) -> int:
         return 0
     from dataflows.bench import bench_pipeline
 
-    bench_pipeline(_settings(), ROOT, rate=args.rate, duration_s=args.duration)
+    bench_pipeline(
+        _settings(), ROOT, rate=args.rate, duration_s=args.duration, gateway=args.gateway
+    )
     return 0
 
 
@@ -198,11 +200,32 @@ def _reconcile(args: argparse.Namespace) -> int:
 
     import orjson
 
-    from dataflows.reconcile import reconcile_system
+    from dataflows.reconcile import reconcile_at_startup, reconcile_system
 
-    result = reconcile_system(_settings())
+    if args.startup:
+        startup = reconcile_at_startup(_settings())
+        if startup is None:
+            print("could not reconcile: trading halted (kill sent, alert and audit written)")
+            return 1
+        result = startup
+    else:
+        result = reconcile_system(_settings())
     print(orjson.dumps(asdict(result) | {"consistent": result.consistent}).decode())
     return 0 if result.consistent else 1
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from dataflows.lost_log import recover_lost_log
+
+    if not args.confirm:
+        raise HflError("recover starts every flow over from the beginning: add --confirm")
+    settings = _settings()
+    done = recover_lost_log(settings, ROOT / settings.recovery.directory)
+    for flow, problem in done.problems.items():
+        print(f"{flow}: {problem}")
+    print(f"old recovery stores moved to {done.archive}; {len(done.topics)} topics re-created")
+    print("next: hfl feed replay <the feed's JSON lines>; hfl up; hfl reconcile")
+    return 0
 
 
 def _add_reliability(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -219,7 +242,16 @@ def _add_reliability(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     chaos.set_defaults(run=_chaos)
 
     reconcile = sub.add_parser("reconcile", help="orders and fills: Kafka log vs ClickHouse")
+    reconcile.add_argument(
+        "--startup",
+        action="store_true",
+        help="as hfl up does: audit the result; on a mismatch alert and halt trading",
+    )
     reconcile.set_defaults(run=_reconcile)
+
+    recover = sub.add_parser("recover", help="start the flows over after the broker lost its log")
+    recover.add_argument("--confirm", action="store_true", help="yes, start every flow over")
+    recover.set_defaults(run=_recover)
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -279,6 +311,11 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     bench.add_argument("target", choices=("pipeline", "models", "dashboard", "risk"))
     bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
     bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
+    bench.add_argument(
+        "--gateway",
+        action="store_true",
+        help="pipeline: run the gateway flow too (always, with risk.fill_sync event_time)",
+    )
     bench.add_argument("--ticks", type=int, default=60_000, help="models: simulated ticks")
     bench.add_argument("--batch-size", type=int, default=1_000, help="models: mini-batch rows")
     bench.add_argument("--budget", type=float, default=3.0, help="models: seconds per mode")

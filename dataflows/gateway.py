@@ -8,6 +8,13 @@ Orders and cancel requests (`hfl.orders`) and ticks (`md.ticks`) are keyed by
 instrument and matched in event time by `connectors.gateway.paper.InstrumentBook`;
 order events (CANCELED for an honoured cancel) and fills go to `hfl.order_events`
 and `hfl.fills`.
+
+Progress marker: each instrument's book also emits `FillsThrough(through_ns=P)` on
+`hfl.fills`, behind every fill before P. A fill at time f needs its tick (all ticks
+before the clock C of the one-partition, time-ordered `md.ticks` have been fed) and
+its order, decided at least the latency L before f (all orders before W have come,
+says the gate's `OrdersSent(W)`). So P = min(C, W + L) is safe, and it moves only
+when both the tick stream and the gate's promises move on.
 """
 
 from __future__ import annotations
@@ -26,10 +33,29 @@ from connectors.kafka.record import KafkaRecord
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
 from dataflows.wiring import FlowIO, KafkaIO, dead_letter, observe_process, split_dead_letters
-from risk.domain import CancelOrder, DecodeFailure, Fill, Order, OrderEvent, Tick
+from risk.domain import (
+    CancelOrder,
+    DecodeFailure,
+    Fill,
+    FillsThrough,
+    Order,
+    OrderEvent,
+    OrdersSent,
+    Tick,
+)
+from risk.domain.ids import stable_id
 from sinks.log import log_event
 
-GatewayInput = Order | CancelOrder | Tick
+
+@dataclass(frozen=True, slots=True)
+class TicksThrough:
+    """Every tick with `ts_event < through_ns` has been fed to the books (one per batch)."""
+
+    instrument: str
+    through_ns: int
+
+
+GatewayInput = Order | CancelOrder | Tick | OrdersSent | TicksThrough
 LOG = logging.getLogger("hfl.gateway")
 
 
@@ -48,24 +74,51 @@ def paper_config(settings: Settings) -> PaperBrokerConfig:
 def valid_ticks(
     instruments: frozenset[str],
 ) -> Callable[[list[KafkaRecord]], list[tuple[str, GatewayInput]]]:
-    """Decode ticks keyed by instrument; invalid ones are the trading flow's dead letters."""
+    """Decode ticks keyed by instrument; invalid ones are the trading flow's dead letters.
+
+    After each batch every instrument's book hears how far the tick stream got
+    (`TicksThrough`), so a quiet instrument's progress marker moves on too.
+    """
+    names = sorted(instruments)
 
     def decode(records: list[KafkaRecord]) -> list[tuple[str, GatewayInput]]:
         out: list[tuple[str, GatewayInput]] = []
+        clock = None
         for record in records:
             try:
                 tick = decode_tick(record.value, instruments)
             except Rejected:
                 continue
             out.append((tick.instrument, tick))
+            clock = tick.ts_event if clock is None else max(clock, tick.ts_event)
+        if clock is not None:
+            # Later ticks may share the newest time, so only earlier ones are complete.
+            out.extend((name, TicksThrough(name, clock)) for name in names)
         return out
 
     return decode
 
 
-def decode_order_requests(records: list[KafkaRecord]) -> list[Order | CancelOrder | DecodeFailure]:
-    """Decode `hfl.orders` records into orders and cancel requests; bad ones are dead letters."""
-    out: list[Order | CancelOrder | DecodeFailure] = []
+def by_instrument(
+    instruments: frozenset[str],
+) -> Callable[[Order | CancelOrder | OrdersSent], list[tuple[str, GatewayInput]]]:
+    """Key orders and cancels by instrument; the gate's promise goes to every book."""
+    names = sorted(instruments)
+
+    def key(request: Order | CancelOrder | OrdersSent) -> list[tuple[str, GatewayInput]]:
+        if isinstance(request, OrdersSent):
+            return [(name, request) for name in names]
+        return [(request.instrument, request)]
+
+    return key
+
+
+def decode_order_requests(
+    records: list[KafkaRecord],
+) -> list[Order | CancelOrder | OrdersSent | DecodeFailure]:
+    """Decode `hfl.orders` records into orders, cancel requests and the gate's promises;
+    bad ones are dead letters."""
+    out: list[Order | CancelOrder | OrdersSent | DecodeFailure] = []
     for record in records:
         try:
             out.append(decode_order_request(record.value))
@@ -76,17 +129,35 @@ def decode_order_requests(records: list[KafkaRecord]) -> list[Order | CancelOrde
 
 @dataclass(slots=True)
 class BookState:
-    """One instrument's paper book, built on its first input, plus its sequence guard."""
+    """One instrument's paper book, built on its first order or tick, its sequence guard
+    and how far its progress marker got."""
 
     config: PaperBrokerConfig
+    instrument: str = ""
     book: InstrumentBook | None = None
     last_seq: int | None = None
+    account: str = ""
+    ticks_through: int = -1
+    orders_through: int | None = None
+    reported_through: int = -1
 
 
-def handle(state: BookState, batch: list[GatewayInput]) -> list[Output]:
-    """Feed orders, cancels and ticks to the instrument's book in arrival order."""
-    out: list[Output] = []
+def handle(state: BookState, batch: list[GatewayInput]) -> list[Output | FillsThrough]:
+    """Feed orders, cancels and ticks to the instrument's book in arrival order, then
+    mark how far its fills are complete (`FillsThrough`) if that moved."""
+    out: list[Output | FillsThrough] = []
     for item in batch:
+        if isinstance(item, TicksThrough):
+            state.instrument = item.instrument
+            state.ticks_through = max(state.ticks_through, item.through_ns)
+            continue
+        if isinstance(item, OrdersSent):
+            state.account = item.account
+            previous = state.orders_through
+            state.orders_through = (
+                item.through_ns if previous is None else max(previous, item.through_ns)
+            )
+            continue
         if state.book is None:
             state.book = InstrumentBook(item.instrument, state.config)
         produced: Sequence[Output]
@@ -102,7 +173,28 @@ def handle(state: BookState, batch: list[GatewayInput]) -> list[Output]:
         out.extend(produced)
         for event in produced:
             log_event(LOG, _describe(event), event)
+    marker = _progress(state)
+    if marker is not None:
+        out.append(marker)
     return out
+
+
+def _progress(state: BookState) -> FillsThrough | None:
+    """The instrument's progress marker, when it moved past the last one."""
+    if state.orders_through is None or not state.instrument:
+        return None
+    through = min(state.ticks_through, state.orders_through + state.config.latency_ns)
+    if through <= state.reported_through:
+        return None
+    state.reported_through = through
+    return FillsThrough(
+        progress_id=stable_id("fills_through", state.account, state.instrument, through),
+        account=state.account,
+        instrument=state.instrument,
+        through_ns=through,
+        ts_event=through,
+        ts_init=through,
+    )
 
 
 def _describe(event: Output) -> str:
@@ -133,7 +225,8 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         "decode_orders", io.input("orders_in", flow, topic.ORDERS), decode_order_requests
     )
     valid_orders, dead = split_dead_letters("split_orders", orders)
-    keyed_orders = op.key_on("orders_by_instrument", valid_orders, lambda order: order.instrument)
+    instruments = frozenset(settings.trading.instruments)
+    keyed_orders = op.flat_map("orders_by_instrument", valid_orders, by_instrument(instruments))
     outputs = op.key_rm(
         "book_events",
         op.stateful_batch(

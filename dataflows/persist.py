@@ -6,7 +6,10 @@ Run it with recovery on::
 
 Rows are buffered per table and written as one columnar insert per table when the
 buffer is large or old, and always before an epoch's snapshot, so the Kafka offsets
-Bytewax records never run ahead of what ClickHouse acknowledged. A replayed epoch
+Bytewax records never run ahead of what ClickHouse acknowledged. Each row carries
+the (topic, offset) of its record so that, with `clickhouse.ack_journal` set, every
+acknowledged batch is journalled with its offsets: the chaos suite (R5) checks that
+against the offsets in the recovery store's snapshots. A replayed epoch
 resends identical batches, which the tables absorb (DESIGN.md §4). With the embedded
 engine this process owns the store, so it also serves read-only SQL on loopback for
 `hfl sql`.
@@ -25,12 +28,21 @@ from bytewax.dataflow import Dataflow
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from connectors import topic
-from connectors.codec import Rejected, check_sequence, decode_tick, encode, loads
+from connectors.codec import (
+    Rejected,
+    check_sequence,
+    decode_tick,
+    encode,
+    is_progress_marker,
+    loads,
+)
 from connectors.kafka.record import KafkaRecord
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
 from dataflows.wiring import KafkaIO, observe_process
+from sinks.ack_journal import AckJournal, Source
 from sinks.client import connect, is_embedded
+from sinks.fault import FaultPlan, FaultyInserter
 from sinks.metric import (
     DEAD_LETTERS,
     PERSIST_LAG,
@@ -64,7 +76,10 @@ def code_version() -> str:
 def split_records(
     prefix: str, instruments: frozenset[str]
 ) -> Callable[[list[KafkaRecord]], list[tuple[str, object]]]:
-    """Decode records: ticks keyed by instrument for the sequence guard, rows by table."""
+    """Decode records: ticks keyed by instrument for the sequence guard, rows by table.
+
+    Every item keeps its record's (topic, offset) for the acknowledgement journal.
+    """
     ticks_topic = prefix + topic.TICKS
 
     def split(records: list[KafkaRecord]) -> list[tuple[str, object]]:
@@ -75,10 +90,12 @@ def split_records(
                     tick = decode_tick(record.value, instruments)
                 except Rejected:
                     continue  # the trading flow dead-letters it; only valid ticks persist
-                out.append((tick.instrument, tick))
+                out.append((tick.instrument, (tick, (record.topic, record.offset))))
             else:
                 row = loads(record.value)
-                out.append(("", (table_for_record(record.topic, row, prefix), row)))
+                if not is_progress_marker(row):
+                    table = table_for_record(record.topic, row, prefix)
+                    out.append(("", (table, row, (record.topic, record.offset))))
         return out
 
     return split
@@ -91,23 +108,31 @@ class SequenceState:
     last_seq: int | None = None
 
 
-def keep_in_sequence(state: SequenceState, ticks: list[object]) -> list[tuple[str, Row]]:
+def keep_in_sequence(
+    state: SequenceState, ticks: list[tuple[object, Source]]
+) -> list[tuple[str, Row, Source]]:
     """Drop duplicate or backwards ticks (they are dead letters), turn the rest into rows."""
-    rows: list[tuple[str, Row]] = []
-    for tick in ticks:
+    rows: list[tuple[str, Row, Source]] = []
+    for tick, source in ticks:
         if check_sequence(state.last_seq, tick.seq) is None:  # type: ignore[attr-defined]
             state.last_seq = tick.seq  # type: ignore[attr-defined]
-            rows.append(("ticks", asdict(tick)))  # type: ignore[call-overload]
+            rows.append(("ticks", asdict(tick), source))  # type: ignore[call-overload]
     return rows
 
 
-class _TablePartition(StatefulSinkPartition[tuple[str, Row], None]):
+class _TablePartition(StatefulSinkPartition[tuple[str, Row, Source], None]):
     def __init__(self, settings: Settings, run_id: str) -> None:
         url = settings.clickhouse.url.reveal()
         self._url = url
         self._client = connect(url)
         migrate(self._client)
-        self._writer = BatchWriter(self._client)
+        inserter = self._client
+        if faults := settings.clickhouse.faults:
+            inserter = FaultyInserter(self._client, FaultPlan.parse(faults))
+        self._writer = BatchWriter(inserter)
+        journal = settings.clickhouse.ack_journal
+        self._journal = AckJournal(journal) if journal else None
+        self._sources: dict[str, list[Source]] = {}
         self._flush_rows = settings.clickhouse.flush_rows
         self._flush_interval_s = settings.clickhouse.flush_interval_s
         self._buffers: dict[str, list[Row]] = {}
@@ -128,9 +153,12 @@ class _TablePartition(StatefulSinkPartition[tuple[str, Row], None]):
         }
         self._writer.write("runs", [self._run_row])
 
-    def write_batch(self, values: list[tuple[str, Row]]) -> None:
-        for table, row in values:
+    def write_batch(self, values: list[tuple[str, Row, Source]]) -> None:
+        for table, row, _ in values:
             self._buffers.setdefault(table, []).append(row)
+        if self._journal is not None:
+            for table, _, source in values:
+                self._sources.setdefault(table, []).append(source)
         self._buffered += len(values)
         age = time.monotonic() - self._last_flush
         if self._buffered >= self._flush_rows or age >= self._flush_interval_s:
@@ -141,12 +169,16 @@ class _TablePartition(StatefulSinkPartition[tuple[str, Row], None]):
             if rows:
                 self._writer.write(table, rows)
                 _observe_written(table, rows)
+                if self._journal is not None:
+                    self._journal.acked(table, self._sources.pop(table, []))
         self._buffers.clear()
         self._buffered = 0
         self._last_flush = time.monotonic()
 
     def snapshot(self) -> None:
         self._flush()
+        if self._journal is not None:
+            self._journal.snapshot()
 
     def close(self) -> None:
         self._flush()
@@ -209,7 +241,7 @@ def build_flow(settings: Settings | None = None) -> Dataflow:
         ),
     )
     run_id = os.environ.get("HFL_RUN_ID", "adhoc")
-    # The sink sees values only, so each keeps its table: (table, (table, row)).
+    # The sink sees values only, so each keeps its table: (table, (table, row, source)).
     rows = op.map("by_table", op.merge("all_rows", others, tick_rows), lambda item: (item[0], item))
     op.output("clickhouse", rows, ClickHouseSink(settings, run_id))
     return flow

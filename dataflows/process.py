@@ -29,8 +29,8 @@ def init_recovery(directory: Path) -> None:
 
 
 def flow_command(name: str, settings: Settings, recovery_dir: Path | None) -> list[str]:
-    """The `python -m bytewax.run` command line of flow `name`."""
-    command = [sys.executable, "-m", "bytewax.run", f"dataflows.{name}:build_flow()"]
+    """The command line of flow `name`: `bytewax.run` through `dataflows.launch`."""
+    command = [sys.executable, "-m", "dataflows.launch", f"dataflows.{name}:build_flow()"]
     if recovery_dir is not None:
         recovery = settings.recovery
         command += [

@@ -5,22 +5,35 @@ it. Orders or fills the log has and the store lacks are persistence lag (or loss
 they stay); rows the store has and the log lacks mean the log was lost or recreated;
 fills of an order the log never saw, or more filled than ordered, mean the venue and
 the log disagree. Exit code 0 only when nothing but lag was found.
+
+`hfl up` runs it automatically before trading resumes (`reconcile_at_startup`):
+every result is written as an `AuditEvent`; lag is only reported (the persist flow
+catches up); a mismatch, or a reconciliation that could not run, also raises a
+critical `reconciliation_mismatch` alert and sends a kill, so trading starts HALTED
+until an operator looked and ran `hfl resume --confirm`.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from connectors.codec import encode, is_progress_marker
+from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.source import consumer_config
 from connectors.topic import FILLS, ORDERS
+from dataflows.control import publish_control
+from dataflows.routing import to_outbound
 from dataflows.settings import Settings
+from risk.domain import Alert, AlertSeverity, AuditEvent, ControlAction
+from risk.domain.ids import stable_id
 from sinks.query import query
 
 Record = dict[str, Any]
@@ -48,6 +61,15 @@ class Reconciliation:
             or self.orphan_fills
             or self.overfilled_orders
         )
+
+    @property
+    def lagging(self) -> bool:
+        """True when the store lacks orders or fills the log has (persistence lag)."""
+        return bool(self.orders_missing_in_store or self.fills_missing_in_store)
+
+    def counts(self) -> dict[str, int]:
+        """How many ids each finding holds."""
+        return {k: v if isinstance(v, int) else len(v) for k, v in asdict(self).items()}
 
 
 def reconcile(
@@ -108,25 +130,85 @@ def read_log(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Record
         consumer.close()
 
 
+def stored_ids(url: str, table: str, column: str, account: str) -> list[str]:
+    """Ids in `table` of `account`; none when the store has no such table yet."""
+    _, tables = query(
+        url,
+        f"SELECT name FROM system.tables WHERE database = currentDatabase() AND name = '{table}'",
+    )
+    if not tables:
+        return []
+    _, rows = query(url, f"SELECT {column} FROM {table} FINAL WHERE account = '{account}'")
+    return [row[0] for row in rows]
+
+
 def reconcile_system(settings: Settings) -> Reconciliation:
     """Reconcile the configured namespace's log with the configured store."""
     kafka, url = settings.kafka, settings.clickhouse.url.reveal()
     account = settings.trading.account
-    _, order_rows = query(
-        url, f"SELECT client_order_id FROM orders FINAL WHERE account = '{account}'"
-    )
-    _, fill_rows = query(url, f"SELECT fill_id FROM fills FINAL WHERE account = '{account}'")
     return reconcile(
         [
             o
             for o in read_log(kafka.bootstrap, kafka.topic_prefix + ORDERS)
-            if o["account"] == account
+            if o["account"] == account and "cancel_id" not in o and not is_progress_marker(o)
         ],
         [
             f
             for f in read_log(kafka.bootstrap, kafka.topic_prefix + FILLS)
-            if f["account"] == account
+            if f["account"] == account and not is_progress_marker(f)
         ],
-        (row[0] for row in order_rows),
-        (row[0] for row in fill_rows),
+        stored_ids(url, "orders", "client_order_id", account),
+        stored_ids(url, "fills", "fill_id", account),
     )
+
+
+STARTUP_ACTOR = "hfl up"
+
+
+def reconcile_at_startup(settings: Settings) -> Reconciliation | None:
+    """Reconcile before trading resumes; audit the result, halt trading on a mismatch.
+
+    Returns the reconciliation, or None when it could not run (which halts too:
+    trading never resumes unreconciled).
+    """
+    account, now = settings.trading.account, time.time_ns()
+    try:
+        result: Reconciliation | None = reconcile_system(settings)
+    except Exception as exc:  # whatever stopped it, trading must not start unreconciled
+        result, finding = None, f"could not reconcile: {exc}"
+    else:
+        finding = "consistent" if result.consistent else "mismatch"
+    detail = {"finding": finding} | (result.counts() if result else {})
+    events: list[object] = [
+        AuditEvent(
+            audit_id=stable_id("audit", "startup_reconciliation", account, now),
+            actor=STARTUP_ACTOR,
+            action="startup_reconciliation",
+            subject=account,
+            reason=finding,
+            detail=encode(detail).decode(),
+            ts_event=now,
+            ts_init=now,
+        )
+    ]
+    halt = result is None or not result.consistent
+    if halt:
+        events.append(
+            Alert(
+                alert_id=stable_id("alert", "reconciliation_mismatch", account, now),
+                name="reconciliation_mismatch",
+                severity=AlertSeverity.CRITICAL,
+                source=STARTUP_ACTOR,
+                subject=account,
+                message=f"startup reconciliation: {finding} {encode(detail).decode()}",
+                ts_event=now,
+                ts_init=now,
+            )
+        )
+    kafka = settings.kafka
+    producer = CheckedProducer(kafka.bootstrap, message_timeout_ms=kafka.message_timeout_ms)
+    producer.send(record for _, record in to_outbound(kafka.topic_prefix)(events))
+    if halt:
+        reason = f"startup reconciliation: {finding}; orders may be lost, see hfl reconcile"
+        publish_control(settings, ControlAction.KILL, reason, STARTUP_ACTOR)
+    return result

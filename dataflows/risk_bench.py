@@ -42,6 +42,7 @@ import orjson
 from confluent_kafka import Producer
 
 from connectors import codec, topic
+from connectors.codec import is_progress_marker
 from connectors.feeds.simulator import SimulationConfig, Simulator
 from connectors.kafka.producer import EMITTED_HEADER, producer_config
 from dataflows.account import make_account_state
@@ -60,6 +61,7 @@ from dataflows.process import start_flow, stop
 from dataflows.settings import Settings
 from risk.domain import ControlAction, Fill, Order, Signal, ids
 from risk.domain.error import HflError
+from risk.fill_sync import FillSyncMode
 from risk.gate import AccountGate
 
 NS_PER_S = 1_000_000_000
@@ -238,7 +240,10 @@ def kill_latency(settings: Settings, root: Path, kills: int) -> dict[str, Any]:
         count = int(KILL_WARMUP_EVENT_S * KILL_TICKS_PER_S)
         start_ns = time.time_ns() - int(KILL_WARMUP_EVENT_S * NS_PER_S)
         _load(sender, _ticks(run.settings, KILL_TICKS_PER_S, start_ns), count, "warm-up")
-        child = start_flow("trading", run.settings, run.run_dir, run.env, recovery=True)
+        # No gateway runs here (working orders stay working, which a kill must cancel),
+        # so the gate books fills on arrival instead of waiting for its markers.
+        env = run.env | {"HFL_RISK__FILL_SYNC": str(FillSyncMode.ARRIVAL)}
+        child = start_flow("trading", run.settings, run.run_dir, env, recovery=True)
         try:
             latencies = _kills(run.settings, kills)
         finally:
@@ -298,6 +303,8 @@ def _read(
             if message.error() is not None:
                 continue
             record = orjson.loads(message.value())
+            if is_progress_marker(record):
+                continue
             if "cancel_id" not in record:
                 working.add(record["client_order_id"])
                 continue

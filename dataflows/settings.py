@@ -22,6 +22,7 @@ import yaml
 
 from risk.domain.enums import TradingState
 from risk.domain.error import ConfigError
+from risk.fill_sync import FillSyncMode
 from risk.sizing import SizingMethod
 from risk.state import default_alert_states
 
@@ -74,6 +75,10 @@ class ClickHouseSettings:
     url: Secret = field(default_factory=Secret)
     flush_rows: int = 50_000
     flush_interval_s: float = 1.0
+    # Chaos suite only (R5): acknowledgement journal path and injected faults
+    # (sinks.ack_journal, sinks.fault); empty turns each off.
+    ack_journal: str = ""
+    faults: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,9 +202,13 @@ class RiskSettings:
 
     `drift_action` is the state a drifting instrument enters (null: ignore drift);
     `alert_actions` maps alert names to the state they put the account (or the
-    alert's instrument) in. `stress_scenarios` adds named scenarios to the built-in
-    ones: instrument (or "*" for all) -> return in percent, plus "market" for a
-    market move applied through each instrument's beta.
+    alert's instrument) in. `fill_sync` says when fills are booked (`risk.fill_sync`):
+    `event_time` books each fill `fill_sync_delay_ms` after its event time, holding a
+    decision until the gateway's markers show those fills are in, for at most
+    `fill_sync_max_wait_ms` of wall time (then a `gateway_lag` alert); `arrival`
+    books them as they come. `stress_scenarios` adds
+    named scenarios to the built-in ones: instrument (or "*" for all) -> return in
+    percent, plus "market" for a market move applied through each instrument's beta.
     """
 
     limits: LimitSettings = field(default_factory=LimitSettings)
@@ -211,6 +220,9 @@ class RiskSettings:
     sizing: SizingSettings = field(default_factory=SizingSettings)
     drift_action: TradingState | None = TradingState.REDUCING
     alert_actions: dict[str, TradingState] = field(default_factory=default_alert_states)
+    fill_sync: FillSyncMode = FillSyncMode.EVENT_TIME
+    fill_sync_delay_ms: int = 1_000
+    fill_sync_max_wait_ms: int = 10_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -125,7 +125,7 @@ class Supervisor:
         self._slots = [_Slot(c, log_dir / f"{c.name}.log") for c in components]
         self._backoff = backoff or Backoff()
         self._stop_timeout_s = stop_timeout_s
-        self._say = say or _stderr
+        self._say = say or report_line
         self._rng = rng or random.Random()
 
     def start(self) -> None:
@@ -259,7 +259,8 @@ def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
         os.killpg(process.pid, signum)
 
 
-def _stderr(message: str) -> None:
+def report_line(message: str) -> None:
+    """One line on stderr, prefixed `[hfl up]`: how the supervisor reports."""
     print(f"[hfl up] {message}", file=sys.stderr, flush=True)
 
 

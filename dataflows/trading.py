@@ -21,7 +21,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from connectors import topic
-from connectors.codec import Rejected, check_sequence, decode_tick
+from connectors.codec import Rejected, check_sequence, decode_fill_report, decode_tick
 from connectors.kafka.record import KafkaRecord
 from dataflows.account import AccountInput, handle_account, make_account_state
 from dataflows.persist import code_version
@@ -46,7 +46,6 @@ from risk.domain import (
     ControlCommand,
     DecodeFailure,
     DriftDetected,
-    Fill,
     ModelCommand,
     OrderEvent,
     Signal,
@@ -205,10 +204,10 @@ def _causal_order(event: Signal | Bar | DriftDetected) -> tuple[int, str]:
     return event.ts_init, event.instrument
 
 
-def inbound_types(prefix: str) -> Callable[[str], type]:
-    """Which type each inbound topic carries."""
-    types = {
-        prefix + topic.FILLS: Fill,
+def inbound_types(prefix: str) -> Callable[[str], type | Callable[[bytes], object]]:
+    """Which type each inbound topic carries (fills share theirs with progress markers)."""
+    types: dict[str, type | Callable[[bytes], object]] = {
+        prefix + topic.FILLS: decode_fill_report,
         prefix + topic.ORDER_EVENTS: OrderEvent,
         prefix + topic.CONTROL: ControlCommand,
         prefix + topic.ALERTS: Alert,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -17,7 +18,7 @@ from connectors.kafka.source import KafkaSource
 from dataflows.routing import to_outbound
 from dataflows.settings import Settings
 from risk.domain import DecodeFailure, DecodeReason
-from sinks.log import configure_logging
+from sinks.log import configure_logging, log_event, process_age_s
 from sinks.metric import start_process_metrics
 
 T = TypeVar("T")
@@ -73,17 +74,22 @@ class KafkaIO:
 
 
 def observe_process(component: str) -> None:
-    """JSON logs and process metrics (CPU, memory, starts) for the flow of this process."""
+    """JSON logs and process metrics (CPU, memory, starts) for the flow of this process.
+
+    Logs `flow starting` with the process's age: interpreter start and imports.
+    """
     configure_logging(component)
     start_process_metrics(component)
+    log_event(logging.getLogger(f"hfl.{component}"), "flow starting", since_start_s=process_age_s())
 
 
 def topic_decoder(
-    cls_for_topic: Callable[[str], type[T]],
+    cls_for_topic: Callable[[str], type[T] | Callable[[bytes], T]],
     *,
     account: str | None = None,
 ) -> Callable[[list[KafkaRecord]], list[T | DecodeFailure]]:
-    """Batch decoder choosing the type by topic; bad records become dead letters.
+    """Batch decoder choosing the type (or, for a topic of several, a decoder) by topic;
+    bad records become dead letters.
 
     With `account`, records for any other account are dead-lettered too: a state
     built for one account must never see another's fills or commands. Types without
@@ -94,7 +100,10 @@ def topic_decoder(
         out: list[T | DecodeFailure] = []
         for record in records:
             try:
-                event = decode_event(cls_for_topic(record.topic), record.value)
+                how = cls_for_topic(record.topic)
+                event = (
+                    decode_event(how, record.value) if isinstance(how, type) else how(record.value)
+                )
                 owner = getattr(event, "account", account)
                 if account is not None and owner != account:
                     detail = f"{owner!r} is not {account!r}"

@@ -9,8 +9,6 @@ was in the uninterrupted run, instead of crashing on an "unknown order".
 
 from __future__ import annotations
 
-from collections import deque
-
 from risk.book import InvariantViolation
 from risk.domain.order import Fill, OrderEvent
 
@@ -55,33 +53,35 @@ class EarlyReports:
         self._parked.setdefault(report.client_order_id, []).append(report)
         self._size += 1
 
+    def expire(self, instrument: str, decided_until: int) -> None:
+        """Drop reports on `instrument` from before its latest decision at `decided_until`.
+
+        Orders are decided in event-time order per instrument, so an order not decided
+        yet is not earlier than `decided_until`, and neither are its reports (fills come
+        at least its latency later). A parked report from before belongs to an order
+        decided earlier that the gate no longer remembers: a restarted gateway replaying
+        past the gate's memory of orders. Dropping it keeps such a replay from filling
+        the bound.
+
+        >>> early = EarlyReports()
+        >>> early.expire("XYZ", 0)
+        >>> len(early)
+        0
+        """
+        if not self._size:
+            return
+        for client_order_id, reports in list(self._parked.items()):
+            if reports[0].instrument != instrument:
+                continue
+            kept = [report for report in reports if report.ts_event >= decided_until]
+            self._size -= len(reports) - len(kept)
+            if kept:
+                self._parked[client_order_id] = kept
+            else:
+                del self._parked[client_order_id]
+
     def release(self, client_order_id: str) -> list[OrderReport]:
         """Return (and forget) the reports parked for `client_order_id`, in arrival order."""
         reports = self._parked.pop(client_order_id, [])
         self._size -= len(reports)
         return reports
-
-
-class RecentIds:
-    """The last `size` ids seen, to drop a redelivered record (a gateway replaying its epoch).
-
-    >>> recent = RecentIds(size=2)
-    >>> [recent.add(i) for i in ("a", "b", "a", "c", "a")]
-    [True, True, False, True, True]
-    """
-
-    __slots__ = ("_order", "_set")
-
-    def __init__(self, size: int = 20_000) -> None:
-        self._order: deque[str] = deque(maxlen=size)
-        self._set: set[str] = set()
-
-    def add(self, record_id: str) -> bool:
-        """Remember `record_id`; False if it was already among the recent ones."""
-        if record_id in self._set:
-            return False
-        if len(self._order) == self._order.maxlen:
-            self._set.discard(self._order[0])
-        self._order.append(record_id)
-        self._set.add(record_id)
-        return True

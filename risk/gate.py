@@ -246,6 +246,36 @@ class AccountGate:
         """Return True if this gate submitted `client_order_id` (as far as it remembers)."""
         return client_order_id in self._working or client_order_id in self._recent_set
 
+    def is_replayed_report(self, report: Fill | OrderEvent) -> bool:
+        """Return True when `report` repeats one the gate has already applied.
+
+        A restarted gateway re-emits everything since its last snapshot; killed again
+        before its next snapshot, it replays from the same old point, so a replay has no
+        length bound and a window of recent report ids cannot recognise it. What the gate
+        knows about each order decides exactly instead (as FIX cumulative quantities do):
+
+        - a fill of a working order whose cumulative quantity (order quantity minus the
+          fill's leaves) the order has already reached;
+        - any report of an order that finished and is still remembered;
+        - a report of an order beyond the gate's memory from before the instrument's
+          last decision. An order not decided yet (the trading flow replaying after its
+          own crash) is not earlier than that decision, and neither are its reports:
+          events carry the order's time, fills at least that plus the latency. (A
+          report at exactly that time may belong to a second decision at the same time.)
+
+        Events of working orders are never replays to drop: `on_order_event` ignores
+        non-terminal and repeated terminal events by itself.
+        """
+        order = self._working.get(report.client_order_id)
+        if order is not None:
+            if isinstance(report, Fill):
+                return order.quantity - report.leaves_quantity <= order.filled
+            return False
+        if report.client_order_id in self._recent_set:
+            return True
+        decided_until = self._ref_ts.get(report.instrument)
+        return decided_until is not None and report.ts_event < decided_until
+
     def working_order_count(self) -> int:
         """Return how many orders may still fill."""
         return len(self._working)

@@ -25,6 +25,7 @@ def default_alert_states() -> dict[str, TradingState]:
         "dlq_rate": TradingState.REDUCING,
         "stale_data": TradingState.REDUCING,
         "delivery_failure": TradingState.HALTED,
+        "gateway_lag": TradingState.REDUCING,
     }
 
 

@@ -11,8 +11,10 @@ orders and fills, never ticks: a line per tick would cost more than the tick.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
@@ -85,3 +87,16 @@ def log_event(logger: logging.Logger, message: str, *events: object, **extra: ob
     """Log `message` at INFO with the correlation ids of `events` and `extra`."""
     if logger.isEnabledFor(logging.INFO):
         logger.info(message, extra={_IDS_ATTR: correlation_ids(*events, **extra)})
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (Linux `/proc`; 0.0 elsewhere).
+
+    Start-up phases log it, so a restart's interpreter and import time is visible.
+    """
+    try:
+        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime_s = float(Path("/proc/uptime").read_text().split()[0])
+    except OSError:
+        return 0.0
+    return round(uptime_s - int(stat[19]) / os.sysconf("SC_CLK_TCK"), 3)

@@ -10,20 +10,24 @@ idle fetches the broker must answer) small.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from connectors.kafka.record import KafkaRecord
 from risk.domain.error import HflError, RecoverableError
+from sinks.log import log_event, process_age_s
 from sinks.metric import CONSUMER_LAG, RECORDS_IN, count_batch
 
 Offsets = dict[str, int]
+logger = logging.getLogger("hfl.source")
 LAG_INTERVAL_S = 1.0
+_GONE = (KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART)
 
 
 class _Activity:
@@ -85,8 +89,8 @@ def check_resume(consumer: Consumer, index: int, topics: list[str], offsets: Off
     some of them (topics renamed or added), or whose last consumed record (the one
     before the recovered offset) is no longer in the log (topic deleted and recreated,
     broker lost its data, retention removed records), cannot be resumed without losing
-    or duplicating input. The record itself is fetched: the local broker reports the
-    high watermark of its last batch, not of its last record.
+    or duplicating input. The records themselves are fetched, all topics at once: the
+    local broker reports the high watermark of its last batch, not of its last record.
 
     Raises:
         ResumeError: naming every problem found.
@@ -94,40 +98,89 @@ def check_resume(consumer: Consumer, index: int, topics: list[str], offsets: Off
     if not offsets:
         return
     problems = [f"{topic}#{index}: no recovered offset" for topic in topics if topic not in offsets]
-    for topic in topics:
-        offset = offsets.get(topic, OFFSET_BEGINNING)
-        if offset in (OFFSET_BEGINNING, 0):
-            continue  # nothing was read from it yet: the beginning is right
-        problem = _last_consumed_problem(consumer, TopicPartition(topic, index, offset - 1))
-        if problem:
-            problems.append(f"{topic}#{index}: resume at offset {offset}, but {problem}")
+    last = {
+        topic: offset - 1
+        for topic in topics
+        if (offset := offsets.get(topic, OFFSET_BEGINNING)) not in (OFFSET_BEGINNING, 0)
+    }  # offset 0 or none: nothing was read from it yet, the beginning is right
+    problems += _last_consumed_problems(consumer, index, last)
     consumer.unassign()
     if problems:
         msg = (
             "refusing to resume, the recovery store does not match the broker ("
             + "; ".join(problems)
             + "). Nothing was read or sent. Restore the topics, or start over with a new "
-            "recovery store deliberately."
+            "recovery store deliberately (`hfl recover`)."
         )
         raise ResumeError(msg)
 
 
-def _last_consumed_problem(
-    consumer: Consumer, last: TopicPartition, timeout_s: float = 10.0
-) -> str:
-    consumer.assign([last])
+def _last_consumed_problems(
+    consumer: Consumer, index: int, last: dict[str, int], timeout_s: float = 10.0
+) -> list[str]:
+    """Fetch the record at `last[topic]` of every topic; describe those not in the log."""
+    missing = {t for t in last if not _partition_exists(consumer, TopicPartition(t, index))}
+    problems = [
+        f"{topic}#{index}: resume at offset {last[topic] + 1}, but the topic does not exist"
+        for topic in sorted(missing)
+    ]
+    pending = {topic: offset for topic, offset in last.items() if topic not in missing}
+    consumer.assign([TopicPartition(topic, index, offset) for topic, offset in pending.items()])
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for message in consumer.consume(1, 0.5):
+    while pending and time.monotonic() < deadline:
+        for message in consumer.consume(len(pending), 0.5):
+            topic = message.topic()
+            if topic not in pending:
+                continue  # a later record of a topic already checked
+            offset = pending.pop(topic)
             error = message.error()
+            where = f"{topic}#{index}: resume at offset {offset + 1}, but"
             if error is None:
-                if message.offset() == last.offset:
-                    return ""
-                return f"the log has offset {message.offset()} where {last.offset} was read"
-            if error.code() != KafkaError._PARTITION_EOF:
-                return f"offset {last.offset} is not in the log ({error.str()})"
-            return f"the log ends before offset {last.offset}"
-    return f"offset {last.offset} could not be read within {timeout_s}s"
+                if message.offset() != offset:
+                    problems.append(
+                        f"{where} the log has offset {message.offset()} where {offset} was read"
+                    )
+            elif error.code() == KafkaError._PARTITION_EOF:
+                problems.append(f"{where} the log ends before offset {offset}")
+            else:
+                problems.append(f"{where} offset {offset} is not in the log ({error.str()})")
+        problems += _ended_before(consumer, index, pending)
+    problems += [
+        f"{topic}#{index}: resume at offset {offset + 1}, but offset {offset} could not be "
+        f"read within {timeout_s}s"
+        for topic, offset in pending.items()
+    ]
+    return problems
+
+
+def _ended_before(consumer: Consumer, index: int, pending: dict[str, int]) -> list[str]:
+    """Take out of `pending` the topics whose last fetch says the log ends before them.
+
+    A fetch beyond the end of a (re-created) log brings no record and no error from
+    the local broker, only the high watermark.
+    """
+    problems = []
+    for topic, offset in list(pending.items()):
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, index), cached=True)
+        if 0 <= high <= offset:
+            del pending[topic]
+            problems.append(
+                f"{topic}#{index}: resume at offset {offset + 1}, but the log ends at {high}"
+            )
+    return problems
+
+
+def _partition_exists(consumer: Consumer, partition: TopicPartition) -> bool:
+    """False when the broker says the partition does not exist (not when it is slow)."""
+    try:
+        consumer.get_watermark_offsets(partition, timeout=5.0)
+    except KafkaException as exc:
+        return exc.args[0].code() not in _GONE
+    return True
+
+
+class LogLostError(HflError):
+    """A topic's log became shorter than what was already read: the broker lost data."""
 
 
 class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
@@ -150,6 +203,7 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         self._index = index
         self._step = step
         self._lag_at = 0.0
+        self._log_checked_at = time.monotonic()
         self._next_offsets = {topic: offsets.get(topic, OFFSET_BEGINNING) for topic in topics}
         self._batch_size = batch_size
         self._idle_backoff = timedelta(seconds=idle_backoff_s)
@@ -157,7 +211,16 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         self._at_eof = {topic: False for topic in topics}
         self._awake: datetime | None = None
         self._consumer = Consumer(consumer_config(bootstrap, group, fetch_wait_ms=fetch_wait_ms))
+        checked_at = time.monotonic()
         check_resume(self._consumer, index, topics, offsets)
+        self._first = True
+        log_event(
+            logger,
+            "source resumed",
+            step=step,
+            check_s=round(time.monotonic() - checked_at, 3),
+            since_start_s=process_age_s(),
+        )
         self._consumer.assign(
             [TopicPartition(topic, index, offset) for topic, offset in self._next_offsets.items()]
         )
@@ -187,14 +250,48 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
                 msg = f"kafka source {topic}#{self._index} failed: {error}"
                 raise RecoverableError(msg)
         if batch:
+            if self._first:
+                self._first = False
+                log_event(logger, "first records", step=self._step, since_start_s=process_age_s())
             _note_activity()
             self._awake = None
             count_batch(RECORDS_IN, self._step, len(batch))
             self._report_lag()
             return batch
+        self._check_log_kept()
         self._stop_if_drained()
         self._awake = datetime.now(UTC) + self._idle_backoff
         return batch
+
+    def _check_log_kept(self) -> None:
+        """Stop loudly, once a second while idle, if the log now ends before what was read.
+
+        A broker that lost its data (the local one keeps topics in memory) comes back
+        with new, empty topics (re-created by `hfl up`, or auto-created by the first
+        producer) and sends consumers no error: they would wait for offsets the new
+        log reaches only with other records, silently skipping them. The high
+        watermark of the last fetch shows it (the local broker's watermark query
+        reports its last batch, not its last record, and a live query waits out a
+        paused broker, so only the cached one is read). (Deleting a topic under a
+        running consumer crashes librdkafka 2.16 with the local broker: the process
+        dies, which is loud too.)
+        """
+        now = time.monotonic()
+        if now - self._log_checked_at < LAG_INTERVAL_S:
+            return
+        self._log_checked_at = now
+        for topic, read in self._next_offsets.items():
+            partition = TopicPartition(topic, self._index)
+            _, high = self._consumer.get_watermark_offsets(partition, cached=True)
+            if 0 <= high < read:
+                self._log_lost(f"{topic}#{self._index} now ends at offset {high}", read)
+
+    def _log_lost(self, what: str, read: int) -> None:
+        msg = (
+            f"{what}, but {read} records were already read: the broker lost its log. "
+            "Stopping without reading on; see `hfl recover`."
+        )
+        raise LogLostError(msg)
 
     def _stop_if_drained(self) -> None:
         if self._exit_when_idle_s <= 0 or not all(self._at_eof.values()):

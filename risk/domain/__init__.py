@@ -31,7 +31,15 @@ from risk.domain.model import (
     Prediction,
     Signal,
 )
-from risk.domain.order import CancelOrder, Fill, Order, OrderEvent, OrderIntent
+from risk.domain.order import (
+    CancelOrder,
+    Fill,
+    FillsThrough,
+    Order,
+    OrderEvent,
+    OrderIntent,
+    OrdersSent,
+)
 from risk.domain.portfolio import PnlSnapshot, Position, RiskMetric
 
 __all__ = [
@@ -50,6 +58,7 @@ __all__ = [
     "DriftDetected",
     "FeatureVector",
     "Fill",
+    "FillsThrough",
     "ModelAction",
     "ModelCommand",
     "ModelMetrics",
@@ -60,6 +69,7 @@ __all__ = [
     "OrderEventKind",
     "OrderIntent",
     "OrderType",
+    "OrdersSent",
     "PnlSnapshot",
     "Position",
     "Prediction",

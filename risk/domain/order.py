@@ -92,3 +92,36 @@ class Fill:
     tick_id: str
     ts_event: int
     ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrdersSent:
+    """The risk gate's promise on `hfl.orders`: every order with `ts_event < through_ns` was sent.
+
+    Orders reach the gateway later than the ticks they were decided on, so without this
+    the gateway could never say that no more fills before a time will come
+    (`FillsThrough`). `progress_id` tells it apart from orders and cancel requests.
+    """
+
+    progress_id: str
+    account: str
+    through_ns: int
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FillsThrough:
+    """The gateway's progress marker on `hfl.fills`, behind the fills it covers.
+
+    Every fill on `instrument` with `ts_event < through_ns` was emitted before this
+    record, so a reader of the one-partition topic that has read up to it has all of
+    them. The account step waits for these before booking in event time.
+    """
+
+    progress_id: str
+    account: str
+    instrument: str
+    through_ns: int
+    ts_event: int
+    ts_init: int

@@ -1,8 +1,8 @@
 """R4: the broker paused (SIGSTOP, 10 s, then SIGCONT) five times during a run.
 
-Nothing may be lost or duplicated: every table equals the golden run's (P&L snapshots
-reported apart, see `FILL_TIMING_DEPENDENT`). Time to recover: from SIGCONT until the
-trading flow emits output for a later tick than anything before the pause.
+Nothing may be lost or duplicated: every table equals the golden run's. Time to
+recover: from SIGCONT until the trading flow emits output for a later tick than
+anything before the pause.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def test_broker_paused_five_times_loses_and_duplicates_nothing(
     tables = dump(run.store)
     figures, differing = compare_tables(golden, tables)
     record(
-        "R4",
+        "R4-pause",
         figures
         | {
             "pauses": PAUSES,

@@ -2,9 +2,8 @@
 
 The stack runs the replay with one flow killed at `HFL_CHAOS_KILLS` seeded progress
 points (the trading flow's progress through the replay) and restarted from its
-recovery store each time; then every table is compared with the golden run's. P&L
-snapshots and same-time positions depend on fill order (`FILL_TIMING_DEPENDENT`): their
-differences are reported, not required to be zero.
+recovery store each time; then every table is compared with the golden run's, P&L,
+positions and risk metrics included (fills are booked in event time, `risk.fill_sync`).
 """
 
 from __future__ import annotations

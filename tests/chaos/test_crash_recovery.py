@@ -25,6 +25,7 @@ from tests.chaos.harness import (
     kill_repeatedly,
     percentile_s,
 )
+from tests.chaos.phases import phase_percentiles
 
 LAST_TICKS = 1_000
 
@@ -58,6 +59,7 @@ def test_trading_killed_repeatedly_orders_and_fills_equal_golden(
     orders = compare(golden, trading_killed.tables, "orders")
     fills = compare(golden, trading_killed.tables, "fills")
     recovery = [kill.recovery_s for kill in trading_killed.kills if kill.recovery_s is not None]
+    phases = [kill.phases for kill in trading_killed.kills if kill.phases is not None]
     record(
         "R1",
         {
@@ -78,6 +80,8 @@ def test_trading_killed_repeatedly_orders_and_fills_equal_golden(
             "recovery_s": recovery,
             "recovery_s_p50": percentile_s(recovery, 50),
             "recovery_s_p99": percentile_s(recovery, 99),
+            "recovery_phases_s_p50": phase_percentiles(phases, 50),
+            "recovery_phases_s_p99": phase_percentiles(phases, 99),
         },
     )
     assert orders.rows > 0

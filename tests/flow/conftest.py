@@ -30,6 +30,7 @@ from connectors.kafka.record import KafkaRecord
 from dataflows import gateway, trading
 from dataflows.settings import Settings
 from risk.domain import DecodeReason, Order
+from risk.fill_sync import FillSyncMode
 
 STREAM_TICKS = 8_000
 TICKS_PER_S = 200.0
@@ -121,10 +122,14 @@ class BadStream:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    """Default settings with a model eager enough to signal within 40 s of event time."""
+    """Default settings with a model eager enough to signal within 40 s of event time.
+
+    The trading steps run here without a gateway, so fills are booked on arrival.
+    """
     base = Settings()
     model = replace(base.model, min_labelled=20, horizon_s=1.0, enter_long=0.51, enter_short=0.49)
-    return replace(base, model=model)
+    risk = replace(base.risk, fill_sync=FillSyncMode.ARRIVAL)
+    return replace(base, model=model, risk=risk)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from connectors import topic
 from connectors.codec import encode, loads
 from connectors.kafka.record import KafkaRecord
 from dataflows.account import handle_account, make_account_state
-from dataflows.gateway import valid_ticks
+from dataflows.gateway import TicksThrough, valid_ticks
 from dataflows.routing import ROUTES, to_outbound
 from dataflows.settings import Settings
 from dataflows.trading import to_account
@@ -32,6 +32,7 @@ from risk.domain import (
     DriftDetected,
     FeatureVector,
     Fill,
+    FillsThrough,
     ModelAction,
     ModelCommand,
     ModelMetrics,
@@ -39,6 +40,7 @@ from risk.domain import (
     Order,
     OrderEvent,
     OrderEventKind,
+    OrdersSent,
     PnlSnapshot,
     Position,
     Prediction,
@@ -134,10 +136,15 @@ def test_valid_ticks_drops_invalid_records_silently(settings: Settings, bad_stre
         offset for offset, reason in bad_stream.expected.items() if reason not in SEQUENCE_REASONS
     }
 
-    out = decode(bad_stream.records)
+    decoded = decode(bad_stream.records)
+    clocks = [item for _, item in decoded if isinstance(item, TicksThrough)]
+    out = [(key, item) for key, item in decoded if not isinstance(item, TicksThrough)]
 
     kept = [r for r in bad_stream.records if r.offset not in dropped]
     assert len(out) == len(kept)
+    newest = max(tick.ts_event for _, tick in out)  # type: ignore[union-attr]
+    assert sorted(c.instrument for c in clocks) == sorted(settings.trading.instruments)
+    assert {c.through_ns for c in clocks} == {newest}
     assert all(isinstance(tick, Tick) and key == tick.instrument for key, tick in out)
     assert [tick.tick_id for _, tick in out] == [
         tick_id(obj["instrument"], obj["seq"], obj["ts_event"])
@@ -235,6 +242,13 @@ CONSTRUCTED_ROUTES: dict[object, tuple[str, str]] = {
         ts_event=1,
         ts_init=1,
     ): (topic.ORDERS, "account"),
+    OrdersSent(progress_id="p1", account="acct", through_ns=5, ts_event=5, ts_init=5): (
+        topic.ORDERS,
+        "account",
+    ),
+    FillsThrough(
+        progress_id="p2", account="acct", instrument="AAA", through_ns=5, ts_event=5, ts_init=5
+    ): (topic.FILLS, "account"),
     RiskMetric(
         metrics_id="m1",
         account="acct",

@@ -120,10 +120,12 @@ def signed(order: Order) -> Decimal:
 @pytest.mark.parametrize(
     "method", [SizingMethod.INVERSE_VOL, SizingMethod.RISK_PARITY, SizingMethod.MEAN_VARIANCE]
 )
-def test_views_become_target_positions_and_orders_are_the_deltas(method: SizingMethod) -> None:
-    base = Settings()
+def test_views_become_target_positions_and_orders_are_the_deltas(
+    settings: Settings, method: SizingMethod
+) -> None:
+    # The flow tests' settings book fills on arrival: no gateway runs here.
     sizing = SizingSettings(method=method, gross_notional=Decimal(100_000))
-    settings = replace(base, risk=replace(base.risk, sizing=sizing))
+    settings = replace(settings, risk=replace(settings.risk, sizing=sizing))
     instruments = settings.trading.instruments
     closes = closes_by_second(instruments)
     prices = {name: float(closes[60, instruments.index(name)]) for name in VIEWS}

@@ -40,6 +40,8 @@ def test_regime_change_is_detected_and_the_instrument_becomes_reducing(
         "HFL_KAFKA__TOPIC_PREFIX": prefix,
         "HFL_TRADING__INSTRUMENTS": ",".join(SYMBOLS),
         "HFL_RUN_ID": prefix.rstrip("."),
+        # No gateway runs here, so the gate must not wait for its progress markers.
+        "HFL_RISK__FILL_SYNC": "arrival",
     }
     create_topics(kafka_bootstrap, prefix=prefix)
     config = SimulationConfig(

@@ -183,8 +183,9 @@ def test_same_seeded_input_twice_gives_identical_orders(
     publish(tmp_path, lines, env)
     run_flows(("trading", "gateway"), env, tmp_path)
 
-    first = read_log(kafka_bootstrap, stack.prefix + ORDERS)
-    second = read_log(kafka_bootstrap, prefix + ORDERS)
+    # Progress markers say how far a flow got, which depends on batching.
+    first = [o for o in read_log(kafka_bootstrap, stack.prefix + ORDERS) if "progress_id" not in o]
+    second = [o for o in read_log(kafka_bootstrap, prefix + ORDERS) if "progress_id" not in o]
     assert first
     assert sorted(first, key=lambda o: o["client_order_id"]) == sorted(
         second, key=lambda o: o["client_order_id"]

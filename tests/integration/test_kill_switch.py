@@ -22,7 +22,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from test_end_to_end import SYMBOLS, hfl, run_env
 
 from connectors import topic
-from connectors.codec import encode
+from connectors.codec import encode, is_progress_marker
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
 from dataflows.process import Child, start_flow, stop
@@ -48,7 +48,8 @@ def publish(env: dict[str, str], records: list[dict[str, object]], path: Path) -
 
 
 def read_topic(bootstrap: str, name: str) -> list[dict[str, object]]:
-    """Every record of a one-partition topic so far, decoded (short polls: topics are small)."""
+    """Every record of a one-partition topic so far, decoded (short polls: topics are small),
+    without the flows' progress markers."""
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "kill-check", "enable.partition.eof": True}
     )
@@ -59,7 +60,9 @@ def read_topic(bootstrap: str, name: str) -> list[dict[str, object]]:
             for message in consumer.consume(1000, 0.2):
                 error = message.error()
                 if error is None:
-                    records.append(orjson.loads(message.value()))
+                    record = orjson.loads(message.value())
+                    if not is_progress_marker(record):
+                        records.append(record)
                 elif error.code() == KafkaError._PARTITION_EOF:
                     return records
                 elif error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer
+from loopback import free_port
 
+from connectors.broker import start_broker, stop_broker
 from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.record import OutboundRecord
-from connectors.kafka.source import ResumeError, check_resume, consumer_config
+from connectors.kafka.source import (
+    KafkaSource,
+    LogLostError,
+    ResumeError,
+    check_resume,
+    consumer_config,
+)
 from connectors.topic import TICKS
 
 pytestmark = pytest.mark.integration
@@ -53,3 +63,40 @@ def test_resume_beyond_the_end_of_the_log_is_refused(consumer: Consumer, topic: 
 def test_resume_missing_a_topic_offset_is_refused(consumer: Consumer, topic: str) -> None:
     with pytest.raises(ResumeError, match="no recovered offset"):
         check_resume(consumer, 0, [topic, topic + ".other"], {topic: 3})
+
+
+@pytest.mark.parametrize("recreated_with", [0, 3])
+def test_a_running_source_stops_loudly_when_the_broker_lost_its_log(
+    tmp_path: Path, recreated_with: int
+) -> None:
+    """The broker restarted empty under a running source, topics re-created empty or
+    with fewer records: the source raises instead of waiting for offsets that the new
+    log would reach with other records."""
+    port = free_port()
+    bootstrap, pid_file, log = f"127.0.0.1:{port}", tmp_path / "b.pid", tmp_path / "b.log"
+    start_broker("127.0.0.1", port, pid_file, log)
+    try:
+        create_topics(bootstrap, prefix="lost.")
+        topic = "lost." + TICKS
+        send(bootstrap, topic, RECORDS)
+        part = KafkaSource(bootstrap, [topic], idle_backoff_s=0).build_part("s", "p0", None)
+        deadline = time.monotonic() + 30
+        read = 0
+        while read < RECORDS:
+            read += len(part.next_batch())
+            assert time.monotonic() < deadline
+        stop_broker(pid_file)
+        start_broker("127.0.0.1", port, pid_file, log)
+        create_topics(bootstrap, prefix="lost.")
+        send(bootstrap, topic, recreated_with)
+        with pytest.raises(LogLostError, match=f"{RECORDS} records were already read"):
+            while time.monotonic() < deadline:
+                assert part.next_batch() == []
+                time.sleep(0.05)
+        part.close()
+    finally:
+        stop_broker(pid_file)
+
+
+def send(bootstrap: str, topic: str, count: int) -> None:
+    CheckedProducer(bootstrap).send(OutboundRecord(topic, b"k", b"{}") for _ in range(count))

@@ -41,24 +41,26 @@ def pids(directory: Path) -> dict[str, int]:
     return found
 
 
-def test_up_restarts_a_killed_flow_and_stops_everything_on_sigterm(
-    kafka_bootstrap: str, tmp_path: Path
-) -> None:
-    prefix = f"up-{uuid.uuid4().hex[:8]}."
-    create_topics(kafka_bootstrap, prefix=prefix)
-    env = {
+def up_env(bootstrap: str, prefix: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """Environment of an `hfl up` in its own namespace, store and recovery stores."""
+    return {
         **os.environ,
-        "HFL_KAFKA__BOOTSTRAP": kafka_bootstrap,
+        "HFL_KAFKA__BOOTSTRAP": bootstrap,
         "HFL_KAFKA__TOPIC_PREFIX": prefix,
         "HFL_CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
         "HFL_RECOVERY__DIRECTORY": str(tmp_path / "recovery"),
         "HFL_CONFIG_DIR": str(ROOT / "config"),
+        **extra,
     }
+
+
+def start_up(tmp_path: Path, env: dict[str, str], report_every_s: int) -> subprocess.Popen[bytes]:
+    """`hfl up --external-broker` with a 600 s feed; its stderr goes to `up.err`."""
     with (tmp_path / "up.err").open("wb") as err:
-        up = subprocess.Popen(
+        return subprocess.Popen(
             [
                 *(sys.executable, "-m", "dataflows.cli", "up", "--external-broker"),
-                *("--feed-duration", "600", "--report-every", "1"),
+                *("--feed-duration", "600", "--report-every", str(report_every_s)),
             ],
             cwd=tmp_path,
             env=env,
@@ -66,6 +68,14 @@ def test_up_restarts_a_killed_flow_and_stops_everything_on_sigterm(
             stderr=err,
             start_new_session=True,
         )
+
+
+def test_up_restarts_a_killed_flow_and_stops_everything_on_sigterm(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    prefix = f"up-{uuid.uuid4().hex[:8]}."
+    create_topics(kafka_bootstrap, prefix=prefix)
+    up = start_up(tmp_path, up_env(kafka_bootstrap, prefix, tmp_path), 1)
     try:
         assert wait_for(
             lambda: {"trading", "gateway", "persist", "feed"} <= pids(tmp_path).keys(), 90

@@ -2,17 +2,47 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import pytest
 
-from dataflows.account import AccountState, handle_account
+from connectors.gateway import InstrumentBook, PaperBrokerConfig
+from dataflows.account import AccountState, Held, handle_account
+from risk.domain import (
+    Alert,
+    Fill,
+    FillsThrough,
+    Order,
+    OrderEvent,
+    OrdersSent,
+    Tick,
+    TickKind,
+    TradingState,
+)
 from risk.domain.enums import OrderEventKind
+from risk.domain.ids import tick_id
 from risk.early import EarlyReports
+from risk.fill_sync import FillSync
 from risk.gate import AccountGate, InvariantViolation
 from tests.unit.test_gate import TS, D, make_event, make_fill, make_gate, make_limits, make_signal
 
 
 def fresh_state() -> AccountState:
     return AccountState(gate=make_gate(), pnl_interval_ns=1_000_000_000)
+
+
+def forgetful_state(recent_order_ids: int) -> AccountState:
+    """A gate that remembers only the last `recent_order_ids` orders."""
+    gate = AccountGate(
+        "acc",
+        make_limits(),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        recent_order_ids=recent_order_ids,
+    )
+    return AccountState(gate=gate, pnl_interval_ns=1_000_000_000)
 
 
 def test_fill_before_its_replayed_order_gives_the_same_outputs_as_after() -> None:
@@ -50,7 +80,7 @@ def test_fill_delivered_twice_is_applied_once() -> None:
     signal = make_signal(1, 100.0)
     state = fresh_state()
     order = handle_account(state, [signal])[1]
-    fill = make_fill(order, 40)  # type: ignore[arg-type]
+    fill = replace(make_fill(order, 40), leaves_quantity=D(60))  # type: ignore[arg-type]
     first = handle_account(state, [fill])
     assert handle_account(state, [fill]) == []
     assert len(first) == 1
@@ -58,33 +88,22 @@ def test_fill_delivered_twice_is_applied_once() -> None:
 
 
 def test_order_event_delivered_twice_after_its_order_was_forgotten_is_dropped() -> None:
-    gate = AccountGate(
-        "acc",
-        make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        recent_order_ids=1,
-    )
-    state = AccountState(gate=gate, pnl_interval_ns=1_000_000_000)
+    state = forgetful_state(recent_order_ids=1)
+    gate = state.gate
     first = handle_account(state, [make_signal(1, 100.0)])[1]
     done = make_event(first, OrderEventKind.CANCELED, 0)  # type: ignore[arg-type]
     handle_account(state, [done, make_signal(1, 100.0, instrument="MSFT")])
     assert not gate.knows_order(first.client_order_id)  # type: ignore[attr-defined]
     assert handle_account(state, [done]) == []
+    # Parked (it might belong to an order at the same time not decided yet) until the
+    # instrument's decisions pass it.
+    assert len(state.early) == 1
+    handle_account(state, [make_signal(1, 100.0, ts=TS + 10**9)])
     assert len(state.early) == 0
 
 
 def test_terminal_event_of_a_finished_forgotten_order_changes_nothing() -> None:
-    gate = AccountGate(
-        "acc",
-        make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        recent_order_ids=1,
-    )
-    state = AccountState(gate=gate, pnl_interval_ns=1_000_000_000)
+    state = forgetful_state(recent_order_ids=1)
     first = handle_account(state, [make_signal(1, 100.0)])[1]
     last_fill = make_fill(first, 100)  # type: ignore[arg-type]
     later = [make_signal(1, 100.0, instrument="MSFT"), make_signal(-1, 100.0, ts=TS + 10**9)]
@@ -92,3 +111,149 @@ def test_terminal_event_of_a_finished_forgotten_order_changes_nothing() -> None:
     filled = make_event(first, OrderEventKind.FILLED, 100)  # type: ignore[arg-type]
     assert handle_account(state, [filled]) == []
     assert len(state.early) == 0
+
+
+def test_replayed_fills_of_a_working_order_are_dropped_and_the_next_one_applies() -> None:
+    state = fresh_state()
+    order = handle_account(state, [make_signal(1, 100.0)])[1]
+    first, second, third = (
+        replace(make_fill(order, 30, seq=n), leaves_quantity=D(leaves))  # type: ignore[arg-type]
+        for n, leaves in ((1, 70), (2, 40), (3, 10))
+    )
+    handle_account(state, [first, second])
+    assert handle_account(state, [first, second]) == []
+    assert len(handle_account(state, [third])) == 1
+    assert state.gate.position("AAPL") == 90
+
+
+MS = 1_000_000
+INSTRUMENTS = ("AAPL", "MSFT", "AMZN")
+
+
+def quote(instrument: str, seq: int, ts: int) -> Tick:
+    """A quote offering 30 shares a side, so a 100-share order fills over four ticks."""
+    return Tick(
+        tick_id=tick_id(instrument, seq, ts),
+        instrument=instrument,
+        seq=seq,
+        kind=TickKind.QUOTE,
+        price=100.0,
+        size=0.0,
+        bid=100.0,
+        ask=100.0,
+        bid_size=30.0,
+        ask_size=30.0,
+        ts_event=ts,
+        ts_init=ts,
+    )
+
+
+def trade_through_the_paper_broker(state: AccountState) -> list[Fill | OrderEvent]:
+    """Twelve signals on three instruments, their orders filled by real paper books.
+
+    Returns every report the gateway emitted, in emission order, after feeding each
+    to the gate as it came.
+    """
+    config = PaperBrokerConfig(latency_ns=0)
+    books = {name: InstrumentBook(name, config) for name in INSTRUMENTS}
+    reports: list[Fill | OrderEvent] = []
+    for n in range(12):
+        instrument, ts = INSTRUMENTS[n % 3], TS + n * 10 * MS
+        direction = 1 if n // 3 % 2 == 0 else -1
+        orders = [
+            out
+            for out in handle_account(state, [make_signal(direction, instrument=instrument, ts=ts)])
+            if isinstance(out, Order)
+        ]
+        emitted = [report for order in orders for report in books[instrument].on_order(order)]
+        for k in range(1, 9):
+            emitted += books[instrument].on_tick(quote(instrument, n * 10 + k, ts + k * MS))
+        handle_account(state, emitted)
+        reports += emitted
+    return reports
+
+
+def test_gateway_replaying_its_whole_history_changes_nothing() -> None:
+    """R2-gateway's failure, in small: a replay longer than any window of recent ids.
+
+    A gateway killed again before its first snapshot after a restart resumes from the
+    same old snapshot, and its replay reaches back past what a window of recent report
+    ids holds; the gate then met a repeated fill as a "fill for an unknown or finished
+    order" and stopped the trading flow. Here the gate remembers only two orders.
+    """
+    state = forgetful_state(recent_order_ids=2)
+    gate = state.gate
+    reports = trade_through_the_paper_broker(state)
+    fills = [report for report in reports if isinstance(report, Fill)]
+    assert len(fills) >= 40
+    positions = {name: gate.position(name) for name in INSTRUMENTS}
+    assert any(positions.values())
+
+    assert handle_account(state, reports) == []
+    assert {name: gate.position(name) for name in INSTRUMENTS} == positions
+    assert gate.working_order_count() == 0
+    # Reports of each instrument's last, forgotten order wait until its next decision.
+    later = [make_signal(0, instrument=name, ts=TS + 10**9) for name in INSTRUMENTS]
+    handle_account(state, later)
+    assert len(state.early) == 0
+
+
+def event_time_state(max_wait_ns: int = 10**9, delay_ns: int = 0) -> AccountState:
+    sync = FillSync[Held](("AAPL",), delay_ns=delay_ns, max_wait_ns=max_wait_ns)
+    return AccountState(gate=make_gate(), pnl_interval_ns=1_000_000_000, sync=sync)
+
+
+def through(ts: int) -> FillsThrough:
+    return FillsThrough(
+        progress_id=f"p{ts}",
+        account="acc",
+        instrument="AAPL",
+        through_ns=ts,
+        ts_event=ts,
+        ts_init=ts,
+    )
+
+
+def test_event_time_holds_a_signal_until_the_gateway_marks_its_time_and_promises_orders() -> None:
+    state = event_time_state()
+    out = handle_account(state, [make_signal(1, 100.0)])
+    assert [type(o) for o in out] == [OrdersSent]
+    assert out[0].through_ns == TS  # type: ignore[attr-defined]
+    decided = handle_account(state, [through(TS)])
+    assert [type(o).__name__ for o in decided] == ["Approved", "Order"]
+
+
+def test_event_time_books_earlier_fills_before_a_signal_whatever_their_arrival() -> None:
+    signal, later = make_signal(1, 100.0), make_signal(1, 100.0, ts=TS + 10)
+    first = event_time_state()
+    (order,) = [o for o in handle_account(first, [signal, through(TS)]) if isinstance(o, Order)]
+    fill = replace(make_fill(order, 40), leaves_quantity=D(60))
+    fill_first = handle_account(first, [fill, later, through(TS + 10)])
+    second = event_time_state()
+    handle_account(second, [signal, through(TS)])
+    signal_first = handle_account(second, [later, fill, through(TS + 10)])
+    assert fill_first == signal_first
+    assert type(fill_first[0]).__name__ == "Position"  # the fill was booked before `later`
+
+
+def test_event_time_without_gateway_decides_after_the_wait_and_reduces() -> None:
+    state = event_time_state(max_wait_ns=50_000_000)
+    assert handle_account(state, [make_signal(1, 100.0)])[0].__class__ is OrdersSent
+    time.sleep(0.06)
+    out = handle_account(state, [make_signal(1, 100.0, ts=TS + 2_000)])
+    alerts = [o for o in out if isinstance(o, Alert)]
+    assert [a.name for a in alerts] == ["gateway_lag"]
+    assert state.gate.trading_state() is TradingState.REDUCING
+    # Both decided: once lagging, the gate does not wait again for each decision.
+    assert sum(type(o).__name__ in ("Approved", "Denied") for o in out) == 2
+
+
+def test_event_time_books_a_fill_only_once_the_delay_has_passed() -> None:
+    state = event_time_state(delay_ns=100)
+    signal = make_signal(1, 100.0)
+    (order,) = [o for o in handle_account(state, [signal, through(TS)]) if isinstance(o, Order)]
+    fill = replace(make_fill(order, 40), leaves_quantity=D(60))  # at TS + 1
+    near = handle_account(state, [fill, make_signal(1, 100.0, ts=TS + 50), through(TS + 50)])
+    assert not [o for o in near if type(o).__name__ == "Position"]
+    after = handle_account(state, [make_signal(1, 100.0, ts=TS + 102)])
+    assert type(after[0]).__name__ == "Position"

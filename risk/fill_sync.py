@@ -1,0 +1,153 @@
+"""Book fills in event time: hold decisions until the gateway says every earlier fill is in.
+
+The account step sees two streams: signals, bars and drift events from the trading
+flow's own instrument steps, and fills from the gateway. In arrival order, which fills
+a decision, a P&L snapshot or a risk figure at time t saw depends on how fast the
+gateway ran. In event time it does not: before the item at t, exactly the fills with
+`ts_event < t - delay` are booked, in `(ts_event, client_order_id, cumulative
+quantity)` order.
+
+`FillSync` holds items until the gateway's progress markers (`FillsThrough`) for every
+instrument have passed `t - delay`. The gateway can only mark a time once it has every
+order that could fill before it, which the gate announces with `promise()`
+(`OrdersSent`): no order before the time of the first item still held will come.
+
+Why the delay: a fill comes at least the venue latency L after its order, so a
+promise W lets the gateway mark W + L, and the gate can then decide up to
+W + L + delay. Each promise -> marker round trip (two Kafka hops and both flows'
+batches, some 10-300 ms on a loaded machine) thus advances the gate by L + delay of
+event time: with L alone (50 ms) a live gate would fall behind real time; with a
+delay above the round trip it never waits in steady state. The price is that the
+gate books each fill `delay` after it happened, in event time, which is what it sees
+in arrival order anyway, only now the same in every run.
+
+A gateway that is down or far behind must not stop trading: once the first held item
+has waited `max_wait_ns` by the clock the caller passes (wall time: this is a timer,
+and only a failing gateway makes it fire), it and every item after it are released
+with the fills that are in, without waiting, until the markers catch up again.
+`lag_started()` says when the gateway fell behind, so the gate can raise an alert and
+move to REDUCING. Late fills are booked before the next item.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from decimal import Decimal
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from risk.domain.order import Fill, FillsThrough
+
+T = TypeVar("T")
+
+_NEVER = -(2**63)
+
+
+class FillSyncMode(StrEnum):
+    """When the account step books fills (`risk.fill_sync`)."""
+
+    EVENT_TIME = "event_time"
+    ARRIVAL = "arrival"
+
+
+class FillSync(Generic[T]):
+    """Items held until every fill before them is in, and the fills that are in.
+
+    >>> sync = FillSync[str](("XYZ",), delay_ns=5, max_wait_ns=100)
+    >>> sync.hold("signal", 15)
+    >>> sync.release(now_ns=0), sync.promise()
+    ([], 15)
+    >>> sync.mark(FillsThrough(progress_id="p", account="a", instrument="XYZ",
+    ...     through_ns=10, ts_event=10, ts_init=10))
+    >>> sync.release(now_ns=1)
+    ['signal']
+    """
+
+    __slots__ = (
+        "_blocked_since_ns",
+        "_delay_ns",
+        "_fills",
+        "_held",
+        "_instruments",
+        "_lag_start_ns",
+        "_lagging",
+        "_last_ns",
+        "_max_wait_ns",
+        "_through",
+    )
+
+    def __init__(self, instruments: tuple[str, ...], *, delay_ns: int, max_wait_ns: int) -> None:
+        self._instruments = instruments
+        self._delay_ns = delay_ns
+        self._max_wait_ns = max_wait_ns
+        self._through: dict[str, int] = {}
+        self._fills: list[tuple[int, str, Decimal, str, Fill]] = []
+        self._held: deque[tuple[int, T]] = deque()
+        self._last_ns = _NEVER
+        self._lagging = False
+        self._lag_start_ns: int | None = None
+        self._blocked_since_ns: int | None = None
+
+    def __len__(self) -> int:
+        """Items and fills waiting."""
+        return len(self._held) + len(self._fills)
+
+    def add_fill(self, fill: Fill) -> None:
+        """Keep `fill` until the item it precedes in event time is released."""
+        # Fills of one order at one time keep their order: larger leaves came first.
+        key = (fill.ts_event, fill.client_order_id, -fill.leaves_quantity, fill.fill_id)
+        heapq.heappush(self._fills, (*key, fill))
+
+    def mark(self, marker: FillsThrough) -> None:
+        """Note that every fill on the marker's instrument before its time is in."""
+        through = self._through.get(marker.instrument, _NEVER)
+        self._through[marker.instrument] = max(through, marker.through_ns)
+
+    def hold(self, item: T, at_ns: int) -> None:
+        """Hold `item`, which happens at event time `at_ns`, behind the items held before."""
+        self._held.append((at_ns, item))
+
+    def promise(self) -> int | None:
+        """Event time before which the gate will send no more orders, once it has any item.
+
+        Orders come only from held items, in order, at their own times.
+        """
+        if self._held:
+            return self._held[0][0]
+        return None if self._last_ns == _NEVER else self._last_ns
+
+    def release(self, *, now_ns: int) -> list[Fill | T]:
+        """Return the items whose fills up to `delay` before them are all in (or that
+        waited too long by `now_ns`), each after those fills."""
+        out: list[Fill | T] = []
+        through = min((self._through.get(name, _NEVER) for name in self._instruments), default=0)
+        held = self._held
+        while held:
+            at_ns = held[0][0]
+            complete = at_ns - self._delay_ns <= through
+            if complete:
+                self._blocked_since_ns = None
+            elif not self._lagging:
+                if self._blocked_since_ns is None:
+                    self._blocked_since_ns = now_ns
+                if now_ns - self._blocked_since_ns < self._max_wait_ns:
+                    break
+                self._lag_start_ns = at_ns
+            self._lagging = not complete
+            _, item = held.popleft()
+            self._last_ns = max(self._last_ns, at_ns)
+            self._take_fills(self._last_ns - self._delay_ns, out)
+            out.append(item)
+        return out
+
+    def lag_started(self) -> int | None:
+        """Event time of the first item released without its fills since last asked, once
+        per episode of the gateway falling behind; None if it did not."""
+        started, self._lag_start_ns = self._lag_start_ns, None
+        return started
+
+    def _take_fills(self, before_ns: int, out: list[Fill | T]) -> None:
+        fills = self._fills
+        while fills and fills[0][0] < before_ns:
+            out.append(heapq.heappop(fills)[-1])
