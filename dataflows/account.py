@@ -145,6 +145,8 @@ def make_account_state(settings: Settings) -> AccountState:
         volatility_target=(
             None if risk.volatility_target_pct is None else risk.volatility_target_pct / 100
         ),
+        sizing=risk.sizing.method,
+        gross_notional=risk.sizing.gross_notional,
     )
     sync = None
     if risk.fill_sync is FillSyncMode.EVENT_TIME:

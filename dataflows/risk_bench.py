@@ -14,7 +14,12 @@ Two measurements; progress on stderr, the JSON object on the last stdout line.
   (`wall_us_per_decision`, `decision_p99_us`: what it took, preemption included). The
   median over `REPEATS` runs of fresh gates is reported, with the outcome counts so it
   is clear which paths were measured. The scheduled recompute is timed apart
-  (`recompute_ms`).
+  (`recompute_ms`), and so are the scheduled recomputes during the decisions
+  (`recompute_loaded_ms`, median: a populated book and, with portfolio sizing, the
+  instruments' views, so the optimizer's rebalance is included). `decisions_sha256`
+  digests every decision and order of the run as the flow would publish them (codec
+  JSON), outside the timed part: equal digests prove that a change to the gate decides
+  exactly as before on this stream.
 - `kill_p99_ms`: a private broker and the trading flow as a child process with recovery
   on. Warm-up ticks make the gate send orders; with no gateway running they stay
   working. Then `kills` times: `publish_control(KILL)` and wait for the cancel of every
@@ -24,18 +29,19 @@ Two measurements; progress on stderr, the JSON object on the last stdout line.
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
 from confluent_kafka import Producer
 
-from connectors import topic
+from connectors import codec, topic
 from connectors.codec import is_progress_marker
 from connectors.feeds.simulator import SimulationConfig, Simulator
 from connectors.kafka.producer import EMITTED_HEADER, producer_config
@@ -128,13 +134,27 @@ def _signals(names: list[str], prices: np.ndarray, t0: int, count: int) -> list[
     return out
 
 
-def _run_decisions(
-    gate: AccountGate, signals: list[Signal]
-) -> tuple[list[int], list[int], Counter[str]]:
-    """Time each `on_signal` (CPU, wall; ns); fill approvals at once; keep the schedule."""
+class DecisionRun(NamedTuple):
+    """One run of the decisions: per-decision CPU and wall ns, outcomes, digest, recomputes."""
+
+    cpu: list[int]
+    wall: list[int]
+    outcomes: Counter[str]
+    digest: str
+    recompute_ns: list[int]
+
+
+def _run_decisions(gate: AccountGate, signals: list[Signal]) -> DecisionRun:
+    """Time each `on_signal` (CPU, wall; ns); fill approvals at once; keep the schedule.
+
+    Also digests every decision and order, encoded as the flow sends them, and times
+    (wall) each scheduled recompute that ran.
+    """
     cpu: list[int] = []
     wall: list[int] = []
+    recompute_ns: list[int] = []
     outcomes: Counter[str] = Counter()
+    digest = hashlib.sha256()
     cpu_clock, wall_clock = time.thread_time_ns, time.perf_counter_ns
     for n, signal in enumerate(signals):
         cpu_started, wall_started = cpu_clock(), wall_clock()
@@ -142,13 +162,17 @@ def _run_decisions(
         wall.append(wall_clock() - wall_started)
         cpu.append(cpu_clock() - cpu_started)
         outcomes[str(getattr(decision, "reason", "approved"))] += 1
+        digest.update(codec.encode(decision))
         if order is not None:
+            digest.update(codec.encode(order))
             gate.on_fill(_fill(order, signal))
         gate.mark(signal.instrument, signal.reference_price, signal.ts_event)
         if n % 50 == 49:  # once per second of event time, as the 1 s bars do
             gate.snapshot_pnl(signal.ts_event)
-            gate.risk_metrics(signal.ts_event, signal.ts_init)
-    return cpu, wall, outcomes
+            started = wall_clock()
+            if gate.risk_metrics(signal.ts_event, signal.ts_init):
+                recompute_ns.append(wall_clock() - started)
+    return DecisionRun(cpu, wall, outcomes, digest.hexdigest(), recompute_ns)
 
 
 def _fill(order: Order, signal: Signal) -> Fill:
@@ -176,26 +200,30 @@ def decision_cost(settings: Settings, decisions: int) -> dict[str, Any]:
     t0 = 1_700_000_000 * NS_PER_S
     start = t0 + WARM_SAMPLES * NS_PER_S
     cpu_runs, wall_runs, every, outcomes = [], [], [], Counter[str]()
-    recompute_s = []
+    recompute_s: list[float] = []
+    loaded_ns: list[int] = []
     for _ in range(REPEATS):
         gate = _warm_gate(settings, names, closes, t0)
         started = time.perf_counter()
         gate.risk_metrics(start + 5 * NS_PER_S, 0)
         recompute_s.append(time.perf_counter() - started)
         signals = _signals(names, later, start + 6 * NS_PER_S, decisions)
-        cpu, wall, counts = _run_decisions(gate, signals)
-        cpu_runs.append(sum(cpu) / len(cpu))
-        wall_runs.append(sum(wall) / len(wall))
-        every.extend(wall)
-        outcomes = counts
+        run = _run_decisions(gate, signals)
+        cpu_runs.append(sum(run.cpu) / len(run.cpu))
+        wall_runs.append(sum(run.wall) / len(run.wall))
+        every.extend(run.wall)
+        loaded_ns.extend(run.recompute_ns)
+        outcomes, digest = run.outcomes, run.digest
     log(f"decisions: {decisions:,} x {REPEATS} runs; outcomes of the last run {dict(outcomes)}")
     return {
         "us_per_decision": round(statistics.median(cpu_runs) / 1e3, 2),
         "wall_us_per_decision": round(statistics.median(wall_runs) / 1e3, 2),
         "decision_p99_us": round(float(np.percentile(every, 99)) / 1e3, 2),
         "recompute_ms": round(statistics.median(recompute_s) * 1e3, 3),
+        "recompute_loaded_ms": round(statistics.median(loaded_ns) / 1e6, 3),
         "decisions": decisions,
         "outcomes": dict(outcomes),
+        "decisions_sha256": digest,
     }
 
 

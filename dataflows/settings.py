@@ -23,6 +23,7 @@ import yaml
 from risk.domain.enums import ModelScope, TradingState
 from risk.domain.error import ConfigError
 from risk.fill_sync import FillSyncMode
+from risk.sizing import SizingMethod
 from risk.state import default_alert_states
 
 T = TypeVar("T")
@@ -184,6 +185,18 @@ class RiskModelSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SizingSettings:
+    """How signals become target positions (see risk.sizing.SizingMethod).
+
+    `gross_notional` caps the gross capital of the portfolio methods, which also run
+    the book at `volatility_target_pct`; empty: `target_notional` per instrument.
+    """
+
+    method: SizingMethod = SizingMethod.VOL_TARGET
+    gross_notional: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RiskSettings:
     """Account limits, per-instrument overrides, and what automatic triggers do.
 
@@ -204,6 +217,7 @@ class RiskSettings:
     model: RiskModelSettings = field(default_factory=RiskModelSettings)
     stress_scenarios: dict[str, dict[str, float]] = field(default_factory=dict)
     volatility_target_pct: float | None = 15.0
+    sizing: SizingSettings = field(default_factory=SizingSettings)
     drift_action: TradingState | None = TradingState.REDUCING
     alert_actions: dict[str, TradingState] = field(default_factory=default_alert_states)
     fill_sync: FillSyncMode = FillSyncMode.EVENT_TIME

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 
 from risk.domain.enums import DenialReason
+from risk.domain.money import at_most
 from risk.limit import AccountLimits, RiskLimits
 from risk.monitor import PostTrade
 from risk.pretrade import Denial
@@ -63,7 +64,7 @@ def check_self_match(crosses_own_order: bool) -> Denial | None:
 
 def check_net_exposure(net_after: float, limits: AccountLimits) -> Denial | None:
     """Deny when the worst-case net exposure after the order exceeds the limit."""
-    if abs(net_after) <= limits.max_net_exposure:
+    if at_most(abs(net_after), limits.max_net_exposure):
         return None
     return Denial(
         reason=DenialReason.MAX_NET_EXPOSURE,

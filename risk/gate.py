@@ -11,7 +11,9 @@ import math
 from collections import deque
 from decimal import Decimal
 
-from risk import budget
+import numpy as np
+
+from risk import budget, optimizer
 from risk.book import ZERO, Book, InvariantViolation
 from risk.domain import ids
 from risk.domain.control import Alert, ControlCommand, TradingStateChanged
@@ -25,7 +27,7 @@ from risk.drawdown import DrawdownGuard
 from risk.limit import AccountLimits, LimitProvider, RiskLimits
 from risk.monitor import PortfolioRisk, RiskModelConfig
 from risk.pretrade import Denial, halted_denial, reduces_position, run_checks
-from risk.sizing import target_quantity, volatility_target_notional
+from risk.sizing import SizingMethod, target_quantity, volatility_target_notional
 from risk.state import ACCOUNT_WIDE, StatePolicy, TradingStates
 from risk.throttle import SlidingWindowThrottle
 
@@ -72,8 +74,11 @@ class _WorkingOrder:
 class AccountGate:
     """Turn one account's signals into orders that pass every pre-trade check.
 
-    The desired position is `target_quantity(direction)`; the order is the difference
-    between it and position plus net working quantity, checked by `risk.pretrade.run_checks`.
+    The desired position is `target_quantity(direction)` (`sizing` vol_target) or the
+    instrument's target in the portfolio `_rebalance` builds on the risk model's
+    schedule from every instrument's latest view (the other `SizingMethod`s); the order
+    is the difference between it and position plus net working quantity, checked by
+    `risk.pretrade.run_checks`.
 
     Determinism: time is read only from the data (`ts_event`), never from a clock, and the
     same inputs in the same order give the same outputs. When fills arrive does not change
@@ -123,6 +128,8 @@ class AccountGate:
         "_fills_since_human",
         "_last_control",
         "_limits",
+        "_net",
+        "_net_float",
         "_outbox",
         "_policy",
         "_recent_ids",
@@ -132,13 +139,16 @@ class AccountGate:
         "_ref_ts",
         "_risk",
         "_states",
+        "_targets",
         "_throttle",
+        "_views",
         "_working",
         "_working_buy",
         "_working_sell",
-        "_worst_float",
         "account",
+        "gross_notional",
         "lot_size",
+        "sizing",
         "target_notional",
         "volatility_target",
     )
@@ -156,9 +166,21 @@ class AccountGate:
         instruments: tuple[str, ...] = (),
         risk_model: RiskModelConfig | None = None,
         volatility_target: float | None = None,
+        sizing: SizingMethod = SizingMethod.VOL_TARGET,
+        gross_notional: Decimal | None = None,
         recent_order_ids: int = 10_000,
     ) -> None:
         self.account = account
+        self.sizing = sizing
+        # Portfolio sizing: the most gross capital the book deploys (default: every
+        # instrument at `target_notional`).
+        self.gross_notional = (
+            target_notional * max(len(instruments), 1) if gross_notional is None else gross_notional
+        )
+        # Portfolio sizing: each instrument's latest view (signal direction) and the
+        # target positions built from them on the risk model's schedule.
+        self._views: dict[str, int] = {}
+        self._targets: dict[str, Decimal] = {}
         self.target_notional = target_notional
         self.volatility_target = volatility_target
         self.lot_size = lot_size
@@ -171,8 +193,11 @@ class AccountGate:
         self._working: dict[str, _WorkingOrder] = {}
         self._working_buy: dict[str, Decimal] = {}
         self._working_sell: dict[str, Decimal] = {}
-        # Worst-case long/short per instrument with a position or working order, as floats.
-        self._worst_float: dict[str, tuple[float, float]] = {}
+        # Position plus net working quantity (the worst case every check uses) of each
+        # instrument where it is not zero, exact and as a float. Fills move quantity
+        # from working to position, so only approvals and releases change it.
+        self._net: dict[str, Decimal] = {}
+        self._net_float: dict[str, float] = {}
         self._recent_ids: deque[str] = deque(maxlen=recent_order_ids)
         self._recent_set: set[str] = set()
         self._policy = policy or StatePolicy()
@@ -265,7 +290,7 @@ class AccountGate:
 
     def worst_case_long(self, instrument: str) -> Decimal:
         """Return the position if every working order on `instrument` fills."""
-        return self._book.quantity(instrument) + self.working_quantity(instrument)
+        return self._net.get(instrument, ZERO)
 
     def worst_case_short(self, instrument: str) -> Decimal:
         """Return the position if every working order on `instrument` fills.
@@ -273,22 +298,16 @@ class AccountGate:
         The same figure as `worst_case_long`: any bound that tells buys from sells
         changes when a fill arrives (see the class docstring).
         """
-        return self.worst_case_long(instrument)
+        return self._net.get(instrument, ZERO)
 
     def gross_exposure_excluding(self, instrument: str) -> Decimal:
         """Return Σ |position if all working orders fill| * reference over other instruments."""
-        names = dict.fromkeys(self._book.instruments())
-        names.update(dict.fromkeys(self._working_buy))
-        names.update(dict.fromkeys(self._working_sell))
         gross = ZERO
-        for name in names:
-            if name == instrument:
-                continue
-            worst = max(abs(self.worst_case_long(name)), abs(self.worst_case_short(name)))
-            if worst:
-                reference = self._ref_price_decimal.get(name)
-                price = self._book.mark_price(name) if reference is None else reference
-                gross += worst * price
+        prices = self._ref_price_decimal
+        for name, net in self._net.items():
+            if name != instrument:
+                price = prices.get(name)
+                gross += abs(net) * (self._book.mark_price(name) if price is None else price)
         return gross
 
     # -- inputs ----------------------------------------------------------------------
@@ -327,6 +346,8 @@ class AccountGate:
         """Size, check and (if approved) emit the order that moves to the signal's target."""
         instrument = signal.instrument
         self.on_reference_price(instrument, signal.reference_price, signal.ts_event)
+        if self.sizing is not SizingMethod.VOL_TARGET:
+            self._views[instrument] = signal.direction
         reference = self._ref_price.get(instrument)
         state = self._states.state(instrument)
         if reference is None:
@@ -338,7 +359,7 @@ class AccountGate:
             return self._denied(signal, side, ZERO, None, denial), None
         limits = self._limits.for_instrument(instrument)
         target = self._target(signal.direction, reference, instrument, limits)
-        delta = target - self.position(instrument) - self.working_quantity(instrument)
+        delta = target - self.worst_case_long(instrument)
         if delta:
             side = Side.BUY if delta > 0 else Side.SELL
         else:
@@ -356,10 +377,10 @@ class AccountGate:
             ts_init=signal.ts_init,
         )
         trigger = "" if state is TradingState.ACTIVE else self._states.trigger(instrument)
-        client_order_id = ids.client_order_id(self.account, instrument, signal.signal_id)
-        failed = run_checks(intent, self, limits, state, trigger) or self._account_checks(
-            intent, limits, client_order_id
-        )
+        failed = run_checks(intent, self, limits, state, trigger)
+        if failed is None:
+            client_order_id = ids.client_order_id(self.account, instrument, signal.signal_id)
+            failed = self._account_checks(intent, limits, client_order_id)
         if failed is not None:
             return self._denied(signal, side, intent.quantity, reference, failed), None
         order = self._submit(intent, client_order_id)
@@ -379,18 +400,26 @@ class AccountGate:
     def _target(
         self, direction: int, reference: float, instrument: str, limits: RiskLimits
     ) -> Decimal:
-        """The signal's target position: volatility-targeted (capped at `target_notional`)
-        when `volatility_target` is set, and scaled down above the instrument's volatility
-        limit when so configured."""
+        """The signal's target position, scaled down above the instrument's volatility
+        limit when so configured.
+
+        `vol_target` sizes the signal alone: volatility-targeted (capped at
+        `target_notional`) when `volatility_target` is set. Portfolio methods hold the
+        instrument's target from the last `_rebalance` (the signal's direction counts
+        from the next one on).
+        """
         volatility = self._risk.volatility(instrument)
-        notional = self.target_notional
-        if self.volatility_target is not None:
-            notional = volatility_target_notional(
-                self._equity, self.volatility_target, volatility, cap=notional
+        if self.sizing is SizingMethod.VOL_TARGET:
+            notional = self.target_notional
+            if self.volatility_target is not None:
+                notional = volatility_target_notional(
+                    self._equity, self.volatility_target, volatility, cap=notional
+                )
+            target = target_quantity(
+                direction, reference, target_notional=notional, lot_size=self.lot_size
             )
-        target = target_quantity(
-            direction, reference, target_notional=notional, lot_size=self.lot_size
-        )
+        else:
+            target = self._targets.get(instrument, ZERO)
         if (
             limits.scale_on_volatility
             and target
@@ -400,6 +429,36 @@ class AccountGate:
             factor = quantize(limits.max_volatility / volatility)
             target = quantize_lot(target * factor, self.lot_size)
         return target
+
+    def _rebalance(self) -> None:
+        """Rebuild the portfolio's target positions from the views and the new returns.
+
+        Portfolio sizing only: `risk.optimizer.portfolio_weights` on the risk model's
+        return window, scaled to the volatility target (at most `gross_notional`), in
+        whole lots at the latest reference prices. Instruments without a view, or
+        without a price, get no position.
+        """
+        returns = self._risk.returns()
+        if self.sizing is SizingMethod.VOL_TARGET or returns is None:
+            return
+        names = self._risk.instruments[: returns.shape[1]]
+        directions = np.array([self._views.get(name, 0) for name in names], dtype=np.float64)
+        weights = optimizer.portfolio_weights(self.sizing, directions, returns)
+        capital = optimizer.portfolio_capital(
+            weights,
+            returns,
+            self._risk.periods_per_year,
+            equity=self._equity,
+            volatility_target=self.volatility_target,
+            cap=self.gross_notional,
+        )
+        prices = {name: self._ref_price[name] for name in names if name in self._ref_price}
+        chosen = {
+            name: float(weight)
+            for name, weight in zip(names, weights, strict=True)
+            if weight and name in prices
+        }
+        self._targets = optimizer.target_positions(chosen, capital, prices, self.lot_size)
 
     def _account_checks(
         self, intent: OrderIntent, limits: RiskLimits, client_order_id: str
@@ -421,11 +480,8 @@ class AccountGate:
         whole = self._account_limits
         instrument, sign = intent.instrument, intent.side.sign
         reference = float(intent.reference_price or 0.0)
-        worst_after = (
-            self.worst_case_long(instrument) + intent.quantity
-            if sign > 0
-            else self.worst_case_short(instrument) - intent.quantity
-        )
+        net = self._net.get(instrument, ZERO)
+        worst_after = net + intent.quantity if sign > 0 else net - intent.quantity
         net_after, group_after = self._book_exposure(intent, limits.group)
         equity = self._equity
         risk = self._risk
@@ -457,29 +513,24 @@ class AccountGate:
 
         For a buy every working buy is assumed filled and every working sell canceled
         (and the other way round for a sell): the net exposure that order could reach.
-        Floats from `_worst_float`: these feed share-of-equity limits, not accounting.
+        Floats from `_net_float`: these feed share-of-equity limits, not accounting.
         """
-        side = 0 if intent.side is Side.BUY else 1
         delta = float(intent.quantity) * intent.side.sign
         prices = self._ref_price
         net = delta * prices[intent.instrument]
         group_value = 0.0
         for_instrument = self._limits.for_instrument
         seen = False
-        for name, worst in self._worst_float.items():
+        for name, worst in self._net_float.items():
             price = prices.get(name, 0.0)
-            net += worst[side] * price
+            net += worst * price
             if group and for_instrument(name).group == group:
                 mine = name == intent.instrument
                 seen = seen or mine
-                group_value += abs(worst[side] + (delta if mine else 0.0)) * price
+                group_value += abs(worst + (delta if mine else 0.0)) * price
         if group and not seen:
             group_value += abs(delta) * prices[intent.instrument]
         return net, group_value
-
-    def _price(self, instrument: str) -> Decimal:
-        reference = self._ref_price_decimal.get(instrument)
-        return self._book.mark_price(instrument) if reference is None else reference
 
     def _used(self, client_order_id: str) -> bool:
         return client_order_id in self._recent_set or client_order_id in self._working
@@ -538,7 +589,8 @@ class AccountGate:
             intent.instrument, intent.side, intent.quantity, intent.limit_price
         )
         self._add_working(intent.instrument, intent.side, intent.quantity)
-        self._risk.add_quantity(intent.instrument, float(intent.quantity * intent.side.sign))
+        quantity = intent.quantity
+        self._add_net(intent.instrument, quantity if intent.side is Side.BUY else -quantity)
         self._throttle.record(intent.ts_event)
         return Order(
             client_order_id=client_order_id,
@@ -568,12 +620,17 @@ class AccountGate:
         else:
             # Drop zero entries so the dicts only hold instruments with live orders.
             del totals[instrument]
-        # Also called after every fill: keeps the float worst cases current.
-        long, short = self.worst_case_long(instrument), self.worst_case_short(instrument)
-        if long or short:
-            self._worst_float[instrument] = (float(long), float(short))
+
+    def _add_net(self, instrument: str, signed: Decimal) -> None:
+        """Add `signed` to the worst-case position of `instrument` and to the risk model's."""
+        net = self._net.get(instrument, ZERO) + signed
+        if net:
+            self._net[instrument] = net
+            self._net_float[instrument] = float(net)
         else:
-            self._worst_float.pop(instrument, None)
+            self._net.pop(instrument, None)
+            self._net_float.pop(instrument, None)
+        self._risk.add_quantity(instrument, float(signed))
 
     def on_fill(self, fill: Fill) -> Position:
         """Move the filled quantity from working to position and return the new position.
@@ -657,7 +714,8 @@ class AccountGate:
         order.released = order.quantity - event.filled_quantity
         if order.released:
             self._add_working(order.instrument, order.side, -order.released)
-            self._risk.add_quantity(order.instrument, -float(order.released * order.side.sign))
+            released = order.released
+            self._add_net(order.instrument, -released if order.side is Side.BUY else released)
         if not order.leaves:
             del self._working[event.client_order_id]
 
@@ -820,6 +878,7 @@ class AccountGate:
             return []
         whole = self._account_limits
         figures = risk.recompute(ts_event, self._equity)
+        self._rebalance()
         figures["drawdown"] = self._drawdown.drawdown(self._equity)
         figures["daily_loss"] = self._drawdown.day_loss(self._equity)
         figures["open_orders"] = float(len(self._working))

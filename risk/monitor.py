@@ -13,13 +13,9 @@ once every working order fills), so a fill arriving earlier or later never chang
 approvals and released (canceled, rejected) quantity do, incrementally. It is valued
 at the prices of the last recompute.
 
-Historical VaR and CVaR need a partial sort of the whole P&L series per decision, so
-`post_trade` first tries an exact upper bound: for any series a and b, every order
-statistic of a + b is at least that of a plus min(b), so adding value d of instrument
-i raises VaR and CVaR by at most max(-d r_i). The bound starts at the exact figures
-of each recompute and grows with every change of the book; only when it cannot prove
-a budget holds is the series itself sorted (changes to it are applied lazily then),
-and when that trade then joins the book its exact figures become the new bound.
+Historical VaR and CVaR need a partial sort of the whole P&L series, so `post_trade`
+asks `risk.tail.HistoricalTail` for upper bounds first and sorts only when those cannot
+prove the budgets hold.
 """
 
 from __future__ import annotations
@@ -31,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from risk import var
+from risk.tail import HistoricalTail
 from risk.var import Matrix, Vector
 
 _NS_PER_S = 1_000_000_000
@@ -112,29 +109,25 @@ class PortfolioRisk:
     __slots__ = (
         "_beta",
         "_beta_value",
-        "_book_pnl",
-        "_buffer",
         "_columns",
         "_corr_to_book",
         "_ewma",
         "_ewma_book",
+        "_ewma_columns",
         "_ewma_variance",
-        "_hist_bound",
+        "_factors",
         "_index",
-        "_last_exact",
         "_last_price",
         "_next_recompute_ns",
         "_next_sample_ns",
-        "_pending",
         "_quantity",
         "_ring",
         "_sample_price",
         "_samples",
         "_scalars",
         "_snapshot_price",
+        "_tail",
         "_volatility",
-        "_worst_down",
-        "_worst_up",
         "config",
         "instruments",
     )
@@ -147,11 +140,19 @@ class PortfolioRisk:
         self._ring: Matrix = np.zeros((config.window, count))
         self._last_price: Vector = np.zeros(count)
         self._sample_price: Vector = np.zeros(count)
-        self._quantity: Vector = np.zeros(count)
+        # Python floats, like the other state `add_quantity` touches per approval: for a
+        # book of tens of instruments a list beats numpy's per-call overhead.
+        self._quantity: list[float] = [0.0] * count
         self._samples = 0
         self._next_sample_ns = -1
         self._next_recompute_ns = -1
         self._columns: Matrix | None = None  # (instruments, samples), oldest first
+        # One-day scale, normal quantile and shortfall factor of the configured confidence.
+        self._factors = (
+            math.sqrt(config.periods_per_day),
+            var.z_score(config.confidence),
+            var.parametric_cvar(1.0, config.confidence),
+        )
         for name in instruments:
             self._column(name)
         self._clear_cache()
@@ -160,20 +161,14 @@ class PortfolioRisk:
         self._snapshot_price: Vector = np.zeros(0)
         # Snapshot prices, EWMA variances and betas as Python floats: read per decision.
         self._scalars: tuple[list[float], list[float], list[float]] = ([], [], [])
-        self._book_pnl: Vector = np.zeros(0)
-        self._pending: list[tuple[int, float]] = []  # book changes not yet in _book_pnl
-        self._hist_bound = (0.0, 0.0)  # upper bounds of the book's VaR and CVaR (1 period)
-        self._worst_down: list[float] = []  # per instrument: -min(return)
-        self._worst_up: list[float] = []  # per instrument: max(return)
-        # (index, value, VaR, CVaR) of the last exactly computed post-trade book.
-        self._last_exact: tuple[int, float, float, float] | None = None
-        self._buffer: Vector = np.zeros(0)
+        self._tail: HistoricalTail | None = None
         self._ewma: Matrix = np.zeros((0, 0))
-        self._ewma_book: Vector = np.zeros(0)
+        self._ewma_columns: list[list[float]] = []
+        self._ewma_book: list[float] = []
         self._ewma_variance = 0.0
         self._beta: Vector = np.zeros(0)
         self._beta_value = 0.0
-        self._volatility: Vector = np.zeros(0)
+        self._volatility: list[float] = []  # annualised, per instrument
         self._corr_to_book: Vector = np.zeros(0)
 
     def _column(self, instrument: str) -> int:
@@ -187,7 +182,7 @@ class PortfolioRisk:
             self._ring = np.hstack((self._ring, np.zeros((self.config.window, 1))))
             self._last_price = np.append(self._last_price, 0.0)
             self._sample_price = np.append(self._sample_price, 0.0)
-            self._quantity = np.append(self._quantity, 0.0)
+            self._quantity.append(0.0)
         return index
 
     # -- inputs ------------------------------------------------------------------------
@@ -213,21 +208,18 @@ class PortfolioRisk:
         """Add signed `quantity` to the book, updating the cached figures incrementally."""
         index = self._column(instrument)
         self._quantity[index] += quantity
-        if index >= len(self._snapshot_price):
-            return  # not in the last recompute: the next one counts it
         prices, diagonal, betas = self._scalars
+        if index >= len(prices):
+            return  # not in the last recompute: the next one counts it
         value = quantity * prices[index]
-        if self._columns is not None:
-            self._pending.append((index, value))
-            exact, self._last_exact = self._last_exact, None
-            if exact is not None and exact[:2] == (index, value):
-                self._hist_bound = exact[2:]
-            else:
-                bound = self._worst_move(index, value)
-                self._hist_bound = (self._hist_bound[0] + bound, self._hist_bound[1] + bound)
+        if self._tail is not None:
+            self._tail.add(index, value)
         ewma_book = self._ewma_book
-        self._ewma_variance += value * (2.0 * float(ewma_book[index]) + value * diagonal[index])
-        ewma_book += value * self._ewma[:, index]
+        self._ewma_variance += value * (2.0 * ewma_book[index] + value * diagonal[index])
+        self._ewma_book = [
+            held + value * covariance
+            for held, covariance in zip(ewma_book, self._ewma_columns[index], strict=True)
+        ]
         self._beta_value += value * betas[index]
 
     # -- scheduled figures ---------------------------------------------------------------
@@ -262,17 +254,14 @@ class PortfolioRisk:
         returns = ring[:count]
         self._columns = np.ascontiguousarray(returns.T)
         self._snapshot_price = self._last_price.copy()
-        self._buffer = np.empty(count)
-        weights = self._quantity * self._snapshot_price
-        self._book_pnl = weights @ self._columns
-        self._pending = []
-        self._last_exact = None
-        self._hist_bound = var.historical_var_cvar(self._book_pnl, config.confidence)
-        self._worst_down = (-self._columns.min(axis=1)).tolist()
-        self._worst_up = self._columns.max(axis=1).tolist()
+        weights = np.asarray(self._quantity) * self._snapshot_price
+        book_pnl = weights @ self._columns
+        self._tail = HistoricalTail(self._columns, book_pnl.copy(), config.confidence)
         self._ewma = var.ewma_covariance(returns, config.ewma_decay)
-        self._ewma_book = self._ewma @ weights
-        self._ewma_variance = float(weights @ self._ewma_book)
+        ewma_book = self._ewma @ weights
+        self._ewma_variance = float(weights @ ewma_book)
+        self._ewma_book = ewma_book.tolist()
+        self._ewma_columns = self._ewma.T.tolist()
         market = self._market(returns)
         centered = market - market.mean()
         market_variance = float(np.mean(centered * centered))
@@ -281,15 +270,15 @@ class PortfolioRisk:
         else:
             self._beta = np.zeros(returns.shape[1])
         self._beta_value = float(weights @ self._beta)
-        per_year = config.periods_per_day * config.trading_days_per_year
-        self._volatility = np.std(returns, axis=0, ddof=1) * math.sqrt(per_year)
+        per_year = self.periods_per_year
+        self._volatility = (np.std(returns, axis=0, ddof=1) * math.sqrt(per_year)).tolist()
         self._scalars = (
             self._snapshot_price.tolist(),
             np.diag(self._ewma).tolist(),
             self._beta.tolist(),
         )
         self._corr_to_book = _correlation_to_rest_of_book(returns, weights)
-        return self._figures(weights, equity, count)
+        return self._figures(weights, book_pnl, equity, count)
 
     def _market(self, returns: Matrix) -> Vector:
         proxy = self._index.get(self.config.market_proxy)
@@ -297,13 +286,15 @@ class PortfolioRisk:
             return returns.mean(axis=1)  # type: ignore[no-any-return]
         return returns[:, proxy]
 
-    def _figures(self, weights: Vector, equity: float, count: int) -> dict[str, float]:
+    def _figures(
+        self, weights: Vector, book_pnl: Vector, equity: float, count: int
+    ) -> dict[str, float]:
         config = self.config
         scale = math.sqrt(config.periods_per_day)
-        var_hist, cvar_hist = var.historical_var_cvar(self._book_pnl, config.confidence)
+        var_hist, cvar_hist = var.historical_var_cvar(book_pnl, config.confidence)
         sigma = math.sqrt(max(self._ewma_variance, 0.0))
-        per_year = config.periods_per_day * config.trading_days_per_year
-        book_vol = float(np.std(self._book_pnl, ddof=1)) * math.sqrt(per_year)
+        per_year = self.periods_per_year
+        book_vol = float(np.std(book_pnl, ddof=1)) * math.sqrt(per_year)
         base = equity if equity > 0 else math.nan
         figures = {
             "samples": float(count),
@@ -317,7 +308,7 @@ class PortfolioRisk:
         for scenario in config.scenarios:
             figures[f"stress_{scenario.name}"] = self._stress_loss(scenario, weights) / base
         for index, name in enumerate(self.instruments):
-            figures[f"volatility:{name}"] = float(self._volatility[index])
+            figures[f"volatility:{name}"] = self._volatility[index]
             figures[f"beta:{name}"] = float(self._beta[index])
         correlations = var.correlation_matrix(np.ascontiguousarray(self._columns.T))  # type: ignore[union-attr]
         for i, first in enumerate(self.instruments):
@@ -347,12 +338,6 @@ class PortfolioRisk:
 
     # -- per decision ---------------------------------------------------------------------
 
-    def _worst_move(self, index: int, value: float) -> float:
-        """The most holding `value` more of instrument `index` can add to VaR or CVaR."""
-        if value >= 0:
-            return value * self._worst_down[index]
-        return -value * self._worst_up[index]
-
     def post_trade(
         self, instrument: str, quantity: float, *, proves: tuple[float, float] | None = None
     ) -> PostTrade | None:
@@ -363,46 +348,31 @@ class PortfolioRisk:
         otherwise. None when the figures are not ready or the instrument has no history.
         """
         index = self._index.get(instrument)
-        columns = self._columns
-        if columns is None or index is None or index >= len(self._snapshot_price):
+        tail = self._tail
+        if tail is None or index is None or index >= len(self._snapshot_price):
             return None
         prices, diagonal, betas = self._scalars
         value = quantity * prices[index]
-        config = self.config
-        scale = math.sqrt(config.periods_per_day)
-        self._last_exact = None
-        move = self._worst_move(index, value)
-        var_hist = (self._hist_bound[0] + move) * scale
-        cvar_hist = (self._hist_bound[1] + move) * scale
+        scale, z_score, shortfall = self._factors
+        var_hist, cvar_hist = tail.bound(index, value)
+        var_hist *= scale
+        cvar_hist *= scale
         if proves is None or var_hist > proves[0] or cvar_hist > proves[1]:
-            var_hist, cvar_hist = self._exact_historical(index, value)
+            var_hist, cvar_hist = tail.exact(index, value)
+            var_hist *= scale
+            cvar_hist *= scale
         variance = self._ewma_variance + value * (
-            2.0 * float(self._ewma_book[index]) + value * diagonal[index]
+            2.0 * self._ewma_book[index] + value * diagonal[index]
         )
         sigma = math.sqrt(max(variance, 0.0))
+        # As var.parametric_var and parametric_cvar compute them, without two calls each.
         return PostTrade(
-            var_hist=var_hist,
-            cvar_hist=cvar_hist,
-            var_ewma=var.parametric_var(sigma, config.confidence) * scale,
-            cvar_ewma=var.parametric_cvar(sigma, config.confidence) * scale,
-            beta_value=self._beta_value + value * betas[index],
+            var_hist,
+            cvar_hist,
+            z_score * sigma * scale,
+            sigma * shortfall * scale,
+            self._beta_value + value * betas[index],
         )
-
-    def _exact_historical(self, index: int, value: float) -> tuple[float, float]:
-        """Historical one-day VaR and CVaR of the book plus `value` of instrument `index`."""
-        columns = self._columns
-        assert columns is not None
-        book = self._book_pnl
-        for changed, amount in self._pending:
-            book += amount * columns[changed]
-        self._pending.clear()
-        outcomes = self._buffer
-        np.multiply(columns[index], value, out=outcomes)
-        outcomes += book
-        var_hist, cvar_hist = var.historical_var_cvar_in_place(outcomes, self.config.confidence)
-        self._last_exact = (index, value, var_hist, cvar_hist)
-        scale = math.sqrt(self.config.periods_per_day)
-        return var_hist * scale, cvar_hist * scale
 
     def book_figures(self) -> PostTrade | None:
         """Return the current book's one-day figures (no trade), None before ready."""
@@ -410,12 +380,24 @@ class PortfolioRisk:
             return None
         return self.post_trade(self.instruments[0], 0.0)
 
+    def returns(self) -> Matrix | None:
+        """Return the last recompute's return window (rows: samples, oldest first), if ready.
+
+        Columns follow `instruments`; read only.
+        """
+        return None if self._columns is None else self._columns.T
+
+    @property
+    def periods_per_year(self) -> float:
+        """Return samples per year: annualises figures from one sample's returns."""
+        return self.config.periods_per_day * self.config.trading_days_per_year
+
     def volatility(self, instrument: str) -> float | None:
         """Return `instrument`'s annualised realised volatility, None before ready."""
         index = self._index.get(instrument)
         if self._columns is None or index is None or index >= len(self._volatility):
             return None
-        return float(self._volatility[index])
+        return self._volatility[index]
 
     def correlation_to_book(self, instrument: str) -> float | None:
         """Return the correlation of `instrument` with the rest of the book, if known.

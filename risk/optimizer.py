@@ -9,6 +9,8 @@ Three weighting schemes over the instruments a signal set wants to hold:
 - mean-variance: w = Σ⁻¹ μ / λ with Σ the Ledoit-Wolf shrinkage covariance, which stays
   well conditioned when there are few observations per instrument.
 
+`portfolio_weights` applies one of them to the instruments with a view (a signal's
+direction), `portfolio_capital` scales the book to a volatility target,
 `target_positions` turns signed weights into quantities worth `capital`, and
 `rebalance_orders` the difference from current positions into orders rounded toward
 zero to whole lots (so no order overshoots its target).
@@ -22,6 +24,7 @@ from decimal import Decimal
 import numpy as np
 
 from risk.domain.money import quantize, quantize_lot
+from risk.sizing import SizingMethod
 from risk.var import Matrix, Vector
 
 
@@ -130,3 +133,69 @@ def rebalance_orders(
         if lots:
             orders[name] = lots
     return orders
+
+
+def portfolio_weights(method: SizingMethod, directions: Vector, returns: Matrix) -> Vector:
+    """Return signed weights (Σ|w| = 1) for instruments with a view; 0 for the others.
+
+    `directions` holds each instrument's latest view (-1, 0, +1), `returns` one column
+    per instrument. Instruments that did not move over the window are left out (no
+    volatility to size by). Inverse volatility and risk parity size each instrument
+    as if long, then take the view's side; risk parity on the Ledoit-Wolf covariance
+    of the signed returns, so a short hedges a correlated long. Mean-variance gives
+    every view the same Sharpe ratio (expected return = direction * volatility) and
+    solves against the Ledoit-Wolf covariance.
+
+    >>> returns = np.array([[0.01, 0.02, 0.0], [-0.01, -0.02, 0.01], [0.01, 0.02, 0.0]])
+    >>> w = portfolio_weights(SizingMethod.INVERSE_VOL, np.array([1.0, -1.0, 0.0]), returns)
+    >>> [round(float(x), 6) for x in w]
+    [0.666667, -0.333333, 0.0]
+    """
+    weights = np.zeros(len(directions))
+    moving = returns.std(axis=0) > 0.0
+    active = np.flatnonzero((directions != 0) & moving)
+    if len(active) == 0:
+        return weights
+    signs = np.sign(directions[active])
+    sample = returns[:, active]
+    if method is SizingMethod.INVERSE_VOL:
+        chosen = inverse_volatility_weights(sample.std(axis=0, ddof=1)) * signs
+    elif method is SizingMethod.RISK_PARITY:
+        covariance, _ = ledoit_wolf_covariance(sample * signs)
+        chosen = risk_parity_weights(covariance) * signs
+    elif method is SizingMethod.MEAN_VARIANCE:
+        covariance, _ = ledoit_wolf_covariance(sample)
+        chosen = mean_variance_weights(signs * np.sqrt(np.diag(covariance)), covariance, 1.0)
+    else:
+        msg = f"{method} sizes signals one by one, not as a portfolio"
+        raise ValueError(msg)
+    weights[active] = chosen / np.abs(chosen).sum()
+    return weights
+
+
+def portfolio_capital(
+    weights: Vector,
+    returns: Matrix,
+    periods_per_year: float,
+    *,
+    equity: float,
+    volatility_target: float | None,
+    cap: Decimal,
+) -> Decimal:
+    """Return the gross capital at which the book runs at `volatility_target` (annualised).
+
+    equity * target / annualised volatility of `weights` (sample covariance of
+    `returns`), never above `cap`; `cap` itself without a target or a volatility.
+
+    >>> returns = np.array([[0.01, -0.01], [-0.01, 0.01], [0.02, 0.0], [0.0, 0.02]])
+    >>> portfolio_capital(np.array([0.5, 0.5]), returns, 1.0, equity=1_000.0,
+    ...                   volatility_target=0.01, cap=Decimal(10_000))
+    Decimal('1732.050807569')
+    """
+    if volatility_target is None:
+        return cap
+    covariance = np.atleast_2d(np.cov(returns, rowvar=False, ddof=1))
+    volatility = math.sqrt(max(float(weights @ covariance @ weights), 0.0) * periods_per_year)
+    if not volatility > 0.0:
+        return cap
+    return min(cap, quantize(equity * volatility_target / volatility))

@@ -4,8 +4,23 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from enum import StrEnum
 
 from risk.domain.money import quantize, quantize_lot
+
+
+class SizingMethod(StrEnum):
+    """How the gate turns signals into target positions.
+
+    `vol_target` sizes each signal alone, when it arrives; the others build the whole
+    book from every instrument's latest signal on the risk model's schedule
+    (`risk.optimizer.portfolio_weights`).
+    """
+
+    VOL_TARGET = "vol_target"
+    INVERSE_VOL = "inverse_vol"
+    RISK_PARITY = "risk_parity"
+    MEAN_VARIANCE = "mean_variance"
 
 
 def target_quantity(

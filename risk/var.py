@@ -45,24 +45,20 @@ def historical_var_cvar(outcomes: Vector, confidence: float = 0.99) -> tuple[flo
 
     VaR is minus the linearly interpolated `1 - confidence` percentile, as
     `numpy.percentile`; CVaR minus the mean of the `tail_size` worst outcomes. One
-    `numpy.partition` serves both, about ten times cheaper than `numpy.percentile`.
+    `numpy.partition` brings the few worst outcomes to the front; sorting just those in
+    Python is about five times cheaper than `numpy.percentile` plus `numpy.mean`.
 
     >>> historical_var_cvar(np.array([-3.0, -1.0, 0.0, 1.0, 2.0]), 0.75)
     (1.0, 2.0)
     """
-    return historical_var_cvar_in_place(outcomes.copy(), confidence)
-
-
-def historical_var_cvar_in_place(outcomes: Vector, confidence: float) -> tuple[float, float]:
-    """Like `historical_var_cvar`, but reorders `outcomes` (a scratch buffer) in place."""
     count = len(outcomes)
     position = (count - 1) * (1.0 - confidence)
     low = int(position)
     high = min(low + 1, count - 1)
-    outcomes.partition((low, high))
-    below, above = float(outcomes[low]), float(outcomes[high])
+    worst = sorted(np.partition(outcomes, high)[: high + 1].tolist())
+    below, above = worst[low], worst[high]
     value_at_risk = -(below + (position - low) * (above - below))
-    return value_at_risk, -float(np.add.reduce(outcomes[: low + 1])) / (low + 1)
+    return value_at_risk, -sum(worst[: low + 1]) / (low + 1)
 
 
 def tail_size(count: int, confidence: float) -> int:

@@ -18,7 +18,10 @@ def stable_id(*parts: object) -> str:
     >>> len(stable_id("x"))
     32
     """
-    text = "\x1f".join(str(part) for part in parts)
+    return _digest("\x1f".join(map(str, parts)))
+
+
+def _digest(text: str) -> str:
     return blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -37,8 +40,15 @@ def signal_id(instrument: str, tick: str, model: str) -> str:
 
 
 def client_order_id(account: str, instrument: str, signal: str) -> str:
-    """Id of the order `account` sends on `instrument` for `signal`."""
-    return stable_id("order", account, instrument, signal)
+    """Id of the order `account` sends on `instrument` for `signal`.
+
+    `stable_id("order", account, instrument, signal)`, spelled out: the gate asks once
+    per approved signal.
+
+    >>> client_order_id("a", "X", "s") == stable_id("order", "a", "X", "s")
+    True
+    """
+    return _digest(f"order\x1f{account}\x1f{instrument}\x1f{signal}")
 
 
 def fill_id(client_order: str, fill_seq: int) -> str:

@@ -45,3 +45,26 @@ def quantize_lot(quantity: Decimal, lot_size: Decimal) -> Decimal:
     """
     lots = (quantity / lot_size).to_integral_value(rounding="ROUND_DOWN")
     return quantize(lots * lot_size)
+
+
+def at_most(value: float, limit: Decimal) -> bool:
+    """Return `value <= limit` exactly, as Python's float-to-Decimal comparison does.
+
+    That comparison converts the float to a Decimal every time (about 0.6 us); this one
+    compares two floats against the limit's nearest float, chosen once per limit, which
+    gives the same answer: no float lies strictly between a limit and its nearest float.
+
+    >>> at_most(0.1, Decimal("0.1")), at_most(0.30000000000000004, Decimal("0.3"))
+    (False, False)
+    >>> at_most(0.3, Decimal("0.3")), at_most(2.5, Decimal(3)), at_most(-1e300, Decimal(0))
+    (True, True, True)
+    """
+    nearest, inclusive = _float_bound(limit)
+    return value <= nearest if inclusive else value < nearest
+
+
+@lru_cache(maxsize=256)
+def _float_bound(limit: Decimal) -> tuple[float, bool]:
+    """The float nearest `limit`, and whether a value equal to it is within the limit."""
+    nearest = float(limit)
+    return nearest, Decimal(nearest) <= limit

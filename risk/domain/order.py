@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from risk.domain.enums import OrderEventKind, OrderType, Side
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OrderIntent:
-    """What the gate is asked to send: the delta from current to target position."""
+class OrderIntent(NamedTuple):
+    """What the gate is asked to send: the delta from current to target position.
+
+    A named tuple rather than a frozen dataclass: the gate builds one per signal, only
+    to check it, and a named tuple costs less than half as much to build. Never sent.
+    """
 
     signal_id: str
     account: str

@@ -9,17 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import bytewax.operators as op
 import pytest
-from bytewax.dataflow import Dataflow
-from bytewax.testing import TestingSink, TestingSource, run_main
 from conftest import abort_and_resume
+from gate_flow import run_gate
 
 from connectors.codec import encode
 from connectors.kafka.record import KafkaRecord
-from dataflows.account import AccountInput, AccountState, handle_account, make_account_state
+from dataflows.account import AccountState, handle_account, make_account_state
 from dataflows.settings import Settings
-from dataflows.shim import delegate
 from dataflows.trading import (
     InstrumentState,
     decode_ticks,
@@ -180,26 +177,6 @@ def control(settings: Settings, action: ControlAction, ts_event: int) -> Control
         ts_event=ts_event,
         ts_init=ts_event,
     )
-
-
-def run_gate(settings: Settings, inputs: Sequence[AccountInput]) -> list[object]:
-    """Run account inputs, in order, through the risk gate step of a Bytewax flow."""
-    account = settings.trading.account
-    out: list[object] = []
-    flow = Dataflow("gate_test")
-    keyed = op.map(
-        "by_account",
-        op.input("account_in", flow, TestingSource(inputs, batch_size=100)),
-        lambda event: (account, event),
-    )
-    decisions = op.stateful_batch(
-        "risk_gate",
-        keyed,
-        delegate(lambda: make_account_state(settings), handle_account),
-    )
-    op.output("out", op.key_rm("account_events", decisions), TestingSink(out))
-    run_main(flow)
-    return out
 
 
 def test_kill_switch_denies_every_signal_until_resume_then_orders_flow(

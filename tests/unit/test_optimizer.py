@@ -11,7 +11,7 @@ from river.datasets import SP500Stocks
 from sklearn.covariance import LedoitWolf
 
 from risk import optimizer
-from risk.sizing import volatility_target_notional
+from risk.sizing import SizingMethod, volatility_target_notional
 
 REL = 1e-9
 
@@ -79,3 +79,77 @@ def test_volatility_target_notional_scales_to_target_and_caps(
 ) -> None:
     notional = volatility_target_notional(100_000.0, 0.15, volatility, cap=Decimal(100_000))
     assert notional == expected
+
+
+DIRECTIONS = np.array([1.0, -1.0, 0.0, 1.0, 1.0, -1.0, 0.0, 1.0, -1.0, 1.0])
+HELD = DIRECTIONS != 0
+
+
+def weights_and_reference_covariance(
+    method: SizingMethod, returns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The method's weights of the held instruments and scikit-learn's Ledoit-Wolf of them."""
+    weights = optimizer.portfolio_weights(method, DIRECTIONS, returns)
+    return weights[HELD], LedoitWolf().fit(returns[:, HELD]).covariance_
+
+
+def test_portfolio_inverse_volatility_takes_each_view_side_in_proportion_to_one_over_vol(
+    returns: np.ndarray,
+) -> None:
+    weights = optimizer.portfolio_weights(SizingMethod.INVERSE_VOL, DIRECTIONS, returns)
+
+    inverse = DIRECTIONS / returns.std(axis=0, ddof=1)
+    np.testing.assert_allclose(weights, inverse / np.abs(inverse).sum(), rtol=REL)
+
+
+def test_portfolio_risk_parity_equalises_contributions_of_the_signed_book(
+    returns: np.ndarray,
+) -> None:
+    weights, covariance = weights_and_reference_covariance(SizingMethod.RISK_PARITY, returns)
+
+    contributions = weights * (covariance @ weights)
+    np.testing.assert_allclose(contributions, contributions.mean(), rtol=1e-7)
+    assert (np.sign(weights) == DIRECTIONS[HELD]).all()
+    assert np.abs(weights).sum() == pytest.approx(1.0, rel=REL)
+
+
+def test_portfolio_mean_variance_gives_every_view_the_same_sharpe_ratio(
+    returns: np.ndarray,
+) -> None:
+    weights, covariance = weights_and_reference_covariance(SizingMethod.MEAN_VARIANCE, returns)
+
+    views = DIRECTIONS[HELD] * np.sqrt(np.diag(covariance))
+    solved = np.linalg.solve(covariance, views)
+    np.testing.assert_allclose(weights, solved / np.abs(solved).sum(), rtol=1e-8)
+
+
+def test_portfolio_weights_skip_instruments_without_a_view_or_a_move(
+    returns: np.ndarray,
+) -> None:
+    flat = returns.copy()
+    flat[:, 0] = 0.0
+    weights = optimizer.portfolio_weights(SizingMethod.INVERSE_VOL, DIRECTIONS, flat)
+    assert weights[0] == 0.0 and weights[2] == 0.0
+    assert np.abs(weights).sum() == pytest.approx(1.0, rel=REL)
+    none = optimizer.portfolio_weights(SizingMethod.RISK_PARITY, np.zeros(10), returns)
+    assert (none == 0).all()
+    with pytest.raises(ValueError, match="one by one"):
+        optimizer.portfolio_weights(SizingMethod.VOL_TARGET, DIRECTIONS, returns)
+
+
+def test_portfolio_capital_runs_the_book_at_the_volatility_target_or_the_cap(
+    returns: np.ndarray,
+) -> None:
+    weights = optimizer.portfolio_weights(SizingMethod.INVERSE_VOL, DIRECTIONS, returns)
+    capital = optimizer.portfolio_capital(
+        weights, returns, 252.0, equity=1_000_000.0, volatility_target=0.05, cap=Decimal(10**9)
+    )
+    book = returns @ (weights * float(capital))
+    assert np.std(book, ddof=1) * np.sqrt(252.0) == pytest.approx(50_000.0, rel=1e-6)
+    capped = optimizer.portfolio_capital(
+        weights, returns, 252.0, equity=1_000_000.0, volatility_target=0.05, cap=Decimal(1_000)
+    )
+    assert capped == Decimal(1_000)
+    assert optimizer.portfolio_capital(
+        weights, returns, 252.0, equity=1.0, volatility_target=None, cap=Decimal(7)
+    ) == Decimal(7)

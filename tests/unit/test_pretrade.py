@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pytest
@@ -56,7 +56,7 @@ def make_intent(**overrides: object) -> OrderIntent:
         ts_event=TS,
         ts_init=TS,
     )
-    return replace(intent, **overrides)  # type: ignore[arg-type]
+    return intent._replace(**overrides)  # type: ignore[arg-type]
 
 
 @dataclass
