@@ -108,15 +108,27 @@ def reconcile(
     )
 
 
+# How long one consume call may wait. `consume` returns only once it has its whole batch
+# or its timeout passed, never at the end of the log, so a long wait here would be spent
+# in full on every log shorter than a batch.
+_POLL_S = 0.1
+
+
 def read_log(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Record]:
-    """Every record of a one-partition topic, decoded, from the beginning to its end."""
+    """Every record of a one-partition topic, decoded, from the beginning to its end.
+
+    Raises `TimeoutError` when `timeout_s` passes without a record or the end of the log.
+    """
     consumer = Consumer(consumer_config(bootstrap, "hfl-reconcile"))
     consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     records: list[Record] = []
+    deadline = time.monotonic() + timeout_s
     try:
         while True:
-            messages = consumer.consume(5000, timeout_s)
-            if not messages:
+            messages = consumer.consume(5000, _POLL_S)
+            if messages:
+                deadline = time.monotonic() + timeout_s
+            elif time.monotonic() > deadline:
                 raise TimeoutError(f"no end of {topic} within {timeout_s}s")
             for message in messages:
                 error = message.error()

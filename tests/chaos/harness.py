@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -288,6 +288,12 @@ class Tail:
                 self.max_ts = max(self.max_ts, orjson.loads(value)["ts_event"])
             elif error.code() != KafkaError._PARTITION_EOF:
                 raise AssertionError(str(error))
+
+    def advance_past(self, ts: int, deadline: float, failure: Callable[[], str]) -> None:
+        """Read until a record later than event time `ts`; fail with `failure()` at `deadline`."""
+        while self.max_ts <= ts:
+            self.advance()
+            assert time.monotonic() < deadline, failure()
 
     def drain(self) -> None:
         """Read up to the current end of the partition."""

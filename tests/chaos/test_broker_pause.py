@@ -37,9 +37,7 @@ PATIENT = {"HFL_KAFKA__EXIT_WHEN_IDLE_S": str(PAUSE_S + 20)}
 def pause_at(broker: PrivateBroker, run: Run, tail: Tail, at_ts: int) -> float:
     """Pause the broker once `tail` reached `at_ts`; return seconds from SIGCONT to progress."""
     deadline = time.monotonic() + 300
-    while tail.max_ts < at_ts:
-        tail.advance()
-        assert time.monotonic() < deadline, run.logs()
+    tail.advance_past(at_ts - 1, deadline, run.logs)
     os.kill(broker.pid(), signal.SIGSTOP)
     try:
         time.sleep(PAUSE_S)
@@ -48,10 +46,7 @@ def pause_at(broker: PrivateBroker, run: Run, tail: Tail, at_ts: int) -> float:
     resumed = time.monotonic()
     # The harness's own consumer must not be what stalls after the pause.
     tail.reconnect()
-    reached = tail.max_ts
-    while tail.max_ts <= reached:
-        tail.advance()
-        assert time.monotonic() < deadline, run.logs()
+    tail.advance_past(tail.max_ts, deadline, run.logs)
     return time.monotonic() - resumed
 
 
