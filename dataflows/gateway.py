@@ -127,6 +127,9 @@ def decode_order_requests(
     return out
 
 
+BOOK_STATE_VERSION = 1  # snapshot version of BookState (dataflows.shim): bump on change
+
+
 @dataclass(slots=True)
 class BookState:
     """One instrument's paper book, built on its first order or tick, its sequence guard
@@ -232,7 +235,12 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         op.stateful_batch(
             "paper_book",
             op.merge("book_in", ticks, keyed_orders),
-            delegate(lambda: BookState(config), handle),
+            delegate(
+                lambda: BookState(config),
+                handle,
+                step="gateway.paper_book",
+                version=BOOK_STATE_VERSION,
+            ),
         ),
     )
     io.output("events_out", op.merge("all_events", outputs, dead))

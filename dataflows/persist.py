@@ -101,6 +101,9 @@ def split_records(
     return split
 
 
+SEQUENCE_STATE_VERSION = 1  # snapshot version of SequenceState (dataflows.shim): bump on change
+
+
 @dataclass(slots=True)
 class SequenceState:
     """Last accepted sequence number of one instrument."""
@@ -237,7 +240,12 @@ def build_flow(settings: Settings | None = None) -> Dataflow:
         op.stateful_batch(
             "tick_sequence",
             ticks,
-            delegate(SequenceState, keep_in_sequence),
+            delegate(
+                SequenceState,
+                keep_in_sequence,
+                step="persist.tick_sequence",
+                version=SEQUENCE_STATE_VERSION,
+            ),
         ),
     )
     run_id = os.environ.get("HFL_RUN_ID", "adhoc")

@@ -58,6 +58,11 @@ from sinks.metric import note_signals, observe_model_batch
 TickWithOrigin = tuple[Tick, KafkaRecord]
 NS_PER_S = 1_000_000_000
 
+# Recovery snapshot versions (dataflows.shim): bump one whenever the shape of its
+# state changes, so a store written by older code fails closed on resume.
+INSTRUMENT_STATE_VERSION = 1  # InstrumentState: pipelines (bars, features, models), pool
+ACCOUNT_STATE_VERSION = 1  # dataflows.account's gate state (AccountGate, fill sync)
+
 
 def model_config(settings: Settings, name: str) -> ModelConfig:
     """The configured model `name` (a key of `model.pipelines`)."""
@@ -291,7 +296,12 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         op.stateful_batch(
             "instrument_pipeline",
             op.merge("instrument_in", valid_ticks, model_commands),
-            delegate(lambda: InstrumentState(spec, warm=warm), handle_ticks),
+            delegate(
+                lambda: InstrumentState(spec, warm=warm),
+                handle_ticks,
+                step="trading.instrument_pipeline",
+                version=INSTRUMENT_STATE_VERSION,
+            ),
         ),
     )
 
@@ -312,7 +322,12 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         op.stateful_batch(
             "risk_gate",
             account_in,
-            delegate(lambda: make_account_state(settings), handle_account),
+            delegate(
+                lambda: make_account_state(settings),
+                handle_account,
+                step="trading.risk_gate",
+                version=ACCOUNT_STATE_VERSION,
+            ),
         ),
     )
     io.output(

@@ -11,6 +11,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from dataflows.account import AccountInput, handle_account, make_account_state
 from dataflows.settings import Settings
 from dataflows.shim import delegate
+from dataflows.trading import ACCOUNT_STATE_VERSION
 
 
 def run_gate(settings: Settings, inputs: Sequence[AccountInput]) -> list[object]:
@@ -26,7 +27,12 @@ def run_gate(settings: Settings, inputs: Sequence[AccountInput]) -> list[object]
     decisions = op.stateful_batch(
         "risk_gate",
         keyed,
-        delegate(lambda: make_account_state(settings), handle_account),
+        delegate(
+            lambda: make_account_state(settings),
+            handle_account,
+            step="gate_test.risk_gate",
+            version=ACCOUNT_STATE_VERSION,
+        ),
     )
     op.output("out", op.key_rm("account_events", decisions), TestingSink(out))
     run_main(flow)
