@@ -1,6 +1,7 @@
 """Model checkpoints in ClickHouse: list them (`hfl models checkpoints`), warm-start from them.
 
-The trading flow emits a `ModelCheckpoint` per instrument on its event-time schedule;
+The trading flow emits a `ModelCheckpoint` per instrument on its event-time schedule,
+or, with pooled models, one for the whole pool (instrument `*`, `online_models.pool`);
 the persist flow writes it to `model_checkpoints` like any other event, so the
 checkpoint is as durable as the store and works the same on embedded chDB and on a
 server. A fresh trading flow with `model.warm_start` set reads the chosen checkpoints
@@ -17,6 +18,7 @@ from dataflows.settings import Settings
 from online_models.champion import restore_model_set
 from online_models.checkpoint import CheckpointError
 from online_models.instrument import WarmStart
+from online_models.pool import POOL, PoolState, restore_pool
 from risk.domain import ModelCheckpoint
 from sinks.query import format_table, query, reader
 
@@ -54,11 +56,12 @@ def list_checkpoints(settings: Settings, instrument: str = "", per_instrument: i
     return format_table(columns, rows)
 
 
-def load_warm_start(settings: Settings, code_version: str) -> dict[str, WarmStart]:
-    """The model sets to start from, per instrument, as `model.warm_start` chooses.
+def load_warm_start(settings: Settings, code_version: str) -> PoolState:
+    """The models to start from, as `model.warm_start` chooses.
 
-    Empty when warm start is off. `latest` takes each configured instrument's newest
-    checkpoint; any other value is one checkpoint id (that instrument only).
+    Nothing when warm start is off. `latest` takes each configured instrument's
+    newest checkpoint, or with pooled models the pool's newest; any other value is one
+    checkpoint id (of one instrument, or of the pool).
     An embedded store is read through the persist flow's query server, never opened
     here (that would lock the persist flow out). A checkpoint written by other code
     than `code_version` still loads, with a warning: its classes must still unpickle.
@@ -70,8 +73,10 @@ def load_warm_start(settings: Settings, code_version: str) -> dict[str, WarmStar
     """
     choice = settings.model.warm_start
     if not choice:
-        return {}
-    instruments = ", ".join(quoted(name) for name in settings.trading.instruments)
+        return PoolState()
+    pooled = settings.model.pooled
+    names = (POOL,) if pooled else settings.trading.instruments
+    instruments = ", ".join(quoted(name) for name in names)
     where = f"instrument IN ({instruments})"
     if choice != LATEST:
         where += f" AND checkpoint_id = {quoted(choice)}"
@@ -79,13 +84,23 @@ def load_warm_start(settings: Settings, code_version: str) -> dict[str, WarmStar
     if not rows:
         msg = f"model.warm_start={choice!r}: no such checkpoint for {instruments}"
         raise CheckpointError(msg)
-    warm: dict[str, WarmStart] = {}
-    for row in rows:
-        fields = dict(zip(columns, row, strict=True))
-        checkpoint = ModelCheckpoint(**fields | {"models": tuple(fields["models"])})
-        warm[checkpoint.instrument] = WarmStart(
-            models=restore_model_set(checkpoint), after_seq=checkpoint.seq
+    checkpoints = [
+        ModelCheckpoint(**fields | {"models": tuple(fields["models"])})
+        for fields in (dict(zip(columns, row, strict=True)) for row in rows)
+    ]
+    start = (
+        restore_pool(checkpoints[0])
+        if pooled
+        else PoolState(
+            sets={
+                checkpoint.instrument: WarmStart(
+                    models=restore_model_set(checkpoint), after_seq=checkpoint.seq
+                )
+                for checkpoint in checkpoints
+            }
         )
+    )
+    for checkpoint in checkpoints:
         if checkpoint.code_version != code_version:
             LOG.warning(
                 "warm start of %s from checkpoint %s written by code %s",
@@ -94,10 +109,10 @@ def load_warm_start(settings: Settings, code_version: str) -> dict[str, WarmStar
                 checkpoint.code_version,
             )
         LOG.info(
-            "warm start of %s from checkpoint %s (after seq %d, champion %s)",
+            "warm start of %s from checkpoint %s (at seq %d, champion %s)",
             checkpoint.instrument,
             checkpoint.checkpoint_id,
             checkpoint.seq,
             checkpoint.model,
         )
-    return warm
+    return start

@@ -300,9 +300,6 @@ class ModelSettings:
             known = ", ".join(sorted(self.pipelines))
             msg = f"model pipelines {unknown} are not configured (known: {known})"
             raise ValueError(msg)
-        if self.warm_start and self.pooled:
-            msg = "warm_start needs per_instrument models; pooled models write no checkpoints"
-            raise ValueError(msg)
 
     @property
     def pooled(self) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -37,9 +36,10 @@ from dataflows.wiring import (
     split_dead_letters,
     topic_decoder,
 )
-from online_models.champion import ModelSetConfig, PromotionRule
+from online_models.champion import ModelPool, ModelSetConfig, PromotionRule
 from online_models.drift import DriftConfig
 from online_models.instrument import InstrumentEvent, InstrumentPipeline, ModelSpec, WarmStart
+from online_models.pool import PoolState, checkpoint_pool
 from online_models.registry import ModelConfig
 from online_models.signal import SignalConfig
 from risk.domain import (
@@ -48,6 +48,7 @@ from risk.domain import (
     ControlCommand,
     DecodeFailure,
     DriftDetected,
+    ModelCheckpoint,
     ModelCommand,
     OrderEvent,
     Signal,
@@ -156,15 +157,16 @@ class InstrumentState:
 
     Per instrument: a sequence guard and the pipeline, built on its first tick
     (Bytewax hands a state builder no key), from its warm start if it has one;
-    a used warm start is dropped so snapshots stay small. `pooled` holds the pooled
+    a used warm start is dropped so snapshots stay small. `pool` holds the pooled
     models every pipeline of this state learns into; it is pickled with them, so a
-    snapshot keeps them shared.
+    snapshot keeps them shared. With pooled models the state checkpoints the whole
+    pool on the event-time schedule (`online_models.pool`).
     """
 
     spec: ModelSpec
     pipelines: dict[str, InstrumentPipeline] = field(default_factory=dict)
     last_seq: dict[str, int] = field(default_factory=dict)
-    pooled: dict[str, Any] = field(default_factory=dict)
+    pool: ModelPool = field(default_factory=ModelPool)
     warm: Mapping[str, WarmStart] = field(default_factory=dict)
 
     def pipeline_for(self, instrument: str) -> InstrumentPipeline:
@@ -172,11 +174,26 @@ class InstrumentState:
         pipeline = self.pipelines.get(instrument)
         if pipeline is None:
             warm = self.warm.get(instrument)
-            pipeline = InstrumentPipeline(instrument, self.spec, warm, self.pooled)
+            pipeline = InstrumentPipeline(instrument, self.spec, warm, self.pool)
             self.pipelines[instrument] = pipeline
             if warm is not None:
                 self.warm = {k: v for k, v in self.warm.items() if k != instrument}
         return pipeline
+
+    def pool_checkpoint(self, tick: Tick) -> ModelCheckpoint | Alert | None:
+        """The pooled checkpoint due after `tick`, if one is (never without pooled models).
+
+        Instruments whose warm start is still unused are in it as they were restored.
+        """
+        config = self.spec.models
+        if not config.pooled or not self.pool.checkpoint_due(
+            tick.ts_event, config.checkpoint_interval_ns
+        ):
+            return None
+        sets = {**self.warm, **{name: p.warm_start() for name, p in self.pipelines.items()}}
+        return checkpoint_pool(
+            PoolState(pool=self.pool, sets=sets), config, tick.seq, tick.tick_id, tick.ts_event
+        )
 
 
 def handle_ticks(
@@ -199,6 +216,9 @@ def handle_ticks(
         state.last_seq[tick.instrument] = tick.seq
         produced = len(out)
         state.pipeline_for(tick.instrument).update(tick, out)  # type: ignore[arg-type]
+        checkpoint = state.pool_checkpoint(tick)
+        if checkpoint is not None:
+            out.append(checkpoint)
         note_signals(out[produced:], tick.ts_init)
     observe_model_batch(time.perf_counter() - started, len(batch))
     return out
@@ -271,7 +291,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     instruments = frozenset(settings.trading.instruments)
     version = code_version()
     spec = model_spec(settings, version)
-    warm = load_warm_start(settings, version)
+    start = load_warm_start(settings, version)
     pooled = settings.model.pooled
 
     ticks = op.flat_map_batch(
@@ -297,7 +317,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
             "instrument_pipeline",
             op.merge("instrument_in", valid_ticks, model_commands),
             delegate(
-                lambda: InstrumentState(spec, warm=warm),
+                lambda: InstrumentState(spec, pool=start.pool, warm=start.sets),
                 handle_ticks,
                 step="trading.instrument_pipeline",
                 version=INSTRUMENT_STATE_VERSION,

@@ -86,6 +86,36 @@ class ModelSetConfig:
     checkpoint_max_bytes: int = 900_000
     mini_batch_ticks: int = 0  # > 1: learn in buckets of this many ticks (InstrumentScorer)
 
+    @property
+    def pooled(self) -> bool:
+        """True when the champion or a challenger is one model shared by every instrument."""
+        return any(model.scope is ModelScope.POOLED for model in (self.champion, *self.challengers))
+
+
+@dataclass(slots=True, eq=False)
+class ModelPool:
+    """What the model sets of every instrument share when a model is pooled.
+
+    `estimators` holds each pooled model's one estimator; `members` every model set
+    learning into them (in the order of their instruments' first ticks), so a drift
+    on one instrument can renew a pooled challenger in all of them; and the event-time
+    schedule of the pooled checkpoint (`online_models.pool`). Pickle it together with
+    its members (one Bytewax state, one checkpoint), or the sharing is lost.
+    """
+
+    estimators: dict[str, Any] = field(default_factory=dict)
+    members: dict[str, ModelSet] = field(default_factory=dict)
+    next_checkpoint_ns: int | None = None
+
+    def checkpoint_due(self, ts_event: int, every_ns: int) -> bool:
+        """True when a pooled checkpoint boundary has passed at `ts_event` (the first
+        call only sets the first boundary); the checkpoint moves it on."""
+        if every_ns <= 0:
+            return False
+        if self.next_checkpoint_ns is None:
+            self.next_checkpoint_ns = (ts_event // every_ns + 1) * every_ns
+        return ts_event >= self.next_checkpoint_ns
+
 
 class _Slot:
     """One model of the set: its config, scorer, version and sub-sampling counter."""
@@ -102,13 +132,14 @@ class _Slot:
 class ModelSet:
     """The champion and shadow challengers of one instrument. Picklable and bounded.
 
-    A pooled model (`ModelScope.POOLED`) is taken from `pooled`, the estimators the
-    model sets of every instrument share: each instrument keeps its own pending
-    labels and metrics, but they all learn into one model, in the order their ticks
-    reach it. Pickle the sets that share it together (one Bytewax state), or the
-    sharing is lost. Such a set writes no checkpoints (one instrument's checkpoint
-    cannot hold a model other instruments keep changing), and a drift on one
-    instrument does not replace a pooled challenger the other instruments use.
+    A pooled model (`ModelScope.POOLED`) is taken from `pool`, which the model sets
+    of every instrument share: each instrument keeps its own pending labels and
+    metrics, but they all learn into one estimator, in the order their ticks reach
+    it. Such a set writes no checkpoint of its own (one instrument's checkpoint
+    cannot hold a model other instruments keep changing): the pool's checkpoint
+    holds every member (`online_models.pool`). A drift on any member instrument
+    renews a pooled challenger in every member, unless some instrument trades it as
+    its champion.
 
     >>> cfg = ModelSetConfig(
     ...     champion=ModelConfig(name="a", factory="logistic", params={}),
@@ -127,19 +158,21 @@ class ModelSet:
         "_history",
         "_next_checkpoint_ns",
         "_next_metrics_ns",
-        "_pooled",
+        "_pool",
         "_slots",
         "champion",
         "instrument",
     )
 
     def __init__(
-        self, instrument: str, config: ModelSetConfig, pooled: dict[str, Any] | None = None
+        self, instrument: str, config: ModelSetConfig, pool: ModelPool | None = None
     ) -> None:
         """Build every configured model; versions are announced with the first tick."""
         self.instrument = instrument
         self._config = config
-        self._pooled = {} if pooled is None else pooled
+        self._pool = ModelPool() if pool is None else pool
+        if config.pooled:
+            self._pool.members[instrument] = self
         self._slots: dict[str, _Slot] = {
             model.name: _Slot(model, self._scorer(model), None)
             for model in (config.champion, *config.challengers)
@@ -200,7 +233,7 @@ class ModelSet:
             drifts.extend(self._drift.on_features(champion, features, ts_event))
         if drifts:
             out.extend(drifts)
-            self._renew_challengers(ts_event, out)
+            self._renew_challengers(drifts, out)
         next_metrics = self._next_metrics_ns
         if next_metrics is not None and ts_event >= next_metrics:
             self._report(ts_event, out)
@@ -212,7 +245,7 @@ class ModelSet:
         Never for a set with pooled models (see the class docstring).
         """
         due = self._next_checkpoint_ns
-        return due is not None and ts_event >= due and not self._pooled
+        return due is not None and ts_event >= due and not self._config.pooled
 
     def checkpoint(self, seq: int, tick_id: str, ts_event: int) -> ModelCheckpoint | Alert:
         """Seal this whole set (models, pending labels, metrics, drift) after tick `seq`.
@@ -223,38 +256,19 @@ class ModelSet:
         """
         every = self._config.checkpoint_interval_ns
         self._next_checkpoint_ns = (ts_event // every + 1) * every
-        sealed = seal(self)
         champion = self._slots[self.champion]
         version = champion.version
-        if len(sealed.blob) > self._config.checkpoint_max_bytes:
-            return Alert(
-                alert_id=stable_id("checkpoint_oversized", self.instrument, ts_event),
-                name="checkpoint_oversized",
-                severity=AlertSeverity.WARNING,
-                source="trading",
-                subject=self.instrument,
-                message=(
-                    f"model checkpoint of {len(sealed.blob)} bytes exceeds"
-                    f" checkpoint_max_bytes {self._config.checkpoint_max_bytes}; not written"
-                ),
-                ts_event=ts_event,
-                ts_init=ts_event,
-            )
-        return ModelCheckpoint(
-            checkpoint_id=stable_id("checkpoint", self.instrument, seq, ts_event),
+        return sealed_checkpoint(
+            self,
+            self._config,
             instrument=self.instrument,
             model=self.champion,
             models=self.models,
             version_id=version.version_id if version is not None else "",
             params_hash=champion.config.params_hash(),
-            code_version=self._config.code_version,
             seq=seq,
             tick_id=tick_id,
-            size_bytes=sealed.size_bytes,
-            sha256=sealed.sha256,
-            blob=sealed.blob,
             ts_event=ts_event,
-            ts_init=ts_event,
         )
 
     def apply(self, command: ModelCommand, out: list[ModelEvent]) -> None:
@@ -290,9 +304,10 @@ class ModelSet:
         config = self._config
         shared = None
         if model.scope is ModelScope.POOLED:
-            shared = self._pooled.get(model.name)
+            estimators = self._pool.estimators
+            shared = estimators.get(model.name)
             if shared is None:
-                shared = self._pooled[model.name] = build_pipeline(
+                shared = estimators[model.name] = build_pipeline(
                     model.factory, seed=config.seed, **model.params
                 )
         return InstrumentScorer(
@@ -328,15 +343,60 @@ class ModelSet:
             created_at=ts_event,
         )
 
-    def _renew_challengers(self, ts_event: int, out: list[ModelEvent]) -> None:
+    def _renew_challengers(self, drifts: list[DriftDetected], out: list[ModelEvent]) -> None:
+        """Replace every challenger by a fresh one after `drifts` on this instrument.
+
+        A pooled challenger gets a fresh estimator in every member set of the pool,
+        which all learn into it; not when some instrument trades it as champion
+        (a drift elsewhere must not reset a model that trades).
+        """
         for name, slot in self._slots.items():
-            if name == self.champion or slot.config.scope is ModelScope.POOLED:
+            if name == self.champion:
                 continue
-            parent = slot.version.version_id if slot.version is not None else ""
-            slot.scorer = self._scorer(slot.config)
-            slot.ticks = 0
-            slot.version = self._version(slot.config, parent, ts_event)
-            out.append(slot.version)
+            if slot.config.scope is not ModelScope.POOLED:
+                self._replace(slot, drifts, out)
+                continue
+            members = self._pool.members.values()
+            if any(member.champion == name for member in members):
+                continue
+            self._pool.estimators.pop(name)  # the next scorer built makes a fresh one
+            for member in members:
+                member._replace(member._slots[name], drifts, out)
+
+    def _replace(self, slot: _Slot, drifts: list[DriftDetected], out: list[ModelEvent]) -> None:
+        """A fresh model (a new version, parent the old) in `slot`, audited."""
+        first = drifts[0]
+        parent = slot.version.version_id if slot.version is not None else ""
+        slot.scorer = self._scorer(slot.config)
+        slot.ticks = 0
+        slot.version = self._version(slot.config, parent, first.ts_event)
+        out.append(slot.version)
+        detail = {
+            "instrument": self.instrument,
+            "drift_instrument": first.instrument,
+            "drift_ids": [drift.drift_id for drift in drifts],
+            "scope": slot.config.scope.value,
+            "parent": parent,
+            "version_id": slot.version.version_id,
+        }
+        out.append(
+            AuditEvent(
+                audit_id=stable_id(
+                    "audit",
+                    "challenger_replaced",
+                    self.instrument,
+                    slot.config.name,
+                    first.drift_id,
+                ),
+                actor=AUTO_ACTOR,
+                action="challenger_replaced",
+                subject=slot.config.name,
+                reason="drift on " + ", ".join(f"{d.instrument} {d.stream}" for d in drifts),
+                detail=json.dumps(detail, sort_keys=True),
+                ts_event=first.ts_event,
+                ts_init=first.ts_init,
+            )
+        )
 
     def _report(self, ts_event: int, out: list[ModelEvent]) -> None:
         interval = self._config.metrics_interval_ns
@@ -417,6 +477,54 @@ class ModelSet:
             ts_event=command.ts_event,
             ts_init=command.ts_init,
         )
+
+
+def sealed_checkpoint(
+    state: object,
+    config: ModelSetConfig,
+    *,
+    instrument: str,
+    model: str,
+    models: tuple[str, ...],
+    version_id: str,
+    params_hash: str,
+    seq: int,
+    tick_id: str,
+    ts_event: int,
+) -> ModelCheckpoint | Alert:
+    """`state` sealed as the checkpoint of `instrument` after tick `seq`, or, when it is
+    larger than `config.checkpoint_max_bytes`, an `Alert` saying it was not written."""
+    sealed = seal(state)
+    if len(sealed.blob) > config.checkpoint_max_bytes:
+        return Alert(
+            alert_id=stable_id("checkpoint_oversized", instrument, ts_event),
+            name="checkpoint_oversized",
+            severity=AlertSeverity.WARNING,
+            source="trading",
+            subject=instrument,
+            message=(
+                f"model checkpoint of {len(sealed.blob)} bytes exceeds"
+                f" checkpoint_max_bytes {config.checkpoint_max_bytes}; not written"
+            ),
+            ts_event=ts_event,
+            ts_init=ts_event,
+        )
+    return ModelCheckpoint(
+        checkpoint_id=stable_id("checkpoint", instrument, seq, ts_event),
+        instrument=instrument,
+        model=model,
+        models=models,
+        version_id=version_id,
+        params_hash=params_hash,
+        code_version=config.code_version,
+        seq=seq,
+        tick_id=tick_id,
+        size_bytes=sealed.size_bytes,
+        sha256=sealed.sha256,
+        blob=sealed.blob,
+        ts_event=ts_event,
+        ts_init=ts_event,
+    )
 
 
 def restore_model_set(checkpoint: ModelCheckpoint) -> ModelSet:

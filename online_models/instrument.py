@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from online_models.bar import BarBuilder
-from online_models.champion import ModelEvent, ModelSet, ModelSetConfig
+from online_models.champion import ModelEvent, ModelPool, ModelSet, ModelSetConfig
 from online_models.feature import InstrumentFeatures
 from online_models.signal import SignalConfig, SignalState
 from risk.domain import Bar, FeatureVector, ModelCommand, Signal, Tick
@@ -49,16 +48,16 @@ class InstrumentPipeline:
         instrument: str,
         spec: ModelSpec,
         warm: WarmStart | None = None,
-        pooled: dict[str, Any] | None = None,
+        pool: ModelPool | None = None,
     ) -> None:
         """Start from scratch, or with the models of `warm` (a checkpoint).
 
-        `pooled` holds the pooled models every instrument's pipeline shares.
+        `pool` holds the pooled models every instrument's pipeline shares.
         """
         self.instrument = instrument
         self._bars = tuple(BarBuilder(instrument, seconds) for seconds in BAR_INTERVALS_S)
         self._features = InstrumentFeatures()
-        self._models = ModelSet(instrument, spec.models, pooled) if warm is None else warm.models
+        self._models = ModelSet(instrument, spec.models, pool) if warm is None else warm.models
         self._models_after_seq = -1 if warm is None else warm.after_seq
         self._signal = SignalState(spec.signal)
 
@@ -83,6 +82,7 @@ class InstrumentPipeline:
             )
         if tick.seq <= self._models_after_seq:
             return  # already learnt by the checkpointed models this pipeline started from
+        self._models_after_seq = tick.seq
         models = self._models
         fresh = models.update(tick.tick_id, tick.ts_event, tick.price, values, out)  # type: ignore[arg-type]
         if models.checkpoint_due(tick.ts_event):
@@ -95,6 +95,10 @@ class InstrumentPipeline:
     def apply(self, command: ModelCommand, out: list[InstrumentEvent]) -> None:
         """Carry out a promote/rollback command, appending its audit event to `out`."""
         self._models.apply(command, out)  # type: ignore[arg-type]
+
+    def warm_start(self) -> WarmStart:
+        """The models as they are now, to start from: they learnt ticks up to `after_seq`."""
+        return WarmStart(models=self._models, after_seq=self._models_after_seq)
 
     @property
     def champion(self) -> str:

@@ -20,9 +20,8 @@ from river import compose, evaluate, metrics
 
 from connectors.codec import tick_from_object
 from connectors.feeds.simulator import SimulationConfig, simulate
-from dataflows.settings import ModelSettings, PipelineSettings
 from online_models.bar import BarBuilder
-from online_models.champion import ModelSet, ModelSetConfig, PromotionRule
+from online_models.champion import ModelPool, ModelSet, ModelSetConfig, PromotionRule
 from online_models.feature import InstrumentFeatures
 from online_models.pipeline import build_pipeline
 from online_models.registry import ModelConfig
@@ -66,8 +65,8 @@ def run(
 ) -> tuple[dict[str, ModelSet], list[Prediction]]:
     """Feed `ticks` to one model set per instrument sharing one pool; return sets and outputs."""
     if sets is None:
-        pooled: dict[str, Any] = {}
-        sets = {name: ModelSet(name, config(scope), pooled) for name in SYMBOLS}
+        pool = ModelPool()
+        sets = {name: ModelSet(name, config(scope), pool) for name in SYMBOLS}
     last_ts = {name: max(t[2] for t in ticks if t[0] == name) for name in SYMBOLS}
     out: list[Any] = []
     for instrument, tick_id, ts, price, x in ticks:
@@ -150,29 +149,3 @@ def test_pooled_sets_pickled_together_resume_like_the_uninterrupted_run() -> Non
     assert len({id(s.champion_scorer.model) for s in restored.values()}) == 1
     _, second = run(ticks[2_000:], restored)
     assert first + second == whole
-
-
-def test_pooled_sets_write_no_checkpoints_and_keep_pooled_challengers_on_drift() -> None:
-    pooled: dict[str, Any] = {}
-    cfg = ModelSetConfig(
-        champion=ModelConfig(name="logistic", factory="logistic", params={}),
-        challengers=(
-            ModelConfig(name="pool", factory="logistic", params={}, scope=ModelScope.POOLED),
-        ),
-        seed=SEED,
-        horizon_ns=HORIZON_NS,
-        checkpoint_interval_ns=10**9,
-    )
-    models = ModelSet("AAA", cfg, pooled)
-    models.update("t0", 0, 1.0, {"x": 1.0}, [])
-    assert not models.checkpoint_due(5 * 10**9)
-    shared = pooled["pool"]
-    models._renew_challengers(1, [])  # what a drift detection does
-    assert pooled["pool"] is shared
-
-
-def test_warm_start_with_a_pooled_model_is_a_config_error() -> None:
-    pipelines = {"logistic": PipelineSettings(scope=ModelScope.POOLED)}
-    with pytest.raises(ValueError, match="warm_start needs per_instrument models"):
-        ModelSettings(pipelines=pipelines, warm_start="latest")
-    assert ModelSettings(pipelines=pipelines).pooled
