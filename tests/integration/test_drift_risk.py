@@ -7,10 +7,14 @@ with recovery on until it drains. Its drift events and trading-state changes are
 back from Kafka: on each instrument the feature detector fires within the bound stated
 in `online_models.drift` (100 of its ticks, 2 s of event time here) after the switch,
 never in the calm part, and the risk gate moves that instrument to REDUCING for it.
+The shadow challenger is pooled: the first detection, on either instrument, replaces
+it in both instruments' model sets, each replacement an audit event naming the
+instrument whose drift caused it.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -20,7 +24,7 @@ from test_end_to_end import publish, run_flows  # shared end-to-end helpers
 from connectors.codec import encode
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
-from connectors.topic import DRIFT, RISK_EVENTS
+from connectors.topic import AUDIT, DRIFT, RISK_EVENTS
 from dataflows.reconcile import read_log
 
 pytestmark = pytest.mark.integration
@@ -42,6 +46,8 @@ def test_regime_change_is_detected_and_the_instrument_becomes_reducing(
         "HFL_RUN_ID": prefix.rstrip("."),
         # No gateway runs here, so the gate must not wait for its progress markers.
         "HFL_RISK__FILL_SYNC": "arrival",
+        "HFL_MODEL__CHALLENGERS": "linear",
+        "HFL_MODEL__PIPELINES__LINEAR__SCOPE": "pooled",
     }
     create_topics(kafka_bootstrap, prefix=prefix)
     config = SimulationConfig(
@@ -69,3 +75,15 @@ def test_regime_change_is_detected_and_the_instrument_becomes_reducing(
         reducing = [s for s in states if s["trigger"] == "drift" and s["instrument"] == name]
         assert reducing, f"{name} never became reducing"
         assert (reducing[0]["state"], reducing[0]["ts_event"]) == ("reducing", first["ts_event"])
+
+    first = min(drifts, key=lambda d: int(d["ts_event"]))
+    replaced = [
+        json.loads(str(a["detail"]))
+        for a in read_log(kafka_bootstrap, prefix + AUDIT)
+        if a["action"] == "challenger_replaced" and a["subject"] == "linear"
+    ]
+    at_first = [r for r in replaced if first["drift_id"] in r["drift_ids"]]
+    assert sorted(r["instrument"] for r in at_first) == sorted(SYMBOLS)
+    assert {(r["drift_instrument"], r["scope"]) for r in at_first} == {
+        (first["instrument"], "pooled")
+    }

@@ -7,7 +7,9 @@ ticks with `model.warm_start=latest`: it reads A's newest checkpoints through th
 running persist flow, verifies their digests and starts its models from them. From
 the checkpoint on, B's predictions (fresh and labelled) equal A's, byte for byte.
 A flow told to warm-start from a checkpoint whose stored blob was altered refuses to
-start, naming the digest mismatch, and sends nothing.
+start, naming the digest mismatch, and sends nothing. The same holds with a pooled
+champion: then the pool writes one checkpoint (instrument `*`) holding the pooled
+model and both instruments' model sets.
 """
 
 from __future__ import annotations
@@ -41,11 +43,12 @@ FLOW_TIMEOUT_S = 240.0
 SERVER_TIMEOUT_S = 60.0
 
 
-def run_env(bootstrap: str, prefix: str, store: Path) -> dict[str, str]:
+def run_env(bootstrap: str, prefix: str, store: Path, scope: str) -> dict[str, str]:
     return end_to_end_env(bootstrap, prefix, store) | {
         "HFL_TRADING__INSTRUMENTS": ",".join(SYMBOLS),
         "HFL_MODEL__CHALLENGERS": "hoeffding_tree",
         "HFL_MODEL__CHECKPOINT_INTERVAL_S": "12",
+        "HFL_MODEL__PIPELINES__LOGISTIC__SCOPE": scope,
     }
 
 
@@ -59,7 +62,7 @@ def by_instrument(records: list[dict[str, object]], after: dict[str, int]) -> di
     return dict(out)
 
 
-# Copies AAPL's first checkpoint as id 'tampered' (older, so `latest` ignores it) with
+# Copies the first checkpoint as id 'tampered' (older, so `latest` ignores it) with
 # four characters of its blob changed: still base64, digest unchanged. Run in a child
 # process, so the store is not left locked by this one.
 TAMPER = """
@@ -71,7 +74,7 @@ client.command(
     " params_hash, code_version, seq, tick_id, size_bytes, sha256,"
     " concat(substring(blob, 1, 100), if(substring(blob, 101, 4) = 'AAAA', 'BBBB', 'AAAA'),"
     " substring(blob, 105)), ts_event - 1, ts_init, now64(3)"
-    " FROM model_checkpoints FINAL WHERE instrument = 'AAPL' ORDER BY ts_event LIMIT 1"
+    " FROM model_checkpoints FINAL ORDER BY ts_event LIMIT 1"
 )
 client.close()
 """
@@ -91,8 +94,11 @@ def wait_for_query_server(url: str) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.parametrize(
+    ("scope", "checkpointed_as"), [("per_instrument", SYMBOLS), ("pooled", ("*",))]
+)
 def test_fresh_flow_warm_started_from_clickhouse_checkpoint_predicts_like_the_running_one(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, scope: str, checkpointed_as: tuple[str, ...]
 ) -> None:
     store = tmp_path / "clickhouse"
     config = SimulationConfig(
@@ -100,8 +106,8 @@ def test_fresh_flow_warm_started_from_clickhouse_checkpoint_predicts_like_the_ru
     )
     lines = [encode(record) for record in simulate(config, TICKS)]
     prefix_a, prefix_b = (f"warm-{run}-{uuid.uuid4().hex[:6]}." for run in "ab")
-    env_a = run_env(kafka_bootstrap, prefix_a, store)
-    env_b = run_env(kafka_bootstrap, prefix_b, store) | {"HFL_MODEL__WARM_START": "latest"}
+    env_a = run_env(kafka_bootstrap, prefix_a, store, scope)
+    env_b = run_env(kafka_bootstrap, prefix_b, store, scope) | {"HFL_MODEL__WARM_START": "latest"}
     for prefix, env, name in ((prefix_a, env_a, "a"), (prefix_b, env_b, "b")):
         create_topics(kafka_bootstrap, prefix=prefix)
         (tmp_path / name).mkdir()
@@ -115,10 +121,12 @@ def test_fresh_flow_warm_started_from_clickhouse_checkpoint_predicts_like_the_ru
         " = sha256) AS verified, max(toUnixTimestamp64Nano(ts_event)) AS last_ns"
         " FROM model_checkpoints FINAL GROUP BY instrument ORDER BY instrument",
     )
-    assert [r["instrument"] for r in checks] == list(SYMBOLS)
+    assert [r["instrument"] for r in checks] == list(checkpointed_as)
     assert all(r["n"] >= 2 and r["verified"] == r["n"] for r in checks), checks
-    checkpointed = {str(r["instrument"]): int(r["last_ns"]) for r in checks}  # type: ignore[call-overload]
-    assert "latest" not in hfl(env_a, "models", "checkpoints")  # a table of ids, not an error
+    last_ns = {str(r["instrument"]): int(r["last_ns"]) for r in checks}  # type: ignore[call-overload]
+    checkpointed = {name: last_ns.get(name, last_ns.get("*", 0)) for name in SYMBOLS}
+    listed = hfl(env_a, "models", "checkpoints")  # a table of ids, not an error
+    assert "latest" not in listed and all(f"| {name} " in listed for name in checkpointed_as)
     tamper(env_a["HFL_CLICKHOUSE_URL"])
 
     settings_b = load_settings(ROOT / "config", env={**os.environ, **env_b})
@@ -139,7 +147,7 @@ def test_fresh_flow_warm_started_from_clickhouse_checkpoint_predicts_like_the_ru
     finally:
         stop(persist)
     assert codes == {"trading": 0, "persist": 0}, trading.tail()
-    assert "warm start of AAPL from checkpoint" in trading.log.read_text()
+    assert f"warm start of {checkpointed_as[0]} from checkpoint" in trading.log.read_text()
 
     predictions = topic.PREDICTIONS
     expected = by_instrument(read_log(kafka_bootstrap, prefix_a + predictions), checkpointed)
