@@ -61,15 +61,15 @@ def restore(snapshot: object, step: str, version: int) -> object:
         stored, blob = snapshot
         if stored == version:
             return pickle.loads(blob)
-    flow = step.split(".", 1)[0]
     msg = (
         f"recovery snapshot of step {step!r} has state version {stored}, this code expects"
         f" {version}: the store was written by code whose state of this step has another"
-        f" shape, and resuming from it is refused. To start this flow over, stop the"
-        f" flows and move its recovery store (var/recovery/{flow} by default) aside;"
-        f" `hfl up` creates a fresh one and the flow replays its input from the start of"
-        f" the log (`hfl recover --confirm` does this for every flow after a lost broker"
-        f" log). Models can warm start from a checkpoint (model.warm_start: latest)."
+        f" shape, and resuming from it is refused. To start over, stop the flows and move"
+        f" their recovery stores (under var/recovery by default) aside: `hfl up` creates"
+        f" fresh ones and the flows replay their input from the start of the log, the"
+        f" store absorbing rows it already has (`hfl recover --confirm` does this after a"
+        f" lost broker log). Models can warm start from a checkpoint"
+        f" (model.warm_start: latest)."
     )
     raise StateVersionError(msg)
 

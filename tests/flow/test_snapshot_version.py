@@ -33,7 +33,7 @@ def test_a_snapshot_of_another_version_is_refused_before_unpickling(
         restore(snapshot, "trading.risk_gate", 2)
     message = str(raised.value)
     assert f"'trading.risk_gate' has state version {stored}, this code expects 2" in message
-    assert "var/recovery/trading" in message
+    assert "move their recovery stores (under var/recovery by default) aside" in message
     assert "model.warm_start" in message
 
 
