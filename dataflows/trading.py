@@ -181,14 +181,12 @@ class InstrumentState:
         return pipeline
 
     def pool_checkpoint(self, tick: Tick) -> ModelCheckpoint | Alert | None:
-        """The pooled checkpoint due after `tick`, if one is (never without pooled models).
+        """The pooled checkpoint due after `tick`, if one is; only with pooled models.
 
         Instruments whose warm start is still unused are in it as they were restored.
         """
         config = self.spec.models
-        if not config.pooled or not self.pool.checkpoint_due(
-            tick.ts_event, config.checkpoint_interval_ns
-        ):
+        if not self.pool.checkpoint_due(tick.ts_event, config.checkpoint_interval_ns):
             return None
         sets = {**self.warm, **{name: p.warm_start() for name, p in self.pipelines.items()}}
         return checkpoint_pool(
@@ -201,6 +199,7 @@ def handle_ticks(
 ) -> list[InstrumentEvent | DecodeFailure]:
     """Run a batch of ticks (and model commands) through their instruments' pipelines."""
     started = time.perf_counter()
+    pooled = state.spec.models.pooled
     out: list[InstrumentEvent | DecodeFailure] = []
     for item in batch:
         if isinstance(item, ModelCommand):
@@ -216,8 +215,7 @@ def handle_ticks(
         state.last_seq[tick.instrument] = tick.seq
         produced = len(out)
         state.pipeline_for(tick.instrument).update(tick, out)  # type: ignore[arg-type]
-        checkpoint = state.pool_checkpoint(tick)
-        if checkpoint is not None:
+        if pooled and (checkpoint := state.pool_checkpoint(tick)) is not None:
             out.append(checkpoint)
         note_signals(out[produced:], tick.ts_init)
     observe_model_batch(time.perf_counter() - started, len(batch))
