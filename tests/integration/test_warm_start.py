@@ -130,9 +130,9 @@ def test_fresh_flow_warm_started_from_clickhouse_checkpoint_predicts_like_the_ru
     tamper(env_a["HFL_CLICKHOUSE_URL"])
 
     settings_b = load_settings(ROOT / "config", env={**os.environ, **env_b})
-    persist = start_flow(
-        "persist", settings_b, tmp_path / "b", env_b | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": "20"}
-    )
+    # Persist only serves the store to the warm start here: it runs until stopped, so a
+    # slow start of the trading flows on a loaded machine never finds it gone.
+    persist = start_flow("persist", settings_b, tmp_path / "b", env_b)
     try:
         wait_for_query_server(env_b["HFL_CLICKHOUSE_URL"])
         refused = start_flow(
@@ -143,10 +143,10 @@ def test_fresh_flow_warm_started_from_clickhouse_checkpoint_predicts_like_the_ru
         trading = start_flow(
             "trading", settings_b, tmp_path / "b", env_b | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": "3"}
         )
-        codes = wait_all([trading, persist], FLOW_TIMEOUT_S)
+        codes = wait_all([trading], FLOW_TIMEOUT_S)
     finally:
         stop(persist)
-    assert codes == {"trading": 0, "persist": 0}, trading.tail()
+    assert codes == {"trading": 0}, trading.tail()
     assert f"warm start of {checkpointed_as[0]} from checkpoint" in trading.log.read_text()
 
     predictions = topic.PREDICTIONS
