@@ -11,19 +11,34 @@ step reads the clock: it is a timer, and it only fires when the gateway fails); 
 trading goes on without the missing fills, without further waiting until the markers
 catch up, a `gateway_lag` alert is raised and the account moves to REDUCING
 (`risk.alert_actions`) until an operator resumes it.
+
+Start halted: `risk.start_halted` (set by `hfl up` when startup reconciliation fails)
+halts the gate as it is built or resumed, before it sees any input, whatever order
+Bytewax reads its inputs in; once per halt, so a restart does not undo a resume.
+End of input (a bounded run): every held fill is booked, with a last P&L snapshot.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dataflows.settings import AccountLimitSettings, LimitSettings, RiskSettings, Settings
+from dataflows.control import control_events
+from dataflows.settings import (
+    AccountLimitSettings,
+    LimitSettings,
+    RiskSettings,
+    Settings,
+    StartHaltSettings,
+)
+from dataflows.shim import Delegate
 from risk.domain import (
     Alert,
     AlertSeverity,
     Bar,
+    ControlAction,
     ControlCommand,
     DriftDetected,
     Fill,
@@ -115,7 +130,8 @@ def risk_model(risk: RiskSettings) -> RiskModelConfig:
 @dataclass(slots=True)
 class AccountState:
     """The gate, the next P&L snapshot time (event time), order reports parked early and,
-    booking in event time, what waits for the gateway and the last promise sent."""
+    booking in event time, what waits for the gateway and the last promise sent; the
+    start halt applied last and what it caused, emitted with the next batch."""
 
     gate: AccountGate
     pnl_interval_ns: int
@@ -123,6 +139,8 @@ class AccountState:
     early: EarlyReports = field(default_factory=EarlyReports)
     sync: FillSync[Held] | None = None
     promised_ns: int | None = None
+    start_halt_id: str | None = None
+    pending: list[object] = field(default_factory=list)
 
 
 def make_account_state(settings: Settings) -> AccountState:
@@ -160,6 +178,69 @@ def make_account_state(settings: Settings) -> AccountState:
     )
 
 
+AccountLogic = Delegate[AccountInput, object, AccountState]
+
+
+def account_logic(settings: Settings) -> Callable[[AccountState | None], AccountLogic]:
+    """The risk gate's `stateful_batch` builder: a fresh or resumed gate, halted before
+    any input when `risk.start_halted` says so, booking held fills at the end of input."""
+    halt = settings.risk.start_halted
+
+    def build(resume_state: AccountState | None) -> AccountLogic:
+        state = make_account_state(settings) if resume_state is None else resume_state
+        apply_start_halt(state, halt)
+        return Delegate(state, handle_account, finish_account)
+
+    return build
+
+
+def apply_start_halt(state: AccountState, halt: StartHaltSettings) -> None:
+    """Halt the whole account as a kill by `halt.actor` would, once per halt.
+
+    The kill's audit event, a critical `trading_start_halted` alert, the state change
+    and the cancels of working orders go out with the next batch.
+    """
+    if not halt.reason:
+        return
+    gate = state.gate
+    actor = halt.actor or "hfl"
+    kill, audit = control_events(
+        gate.account, ControlAction.KILL, halt.reason, actor, ts_event=halt.at_ns
+    )
+    if kill.command_id == state.start_halt_id:
+        return  # applied before this restart; an operator may have resumed since
+    state.start_halt_id = kill.command_id
+    alert = Alert(
+        alert_id=stable_id("trading_start_halted", kill.command_id),
+        name="trading_start_halted",
+        severity=AlertSeverity.CRITICAL,
+        source="trading.risk_gate",
+        subject=gate.account,
+        message=f"trading starts HALTED ({actor}): {halt.reason}; resume: hfl resume --confirm",
+        ts_event=halt.at_ns,
+        ts_init=halt.at_ns,
+    )
+    state.pending += [audit, alert, *gate.on_control(kill)]
+    LOG.warning(alert.message)
+
+
+def finish_account(state: AccountState) -> list[object]:
+    """At the end of a bounded input, book every fill still held (no later decision and
+    no marker will come) and snapshot P&L with them."""
+    out, state.pending = state.pending, []
+    sync = state.sync
+    if sync is None or not len(sync):
+        return out
+    last_ns = None
+    for item in sync.drain():
+        _apply(state, item, out)
+        last_ns = item.ts_event if isinstance(item, Fill) else last_ns
+    if last_ns is not None:
+        out.append(state.gate.snapshot_pnl(last_ns))
+        out.extend(state.gate.take_events())
+    return out
+
+
 def handle_account(state: AccountState, batch: list[AccountInput]) -> list[object]:
     """Hand each input to the gate: in arrival order, or in event time (`state.sync`).
 
@@ -167,7 +248,7 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
     changes (including those automatic triggers made), and in event time the gate's
     `OrdersSent` promise and any `gateway_lag` alert.
     """
-    out: list[object] = []
+    out, state.pending = state.pending, []
     sync = state.sync
     for event in batch:
         match event:

@@ -24,7 +24,7 @@ from bytewax.dataflow import Dataflow
 from connectors import topic
 from connectors.codec import Rejected, check_sequence, decode_fill_report, decode_tick
 from connectors.kafka.record import KafkaRecord
-from dataflows.account import AccountInput, handle_account, make_account_state
+from dataflows.account import AccountInput, account_logic
 from dataflows.model_checkpoint import load_warm_start
 from dataflows.persist import code_version
 from dataflows.settings import Settings, load_settings
@@ -312,7 +312,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         op.stateful_batch(
             "risk_gate",
             account_in,
-            delegate(lambda: make_account_state(settings), handle_account),
+            account_logic(settings),
         ),
     )
     io.output(

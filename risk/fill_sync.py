@@ -42,6 +42,7 @@ from risk.domain.order import Fill, FillsThrough
 T = TypeVar("T")
 
 _NEVER = -(2**63)
+_FOREVER = 2**63
 
 
 class FillSyncMode(StrEnum):
@@ -139,6 +140,25 @@ class FillSync(Generic[T]):
             self._last_ns = max(self._last_ns, at_ns)
             self._take_fills(self._last_ns - self._delay_ns, out)
             out.append(item)
+        return out
+
+    def drain(self) -> list[Fill | T]:
+        """Return every held item, each after the fills before it, then every other fill:
+        the end of input, when no later item and no marker will come.
+
+        >>> sync = FillSync[str](("XYZ",), delay_ns=5, max_wait_ns=100)
+        >>> sync.hold("signal", 15)
+        >>> sync.drain(), len(sync)
+        (['signal'], 0)
+        """
+        out: list[Fill | T] = []
+        held = self._held
+        while held:
+            at_ns, item = held.popleft()
+            self._last_ns = max(self._last_ns, at_ns)
+            self._take_fills(self._last_ns - self._delay_ns, out)
+            out.append(item)
+        self._take_fills(_FOREVER, out)
         return out
 
     def lag_started(self) -> int | None:

@@ -8,9 +8,8 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from dataflows.account import AccountInput, handle_account, make_account_state
+from dataflows.account import AccountInput, account_logic
 from dataflows.settings import Settings
-from dataflows.shim import delegate
 
 
 def run_gate(settings: Settings, inputs: Sequence[AccountInput]) -> list[object]:
@@ -23,11 +22,7 @@ def run_gate(settings: Settings, inputs: Sequence[AccountInput]) -> list[object]
         op.input("account_in", flow, TestingSource(inputs, batch_size=100)),
         lambda event: (account, event),
     )
-    decisions = op.stateful_batch(
-        "risk_gate",
-        keyed,
-        delegate(lambda: make_account_state(settings), handle_account),
-    )
+    decisions = op.stateful_batch("risk_gate", keyed, account_logic(settings))
     op.output("out", op.key_rm("account_events", decisions), TestingSink(out))
     run_main(flow)
     return out

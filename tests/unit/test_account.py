@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+import pickle
 import time
 from dataclasses import replace
 
 import pytest
 
 from connectors.gateway import InstrumentBook, PaperBrokerConfig
-from dataflows.account import AccountState, Held, handle_account
+from dataflows.account import (
+    AccountState,
+    Held,
+    apply_start_halt,
+    finish_account,
+    handle_account,
+)
+from dataflows.settings import StartHaltSettings
 from risk.domain import (
     Alert,
+    AuditEvent,
+    CancelOrder,
+    ControlAction,
+    ControlCommand,
+    DenialReason,
+    Denied,
     Fill,
     FillsThrough,
     Order,
     OrderEvent,
     OrdersSent,
+    PnlSnapshot,
+    Position,
     Tick,
     TickKind,
     TradingState,
+    TradingStateChanged,
 )
 from risk.domain.enums import OrderEventKind
 from risk.domain.ids import tick_id
@@ -257,3 +274,68 @@ def test_event_time_books_a_fill_only_once_the_delay_has_passed() -> None:
     assert not [o for o in near if type(o).__name__ == "Position"]
     after = handle_account(state, [make_signal(1, 100.0, ts=TS + 102)])
     assert type(after[0]).__name__ == "Position"
+
+
+def start_halt(at_ns: int = TS - 5) -> StartHaltSettings:
+    return StartHaltSettings(reason="startup reconciliation: mismatch", actor="hfl up", at_ns=at_ns)
+
+
+def test_start_halt_denies_the_first_signal_with_audit_alert_and_state_change_first() -> None:
+    state = fresh_state()
+    apply_start_halt(state, start_halt())
+    out = handle_account(state, [make_signal(1, 100.0)])
+    audit, alert, changed, decision = out
+    assert isinstance(audit, AuditEvent)
+    assert (audit.action, audit.actor, audit.ts_event) == ("kill", "hfl up", TS - 5)
+    assert audit.reason == "startup reconciliation: mismatch"
+    assert isinstance(alert, Alert) and alert.name == "trading_start_halted"
+    assert isinstance(changed, TradingStateChanged)
+    assert (changed.state, changed.trigger) == (TradingState.HALTED, "kill")
+    assert isinstance(decision, Denied) and decision.reason is DenialReason.KILL_SWITCH
+
+
+def test_start_halt_cancels_orders_working_in_a_resumed_gate() -> None:
+    state = fresh_state()
+    (order,) = [o for o in handle_account(state, [make_signal(1, 100.0)]) if isinstance(o, Order)]
+    apply_start_halt(state, start_halt())
+    cancels = [o for o in handle_account(state, []) if isinstance(o, CancelOrder)]
+    assert [c.client_order_id for c in cancels] == [order.client_order_id]
+
+
+def test_start_halt_applies_once_so_a_restart_keeps_an_operator_resume() -> None:
+    state = fresh_state()
+    apply_start_halt(state, start_halt())
+    resume = ControlCommand(
+        command_id="resume-1",
+        account="acc",
+        action=ControlAction.RESUME,
+        reason="checked",
+        actor="ops",
+        ts_event=TS,
+        ts_init=TS,
+    )
+    handle_account(state, [resume])
+    restarted = pickle.loads(pickle.dumps(state))
+    apply_start_halt(restarted, start_halt())
+    assert restarted.gate.trading_state() is TradingState.ACTIVE
+    assert handle_account(restarted, []) == []
+    # A later start-up that finds a mismatch again halts again.
+    apply_start_halt(restarted, start_halt(at_ns=TS + 1))
+    assert restarted.gate.trading_state() is TradingState.HALTED
+
+
+def test_end_of_input_books_held_fills_and_snapshots_pnl_with_them() -> None:
+    state = event_time_state(delay_ns=100)
+    (order,) = [
+        o
+        for o in handle_account(state, [make_signal(1, 100.0), through(TS)])
+        if isinstance(o, Order)
+    ]
+    fill = replace(make_fill(order, 40), leaves_quantity=D(60))  # at TS + 1
+    held = handle_account(state, [fill, make_signal(1, 100.0, ts=TS + 50), through(TS + 50)])
+    assert not [o for o in held if isinstance(o, Position)]
+    last = finish_account(state)
+    assert [type(o) for o in last] == [Position, PnlSnapshot]
+    assert last[0].quantity == D(40)  # type: ignore[attr-defined]
+    assert last[1].ts_event == fill.ts_event  # type: ignore[attr-defined]
+    assert len(state.sync or ()) == 0
