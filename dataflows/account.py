@@ -1,10 +1,10 @@
 """The account step of the trading flow: a thin shim over `risk.gate.AccountGate`.
 
-With `risk.fill_sync: event_time` (the default) fills are booked in event time through
-`risk.fill_sync.FillSync`, each `risk.fill_sync_delay_ms` after it happened: signals,
-bars and drift events wait until the gateway's progress markers show those fills are
-in, so decisions, positions, P&L and risk figures do not depend on how fast the
-gateway ran. The step announces which orders it
+With `risk.fill_sync: event_time` (the default) fills and order events are booked in
+event time through `risk.fill_sync.FillSync`, each `risk.fill_sync_delay_ms` after it
+happened: signals, bars and drift events wait until the gateway's progress markers
+show those reports are in, so decisions, positions, P&L and risk figures do not
+depend on how fast the gateway ran. The step announces which orders it
 has sent (`OrdersSent`) so the gateway can mark its progress. If the gateway is down,
 a decision waits at most `risk.fill_sync_max_wait_ms` of wall time (the one place this
 step reads the clock: it is a timer, and it only fires when the gateway fails); then
@@ -44,6 +44,7 @@ from risk.domain import (
     Fill,
     FillsThrough,
     OrderEvent,
+    OrderEventsThrough,
     OrdersSent,
     Signal,
 )
@@ -62,7 +63,15 @@ LOG = logging.getLogger("hfl.trading.account")
 _NS_PER_MS = 1_000_000
 
 AccountInput = (
-    Signal | Bar | Fill | FillsThrough | OrderEvent | ControlCommand | Alert | DriftDetected
+    Signal
+    | Bar
+    | Fill
+    | FillsThrough
+    | OrderEvent
+    | OrderEventsThrough
+    | ControlCommand
+    | Alert
+    | DriftDetected
 )
 # What waits for the gateway's markers in event-time mode: the trading flow's own events.
 Held = Signal | Bar | DriftDetected
@@ -252,11 +261,11 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
     sync = state.sync
     for event in batch:
         match event:
-            case FillsThrough():
+            case FillsThrough():  # and OrderEventsThrough
                 if sync is not None:
                     sync.mark(event)
-            case Fill() if sync is not None:
-                sync.add_fill(event)
+            case Fill() | OrderEvent() if sync is not None:
+                sync.add_report(event)
             case Signal() | Bar() | DriftDetected() if sync is not None:
                 sync.hold(event, _event_time(event))
             case _:

@@ -29,6 +29,7 @@ from risk.domain import (
     FillsThrough,
     Order,
     OrderEvent,
+    OrderEventsThrough,
     OrdersSent,
     PnlSnapshot,
     Position,
@@ -220,15 +221,19 @@ def event_time_state(max_wait_ns: int = 10**9, delay_ns: int = 0) -> AccountStat
     return AccountState(gate=make_gate(), pnl_interval_ns=1_000_000_000, sync=sync)
 
 
-def through(ts: int) -> FillsThrough:
-    return FillsThrough(
-        progress_id=f"p{ts}",
-        account="acc",
-        instrument="AAPL",
-        through_ns=ts,
-        ts_event=ts,
-        ts_init=ts,
-    )
+def through(ts: int) -> list[FillsThrough]:
+    """The gateway's markers on both its topics: every report before `ts` is in."""
+    return [
+        kind(
+            progress_id=f"p{ts}",
+            account="acc",
+            instrument="AAPL",
+            through_ns=ts,
+            ts_event=ts,
+            ts_init=ts,
+        )
+        for kind in (FillsThrough, OrderEventsThrough)
+    ]
 
 
 def test_event_time_holds_a_signal_until_the_gateway_marks_its_time_and_promises_orders() -> None:
@@ -236,19 +241,19 @@ def test_event_time_holds_a_signal_until_the_gateway_marks_its_time_and_promises
     out = handle_account(state, [make_signal(1, 100.0)])
     assert [type(o) for o in out] == [OrdersSent]
     assert out[0].through_ns == TS  # type: ignore[attr-defined]
-    decided = handle_account(state, [through(TS)])
+    decided = handle_account(state, through(TS))
     assert [type(o).__name__ for o in decided] == ["Approved", "Order"]
 
 
 def test_event_time_books_earlier_fills_before_a_signal_whatever_their_arrival() -> None:
     signal, later = make_signal(1, 100.0), make_signal(1, 100.0, ts=TS + 10)
     first = event_time_state()
-    (order,) = [o for o in handle_account(first, [signal, through(TS)]) if isinstance(o, Order)]
+    (order,) = [o for o in handle_account(first, [signal, *through(TS)]) if isinstance(o, Order)]
     fill = replace(make_fill(order, 40), leaves_quantity=D(60))
-    fill_first = handle_account(first, [fill, later, through(TS + 10)])
+    fill_first = handle_account(first, [fill, later, *through(TS + 10)])
     second = event_time_state()
-    handle_account(second, [signal, through(TS)])
-    signal_first = handle_account(second, [later, fill, through(TS + 10)])
+    handle_account(second, [signal, *through(TS)])
+    signal_first = handle_account(second, [later, fill, *through(TS + 10)])
     assert fill_first == signal_first
     assert type(fill_first[0]).__name__ == "Position"  # the fill was booked before `later`
 
@@ -268,9 +273,9 @@ def test_event_time_without_gateway_decides_after_the_wait_and_reduces() -> None
 def test_event_time_books_a_fill_only_once_the_delay_has_passed() -> None:
     state = event_time_state(delay_ns=100)
     signal = make_signal(1, 100.0)
-    (order,) = [o for o in handle_account(state, [signal, through(TS)]) if isinstance(o, Order)]
+    (order,) = [o for o in handle_account(state, [signal, *through(TS)]) if isinstance(o, Order)]
     fill = replace(make_fill(order, 40), leaves_quantity=D(60))  # at TS + 1
-    near = handle_account(state, [fill, make_signal(1, 100.0, ts=TS + 50), through(TS + 50)])
+    near = handle_account(state, [fill, make_signal(1, 100.0, ts=TS + 50), *through(TS + 50)])
     assert not [o for o in near if type(o).__name__ == "Position"]
     after = handle_account(state, [make_signal(1, 100.0, ts=TS + 102)])
     assert type(after[0]).__name__ == "Position"
@@ -328,14 +333,49 @@ def test_end_of_input_books_held_fills_and_snapshots_pnl_with_them() -> None:
     state = event_time_state(delay_ns=100)
     (order,) = [
         o
-        for o in handle_account(state, [make_signal(1, 100.0), through(TS)])
+        for o in handle_account(state, [make_signal(1, 100.0), *through(TS)])
         if isinstance(o, Order)
     ]
     fill = replace(make_fill(order, 40), leaves_quantity=D(60))  # at TS + 1
-    held = handle_account(state, [fill, make_signal(1, 100.0, ts=TS + 50), through(TS + 50)])
+    held = handle_account(state, [fill, make_signal(1, 100.0, ts=TS + 50), *through(TS + 50)])
     assert not [o for o in held if isinstance(o, Position)]
     last = finish_account(state)
     assert [type(o) for o in last] == [Position, PnlSnapshot]
     assert last[0].quantity == D(40)  # type: ignore[attr-defined]
     assert last[1].ts_event == fill.ts_event  # type: ignore[attr-defined]
     assert len(state.sync or ()) == 0
+
+
+def canceled(order: Order, ts: int) -> OrderEvent:
+    return OrderEvent(
+        event_id=f"cancel-{order.client_order_id}",
+        client_order_id=order.client_order_id,
+        account="acc",
+        instrument=order.instrument,
+        kind=OrderEventKind.CANCELED,
+        filled_quantity=D(0),
+        leaves_quantity=D(0),
+        ts_event=ts,
+        ts_init=ts,
+    )
+
+
+def test_event_time_books_an_order_event_before_a_later_signal_whatever_their_arrival() -> None:
+    first, later = make_signal(1, 100.0), make_signal(1, 100.0, ts=TS + 10)
+    fills_marker, events_marker = through(TS + 10)
+    runs = []
+    for arrival in ("event first", "signal first", "event after the fills marker"):
+        state = event_time_state()
+        (order,) = [o for o in handle_account(state, [first, *through(TS)]) if isinstance(o, Order)]
+        event = canceled(order, TS + 1)
+        match arrival:
+            case "event first":
+                batch = [event, later, fills_marker, events_marker]
+            case "signal first":
+                batch = [later, event, fills_marker, events_marker]
+            case _:
+                batch = [later, fills_marker, event, events_marker]
+        runs.append(handle_account(state, batch))
+    assert runs[0] == runs[1] == runs[2]
+    # The cancel released the first order before `later` was sized: it orders again.
+    assert [type(o).__name__ for o in runs[0]] == ["Approved", "Order", "OrdersSent"]
