@@ -16,6 +16,13 @@ Start halted: `risk.start_halted` (set by `hfl up` when startup reconciliation f
 halts the gate as it is built or resumed, before it sees any input, whatever order
 Bytewax reads its inputs in; once per halt, so a restart does not undo a resume.
 End of input (a bounded run): every held fill is booked, with a last P&L snapshot.
+
+Operator commands in event time (`risk.command_log`): a command is applied the moment
+it is read, before every decision not yet made (a kill is immediate), at the gate's
+event-time clock; where (after how many decisions, at which event time) is journaled
+as a `control_applied` audit event on `hfl.audit`. A trading flow resuming from a
+snapshot reads that journal and applies each command replayed after the snapshot at
+the same point, so a replay decides as the run before the crash did.
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from connectors.codec import encode, loads
+from connectors.topic import AUDIT
 from dataflows.control import control_events
 from dataflows.settings import (
     AccountLimitSettings,
@@ -34,9 +43,11 @@ from dataflows.settings import (
     StartHaltSettings,
 )
 from dataflows.shim import Delegate
+from risk.command_log import CommandLog, CommandPoint
 from risk.domain import (
     Alert,
     AlertSeverity,
+    AuditEvent,
     Bar,
     ControlAction,
     ControlCommand,
@@ -150,6 +161,7 @@ class AccountState:
     promised_ns: int | None = None
     start_halt_id: str | None = None
     pending: list[object] = field(default_factory=list)
+    commands: CommandLog[ControlCommand] = field(default_factory=CommandLog)
 
 
 def make_account_state(settings: Settings) -> AccountState:
@@ -188,19 +200,74 @@ def make_account_state(settings: Settings) -> AccountState:
 
 
 AccountLogic = Delegate[AccountInput, object, AccountState]
+Journal = Callable[[Settings], list[CommandPoint]]
+
+CONTROL_APPLIED = "control_applied"
 
 
-def account_logic(settings: Settings) -> Callable[[AccountState | None], AccountLogic]:
+def account_logic(
+    settings: Settings, journal: Journal | None = None
+) -> Callable[[AccountState | None], AccountLogic]:
     """The risk gate's `stateful_batch` builder: a fresh or resumed gate, halted before
-    any input when `risk.start_halted` says so, booking held fills at the end of input."""
+    any input when `risk.start_halted` says so, booking held fills at the end of input.
+
+    A resumed gate booking in event time places replayed operator commands where the
+    `journal` (default: `hfl.audit`) says they were applied.
+    """
     halt = settings.risk.start_halted
 
     def build(resume_state: AccountState | None) -> AccountLogic:
-        state = make_account_state(settings) if resume_state is None else resume_state
+        if resume_state is None:
+            state = make_account_state(settings)
+        else:
+            state = resume_state
+            if state.sync is not None:
+                state.commands.replay((journal or read_journal)(settings))
         apply_start_halt(state, halt)
         return Delegate(state, handle_account, finish_account)
 
     return build
+
+
+def read_journal(settings: Settings) -> list[CommandPoint]:
+    """Where the gate applied each operator command, from its journal on `hfl.audit`.
+
+    Raises:
+        TimeoutError, OSError: the journal could not be read; resuming without it could
+            place a command elsewhere than before the crash, so the flow stops.
+    """
+    from dataflows.reconcile import read_log  # only a resume pays for its imports
+
+    kafka, account = settings.kafka, settings.trading.account
+    records = read_log(kafka.bootstrap, kafka.topic_prefix + AUDIT, timeout_s=10)
+    points = []
+    for record in records:
+        if record["action"] == CONTROL_APPLIED and record["subject"] == account:
+            detail = loads(record["detail"].encode())
+            point = CommandPoint(
+                detail["command_id"], detail["after_decisions"], detail["effective_ns"]
+            )
+            points.append(point)
+    return points
+
+
+def journal_entry(account: str, command: ControlCommand, point: CommandPoint) -> AuditEvent:
+    """The audit event saying where the gate applied `command` (see `read_journal`)."""
+    detail = {
+        "command_id": point.command_id,
+        "after_decisions": point.after_decisions,
+        "effective_ns": point.effective_ns,
+    }
+    return AuditEvent(
+        audit_id=stable_id("audit", CONTROL_APPLIED, command.command_id),
+        actor="trading.risk_gate",
+        action=CONTROL_APPLIED,
+        subject=account,
+        reason=f"{command.action} by {command.actor}: {command.reason}",
+        detail=encode(detail).decode(),
+        ts_event=point.effective_ns,
+        ts_init=point.effective_ns,
+    )
 
 
 def apply_start_halt(state: AccountState, halt: StartHaltSettings) -> None:
@@ -268,14 +335,44 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                 sync.add_report(event)
             case Signal() | Bar() | DriftDetected() if sync is not None:
                 sync.hold(event, _event_time(event))
+            case ControlCommand() if sync is not None:
+                if state.commands.arrive(event.command_id, event):
+                    _apply_live_command(state, sync, event, out)
             case _:
                 _apply(state, event, out)
     if sync is not None:
-        for item in sync.release(now_ns=time.time_ns()):
-            _apply(state, item, out)
+        _decide(state, sync, out)
         _report_lag(state, sync, out)
         _promise(state, sync, out)
     return out
+
+
+def _decide(state: AccountState, sync: FillSync[Held], out: list[object]) -> None:
+    """Decide what the gateway's markers allow, each replayed command at its point."""
+    commands = state.commands
+    while True:
+        decided = 0
+        for item in sync.release(now_ns=time.time_ns(), max_items=commands.limit()):
+            _apply(state, item, out)
+            decided += not isinstance(item, Fill | OrderEvent)
+        commands.count(decided)
+        due = commands.due()
+        if not due:
+            return
+        for command, point in due:
+            _apply(state, replace(command, ts_event=point.effective_ns), out)
+
+
+def _apply_live_command(
+    state: AccountState, sync: FillSync[Held], command: ControlCommand, out: list[object]
+) -> None:
+    """Apply `command` now, at the gate's event-time clock (never before an order it
+    promised the gateway), and journal where."""
+    clock = [t for t in (sync.clock_ns, state.promised_ns) if t is not None]
+    effective_ns = max(clock) if clock else command.ts_event
+    point = state.commands.applied(command.command_id, effective_ns)
+    _apply(state, replace(command, ts_event=effective_ns), out)
+    out.append(journal_entry(state.gate.account, command, point))
 
 
 def _apply(state: AccountState, event: AccountInput, out: list[object]) -> None:

@@ -139,13 +139,20 @@ class FillSync(Generic[T]):
             return self._held[0][0]
         return None if self._last_ns == _NEVER else self._last_ns
 
-    def release(self, *, now_ns: int) -> list[Report | T]:
+    @property
+    def clock_ns(self) -> int | None:
+        """Event time of the last item released, or None before the first."""
+        return None if self._last_ns == _NEVER else self._last_ns
+
+    def release(self, *, now_ns: int, max_items: int | None = None) -> list[Report | T]:
         """Return the items whose reports up to `delay` before them are all in (or that
-        waited too long by `now_ns`), each after those reports."""
+        waited too long by `now_ns`), each after those reports; at most `max_items`."""
         out: list[Report | T] = []
         through = min((self._through.get(name, _NEVER) for name in self._streams), default=0)
         held = self._held
-        while held:
+        left = len(held) if max_items is None else max_items
+        while held and left > 0:
+            left -= 1
             at_ns = held[0][0]
             complete = at_ns - self._delay_ns <= through
             if complete:

@@ -6,6 +6,7 @@ import pickle
 import time
 from dataclasses import replace
 
+import orjson
 import pytest
 
 from connectors.gateway import InstrumentBook, PaperBrokerConfig
@@ -17,6 +18,7 @@ from dataflows.account import (
     handle_account,
 )
 from dataflows.settings import StartHaltSettings
+from risk.command_log import CommandPoint
 from risk.domain import (
     Alert,
     AuditEvent,
@@ -379,3 +381,54 @@ def test_event_time_books_an_order_event_before_a_later_signal_whatever_their_ar
     assert runs[0] == runs[1] == runs[2]
     # The cancel released the first order before `later` was sized: it orders again.
     assert [type(o).__name__ for o in runs[0]] == ["Approved", "Order", "OrdersSent"]
+
+
+def command(action: ControlAction, n: int) -> ControlCommand:
+    ts = TS + 10**6 * n  # the operator's wall clock: not where it takes effect
+    return ControlCommand(
+        command_id=f"{action}-{n}",
+        account="acc",
+        action=action,
+        reason="test",
+        actor="ops",
+        ts_event=ts,
+        ts_init=ts,
+    )
+
+
+def replayed(state: AccountState, journal: list[object]) -> AccountState:
+    """`state` as a resumed snapshot that read the gate's journal (`read_journal`)."""
+    resumed: AccountState = pickle.loads(pickle.dumps(state))
+    points = [
+        CommandPoint(**orjson.loads(a.detail))
+        for a in journal
+        if isinstance(a, AuditEvent) and a.action == "control_applied"
+    ]
+    resumed.commands.replay(points)
+    return resumed
+
+
+def test_replay_applies_operator_commands_where_the_journal_says_whatever_their_arrival() -> None:
+    state = event_time_state()
+    handle_account(state, [make_signal(1, 100.0), *through(TS)])
+    snapshot = pickle.loads(pickle.dumps(state))
+    signals = [make_signal((-1) ** n, 100.0 + n, ts=TS + 10 * n) for n in range(1, 9)]
+    kill, reduce, resume = (command(a, n) for n, a in enumerate(ControlAction))
+    # Live: each command arrives between markers and is applied at once.
+    live = handle_account(state, [*signals[:2], *through(TS + 20), kill])
+    live += handle_account(state, [*signals[2:5], *through(TS + 50), resume, reduce])
+    live += handle_account(state, [*signals[5:], *through(TS + 80)])
+    journal = [o for o in live if isinstance(o, AuditEvent)]
+    assert len(journal) == 3
+    decided = [o for o in live if not isinstance(o, AuditEvent | OrdersSent)]
+    assert {type(d).__name__ for d in decided} >= {"Approved", "Denied", "TradingStateChanged"}
+
+    everything = [*signals, *through(TS + 80)]
+    for arrival in (
+        [kill, resume, reduce, *everything],  # commands read before every item
+        [*everything, reduce, resume, kill],  # ...after every item and marker
+        [*signals[:4], reduce, *through(TS + 80), kill, *signals[4:], resume],
+    ):
+        resumed = replayed(snapshot, journal)
+        out = handle_account(resumed, arrival)
+        assert [o for o in out if not isinstance(o, OrdersSent)] == decided
