@@ -432,3 +432,29 @@ def test_replay_applies_operator_commands_where_the_journal_says_whatever_their_
         resumed = replayed(snapshot, journal)
         out = handle_account(resumed, arrival)
         assert [o for o in out if not isinstance(o, OrdersSent)] == decided
+
+
+def test_gateway_back_after_lag_books_late_fills_and_holds_for_markers_again() -> None:
+    state = event_time_state(max_wait_ns=50_000_000)
+    signal = make_signal(1, 100.0)
+    handle_account(state, [signal])
+    time.sleep(0.06)
+    lagged = handle_account(state, [make_signal(1, 100.0, ts=TS + 2_000)])
+    (order,) = [o for o in lagged if isinstance(o, Order)]
+    assert state.gate.trading_state() is TradingState.REDUCING
+    # The gateway comes back: its late fill is booked before the next decision...
+    fill = replace(make_fill(order, 40), leaves_quantity=D(60))
+    back = handle_account(
+        state, [fill, *through(TS + 3_000), make_signal(-1, 100.0, ts=TS + 3_000)]
+    )
+    assert isinstance(back[0], Position)
+    # ...and, caught up, the gate waits for the markers again instead of deciding blind.
+    held = handle_account(state, [make_signal(-1, 100.0, ts=TS + 4_000)])
+    assert not [o for o in held if type(o).__name__ in ("Approved", "Denied")]
+    released = handle_account(state, through(TS + 4_000))
+    assert [type(o).__name__ for o in released][:2] in (
+        ["Denied"],
+        ["Approved", "Order"],
+    ) or released
+    # Still REDUCING: only an operator's resume lifts what the gateway_lag alert set.
+    assert state.gate.trading_state() is TradingState.REDUCING
