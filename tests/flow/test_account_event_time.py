@@ -15,16 +15,14 @@ from risk.command_log import CommandPoint
 from risk.domain import (
     AuditEvent,
     ControlAction,
-    ControlCommand,
     Denied,
-    FillsThrough,
     Order,
-    OrderEventsThrough,
     OrdersSent,
     PnlSnapshot,
     Position,
 )
 from risk.fill_sync import FillSyncMode
+from tests.unit.test_account import command, through
 from tests.unit.test_gate import TS, D, make_fill, make_signal
 
 
@@ -33,31 +31,16 @@ def event_time(settings: Settings) -> Settings:
     return replace(settings, risk=risk, trading=replace(settings.trading, instruments=("AAPL",)))
 
 
-def marker(ts: int) -> list[FillsThrough]:
-    """The gateway's markers on both its topics: every report before `ts` is in."""
-    return [
-        kind(
-            progress_id=f"p{ts}",
-            account="acc",
-            instrument="AAPL",
-            through_ns=ts,
-            ts_event=ts,
-            ts_init=ts,
-        )
-        for kind in (FillsThrough, OrderEventsThrough)
-    ]
-
-
 def test_fills_in_the_last_second_are_booked_at_the_end_of_input(settings: Settings) -> None:
     settings = replace(settings, trading=replace(settings.trading, account="acc"))
     settings = event_time(settings)
     signal = make_signal(1, 100.0)
-    first = run_gate(settings, [signal, *marker(TS + 1)])
+    first = run_gate(settings, [signal, *through(TS + 1)])
     (order,) = [o for o in first if isinstance(o, Order)]
     fill = replace(make_fill(order, 40), leaves_quantity=D(60))  # 1 ns after the order
     last = make_signal(1, 100.0, ts=TS + 500_000_000)  # within the 1 s delay of the fill
 
-    out = run_gate(settings, [signal, *marker(TS + 1), fill, last, *marker(TS + 10**9)])
+    out = run_gate(settings, [signal, *through(TS + 1), fill, last, *through(TS + 10**9)])
 
     positions = [o for o in out if isinstance(o, Position)]
     assert [p.quantity for p in positions] == [D(40)]
@@ -65,19 +48,6 @@ def test_fills_in_the_last_second_are_booked_at_the_end_of_input(settings: Setti
         i for i, o in enumerate(out) if type(o).__name__ in ("Approved", "Denied")
     )
     assert isinstance(out[-1], PnlSnapshot) and out[-1].ts_event == fill.ts_event
-
-
-def command(action: ControlAction, n: int) -> ControlCommand:
-    ts = TS + 10**6 * n  # the operator's wall clock, not where it takes effect
-    return ControlCommand(
-        command_id=f"{action}-{n}",
-        account="acc",
-        action=action,
-        reason="flow test",
-        actor="ops",
-        ts_event=ts,
-        ts_init=ts,
-    )
 
 
 def decisions(out: list[object]) -> list[object]:
@@ -91,17 +61,17 @@ def test_crash_replay_applies_commands_where_the_journal_says_in_any_interleavin
     settings = event_time(replace(settings, trading=replace(settings.trading, account="acc")))
     signals = [make_signal((-1) ** n, 100.0 + n, ts=TS + 10 * n) for n in range(9)]
     kill, resume, reduce = (command(a, n) for n, a in enumerate(ControlAction))
-    before = [signals[0], *marker(TS)]  # what the snapshot holds
+    before = [signals[0], *through(TS)]  # what the snapshot holds
     after = [
         *signals[1:3],
-        *marker(TS + 20),
+        *through(TS + 20),
         kill,
         *signals[3:6],
-        *marker(TS + 50),
+        *through(TS + 50),
         resume,
         reduce,
         *signals[6:],
-        *marker(TS + 80),
+        *through(TS + 80),
     ]
     uninterrupted = run_gate(settings, [*before, *after], batch_size=1)
     journal = [

@@ -312,16 +312,7 @@ def test_start_halt_cancels_orders_working_in_a_resumed_gate() -> None:
 def test_start_halt_applies_once_so_a_restart_keeps_an_operator_resume() -> None:
     state = fresh_state()
     apply_start_halt(state, start_halt())
-    resume = ControlCommand(
-        command_id="resume-1",
-        account="acc",
-        action=ControlAction.RESUME,
-        reason="checked",
-        actor="ops",
-        ts_event=TS,
-        ts_init=TS,
-    )
-    handle_account(state, [resume])
+    handle_account(state, [command(ControlAction.RESUME, 1)])
     restarted = pickle.loads(pickle.dumps(state))
     apply_start_halt(restarted, start_halt())
     assert restarted.gate.trading_state() is TradingState.ACTIVE
