@@ -151,7 +151,8 @@ def risk_model(risk: RiskSettings) -> RiskModelConfig:
 class AccountState:
     """The gate, the next P&L snapshot time (event time), order reports parked early and,
     booking in event time, what waits for the gateway and the last promise sent; the
-    start halt applied last and what it caused, emitted with the next batch."""
+    start halt applied last and what it caused, emitted with the next batch; the
+    operator commands applied and where replayed ones go (`CommandLog`)."""
 
     gate: AccountGate
     pnl_interval_ns: int

@@ -22,6 +22,11 @@ remembered so their journal entries are skipped.
 (None, True, CommandPoint(command_id='k2', after_decisions=2, effective_ns=60))
 >>> log.arrive("k2", "kill 2 again")
 False
+
+A resumed snapshot skips the journal's points from before it:
+
+>>> log.replay([CommandPoint("k0", 1, 40), CommandPoint("k2", 2, 60)])
+>>> log.limit()
 """
 
 from __future__ import annotations
@@ -65,8 +70,13 @@ class CommandLog(Generic[C]):
     def replay(self, points: Iterable[CommandPoint]) -> None:
         """Take the journal's points, in the order the commands were applied; those of
         commands already applied are skipped."""
-        applied = set(self._applied)
-        self._points = {p.command_id: p for p in points if p.command_id not in applied}
+        applied, decided = set(self._applied), self.decided
+        self._points = {
+            p.command_id: p
+            for p in points
+            # Before the snapshot: a point behind its decisions, or a command it holds.
+            if p.after_decisions >= decided and p.command_id not in applied
+        }
 
     def limit(self) -> int | None:
         """How many items may still be decided before the next replayed command; None: any."""
