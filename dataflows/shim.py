@@ -37,13 +37,25 @@ class Delegate(StatefulBatchLogic[V, W, Snapshot], Generic[V, W, S]):
     tagged with `version`.
     """
 
-    def __init__(self, state: S, handle: Callable[[S, list[V]], Iterable[W]], version: int):
+    def __init__(
+        self,
+        state: S,
+        handle: Callable[[S, list[V]], Iterable[W]],
+        version: int,
+        finish: Callable[[S], Iterable[W]] | None = None,
+    ) -> None:
         self._state = state
         self._handle = handle
         self._version = version
+        self._finish = finish
 
     def on_batch(self, values: list[V]) -> tuple[Iterable[W], bool]:
         return self._handle(self._state, values), StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[W], bool]:
+        """At the end of a bounded input, emit what `finish` still held back."""
+        done = () if self._finish is None else self._finish(self._state)
+        return done, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> Snapshot:
         return self._version, pickle.dumps(self._state, pickle.HIGHEST_PROTOCOL)

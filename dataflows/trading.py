@@ -21,9 +21,15 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from connectors import topic
-from connectors.codec import Rejected, check_sequence, decode_fill_report, decode_tick
+from connectors.codec import (
+    Rejected,
+    check_sequence,
+    decode_fill_report,
+    decode_order_report,
+    decode_tick,
+)
 from connectors.kafka.record import KafkaRecord
-from dataflows.account import AccountInput, handle_account, make_account_state
+from dataflows.account import AccountInput, account_logic
 from dataflows.model_checkpoint import load_warm_start
 from dataflows.persist import code_version
 from dataflows.settings import Settings, load_settings
@@ -50,7 +56,6 @@ from risk.domain import (
     DriftDetected,
     ModelCheckpoint,
     ModelCommand,
-    OrderEvent,
     Signal,
     Tick,
 )
@@ -59,10 +64,10 @@ from sinks.metric import note_signals, observe_model_batch
 TickWithOrigin = tuple[Tick, KafkaRecord]
 NS_PER_S = 1_000_000_000
 
-# Recovery snapshot versions (dataflows.shim): bump one whenever the shape of its
-# state changes, so a store written by older code fails closed on resume.
+# Recovery snapshot version (dataflows.shim) of the model step: bump it whenever the
+# shape of its state changes, so a store written by older code fails closed on resume.
+# The risk gate's is `dataflows.account.ACCOUNT_STATE_VERSION`.
 INSTRUMENT_STATE_VERSION = 1  # InstrumentState: pipelines (bars, features, models), pool
-ACCOUNT_STATE_VERSION = 1  # dataflows.account's gate state (AccountGate, fill sync)
 
 
 def model_config(settings: Settings, name: str) -> ModelConfig:
@@ -270,7 +275,7 @@ def inbound_types(prefix: str) -> Callable[[str], type | Callable[[bytes], objec
     """Which type each inbound topic carries (fills share theirs with progress markers)."""
     types: dict[str, type | Callable[[bytes], object]] = {
         prefix + topic.FILLS: decode_fill_report,
-        prefix + topic.ORDER_EVENTS: OrderEvent,
+        prefix + topic.ORDER_EVENTS: decode_order_report,
         prefix + topic.CONTROL: ControlCommand,
         prefix + topic.ALERTS: Alert,
     }
@@ -340,12 +345,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         op.stateful_batch(
             "risk_gate",
             account_in,
-            delegate(
-                lambda: make_account_state(settings),
-                handle_account,
-                step="trading.risk_gate",
-                version=ACCOUNT_STATE_VERSION,
-            ),
+            account_logic(settings),
         ),
     )
     io.output(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from bytewax.recovery import RecoveryConfig, init_db_dir
@@ -12,7 +13,7 @@ from bytewax.testing import TestingSource, run_main
 from conftest import BATCH_SIZE, trading_flow, trading_runner
 
 from connectors.kafka.record import KafkaRecord
-from dataflows import trading
+from dataflows import account, trading
 from dataflows.settings import Settings
 from dataflows.shim import StateVersionError, restore
 from risk.domain import Order
@@ -37,13 +38,15 @@ def test_a_snapshot_of_another_version_is_refused_before_unpickling(
     assert "model.warm_start" in message
 
 
-@pytest.mark.parametrize("version", ["INSTRUMENT_STATE_VERSION", "ACCOUNT_STATE_VERSION"])
+@pytest.mark.parametrize(
+    "versioned", [(trading, "INSTRUMENT_STATE_VERSION"), (account, "ACCOUNT_STATE_VERSION")]
+)
 def test_resuming_with_a_newer_state_version_stops_the_flow_before_any_order(
     settings: Settings,
     tick_records: list[KafkaRecord],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    version: str,
+    versioned: tuple[ModuleType, str],
 ) -> None:
     init_db_dir(tmp_path, 1)
     run = trading_runner(settings)
@@ -52,7 +55,8 @@ def test_resuming_with_a_newer_state_version_stops_the_flow_before_any_order(
     before = run(with_abort, recovery_dir=tmp_path)
     assert any(isinstance(event, Order) for event in before)  # the gate has state to resume
 
-    monkeypatch.setattr(trading, version, getattr(trading, version) + 1)
+    module, version = versioned
+    monkeypatch.setattr(module, version, getattr(module, version) + 1)
     out: list[object] = []
     flow = trading_flow(settings, with_abort, out, BATCH_SIZE)
     with pytest.raises(Exception, match="has state version 1, this code expects 2"):

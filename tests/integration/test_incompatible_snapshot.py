@@ -23,10 +23,10 @@ from connectors.codec import encode
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
 from connectors.topic import ORDERS
+from dataflows.account import ACCOUNT_STATE_VERSION
 from dataflows.process import start_flow, wait_all
 from dataflows.reconcile import read_log
 from dataflows.settings import load_settings
-from dataflows.trading import ACCOUNT_STATE_VERSION
 
 pytestmark = pytest.mark.integration
 
