@@ -26,7 +26,7 @@ from risk.domain.portfolio import PnlSnapshot, Position, RiskMetric
 from risk.drawdown import DrawdownGuard
 from risk.limit import AccountLimits, LimitProvider, RiskLimits
 from risk.monitor import PortfolioRisk, RiskModelConfig
-from risk.pretrade import Denial, halted_denial, reduces_position, run_checks
+from risk.pretrade import Denial, halted_denial, run_checks
 from risk.sizing import SizingMethod, target_quantity, volatility_target_notional
 from risk.state import ACCOUNT_WIDE, StatePolicy, TradingStates
 from risk.throttle import SlidingWindowThrottle
@@ -359,39 +359,36 @@ class AccountGate:
             return self._denied(signal, side, ZERO, None, denial), None
         limits = self._limits.for_instrument(instrument)
         target = self._target(signal.direction, reference, instrument, limits)
-        delta = target - self.worst_case_long(instrument)
+        net = self._net.get(instrument, ZERO)
+        delta = target - net
         if delta:
             side = Side.BUY if delta > 0 else Side.SELL
         else:
             side = Side.SELL if signal.direction < 0 else Side.BUY
-        intent = OrderIntent(
+        quantity = abs(delta)
+        client_order_id = ids.client_order_id(self.account, instrument, signal.signal_id)
+        failed = self._order_checks(signal, side, quantity, reference, state=state, limits=limits)
+        if failed is None:
+            failed = self._account_checks(signal, side, quantity, client_order_id, limits)
+        if failed is not None:
+            return self._denied(signal, side, quantity, reference, failed), None
+        order = self._submit(
+            client_order_id,
+            instrument,
+            side,
+            quantity,
             signal_id=signal.signal_id,
-            account=self.account,
-            instrument=instrument,
-            side=side,
-            quantity=abs(delta),
-            order_type=OrderType.MARKET,
-            limit_price=None,
-            reference_price=reference,
             ts_event=signal.ts_event,
             ts_init=signal.ts_init,
         )
-        trigger = "" if state is TradingState.ACTIVE else self._states.trigger(instrument)
-        failed = run_checks(intent, self, limits, state, trigger)
-        if failed is None:
-            client_order_id = ids.client_order_id(self.account, instrument, signal.signal_id)
-            failed = self._account_checks(intent, limits, client_order_id)
-        if failed is not None:
-            return self._denied(signal, side, intent.quantity, reference, failed), None
-        order = self._submit(intent, client_order_id)
         approved = Approved(
             signal_id=signal.signal_id,
             account=self.account,
             instrument=instrument,
             side=side,
-            quantity=intent.quantity,
+            quantity=quantity,
             reference_price=reference,
-            client_order_id=order.client_order_id,
+            client_order_id=client_order_id,
             ts_event=signal.ts_event,
             ts_init=signal.ts_init,
         )
@@ -460,29 +457,100 @@ class AccountGate:
         }
         self._targets = optimizer.target_positions(chosen, capital, prices, self.lot_size)
 
+    def _order_checks(
+        self,
+        signal: Signal,
+        side: Side,
+        quantity: Decimal,
+        reference: float,
+        *,
+        state: TradingState,
+        limits: RiskLimits,
+    ) -> Denial | None:
+        """`risk.pretrade.run_checks` on the order, its `OrderIntent` built only to deny."""
+        instrument = signal.instrument
+        if state is TradingState.ACTIVE and self._within_order_limits(
+            instrument, side, quantity, signal.ts_event, limits
+        ):
+            return None
+        intent = OrderIntent(
+            signal.signal_id,
+            self.account,
+            instrument,
+            side,
+            quantity,
+            OrderType.MARKET,
+            None,
+            reference,
+            signal.ts_event,
+            signal.ts_init,
+        )
+        trigger = "" if state is TradingState.ACTIVE else self._states.trigger(instrument)
+        return run_checks(intent, self, limits, state, trigger)
+
+    def _within_order_limits(
+        self, instrument: str, side: Side, quantity: Decimal, ts_event: int, limits: RiskLimits
+    ) -> bool:
+        """True when a market order passes every check of `run_checks` but the state's.
+
+        The same comparisons on the same numbers, without the intent and eight calls:
+        the gate runs this for every signal. The reference is positive and finite
+        (`on_reference_price` keeps no other) and its Decimal is the one the checks
+        quantise. False does not mean denied, only that `run_checks` must tell.
+        """
+        if not quantity or quantity > limits.max_order_quantity:
+            return False
+        if ts_event - self._ref_ts[instrument] > limits.max_reference_age_ns:
+            return False
+        price = self._ref_price_decimal[instrument]
+        if quantity * price > limits.max_order_notional:
+            return False
+        net = self._net.get(instrument, ZERO)
+        worst = net + quantity if side is Side.BUY else net - quantity
+        if abs(worst) > limits.max_position:
+            return False
+        if abs(worst) <= abs(net):
+            return True
+        gross = self.gross_exposure_excluding(instrument) + abs(worst) * price
+        return gross <= limits.max_gross_exposure
+
     def _account_checks(
-        self, intent: OrderIntent, limits: RiskLimits, client_order_id: str
+        self,
+        signal: Signal,
+        side: Side,
+        quantity: Decimal,
+        client_order_id: str,
+        limits: RiskLimits,
     ) -> Denial | None:
         """Run the account-level controls in the documented order; first denial wins."""
         whole = self._account_limits
+        instrument = signal.instrument
         failed = (
             budget.check_duplicate(client_order_id, self._used)
-            or budget.check_order_rate(self._throttle.allows(intent.ts_event), whole)
+            or budget.check_order_rate(self._throttle.allows(signal.ts_event), whole)
             or budget.check_open_orders(len(self._working), whole)
-            or budget.check_self_match(self._crosses_own_order(intent))
+            or budget.check_self_match(self._crosses_own_order(instrument, side, None))
         )
-        if failed is not None or reduces_position(intent, self):
+        net = self._net.get(instrument, ZERO)
+        worst_after = net + quantity if side is Side.BUY else net - quantity
+        # `risk.pretrade.reduces_position`: never through zero, counting working orders.
+        if failed is not None or (worst_after <= 0 if side is Side.BUY else worst_after >= 0):
             return failed
-        return self._risk_checks(intent, limits)
+        return self._risk_checks(instrument, side.sign, quantity, worst_after, limits)
 
-    def _risk_checks(self, intent: OrderIntent, limits: RiskLimits) -> Denial | None:
+    def _risk_checks(
+        self,
+        instrument: str,
+        sign: int,
+        quantity: Decimal,
+        worst_after: Decimal,
+        limits: RiskLimits,
+    ) -> Denial | None:
         """Exposure and portfolio-risk controls for an order that increases risk."""
         whole = self._account_limits
-        instrument, sign = intent.instrument, intent.side.sign
-        reference = float(intent.reference_price or 0.0)
-        net = self._net.get(instrument, ZERO)
-        worst_after = net + intent.quantity if sign > 0 else net - intent.quantity
-        net_after, group_after = self._book_exposure(intent, limits.group)
+        reference = self._ref_price[instrument]
+        delta = float(quantity) * sign
+        net_after, group_after = self._book_exposure(instrument, delta, limits.group)
         equity = self._equity
         risk = self._risk
         correlation = risk.correlation_to_book(instrument)
@@ -499,7 +567,7 @@ class AccountGate:
             or budget.check_risk_budgets(
                 risk.post_trade(
                     instrument,
-                    float(sign * intent.quantity),
+                    delta,
                     proves=(whole.var_budget * equity, whole.cvar_budget * equity),
                 ),
                 risk.book_figures,
@@ -508,16 +576,15 @@ class AccountGate:
             )
         )
 
-    def _book_exposure(self, intent: OrderIntent, group: str) -> tuple[float, float]:
+    def _book_exposure(self, instrument: str, delta: float, group: str) -> tuple[float, float]:
         """Worst-case net exposure (money) and the group's gross value after the order.
 
         For a buy every working buy is assumed filled and every working sell canceled
         (and the other way round for a sell): the net exposure that order could reach.
         Floats from `_net_float`: these feed share-of-equity limits, not accounting.
         """
-        delta = float(intent.quantity) * intent.side.sign
         prices = self._ref_price
-        net = delta * prices[intent.instrument]
+        net = delta * prices[instrument]
         group_value = 0.0
         for_instrument = self._limits.for_instrument
         seen = False
@@ -525,34 +592,30 @@ class AccountGate:
             price = prices.get(name, 0.0)
             net += worst * price
             if group and for_instrument(name).group == group:
-                mine = name == intent.instrument
+                mine = name == instrument
                 seen = seen or mine
                 group_value += abs(worst + (delta if mine else 0.0)) * price
         if group and not seen:
-            group_value += abs(delta) * prices[intent.instrument]
+            group_value += abs(delta) * prices[instrument]
         return net, group_value
 
     def _used(self, client_order_id: str) -> bool:
         return client_order_id in self._recent_set or client_order_id in self._working
 
-    def _crosses_own_order(self, intent: OrderIntent) -> bool:
-        """True when the order could trade against our resting limit on the other side.
+    def _crosses_own_order(self, instrument: str, side: Side, limit: Decimal | None) -> bool:
+        """True when an order could trade against our resting limit on the other side.
 
         Market orders never rest, so only our working limit orders can be matched; a
-        market order crosses any of them, a limit order those it is priced through.
+        market order (`limit` None) crosses any of them, a limit order those it is
+        priced through.
         """
-        opposite = self._working_sell if intent.side is Side.BUY else self._working_buy
-        if intent.instrument not in opposite:
+        opposite = self._working_sell if side is Side.BUY else self._working_buy
+        if instrument not in opposite:
             return False
         for order in self._working.values():
-            if (
-                order.instrument != intent.instrument
-                or order.side is intent.side
-                or order.limit_price is None
-            ):
+            if order.instrument != instrument or order.side is side or order.limit_price is None:
                 continue
-            limit = intent.limit_price
-            if limit is None or (limit - order.limit_price) * intent.side.sign >= 0:
+            if limit is None or (limit - order.limit_price) * side.sign >= 0:
                 return True
         return False
 
@@ -577,32 +640,40 @@ class AccountGate:
             ts_init=signal.ts_init,
         )
 
-    def _submit(self, intent: OrderIntent, client_order_id: str) -> Order:
+    def _submit(
+        self,
+        client_order_id: str,
+        instrument: str,
+        side: Side,
+        quantity: Decimal,
+        *,
+        signal_id: str,
+        ts_event: int,
+        ts_init: int,
+    ) -> Order:
+        """Send a market order: it joins the working orders, the worst case and the throttle."""
         if client_order_id in self._recent_set or client_order_id in self._working:
             msg = (
                 f"risk gate {self.account}: client order id {client_order_id} reused "
-                f"(signal {intent.signal_id} seen twice)"
+                f"(signal {signal_id} seen twice)"
             )
             raise InvariantViolation(msg)
         self._remember(client_order_id)
-        self._working[client_order_id] = _WorkingOrder(
-            intent.instrument, intent.side, intent.quantity, intent.limit_price
-        )
-        self._add_working(intent.instrument, intent.side, intent.quantity)
-        quantity = intent.quantity
-        self._add_net(intent.instrument, quantity if intent.side is Side.BUY else -quantity)
-        self._throttle.record(intent.ts_event)
+        self._working[client_order_id] = _WorkingOrder(instrument, side, quantity, None)
+        self._add_working(instrument, side, quantity)
+        self._add_net(instrument, quantity if side is Side.BUY else -quantity)
+        self._throttle.record(ts_event)
         return Order(
             client_order_id=client_order_id,
-            signal_id=intent.signal_id,
+            signal_id=signal_id,
             account=self.account,
-            instrument=intent.instrument,
-            side=intent.side,
-            quantity=intent.quantity,
-            order_type=intent.order_type,
-            limit_price=intent.limit_price,
-            ts_event=intent.ts_event,
-            ts_init=intent.ts_init,
+            instrument=instrument,
+            side=side,
+            quantity=quantity,
+            order_type=OrderType.MARKET,
+            limit_price=None,
+            ts_event=ts_event,
+            ts_init=ts_init,
         )
 
     def _remember(self, client_order_id: str) -> None:
@@ -786,20 +857,19 @@ class AccountGate:
                 side, quantity = Side.BUY, -position - self._working_buy.get(instrument, ZERO)
             if quantity <= 0:
                 continue
-            intent = OrderIntent(
-                signal_id=ids.stable_id("flatten", command.command_id, instrument),
-                account=self.account,
-                instrument=instrument,
-                side=side,
-                quantity=quantity,
-                order_type=OrderType.MARKET,
-                limit_price=None,
-                reference_price=self._ref_price.get(instrument),
-                ts_event=command.ts_event,
-                ts_init=command.ts_init,
+            signal_id = ids.stable_id("flatten", command.command_id, instrument)
+            client_order_id = ids.client_order_id(self.account, instrument, signal_id)
+            orders.append(
+                self._submit(
+                    client_order_id,
+                    instrument,
+                    side,
+                    quantity,
+                    signal_id=signal_id,
+                    ts_event=command.ts_event,
+                    ts_init=command.ts_init,
+                )
             )
-            client_order_id = ids.client_order_id(self.account, instrument, intent.signal_id)
-            orders.append(self._submit(intent, client_order_id))
         return orders
 
     def on_drift(self, event: DriftDetected) -> TradingStateChanged | None:
