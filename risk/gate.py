@@ -17,8 +17,9 @@ from risk import budget, optimizer
 from risk.book import ZERO, Book, InvariantViolation
 from risk.domain import ids
 from risk.domain.control import Alert, ControlCommand, TradingStateChanged
-from risk.domain.decision import Approved, Denied, RiskDecision
+from risk.domain.decision import Denied, RiskDecision
 from risk.domain.enums import ControlAction, DenialReason, OrderType, Side, TradingState
+from risk.domain.fast_build import approved, market_order
 from risk.domain.model import DriftDetected, Signal
 from risk.domain.money import quantize, quantize_lot
 from risk.domain.order import CancelOrder, Fill, Order, OrderEvent, OrderIntent
@@ -381,7 +382,7 @@ class AccountGate:
             ts_event=signal.ts_event,
             ts_init=signal.ts_init,
         )
-        approved = Approved(
+        decision = approved(
             signal_id=signal.signal_id,
             account=self.account,
             instrument=instrument,
@@ -392,7 +393,7 @@ class AccountGate:
             ts_event=signal.ts_event,
             ts_init=signal.ts_init,
         )
-        return approved, order
+        return decision, order
 
     def _target(
         self, direction: int, reference: float, instrument: str, limits: RiskLimits
@@ -523,20 +524,34 @@ class AccountGate:
         limits: RiskLimits,
     ) -> Denial | None:
         """Run the account-level controls in the documented order; first denial wins."""
-        whole = self._account_limits
         instrument = signal.instrument
-        failed = (
-            budget.check_duplicate(client_order_id, self._used)
-            or budget.check_order_rate(self._throttle.allows(signal.ts_event), whole)
-            or budget.check_open_orders(len(self._working), whole)
-            or budget.check_self_match(self._crosses_own_order(instrument, side, None))
-        )
+        working = self._working
+        if (
+            client_order_id in self._recent_set
+            or client_order_id in working
+            or not self._throttle.allows(signal.ts_event)
+            or len(working) >= self._account_limits.max_open_orders
+            or self._crosses_own_order(instrument, side, None)
+        ):
+            return self._order_flow_denial(signal.ts_event, instrument, side, client_order_id)
         net = self._net.get(instrument, ZERO)
         worst_after = net + quantity if side is Side.BUY else net - quantity
         # `risk.pretrade.reduces_position`: never through zero, counting working orders.
-        if failed is not None or (worst_after <= 0 if side is Side.BUY else worst_after >= 0):
-            return failed
+        if worst_after <= 0 if side is Side.BUY else worst_after >= 0:
+            return None
         return self._risk_checks(instrument, side.sign, quantity, worst_after, limits)
+
+    def _order_flow_denial(
+        self, ts_event: int, instrument: str, side: Side, client_order_id: str
+    ) -> Denial | None:
+        """Which of duplicate id, order rate, open orders and self-match denies, in order."""
+        whole = self._account_limits
+        return (
+            budget.check_duplicate(client_order_id, self._used)
+            or budget.check_order_rate(self._throttle.allows(ts_event), whole)
+            or budget.check_open_orders(len(self._working), whole)
+            or budget.check_self_match(self._crosses_own_order(instrument, side, None))
+        )
 
     def _risk_checks(
         self,
@@ -663,15 +678,13 @@ class AccountGate:
         self._add_working(instrument, side, quantity)
         self._add_net(instrument, quantity if side is Side.BUY else -quantity)
         self._throttle.record(ts_event)
-        return Order(
+        return market_order(
             client_order_id=client_order_id,
             signal_id=signal_id,
             account=self.account,
             instrument=instrument,
             side=side,
             quantity=quantity,
-            order_type=OrderType.MARKET,
-            limit_price=None,
             ts_event=ts_event,
             ts_init=ts_init,
         )
