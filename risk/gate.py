@@ -131,6 +131,7 @@ class AccountGate:
         "_limits",
         "_net",
         "_net_float",
+        "_notionals",
         "_outbox",
         "_policy",
         "_recent_ids",
@@ -184,6 +185,8 @@ class AccountGate:
         self._targets: dict[str, Decimal] = {}
         self.target_notional = target_notional
         self.volatility_target = volatility_target
+        # Per instrument: (equity, volatility, notional) of the last `_notional`.
+        self._notionals: dict[str, tuple[float, float | None, Decimal]] = {}
         self.lot_size = lot_size
         self._limits = limits
         self._book = Book(account, initial_cash)
@@ -408,13 +411,11 @@ class AccountGate:
         """
         volatility = self._risk.volatility(instrument)
         if self.sizing is SizingMethod.VOL_TARGET:
-            notional = self.target_notional
-            if self.volatility_target is not None:
-                notional = volatility_target_notional(
-                    self._equity, self.volatility_target, volatility, cap=notional
-                )
             target = target_quantity(
-                direction, reference, target_notional=notional, lot_size=self.lot_size
+                direction,
+                reference,
+                target_notional=self._notional(instrument, volatility),
+                lot_size=self.lot_size,
             )
         else:
             target = self._targets.get(instrument, ZERO)
@@ -427,6 +428,23 @@ class AccountGate:
             factor = quantize(limits.max_volatility / volatility)
             target = quantize_lot(target * factor, self.lot_size)
         return target
+
+    def _notional(self, instrument: str, volatility: float | None) -> Decimal:
+        """What one signal on `instrument` may hold: `target_notional`, or with a
+        volatility target `volatility_target_notional`, kept per instrument until the
+        equity or the volatility it was computed from changes (once a second at most).
+        """
+        if self.volatility_target is None:
+            return self.target_notional
+        equity = self._equity
+        kept = self._notionals.get(instrument)
+        if kept is not None and kept[0] == equity and kept[1] == volatility:
+            return kept[2]
+        notional = volatility_target_notional(
+            equity, self.volatility_target, volatility, cap=self.target_notional
+        )
+        self._notionals[instrument] = (equity, volatility, notional)
+        return notional
 
     def _rebalance(self) -> None:
         """Rebuild the portfolio's target positions from the views and the new returns.
