@@ -21,7 +21,7 @@ from risk.domain.decision import Denied, RiskDecision
 from risk.domain.enums import ControlAction, DenialReason, OrderType, Side, TradingState
 from risk.domain.fast_build import approved, market_order
 from risk.domain.model import DriftDetected, Signal
-from risk.domain.money import quantize, quantize_lot
+from risk.domain.money import at_most, quantize, quantize_lot
 from risk.domain.order import CancelOrder, Fill, Order, OrderEvent, OrderIntent
 from risk.domain.portfolio import PnlSnapshot, Position, RiskMetric
 from risk.drawdown import DrawdownGuard
@@ -581,32 +581,49 @@ class AccountGate:
     ) -> Denial | None:
         """Exposure and portfolio-risk controls for an order that increases risk."""
         whole = self._account_limits
-        reference = self._ref_price[instrument]
         delta = float(quantity) * sign
         net_after, group_after = self._book_exposure(instrument, delta, limits.group)
+        value_after = float(worst_after) * self._ref_price[instrument]
         equity = self._equity
         risk = self._risk
+        volatility = risk.volatility(instrument)
         correlation = risk.correlation_to_book(instrument)
-        return (
-            budget.check_net_exposure(net_after, whole)
-            or budget.check_concentration(float(worst_after) * reference, equity, limits)
-            or (
-                budget.check_group_concentration(limits.group, group_after, equity, whole)
-                if limits.group
-                else None
+        signed_correlation = None if correlation is None else sign * correlation
+        # The exposure checks' pass conditions in one expression, as `risk.budget`
+        # states them (nearly every order passes; this runs per signal); only when one
+        # fails do the checks run one by one to name it.
+        if not (
+            at_most(abs(net_after), whole.max_net_exposure)
+            and equity > 0
+            and abs(value_after) / equity <= limits.max_concentration
+            and (not limits.group or abs(group_after) / equity <= whole.max_group_concentration)
+            and (
+                volatility is None
+                or volatility <= limits.max_volatility
+                or limits.scale_on_volatility
             )
-            or budget.check_volatility(risk.volatility(instrument), limits)
-            or budget.check_correlation(None if correlation is None else sign * correlation, limits)
-            or budget.check_risk_budgets(
-                risk.post_trade(
-                    instrument,
-                    delta,
-                    proves=(whole.var_budget * equity, whole.cvar_budget * equity),
-                ),
-                risk.book_figures,
-                equity,
-                whole,
+            and (signed_correlation is None or signed_correlation <= limits.max_correlation)
+        ):
+            failed = (
+                budget.check_net_exposure(net_after, whole)
+                or budget.check_concentration(value_after, equity, limits)
+                or (
+                    budget.check_group_concentration(limits.group, group_after, equity, whole)
+                    if limits.group
+                    else None
+                )
+                or budget.check_volatility(volatility, limits)
+                or budget.check_correlation(signed_correlation, limits)
             )
+            if failed is not None:
+                return failed
+        return budget.check_risk_budgets(
+            risk.post_trade(
+                instrument, delta, proves=(whole.var_budget * equity, whole.cvar_budget * equity)
+            ),
+            risk.book_figures,
+            equity,
+            whole,
         )
 
     def _book_exposure(self, instrument: str, delta: float, group: str) -> tuple[float, float]:
