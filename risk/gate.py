@@ -27,7 +27,7 @@ from risk.domain.portfolio import PnlSnapshot, Position, RiskMetric
 from risk.drawdown import DrawdownGuard
 from risk.limit import AccountLimits, LimitProvider, RiskLimits
 from risk.monitor import PortfolioRisk, RiskModelConfig
-from risk.pretrade import Denial, halted_denial, run_checks
+from risk.pretrade import Denial, gross_surely_within, halted_denial, run_checks
 from risk.sizing import SizingMethod, target_quantity, volatility_target_notional
 from risk.state import ACCOUNT_WIDE, StatePolicy, TradingStates
 from risk.throttle import SlidingWindowThrottle
@@ -528,10 +528,13 @@ class AccountGate:
         worst = net + quantity if side is Side.BUY else net - quantity
         if abs(worst) > limits.max_position:
             return False
-        if abs(worst) <= abs(net):
+        after = abs(worst)
+        if after <= abs(net):
             return True
-        gross = self.gross_exposure_excluding(instrument) + abs(worst) * price
-        return gross <= limits.max_gross_exposure
+        limit = limits.max_gross_exposure
+        if gross_surely_within(self._net_float, self._ref_price, instrument, float(after), limit):
+            return True
+        return self.gross_exposure_excluding(instrument) + after * price <= limit
 
     def _account_checks(
         self,
@@ -549,13 +552,14 @@ class AccountGate:
             or client_order_id in working
             or not self._throttle.allows(signal.ts_event)
             or len(working) >= self._account_limits.max_open_orders
-            or self._crosses_own_order(instrument, side, None)
+            or self._crosses_own_order(instrument, side)
         ):
             return self._order_flow_denial(signal.ts_event, instrument, side, client_order_id)
         net = self._net.get(instrument, ZERO)
         worst_after = net + quantity if side is Side.BUY else net - quantity
-        # `risk.pretrade.reduces_position`: never through zero, counting working orders.
-        if worst_after <= 0 if side is Side.BUY else worst_after >= 0:
+        # As `risk.pretrade.reduces_position`: towards zero, never through it.
+        reduces = worst_after <= 0 if side is Side.BUY else worst_after >= 0
+        if reduces:
             return None
         return self._risk_checks(instrument, side.sign, quantity, worst_after, limits)
 
@@ -568,7 +572,7 @@ class AccountGate:
             budget.check_duplicate(client_order_id, self._used)
             or budget.check_order_rate(self._throttle.allows(ts_event), whole)
             or budget.check_open_orders(len(self._working), whole)
-            or budget.check_self_match(self._crosses_own_order(instrument, side, None))
+            or budget.check_self_match(self._crosses_own_order(instrument, side))
         )
 
     def _risk_checks(
@@ -652,22 +656,21 @@ class AccountGate:
     def _used(self, client_order_id: str) -> bool:
         return client_order_id in self._recent_set or client_order_id in self._working
 
-    def _crosses_own_order(self, instrument: str, side: Side, limit: Decimal | None) -> bool:
-        """True when an order could trade against our resting limit on the other side.
+    def _crosses_own_order(self, instrument: str, side: Side) -> bool:
+        """True when a market order could trade against our resting limit on the other side.
 
-        Market orders never rest, so only our working limit orders can be matched; a
-        market order (`limit` None) crosses any of them, a limit order those it is
-        priced through.
+        Market orders never rest, so only our working limit orders can be matched, and
+        a market order crosses any of them.
         """
         opposite = self._working_sell if side is Side.BUY else self._working_buy
         if instrument not in opposite:
             return False
-        for order in self._working.values():
-            if order.instrument != instrument or order.side is side or order.limit_price is None:
-                continue
-            if limit is None or (limit - order.limit_price) * side.sign >= 0:
-                return True
-        return False
+        return any(
+            order.instrument == instrument
+            and order.side is not side
+            and order.limit_price is not None
+            for order in self._working.values()
+        )
 
     def _denied(
         self,
