@@ -119,6 +119,14 @@ class AccountGate:
 
     State stays bounded: working orders leave when fully filled or released, and only the
     last `recent_order_ids` client order ids are remembered to catch reuse.
+
+    Cost (`hfl bench risk`): nearly every signal passes nearly every control, so each
+    group of controls first runs as one screen of their pass conditions on the values
+    the gate keeps (`_within_order_limits`, the order-flow condition in
+    `_account_checks`, the exposure condition in `_risk_checks`); only when a screen
+    cannot vouch for the order do the `risk.pretrade` / `risk.budget` checks run one by
+    one, in the documented order, to name the denial. A screen never passes what its
+    checks would deny, so decisions are exactly those of the checks alone.
     """
 
     __slots__ = (
