@@ -80,13 +80,14 @@ def broker_component(settings: Settings, say: Callable[[str], None]) -> Componen
 def flow_components(
     settings: Settings, recovery_root: Path, env: dict[str, str] | None = None
 ) -> list[Component]:
-    """The three flows, each resuming from its own recovery store (created if missing)."""
+    """The three flows, each resuming from its own recovery store (created if missing),
+    each restarted from a warm standby."""
     components = []
     for name in FLOWS:
         directory = recovery_root / name
         init_recovery(directory)
         command = flow_command(name, settings, directory)
-        components.append(Component(name=name, command=command, env=dict(env or {})))
+        components.append(Component(name=name, command=command, env=dict(env or {}), warm=True))
     return components
 
 
