@@ -32,7 +32,7 @@ from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.source import consumer_config
 from connectors.topic import PREDICTIONS, TICKS
-from dataflows.process import Child, start_flow, stop, wait_all
+from dataflows.process import Child, discard, start_flow, stop
 from dataflows.settings import Settings, load_settings
 from sinks.row import TABLE_BY_TOPIC
 from tests.chaos.phases import restart_phases
@@ -44,8 +44,12 @@ EVENT_RATE = 500.0
 START_NS = 1_700_000_000_000_000_000
 FLOW_TIMEOUT_S = 900.0
 # Downstream flows wait longer so the last orders and events still reach them, and
-# long enough to ride out a killed upstream flow's restart.
+# long enough to ride out a killed upstream flow's restart. At the end of a run they
+# need not wait that long: `Run.finish` tells each to drain once its writers exited.
 IDLE_EXIT_S = {"trading": 4.0, "gateway": 20.0, "persist": 30.0}
+# Each flow reads what the flows before it write. The trading flow also reads the
+# gateway's fills, so it ends by its idle window alone.
+PIPELINE = ("trading", "gateway", "persist")
 TABLES = tuple(sorted(set(TABLE_BY_TOPIC.values())))
 
 
@@ -102,6 +106,7 @@ class Run:
     directory: Path
     ticks: int
     children: dict[str, Child] = field(default_factory=dict)
+    standbys: dict[str, Child] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -127,11 +132,35 @@ class Run:
         publish(lines, producer, self.prefix + TICKS, flush_every=50_000)
 
     def start(self, name: str, **env: str) -> Child:
-        """Start flow `name` (resuming from its recovery store if it has one)."""
-        idle = {"HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S[name])}
-        child = start_flow(name, self.settings, self.directory, self.env | idle | env)
+        """Start flow `name` (resuming from its recovery store if it has one).
+
+        Without extra `env`, a standby of `name` (`stand_by`) is activated if there is one.
+        """
+        self._drain_file(name).unlink(missing_ok=True)
+        standby = self.standbys.pop(name, None)
+        if standby is not None and not env and standby.activate():
+            child = standby
+        else:
+            if standby is not None:
+                discard(standby.process)
+            child = start_flow(name, self.settings, self.directory, self._env(name) | env)
         self.children[name] = child
         return child
+
+    def stand_by(self, name: str) -> None:
+        """Pre-start flow `name`'s next start: imported and waiting (`dataflows.launch`)."""
+        self.standbys[name] = start_flow(
+            name, self.settings, self.directory, self._env(name), standby=True
+        )
+
+    def _env(self, name: str) -> dict[str, str]:
+        return self.env | {
+            "HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S[name]),
+            "HFL_KAFKA__DRAIN_FILE": str(self._drain_file(name)),
+        }
+
+    def _drain_file(self, name: str) -> Path:
+        return self.directory / f"{name}.drain"
 
     def kill(self, name: str) -> None:
         """`kill -9` flow `name` (its whole process group) and reap it."""
@@ -139,11 +168,31 @@ class Run:
         os.killpg(child.process.pid, signal.SIGKILL)
         child.process.wait()
 
-    def finish(self, timeout_s: float = FLOW_TIMEOUT_S) -> dict[str, int | None]:
-        """Wait for every flow to drain and exit; stop stragglers; return exit codes."""
-        codes = wait_all(list(self.children.values()), timeout_s)
+    def finish(
+        self, timeout_s: float = FLOW_TIMEOUT_S, while_waiting: Callable[[], None] = lambda: None
+    ) -> dict[str, int | None]:
+        """Wait for every flow to drain and exit; stop stragglers; return exit codes.
+
+        Flows are awaited in `PIPELINE` order; once the flows before one exited, no
+        more records reach its inputs, so its drain file lets it finish as soon as it
+        read them all rather than after its idle window. `while_waiting` runs between
+        polls.
+        """
+        deadline = time.monotonic() + timeout_s
+        for index, name in enumerate(PIPELINE):
+            if (child := self.children.get(name)) is None:
+                continue
+            if index:
+                self._drain_file(name).touch()
+            while child.process.poll() is None and time.monotonic() < deadline:
+                while_waiting()
+                time.sleep(0.02)
+        codes = {name: child.process.poll() for name, child in self.children.items()}
         for child in self.children.values():
             stop(child)
+        for standby in self.standbys.values():
+            discard(standby.process)
+        self.standbys.clear()
         return codes
 
     def logs(self) -> str:
@@ -332,7 +381,8 @@ def kill_and_restart(
     output: Tail | None,
     timeout_s: float = 300.0,
 ) -> Kill:
-    """Kill flow `name` once `progress` shows output for event time `at_ts`; restart it.
+    """Kill flow `name` once `progress` shows output for event time `at_ts`; restart it
+    from its warm standby, then pre-start the next standby.
 
     With `output` (a topic the killed flow writes), recovery is timed: restarted and
     caught up means the flow emitted output for a later event time than anything it
@@ -349,6 +399,7 @@ def kill_and_restart(
     log_offset = run.children[name].log.stat().st_size
     if output is None:
         run.start(name)
+        run.stand_by(name)
         return Kill(tick_offset=tick_offset, output_offset=-1, recovery_s=None)
     output.drain()
     reached_ts, output_offset = output.max_ts, output.offset
@@ -360,6 +411,7 @@ def kill_and_restart(
         assert time.monotonic() < deadline, f"{name} did not catch up\n{child.tail()}"
     recovered_at = time.monotonic()
     phases = restart_phases(run.children[name].log, log_offset, killed_wall, time.time())
+    run.stand_by(name)
     return Kill(
         tick_offset=tick_offset,
         output_offset=output_offset,
@@ -401,6 +453,7 @@ def kill_repeatedly(
     if output_topic is not None:
         same = output_topic == PREDICTIONS
         output = progress if same else Tail(run.bootstrap, run.prefix + output_topic)
+    run.stand_by(name)
     try:
         done = [
             kill_and_restart(run, name, progress, offset, at_ts=times[offset], output=output)
