@@ -43,10 +43,13 @@ SEED = 2026
 EVENT_RATE = 500.0
 START_NS = 1_700_000_000_000_000_000
 FLOW_TIMEOUT_S = 900.0
-# Downstream flows wait longer so the last orders and events still reach them, and
-# long enough to ride out a killed upstream flow's restart. At the end of a run they
-# need not wait that long: `Run.finish` tells each to drain once its writers exited.
-IDLE_EXIT_S = {"trading": 4.0, "gateway": 20.0, "persist": 30.0}
+# Downstream flows wait long enough to ride out a killed upstream flow's restart; at
+# the end of a run `Run.finish` tells each to drain once its writers exited. The
+# trading flow holds decisions until the gateway's fill markers pass them: it must
+# not take a gateway stalled by a loaded machine (at 200,000 ticks its snapshots
+# pickle every buffered tick) for the end of its input, or its last decisions
+# would depend on timing.
+IDLE_EXIT_S = {"trading": 30.0, "gateway": 20.0, "persist": 30.0}
 # Each flow reads what the flows before it write. The trading flow also reads the
 # gateway's fills, so it ends by its idle window alone.
 PIPELINE = ("trading", "gateway", "persist")
