@@ -42,7 +42,10 @@ SYMBOLS = ("AAPL", "MSFT", "AMZN", "GOOG", "META", "NVDA", "JPM", "XOM", "JNJ", 
 SEED = 2026
 EVENT_RATE = 500.0
 START_NS = 1_700_000_000_000_000_000
+# How long a run's flows may take to finish: a floor, plus time per replay tick (at
+# 200,000 ticks under load 10-16 the fault-free trading flow alone took over 15 min).
 FLOW_TIMEOUT_S = 900.0
+FLOW_TIMEOUT_S_PER_TICK = 0.01
 # Downstream flows wait long enough to ride out a killed upstream flow's restart; at
 # the end of a run `Run.finish` tells each to drain once its writers exited. The
 # trading flow holds decisions until the gateway's fill markers pass them: it must
@@ -172,7 +175,7 @@ class Run:
         child.process.wait()
 
     def finish(
-        self, timeout_s: float = FLOW_TIMEOUT_S, while_waiting: Callable[[], None] = lambda: None
+        self, timeout_s: float | None = None, while_waiting: Callable[[], None] = lambda: None
     ) -> dict[str, int | None]:
         """Wait for every flow to drain and exit; stop stragglers; return exit codes.
 
@@ -181,6 +184,8 @@ class Run:
         read them all rather than after its idle window. `while_waiting` runs between
         polls.
         """
+        if timeout_s is None:
+            timeout_s = FLOW_TIMEOUT_S + self.ticks * FLOW_TIMEOUT_S_PER_TICK
         deadline = time.monotonic() + timeout_s
         for index, name in enumerate(PIPELINE):
             if (child := self.children.get(name)) is None:
@@ -382,7 +387,7 @@ def kill_and_restart(
     *,
     at_ts: int,
     output: Tail | None,
-    timeout_s: float = 300.0,
+    timeout_s: float = 600.0,
 ) -> Kill:
     """Kill flow `name` once `progress` shows output for event time `at_ts`; restart it
     from its warm standby, then pre-start the next standby.
