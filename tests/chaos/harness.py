@@ -352,6 +352,10 @@ class Tail:
             self.advance()
             assert time.monotonic() < deadline, failure()
 
+    def max_ts_from(self, offset: int) -> int:
+        """The latest event time among the records read at `offset` and after (-1: none)."""
+        return max((orjson.loads(value)["ts_event"] for value in self.values[offset:]), default=-1)
+
     def drain(self) -> None:
         """Read up to the current end of the partition."""
         _, high = self._consumer.get_watermark_offsets(self._partition, timeout=10.0)
@@ -393,8 +397,10 @@ def kill_and_restart(
     from its warm standby, then pre-start the next standby.
 
     With `output` (a topic the killed flow writes), recovery is timed: restarted and
-    caught up means the flow emitted output for a later event time than anything it
-    emitted before the kill.
+    caught up means the restarted flow emitted output for the latest event time the
+    killed one had reached (again, from its replayed epoch, or later). Not a strictly
+    later one: the killed flow may already have emitted its output for the replay's
+    last tick.
     """
     deadline = time.monotonic() + timeout_s
     while progress.max_ts < at_ts:
@@ -412,10 +418,13 @@ def kill_and_restart(
     output.drain()
     reached_ts, output_offset = output.max_ts, output.offset
     run.start(name)
-    while output.max_ts <= reached_ts:
+    caught_up_ts, seen = -1, output_offset
+    while caught_up_ts < reached_ts:
         output.advance()
+        caught_up_ts, seen = max(caught_up_ts, output.max_ts_from(seen)), output.offset
         child = run.children[name]
-        assert child.process.poll() is None, f"{name} died after restart\n{child.tail()}"
+        code = child.process.poll()
+        assert code is None, f"{name} died after restart (exit {code})\n{child.tail()}"
         assert time.monotonic() < deadline, f"{name} did not catch up\n{child.tail()}"
     recovered_at = time.monotonic()
     phases = restart_phases(run.children[name].log, log_offset, killed_wall, time.time())
