@@ -9,10 +9,9 @@ absent (River skips its optional scikit-learn helpers) and then runs Bytewax.
 
 Warm standby: with `HFL_STANDBY=1` in its environment the process first imports
 Bytewax and the flow's module (Python, Bytewax, River, NumPy: most of a cold start,
-seconds on a starved CPU), prints `standby ready <pid>` and waits for one line on
-stdin. `run` starts the flow, which only then opens its recovery store; end of input
-(whoever started it stopped or died) exits 0 without running anything. A standby
-runs its flow at most once.
+seconds on a starved CPU), then waits for one line on stdin. `run` starts the flow,
+which only then opens its recovery store; end of input (whoever started it stopped
+or died) exits 0 without running anything. A standby runs its flow at most once.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ import sys
 UNUSED = ("sklearn",)
 STANDBY_ENV = "HFL_STANDBY"
 GO = b"run\n"
-READY = "standby ready"
 
 
 def main() -> None:
@@ -41,7 +39,6 @@ def _stand_by(import_str: str) -> bool:
     """Import what flow `import_str` needs; True once told to run, False at end of input."""
     importlib.import_module("bytewax.recovery")  # `bytewax.run` itself runs as __main__
     importlib.import_module(import_str.split(":", 1)[0])
-    print(f"{READY} {os.getpid()}", flush=True)
     return sys.stdin.buffer.readline() == GO
 
 

@@ -32,7 +32,6 @@ from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.source import consumer_config
 from connectors.topic import PREDICTIONS, TICKS
-from dataflows.launch import READY
 from dataflows.process import Child, discard, start_flow, stop
 from dataflows.settings import Settings, load_settings
 from sinks.row import TABLE_BY_TOPIC
@@ -114,8 +113,6 @@ class Run:
     ticks: int
     children: dict[str, Child] = field(default_factory=dict)
     standbys: dict[str, Child] = field(default_factory=dict)
-    # Where each standby's log lines start (a flow's processes share one log).
-    standby_log_at: dict[str, int] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -158,26 +155,9 @@ class Run:
 
     def stand_by(self, name: str) -> None:
         """Pre-start flow `name`'s next start: imported and waiting (`dataflows.launch`)."""
-        log = self.directory / f"{name}.log"
-        self.standby_log_at[name] = log.stat().st_size if log.exists() else 0
         self.standbys[name] = start_flow(
             name, self.settings, self.directory, self._env(name), standby=True
         )
-
-    def wait_for_standby(self, name: str, deadline: float) -> None:
-        """Wait until flow `name`'s standby finished its imports (its `standby ready` line)."""
-        standby = self.standbys[name]
-        ready = f"{READY} {standby.process.pid}".encode()
-        seen = b""
-        with standby.log.open("rb") as log:
-            log.seek(self.standby_log_at[name])
-            while ready not in seen:
-                assert standby.process.poll() is None, f"{name} standby died\n{standby.tail()}"
-                assert time.monotonic() < deadline, f"{name} standby never ready"
-                chunk = log.read()
-                if not chunk:
-                    time.sleep(0.05)
-                seen = seen[-len(ready) :] + chunk
 
     def _env(self, name: str) -> dict[str, str]:
         return self.env | {
@@ -413,11 +393,8 @@ def kill_and_restart(
     output: Tail | None,
     timeout_s: float = 600.0,
 ) -> Kill:
-    """Kill flow `name` once `progress` shows output for event time `at_ts` and its warm
-    standby is ready; restart it from the standby, then pre-start the next standby.
-
-    Waiting for the standby is what `hfl up` meets unless crashes come faster than a
-    standby imports (seconds under load; then the restart is partly cold).
+    """Kill flow `name` once `progress` shows output for event time `at_ts`; restart it
+    from its warm standby, then pre-start the next standby.
 
     With `output` (a topic the killed flow writes), recovery is timed: restarted and
     caught up means the restarted flow emitted output for the latest event time the
@@ -431,7 +408,6 @@ def kill_and_restart(
         child = run.children[name]
         assert child.process.poll() is None, f"{name} exited early\n{child.tail()}"
         assert time.monotonic() < deadline, f"{name} never reached {at_ts}\n{run.logs()}"
-    run.wait_for_standby(name, deadline)
     run.kill(name)
     killed_at, killed_wall = time.monotonic(), time.time()
     log_offset = run.children[name].log.stat().st_size
