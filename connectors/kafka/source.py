@@ -216,6 +216,9 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         self._at_eof = {topic: False for topic in topics}
         self._awake: datetime | None = None
         self._consumer = Consumer(consumer_config(bootstrap, group, fetch_wait_ms=fetch_wait_ms))
+        # The idle window counts from the start, not from the import: a warm standby
+        # imports this module long before it runs.
+        _note_activity()
         checked_at = time.monotonic()
         check_resume(self._consumer, index, topics, offsets)
         self._first = True
