@@ -13,6 +13,7 @@ from confluent_kafka import Consumer
 from loopback import free_port
 
 from connectors.broker import start_broker, stop_broker
+from connectors.kafka import source as source_module
 from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.record import OutboundRecord
@@ -121,6 +122,20 @@ def test_source_finishes_at_the_end_of_input_once_its_drain_file_exists(
         while time.monotonic() < deadline:
             assert part.next_batch() == []
             time.sleep(0.01)
+    part.close()
+
+
+def test_idle_window_counts_from_the_source_start_not_the_import(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    """A warm standby imports the source long before it runs: that wait is not idleness."""
+    source_module._Activity.last_data = time.monotonic() - 3600  # imported an hour ago
+    source = KafkaSource(kafka_bootstrap, [topic], exit_when_idle_s=600)
+    part = source.build_part("s", "p0", {topic: RECORDS})  # resumed with nothing left
+    quiet_until = time.monotonic() + 1.0
+    while time.monotonic() < quiet_until:  # at its end, idle far less than 600 s
+        assert part.next_batch() == []
+        time.sleep(0.01)
     part.close()
 
 
