@@ -46,13 +46,15 @@ START_NS = 1_700_000_000_000_000_000
 # 200,000 ticks under load 10-16 the fault-free trading flow alone took over 15 min).
 FLOW_TIMEOUT_S = 900.0
 FLOW_TIMEOUT_S_PER_TICK = 0.01
-# Downstream flows wait long enough to ride out a killed upstream flow's restart; at
-# the end of a run `Run.finish` tells each to drain once its writers exited. The
-# trading flow holds decisions until the gateway's fill markers pass them: it must
-# not take a gateway stalled by a loaded machine (at 200,000 ticks its snapshots
-# pickle every buffered tick) for the end of its input, or its last decisions
-# would depend on timing.
-IDLE_EXIT_S = {"trading": 30.0, "gateway": 20.0, "persist": 30.0}
+# A flow ends when it saw no input for its idle window. The gateway and the persist
+# flow must ride out any restart of a flow upstream (under load 15-22 a trading
+# restart took 28 s, and a 20 s window ended the gateway mid-run: 18,521 orders and
+# fills lost at 200,000 ticks), so theirs are long; `Run.finish` ends them by drain
+# files once their writers exited. The trading flow holds decisions until the
+# gateway's fill markers pass them: it must not take a gateway stalled by a loaded
+# machine or restarting for the end of its input, or its last decisions would
+# depend on timing; its window is the one every run waits out at its end.
+IDLE_EXIT_S = {"trading": 60.0, "gateway": 600.0, "persist": 600.0}
 # Each flow reads what the flows before it write. The trading flow also reads the
 # gateway's fills, so it ends by its idle window alone.
 PIPELINE = ("trading", "gateway", "persist")
@@ -482,6 +484,9 @@ def kill_repeatedly(
             return done, []
         output.drain()
         return done, reemitted_per_kill(output.values, done)
+    except BaseException:
+        run.finish(timeout_s=0)  # no flow of a failed run lingers for its idle window
+        raise
     finally:
         progress.close()
         if output is not None and output is not progress:
