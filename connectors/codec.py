@@ -23,6 +23,7 @@ from risk.domain import (
     FillsThrough,
     Order,
     OrderEvent,
+    OrderEventsThrough,
     OrdersSent,
     Tick,
     TickKind,
@@ -290,6 +291,14 @@ def decode_fill_report(raw: bytes) -> Fill | FillsThrough:
     return event_from_object(Fill, obj)
 
 
+def decode_order_report(raw: bytes) -> OrderEvent | OrderEventsThrough:
+    """Decode a record of `hfl.order_events`: the gateway's progress marker or an event."""
+    obj = parse_object(raw)
+    if "progress_id" in obj:
+        return event_from_object(OrderEventsThrough, obj)
+    return event_from_object(OrderEvent, obj)
+
+
 def is_progress_marker(record: dict[str, Any]) -> bool:
     """Tell flow-control progress records (`OrdersSent`, `FillsThrough`) from history.
 
@@ -301,4 +310,13 @@ def is_progress_marker(record: dict[str, Any]) -> bool:
     return "progress_id" in record
 
 
-DECODABLE = (Order, OrderEvent, Fill, ControlCommand, CancelOrder, OrdersSent, FillsThrough)
+DECODABLE = (
+    Order,
+    OrderEvent,
+    Fill,
+    ControlCommand,
+    CancelOrder,
+    OrdersSent,
+    FillsThrough,
+    OrderEventsThrough,
+)

@@ -1,34 +1,61 @@
 """The account step of the trading flow: a thin shim over `risk.gate.AccountGate`.
 
-With `risk.fill_sync: event_time` (the default) fills are booked in event time through
-`risk.fill_sync.FillSync`, each `risk.fill_sync_delay_ms` after it happened: signals,
-bars and drift events wait until the gateway's progress markers show those fills are
-in, so decisions, positions, P&L and risk figures do not depend on how fast the
-gateway ran. The step announces which orders it
+With `risk.fill_sync: event_time` (the default) fills and order events are booked in
+event time through `risk.fill_sync.FillSync`, each `risk.fill_sync_delay_ms` after it
+happened: signals, bars and drift events wait until the gateway's progress markers
+show those reports are in, so decisions, positions, P&L and risk figures do not
+depend on how fast the gateway ran. The step announces which orders it
 has sent (`OrdersSent`) so the gateway can mark its progress. If the gateway is down,
 a decision waits at most `risk.fill_sync_max_wait_ms` of wall time (the one place this
 step reads the clock: it is a timer, and it only fires when the gateway fails); then
 trading goes on without the missing fills, without further waiting until the markers
 catch up, a `gateway_lag` alert is raised and the account moves to REDUCING
 (`risk.alert_actions`) until an operator resumes it.
+
+Start halted: `risk.start_halted` (set by `hfl up` when startup reconciliation fails)
+halts the gate as it is built or resumed, before it sees any input, whatever order
+Bytewax reads its inputs in; once per halt, so a restart does not undo a resume.
+End of input (a bounded run): every held fill is booked, with a last P&L snapshot.
+
+Operator commands in event time (`risk.command_log`): a command is applied the moment
+it is read, before every decision not yet made (a kill is immediate), at the gate's
+event-time clock; where (after how many decisions, at which event time) is journaled
+as a `control_applied` audit event on `hfl.audit`. A trading flow resuming from a
+snapshot reads that journal and applies each command replayed after the snapshot at
+the same point, so a replay decides as the run before the crash did.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
-from dataflows.settings import AccountLimitSettings, LimitSettings, RiskSettings, Settings
+from connectors.codec import encode, loads
+from connectors.topic import AUDIT
+from dataflows.control import control_events
+from dataflows.settings import (
+    AccountLimitSettings,
+    LimitSettings,
+    RiskSettings,
+    Settings,
+    StartHaltSettings,
+)
+from dataflows.shim import Delegate
+from risk.command_log import CommandLog, CommandPoint
 from risk.domain import (
     Alert,
     AlertSeverity,
+    AuditEvent,
     Bar,
+    ControlAction,
     ControlCommand,
     DriftDetected,
     Fill,
     FillsThrough,
     OrderEvent,
+    OrderEventsThrough,
     OrdersSent,
     Signal,
 )
@@ -47,7 +74,15 @@ LOG = logging.getLogger("hfl.trading.account")
 _NS_PER_MS = 1_000_000
 
 AccountInput = (
-    Signal | Bar | Fill | FillsThrough | OrderEvent | ControlCommand | Alert | DriftDetected
+    Signal
+    | Bar
+    | Fill
+    | FillsThrough
+    | OrderEvent
+    | OrderEventsThrough
+    | ControlCommand
+    | Alert
+    | DriftDetected
 )
 # What waits for the gateway's markers in event-time mode: the trading flow's own events.
 Held = Signal | Bar | DriftDetected
@@ -115,7 +150,9 @@ def risk_model(risk: RiskSettings) -> RiskModelConfig:
 @dataclass(slots=True)
 class AccountState:
     """The gate, the next P&L snapshot time (event time), order reports parked early and,
-    booking in event time, what waits for the gateway and the last promise sent."""
+    booking in event time, what waits for the gateway and the last promise sent; the
+    start halt applied last and what it caused, emitted with the next batch; the
+    operator commands applied and where replayed ones go (`CommandLog`)."""
 
     gate: AccountGate
     pnl_interval_ns: int
@@ -123,6 +160,9 @@ class AccountState:
     early: EarlyReports = field(default_factory=EarlyReports)
     sync: FillSync[Held] | None = None
     promised_ns: int | None = None
+    start_halt_id: str | None = None
+    pending: list[object] = field(default_factory=list)
+    commands: CommandLog[ControlCommand] = field(default_factory=CommandLog)
 
 
 def make_account_state(settings: Settings) -> AccountState:
@@ -160,6 +200,124 @@ def make_account_state(settings: Settings) -> AccountState:
     )
 
 
+AccountLogic = Delegate[AccountInput, object, AccountState]
+Journal = Callable[[Settings], list[CommandPoint]]
+
+CONTROL_APPLIED = "control_applied"
+
+
+def account_logic(
+    settings: Settings, journal: Journal | None = None
+) -> Callable[[AccountState | None], AccountLogic]:
+    """The risk gate's `stateful_batch` builder: a fresh or resumed gate, halted before
+    any input when `risk.start_halted` says so, booking held fills at the end of input.
+
+    A resumed gate booking in event time places replayed operator commands where the
+    `journal` (default: `hfl.audit`) says they were applied.
+    """
+    halt = settings.risk.start_halted
+
+    def build(resume_state: AccountState | None) -> AccountLogic:
+        if resume_state is None:
+            state = make_account_state(settings)
+        else:
+            state = resume_state
+            if state.sync is not None:
+                state.commands.replay((journal or read_journal)(settings))
+        apply_start_halt(state, halt)
+        return Delegate(state, handle_account, finish_account)
+
+    return build
+
+
+def read_journal(settings: Settings) -> list[CommandPoint]:
+    """Where the gate applied each operator command, from its journal on `hfl.audit`.
+
+    Raises:
+        TimeoutError, OSError: the journal could not be read; resuming without it could
+            place a command elsewhere than before the crash, so the flow stops.
+    """
+    from dataflows.reconcile import read_log  # only a resume pays for its imports
+
+    kafka, account = settings.kafka, settings.trading.account
+    records = read_log(kafka.bootstrap, kafka.topic_prefix + AUDIT, timeout_s=10)
+    points = []
+    for record in records:
+        if record["action"] == CONTROL_APPLIED and record["subject"] == account:
+            detail = loads(record["detail"].encode())
+            point = CommandPoint(
+                detail["command_id"], detail["after_decisions"], detail["effective_ns"]
+            )
+            points.append(point)
+    return points
+
+
+def journal_entry(account: str, command: ControlCommand, point: CommandPoint) -> AuditEvent:
+    """The audit event saying where the gate applied `command` (see `read_journal`)."""
+    detail = {
+        "command_id": point.command_id,
+        "after_decisions": point.after_decisions,
+        "effective_ns": point.effective_ns,
+    }
+    return AuditEvent(
+        audit_id=stable_id("audit", CONTROL_APPLIED, command.command_id),
+        actor="trading.risk_gate",
+        action=CONTROL_APPLIED,
+        subject=account,
+        reason=f"{command.action} by {command.actor}: {command.reason}",
+        detail=encode(detail).decode(),
+        ts_event=point.effective_ns,
+        ts_init=point.effective_ns,
+    )
+
+
+def apply_start_halt(state: AccountState, halt: StartHaltSettings) -> None:
+    """Halt the whole account as a kill by `halt.actor` would, once per halt.
+
+    The kill's audit event, a critical `trading_start_halted` alert, the state change
+    and the cancels of working orders go out with the next batch.
+    """
+    if not halt.reason:
+        return
+    gate = state.gate
+    actor = halt.actor or "hfl"
+    kill, audit = control_events(
+        gate.account, ControlAction.KILL, halt.reason, actor, ts_event=halt.at_ns
+    )
+    if kill.command_id == state.start_halt_id:
+        return  # applied before this restart; an operator may have resumed since
+    state.start_halt_id = kill.command_id
+    alert = Alert(
+        alert_id=stable_id("trading_start_halted", kill.command_id),
+        name="trading_start_halted",
+        severity=AlertSeverity.CRITICAL,
+        source="trading.risk_gate",
+        subject=gate.account,
+        message=f"trading starts HALTED ({actor}): {halt.reason}; resume: hfl resume --confirm",
+        ts_event=halt.at_ns,
+        ts_init=halt.at_ns,
+    )
+    state.pending += [audit, alert, *gate.on_control(kill)]
+    LOG.warning(alert.message)
+
+
+def finish_account(state: AccountState) -> list[object]:
+    """At the end of a bounded input, book every fill still held (no later decision and
+    no marker will come) and snapshot P&L with them."""
+    out, state.pending = state.pending, []
+    sync = state.sync
+    if sync is None or not len(sync):
+        return out
+    last_ns = None
+    for item in sync.drain():
+        _apply(state, item, out)
+        last_ns = item.ts_event if isinstance(item, Fill) else last_ns
+    if last_ns is not None:
+        out.append(state.gate.snapshot_pnl(last_ns))
+        out.extend(state.gate.take_events())
+    return out
+
+
 def handle_account(state: AccountState, batch: list[AccountInput]) -> list[object]:
     """Hand each input to the gate: in arrival order, or in event time (`state.sync`).
 
@@ -167,25 +325,55 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
     changes (including those automatic triggers made), and in event time the gate's
     `OrdersSent` promise and any `gateway_lag` alert.
     """
-    out: list[object] = []
+    out, state.pending = state.pending, []
     sync = state.sync
     for event in batch:
         match event:
-            case FillsThrough():
+            case FillsThrough():  # and OrderEventsThrough
                 if sync is not None:
                     sync.mark(event)
-            case Fill() if sync is not None:
-                sync.add_fill(event)
+            case Fill() | OrderEvent() if sync is not None:
+                sync.add_report(event)
             case Signal() | Bar() | DriftDetected() if sync is not None:
                 sync.hold(event, _event_time(event))
+            case ControlCommand() if sync is not None:
+                if state.commands.arrive(event.command_id, event):
+                    _apply_live_command(state, sync, event, out)
             case _:
                 _apply(state, event, out)
     if sync is not None:
-        for item in sync.release(now_ns=time.time_ns()):
-            _apply(state, item, out)
+        _decide(state, sync, out)
         _report_lag(state, sync, out)
         _promise(state, sync, out)
     return out
+
+
+def _decide(state: AccountState, sync: FillSync[Held], out: list[object]) -> None:
+    """Decide what the gateway's markers allow, each replayed command at its point."""
+    commands = state.commands
+    while True:
+        decided = 0
+        for item in sync.release(now_ns=time.time_ns(), max_items=commands.limit()):
+            _apply(state, item, out)
+            decided += not isinstance(item, Fill | OrderEvent)
+        commands.count(decided)
+        due = commands.due()
+        if not due:
+            return
+        for command, point in due:
+            _apply(state, replace(command, ts_event=point.effective_ns), out)
+
+
+def _apply_live_command(
+    state: AccountState, sync: FillSync[Held], command: ControlCommand, out: list[object]
+) -> None:
+    """Apply `command` now, at the gate's event-time clock (never before an order it
+    promised the gateway), and journal where."""
+    clock = [t for t in (sync.clock_ns, state.promised_ns) if t is not None]
+    effective_ns = max(clock) if clock else command.ts_event
+    point = state.commands.applied(command.command_id, effective_ns)
+    _apply(state, replace(command, ts_event=effective_ns), out)
+    out.append(journal_entry(state.gate.account, command, point))
 
 
 def _apply(state: AccountState, event: AccountInput, out: list[object]) -> None:

@@ -209,7 +209,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     if args.startup:
         startup = reconcile_at_startup(_settings())
         if startup is None:
-            print("could not reconcile: trading halted (kill sent, alert and audit written)")
+            print("could not reconcile: alert and audit written; hfl up starts trading halted")
             return 1
         result = startup
     else:
@@ -249,7 +249,7 @@ def _add_reliability(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     reconcile.add_argument(
         "--startup",
         action="store_true",
-        help="as hfl up does: audit the result; on a mismatch alert and halt trading",
+        help="as hfl up does: audit the result, alert on a mismatch (exit 1: start halted)",
     )
     reconcile.set_defaults(run=_reconcile)
 

@@ -10,11 +10,13 @@ order events (CANCELED for an honoured cancel) and fills go to `hfl.order_events
 and `hfl.fills`.
 
 Progress marker: each instrument's book also emits `FillsThrough(through_ns=P)` on
-`hfl.fills`, behind every fill before P. A fill at time f needs its tick (all ticks
-before the clock C of the one-partition, time-ordered `md.ticks` have been fed) and
-its order, decided at least the latency L before f (all orders before W have come,
-says the gate's `OrdersSent(W)`). So P = min(C, W + L) is safe, and it moves only
-when both the tick stream and the gate's promises move on.
+`hfl.fills`, behind every fill before P, and the same `OrderEventsThrough` on
+`hfl.order_events`, behind every order event before P (an event comes with the order,
+cancel or fill that caused it, so the same bound covers it). A fill at time f needs
+its tick (all ticks before the clock C of the one-partition, time-ordered `md.ticks`
+have been fed) and its order, decided at least the latency L before f (all orders
+before W have come, says the gate's `OrdersSent(W)`). So P = min(C, W + L) is safe,
+and it moves only when both the tick stream and the gate's promises move on.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from risk.domain import (
     FillsThrough,
     Order,
     OrderEvent,
+    OrderEventsThrough,
     OrdersSent,
     Tick,
 )
@@ -144,7 +147,7 @@ class BookState:
 
 def handle(state: BookState, batch: list[GatewayInput]) -> list[Output | FillsThrough]:
     """Feed orders, cancels and ticks to the instrument's book in arrival order, then
-    mark how far its fills are complete (`FillsThrough`) if that moved."""
+    mark how far its fills and order events are complete if that moved."""
     out: list[Output | FillsThrough] = []
     for item in batch:
         if isinstance(item, TicksThrough):
@@ -173,28 +176,34 @@ def handle(state: BookState, batch: list[GatewayInput]) -> list[Output | FillsTh
         out.extend(produced)
         for event in produced:
             log_event(LOG, _describe(event), event)
-    marker = _progress(state)
-    if marker is not None:
-        out.append(marker)
+    out.extend(_progress(state))
     return out
 
 
-def _progress(state: BookState) -> FillsThrough | None:
-    """The instrument's progress marker, when it moved past the last one."""
+def _progress(state: BookState) -> list[FillsThrough]:
+    """The instrument's progress markers for fills and order events, when they moved
+    past the last ones."""
     if state.orders_through is None or not state.instrument:
-        return None
+        return []
     through = min(state.ticks_through, state.orders_through + state.config.latency_ns)
     if through <= state.reported_through:
-        return None
+        return []
     state.reported_through = through
-    return FillsThrough(
-        progress_id=stable_id("fills_through", state.account, state.instrument, through),
-        account=state.account,
-        instrument=state.instrument,
-        through_ns=through,
-        ts_event=through,
-        ts_init=through,
-    )
+    account, instrument = state.account, state.instrument
+    return [
+        kind(
+            progress_id=stable_id(name, account, instrument, through),
+            account=account,
+            instrument=instrument,
+            through_ns=through,
+            ts_event=through,
+            ts_init=through,
+        )
+        for kind, name in _MARKERS
+    ]
+
+
+_MARKERS = ((FillsThrough, "fills_through"), (OrderEventsThrough, "order_events_through"))
 
 
 def _describe(event: Output) -> str:

@@ -9,7 +9,8 @@ the log disagree. Exit code 0 only when nothing but lag was found.
 `hfl up` runs it automatically before trading resumes (`reconcile_at_startup`):
 every result is written as an `AuditEvent`; lag is only reported (the persist flow
 catches up); a mismatch, or a reconciliation that could not run, also raises a
-critical `reconciliation_mismatch` alert and sends a kill, so trading starts HALTED
+critical `reconciliation_mismatch` alert and exits 1, on which `hfl up` starts the
+trading flow halted (`risk.start_halted`, applied by the gate before any input)
 until an operator looked and ran `hfl resume --confirm`.
 """
 
@@ -29,10 +30,9 @@ from connectors.codec import encode, is_progress_marker
 from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.source import consumer_config
 from connectors.topic import FILLS, ORDERS
-from dataflows.control import publish_control
 from dataflows.routing import to_outbound
 from dataflows.settings import Settings
-from risk.domain import Alert, AlertSeverity, AuditEvent, ControlAction
+from risk.domain import Alert, AlertSeverity, AuditEvent
 from risk.domain.ids import stable_id
 from sinks.query import query
 
@@ -178,10 +178,10 @@ STARTUP_ACTOR = "hfl up"
 
 
 def reconcile_at_startup(settings: Settings) -> Reconciliation | None:
-    """Reconcile before trading resumes; audit the result, halt trading on a mismatch.
+    """Reconcile before trading resumes; audit the result, alert on a mismatch.
 
-    Returns the reconciliation, or None when it could not run (which halts too:
-    trading never resumes unreconciled).
+    Returns the reconciliation, or None when it could not run (which the caller must
+    treat as a mismatch: trading never resumes unreconciled).
     """
     account, now = settings.trading.account, time.time_ns()
     try:
@@ -220,7 +220,4 @@ def reconcile_at_startup(settings: Settings) -> Reconciliation | None:
     kafka = settings.kafka
     producer = CheckedProducer(kafka.bootstrap, message_timeout_ms=kafka.message_timeout_ms)
     producer.send(record for _, record in to_outbound(kafka.topic_prefix)(events))
-    if halt:
-        reason = f"startup reconciliation: {finding}; orders may be lost, see hfl reconcile"
-        publish_control(settings, ControlAction.KILL, reason, STARTUP_ACTOR)
     return result

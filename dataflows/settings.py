@@ -198,6 +198,20 @@ class SizingSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StartHaltSettings:
+    """A halt the risk gate applies before its first input, set by whoever starts the
+    trading flow (`hfl up` after a failed startup reconciliation); no `reason`: none.
+
+    `at_ns` (when it was decided) makes each halt distinct: the gate applies one once,
+    so a restart with the same flag does not undo an operator's `hfl resume`.
+    """
+
+    reason: str = ""
+    actor: str = ""
+    at_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RiskSettings:
     """Account limits, per-instrument overrides, and what automatic triggers do.
 
@@ -207,7 +221,8 @@ class RiskSettings:
     `event_time` books each fill `fill_sync_delay_ms` after its event time, holding a
     decision until the gateway's markers show those fills are in, for at most
     `fill_sync_max_wait_ms` of wall time (then a `gateway_lag` alert); `arrival`
-    books them as they come. `stress_scenarios` adds
+    books them as they come. `start_halted` is a halt applied before the first input
+    (`StartHaltSettings`). `stress_scenarios` adds
     named scenarios to the built-in ones: instrument (or "*" for all) -> return in
     percent, plus "market" for a market move applied through each instrument's beta.
     """
@@ -224,6 +239,7 @@ class RiskSettings:
     fill_sync: FillSyncMode = FillSyncMode.EVENT_TIME
     fill_sync_delay_ms: int = 1_000
     fill_sync_max_wait_ms: int = 10_000
+    start_halted: StartHaltSettings = field(default_factory=StartHaltSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,12 +19,23 @@ class Delegate(StatefulBatchLogic[V, W, S], Generic[V, W, S]):
     it is rebuilt only from the resume state Bytewax passes to the builder.
     """
 
-    def __init__(self, state: S, handle: Callable[[S, list[V]], Iterable[W]]) -> None:
+    def __init__(
+        self,
+        state: S,
+        handle: Callable[[S, list[V]], Iterable[W]],
+        finish: Callable[[S], Iterable[W]] | None = None,
+    ) -> None:
         self._state = state
         self._handle = handle
+        self._finish = finish
 
     def on_batch(self, values: list[V]) -> tuple[Iterable[W], bool]:
         return self._handle(self._state, values), StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[W], bool]:
+        """At the end of a bounded input, emit what `finish` still held back."""
+        done = () if self._finish is None else self._finish(self._state)
+        return done, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> S:
         return self._state

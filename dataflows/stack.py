@@ -6,7 +6,11 @@ simulated feed, and any extra command given as `NAME=COMMAND` (a dashboard, say)
 
 Before the flows start, and again whenever the local broker restarts, orders and
 fills are reconciled between the log and the store (`hfl reconcile --startup`, see
-`dataflows.reconcile`): a mismatch halts trading before it resumes.
+`dataflows.reconcile`). A mismatch puts a start halt (`risk.start_halted`) in the
+trading flow's environment: the gate applies it as it is built or resumed, before it
+reads any input, so no model can trade on the first ticks. The halt carries the time
+it was decided and the gate applies each one once: restarts of the trading flow keep
+an operator's `hfl resume --confirm`, and a later mismatch halts again.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,13 +27,15 @@ import orjson
 from connectors.broker import broker_command, wait_for_port
 from connectors.kafka.admin import create_topics
 from dataflows.process import FLOWS, flow_command, init_recovery
+from dataflows.reconcile import STARTUP_ACTOR
 from dataflows.settings import Settings
 from dataflows.supervisor import Component, Health, Supervisor, report_line
 from risk.domain.error import HflError
 
 
-def reconcile_before_trading(say: Callable[[str], None]) -> None:
-    """Run `hfl reconcile --startup` (its own process: it may open the embedded store).
+def reconcile_before_trading(say: Callable[[str], None], trading_env: dict[str, str]) -> None:
+    """Run `hfl reconcile --startup` (its own process: it may open the embedded store);
+    on a mismatch, make the trading flow's next start halted (`trading_env`).
 
     Raises:
         HflError: the reconciliation could not even report (e.g. no broker).
@@ -40,11 +47,22 @@ def reconcile_before_trading(say: Callable[[str], None]) -> None:
         timeout=300,
         check=False,
     )
-    say(f"startup reconciliation: {_counts(done.stdout)}")
+    counts = _counts(done.stdout)
+    say(f"startup reconciliation: {counts}")
     if done.returncode == 1:
+        trading_env.update(start_halt_env(f"startup reconciliation mismatch: {counts}"))
         say("MISMATCH: trading starts HALTED (alert and audit written); check, then resume")
     elif done.returncode != 0:
         raise HflError(f"startup reconciliation failed: {done.stderr.strip()[-2000:]}")
+
+
+def start_halt_env(reason: str) -> dict[str, str]:
+    """The environment that starts the trading flow halted for `reason`, decided now."""
+    return {
+        "HFL_RISK__START_HALTED__REASON": reason,
+        "HFL_RISK__START_HALTED__ACTOR": STARTUP_ACTOR,
+        "HFL_RISK__START_HALTED__AT_NS": str(time.time_ns()),
+    }
 
 
 def _counts(report: str) -> str:
@@ -62,7 +80,9 @@ def _counts(report: str) -> str:
     ).decode()
 
 
-def broker_component(settings: Settings, say: Callable[[str], None]) -> Component:
+def broker_component(
+    settings: Settings, say: Callable[[str], None], trading_env: dict[str, str]
+) -> Component:
     """The local Tansu broker; each (re)start recreates the topics it lost (memory
     storage) and reconciles before trading goes on."""
     broker, kafka = settings.broker, settings.kafka
@@ -70,7 +90,7 @@ def broker_component(settings: Settings, say: Callable[[str], None]) -> Componen
     def ready() -> None:
         wait_for_port(broker.host, broker.port)
         create_topics(kafka.bootstrap, prefix=kafka.topic_prefix)
-        reconcile_before_trading(say)
+        reconcile_before_trading(say, trading_env)
 
     return Component(
         name="broker", command=broker_command(broker.host, broker.port), after_start=ready
@@ -78,16 +98,29 @@ def broker_component(settings: Settings, say: Callable[[str], None]) -> Componen
 
 
 def flow_components(
-    settings: Settings, recovery_root: Path, env: dict[str, str] | None = None
+    settings: Settings,
+    recovery_root: Path,
+    env: dict[str, str] | None = None,
+    *,
+    trading_env: dict[str, str] | None = None,
 ) -> list[Component]:
     """The three flows, each resuming from its own recovery store (created if missing),
-    each restarted from a warm standby."""
+    each restarted from a warm standby.
+
+    `trading_env`, when given, becomes the trading flow's environment itself, not a
+    copy: a start halt put there later still reaches the flow's next (re)start (a
+    standby spawned before it is not used).
+    """
     components = []
     for name in FLOWS:
         directory = recovery_root / name
         init_recovery(directory)
         command = flow_command(name, settings, directory)
-        components.append(Component(name=name, command=command, env=dict(env or {}), warm=True))
+        own = dict(env or {})
+        if name == "trading" and trading_env is not None:
+            trading_env.update(own)
+            own = trading_env
+        components.append(Component(name=name, command=command, env=own, warm=True))
     return components
 
 
@@ -117,10 +150,13 @@ def components(
     feed_duration_s: float | None,
     extras: Sequence[str] = (),
     say: Callable[[str], None] = report_line,
+    trading_env: dict[str, str] | None = None,
 ) -> list[Component]:
-    """Everything `hfl up` runs, in start order."""
-    out = [broker_component(settings, say)] if local_broker else []
-    out += flow_components(settings, root / settings.recovery.directory)
+    """Everything `hfl up` runs, in start order; a startup reconciliation after a
+    (re)start of the local broker halts trading through `trading_env`."""
+    trading_env = {} if trading_env is None else trading_env
+    out = [broker_component(settings, say, trading_env)] if local_broker else []
+    out += flow_components(settings, root / settings.recovery.directory, trading_env=trading_env)
     if feed_duration_s:
         out.append(feed_component(feed_duration_s))
     out += [extra_component(spec) for spec in extras]
@@ -138,6 +174,7 @@ def run_up(
 ) -> dict[str, int | None]:
     """Run the system until interrupted (SIGINT/SIGTERM), then stop it; return exit codes."""
     say = report_line
+    trading_env: dict[str, str] = {}
     supervisor = Supervisor(
         components(
             settings,
@@ -146,12 +183,13 @@ def run_up(
             feed_duration_s=feed_duration_s,
             extras=extras,
             say=say,
+            trading_env=trading_env,
         ),
         root / "var" / "up",
         say=say,
     )
     if not local_broker:
-        reconcile_before_trading(say)
+        reconcile_before_trading(say, trading_env)
     supervisor.start()
     try:
         supervisor.run(until=_never, report_every_s=report_every_s)

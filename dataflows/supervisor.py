@@ -11,7 +11,9 @@ resumes from its last snapshot.
 A `warm` component (a flow started through `dataflows.launch`) keeps a standby: a
 second process of the same command that has already imported everything and waits.
 A restart activates it instead of starting cold, which removes the interpreter and
-import time from recovery (seconds on a loaded machine); a new standby is spawned
+import time from recovery (seconds on a loaded machine), unless the component's
+environment changed since the standby was spawned (a start halt added to the trading
+flow's): then the standby is discarded and the restart is cold. A new standby is spawned
 `standby_delay_s` after each start, so its imports do not compete with the flow's
 own start. Only the activated process ever runs the flow (a standby runs at most
 once, and only after its predecessor exited); standbys are ended with the
@@ -117,6 +119,7 @@ class _Slot:
     restart_at: float = 0.0
     last_exit: int | None = None
     standby: subprocess.Popen[bytes] | None = None
+    standby_env: dict[str, str] = field(default_factory=dict)
     standby_at: float = 0.0
 
 
@@ -213,7 +216,8 @@ class Supervisor:
     def _launch(self, slot: _Slot) -> None:
         component = slot.component
         standby, slot.standby = slot.standby, None
-        if standby is not None and activate(standby):
+        fresh = slot.standby_env == dict(component.env)  # env may change (a start halt)
+        if standby is not None and fresh and activate(standby):
             slot.process = standby
         else:
             if standby is not None:
@@ -238,6 +242,7 @@ class Supervisor:
         if slot.state not in (ComponentState.RUNNING, ComponentState.BACKING_OFF):
             self._drop_standby(slot)
         elif slot.standby is None and now >= slot.standby_at:
+            slot.standby_env = dict(component.env)
             slot.standby = spawn(component.command, slot.log, component.env, standby=True)
 
     def _drop_standby(self, slot: _Slot) -> None:

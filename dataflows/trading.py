@@ -22,9 +22,15 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from connectors import topic
-from connectors.codec import Rejected, check_sequence, decode_fill_report, decode_tick
+from connectors.codec import (
+    Rejected,
+    check_sequence,
+    decode_fill_report,
+    decode_order_report,
+    decode_tick,
+)
 from connectors.kafka.record import KafkaRecord
-from dataflows.account import AccountInput, handle_account, make_account_state
+from dataflows.account import AccountInput, account_logic
 from dataflows.model_checkpoint import load_warm_start
 from dataflows.persist import code_version
 from dataflows.settings import Settings, load_settings
@@ -49,7 +55,6 @@ from risk.domain import (
     DecodeFailure,
     DriftDetected,
     ModelCommand,
-    OrderEvent,
     Signal,
     Tick,
 )
@@ -247,7 +252,7 @@ def inbound_types(prefix: str) -> Callable[[str], type | Callable[[bytes], objec
     """Which type each inbound topic carries (fills share theirs with progress markers)."""
     types: dict[str, type | Callable[[bytes], object]] = {
         prefix + topic.FILLS: decode_fill_report,
-        prefix + topic.ORDER_EVENTS: OrderEvent,
+        prefix + topic.ORDER_EVENTS: decode_order_report,
         prefix + topic.CONTROL: ControlCommand,
         prefix + topic.ALERTS: Alert,
     }
@@ -312,7 +317,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         op.stateful_batch(
             "risk_gate",
             account_in,
-            delegate(lambda: make_account_state(settings), handle_account),
+            account_logic(settings),
         ),
     )
     io.output(

@@ -1,4 +1,5 @@
-"""Book fills in event time: hold decisions until the gateway says every earlier fill is in.
+"""Book fills and order events in event time: hold decisions until the gateway says
+every earlier fill and order event is in.
 
 The account step sees two streams: signals, bars and drift events from the trading
 flow's own instrument steps, and fills from the gateway. In arrival order, which fills
@@ -7,10 +8,16 @@ gateway ran. In event time it does not: before the item at t, exactly the fills 
 `ts_event < t - delay` are booked, in `(ts_event, client_order_id, cumulative
 quantity)` order.
 
-`FillSync` holds items until the gateway's progress markers (`FillsThrough`) for every
-instrument have passed `t - delay`. The gateway can only mark a time once it has every
-order that could fill before it, which the gate announces with `promise()`
-(`OrdersSent`): no order before the time of the first item still held will come.
+Order events (CANCELED, REJECTED, EXPIRED release working quantity, which sizing and
+every limit check see) are booked the same way, in the same order, a fill before an
+event of the same order, time and leaves quantity. They travel on their own topic,
+with no order across topics for a reader, so each topic carries its own marker.
+
+`FillSync` holds items until the gateway's progress markers (`FillsThrough` and
+`OrderEventsThrough`) for every instrument have passed `t - delay`. The gateway can
+only mark a time once it has every order that could fill before it, which the gate
+announces with `promise()` (`OrdersSent`): no order before the time of the first
+item still held will come.
 
 Why the delay: a fill comes at least the venue latency L after its order, so a
 promise W lets the gateway mark W + L, and the gate can then decide up to
@@ -37,11 +44,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from risk.domain.order import Fill, FillsThrough
+from risk.domain.order import Fill, FillsThrough, OrderEvent, OrderEventsThrough
 
 T = TypeVar("T")
+Report = Fill | OrderEvent
 
 _NEVER = -(2**63)
+_FOREVER = 2**63
 
 
 class FillSyncMode(StrEnum):
@@ -52,9 +61,10 @@ class FillSyncMode(StrEnum):
 
 
 class FillSync(Generic[T]):
-    """Items held until every fill before them is in, and the fills that are in.
+    """Items held until every report (fill, order event) before them is in, and the
+    reports that are in. `markers` are the marker types (one per topic) to wait for.
 
-    >>> sync = FillSync[str](("XYZ",), delay_ns=5, max_wait_ns=100)
+    >>> sync = FillSync[str](("XYZ",), delay_ns=5, max_wait_ns=100, markers=(FillsThrough,))
     >>> sync.hold("signal", 15)
     >>> sync.release(now_ns=0), sync.promise()
     ([], 15)
@@ -69,20 +79,27 @@ class FillSync(Generic[T]):
         "_delay_ns",
         "_fills",
         "_held",
-        "_instruments",
         "_lag_start_ns",
         "_lagging",
         "_last_ns",
         "_max_wait_ns",
+        "_streams",
         "_through",
     )
 
-    def __init__(self, instruments: tuple[str, ...], *, delay_ns: int, max_wait_ns: int) -> None:
-        self._instruments = instruments
+    def __init__(
+        self,
+        instruments: tuple[str, ...],
+        *,
+        delay_ns: int,
+        max_wait_ns: int,
+        markers: tuple[type[FillsThrough], ...] = (FillsThrough, OrderEventsThrough),
+    ) -> None:
+        self._streams = [(kind, name) for kind in markers for name in instruments]
         self._delay_ns = delay_ns
         self._max_wait_ns = max_wait_ns
-        self._through: dict[str, int] = {}
-        self._fills: list[tuple[int, str, Decimal, str, Fill]] = []
+        self._through: dict[tuple[type[FillsThrough], str], int] = {}
+        self._fills: list[tuple[int, str, Decimal, int, str, Report]] = []
         self._held: deque[tuple[int, T]] = deque()
         self._last_ns = _NEVER
         self._lagging = False
@@ -93,16 +110,21 @@ class FillSync(Generic[T]):
         """Items and fills waiting."""
         return len(self._held) + len(self._fills)
 
-    def add_fill(self, fill: Fill) -> None:
-        """Keep `fill` until the item it precedes in event time is released."""
-        # Fills of one order at one time keep their order: larger leaves came first.
-        key = (fill.ts_event, fill.client_order_id, -fill.leaves_quantity, fill.fill_id)
-        heapq.heappush(self._fills, (*key, fill))
+    def add_report(self, report: Report) -> None:
+        """Keep a fill or order event until the item it precedes in event time is released."""
+        # Reports of one order at one time keep their order: larger leaves came first,
+        # and a fill before the event that reports it.
+        if isinstance(report, Fill):
+            rank, report_id = 0, report.fill_id
+        else:
+            rank, report_id = 1, report.event_id
+        key = (report.ts_event, report.client_order_id, -report.leaves_quantity, rank, report_id)
+        heapq.heappush(self._fills, (*key, report))
 
     def mark(self, marker: FillsThrough) -> None:
-        """Note that every fill on the marker's instrument before its time is in."""
-        through = self._through.get(marker.instrument, _NEVER)
-        self._through[marker.instrument] = max(through, marker.through_ns)
+        """Note that every report its topic carries on its instrument before its time is in."""
+        key = (type(marker), marker.instrument)
+        self._through[key] = max(self._through.get(key, _NEVER), marker.through_ns)
 
     def hold(self, item: T, at_ns: int) -> None:
         """Hold `item`, which happens at event time `at_ns`, behind the items held before."""
@@ -117,13 +139,20 @@ class FillSync(Generic[T]):
             return self._held[0][0]
         return None if self._last_ns == _NEVER else self._last_ns
 
-    def release(self, *, now_ns: int) -> list[Fill | T]:
-        """Return the items whose fills up to `delay` before them are all in (or that
-        waited too long by `now_ns`), each after those fills."""
-        out: list[Fill | T] = []
-        through = min((self._through.get(name, _NEVER) for name in self._instruments), default=0)
+    @property
+    def clock_ns(self) -> int | None:
+        """Event time of the last item released, or None before the first."""
+        return None if self._last_ns == _NEVER else self._last_ns
+
+    def release(self, *, now_ns: int, max_items: int | None = None) -> list[Report | T]:
+        """Return the items whose reports up to `delay` before them are all in (or that
+        waited too long by `now_ns`), each after those reports; at most `max_items`."""
+        out: list[Report | T] = []
+        through = min((self._through.get(name, _NEVER) for name in self._streams), default=0)
         held = self._held
-        while held:
+        left = len(held) if max_items is None else max_items
+        while held and left > 0:
+            left -= 1
             at_ns = held[0][0]
             complete = at_ns - self._delay_ns <= through
             if complete:
@@ -141,13 +170,32 @@ class FillSync(Generic[T]):
             out.append(item)
         return out
 
+    def drain(self) -> list[Report | T]:
+        """Return every held item, each after the reports before it, then every other
+        report: the end of input, when no later item and no marker will come.
+
+        >>> sync = FillSync[str](("XYZ",), delay_ns=5, max_wait_ns=100)
+        >>> sync.hold("signal", 15)
+        >>> sync.drain(), len(sync)
+        (['signal'], 0)
+        """
+        out: list[Report | T] = []
+        held = self._held
+        while held:
+            at_ns, item = held.popleft()
+            self._last_ns = max(self._last_ns, at_ns)
+            self._take_fills(self._last_ns - self._delay_ns, out)
+            out.append(item)
+        self._take_fills(_FOREVER, out)
+        return out
+
     def lag_started(self) -> int | None:
         """Event time of the first item released without its fills since last asked, once
         per episode of the gateway falling behind; None if it did not."""
         started, self._lag_start_ns = self._lag_start_ns, None
         return started
 
-    def _take_fills(self, before_ns: int, out: list[Fill | T]) -> None:
+    def _take_fills(self, before_ns: int, out: list[Report | T]) -> None:
         fills = self._fills
         while fills and fills[0][0] < before_ns:
             out.append(heapq.heappop(fills)[-1])

@@ -8,6 +8,9 @@ from enum import StrEnum
 
 from risk.domain.money import quantize, quantize_lot
 
+_FLAT = quantize(0)
+_SIGNS = {1: Decimal(1), -1: Decimal(-1)}  # Decimal(direction), built once
+
 
 class SizingMethod(StrEnum):
     """How the gate turns signals into target positions.
@@ -53,8 +56,9 @@ def target_quantity(
         msg = f"lot size must be positive, got {lot_size!r}"
         raise ValueError(msg)
     if direction == 0:
-        return quantize(0)
-    raw = Decimal(direction) * target_notional / quantize(reference_price)
+        return _FLAT
+    sign = _SIGNS.get(direction) or Decimal(direction)
+    raw = sign * target_notional / quantize(reference_price)
     return quantize_lot(raw, lot_size)
 
 

@@ -55,7 +55,9 @@ def historical_var_cvar(outcomes: Vector, confidence: float = 0.99) -> tuple[flo
     position = (count - 1) * (1.0 - confidence)
     low = int(position)
     high = min(low + 1, count - 1)
-    worst = sorted(np.partition(outcomes, high)[: high + 1].tolist())
+    ordered = outcomes.copy()  # `np.partition` without its Python wrapper
+    ordered.partition(high)
+    worst = sorted(ordered[: high + 1].tolist())
     below, above = worst[low], worst[high]
     value_at_risk = -(below + (position - low) * (above - below))
     return value_at_risk, -sum(worst[: low + 1]) / (low + 1)

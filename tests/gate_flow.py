@@ -2,32 +2,45 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
+from pathlib import Path
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
+from bytewax.recovery import RecoveryConfig
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from dataflows.account import AccountInput, handle_account, make_account_state
+from dataflows.account import AccountInput, Journal, account_logic
 from dataflows.settings import Settings
-from dataflows.shim import delegate
 
 
-def run_gate(settings: Settings, inputs: Sequence[AccountInput]) -> list[object]:
-    """Run account inputs, in order, through the risk gate step of a Bytewax flow."""
+def run_gate(
+    settings: Settings,
+    inputs: Sequence[AccountInput | object],
+    *,
+    batch_size: int = 100,
+    recovery_dir: Path | None = None,
+    journal: Journal | None = None,
+) -> list[object]:
+    """Run account inputs, in order, through the risk gate step of a Bytewax flow.
+
+    With `recovery_dir` each batch is an epoch with its snapshot, so an ABORT in the
+    inputs resumes where it stopped; `journal` stands in for the gate's journal.
+    """
     account = settings.trading.account
     out: list[object] = []
     flow = Dataflow("gate_test")
     keyed = op.map(
         "by_account",
-        op.input("account_in", flow, TestingSource(inputs, batch_size=100)),
+        op.input("account_in", flow, TestingSource(inputs, batch_size=batch_size)),
         lambda event: (account, event),
     )
-    decisions = op.stateful_batch(
-        "risk_gate",
-        keyed,
-        delegate(lambda: make_account_state(settings), handle_account),
-    )
+    decisions = op.stateful_batch("risk_gate", keyed, account_logic(settings, journal))
     op.output("out", op.key_rm("account_events", decisions), TestingSink(out))
-    run_main(flow)
+    if recovery_dir is None:
+        run_main(flow)
+    else:
+        recovery = RecoveryConfig(str(recovery_dir))
+        run_main(flow, epoch_interval=datetime.timedelta(0), recovery_config=recovery)
     return out

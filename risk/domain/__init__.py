@@ -39,6 +39,7 @@ from risk.domain.order import (
     FillsThrough,
     Order,
     OrderEvent,
+    OrderEventsThrough,
     OrderIntent,
     OrdersSent,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "Order",
     "OrderEvent",
     "OrderEventKind",
+    "OrderEventsThrough",
     "OrderIntent",
     "OrderType",
     "OrdersSent",

@@ -125,3 +125,12 @@ class FillsThrough:
     through_ns: int
     ts_event: int
     ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderEventsThrough(FillsThrough):
+    """The same progress marker on `hfl.order_events`, behind the order events it covers.
+
+    Fills and order events travel on two topics, and a reader gets no order across
+    them, so each carries its own marker; the account step waits for both.
+    """

@@ -41,6 +41,7 @@ from risk.domain import (
     Order,
     OrderEvent,
     OrderEventKind,
+    OrderEventsThrough,
     OrdersSent,
     PnlSnapshot,
     Position,
@@ -266,6 +267,9 @@ CONSTRUCTED_ROUTES: dict[object, tuple[str, str]] = {
     FillsThrough(
         progress_id="p2", account="acct", instrument="AAA", through_ns=5, ts_event=5, ts_init=5
     ): (topic.FILLS, "account"),
+    OrderEventsThrough(
+        progress_id="p3", account="acct", instrument="AAA", through_ns=5, ts_event=5, ts_init=5
+    ): (topic.ORDER_EVENTS, "account"),
     RiskMetric(
         metrics_id="m1",
         account="acct",

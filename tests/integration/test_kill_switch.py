@@ -167,6 +167,9 @@ def test_kill_mid_run_denies_cancels_working_orders_and_survives_restart(
     assert [e["state"] for e in events] == [e["state"] for e in halted] == ["halted"]
     audit = read_topic(kafka_bootstrap, prefix + topic.AUDIT)
     assert [(a["action"], a["actor"], a["reason"]) for a in audit] == [
-        ("kill", "pytest", "e2e kill switch")
+        ("kill", "pytest", "e2e kill switch"),
+        ("control_applied", "trading.risk_gate", "kill by pytest: e2e kill switch"),
     ]
-    assert orjson.loads(audit[0]["detail"])["command_id"] == control["command_id"]  # type: ignore[arg-type]
+    # Who asked, and where (decision count, event time) the gate applied it.
+    for entry in audit:
+        assert orjson.loads(entry["detail"])["command_id"] == control["command_id"]  # type: ignore[arg-type]

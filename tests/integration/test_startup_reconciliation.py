@@ -1,5 +1,7 @@
 """`hfl up` reconciles before trading resumes: a store that knows an order the log lost
-halts trading (alert, audit, kill) before any order is sent; a clean start does not."""
+starts the trading flow halted (`risk.start_halted`): the gate is HALTED before it reads
+any input, so no order is sent even by a model that signals on the first ticks, and the
+kill's audit event, the alerts and the state change reach ClickHouse."""
 
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ import pytest
 
 from connectors.codec import is_progress_marker
 from connectors.kafka.admin import create_topics
-from connectors.topic import ALERTS, AUDIT, DECISIONS, ORDERS, RISK_EVENTS
+from connectors.topic import ALERTS, AUDIT, CONTROL, DECISIONS, ORDERS, RISK_EVENTS
 from dataflows.reconcile import read_log
+from sinks.query import QueryError, query
 from tests.integration.test_up import start_up, up_env
 
 pytestmark = pytest.mark.integration
@@ -56,6 +59,19 @@ def wait_for_record(bootstrap: str, topic: str, match: dict[str, str], timeout_s
     return False
 
 
+def wait_for_rows(url: str, sql: str, timeout_s: float) -> list[tuple[Any, ...]]:
+    """Rows of `sql` once there are any (through the persist flow's query server)."""
+    deadline = time.monotonic() + timeout_s
+    rows: list[tuple[Any, ...]] = []
+    while time.monotonic() < deadline and not rows:
+        try:
+            rows = query(url, sql)[1]
+        except QueryError:  # the table or the query server may not be up yet
+            rows = []
+        time.sleep(1.0)
+    return rows
+
+
 def test_up_halts_trading_before_it_resumes_when_the_store_knows_an_order_the_log_lost(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -75,6 +91,11 @@ def test_up_halts_trading_before_it_resumes_when_the_store_knows_an_order_the_lo
         denied = wait_for_record(
             kafka_bootstrap, prefix + DECISIONS, {"reason": "kill_switch"}, 120
         )
+        stored = wait_for_rows(
+            env["HFL_CLICKHOUSE_URL"],
+            "SELECT actor, reason FROM audit FINAL WHERE action = 'kill'",
+            60,
+        )
         up.send_signal(signal.SIGTERM)
         up.communicate(timeout=60)
     finally:
@@ -88,6 +109,16 @@ def test_up_halts_trading_before_it_resumes_when_the_store_knows_an_order_the_lo
     audit = {a["action"]: a for a in records(kafka_bootstrap, prefix + AUDIT)}
     assert audit["startup_reconciliation"]["reason"] == "mismatch"
     assert '"orders_unknown_to_log":1' in audit["startup_reconciliation"]["detail"]
-    assert "kill" in audit
+    kill = audit["kill"]
+    assert kill["actor"] == "hfl up"
+    assert kill["reason"].startswith("startup reconciliation mismatch: ")
+    assert '"orders_unknown_to_log":1' in kill["reason"]
+    assert any(a["name"] == "trading_start_halted" for a in alerts)
+    # The halt is the gate's first state change, before its first decision: no kill on
+    # hfl.control that a warm model could outrun.
+    assert records(kafka_bootstrap, prefix + CONTROL) == []
+    first = records(kafka_bootstrap, prefix + DECISIONS)
+    assert first and all(d["reason"] == "kill_switch" for d in first)
     sent = records(kafka_bootstrap, prefix + ORDERS)
     assert [r for r in sent if not is_progress_marker(r)] == []  # markers only, no order
+    assert stored == [("hfl up", kill["reason"])]

@@ -71,7 +71,7 @@ def book(
     items: list[int], reports: list[Fill | FillsThrough], picks: list[bool], delay: int
 ) -> list[Fill | str]:
     """Feed items (at their times) and the gateway stream in the interleaving `picks`."""
-    sync = FillSync[str](INSTRUMENTS, delay_ns=delay, max_wait_ns=FOREVER)
+    sync = FillSync[str](INSTRUMENTS, delay_ns=delay, max_wait_ns=FOREVER, markers=(FillsThrough,))
     out: list[Fill | str] = []
     i = r = 0
     for take_item in [*picks, *[True] * len(items), *[False] * len(reports)]:
@@ -80,7 +80,7 @@ def book(
             i += 1
         elif r < len(reports):
             report = reports[r]
-            sync.mark(report) if isinstance(report, FillsThrough) else sync.add_fill(report)
+            sync.mark(report) if isinstance(report, FillsThrough) else sync.add_report(report)
             r += 1
         out += sync.release(now_ns=0)
     return out

@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+import pickle
 import time
 from dataclasses import replace
 
+import orjson
 import pytest
 
 from connectors.gateway import InstrumentBook, PaperBrokerConfig
-from dataflows.account import AccountState, Held, handle_account
+from dataflows.account import (
+    AccountState,
+    Held,
+    apply_start_halt,
+    finish_account,
+    handle_account,
+)
+from dataflows.settings import StartHaltSettings
+from risk.command_log import CommandPoint
 from risk.domain import (
     Alert,
+    AuditEvent,
+    CancelOrder,
+    ControlAction,
+    ControlCommand,
+    DenialReason,
+    Denied,
     Fill,
     FillsThrough,
     Order,
     OrderEvent,
+    OrderEventsThrough,
     OrdersSent,
+    PnlSnapshot,
+    Position,
     Tick,
     TickKind,
     TradingState,
+    TradingStateChanged,
 )
 from risk.domain.enums import OrderEventKind
 from risk.domain.ids import tick_id
@@ -203,15 +223,19 @@ def event_time_state(max_wait_ns: int = 10**9, delay_ns: int = 0) -> AccountStat
     return AccountState(gate=make_gate(), pnl_interval_ns=1_000_000_000, sync=sync)
 
 
-def through(ts: int) -> FillsThrough:
-    return FillsThrough(
-        progress_id=f"p{ts}",
-        account="acc",
-        instrument="AAPL",
-        through_ns=ts,
-        ts_event=ts,
-        ts_init=ts,
-    )
+def through(ts: int) -> list[FillsThrough]:
+    """The gateway's markers on both its topics: every report before `ts` is in."""
+    return [
+        kind(
+            progress_id=f"p{ts}",
+            account="acc",
+            instrument="AAPL",
+            through_ns=ts,
+            ts_event=ts,
+            ts_init=ts,
+        )
+        for kind in (FillsThrough, OrderEventsThrough)
+    ]
 
 
 def test_event_time_holds_a_signal_until_the_gateway_marks_its_time_and_promises_orders() -> None:
@@ -219,19 +243,19 @@ def test_event_time_holds_a_signal_until_the_gateway_marks_its_time_and_promises
     out = handle_account(state, [make_signal(1, 100.0)])
     assert [type(o) for o in out] == [OrdersSent]
     assert out[0].through_ns == TS  # type: ignore[attr-defined]
-    decided = handle_account(state, [through(TS)])
+    decided = handle_account(state, through(TS))
     assert [type(o).__name__ for o in decided] == ["Approved", "Order"]
 
 
 def test_event_time_books_earlier_fills_before_a_signal_whatever_their_arrival() -> None:
     signal, later = make_signal(1, 100.0), make_signal(1, 100.0, ts=TS + 10)
     first = event_time_state()
-    (order,) = [o for o in handle_account(first, [signal, through(TS)]) if isinstance(o, Order)]
+    (order,) = [o for o in handle_account(first, [signal, *through(TS)]) if isinstance(o, Order)]
     fill = replace(make_fill(order, 40), leaves_quantity=D(60))
-    fill_first = handle_account(first, [fill, later, through(TS + 10)])
+    fill_first = handle_account(first, [fill, later, *through(TS + 10)])
     second = event_time_state()
-    handle_account(second, [signal, through(TS)])
-    signal_first = handle_account(second, [later, fill, through(TS + 10)])
+    handle_account(second, [signal, *through(TS)])
+    signal_first = handle_account(second, [later, fill, *through(TS + 10)])
     assert fill_first == signal_first
     assert type(fill_first[0]).__name__ == "Position"  # the fill was booked before `later`
 
@@ -251,9 +275,177 @@ def test_event_time_without_gateway_decides_after_the_wait_and_reduces() -> None
 def test_event_time_books_a_fill_only_once_the_delay_has_passed() -> None:
     state = event_time_state(delay_ns=100)
     signal = make_signal(1, 100.0)
-    (order,) = [o for o in handle_account(state, [signal, through(TS)]) if isinstance(o, Order)]
+    (order,) = [o for o in handle_account(state, [signal, *through(TS)]) if isinstance(o, Order)]
     fill = replace(make_fill(order, 40), leaves_quantity=D(60))  # at TS + 1
-    near = handle_account(state, [fill, make_signal(1, 100.0, ts=TS + 50), through(TS + 50)])
+    near = handle_account(state, [fill, make_signal(1, 100.0, ts=TS + 50), *through(TS + 50)])
     assert not [o for o in near if type(o).__name__ == "Position"]
     after = handle_account(state, [make_signal(1, 100.0, ts=TS + 102)])
     assert type(after[0]).__name__ == "Position"
+
+
+def start_halt(at_ns: int = TS - 5) -> StartHaltSettings:
+    return StartHaltSettings(reason="startup reconciliation: mismatch", actor="hfl up", at_ns=at_ns)
+
+
+def test_start_halt_denies_the_first_signal_with_audit_alert_and_state_change_first() -> None:
+    state = fresh_state()
+    apply_start_halt(state, start_halt())
+    out = handle_account(state, [make_signal(1, 100.0)])
+    audit, alert, changed, decision = out
+    assert isinstance(audit, AuditEvent)
+    assert (audit.action, audit.actor, audit.ts_event) == ("kill", "hfl up", TS - 5)
+    assert audit.reason == "startup reconciliation: mismatch"
+    assert isinstance(alert, Alert) and alert.name == "trading_start_halted"
+    assert isinstance(changed, TradingStateChanged)
+    assert (changed.state, changed.trigger) == (TradingState.HALTED, "kill")
+    assert isinstance(decision, Denied) and decision.reason is DenialReason.KILL_SWITCH
+
+
+def test_start_halt_cancels_orders_working_in_a_resumed_gate() -> None:
+    state = fresh_state()
+    (order,) = [o for o in handle_account(state, [make_signal(1, 100.0)]) if isinstance(o, Order)]
+    apply_start_halt(state, start_halt())
+    cancels = [o for o in handle_account(state, []) if isinstance(o, CancelOrder)]
+    assert [c.client_order_id for c in cancels] == [order.client_order_id]
+
+
+def test_start_halt_applies_once_so_a_restart_keeps_an_operator_resume() -> None:
+    state = fresh_state()
+    apply_start_halt(state, start_halt())
+    handle_account(state, [command(ControlAction.RESUME, 1)])
+    restarted = pickle.loads(pickle.dumps(state))
+    apply_start_halt(restarted, start_halt())
+    assert restarted.gate.trading_state() is TradingState.ACTIVE
+    assert handle_account(restarted, []) == []
+    # A later start-up that finds a mismatch again halts again.
+    apply_start_halt(restarted, start_halt(at_ns=TS + 1))
+    assert restarted.gate.trading_state() is TradingState.HALTED
+
+
+def test_end_of_input_books_held_fills_and_snapshots_pnl_with_them() -> None:
+    state = event_time_state(delay_ns=100)
+    (order,) = [
+        o
+        for o in handle_account(state, [make_signal(1, 100.0), *through(TS)])
+        if isinstance(o, Order)
+    ]
+    fill = replace(make_fill(order, 40), leaves_quantity=D(60))  # at TS + 1
+    held = handle_account(state, [fill, make_signal(1, 100.0, ts=TS + 50), *through(TS + 50)])
+    assert not [o for o in held if isinstance(o, Position)]
+    last = finish_account(state)
+    assert [type(o) for o in last] == [Position, PnlSnapshot]
+    assert last[0].quantity == D(40)  # type: ignore[attr-defined]
+    assert last[1].ts_event == fill.ts_event  # type: ignore[attr-defined]
+    assert len(state.sync or ()) == 0
+
+
+def canceled(order: Order, ts: int) -> OrderEvent:
+    return OrderEvent(
+        event_id=f"cancel-{order.client_order_id}",
+        client_order_id=order.client_order_id,
+        account="acc",
+        instrument=order.instrument,
+        kind=OrderEventKind.CANCELED,
+        filled_quantity=D(0),
+        leaves_quantity=D(0),
+        ts_event=ts,
+        ts_init=ts,
+    )
+
+
+def test_event_time_books_an_order_event_before_a_later_signal_whatever_their_arrival() -> None:
+    first, later = make_signal(1, 100.0), make_signal(1, 100.0, ts=TS + 10)
+    fills_marker, events_marker = through(TS + 10)
+    runs = []
+    for arrival in ("event first", "signal first", "event after the fills marker"):
+        state = event_time_state()
+        (order,) = [o for o in handle_account(state, [first, *through(TS)]) if isinstance(o, Order)]
+        event = canceled(order, TS + 1)
+        match arrival:
+            case "event first":
+                batch = [event, later, fills_marker, events_marker]
+            case "signal first":
+                batch = [later, event, fills_marker, events_marker]
+            case _:
+                batch = [later, fills_marker, event, events_marker]
+        runs.append(handle_account(state, batch))
+    assert runs[0] == runs[1] == runs[2]
+    # The cancel released the first order before `later` was sized: it orders again.
+    assert [type(o).__name__ for o in runs[0]] == ["Approved", "Order", "OrdersSent"]
+
+
+def command(action: ControlAction, n: int) -> ControlCommand:
+    ts = TS + 10**6 * n  # the operator's wall clock: not where it takes effect
+    return ControlCommand(
+        command_id=f"{action}-{n}",
+        account="acc",
+        action=action,
+        reason="test",
+        actor="ops",
+        ts_event=ts,
+        ts_init=ts,
+    )
+
+
+def replayed(state: AccountState, journal: list[object]) -> AccountState:
+    """`state` as a resumed snapshot that read the gate's journal (`read_journal`)."""
+    resumed: AccountState = pickle.loads(pickle.dumps(state))
+    points = [
+        CommandPoint(**orjson.loads(a.detail))
+        for a in journal
+        if isinstance(a, AuditEvent) and a.action == "control_applied"
+    ]
+    resumed.commands.replay(points)
+    return resumed
+
+
+def test_replay_applies_operator_commands_where_the_journal_says_whatever_their_arrival() -> None:
+    state = event_time_state()
+    handle_account(state, [make_signal(1, 100.0), *through(TS)])
+    snapshot = pickle.loads(pickle.dumps(state))
+    signals = [make_signal((-1) ** n, 100.0 + n, ts=TS + 10 * n) for n in range(1, 9)]
+    kill, reduce, resume = (command(a, n) for n, a in enumerate(ControlAction))
+    # Live: each command arrives between markers and is applied at once.
+    live = handle_account(state, [*signals[:2], *through(TS + 20), kill])
+    live += handle_account(state, [*signals[2:5], *through(TS + 50), resume, reduce])
+    live += handle_account(state, [*signals[5:], *through(TS + 80)])
+    journal = [o for o in live if isinstance(o, AuditEvent)]
+    assert len(journal) == 3
+    decided = [o for o in live if not isinstance(o, AuditEvent | OrdersSent)]
+    assert {type(d).__name__ for d in decided} >= {"Approved", "Denied", "TradingStateChanged"}
+
+    everything = [*signals, *through(TS + 80)]
+    for arrival in (
+        [kill, resume, reduce, *everything],  # commands read before every item
+        [*everything, reduce, resume, kill],  # ...after every item and marker
+        [*signals[:4], reduce, *through(TS + 80), kill, *signals[4:], resume],
+    ):
+        resumed = replayed(snapshot, journal)
+        out = handle_account(resumed, arrival)
+        assert [o for o in out if not isinstance(o, OrdersSent)] == decided
+
+
+def test_gateway_back_after_lag_books_late_fills_and_holds_for_markers_again() -> None:
+    state = event_time_state(max_wait_ns=50_000_000)
+    signal = make_signal(1, 100.0)
+    handle_account(state, [signal])
+    time.sleep(0.06)
+    lagged = handle_account(state, [make_signal(1, 100.0, ts=TS + 2_000)])
+    (order,) = [o for o in lagged if isinstance(o, Order)]
+    assert state.gate.trading_state() is TradingState.REDUCING
+    # The gateway comes back: its late fill is booked before the next decision...
+    fill = replace(make_fill(order, 40), leaves_quantity=D(60))
+    back = handle_account(
+        state, [fill, *through(TS + 3_000), make_signal(-1, 100.0, ts=TS + 3_000)]
+    )
+    assert isinstance(back[0], Position)
+    # ...and, caught up, the gate waits for the markers again instead of deciding blind.
+    held = handle_account(state, [make_signal(-1, 100.0, ts=TS + 4_000)])
+    assert not [o for o in held if type(o).__name__ in ("Approved", "Denied")]
+    released = handle_account(state, through(TS + 4_000))
+    assert [type(o).__name__ for o in released][:2] in (
+        ["Denied"],
+        ["Approved", "Order"],
+    ) or released
+    # Still REDUCING: only an operator's resume lifts what the gateway_lag alert set.
+    assert state.gate.trading_state() is TradingState.REDUCING

@@ -157,3 +157,23 @@ def test_standby_exits_without_running_when_its_stdin_closes(tmp_path: Path) -> 
     assert pids(log, "imported ") == [standby.pid]
     assert not runs.exists()
     assert activate(standby) is False
+
+
+def test_standby_spawned_before_its_environment_changed_is_not_used(tmp_path: Path) -> None:
+    """A start halt added to the trading flow's environment must reach its restart."""
+    runs = tmp_path / "runs"
+    env: dict[str, str] = {}
+    component = Component(name="flow", command=standby_flow(runs, fail_runs=1), env=env, warm=True)
+    backoff = Backoff(base_s=1.0, max_s=1.0, stable_s=60.0, max_restarts=3)
+    supervisor = Supervisor(
+        [component], tmp_path, backoff=backoff, standby_delay_s=0.0, say=lambda _: None
+    )
+    supervisor.start()
+    supervisor.poll()  # spawns the standby with the environment as it is now
+    env["HFL_RISK__START_HALTED__REASON"] = "reconciliation mismatch"
+    (health,) = settle(supervisor)
+    supervisor.stop()
+    assert health.state is ComponentState.FINISHED
+    # Cold start, the stale standby (discarded), a cold restart, a fresh standby.
+    assert len(set(pids(tmp_path / "flow.log", "imported "))) == 4
+    assert len(set(pids(runs))) == 2
