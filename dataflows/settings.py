@@ -56,6 +56,7 @@ class KafkaSettings:
     batch_size: int = 2000
     idle_backoff_ms: float = 1.0
     exit_when_idle_s: float = 0.0
+    drain_file: str = ""
     fetch_wait_ms: int = 5
     message_timeout_ms: int = 30_000
 

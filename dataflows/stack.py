@@ -104,10 +104,12 @@ def flow_components(
     *,
     trading_env: dict[str, str] | None = None,
 ) -> list[Component]:
-    """The three flows, each resuming from its own recovery store (created if missing).
+    """The three flows, each resuming from its own recovery store (created if missing),
+    each restarted from a warm standby.
 
     `trading_env`, when given, becomes the trading flow's environment itself, not a
-    copy: a start halt put there later still reaches the flow's next (re)start.
+    copy: a start halt put there later still reaches the flow's next (re)start (a
+    standby spawned before it is not used).
     """
     components = []
     for name in FLOWS:
@@ -118,7 +120,7 @@ def flow_components(
         if name == "trading" and trading_env is not None:
             trading_env.update(own)
             own = trading_env
-        components.append(Component(name=name, command=command, env=own))
+        components.append(Component(name=name, command=command, env=own, warm=True))
     return components
 
 

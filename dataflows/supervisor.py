@@ -7,6 +7,17 @@ stayed up for `stable_s`), treats exit code 0 as finished, reports health, and s
 everything in reverse start order with SIGTERM, then SIGKILL. Bytewax 0.21 ignores
 SIGINT while its workers run, hence SIGTERM; with recovery on, a restarted flow
 resumes from its last snapshot.
+
+A `warm` component (a flow started through `dataflows.launch`) keeps a standby: a
+second process of the same command that has already imported everything and waits.
+A restart activates it instead of starting cold, which removes the interpreter and
+import time from recovery (seconds on a loaded machine), unless the component's
+environment changed since the standby was spawned (a start halt added to the trading
+flow's): then the standby is discarded and the restart is cold. A new standby is spawned
+`standby_delay_s` after each start, so its imports do not compete with the flow's
+own start. Only the activated process ever runs the flow (a standby runs at most
+once, and only after its predecessor exited); standbys are ended with the
+supervisor, and end by themselves if it dies (their stdin pipe closes).
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from dataflows.process import activate, discard, spawn
 from risk.domain.error import HflError
 
 
@@ -46,12 +58,15 @@ class Component:
         env: Environment on top of the supervisor's own.
         after_start: Called once the process started (e.g. wait for a port, create
             topics); raising makes the start count as a crash.
+        warm: The command is a standby when started with `HFL_STANDBY=1` (waits for
+            `run` on stdin, see `dataflows.launch`): restarts activate a standby.
     """
 
     name: str
     command: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
     after_start: Callable[[], None] | None = None
+    warm: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +118,9 @@ class _Slot:
     restarts: int = 0
     restart_at: float = 0.0
     last_exit: int | None = None
+    standby: subprocess.Popen[bytes] | None = None
+    standby_env: dict[str, str] = field(default_factory=dict)
+    standby_at: float = 0.0
 
 
 class Supervisor:
@@ -115,6 +133,7 @@ class Supervisor:
         *,
         backoff: Backoff | None = None,
         stop_timeout_s: float = 15.0,
+        standby_delay_s: float = 2.0,
         say: Callable[[str], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -125,6 +144,7 @@ class Supervisor:
         self._slots = [_Slot(c, log_dir / f"{c.name}.log") for c in components]
         self._backoff = backoff or Backoff()
         self._stop_timeout_s = stop_timeout_s
+        self._standby_delay_s = standby_delay_s
         self._say = say or report_line
         self._rng = rng or random.Random()
 
@@ -141,6 +161,7 @@ class Supervisor:
                 self._check(slot, now)
             if slot.state is ComponentState.BACKING_OFF and now >= slot.restart_at:
                 self._launch(slot)
+            self._keep_standby(slot, now)
         return self.health()
 
     def health(self) -> list[Health]:
@@ -180,6 +201,7 @@ class Supervisor:
         """Stop every component, last started first; return their exit codes."""
         codes: dict[str, int | None] = {}
         for slot in reversed(self._slots):
+            self._drop_standby(slot)
             codes[slot.component.name] = self._terminate(slot)
         return codes
 
@@ -193,17 +215,17 @@ class Supervisor:
 
     def _launch(self, slot: _Slot) -> None:
         component = slot.component
-        with slot.log.open("ab") as out:
-            slot.process = subprocess.Popen(
-                list(component.command),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **component.env},
-                start_new_session=True,
-            )
+        standby, slot.standby = slot.standby, None
+        fresh = slot.standby_env == dict(component.env)  # env may change (a start halt)
+        if standby is not None and fresh and activate(standby):
+            slot.process = standby
+        else:
+            if standby is not None:
+                discard(standby)
+            slot.process = spawn(component.command, slot.log, component.env)
         slot.state = ComponentState.RUNNING
         slot.started_at = time.monotonic()
+        slot.standby_at = slot.started_at + self._standby_delay_s
         if component.after_start is not None:
             try:
                 component.after_start()
@@ -211,6 +233,22 @@ class Supervisor:
                 self._say(f"{component.name}: start hook failed: {exc}")
                 self._terminate(slot)
                 self._crashed(slot, time.monotonic(), -1)
+
+    def _keep_standby(self, slot: _Slot, now: float) -> None:
+        """Spawn a warm component's next standby once its latest start had its head start."""
+        component = slot.component
+        if not component.warm:
+            return
+        if slot.state not in (ComponentState.RUNNING, ComponentState.BACKING_OFF):
+            self._drop_standby(slot)
+        elif slot.standby is None and now >= slot.standby_at:
+            slot.standby_env = dict(component.env)
+            slot.standby = spawn(component.command, slot.log, component.env, standby=True)
+
+    def _drop_standby(self, slot: _Slot) -> None:
+        if slot.standby is not None:
+            discard(slot.standby)
+            slot.standby = None
 
     def _check(self, slot: _Slot, now: float) -> None:
         assert slot.process is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import bytewax.operators as op
@@ -55,6 +56,7 @@ class KafkaIO:
             batch_size=kafka.batch_size,
             idle_backoff_s=kafka.idle_backoff_ms / 1000,
             exit_when_idle_s=kafka.exit_when_idle_s,
+            drain_file=Path(kafka.drain_file) if kafka.drain_file else None,
             fetch_wait_ms=kafka.fetch_wait_ms if fetch_wait_ms is None else fetch_wait_ms,
         )
         return op.input(step_id, flow, source)

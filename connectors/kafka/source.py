@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
@@ -27,6 +28,8 @@ from sinks.metric import CONSUMER_LAG, RECORDS_IN, count_batch
 Offsets = dict[str, int]
 logger = logging.getLogger("hfl.source")
 LAG_INTERVAL_S = 1.0
+# With a drain file present, quiet this long at the end of every input finishes the flow.
+DRAIN_IDLE_S = 0.5
 _GONE = (KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART)
 
 
@@ -196,6 +199,7 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         batch_size: int,
         idle_backoff_s: float,
         exit_when_idle_s: float,
+        drain_file: Path | None,
         group: str,
         fetch_wait_ms: int,
         step: str,
@@ -208,9 +212,13 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         self._batch_size = batch_size
         self._idle_backoff = timedelta(seconds=idle_backoff_s)
         self._exit_when_idle_s = exit_when_idle_s
+        self._drain_file = drain_file
         self._at_eof = {topic: False for topic in topics}
         self._awake: datetime | None = None
         self._consumer = Consumer(consumer_config(bootstrap, group, fetch_wait_ms=fetch_wait_ms))
+        # The idle window counts from the start, not from the import: a warm standby
+        # imports this module long before it runs.
+        _note_activity()
         checked_at = time.monotonic()
         check_resume(self._consumer, index, topics, offsets)
         self._first = True
@@ -296,8 +304,12 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
     def _stop_if_drained(self) -> None:
         if self._exit_when_idle_s <= 0 or not all(self._at_eof.values()):
             return
-        if time.monotonic() - _Activity.last_data >= self._exit_when_idle_s:
+        idle_s = time.monotonic() - _Activity.last_data
+        if idle_s >= self._exit_when_idle_s or (idle_s >= DRAIN_IDLE_S and self._draining()):
             raise StopIteration
+
+    def _draining(self) -> bool:
+        return self._drain_file is not None and self._drain_file.exists()
 
     def _report_lag(self) -> None:
         # Cached watermarks come with every fetch response: no broker round trip.
@@ -337,6 +349,11 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
         idle_backoff_s: sleep of an idle partition before it polls again.
         exit_when_idle_s: > 0 makes each partition finish once it reached its end and
             no source of this process saw data for this long; 0 reads forever.
+        drain_file: with `exit_when_idle_s` > 0, once this file exists a partition
+            finishes as soon as it is at its end and the process saw no data for
+            `DRAIN_IDLE_S`. Whoever runs a bounded run creates it once every writer
+            of these topics finished, instead of waiting out the idle window (which
+            must be long enough to ride out an upstream flow's restart).
         fetch_wait_ms: how long the broker may hold an empty fetch; the local broker
             does not answer early when data arrives, so this bounds added latency.
     """
@@ -349,6 +366,7 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
         batch_size: int = 2000,
         idle_backoff_s: float = 0.001,
         exit_when_idle_s: float = 0.0,
+        drain_file: Path | None = None,
         fetch_wait_ms: int = 5,
     ) -> None:
         self._bootstrap = bootstrap
@@ -356,6 +374,7 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
         self._batch_size = batch_size
         self._idle_backoff_s = idle_backoff_s
         self._exit_when_idle_s = exit_when_idle_s
+        self._drain_file = drain_file
         self._fetch_wait_ms = fetch_wait_ms
 
     def list_parts(self) -> list[str]:
@@ -376,6 +395,7 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
             batch_size=self._batch_size,
             idle_backoff_s=self._idle_backoff_s,
             exit_when_idle_s=self._exit_when_idle_s,
+            drain_file=self._drain_file,
             group=f"hfl-{step_id}",
             fetch_wait_ms=self._fetch_wait_ms,
             step=step_id,

@@ -32,7 +32,7 @@ from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.source import consumer_config
 from connectors.topic import PREDICTIONS, TICKS
-from dataflows.process import Child, start_flow, stop, wait_all
+from dataflows.process import Child, discard, start_flow, stop
 from dataflows.settings import Settings, load_settings
 from sinks.row import TABLE_BY_TOPIC
 from tests.chaos.phases import restart_phases
@@ -42,10 +42,22 @@ SYMBOLS = ("AAPL", "MSFT", "AMZN", "GOOG", "META", "NVDA", "JPM", "XOM", "JNJ", 
 SEED = 2026
 EVENT_RATE = 500.0
 START_NS = 1_700_000_000_000_000_000
+# How long a run's flows may take to finish: a floor, plus time per replay tick (at
+# 200,000 ticks under load 10-16 the fault-free trading flow alone took over 15 min).
 FLOW_TIMEOUT_S = 900.0
-# Downstream flows wait longer so the last orders and events still reach them, and
-# long enough to ride out a killed upstream flow's restart.
-IDLE_EXIT_S = {"trading": 4.0, "gateway": 20.0, "persist": 30.0}
+FLOW_TIMEOUT_S_PER_TICK = 0.01
+# A flow ends when it saw no input for its idle window. The gateway and the persist
+# flow must ride out any restart of a flow upstream (under load 15-22 a trading
+# restart took 28 s, and a 20 s window ended the gateway mid-run: 18,521 orders and
+# fills lost at 200,000 ticks), so theirs are long; `Run.finish` ends them by drain
+# files once their writers exited. The trading flow holds decisions until the
+# gateway's fill markers pass them: it must not take a gateway stalled by a loaded
+# machine or restarting for the end of its input, or its last decisions would
+# depend on timing; its window is the one every run waits out at its end.
+IDLE_EXIT_S = {"trading": 60.0, "gateway": 600.0, "persist": 600.0}
+# Each flow reads what the flows before it write. The trading flow also reads the
+# gateway's fills, so it ends by its idle window alone.
+PIPELINE = ("trading", "gateway", "persist")
 TABLES = tuple(sorted(set(TABLE_BY_TOPIC.values())))
 
 
@@ -102,6 +114,7 @@ class Run:
     directory: Path
     ticks: int
     children: dict[str, Child] = field(default_factory=dict)
+    standbys: dict[str, Child] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -127,11 +140,35 @@ class Run:
         publish(lines, producer, self.prefix + TICKS, flush_every=50_000)
 
     def start(self, name: str, **env: str) -> Child:
-        """Start flow `name` (resuming from its recovery store if it has one)."""
-        idle = {"HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S[name])}
-        child = start_flow(name, self.settings, self.directory, self.env | idle | env)
+        """Start flow `name` (resuming from its recovery store if it has one).
+
+        Without extra `env`, a standby of `name` (`stand_by`) is activated if there is one.
+        """
+        self._drain_file(name).unlink(missing_ok=True)
+        standby = self.standbys.pop(name, None)
+        if standby is not None and not env and standby.activate():
+            child = standby
+        else:
+            if standby is not None:
+                discard(standby.process)
+            child = start_flow(name, self.settings, self.directory, self._env(name) | env)
         self.children[name] = child
         return child
+
+    def stand_by(self, name: str) -> None:
+        """Pre-start flow `name`'s next start: imported and waiting (`dataflows.launch`)."""
+        self.standbys[name] = start_flow(
+            name, self.settings, self.directory, self._env(name), standby=True
+        )
+
+    def _env(self, name: str) -> dict[str, str]:
+        return self.env | {
+            "HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S[name]),
+            "HFL_KAFKA__DRAIN_FILE": str(self._drain_file(name)),
+        }
+
+    def _drain_file(self, name: str) -> Path:
+        return self.directory / f"{name}.drain"
 
     def kill(self, name: str) -> None:
         """`kill -9` flow `name` (its whole process group) and reap it."""
@@ -139,11 +176,33 @@ class Run:
         os.killpg(child.process.pid, signal.SIGKILL)
         child.process.wait()
 
-    def finish(self, timeout_s: float = FLOW_TIMEOUT_S) -> dict[str, int | None]:
-        """Wait for every flow to drain and exit; stop stragglers; return exit codes."""
-        codes = wait_all(list(self.children.values()), timeout_s)
+    def finish(
+        self, timeout_s: float | None = None, while_waiting: Callable[[], None] = lambda: None
+    ) -> dict[str, int | None]:
+        """Wait for every flow to drain and exit; stop stragglers; return exit codes.
+
+        Flows are awaited in `PIPELINE` order; once the flows before one exited, no
+        more records reach its inputs, so its drain file lets it finish as soon as it
+        read them all rather than after its idle window. `while_waiting` runs between
+        polls.
+        """
+        if timeout_s is None:
+            timeout_s = FLOW_TIMEOUT_S + self.ticks * FLOW_TIMEOUT_S_PER_TICK
+        deadline = time.monotonic() + timeout_s
+        for index, name in enumerate(PIPELINE):
+            if (child := self.children.get(name)) is None:
+                continue
+            if index:
+                self._drain_file(name).touch()
+            while child.process.poll() is None and time.monotonic() < deadline:
+                while_waiting()
+                time.sleep(0.02)
+        codes = {name: child.process.poll() for name, child in self.children.items()}
         for child in self.children.values():
             stop(child)
+        for standby in self.standbys.values():
+            discard(standby.process)
+        self.standbys.clear()
         return codes
 
     def logs(self) -> str:
@@ -295,6 +354,10 @@ class Tail:
             self.advance()
             assert time.monotonic() < deadline, failure()
 
+    def max_ts_from(self, offset: int) -> int:
+        """The latest event time among the records read at `offset` and after (-1: none)."""
+        return max((orjson.loads(value)["ts_event"] for value in self.values[offset:]), default=-1)
+
     def drain(self) -> None:
         """Read up to the current end of the partition."""
         _, high = self._consumer.get_watermark_offsets(self._partition, timeout=10.0)
@@ -330,13 +393,16 @@ def kill_and_restart(
     *,
     at_ts: int,
     output: Tail | None,
-    timeout_s: float = 300.0,
+    timeout_s: float = 600.0,
 ) -> Kill:
-    """Kill flow `name` once `progress` shows output for event time `at_ts`; restart it.
+    """Kill flow `name` once `progress` shows output for event time `at_ts`; restart it
+    from its warm standby, then pre-start the next standby.
 
     With `output` (a topic the killed flow writes), recovery is timed: restarted and
-    caught up means the flow emitted output for a later event time than anything it
-    emitted before the kill.
+    caught up means the restarted flow emitted output for the latest event time the
+    killed one had reached (again, from its replayed epoch, or later). Not a strictly
+    later one: the killed flow may already have emitted its output for the replay's
+    last tick.
     """
     deadline = time.monotonic() + timeout_s
     while progress.max_ts < at_ts:
@@ -349,17 +415,22 @@ def kill_and_restart(
     log_offset = run.children[name].log.stat().st_size
     if output is None:
         run.start(name)
+        run.stand_by(name)
         return Kill(tick_offset=tick_offset, output_offset=-1, recovery_s=None)
     output.drain()
     reached_ts, output_offset = output.max_ts, output.offset
     run.start(name)
-    while output.max_ts <= reached_ts:
+    caught_up_ts, seen = -1, output_offset
+    while caught_up_ts < reached_ts:
         output.advance()
+        caught_up_ts, seen = max(caught_up_ts, output.max_ts_from(seen)), output.offset
         child = run.children[name]
-        assert child.process.poll() is None, f"{name} died after restart\n{child.tail()}"
+        code = child.process.poll()
+        assert code is None, f"{name} died after restart (exit {code})\n{child.tail()}"
         assert time.monotonic() < deadline, f"{name} did not catch up\n{child.tail()}"
     recovered_at = time.monotonic()
     phases = restart_phases(run.children[name].log, log_offset, killed_wall, time.time())
+    run.stand_by(name)
     return Kill(
         tick_offset=tick_offset,
         output_offset=output_offset,
@@ -401,6 +472,7 @@ def kill_repeatedly(
     if output_topic is not None:
         same = output_topic == PREDICTIONS
         output = progress if same else Tail(run.bootstrap, run.prefix + output_topic)
+    run.stand_by(name)
     try:
         done = [
             kill_and_restart(run, name, progress, offset, at_ts=times[offset], output=output)
@@ -412,6 +484,9 @@ def kill_repeatedly(
             return done, []
         output.drain()
         return done, reemitted_per_kill(output.values, done)
+    except BaseException:
+        run.finish(timeout_s=0)  # no flow of a failed run lingers for its idle window
+        raise
     finally:
         progress.close()
         if output is not None and output is not progress:

@@ -18,7 +18,6 @@ jitter, resending the identical batch with the same deduplication token.
 from __future__ import annotations
 
 import sqlite3
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,15 +142,6 @@ def unacknowledged(journal: bytes, seen: list[Seen]) -> list[str]:
     return late
 
 
-def watch_until_done(run: Run, watcher: SnapshotWatcher, timeout_s: float = 900.0) -> None:
-    """Poll the recovery store until every flow exited."""
-    deadline = time.monotonic() + timeout_s
-    while any(c.process.poll() is None for c in run.children.values()):
-        assert time.monotonic() < deadline, run.logs()
-        watcher.poll()
-        time.sleep(0.02)
-
-
 def count_in_log(log: Path, text: str) -> int:
     return log.read_text(errors="replace").count(text)
 
@@ -174,8 +164,7 @@ def test_persist_flow_with_clickhouse_faults_acks_every_batch_before_its_snapsho
     run.start("gateway")
     run.start("trading")
     watcher = SnapshotWatcher(run.directory / "recovery" / "persist", journal)
-    watch_until_done(run, watcher)
-    codes = run.finish()
+    codes = run.finish(while_waiting=watcher.poll)
     assert all(code == 0 for code in codes.values()), f"{codes}\n{run.logs()}"
     late = unacknowledged(journal.read_bytes(), watcher.seen)
     figures, differing = compare_tables(golden, dump(run.store))

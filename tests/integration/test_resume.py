@@ -1,4 +1,5 @@
-"""Fail-closed resume on the real broker: recovered offsets must continue the log."""
+"""Our Kafka source on the real broker: recovered offsets must continue the log (fail-closed
+resume), and a bounded run ends at its drain file."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from confluent_kafka import Consumer
 from loopback import free_port
 
 from connectors.broker import start_broker, stop_broker
+from connectors.kafka import source as source_module
 from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.record import OutboundRecord
 from connectors.kafka.source import (
+    DRAIN_IDLE_S,
     KafkaSource,
     LogLostError,
     ResumeError,
@@ -96,6 +99,44 @@ def test_a_running_source_stops_loudly_when_the_broker_lost_its_log(
         part.close()
     finally:
         stop_broker(pid_file)
+
+
+def test_source_finishes_at_the_end_of_input_once_its_drain_file_exists(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    """A long idle window (riding out an upstream restart) is not waited out once the
+    drain file says every writer finished."""
+    drain = tmp_path / "drain"
+    source = KafkaSource(kafka_bootstrap, [topic], exit_when_idle_s=600, drain_file=drain)
+    part = source.build_part("s", "p0", None)
+    deadline = time.monotonic() + 30
+    read = 0
+    while read < RECORDS:
+        read += len(part.next_batch())
+        assert time.monotonic() < deadline
+    quiet_until = time.monotonic() + 2 * DRAIN_IDLE_S
+    while time.monotonic() < quiet_until:  # at the end and quiet, but no drain file yet
+        assert part.next_batch() == []
+    drain.touch()
+    with pytest.raises(StopIteration):
+        while time.monotonic() < deadline:
+            assert part.next_batch() == []
+            time.sleep(0.01)
+    part.close()
+
+
+def test_idle_window_counts_from_the_source_start_not_the_import(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    """A warm standby imports the source long before it runs: that wait is not idleness."""
+    source_module._Activity.last_data = time.monotonic() - 3600  # imported an hour ago
+    source = KafkaSource(kafka_bootstrap, [topic], exit_when_idle_s=600)
+    part = source.build_part("s", "p0", {topic: RECORDS})  # resumed with nothing left
+    quiet_until = time.monotonic() + 1.0
+    while time.monotonic() < quiet_until:  # at its end, idle far less than 600 s
+        assert part.next_batch() == []
+        time.sleep(0.01)
+    part.close()
 
 
 def send(bootstrap: str, topic: str, count: int) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from dataflows.process import activate, discard, spawn
 from dataflows.stack import extra_component
 from dataflows.supervisor import (
     Backoff,
@@ -107,3 +109,71 @@ def test_duplicate_component_names_are_refused(tmp_path: Path) -> None:
 def test_extra_component_without_name_or_command_is_refused(spec: str) -> None:
     with pytest.raises(HflError, match="NAME=COMMAND"):
         extra_component(spec)
+
+
+def standby_flow(runs: Path, fail_runs: int) -> list[str]:
+    """The command line of `tests/standby_flow.py` through `dataflows.launch`."""
+    flow = f"tests.standby_flow:build_flow({str(runs)!r}, {fail_runs})"
+    return [sys.executable, "-m", "dataflows.launch", flow]
+
+
+def pids(path: Path, prefix: str = "") -> list[int]:
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [int(line.removeprefix(prefix)) for line in lines if line.startswith(prefix)]
+
+
+def test_warm_component_restarts_from_its_standby_which_runs_once(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    component = Component(name="flow", command=standby_flow(runs, fail_runs=1), warm=True)
+    backoff = Backoff(base_s=1.0, max_s=1.0, stable_s=60.0, max_restarts=3)
+    supervisor = Supervisor(
+        [component], tmp_path, backoff=backoff, standby_delay_s=0.0, say=lambda _: None
+    )
+    supervisor.start()
+    (health,) = settle(supervisor)
+    supervisor.stop()
+    assert health.state is ComponentState.FINISHED
+    assert health.restarts == 1
+    imported = pids(tmp_path / "flow.log", "imported ")
+    ran = pids(runs)
+    # Cold start, the standby spawned while it ran, then a fresh standby that never ran.
+    assert len(set(imported)) == 3
+    assert len(set(ran)) == len(ran) == 2
+    assert set(ran) < set(imported)
+    for pid in imported:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_standby_exits_without_running_when_its_stdin_closes(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    log = tmp_path / "standby.log"
+    standby = spawn(standby_flow(runs, fail_runs=0), log, {}, standby=True)
+    deadline = time.monotonic() + 60
+    while not pids(log, "imported ") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    discard(standby)
+    assert standby.returncode == 0
+    assert pids(log, "imported ") == [standby.pid]
+    assert not runs.exists()
+    assert activate(standby) is False
+
+
+def test_standby_spawned_before_its_environment_changed_is_not_used(tmp_path: Path) -> None:
+    """A start halt added to the trading flow's environment must reach its restart."""
+    runs = tmp_path / "runs"
+    env: dict[str, str] = {}
+    component = Component(name="flow", command=standby_flow(runs, fail_runs=1), env=env, warm=True)
+    backoff = Backoff(base_s=1.0, max_s=1.0, stable_s=60.0, max_restarts=3)
+    supervisor = Supervisor(
+        [component], tmp_path, backoff=backoff, standby_delay_s=0.0, say=lambda _: None
+    )
+    supervisor.start()
+    supervisor.poll()  # spawns the standby with the environment as it is now
+    env["HFL_RISK__START_HALTED__REASON"] = "reconciliation mismatch"
+    (health,) = settle(supervisor)
+    supervisor.stop()
+    assert health.state is ComponentState.FINISHED
+    # Cold start, the stale standby (discarded), a cold restart, a fresh standby.
+    assert len(set(pids(tmp_path / "flow.log", "imported "))) == 4
+    assert len(set(pids(runs))) == 2
