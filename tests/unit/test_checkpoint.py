@@ -15,7 +15,8 @@ from dataflows.trading import model_spec
 from online_models.champion import restore_model_set
 from online_models.checkpoint import CheckpointError, seal, unseal
 from online_models.instrument import InstrumentPipeline, ModelSpec, WarmStart
-from risk.domain import Alert, ModelCheckpoint, Prediction, Tick
+from risk.domain import Alert, Tick
+from tests.warm_start import assert_continues_identically, checkpoints, predictions_after
 
 SYMBOL = "AAPL"
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -48,15 +49,6 @@ def run(pipeline: InstrumentPipeline, ticks: list[Tick]) -> list[object]:
     return out
 
 
-def checkpoints(events: list[object]) -> list[ModelCheckpoint]:
-    return [event for event in events if isinstance(event, ModelCheckpoint)]
-
-
-def predictions_after(events: list[object], ts_event: int) -> list[Prediction]:
-    """Predictions made, or labelled, after `ts_event` (labels carry the tick's time in ts_init)."""
-    return [e for e in events if isinstance(e, Prediction) and e.ts_init > ts_event]
-
-
 def test_checkpoints_are_taken_on_the_event_time_schedule_with_their_digest() -> None:
     events = run(InstrumentPipeline(SYMBOL, spec()), stream(4_000))
     taken = checkpoints(events)
@@ -77,16 +69,7 @@ def test_warm_start_from_a_checkpoint_predicts_bit_identically_to_the_uninterrup
     # A fresh flow reads the topic from its start: ticks up to the checkpoint only
     # rebuild features; the restored models see the rest.
     resumed = run(InstrumentPipeline(SYMBOL, spec(), warm), ticks)
-
-    expected = predictions_after(uninterrupted, checkpoint.ts_event)
-    assert len(expected) > 3_000
-    assert predictions_after(resumed, checkpoint.ts_event) == expected
-    assert not [
-        e for e in resumed if isinstance(e, Prediction) and e.ts_init <= checkpoint.ts_event
-    ]
-    assert checkpoints(resumed) == [
-        c for c in checkpoints(uninterrupted) if c.ts_event > checkpoint.ts_event
-    ]
+    assert_continues_identically(uninterrupted, resumed, checkpoint, at_least=3_000)
 
 
 def test_a_cold_start_differs_so_the_warm_start_equality_is_not_trivial() -> None:

@@ -27,12 +27,11 @@ from risk.domain import (
     AuditEvent,
     DriftDetected,
     ModelAction,
-    ModelCheckpoint,
     ModelCommand,
     ModelScope,
     ModelVersion,
-    Prediction,
 )
+from tests.warm_start import assert_continues_identically, checkpoints, predictions_after
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA")
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -83,14 +82,6 @@ def run(state: InstrumentState, ticks: list[TickWithOrigin]) -> list[object]:
     return out
 
 
-def checkpoints(events: list[object]) -> list[ModelCheckpoint]:
-    return [event for event in events if isinstance(event, ModelCheckpoint)]
-
-
-def predictions_after(events: list[object], ts_event: int) -> list[Prediction]:
-    return [e for e in events if isinstance(e, Prediction) and e.ts_init > ts_event]
-
-
 @pytest.fixture(scope="module")
 def ticks() -> list[TickWithOrigin]:
     return stream(9_000)
@@ -128,17 +119,7 @@ def test_warm_start_from_a_pooled_checkpoint_predicts_bit_identically(
     start = restore_pool(checkpoint)
     # A fresh flow replays the log from its start: the models skip what they learnt.
     resumed = run(InstrumentState(spec(), pool=start.pool, warm=start.sets), ticks)
-
-    expected = predictions_after(uninterrupted, checkpoint.ts_event)
-    assert len(expected) > 10_000
-    assert predictions_after(resumed, checkpoint.ts_event) == expected
-    assert not [
-        e for e in resumed if isinstance(e, Prediction) and e.ts_init <= checkpoint.ts_event
-    ]
-    # Later checkpoints are byte-identical: the same state, sealed deterministically.
-    assert checkpoints(resumed) == [
-        c for c in checkpoints(uninterrupted) if c.ts_event > checkpoint.ts_event
-    ]
+    assert_continues_identically(uninterrupted, resumed, checkpoint, at_least=10_000)
 
 
 def test_a_cold_pool_differs_so_the_warm_start_equality_is_not_trivial(
