@@ -14,7 +14,9 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource
 
-print(f"imported {os.getpid()}", flush=True)
+# One write(2) of the whole line: the standby and the running flow append to the same
+# log, and print() unbuffered (PYTHONUNBUFFERED) writes the text and its newline apart.
+os.write(sys.stdout.fileno(), f"imported {os.getpid()}\n".encode())
 
 
 def build_flow(runs: str, fail_runs: int) -> Dataflow:
