@@ -25,6 +25,10 @@ Two measurements; progress on stderr, the JSON object on the last stdout line.
   working. Then `kills` times: `publish_control(KILL)` and wait for the cancel of every
   working order on `hfl.orders`. Latency = the flow's `hfl-emitted-ns` header of the
   last cancel of that kill minus the wall clock at publish (the command's `ts_event`).
+  The gate books fills on arrival there; `kill_event_time_p99_ms` is the same with the
+  default event-time booking, where each command is journaled synchronously before
+  its cancels leave (the bench publishes the progress markers a gateway would, once,
+  covering the warm-up: orders are decided and stay working).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from confluent_kafka import Producer
 from connectors import codec, topic
 from connectors.codec import is_progress_marker
 from connectors.feeds.simulator import SimulationConfig, Simulator
-from connectors.kafka.producer import EMITTED_HEADER, producer_config
+from connectors.kafka.producer import EMITTED_HEADER, CheckedProducer, producer_config
 from dataflows.account import make_account_state
 from dataflows.bench import (
     PORT_OFFSET,
@@ -58,8 +62,9 @@ from dataflows.bench import (
 )
 from dataflows.control import publish_control
 from dataflows.process import start_flow, stop
+from dataflows.routing import to_outbound
 from dataflows.settings import Settings
-from risk.domain import ControlAction, Fill, Order, Signal, ids
+from risk.domain import ControlAction, Fill, FillsThrough, Order, OrderEventsThrough, Signal, ids
 from risk.domain.error import HflError
 from risk.fill_sync import FillSyncMode
 from risk.gate import AccountGate
@@ -76,7 +81,13 @@ def bench_risk(settings: Settings, root: Path, *, decisions: int, kills: int) ->
     """Run both measurements; print and return the figures."""
     cost = decision_cost(settings, decisions)
     kill = kill_latency(settings, root, kills)
-    result = {**cost, **kill}
+    event_time = kill_latency(settings, root, kills, FillSyncMode.EVENT_TIME)
+    result = {
+        **cost,
+        **kill,
+        "kill_event_time_p50_ms": event_time["kill_p50_ms"],
+        "kill_event_time_p99_ms": event_time["kill_p99_ms"],
+    }
     print(orjson.dumps(result).decode(), flush=True)
     return result
 
@@ -230,7 +241,9 @@ def decision_cost(settings: Settings, decisions: int) -> dict[str, Any]:
 # -- kill latency ------------------------------------------------------------------------
 
 
-def kill_latency(settings: Settings, root: Path, kills: int) -> dict[str, Any]:
+def kill_latency(
+    settings: Settings, root: Path, kills: int, fill_sync: FillSyncMode = FillSyncMode.ARRIVAL
+) -> dict[str, Any]:
     """Control message -> last cancel emitted, over `kills` kills (see module docs)."""
     with private_broker(settings, root, "bench-risk", PORT_OFFSET + 1) as run:
         kafka = run.settings.kafka
@@ -240,9 +253,11 @@ def kill_latency(settings: Settings, root: Path, kills: int) -> dict[str, Any]:
         count = int(KILL_WARMUP_EVENT_S * KILL_TICKS_PER_S)
         start_ns = time.time_ns() - int(KILL_WARMUP_EVENT_S * NS_PER_S)
         _load(sender, _ticks(run.settings, KILL_TICKS_PER_S, start_ns), count, "warm-up")
-        # No gateway runs here (working orders stay working, which a kill must cancel),
-        # so the gate books fills on arrival instead of waiting for its markers.
-        env = run.env | {"HFL_RISK__FILL_SYNC": str(FillSyncMode.ARRIVAL)}
+        # No gateway runs here (working orders stay working, which a kill must cancel):
+        # the gate books fills on arrival, or in event time behind markers sent here.
+        if fill_sync is FillSyncMode.EVENT_TIME:
+            _mark_reported(run.settings, through_ns=time.time_ns() + 3_600 * NS_PER_S)
+        env = run.env | {"HFL_RISK__FILL_SYNC": str(fill_sync)}
         child = start_flow("trading", run.settings, run.run_dir, env, recovery=True)
         try:
             latencies = _kills(run.settings, kills)
@@ -253,6 +268,28 @@ def kill_latency(settings: Settings, root: Path, kills: int) -> dict[str, Any]:
         "kill_p99_ms": percentile_ms(latencies, 99),
         "kills": len(latencies),
     }
+
+
+def _mark_reported(settings: Settings, through_ns: int) -> None:
+    """Publish a silent gateway's progress markers: every report before `through_ns`
+    of every instrument is in (there are none)."""
+    account = settings.trading.account
+    markers = [
+        kind(
+            progress_id=f"bench-{instrument}",
+            account=account,
+            instrument=instrument,
+            through_ns=through_ns,
+            ts_event=through_ns,
+            ts_init=through_ns,
+        )
+        for instrument in settings.trading.instruments
+        for kind in (FillsThrough, OrderEventsThrough)
+    ]
+    kafka = settings.kafka
+    CheckedProducer(kafka.bootstrap).send(
+        record for _, record in to_outbound(kafka.topic_prefix)(list(markers))
+    )
 
 
 def _kills(settings: Settings, kills: int) -> list[int]:
@@ -267,7 +304,7 @@ def _kills(settings: Settings, kills: int) -> list[int]:
         log(f"{len(working)} working orders; sending {kills} kills")
         for n in range(kills):
             command = publish_control(settings, ControlAction.KILL, f"bench {n}", "hfl-bench")
-            emitted = _await_cancels(orders, working, command.ts_event)
+            emitted = _await_cancels(orders, working, f"kill: {command.reason}")
             if len(emitted) < len(working):
                 raise HflError(f"kill {n}: {len(emitted)} of {len(working)} cancels seen")
             latencies.append(max(emitted) - command.ts_event)
@@ -276,28 +313,31 @@ def _kills(settings: Settings, kills: int) -> list[int]:
     return latencies
 
 
-def _await_cancels(consumer: Any, working: set[str], ts_event: int) -> list[int]:
-    """Emission times of the cancels the kill stamped `ts_event` sent, once all arrived."""
-    seen: dict[int, list[int]] = {}
+def _await_cancels(consumer: Any, working: set[str], reason: str) -> list[int]:
+    """Emission times of the cancels with `reason` (one kill's), once all arrived.
+
+    (Not by `ts_event`: in event time a command takes effect at the gate's clock.)
+    """
+    seen: dict[str, list[int]] = {}
     _read(
         consumer,
         working,
         seen,
         deadline=time.monotonic() + KILL_TIMEOUT_S,
-        until=lambda: len(seen.get(ts_event, ())) >= len(working),
+        until=lambda: len(seen.get(reason, ())) >= len(working),
     )
-    return seen.get(ts_event, [])
+    return seen.get(reason, [])
 
 
 def _read(
     consumer: Any,
     working: set[str],
-    cancels: dict[int, list[int]],
+    cancels: dict[str, list[int]],
     *,
     deadline: float,
     until: Any,
 ) -> None:
-    """Consume `hfl.orders`: orders join `working`, cancels' emission times by ts_event."""
+    """Consume `hfl.orders`: orders join `working`, cancels' emission times by reason."""
     while time.monotonic() < deadline and not until():
         for message in consumer.consume(1_000, 0.05):
             if message.error() is not None:
@@ -309,4 +349,4 @@ def _read(
                 working.add(record["client_order_id"])
                 continue
             emitted = next(int(v) for k, v in message.headers() or () if k == EMITTED_HEADER)
-            cancels.setdefault(record["ts_event"], []).append(emitted)
+            cancels.setdefault(record["reason"], []).append(emitted)

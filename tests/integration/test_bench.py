@@ -93,6 +93,7 @@ def test_risk_bench_prints_decision_cost_and_kill_latency_as_json_on_its_last_li
     figures = orjson.loads(done.stdout.decode().strip().splitlines()[-1])
     assert figures["us_per_decision"] > 0
     assert figures["kill_p99_ms"] > 0
+    assert figures["kill_event_time_p99_ms"] > 0
     assert figures["kills"] == 3
     assert sum(figures["outcomes"].values()) == 500
     assert figures["outcomes"]["approved"] > 0  # the full path, not only early denials
