@@ -114,13 +114,17 @@ def reconcile(
 _POLL_S = 0.1
 
 
-def read_log(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Record]:
-    """Every record of a one-partition topic, decoded, from the beginning to its end.
+def read_log(
+    bootstrap: str, topic: str, timeout_s: float = 30.0, start: int = OFFSET_BEGINNING
+) -> list[Record]:
+    """Every record of a one-partition topic, decoded, from offset `start` (default:
+    the beginning) to its end.
 
-    Raises `TimeoutError` when `timeout_s` passes without a record or the end of the log.
+    Raises `TimeoutError` when `timeout_s` passes without a record or the end of the log,
+    `OSError` when it cannot be read (e.g. `start` is beyond the end: the log was lost).
     """
     consumer = Consumer(consumer_config(bootstrap, "hfl-reconcile"))
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    consumer.assign([TopicPartition(topic, 0, start)])
     records: list[Record] = []
     deadline = time.monotonic() + timeout_s
     try:

@@ -14,12 +14,18 @@ EMITTED_HEADER = "hfl-emitted-ns"
 
 
 def producer_config(
-    bootstrap: str, *, message_timeout_ms: int = 30_000, linger_ms: float = 2.0
+    bootstrap: str,
+    *,
+    message_timeout_ms: int = 30_000,
+    linger_ms: float = 2.0,
+    idempotent: bool = False,
 ) -> dict[str, object]:
-    """Producer settings: acks from all replicas, small linger, bounded delivery time."""
+    """Producer settings: acks from all replicas, small linger, bounded delivery time;
+    `idempotent`: retries never write a record twice."""
     return {
         "bootstrap.servers": bootstrap,
         "acks": "all",
+        "enable.idempotence": idempotent,
         # A few ms of linger turns per-item output into few, large broker batches;
         # the local broker's fetch cost grows with the number of batches it stores.
         "linger.ms": linger_ms,
@@ -44,23 +50,42 @@ class CheckedProducer:
     """
 
     def __init__(
-        self, bootstrap: str, *, message_timeout_ms: int = 30_000, linger_ms: float = 2.0
+        self,
+        bootstrap: str,
+        *,
+        message_timeout_ms: int = 30_000,
+        linger_ms: float = 2.0,
+        idempotent: bool = False,
     ) -> None:
         self._producer = Producer(
-            producer_config(bootstrap, message_timeout_ms=message_timeout_ms, linger_ms=linger_ms)
+            producer_config(
+                bootstrap,
+                message_timeout_ms=message_timeout_ms,
+                linger_ms=linger_ms,
+                idempotent=idempotent,
+            )
         )
         self._timeout_s = message_timeout_ms / 1000 + 5
         self._failures: list[str] = []
+        self._last_offset = -1
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
             self._failures.append(f"{message.topic()}: {error}")
+        else:
+            self._last_offset = message.offset() or 0
 
     def send(self, records: Iterable[OutboundRecord]) -> int:
         """Produce `records` and block until all are acknowledged; return the count."""
         count = self.produce_batch(records)
         self.flush()
         return count
+
+    def deliver(self, record: OutboundRecord) -> int:
+        """Produce `record` alone and block until it is acknowledged; return its offset."""
+        self.produce(record)
+        self.flush()
+        return self._last_offset
 
     def produce_batch(self, records: Iterable[OutboundRecord]) -> int:
         """Queue `records` without waiting; raise if an earlier delivery failed."""
