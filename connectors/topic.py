@@ -32,6 +32,7 @@ RISK_EVENTS = "hfl.events.risk"
 RISK_METRICS = "hfl.events.risk_metrics"
 ALERTS = "hfl.alerts"
 AUDIT = "hfl.audit"
+COMMAND_JOURNAL = "hfl.command_journal"
 MODEL_CONTROL = "hfl.models.control"
 MODEL_METRICS = "hfl.events.model_metrics"
 MODEL_VERSIONS = "hfl.events.model_versions"
@@ -62,6 +63,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(name=RISK_METRICS, partitions=1, key="account"),
     TopicSpec(name=ALERTS, partitions=1, key="name"),
     TopicSpec(name=AUDIT, partitions=1, key="subject"),
+    # Written only by the risk gate, synchronously; read only by a resuming gate.
+    TopicSpec(name=COMMAND_JOURNAL, partitions=1, key="command_id"),
     TopicSpec(name=MODEL_CONTROL, partitions=1, key="instrument"),
     TopicSpec(name=MODEL_METRICS, partitions=1, key="instrument"),
     TopicSpec(name=MODEL_VERSIONS, partitions=1, key="instrument"),

@@ -20,9 +20,12 @@ End of input (a bounded run): every held fill is booked, with a last P&L snapsho
 Operator commands in event time (`risk.command_log`): a command is applied the moment
 it is read, before every decision not yet made (a kill is immediate), at the gate's
 event-time clock; where (after how many decisions, at which event time) is journaled
-as a `control_applied` audit event on `hfl.audit`. A trading flow resuming from a
-snapshot reads that journal and applies each command replayed after the snapshot at
-the same point, so a replay decides as the run before the crash did.
+as a `control_applied` audit event, written synchronously to `hfl.command_journal`
+(`dataflows.command_journal`) before the batch carrying its effects is returned, and
+emitted on `hfl.audit` for the audit trail. A trading flow resuming from a snapshot
+reads that journal from the offset the snapshot keeps and applies each command
+replayed after the snapshot at the same point, so a replay decides as the run before
+the crash did, wherever the crash fell.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Protocol
 
-from connectors.codec import encode, loads
-from connectors.topic import AUDIT
+from dataflows.command_journal import JournalRead, KafkaJournal, journal_entry
 from dataflows.control import control_events
 from dataflows.settings import (
     AccountLimitSettings,
@@ -43,7 +47,7 @@ from dataflows.settings import (
     StartHaltSettings,
 )
 from dataflows.shim import Delegate, Snapshot, restore
-from risk.command_log import CommandLog, CommandPoint
+from risk.command_log import CommandLog
 from risk.domain import (
     Alert,
     AlertSeverity,
@@ -62,7 +66,7 @@ from risk.domain import (
 from risk.domain.ids import stable_id
 from risk.early import EarlyReports, OrderReport
 from risk.fill_sync import FillSync, FillSyncMode
-from risk.gate import AccountGate
+from risk.gate import AccountGate, InvariantViolation
 from risk.limit import AccountLimits, LimitBook, RiskLimits
 from risk.monitor import DEFAULT_SCENARIOS, RiskModelConfig, StressScenario
 from risk.state import StatePolicy
@@ -165,8 +169,25 @@ class AccountState:
     commands: CommandLog[ControlCommand] = field(default_factory=CommandLog)
 
 
-def make_account_state(settings: Settings) -> AccountState:
-    """A fresh gate for the configured account."""
+class CommandJournal(Protocol):
+    """Where the gate journals the points at which it applied operator commands."""
+
+    def end(self) -> int:
+        """The offset the next entry will get."""
+        ...
+
+    def read(self, account: str, start: int) -> JournalRead:
+        """`account`'s points from offset `start` on."""
+        ...
+
+    def write(self, command_id: str, entry: AuditEvent) -> int:
+        """Write `entry` durably; return its offset."""
+        ...
+
+
+def make_account_state(settings: Settings, journal_from: int = 0) -> AccountState:
+    """A fresh gate for the configured account; booking in event time, a resume reads
+    its command journal from offset `journal_from` on (see `account_logic`)."""
     trading, risk = settings.trading, settings.risk
     limits = LimitBook(
         default=risk_limits(risk.limits),
@@ -188,88 +209,56 @@ def make_account_state(settings: Settings) -> AccountState:
         sizing=risk.sizing.method,
         gross_notional=risk.sizing.gross_notional,
     )
-    sync = None
+    state = AccountState(gate=gate, pnl_interval_ns=trading.pnl_interval_s * 1_000_000_000)
     if risk.fill_sync is FillSyncMode.EVENT_TIME:
         delay_ns, max_wait_ns = (
             risk.fill_sync_delay_ms * _NS_PER_MS,
             risk.fill_sync_max_wait_ms * _NS_PER_MS,
         )
-        sync = FillSync[Held](trading.instruments, delay_ns=delay_ns, max_wait_ns=max_wait_ns)
-    return AccountState(
-        gate=gate, pnl_interval_ns=trading.pnl_interval_s * 1_000_000_000, sync=sync
-    )
+        state.sync = FillSync[Held](trading.instruments, delay_ns=delay_ns, max_wait_ns=max_wait_ns)
+        state.commands = CommandLog(journal_from=journal_from)
+    return state
 
 
 AccountLogic = Delegate[AccountInput, object, AccountState]
-ACCOUNT_STATE_VERSION = 1  # snapshot version of AccountState (dataflows.shim): bump on change
-Journal = Callable[[Settings], list[CommandPoint]]
-
-CONTROL_APPLIED = "control_applied"
+ACCOUNT_STATE_VERSION = 2  # snapshot version of AccountState (dataflows.shim): bump on change
 
 
 def account_logic(
-    settings: Settings, journal: Journal | None = None
+    settings: Settings, journal: CommandJournal | None = None
 ) -> Callable[[Snapshot | None], AccountLogic]:
     """The risk gate's `stateful_batch` builder: a fresh or resumed gate, halted before
     any input when `risk.start_halted` says so, booking held fills at the end of input.
 
-    A resumed gate booking in event time places replayed operator commands where the
-    `journal` (default: `hfl.audit`) says they were applied.
-    """
-    halt = settings.risk.start_halted
+    Booking in event time, the gate journals operator commands in `journal` (default:
+    `hfl.command_journal`), and a resumed gate places replayed commands where the
+    journal says they were applied, reading it only from the offset its snapshot keeps.
 
-    def build(resume_state: Snapshot | None) -> AccountLogic:
-        if resume_state is None:
-            state = make_account_state(settings)
-        else:
-            state = restore(resume_state, "trading.risk_gate", ACCOUNT_STATE_VERSION)  # type: ignore[assignment]
-            if state.sync is not None:
-                state.commands.replay((journal or read_journal)(settings))
-        apply_start_halt(state, halt)
-        return Delegate(state, handle_account, ACCOUNT_STATE_VERSION, finish_account)
-
-    return build
-
-
-def read_journal(settings: Settings) -> list[CommandPoint]:
-    """Where the gate applied each operator command, from its journal on `hfl.audit`.
-
-    Raises:
+    Raises (on resume):
         TimeoutError, OSError: the journal could not be read; resuming without it could
             place a command elsewhere than before the crash, so the flow stops.
     """
-    from dataflows.reconcile import read_log  # only a resume pays for its imports
-
-    kafka, account = settings.kafka, settings.trading.account
-    records = read_log(kafka.bootstrap, kafka.topic_prefix + AUDIT, timeout_s=10)
-    points = []
-    for record in records:
-        if record["action"] == CONTROL_APPLIED and record["subject"] == account:
-            detail = loads(record["detail"].encode())
-            point = CommandPoint(
-                detail["command_id"], detail["after_decisions"], detail["effective_ns"]
-            )
-            points.append(point)
-    return points
-
-
-def journal_entry(account: str, command: ControlCommand, point: CommandPoint) -> AuditEvent:
-    """The audit event saying where the gate applied `command` (see `read_journal`)."""
-    detail = {
-        "command_id": point.command_id,
-        "after_decisions": point.after_decisions,
-        "effective_ns": point.effective_ns,
-    }
-    return AuditEvent(
-        audit_id=stable_id("audit", CONTROL_APPLIED, command.command_id),
-        actor="trading.risk_gate",
-        action=CONTROL_APPLIED,
-        subject=account,
-        reason=f"{command.action} by {command.actor}: {command.reason}",
-        detail=encode(detail).decode(),
-        ts_event=point.effective_ns,
-        ts_init=point.effective_ns,
+    halt, event_time = (
+        settings.risk.start_halted,
+        settings.risk.fill_sync is FillSyncMode.EVENT_TIME,
     )
+    journal = journal or KafkaJournal(settings)
+    handle = partial(handle_account, journal=journal)
+
+    def build(resume_state: Snapshot | None) -> AccountLogic:
+        if resume_state is None:
+            # Nothing in the journal before its present end is this new gate's.
+            state = make_account_state(settings, journal.end() if event_time else 0)
+        else:
+            state = restore(resume_state, "trading.risk_gate", ACCOUNT_STATE_VERSION)  # type: ignore[assignment]
+            if state.sync is not None:
+                commands = state.commands
+                read = journal.read(state.gate.account, commands.journal_from)
+                commands.replay(read.points, read.end)
+        apply_start_halt(state, halt)
+        return Delegate(state, handle, ACCOUNT_STATE_VERSION, finish_account)
+
+    return build
 
 
 def apply_start_halt(state: AccountState, halt: StartHaltSettings) -> None:
@@ -319,12 +308,15 @@ def finish_account(state: AccountState) -> list[object]:
     return out
 
 
-def handle_account(state: AccountState, batch: list[AccountInput]) -> list[object]:
+def handle_account(
+    state: AccountState, batch: list[AccountInput], journal: CommandJournal | None = None
+) -> list[object]:
     """Hand each input to the gate: in arrival order, or in event time (`state.sync`).
 
     Returns decisions, orders, cancels, positions, P&L, risk metrics and trading-state
     changes (including those automatic triggers made), and in event time the gate's
-    `OrdersSent` promise and any `gateway_lag` alert.
+    `OrdersSent` promise, any `gateway_lag` alert and the journal entries of operator
+    commands, each written to `journal` before this returns.
     """
     out, state.pending = state.pending, []
     sync = state.sync
@@ -339,18 +331,21 @@ def handle_account(state: AccountState, batch: list[AccountInput]) -> list[objec
                 sync.hold(event, _event_time(event))
             case ControlCommand() if sync is not None:
                 if state.commands.arrive(event.command_id, event):
-                    _apply_live_command(state, sync, event, out)
+                    _apply_live_command(state, sync, event, out, journal)
             case _:
                 _apply(state, event, out)
     if sync is not None:
-        _decide(state, sync, out)
+        _decide(state, sync, out, journal)
         _report_lag(state, sync, out)
         _promise(state, sync, out)
     return out
 
 
-def _decide(state: AccountState, sync: FillSync[Held], out: list[object]) -> None:
-    """Decide what the gateway's markers allow, each replayed command at its point."""
+def _decide(
+    state: AccountState, sync: FillSync[Held], out: list[object], journal: CommandJournal | None
+) -> None:
+    """Decide what the gateway's markers allow, each replayed command at its point and
+    the live commands that waited for them right after the last."""
     commands = state.commands
     while True:
         decided = 0
@@ -359,22 +354,38 @@ def _decide(state: AccountState, sync: FillSync[Held], out: list[object]) -> Non
             decided += not isinstance(item, Fill | OrderEvent)
         commands.count(decided)
         due = commands.due()
-        if not due:
-            return
         for command, point in due:
             _apply(state, replace(command, ts_event=point.effective_ns), out)
+        waited = commands.waiting()
+        for command in waited:
+            _apply_live_command(state, sync, command, out, journal)
+        if not due and not waited:
+            return
 
 
 def _apply_live_command(
-    state: AccountState, sync: FillSync[Held], command: ControlCommand, out: list[object]
+    state: AccountState,
+    sync: FillSync[Held],
+    command: ControlCommand,
+    out: list[object],
+    journal: CommandJournal | None,
 ) -> None:
     """Apply `command` now, at the gate's event-time clock (never before an order it
-    promised the gateway), and journal where."""
+    promised the gateway), journaling where first: the entry is durable before any
+    effect leaves (they leave when the batch returns).
+
+    Raises:
+        DeliveryFailedError: the entry was not acknowledged (the flow stops and replays).
+    """
+    if journal is None:
+        raise InvariantViolation("an event-time risk gate applies commands only with a journal")
     clock = [t for t in (sync.clock_ns, state.promised_ns) if t is not None]
     effective_ns = max(clock) if clock else command.ts_event
     point = state.commands.applied(command.command_id, effective_ns)
+    entry = journal_entry(state.gate.account, command, point)
+    state.commands.written(journal.write(command.command_id, entry))
     _apply(state, replace(command, ts_event=effective_ns), out)
-    out.append(journal_entry(state.gate.account, command, point))
+    out.append(entry)
 
 
 def _apply(state: AccountState, event: AccountInput, out: list[object]) -> None:

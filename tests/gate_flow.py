@@ -11,7 +11,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from dataflows.account import AccountInput, Journal, account_logic
+from dataflows.account import AccountInput, CommandJournal, account_logic
 from dataflows.settings import Settings
 
 
@@ -21,15 +21,17 @@ def run_gate(
     *,
     batch_size: int = 100,
     recovery_dir: Path | None = None,
-    journal: Journal | None = None,
+    journal: CommandJournal | None = None,
+    out: list[object] | None = None,
 ) -> list[object]:
     """Run account inputs, in order, through the risk gate step of a Bytewax flow.
 
     With `recovery_dir` each batch is an epoch with its snapshot, so an ABORT in the
-    inputs resumes where it stopped; `journal` stands in for the gate's journal.
+    inputs resumes where it stopped; `journal`: the gate's command journal (default: on
+    the configured broker); `out`: where outputs go (kept if the run fails).
     """
     account = settings.trading.account
-    out: list[object] = []
+    out = [] if out is None else out
     flow = Dataflow("gate_test")
     keyed = op.map(
         "by_account",

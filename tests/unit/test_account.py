@@ -9,6 +9,7 @@ from dataclasses import replace
 import orjson
 import pytest
 
+from connectors.codec import encode
 from connectors.gateway import InstrumentBook, PaperBrokerConfig
 from dataflows.account import (
     AccountState,
@@ -17,8 +18,8 @@ from dataflows.account import (
     finish_account,
     handle_account,
 )
+from dataflows.command_journal import JournalRead, entry_point
 from dataflows.settings import StartHaltSettings
-from risk.command_log import CommandPoint
 from risk.domain import (
     Alert,
     AuditEvent,
@@ -387,30 +388,45 @@ def command(action: ControlAction, n: int) -> ControlCommand:
     )
 
 
-def replayed(state: AccountState, journal: list[object]) -> AccountState:
-    """`state` as a resumed snapshot that read the gate's journal (`read_journal`)."""
+class ListJournal:
+    """The gate's command journal as a list, for the step's logic alone (on the real
+    broker: tests/integration/test_command_journal.py, tests/flow)."""
+
+    def __init__(self) -> None:
+        self.entries: list[AuditEvent] = []
+
+    def end(self) -> int:
+        return len(self.entries)
+
+    def read(self, account: str, start: int) -> JournalRead:
+        points = [entry_point(orjson.loads(encode(e))) for e in self.entries[start:]]
+        return JournalRead(points, len(self.entries), len(self.entries) - start)
+
+    def write(self, command_id: str, entry: AuditEvent) -> int:
+        self.entries.append(entry)
+        return len(self.entries) - 1
+
+
+def replayed(state: AccountState, journal: ListJournal) -> AccountState:
+    """`state` as a resumed snapshot that read the gate's journal (as `account_logic`)."""
     resumed: AccountState = pickle.loads(pickle.dumps(state))
-    points = [
-        CommandPoint(**orjson.loads(a.detail))
-        for a in journal
-        if isinstance(a, AuditEvent) and a.action == "control_applied"
-    ]
-    resumed.commands.replay(points)
+    read = journal.read("acc", resumed.commands.journal_from)
+    resumed.commands.replay(read.points, read.end)
     return resumed
 
 
 def test_replay_applies_operator_commands_where_the_journal_says_whatever_their_arrival() -> None:
-    state = event_time_state()
+    state, journal = event_time_state(), ListJournal()
     handle_account(state, [make_signal(1, 100.0), *through(TS)])
     snapshot = pickle.loads(pickle.dumps(state))
     signals = [make_signal((-1) ** n, 100.0 + n, ts=TS + 10 * n) for n in range(1, 9)]
     kill, reduce, resume = (command(a, n) for n, a in enumerate(ControlAction))
     # Live: each command arrives between markers and is applied at once.
-    live = handle_account(state, [*signals[:2], *through(TS + 20), kill])
-    live += handle_account(state, [*signals[2:5], *through(TS + 50), resume, reduce])
-    live += handle_account(state, [*signals[5:], *through(TS + 80)])
-    journal = [o for o in live if isinstance(o, AuditEvent)]
-    assert len(journal) == 3
+    live = handle_account(state, [*signals[:2], *through(TS + 20), kill], journal)
+    live += handle_account(state, [*signals[2:5], *through(TS + 50), resume, reduce], journal)
+    live += handle_account(state, [*signals[5:], *through(TS + 80)], journal)
+    assert [o for o in live if isinstance(o, AuditEvent)] == journal.entries
+    assert len(journal.entries) == 3
     decided = [o for o in live if not isinstance(o, AuditEvent | OrdersSent)]
     assert {type(d).__name__ for d in decided} >= {"Approved", "Denied", "TradingStateChanged"}
 
@@ -421,8 +437,49 @@ def test_replay_applies_operator_commands_where_the_journal_says_whatever_their_
         [*signals[:4], reduce, *through(TS + 80), kill, *signals[4:], resume],
     ):
         resumed = replayed(snapshot, journal)
-        out = handle_account(resumed, arrival)
-        assert [o for o in out if not isinstance(o, OrdersSent)] == decided
+        out = handle_account(resumed, arrival, journal)
+        assert [o for o in out if not isinstance(o, AuditEvent | OrdersSent)] == decided
+        assert len(journal.entries) == 3  # replayed commands are not journaled again
+        assert resumed.commands.journal_from == 3  # every entry applied
+
+
+def test_resume_reads_the_journal_from_the_first_entry_after_its_snapshot() -> None:
+    state, journal = event_time_state(), ListJournal()
+    kill, reduce, resume = (command(a, n) for n, a in enumerate(ControlAction))
+    handle_account(state, [make_signal(1, 100.0), *through(TS), kill, resume], journal)
+    snapshot = pickle.loads(pickle.dumps(state))
+    assert snapshot.commands.journal_from == 2
+    handle_account(state, [make_signal(1, 100.0, ts=TS + 10), *through(TS + 10)])
+    handle_account(state, [reduce], journal)
+    resumed = replayed(snapshot, journal)
+    assert resumed.commands.limit() == 1  # the reduce, one decision after the snapshot
+    assert resumed.commands.journal_from == 2  # until the reduce is applied again
+    handle_account(resumed, [reduce, make_signal(1, 100.0, ts=TS + 10), *through(TS + 10)])
+    assert (resumed.commands.journal_from, resumed.commands.limit()) == (3, None)
+
+
+def test_a_live_command_read_while_a_replayed_one_waits_is_applied_right_after_it() -> None:
+    state, journal = event_time_state(), ListJournal()
+    kill, reduce = command(ControlAction.KILL, 0), command(ControlAction.REDUCE, 1)
+    handle_account(state, [make_signal(1, 100.0), *through(TS)])
+    snapshot = pickle.loads(pickle.dumps(state))
+    handle_account(state, [make_signal(-1, 101.0, ts=TS + 10), *through(TS + 10)])
+    handle_account(state, [kill], journal)  # after 2 decisions; then the crash
+    resumed = replayed(snapshot, journal)
+    later = [make_signal(-1, 101.0, ts=TS + 10), make_signal(1, 102.0, ts=TS + 20)]
+    # The reduce is read before the decision the kill follows: it waits for the kill.
+    out = handle_account(resumed, [reduce, *later, *through(TS + 20)], journal)
+    assert not [o for o in out if isinstance(o, TradingStateChanged | AuditEvent)]
+    out += handle_account(resumed, [kill], journal)
+    assert [e.reason.split()[0] for e in journal.entries] == ["kill", "reduce"]
+    changes = [o.trigger for o in out if isinstance(o, TradingStateChanged)]
+    assert changes == ["kill", "reduce"]
+    assert [o.reason.split()[0] for o in out if isinstance(o, AuditEvent)] == ["reduce"]
+
+
+def test_event_time_gate_refuses_a_live_command_without_a_journal() -> None:
+    with pytest.raises(InvariantViolation, match="journal"):
+        handle_account(event_time_state(), [command(ControlAction.KILL, 1)])
 
 
 def test_gateway_back_after_lag_books_late_fills_and_holds_for_markers_again() -> None:
