@@ -21,6 +21,7 @@ from risk.domain import (
     DecodeReason,
     Fill,
     FillsThrough,
+    LimitCommand,
     Order,
     OrderEvent,
     OrderEventsThrough,
@@ -283,6 +284,15 @@ def decode_order_request(raw: bytes) -> Order | CancelOrder | OrdersSent:
     return event_from_object(Order, obj)
 
 
+def decode_control(raw: bytes) -> ControlCommand | LimitCommand:
+    """Decode a record of `hfl.control`: a limit change (it has `max_position`) or a
+    kill, reduce or resume command."""
+    obj = parse_object(raw)
+    if "max_position" in obj:
+        return event_from_object(LimitCommand, obj)
+    return event_from_object(ControlCommand, obj)
+
+
 def decode_fill_report(raw: bytes) -> Fill | FillsThrough:
     """Decode a record of `hfl.fills`: the gateway's progress marker (`progress_id`) or a fill."""
     obj = parse_object(raw)
@@ -315,6 +325,7 @@ DECODABLE = (
     OrderEvent,
     Fill,
     ControlCommand,
+    LimitCommand,
     CancelOrder,
     OrdersSent,
     FillsThrough,

@@ -58,6 +58,7 @@ from risk.domain import (
     DriftDetected,
     Fill,
     FillsThrough,
+    LimitCommand,
     OrderEvent,
     OrderEventsThrough,
     OrdersSent,
@@ -67,7 +68,7 @@ from risk.domain.ids import stable_id
 from risk.early import EarlyReports, OrderReport
 from risk.fill_sync import FillSync, FillSyncMode
 from risk.gate import AccountGate, InvariantViolation
-from risk.limit import AccountLimits, LimitBook, RiskLimits
+from risk.limit import AccountLimits, LimitBook, RiskLimits, with_max_position
 from risk.monitor import DEFAULT_SCENARIOS, RiskModelConfig, StressScenario
 from risk.state import StatePolicy
 from sinks.log import log_event
@@ -85,11 +86,14 @@ AccountInput = (
     | OrderEvent
     | OrderEventsThrough
     | ControlCommand
+    | LimitCommand
     | Alert
     | DriftDetected
 )
 # What waits for the gateway's markers in event-time mode: the trading flow's own events.
 Held = Signal | Bar | DriftDetected
+# Operator commands: applied at once, at a journaled point in event time.
+Command = ControlCommand | LimitCommand
 
 
 def risk_limits(limits: LimitSettings) -> RiskLimits:
@@ -166,7 +170,7 @@ class AccountState:
     promised_ns: int | None = None
     start_halt_id: str | None = None
     pending: list[object] = field(default_factory=list)
-    commands: CommandLog[ControlCommand] = field(default_factory=CommandLog)
+    commands: CommandLog[Command] = field(default_factory=CommandLog)
 
 
 class CommandJournal(Protocol):
@@ -329,7 +333,7 @@ def handle_account(
                 sync.add_report(event)
             case Signal() | Bar() | DriftDetected() if sync is not None:
                 sync.hold(event, _event_time(event))
-            case ControlCommand() if sync is not None:
+            case ControlCommand() | LimitCommand() if sync is not None:
                 if state.commands.arrive(event.command_id, event):
                     _apply_live_command(state, sync, event, out, journal)
             case _:
@@ -366,7 +370,7 @@ def _decide(
 def _apply_live_command(
     state: AccountState,
     sync: FillSync[Held],
-    command: ControlCommand,
+    command: Command,
     out: list[object],
     journal: CommandJournal | None,
 ) -> None:
@@ -422,6 +426,9 @@ def _apply(state: AccountState, event: AccountInput, out: list[object]) -> None:
         case ControlCommand():
             out.extend(gate.on_control(event))
             log_event(LOG, f"control {event.action}", event, actor=event.actor)
+        case LimitCommand():
+            gate.set_limits(with_max_position(gate.limits, event.instrument, event.max_position))
+            log_event(LOG, f"limit max_position={event.max_position}", event, actor=event.actor)
         case Alert():
             if (changed := gate.on_alert(event)) is not None:
                 out.append(changed)

@@ -24,7 +24,7 @@ from connectors.kafka.source import consumer_config
 from connectors.topic import COMMAND_JOURNAL
 from dataflows.settings import Settings
 from risk.command_log import CommandPoint
-from risk.domain import AuditEvent, ControlCommand
+from risk.domain import AuditEvent, ControlCommand, LimitCommand
 from risk.domain.ids import stable_id
 
 LOG = logging.getLogger("hfl.trading.journal")
@@ -42,8 +42,15 @@ class JournalRead:
     records: int
 
 
-def journal_entry(account: str, command: ControlCommand, point: CommandPoint) -> AuditEvent:
+def journal_entry(
+    account: str, command: ControlCommand | LimitCommand, point: CommandPoint
+) -> AuditEvent:
     """The audit event saying where the gate applied `command`."""
+    what = (
+        command.action
+        if isinstance(command, ControlCommand)
+        else f"max_position {command.max_position} on {command.instrument}"
+    )
     detail = {
         "command_id": point.command_id,
         "after_decisions": point.after_decisions,
@@ -54,7 +61,7 @@ def journal_entry(account: str, command: ControlCommand, point: CommandPoint) ->
         actor="trading.risk_gate",
         action=CONTROL_APPLIED,
         subject=account,
-        reason=f"{command.action} by {command.actor}: {command.reason}",
+        reason=f"{what} by {command.actor}: {command.reason}",
         detail=encode(detail).decode(),
         ts_event=point.effective_ns,
         ts_init=point.effective_ns,

@@ -1,8 +1,9 @@
-"""Operator control: publish kill, reduce and resume commands with their audit events.
+"""Operator control: publish kill, reduce, resume and limit-change commands with their
+audit events.
 
-`hfl kill`, `hfl resume` and the dashboard all call `publish_control`, so every control
-action reaches `hfl.control` together with an `AuditEvent` on `hfl.audit` saying who
-asked, when and why.
+`hfl kill`, `hfl resume` and the dashboard call `publish_control`, `hfl limits set`
+calls `publish_limit`, so every control action reaches `hfl.control` together with an
+`AuditEvent` on `hfl.audit` saying who asked, when and why.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import getpass
 import sys
 import time
 from collections.abc import Callable
+from decimal import Decimal
 
 from connectors.codec import encode
 from connectors.kafka.producer import CheckedProducer
 from dataflows.routing import to_outbound
 from dataflows.settings import Settings
-from risk.domain import AuditEvent, ControlAction, ControlCommand
+from risk.domain import AuditEvent, ControlAction, ControlCommand, LimitCommand
 from risk.domain.ids import stable_id
 
 
@@ -80,11 +82,76 @@ def publish_control(
         flatten=flatten,
         ts_event=time.time_ns(),
     )
+    _publish(settings, command, audit)
+    return command
+
+
+def limit_events(
+    account: str,
+    instrument: str,
+    max_position: Decimal,
+    reason: str,
+    actor: str,
+    *,
+    ts_event: int,
+) -> tuple[LimitCommand, AuditEvent]:
+    """Build a position-limit change and its audit event, both stamped `ts_event`."""
+    command = LimitCommand(
+        command_id=stable_id("limits", account, instrument, str(max_position), actor, ts_event),
+        account=account,
+        instrument=instrument,
+        max_position=max_position,
+        reason=reason,
+        actor=actor,
+        ts_event=ts_event,
+        ts_init=ts_event,
+    )
+    detail = {
+        "command_id": command.command_id,
+        "instrument": instrument,
+        "max_position": str(max_position),
+    }
+    audit = AuditEvent(
+        audit_id=stable_id("audit", command.command_id),
+        actor=actor,
+        action="set_limits",
+        subject=account,
+        reason=reason,
+        detail=encode(detail).decode(),
+        ts_event=ts_event,
+        ts_init=ts_event,
+    )
+    return command, audit
+
+
+def publish_limit(
+    settings: Settings,
+    instrument: str,
+    max_position: Decimal,
+    reason: str,
+    actor: str,
+    *,
+    account: str | None = None,
+) -> LimitCommand:
+    """Publish a new position limit for `instrument` and its audit event (blocks until
+    both are acknowledged; raises `DeliveryFailedError` otherwise)."""
+    command, audit = limit_events(
+        account or settings.trading.account,
+        instrument,
+        max_position,
+        reason,
+        actor,
+        ts_event=time.time_ns(),
+    )
+    _publish(settings, command, audit)
+    return command
+
+
+def _publish(settings: Settings, *events: object) -> None:
     kafka = settings.kafka
-    records = to_outbound(kafka.topic_prefix)([command, audit])
+    records = to_outbound(kafka.topic_prefix)(list(events))
     producer = CheckedProducer(kafka.bootstrap, message_timeout_ms=kafka.message_timeout_ms)
     producer.send(record for _, record in records)
-    return command
 
 
 def add_control_parsers(
@@ -109,10 +176,37 @@ def add_control_parsers(
         "--confirm", action="store_true", help="required: resuming re-enables trading"
     )
     resume.set_defaults(run=run, action=ControlAction.RESUME, flatten=False)
+    limits = sub.add_parser("limits", help="change a limit of the running risk gate")
+    change = limits.add_subparsers(dest="change", required=True)
+    set_limit = change.add_parser(
+        "set", help="set one instrument's max position (counting working orders)"
+    )
+    set_limit.add_argument("--instrument", required=True, help="the instrument")
+    set_limit.add_argument(
+        "--max-position", required=True, type=Decimal, help="largest absolute position"
+    )
+    set_limit.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    set_limit.add_argument("--account", default=None, help="default: the configured account")
+    set_limit.add_argument("--actor", default=getpass.getuser(), help="who (default: $USER)")
+    set_limit.set_defaults(run=run, action=None)
 
 
 def run_control_command(settings: Settings, args: argparse.Namespace) -> int:
     """Publish the command the parsed CLI arguments describe; print what was sent."""
+    if args.action is None:
+        limit = publish_limit(
+            settings,
+            args.instrument,
+            args.max_position,
+            args.reason,
+            args.actor,
+            account=args.account,
+        )
+        print(
+            f"max_position {limit.max_position} on {limit.instrument} sent for"
+            f" {limit.account}: {limit.command_id}"
+        )
+        return 0
     if args.action is ControlAction.RESUME and not args.confirm:
         print("hfl resume: refusing without --confirm (it re-enables trading)", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from connectors import topic
 from connectors.codec import (
     Rejected,
     check_sequence,
+    decode_control,
     decode_fill_report,
     decode_order_report,
     decode_tick,
@@ -51,7 +52,6 @@ from online_models.signal import SignalConfig
 from risk.domain import (
     Alert,
     Bar,
-    ControlCommand,
     DecodeFailure,
     DriftDetected,
     ModelCheckpoint,
@@ -276,7 +276,7 @@ def inbound_types(prefix: str) -> Callable[[str], type | Callable[[bytes], objec
     types: dict[str, type | Callable[[bytes], object]] = {
         prefix + topic.FILLS: decode_fill_report,
         prefix + topic.ORDER_EVENTS: decode_order_report,
-        prefix + topic.CONTROL: ControlCommand,
+        prefix + topic.CONTROL: decode_control,
         prefix + topic.ALERTS: Alert,
     }
     return types.__getitem__

@@ -346,6 +346,11 @@ class AccountGate:
         self._book.mark(instrument, price)
         self._risk.on_price(instrument, price, ts_event)
 
+    @property
+    def limits(self) -> LimitProvider:
+        """The per-instrument limits in force."""
+        return self._limits
+
     def set_limits(self, limits: LimitProvider) -> None:
         """Apply new per-instrument limits from the next decision on.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Protocol
 
@@ -205,3 +205,27 @@ class LimitBook:
     def for_instrument(self, instrument: str) -> RiskLimits:
         """Return the override for `instrument`, or the default limits."""
         return self.per_instrument.get(instrument, self.default)
+
+
+def with_max_position(limits: LimitProvider, instrument: str, max_position: Decimal) -> LimitBook:
+    """`limits` with `instrument`'s position limit set to `max_position` (an operator's
+    `hfl limits set`); the instrument's other limits and every other instrument's stay.
+
+    >>> book = with_max_position(RiskLimits.default(), "AAPL", Decimal(5))
+    >>> book.for_instrument("AAPL").max_position, book.for_instrument("MSFT") == book.default
+    (Decimal('5'), True)
+
+    Raises:
+        TypeError: `limits` is neither a `LimitBook` nor one `RiskLimits` for all.
+    """
+    match limits:
+        case LimitBook():
+            book = limits
+        case RiskLimits():
+            book = LimitBook(default=limits)
+        case _:
+            raise TypeError(f"cannot change a limit of {type(limits).__name__}")
+    changed = replace(book.for_instrument(instrument), max_position=max_position)
+    return LimitBook(
+        default=book.default, per_instrument={**book.per_instrument, instrument: changed}
+    )

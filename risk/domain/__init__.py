@@ -5,6 +5,7 @@ from risk.domain.control import (
     AuditEvent,
     ControlCommand,
     DecodeFailure,
+    LimitCommand,
     TradingStateChanged,
 )
 from risk.domain.decision import Approved, Denied, RiskDecision
@@ -62,6 +63,7 @@ __all__ = [
     "FeatureVector",
     "Fill",
     "FillsThrough",
+    "LimitCommand",
     "ModelAction",
     "ModelCheckpoint",
     "ModelCommand",

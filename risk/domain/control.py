@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from risk.domain.enums import AlertSeverity, ControlAction, DecodeReason, TradingState
 
@@ -22,6 +23,21 @@ class ControlCommand:
     actor: str
     instrument: str = ""
     flatten: bool = False
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LimitCommand:
+    """An operator's new position limit for one instrument of `account`, with who and
+    why (`hfl limits set`): it applies from the next decision; working orders stay."""
+
+    command_id: str
+    account: str
+    instrument: str
+    max_position: Decimal
+    reason: str
+    actor: str
     ts_event: int
     ts_init: int
 

@@ -30,6 +30,7 @@ from risk.domain import (
     Denied,
     Fill,
     FillsThrough,
+    LimitCommand,
     Order,
     OrderEvent,
     OrderEventsThrough,
@@ -506,3 +507,42 @@ def test_gateway_back_after_lag_books_late_fills_and_holds_for_markers_again() -
     ) or released
     # Still REDUCING: only an operator's resume lifts what the gateway_lag alert set.
     assert state.gate.trading_state() is TradingState.REDUCING
+
+
+def limit(max_position: int, n: int = 0, instrument: str = "AAPL") -> LimitCommand:
+    return LimitCommand(
+        command_id=f"limit-{n}",
+        account="acc",
+        instrument=instrument,
+        max_position=D(max_position),
+        reason="test",
+        actor="ops",
+        ts_event=TS + n,
+        ts_init=TS + n,
+    )
+
+
+def test_a_limit_command_applies_from_the_next_decision_to_its_instrument_only() -> None:
+    state = fresh_state()
+    first = handle_account(state, [limit(50), make_signal(1, 100.0)])
+    assert isinstance(first[0], Denied) and first[0].reason is DenialReason.MAX_POSITION
+    other = handle_account(state, [make_signal(1, 100.0, instrument="MSFT")])
+    assert type(other[0]).__name__ == "Approved"
+    assert type(handle_account(fresh_state(), [make_signal(1, 100.0)])[0]).__name__ == "Approved"
+
+
+def test_a_limit_command_in_event_time_is_journaled_and_replayed_at_its_point() -> None:
+    state, journal = event_time_state(), ListJournal()
+    handle_account(state, [make_signal(1, 100.0), *through(TS)])
+    snapshot = pickle.loads(pickle.dumps(state))
+    later = make_signal(-1, 100.0, ts=TS + 10)
+    live = handle_account(state, [limit(50, 1)], journal)
+    live += handle_account(state, [later, *through(TS + 10)])
+    (entry,) = journal.entries
+    assert entry.reason == "max_position 50 on AAPL by ops: test"
+    resumed = replayed(snapshot, journal)
+    again = handle_account(resumed, [later, *through(TS + 10)])
+    again += handle_account(resumed, [limit(50, 1)], journal)
+    decided = [o for o in again if not isinstance(o, OrdersSent)]
+    assert decided == [o for o in live if not isinstance(o, OrdersSent | AuditEvent)]
+    assert isinstance(decided[0], Denied) and decided[0].reason is DenialReason.MAX_POSITION
