@@ -45,18 +45,8 @@ def control_events(
         ts_event=ts_event,
         ts_init=ts_event,
     )
-    detail = {"command_id": command.command_id, "instrument": instrument, "flatten": flatten}
-    audit = AuditEvent(
-        audit_id=stable_id("audit", command.command_id),
-        actor=actor,
-        action=action.value,
-        subject=account,
-        reason=reason,
-        detail=encode(detail).decode(),
-        ts_event=ts_event,
-        ts_init=ts_event,
-    )
-    return command, audit
+    detail = {"instrument": instrument, "flatten": flatten}
+    return command, _audit(command, action.value, detail)
 
 
 def publish_control(
@@ -106,22 +96,24 @@ def limit_events(
         ts_event=ts_event,
         ts_init=ts_event,
     )
-    detail = {
-        "command_id": command.command_id,
-        "instrument": instrument,
-        "max_position": str(max_position),
-    }
-    audit = AuditEvent(
+    detail = {"instrument": instrument, "max_position": str(max_position)}
+    return command, _audit(command, "set_limits", detail)
+
+
+def _audit(
+    command: ControlCommand | LimitCommand, action: str, detail: dict[str, object]
+) -> AuditEvent:
+    """The audit event of an operator's `command`: who, when, why and what."""
+    return AuditEvent(
         audit_id=stable_id("audit", command.command_id),
-        actor=actor,
-        action="set_limits",
-        subject=account,
-        reason=reason,
-        detail=encode(detail).decode(),
-        ts_event=ts_event,
-        ts_init=ts_event,
+        actor=command.actor,
+        action=action,
+        subject=command.account,
+        reason=command.reason,
+        detail=encode({"command_id": command.command_id, **detail}).decode(),
+        ts_event=command.ts_event,
+        ts_init=command.ts_event,
     )
-    return command, audit
 
 
 def publish_limit(

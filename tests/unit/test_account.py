@@ -19,6 +19,7 @@ from dataflows.account import (
     handle_account,
 )
 from dataflows.command_journal import JournalRead, entry_point
+from dataflows.control import control_events, limit_events
 from dataflows.settings import StartHaltSettings
 from risk.domain import (
     Alert,
@@ -546,3 +547,13 @@ def test_a_limit_command_in_event_time_is_journaled_and_replayed_at_its_point() 
     decided = [o for o in again if not isinstance(o, OrdersSent)]
     assert decided == [o for o in live if not isinstance(o, OrdersSent | AuditEvent)]
     assert isinstance(decided[0], Denied) and decided[0].reason is DenialReason.MAX_POSITION
+
+
+def test_control_and_limit_audit_events_say_who_when_why_and_which_command() -> None:
+    kill, kill_audit = control_events("acc", ControlAction.KILL, "fat finger", "bob", ts_event=TS)
+    change, limit_audit = limit_events("acc", "AAPL", D(50), "desk cut", "alice", ts_event=TS)
+    for command, audit, action in ((kill, kill_audit, "kill"), (change, limit_audit, "set_limits")):
+        assert (audit.actor, audit.reason, audit.action) == (command.actor, command.reason, action)
+        assert audit.ts_event == command.ts_event == TS
+        assert orjson.loads(audit.detail)["command_id"] == command.command_id
+    assert orjson.loads(limit_audit.detail)["max_position"] == "50"
