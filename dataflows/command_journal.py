@@ -101,13 +101,21 @@ class KafkaJournal:
         """The points of `account` from offset `start` to the end, in journal order.
 
         Raises:
-            TimeoutError, OSError: the journal could not be read (or lost the entries
-                from `start`); resuming without it could place a command elsewhere than
+            TimeoutError, OSError: the journal could not be read, or lost the entries
+                from `start`; resuming without it could place a command elsewhere than
                 before the crash, so the flow stops.
         """
         from dataflows.reconcile import read_log  # only a resume pays for its imports
 
         end = self.end()
+        if start > end:
+            msg = (
+                f"{self._topic} ends at offset {end}, but the snapshot needs its entries from"
+                f" {start}: the broker lost the journal, so a resume could place operator"
+                " commands elsewhere than before the crash (after a lost broker log:"
+                " `hfl recover --confirm`)"
+            )
+            raise OSError(msg)
         records = read_log(self._bootstrap, self._topic, timeout_s=_TIMEOUT_S, start=start)
         points = [
             entry_point(r)
