@@ -225,7 +225,8 @@ def make_account_state(settings: Settings, journal_from: int = 0) -> AccountStat
 
 
 AccountLogic = Delegate[AccountInput, object, AccountState]
-ACCOUNT_STATE_VERSION = 2  # snapshot version of AccountState (dataflows.shim): bump on change
+# 3: main's v2 (the gate's state) plus the command journal's offset (CommandLog).
+ACCOUNT_STATE_VERSION = 3  # snapshot version of AccountState (dataflows.shim): bump on change
 
 
 def account_logic(
