@@ -176,6 +176,10 @@ class AccountState:
 class CommandJournal(Protocol):
     """Where the gate journals the points at which it applied operator commands."""
 
+    def connect(self) -> None:
+        """Get ready to write, so the first command's entry does not wait for it."""
+        ...
+
     def end(self) -> int:
         """The offset the next entry will get."""
         ...
@@ -251,6 +255,8 @@ def account_logic(
     handle = partial(handle_account, journal=journal)
 
     def build(resume_state: Snapshot | None) -> AccountLogic:
+        if event_time:
+            journal.connect()
         if resume_state is None:
             # Nothing in the journal before its present end is this new gate's.
             state = make_account_state(settings, journal.end() if event_time else 0)

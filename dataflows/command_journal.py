@@ -84,6 +84,18 @@ class KafkaJournal:
         self._timeout_ms = kafka.message_timeout_ms
         self._producer: CheckedProducer | None = None
 
+    def connect(self) -> None:
+        """Open the writer now: an idempotent producer first needs a producer id from
+        the broker (about 0.5 s on Tansu), which must not delay the first kill."""
+        self._writer()
+
+    def _writer(self) -> CheckedProducer:
+        if self._producer is None:
+            self._producer = CheckedProducer(
+                self._bootstrap, message_timeout_ms=self._timeout_ms, linger_ms=0, idempotent=True
+            )
+        return self._producer
+
     def end(self) -> int:
         """The offset the next entry will get.
 
@@ -131,9 +143,5 @@ class KafkaJournal:
         Raises:
             DeliveryFailedError: not acknowledged; the command's effects must not leave.
         """
-        if self._producer is None:
-            self._producer = CheckedProducer(
-                self._bootstrap, message_timeout_ms=self._timeout_ms, linger_ms=0, idempotent=True
-            )
         record = OutboundRecord(self._topic, command_id.encode(), encode(entry))
-        return self._producer.deliver(record)
+        return self._writer().deliver(record)

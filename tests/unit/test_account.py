@@ -397,6 +397,9 @@ class ListJournal:
     def __init__(self) -> None:
         self.entries: list[AuditEvent] = []
 
+    def connect(self) -> None:
+        pass
+
     def end(self) -> int:
         return len(self.entries)
 
