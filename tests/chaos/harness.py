@@ -461,17 +461,23 @@ def kill_repeatedly(
 ) -> tuple[list[Kill], list[int]]:
     """Run the stack, `kill -9` flow `name` at seeded replay offsets, restart it each time.
 
-    Progress is read from the predictions topic (one per warm tick, emitted by the
-    trading flow): the kill at tick offset *k* happens once predictions for the tick
-    at *k* appeared. `output_topic`, written by the killed flow, times each recovery
-    and counts raw re-emitted records per kill (byte-identical repeats).
+    Progress is read from `output_topic`, written by the killed flow, or else from the
+    predictions topic (one per warm tick, emitted by the trading flow): the kill at
+    tick offset *k* happens once that topic has a record for the tick at *k*.
+    `output_topic` also times each recovery and counts raw re-emitted records per kill
+    (byte-identical repeats).
+
+    The killed flow's own progress spreads the kills over its run. The gateway's
+    (`hfl.order_events`) trails the predictions far behind: the gate holds decisions
+    for the gateway's markers, the instrument steps run through the published replay
+    at full speed. Timed by predictions, all kills came within the gateway's first
+    seconds, each restarted gateway was killed again before its first epoch closed
+    (so it wrote no snapshot), every restart resumed from the first execution's
+    epoch and re-emitted everything since: the re-emitted counts grew with each kill.
     """
     times = tick_times(lines)
-    progress = Tail(run.bootstrap, run.prefix + PREDICTIONS)
-    output = None
-    if output_topic is not None:
-        same = output_topic == PREDICTIONS
-        output = progress if same else Tail(run.bootstrap, run.prefix + output_topic)
+    progress = Tail(run.bootstrap, run.prefix + (output_topic or PREDICTIONS))
+    output = None if output_topic is None else progress
     run.stand_by(name)
     try:
         done = [
@@ -489,8 +495,6 @@ def kill_repeatedly(
         raise
     finally:
         progress.close()
-        if output is not None and output is not progress:
-            output.close()
 
 
 @dataclass(frozen=True, slots=True)
