@@ -277,3 +277,51 @@ def test_no_fill_before_a_progress_marker_comes_after_it(
     in_time_order = sorted(orders, key=lambda o: o.ts_event)
     expected = run(InstrumentBook(INSTRUMENT, CONFIG), [*in_time_order, *ticks])
     assert by_id(o for o in out if not isinstance(o, FillsThrough)) == by_id(expected)  # type: ignore[misc]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    orders=order_streams(),
+    ticks=tick_streams(),
+    picks=st.lists(st.booleans(), max_size=80),
+    replay_picks=st.lists(st.booleans(), max_size=80),
+    cuts=st.tuples(st.integers(0, 80), st.integers(0, 80)).map(sorted),
+)
+def test_gateway_killed_and_replayed_with_promises_emits_what_an_untrimmed_book_does(
+    orders: list[Order],
+    ticks: list[Tick],
+    picks: list[bool],
+    replay_picks: list[bool],
+    cuts: list[int],
+) -> None:
+    """The gateway step, whose books drop the ticks the gate's promises rule out,
+    snapshotted, run on, killed and resumed in another interleaving: every order event
+    and fill it emits, again or new, is the one a book that never drops a tick emits,
+    and together they are all of them."""
+    golden_book = InstrumentBook(INSTRUMENT, CONFIG)
+    in_time_order = sorted(orders, key=lambda o: o.ts_event)
+    golden = {_id(out): out for out in run(golden_book, [*in_time_order, *ticks])}
+    promised, clocked = with_progress(orders, ticks)
+    stream = interleave(promised, clocked, picks)  # type: ignore[arg-type]
+    snapshot_at, killed_at = cuts
+    state = BookState(CONFIG)
+    emitted = _handle_each(state, stream[:snapshot_at])
+    snapshot = pickle.dumps(state)
+    emitted += _handle_each(state, stream[snapshot_at:killed_at])
+    sent = sum(isinstance(item, Order | OrdersSent) for item in stream[:snapshot_at])
+    replay = interleave(
+        promised[sent:],  # type: ignore[arg-type]
+        clocked[snapshot_at - sent :],  # type: ignore[arg-type]
+        replay_picks,
+    )
+    emitted += _handle_each(pickle.loads(snapshot), replay)
+    reports = [out for out in emitted if not isinstance(out, FillsThrough)]
+    assert all(golden[_id(out)] == out for out in reports)  # type: ignore[arg-type]
+    assert {_id(out) for out in reports} == golden.keys()  # type: ignore[arg-type]
+
+
+def _handle_each(state: BookState, items: Iterable[object]) -> list[object]:
+    out: list[object] = []
+    for item in items:
+        out += handle(state, [item])  # type: ignore[list-item]
+    return out
