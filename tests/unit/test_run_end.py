@@ -8,8 +8,8 @@ import pytest
 
 from dataflows import run_end
 from dataflows.run_end import RunEnd
-from risk.domain import FillsThrough
 from risk.fill_sync import FillSync
+from tests.unit.test_account import through
 
 
 @pytest.fixture(autouse=True)
@@ -18,20 +18,14 @@ def _fresh_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def holding(at_ns: int) -> FillSync[str]:
-    sync = FillSync[str](("XYZ",), delay_ns=5, max_wait_ns=10**18, markers=(FillsThrough,))
+    sync = FillSync[str](("AAPL",), delay_ns=5, max_wait_ns=10**18)
     sync.hold("signal", at_ns)
     return sync
 
 
-def marker(through_ns: int) -> FillsThrough:
-    return FillsThrough(
-        progress_id=f"p{through_ns}",
-        account="a",
-        instrument="XYZ",
-        through_ns=through_ns,
-        ts_event=through_ns,
-        ts_init=through_ns,
-    )
+def mark(sync: FillSync[str], through_ns: int) -> None:
+    for marker in through(through_ns):
+        sync.mark(marker)
 
 
 def test_never_ends_before_the_market_data_did() -> None:
@@ -46,11 +40,11 @@ def test_ends_once_the_markers_passed_the_last_decision() -> None:
     end.note_gate(sync)
     end.market_data_ended()
     assert not end.may_end()
-    sync.mark(marker(10))
+    mark(sync, 10)
     assert sync.release(now_ns=0) == ["signal"]
     end.note_gate(sync)
     assert not end.may_end()  # released, but a report before it may still come
-    sync.mark(marker(15))
+    mark(sync, 15)
     end.note_gate(sync)
     assert end.may_end()
     assert not run_end.gave_up()
