@@ -284,9 +284,6 @@ def inbound_types(prefix: str) -> Callable[[str], type | Callable[[bytes], objec
     return types.__getitem__
 
 
-INBOUND_TOPICS = (topic.FILLS, topic.ORDER_EVENTS, topic.CONTROL, topic.ALERTS)
-
-
 def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Dataflow:
     """Build the trading dataflow from `settings` (default: config files + environment).
 
@@ -342,7 +339,10 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         io.input(
             "inbound_in",
             flow,
-            *INBOUND_TOPICS,
+            topic.FILLS,
+            topic.ORDER_EVENTS,
+            topic.CONTROL,
+            topic.ALERTS,
             end=EndHooks(may_end=end.may_end),
         ),
         topic_decoder(inbound_types(settings.kafka.topic_prefix), account=account),
