@@ -29,6 +29,15 @@ gone), the flow gives up: it logs an error naming what was still held, ends (its
 `on_eof` decides the held items without their fills, as the gate does mid-run when
 the gateway lags) and `dataflows.launch` exits with `GAVE_UP_EXIT`, never 0.
 
+What the end does not wait for: a report the gateway makes only after its markers
+passed the gate's last decision, i.e. a fill of one of the last orders from a tick of
+its instrument the gateway had not read yet when it marked. In a bounded replay the
+gateway reads the ticks far ahead of the trading flow's models, so that does not
+happen (200,000-tick chaos replays: the same 6,671 orders and 14,990 fills, every
+table equal); should it, the fill is in `hfl.fills` and ClickHouse, but this run's
+last positions and P&L do not book it. Closing that gap needs the gateway to mark
+past the end of the market data, which it cannot know.
+
 This is a signal inside one process: the gate's step and both inputs must run in the
 same process, as every flow here does (one worker, `dataflows.process`). The race
 this leaves is nil in practice: the market-data input ends only after its whole
