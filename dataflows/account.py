@@ -201,7 +201,7 @@ def make_account_state(settings: Settings) -> AccountState:
 
 
 AccountLogic = Delegate[AccountInput, object, AccountState]
-ACCOUNT_STATE_VERSION = 1  # snapshot version of AccountState (dataflows.shim): bump on change
+ACCOUNT_STATE_VERSION = 2  # snapshot version of AccountState (dataflows.shim): bump on change
 Journal = Callable[[Settings], list[CommandPoint]]
 Observer = Callable[[AccountState], None]
 

@@ -13,9 +13,17 @@ model runs
 
 Each mode stops after `budget_s` seconds of wall clock or at the end of the data,
 whichever comes first, and reports samples per second (rounded to whole samples).
-Slow models (the forest) therefore run on fewer samples; `samples` says how many.
+Slow models (the forest) therefore run on fewer samples.
+
+The model the per-tick mode trained is then sealed as a checkpoint would seal it
+(`online_models.checkpoint.seal`: the deterministic pickler, zlib, sha256):
+`checkpoint_bytes` is its compressed size and `seal_ms` the wall time of the seal,
+the pause a checkpoint adds to that model's key (one instrument's model; a pooled
+checkpoint seals one such estimator plus every instrument's model set at once).
+
 Progress goes to stderr; the JSON object on the last stdout line maps each pipeline
-name to `{"per_tick": rate, "mini_batch": rate or null}`.
+name to `{"per_tick": rate, "mini_batch": rate or null, "checkpoint_bytes": size,
+"seal_ms": time}`.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from connectors.codec import tick_from_object
 from connectors.feeds.simulator import SimulationConfig, simulate
 from dataflows.settings import ModelSettings
 from online_models.bar import BarBuilder
+from online_models.checkpoint import seal
 from online_models.feature import InstrumentFeatures
 from online_models.minibatch import score_batches, supports_mini_batch
 from online_models.pipeline import build_pipeline, is_regressor
@@ -89,6 +98,13 @@ def mini_batch_rate(
     return done / (time.perf_counter() - started)
 
 
+def seal_cost(model: Any) -> tuple[int, float]:
+    """Compressed checkpoint size (bytes) of `model` and the wall time of its seal (ms)."""
+    started = time.perf_counter()
+    sealed = seal(model)
+    return sealed.size_bytes, (time.perf_counter() - started) * 1e3
+
+
 def bench_models(
     model_settings: ModelSettings, *, ticks: int, batch_size: int, budget_s: float
 ) -> dict[str, dict[str, float | None]]:
@@ -102,6 +118,7 @@ def bench_models(
         regression = is_regressor(model)
         y = returns if regression else [r > 0.0 for r in returns]
         per_tick = per_tick_rate(model, x, y, budget_s)
+        size, seal_ms = seal_cost(model)
         fresh = model.clone()
         mini = (
             mini_batch_rate(fresh, frame, pd.Series(y), batch_size, budget_s)
@@ -111,10 +128,13 @@ def bench_models(
         results[name] = {
             "per_tick": round(per_tick),
             "mini_batch": None if mini is None else round(mini),
+            "checkpoint_bytes": size,
+            "seal_ms": round(seal_ms, 2),
         }
         print(
             f"{name:>16}: per tick {per_tick:>12,.0f}/s   mini-batch "
             + ("n/a" if mini is None else f"{mini:,.0f}/s")
+            + f"   checkpoint {size / 1e3:,.1f} kB sealed in {seal_ms:,.1f} ms"
         )
     print(orjson.dumps(results).decode())
     return results

@@ -170,7 +170,8 @@ class PortfolioRisk:
         self._beta: Vector = np.zeros(0)
         self._beta_value = 0.0
         self._volatility: list[float] = []  # annualised, per instrument
-        self._corr_to_book: Vector = np.zeros(0)
+        # Per instrument, its correlation with the rest of the book (None: undefined).
+        self._corr_to_book: list[float | None] = []
 
     def _column(self, instrument: str) -> int:
         index = self._index.get(instrument)
@@ -279,7 +280,10 @@ class PortfolioRisk:
             np.diag(self._ewma).tolist(),
             self._beta.tolist(),
         )
-        self._corr_to_book = _correlation_to_rest_of_book(returns, weights)
+        self._corr_to_book = [
+            None if math.isnan(value) else value
+            for value in _correlation_to_rest_of_book(returns, weights).tolist()
+        ]
         return self._figures(weights, book_pnl, equity, count)
 
     def _market(self, returns: Matrix) -> Vector:
@@ -409,8 +413,7 @@ class PortfolioRisk:
         index = self._index.get(instrument)
         if self._columns is None or index is None or index >= len(self._corr_to_book):
             return None
-        value = float(self._corr_to_book[index])
-        return None if math.isnan(value) else value
+        return self._corr_to_book[index]
 
 
 def _correlation_to_rest_of_book(returns: Matrix, weights: Vector) -> Vector:

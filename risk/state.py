@@ -15,6 +15,7 @@ from risk.domain.enums import TradingState
 from risk.domain.ids import stable_id
 
 ACCOUNT_WIDE = ""
+_ACTIVE = TradingState.ACTIVE  # read per signal; a module global is cheaper (see risk.gate)
 """The scope key (and `TradingStateChanged.instrument`) meaning the whole account."""
 
 
@@ -77,9 +78,9 @@ class TradingStates:
         """Return the state orders on `instrument` are held to: the stricter one."""
         states = self._states
         if not states:
-            return TradingState.ACTIVE
-        account = states.get(ACCOUNT_WIDE, TradingState.ACTIVE)
-        own = states.get(instrument, TradingState.ACTIVE)
+            return _ACTIVE
+        account = states.get(ACCOUNT_WIDE, _ACTIVE)
+        own = states.get(instrument, _ACTIVE)
         return own if own.severity > account.severity else account
 
     def trigger(self, instrument: str) -> str:

@@ -16,8 +16,9 @@ sample order statistics (ascending, 1-based; CVaR averages the k smallest):
 
 The bounds start from exact figures of a base book and add one move per instrument for
 its net change since that base, so trades that cancel out (buy, then sell) also cancel
-in the bound. An exact computation rebases: the changes are applied to the series,
-and when that very trade then joins the book its exact figures become the base.
+in the bound. An exact computation applies the changes and the trade to the series in
+one product; when that very trade then joins the book, its exact figures become the
+base.
 Bounds hold to floating-point rounding.
 """
 
@@ -27,6 +28,8 @@ import numpy as np
 
 from risk import var
 from risk.var import Matrix, Vector
+
+_UNCHANGED = (0.0, 0.0, 0.0)  # an instrument's entry in `_delta` before it changes
 
 
 class HistoricalTail:
@@ -65,7 +68,8 @@ class HistoricalTail:
         self._tail_up: list[float] = ordered[:, -tail:].mean(axis=1).tolist()
         # Upper bounds of the VaR and CVaR of `_book` (exact after a sort).
         self._base = var.historical_var_cvar(book_pnl, confidence)
-        self._delta: dict[int, float] = {}  # net value added per instrument since the base
+        # Per instrument changed since the base: net value added, and its VaR and CVaR move.
+        self._delta: dict[int, tuple[float, float, float]] = {}
         self._moves = (0.0, 0.0)  # Σ over `_delta` of each instrument's VaR and CVaR move
         # (index, value, VaR, CVaR, series) of the last exact post-trade book.
         self._exact: tuple[int, float, float, float, Vector] | None = None
@@ -80,43 +84,39 @@ class HistoricalTail:
         """Hold `value` more of instrument `index`."""
         exact, self._exact = self._exact, None
         if exact is not None and exact[0] == index and exact[1] == value:
+            # That exact book holds every change since the base and this trade.
             self._base, self._book = exact[2:4], exact[4]
+            self._delta.clear()
+            self._moves = (0.0, 0.0)
             return
         delta = self._delta
-        old = delta.get(index, 0.0)
-        new = delta[index] = old + value
-        var_old, cvar_old = self._move(index, old)
+        old, var_old, cvar_old = delta.get(index, _UNCHANGED)
+        new = old + value
         var_new, cvar_new = self._move(index, new)
+        delta[index] = (new, var_new, cvar_new)
         var_moves, cvar_moves = self._moves
         self._moves = (var_moves - var_old + var_new, cvar_moves - cvar_old + cvar_new)
 
     def bound(self, index: int, value: float) -> tuple[float, float]:
         """Upper bounds of VaR and CVaR if `value` more of instrument `index` were held."""
-        old = self._delta.get(index, 0.0)
-        var_moves, cvar_moves = self._moves
-        if old:
-            var_old, cvar_old = self._move(index, old)
-            var_moves -= var_old
-            cvar_moves -= cvar_old
+        old, var_old, cvar_old = self._delta.get(index, _UNCHANGED)
         var_new, cvar_new = self._move(index, old + value)
+        var_moves, cvar_moves = self._moves
         base_var, base_cvar = self._base
-        cvar_bound = base_cvar + cvar_moves + cvar_new
-        return min(base_var + var_moves + var_new, cvar_bound), cvar_bound
+        cvar_bound = base_cvar + cvar_moves - cvar_old + cvar_new
+        return min(base_var + var_moves - var_old + var_new, cvar_bound), cvar_bound
 
     def exact(self, index: int, value: float) -> tuple[float, float]:
-        """VaR and CVaR if `value` more of instrument `index` were held, from a sort."""
-        columns = self._columns
-        if self._delta:
-            # One matrix product whatever the number of changed instruments.
-            held = np.zeros(len(columns))
-            for changed, amount in self._delta.items():
-                held[changed] = amount
-            self._book += held @ columns
-            var_moves, cvar_moves = self._moves
-            self._base = (self._base[0] + var_moves, self._base[1] + cvar_moves)
-            self._delta.clear()
-            self._moves = (0.0, 0.0)
-        outcomes = columns[index] * value
+        """VaR and CVaR if `value` more of instrument `index` were held, from a sort.
+
+        One matrix product applies every change since the base and the trade at once;
+        the base itself moves only if that trade then joins the book (`add`).
+        """
+        held = np.zeros(len(self._columns))
+        for changed, (amount, _, _) in self._delta.items():
+            held[changed] = amount
+        held[index] += value
+        outcomes = held @ self._columns
         outcomes += self._book
         value_at_risk, shortfall = var.historical_var_cvar(outcomes, self._confidence)
         self._exact = (index, value, value_at_risk, shortfall, outcomes)

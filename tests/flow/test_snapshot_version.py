@@ -56,9 +56,12 @@ def test_resuming_with_a_newer_state_version_stops_the_flow_before_any_order(
     assert any(isinstance(event, Order) for event in before)  # the gate has state to resume
 
     module, version = versioned
-    monkeypatch.setattr(module, version, getattr(module, version) + 1)
+    stored = getattr(module, version)
+    monkeypatch.setattr(module, version, stored + 1)
     out: list[object] = []
     flow = trading_flow(settings, with_abort, out, BATCH_SIZE)
-    with pytest.raises(Exception, match="has state version 1, this code expects 2"):
+    with pytest.raises(
+        Exception, match=f"has state version {stored}, this code expects {stored + 1}"
+    ):
         run_main(flow, epoch_interval=timedelta(0), recovery_config=RecoveryConfig(str(tmp_path)))
     assert not [event for event in out if isinstance(event, Order)]

@@ -24,3 +24,4 @@ def test_bench_models_prints_rates_per_pipeline_as_json_last_line(
     assert all(rates["per_tick"] > 0 for rates in figures.values())
     assert figures["linear"]["mini_batch"] > 0
     assert figures["forest"]["mini_batch"] is None
+    assert all(rates["checkpoint_bytes"] > 0 and rates["seal_ms"] > 0 for rates in figures.values())
