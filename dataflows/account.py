@@ -203,19 +203,22 @@ def make_account_state(settings: Settings) -> AccountState:
 AccountLogic = Delegate[AccountInput, object, AccountState]
 ACCOUNT_STATE_VERSION = 2  # snapshot version of AccountState (dataflows.shim): bump on change
 Journal = Callable[[Settings], list[CommandPoint]]
+Observer = Callable[[AccountState], None]
 
 CONTROL_APPLIED = "control_applied"
 
 
 def account_logic(
-    settings: Settings, journal: Journal | None = None
+    settings: Settings, journal: Journal | None = None, observe: Observer | None = None
 ) -> Callable[[Snapshot | None], AccountLogic]:
     """The risk gate's `stateful_batch` builder: a fresh or resumed gate, halted before
     any input when `risk.start_halted` says so, booking held fills at the end of input.
 
     A resumed gate booking in event time places replayed operator commands where the
-    `journal` (default: `hfl.audit`) says they were applied.
+    `journal` (default: `hfl.audit`) says they were applied. `observe` sees the state
+    as built and after every batch (the end of a bounded run, `dataflows.run_end`).
     """
+    handle = handle_account if observe is None else _observed(observe)
     halt = settings.risk.start_halted
 
     def build(resume_state: Snapshot | None) -> AccountLogic:
@@ -226,9 +229,20 @@ def account_logic(
             if state.sync is not None:
                 state.commands.replay((journal or read_journal)(settings))
         apply_start_halt(state, halt)
-        return Delegate(state, handle_account, ACCOUNT_STATE_VERSION, finish_account)
+        if observe is not None:
+            observe(state)
+        return Delegate(state, handle, ACCOUNT_STATE_VERSION, finish_account)
 
     return build
+
+
+def _observed(observe: Observer) -> Callable[[AccountState, list[AccountInput]], list[object]]:
+    def handle(state: AccountState, batch: list[AccountInput]) -> list[object]:
+        out = handle_account(state, batch)
+        observe(state)
+        return out
+
+    return handle
 
 
 def read_journal(settings: Settings) -> list[CommandPoint]:

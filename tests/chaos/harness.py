@@ -50,13 +50,12 @@ FLOW_TIMEOUT_S_PER_TICK = 0.01
 # flow must ride out any restart of a flow upstream (under load 15-22 a trading
 # restart took 28 s, and a 20 s window ended the gateway mid-run: 18,521 orders and
 # fills lost at 200,000 ticks), so theirs are long; `Run.finish` ends them by drain
-# files once their writers exited. The trading flow holds decisions until the
-# gateway's fill markers pass them: it must not take a gateway stalled by a loaded
-# machine or restarting for the end of its input, or its last decisions would
-# depend on timing; its window is the one every run waits out at its end.
-IDLE_EXIT_S = {"trading": 60.0, "gateway": 600.0, "persist": 600.0}
+# files once their writers exited. The trading flow's window only ends its market
+# data: the flow itself ends once its risk gate holds nothing back, however long a
+# stalled or restarting gateway takes (`dataflows.run_end`).
+IDLE_EXIT_S = {"trading": 4.0, "gateway": 600.0, "persist": 600.0}
 # Each flow reads what the flows before it write. The trading flow also reads the
-# gateway's fills, so it ends by its idle window alone.
+# gateway's fills, so no drain file ends it: it ends by its own end condition.
 PIPELINE = ("trading", "gateway", "persist")
 TABLES = tuple(sorted(set(TABLE_BY_TOPIC.values())))
 
