@@ -231,10 +231,12 @@ def make_account_state(settings: Settings, journal_from: int = 0) -> AccountStat
 AccountLogic = Delegate[AccountInput, object, AccountState]
 # 3: main's v2 (the gate's state) plus the command journal's offset (CommandLog).
 ACCOUNT_STATE_VERSION = 3  # snapshot version of AccountState (dataflows.shim): bump on change
+Observer = Callable[[AccountState], None]
+Handle = Callable[[AccountState, list[AccountInput]], list[object]]
 
 
 def account_logic(
-    settings: Settings, journal: CommandJournal | None = None
+    settings: Settings, journal: CommandJournal | None = None, observe: Observer | None = None
 ) -> Callable[[Snapshot | None], AccountLogic]:
     """The risk gate's `stateful_batch` builder: a fresh or resumed gate, halted before
     any input when `risk.start_halted` says so, booking held fills at the end of input.
@@ -242,6 +244,8 @@ def account_logic(
     Booking in event time, the gate journals operator commands in `journal` (default:
     `hfl.command_journal`), and a resumed gate places replayed commands where the
     journal says they were applied, reading it only from the offset its snapshot keeps.
+    `observe` sees the state as built and after every batch (the end of a bounded run,
+    `dataflows.run_end`).
 
     Raises (on resume):
         TimeoutError, OSError: the journal could not be read; resuming without it could
@@ -252,7 +256,9 @@ def account_logic(
         settings.risk.fill_sync is FillSyncMode.EVENT_TIME,
     )
     journal = journal or KafkaJournal(settings)
-    handle = partial(handle_account, journal=journal)
+    handle: Handle = partial(handle_account, journal=journal)
+    if observe is not None:
+        handle = _observed(handle, observe)
 
     def build(resume_state: Snapshot | None) -> AccountLogic:
         if event_time:
@@ -267,9 +273,20 @@ def account_logic(
                 read = journal.read(state.gate.account, commands.journal_from)
                 commands.replay(read.points, read.end)
         apply_start_halt(state, halt)
+        if observe is not None:
+            observe(state)
         return Delegate(state, handle, ACCOUNT_STATE_VERSION, finish_account)
 
     return build
+
+
+def _observed(handle: Handle, observe: Observer) -> Handle:
+    def observed(state: AccountState, batch: list[AccountInput]) -> list[object]:
+        out = handle(state, batch)
+        observe(state)
+        return out
+
+    return observed
 
 
 def apply_start_halt(state: AccountState, halt: StartHaltSettings) -> None:

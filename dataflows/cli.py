@@ -159,6 +159,11 @@ def _bench(args: argparse.Namespace) -> int:
             _settings(), ROOT, clients=args.clients, duration_s=args.duration, port=args.port
         )
         return 0
+    if args.target == "gateway":
+        from dataflows.gateway_bench import bench_gateway
+
+        bench_gateway(ticks=args.ticks, lead_s=args.lead_s)
+        return 0
     if args.target == "models":
         from dataflows.model_bench import bench_models
 
@@ -316,7 +321,7 @@ def _add_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `hfl bench` with every target's options."""
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("target", choices=("pipeline", "models", "dashboard", "risk"))
+    bench.add_argument("target", choices=("pipeline", "models", "dashboard", "risk", "gateway"))
     bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
     bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
     bench.add_argument(
@@ -324,7 +329,10 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="pipeline: run the gateway flow too (always, with risk.fill_sync event_time)",
     )
-    bench.add_argument("--ticks", type=int, default=60_000, help="models: simulated ticks")
+    bench.add_argument("--ticks", type=int, default=60_000, help="models, gateway: simulated ticks")
+    bench.add_argument(
+        "--lead-s", type=float, default=5.0, help="gateway: how far the ticks run ahead of the gate"
+    )
     bench.add_argument("--batch-size", type=int, default=1_000, help="models: mini-batch rows")
     bench.add_argument("--budget", type=float, default=3.0, help="models: seconds per mode")
     bench.add_argument("--clients", type=int, default=10, help="dashboard: concurrent clients")

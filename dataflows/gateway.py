@@ -17,6 +17,20 @@ its tick (all ticks before the clock C of the one-partition, time-ordered `md.ti
 have been fed) and its order, decided at least the latency L before f (all orders
 before W have come, says the gate's `OrdersSent(W)`). So P = min(C, W + L) is safe,
 and it moves only when both the tick stream and the gate's promises move on.
+
+The same promise bounds each book's tick buffer: an order still to come trades only
+on ticks at W + L or later, so the earlier ones are dropped (`InstrumentBook.
+orders_sent`). A snapshot then holds the ticks the tick stream runs ahead of the gate,
+not the whole buffer the settings allow (`hfl bench gateway` measures both).
+
+Recovery: Bytewax snapshots every book at the end of each epoch
+(`recovery.snapshot_interval_s`). A restarted gateway resumes from the last epoch
+whose snapshot was written and re-emits, byte-identical, the order events and fills
+emitted since (the account step drops them, `AccountGate.is_replayed_report`). A
+gateway killed before its first epoch after a restart closed wrote no snapshot, so the
+next restart re-emits its output too. The count per restart is therefore the output
+since the last snapshot: it grows with the output rate, and with every restart that
+did not live one epoch, but is not replayed from the beginning.
 """
 
 from __future__ import annotations
@@ -163,6 +177,8 @@ def handle(state: BookState, batch: list[GatewayInput]) -> list[Output | FillsTh
             state.orders_through = (
                 item.through_ns if previous is None else max(previous, item.through_ns)
             )
+            if state.book is not None:
+                state.book.orders_sent(state.orders_through)
             continue
         if state.book is None:
             state.book = InstrumentBook(item.instrument, state.config)

@@ -12,6 +12,9 @@ Bytewax and the flow's module (Python, Bytewax, River, NumPy: most of a cold sta
 seconds on a starved CPU), then waits for one line on stdin. `run` starts the flow,
 which only then opens its recovery store; end of input (whoever started it stopped
 or died) exits 0 without running anything. A standby runs its flow at most once.
+
+A bounded trading flow that ended without its risk gate settling (the gateway gone,
+`dataflows.run_end`) exits with `GAVE_UP_EXIT` instead of 0.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ def main() -> None:
     if os.environ.pop(STANDBY_ENV, "") == "1" and not _stand_by(sys.argv[1]):
         return
     runpy.run_module("bytewax.run", run_name="__main__", alter_sys=True)
+    run_end = sys.modules.get("dataflows.run_end")
+    if run_end is not None and run_end.gave_up():
+        sys.exit(run_end.GAVE_UP_EXIT)
 
 
 def _stand_by(import_str: str) -> bool:

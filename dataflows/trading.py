@@ -30,9 +30,11 @@ from connectors.codec import (
     decode_tick,
 )
 from connectors.kafka.record import KafkaRecord
+from connectors.kafka.source import EndHooks
 from dataflows.account import AccountInput, account_logic
 from dataflows.model_checkpoint import load_warm_start
 from dataflows.persist import code_version
+from dataflows.run_end import RunEnd
 from dataflows.settings import Settings, load_settings
 from dataflows.shim import delegate
 from dataflows.wiring import (
@@ -285,7 +287,9 @@ def inbound_types(prefix: str) -> Callable[[str], type | Callable[[bytes], objec
 def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Dataflow:
     """Build the trading dataflow from `settings` (default: config files + environment).
 
-    `io` (default Kafka) supplies the inputs and the output; tests pass lists.
+    `io` (default Kafka) supplies the inputs and the output; tests pass lists. A
+    bounded run (`kafka.exit_when_idle_s` > 0) ends once its market data ended and the
+    risk gate holds nothing back (`dataflows.run_end`).
     """
     settings = settings or load_settings()
     observe_process("trading")
@@ -297,9 +301,10 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     start = load_warm_start(settings, version)
     pooled = settings.model.pooled
 
+    end = RunEnd(settings.risk.fill_sync_max_wait_ms / 1000)
     ticks = op.flat_map_batch(
         "decode_ticks",
-        io.input("ticks_in", flow, topic.TICKS),
+        io.input("ticks_in", flow, topic.TICKS, end=EndHooks(ended=end.market_data_ended)),
         decode_ticks(instruments, pooled=pooled),
     )
     valid_ticks, bad_ticks = split_dead_letters("split_ticks", ticks)
@@ -331,7 +336,15 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     account = settings.trading.account
     inbound = op.flat_map_batch(
         "decode_inbound",
-        io.input("inbound_in", flow, topic.FILLS, topic.ORDER_EVENTS, topic.CONTROL, topic.ALERTS),
+        io.input(
+            "inbound_in",
+            flow,
+            topic.FILLS,
+            topic.ORDER_EVENTS,
+            topic.CONTROL,
+            topic.ALERTS,
+            end=EndHooks(may_end=end.may_end),
+        ),
         topic_decoder(inbound_types(settings.kafka.topic_prefix), account=account),
     )
     valid_inbound, dead = split_dead_letters("split_inbound", inbound)
@@ -345,7 +358,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         op.stateful_batch(
             "risk_gate",
             account_in,
-            account_logic(settings),
+            account_logic(settings, observe=lambda state: end.note_gate(state.sync)),
         ),
     )
     io.output(

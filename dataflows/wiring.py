@@ -15,7 +15,7 @@ from connectors import topic
 from connectors.codec import Rejected, decode_event, failure
 from connectors.kafka.record import KafkaRecord, OutboundRecord
 from connectors.kafka.sink import KafkaSink
-from connectors.kafka.source import KafkaSource
+from connectors.kafka.source import EndHooks, KafkaSource
 from dataflows.routing import to_outbound
 from dataflows.settings import Settings
 from risk.domain import DecodeFailure, DecodeReason
@@ -29,9 +29,15 @@ class FlowIO(Protocol):
     """Where a flow reads records and writes events: Kafka in production, lists in tests."""
 
     def input(
-        self, step_id: str, flow: Dataflow, *topics: str, fetch_wait_ms: int | None = None
+        self,
+        step_id: str,
+        flow: Dataflow,
+        *topics: str,
+        fetch_wait_ms: int | None = None,
+        end: EndHooks | None = None,
     ) -> Stream[KafkaRecord]:
-        """Read `topics` as one stream of records."""
+        """Read `topics` as one stream of records; in a bounded run, `end` ties the
+        input's end to the rest of the flow."""
         ...
 
     def output(self, step_id: str, events: Stream[object]) -> None:
@@ -46,7 +52,12 @@ class KafkaIO:
     settings: Settings
 
     def input(
-        self, step_id: str, flow: Dataflow, *topics: str, fetch_wait_ms: int | None = None
+        self,
+        step_id: str,
+        flow: Dataflow,
+        *topics: str,
+        fetch_wait_ms: int | None = None,
+        end: EndHooks | None = None,
     ) -> Stream[KafkaRecord]:
         """Read `topics` (namespaced by the configured prefix) as one stream."""
         kafka = self.settings.kafka
@@ -58,6 +69,7 @@ class KafkaIO:
             exit_when_idle_s=kafka.exit_when_idle_s,
             drain_file=Path(kafka.drain_file) if kafka.drain_file else None,
             fetch_wait_ms=kafka.fetch_wait_ms if fetch_wait_ms is None else fetch_wait_ms,
+            end=end,
         )
         return op.input(step_id, flow, source)
 

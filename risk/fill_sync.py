@@ -144,6 +144,30 @@ class FillSync(Generic[T]):
         """Event time of the last item released, or None before the first."""
         return None if self._last_ns == _NEVER else self._last_ns
 
+    def settled(self) -> bool:
+        """True when nothing is held and every marker has passed the last item released:
+        every report before the gate's last decision is in. A bounded run ends only then
+        (`dataflows.run_end`), so what it decides and books does not depend on when the
+        gateway's markers came.
+
+        >>> sync = FillSync[str](("XYZ",), delay_ns=5, max_wait_ns=100, markers=(FillsThrough,))
+        >>> sync.settled()
+        True
+        >>> sync.hold("signal", 15)
+        >>> sync.mark(FillsThrough(progress_id="p", account="a", instrument="XYZ",
+        ...     through_ns=10, ts_event=10, ts_init=10))
+        >>> sync.release(now_ns=0), sync.settled()
+        (['signal'], False)
+        >>> sync.mark(FillsThrough(progress_id="q", account="a", instrument="XYZ",
+        ...     through_ns=15, ts_event=15, ts_init=15))
+        >>> sync.settled()
+        True
+        """
+        if self._held:
+            return False
+        last_ns = self._last_ns
+        return all(self._through.get(name, _NEVER) >= last_ns for name in self._streams)
+
     def release(self, *, now_ns: int, max_items: int | None = None) -> list[Report | T]:
         """Return the items whose reports up to `delay` before them are all in (or that
         waited too long by `now_ns`), each after those reports; at most `max_items`."""

@@ -5,7 +5,9 @@ arrive after ticks that are later in event time than the order itself. To make t
 outcome independent of how the two streams interleave, the book keeps a bounded
 buffer of recent ticks and matches every order against exactly the ticks whose
 event-time clock is at or after `order.ts_event + latency_ns`, whether those ticks
-are already buffered (the order catches up on arrival) or come later.
+are already buffered (the order catches up on arrival) or come later. Once the gate
+promises that no order before a time will come (`orders_sent`), the ticks no later
+order can trade on are dropped.
 
 Liquidity: each tick offers its touch size once per side; our working orders share
 it in priority order. Priority is arrival order on the order stream, which equals
@@ -296,6 +298,24 @@ class InstrumentBook:
             return _NOTHING
         return self._match_live(tick, index, clock)
 
+    def orders_sent(self, through_ns: int) -> None:
+        """Forget the ticks that no order still to come can trade on.
+
+        `through_ns` is the gate's promise (`OrdersSent`): every order with an earlier
+        `ts_event` was sent, and came before the promise on the one-partition order
+        stream. An order still to come is therefore eligible at `through_ns +
+        latency_ns` or later and trades only on ticks whose clock is at least that
+        (`_catch_up`); orders already here never look back at buffered ticks. So the
+        earlier ticks go, whatever their age and the buffer's minimum, and with them
+        their liquidity bookkeeping. The fills are the same as with the whole buffer:
+        only an order breaking the promise could tell, and it is rejected as late
+        (`_rejection_reason`) rather than filled from whatever is left.
+
+        This bounds the buffer, and so every snapshot of it, by how far the tick
+        stream runs ahead of the gate's decisions, not by the buffer's size limits.
+        """
+        self._drop_before(through_ns + self.config.latency_ns, keep=0)
+
     def cancel(self, client_order_id: str, ts_event: int) -> Sequence[OrderEvent]:
         """Cancel a working order; an unknown or finished order yields nothing.
 
@@ -382,10 +402,13 @@ class InstrumentBook:
 
     def _evict(self, clock: int) -> None:
         """Drop ticks older than the buffer horizon in event time, keeping the minimum."""
+        self._drop_before(clock - self._buffer_ns, keep=self._min_buffered)
+
+    def _drop_before(self, horizon: int, *, keep: int) -> None:
+        """Drop the oldest ticks while their clock is before `horizon`, keeping `keep`."""
         ticks, clocks = self._ticks, self._clocks
-        horizon = clock - self._buffer_ns
         first = self._tick_count - len(ticks)
-        while len(clocks) > self._min_buffered and clocks[0] < horizon:
+        while len(clocks) > keep and clocks[0] < horizon:
             ticks.popleft()
             self._evicted_clock = clocks.popleft()
             if self._used_buy or self._used_sell:

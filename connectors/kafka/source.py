@@ -6,13 +6,19 @@ so one idle input never stalls the worker, can stop once its partitions are drai
 and idle (bounded runs: demo, backtests, tests), and reads partition *i* of every
 topic it is given through one consumer, which keeps the number of connections (and
 idle fetches the broker must answer) small.
+
+A bounded input's end can be tied to the rest of its process (`EndHooks`): one input
+announces that it ended, another ends only once its process says it may, e.g. the
+trading flow's fills end only after its market data ended and its risk gate holds
+nothing back (`dataflows.run_end`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +37,23 @@ LAG_INTERVAL_S = 1.0
 # With a drain file present, quiet this long at the end of every input finishes the flow.
 DRAIN_IDLE_S = 0.5
 _GONE = (KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART)
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class EndHooks:
+    """How a bounded input's end ties to the rest of its process.
+
+    `ended` runs once every partition of the input (in this process) finished. With
+    `may_end`, a partition at the end of its topics finishes when `may_end()` says so,
+    instead of after the idle window or drain file.
+    """
+
+    ended: Callable[[], None] = _nothing
+    may_end: Callable[[], bool] | None = None
 
 
 class _Activity:
@@ -203,6 +226,8 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         group: str,
         fetch_wait_ms: int,
         step: str,
+        may_end: Callable[[], bool] | None,
+        stopped: Callable[[], None],
     ) -> None:
         self._index = index
         self._step = step
@@ -213,6 +238,8 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         self._idle_backoff = timedelta(seconds=idle_backoff_s)
         self._exit_when_idle_s = exit_when_idle_s
         self._drain_file = drain_file
+        self._may_end = may_end
+        self._stopped = stopped
         self._at_eof = {topic: False for topic in topics}
         self._awake: datetime | None = None
         self._consumer = Consumer(consumer_config(bootstrap, group, fetch_wait_ms=fetch_wait_ms))
@@ -304,9 +331,17 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
     def _stop_if_drained(self) -> None:
         if self._exit_when_idle_s <= 0 or not all(self._at_eof.values()):
             return
+        if self._may_end is not None:
+            if self._may_end():
+                self._stop()
+            return
         idle_s = time.monotonic() - _Activity.last_data
         if idle_s >= self._exit_when_idle_s or (idle_s >= DRAIN_IDLE_S and self._draining()):
-            raise StopIteration
+            self._stop()
+
+    def _stop(self) -> None:
+        self._stopped()
+        raise StopIteration
 
     def _draining(self) -> bool:
         return self._drain_file is not None and self._drain_file.exists()
@@ -356,6 +391,8 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
             must be long enough to ride out an upstream flow's restart).
         fetch_wait_ms: how long the broker may hold an empty fetch; the local broker
             does not answer early when data arrives, so this bounds added latency.
+        end: with `exit_when_idle_s` > 0, ties this input's end to its process
+            (`EndHooks`).
     """
 
     def __init__(
@@ -368,6 +405,7 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
         exit_when_idle_s: float = 0.0,
         drain_file: Path | None = None,
         fetch_wait_ms: int = 5,
+        end: EndHooks | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self._topics = topics
@@ -376,6 +414,8 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
         self._exit_when_idle_s = exit_when_idle_s
         self._drain_file = drain_file
         self._fetch_wait_ms = fetch_wait_ms
+        self._end = end or EndHooks()
+        self._running: set[int] = set()
 
     def list_parts(self) -> list[str]:
         counts = partition_counts(self._bootstrap, self._topics)
@@ -387,6 +427,7 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
         index = int(for_part.removeprefix("p"))
         counts = partition_counts(self._bootstrap, self._topics)
         topics = [topic for topic, count in counts.items() if index < count]
+        self._running.add(index)
         return _KafkaPartition(
             self._bootstrap,
             topics,
@@ -399,4 +440,11 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
             group=f"hfl-{step_id}",
             fetch_wait_ms=self._fetch_wait_ms,
             step=step_id,
+            may_end=self._end.may_end,
+            stopped=lambda: self._stopped(index),
         )
+
+    def _stopped(self, index: int) -> None:
+        self._running.discard(index)
+        if not self._running:
+            self._end.ended()

@@ -50,13 +50,12 @@ FLOW_TIMEOUT_S_PER_TICK = 0.01
 # flow must ride out any restart of a flow upstream (under load 15-22 a trading
 # restart took 28 s, and a 20 s window ended the gateway mid-run: 18,521 orders and
 # fills lost at 200,000 ticks), so theirs are long; `Run.finish` ends them by drain
-# files once their writers exited. The trading flow holds decisions until the
-# gateway's fill markers pass them: it must not take a gateway stalled by a loaded
-# machine or restarting for the end of its input, or its last decisions would
-# depend on timing; its window is the one every run waits out at its end.
-IDLE_EXIT_S = {"trading": 60.0, "gateway": 600.0, "persist": 600.0}
+# files once their writers exited. The trading flow's window only ends its market
+# data: the flow itself ends once its risk gate holds nothing back, however long a
+# stalled or restarting gateway takes (`dataflows.run_end`).
+IDLE_EXIT_S = {"trading": 4.0, "gateway": 600.0, "persist": 600.0}
 # Each flow reads what the flows before it write. The trading flow also reads the
-# gateway's fills, so it ends by its idle window alone.
+# gateway's fills, so no drain file ends it: it ends by its own end condition.
 PIPELINE = ("trading", "gateway", "persist")
 TABLES = tuple(sorted(set(TABLE_BY_TOPIC.values())))
 
@@ -461,17 +460,23 @@ def kill_repeatedly(
 ) -> tuple[list[Kill], list[int]]:
     """Run the stack, `kill -9` flow `name` at seeded replay offsets, restart it each time.
 
-    Progress is read from the predictions topic (one per warm tick, emitted by the
-    trading flow): the kill at tick offset *k* happens once predictions for the tick
-    at *k* appeared. `output_topic`, written by the killed flow, times each recovery
-    and counts raw re-emitted records per kill (byte-identical repeats).
+    Progress is read from `output_topic`, written by the killed flow, or else from the
+    predictions topic (one per warm tick, emitted by the trading flow): the kill at
+    tick offset *k* happens once that topic has a record for the tick at *k*.
+    `output_topic` also times each recovery and counts raw re-emitted records per kill
+    (byte-identical repeats).
+
+    The killed flow's own progress spreads the kills over its run. The gateway's
+    (`hfl.order_events`) trails the predictions far behind: the gate holds decisions
+    for the gateway's markers, the instrument steps run through the published replay
+    at full speed. Timed by predictions, all kills came within the gateway's first
+    seconds, each restarted gateway was killed again before its first epoch closed
+    (so it wrote no snapshot), every restart resumed from the first execution's
+    epoch and re-emitted everything since: the re-emitted counts grew with each kill.
     """
     times = tick_times(lines)
-    progress = Tail(run.bootstrap, run.prefix + PREDICTIONS)
-    output = None
-    if output_topic is not None:
-        same = output_topic == PREDICTIONS
-        output = progress if same else Tail(run.bootstrap, run.prefix + output_topic)
+    progress = Tail(run.bootstrap, run.prefix + (output_topic or PREDICTIONS))
+    output = None if output_topic is None else progress
     run.stand_by(name)
     try:
         done = [
@@ -489,8 +494,6 @@ def kill_repeatedly(
         raise
     finally:
         progress.close()
-        if output is not None and output is not progress:
-            output.close()
 
 
 @dataclass(frozen=True, slots=True)

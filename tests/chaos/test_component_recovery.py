@@ -15,6 +15,7 @@ import pytest
 
 from connectors.topic import ORDER_EVENTS
 from tests.chaos.harness import Dump, Run, compare_tables, dump, kill_repeatedly, percentile_s
+from tests.chaos.phases import phase_percentiles
 
 # What each killed flow writes, to time its catch-up (the persist flow writes no topic).
 OUTPUT_TOPIC = {"gateway": ORDER_EVENTS, "persist": None}
@@ -41,6 +42,7 @@ def test_flow_killed_repeatedly_every_table_equals_golden(
     tables = dump(run.store)
     figures, differing = compare_tables(golden, tables)
     recovery = [kill.recovery_s for kill in done if kill.recovery_s is not None]
+    phases = [kill.phases for kill in done if kill.phases is not None]
     figures |= {
         "kills": len(done),
         "kill_tick_offsets": [kill.tick_offset for kill in done],
@@ -51,6 +53,8 @@ def test_flow_killed_repeatedly_every_table_equals_golden(
             "reemitted_order_events_per_kill": reemitted,
             "recovery_s_p50": percentile_s(recovery, 50),
             "recovery_s_p99": percentile_s(recovery, 99),
+            "recovery_phases_s_p50": phase_percentiles(phases, 50),
+            "recovery_phases_s_p99": phase_percentiles(phases, 99),
         }
     record(f"R2-{flow}", figures)
     assert differing == []

@@ -27,6 +27,7 @@ from connectors import topic
 from connectors.codec import encode
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.record import KafkaRecord
+from connectors.kafka.source import EndHooks
 from dataflows import gateway, trading
 from dataflows.settings import Settings
 from risk.domain import DecodeReason, Order
@@ -72,8 +73,14 @@ class ListIO:
         self._batch_sizes = batch_sizes or {}
 
     def input(
-        self, step_id: str, flow: Dataflow, *topics: str, fetch_wait_ms: int | None = None
+        self,
+        step_id: str,
+        flow: Dataflow,
+        *topics: str,
+        fetch_wait_ms: int | None = None,
+        end: EndHooks | None = None,
     ) -> Stream[KafkaRecord]:
+        """The lists of `topics`; they end when they run out, whatever `end` says."""
         items = [item for name in topics for item in self._inputs.get(name, ())]
         size = self._batch_sizes.get(topics[0], self._batch_size)
         return op.input(step_id, flow, TestingSource(items, batch_size=size))

@@ -13,7 +13,7 @@ from connectors import topic
 from connectors.codec import encode, loads
 from connectors.kafka.record import KafkaRecord
 from dataflows.account import handle_account, make_account_state
-from dataflows.gateway import TicksThrough, valid_ticks
+from dataflows.gateway import BookState, TicksThrough, handle, paper_config, valid_ticks
 from dataflows.routing import ROUTES, to_outbound
 from dataflows.settings import Settings
 from dataflows.trading import to_account
@@ -131,6 +131,24 @@ def test_cancel_request_on_orders_topic_cancels_working_order(
         (OrderEventKind.CANCELED, 0, 0),
     ]
     assert out[1].ts_event == cancel.ts_event  # type: ignore[attr-defined]
+
+
+def test_the_gates_promise_leaves_a_book_only_ticks_an_order_to_come_can_trade_on(
+    settings: Settings, tick_records: list[KafkaRecord]
+) -> None:
+    decoded = valid_ticks(frozenset(settings.trading.instruments))(tick_records)
+    name = decoded[0][0]
+    ticks = [item for key, item in decoded if key == name and isinstance(item, Tick)]
+    state = BookState(paper_config(settings))
+    handle(state, ticks)
+    through = ticks[len(ticks) // 2].ts_event
+    sent = OrdersSent(
+        progress_id="p", account="acct", through_ns=through, ts_event=through, ts_init=through
+    )
+    handle(state, [sent])
+    assert state.book is not None
+    tradable = [t for t in ticks if t.ts_event >= through + state.config.latency_ns]
+    assert 0 < state.book.buffered_tick_count() == len(tradable) < len(ticks)
 
 
 def test_valid_ticks_drops_invalid_records_silently(settings: Settings, bad_stream: Any) -> None:

@@ -61,6 +61,8 @@ def test_promote_then_rollback_round_trip_through_flows_into_clickhouse(
         "HFL_MODEL__PROMOTION__ENABLED": "false",
         "HFL_MODEL__HORIZON_S": "1",
         "HFL_MODEL__METRICS_INTERVAL_S": "2",
+        # No gateway runs here: a gate waiting for its markers would end by giving up.
+        "HFL_RISK__FILL_SYNC": "arrival",
         "HFL_RUN_ID": prefix.rstrip("."),
     }
     create_topics(kafka_bootstrap, prefix=prefix)

@@ -49,6 +49,8 @@ def run_env(bootstrap: str, prefix: str, store: Path, scope: str) -> dict[str, s
         "HFL_MODEL__CHALLENGERS": "hoeffding_tree",
         "HFL_MODEL__CHECKPOINT_INTERVAL_S": "12",
         "HFL_MODEL__PIPELINES__LOGISTIC__SCOPE": scope,
+        # No gateway runs here: a gate waiting for its markers would end by giving up.
+        "HFL_RISK__FILL_SYNC": "arrival",
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -188,21 +189,37 @@ def consumed(stream: Sequence[Order | Tick]) -> tuple[int, int]:
     return orders, len(stream) - orders
 
 
+@dataclass(frozen=True, slots=True)
+class Kill:
+    """A gateway run killed -9: the input interleavings before and after, where the last
+    snapshot was taken and where the kill came (positions in the first interleaving)."""
+
+    orders: list[Order]
+    ticks: list[Tick]
+    picks: list[bool]
+    replay_picks: list[bool]
+    snapshot_at: int
+    killed_at: int
+
+
+@st.composite
+def kills(draw: st.DrawFn, steps: int) -> Kill:
+    """Kills within the first `steps` items of the merged input."""
+    picks = st.lists(st.booleans(), max_size=steps)
+    snapshot_at, killed_at = sorted(draw(st.tuples(st.integers(0, steps), st.integers(0, steps))))
+    return Kill(
+        draw(order_streams()),
+        draw(tick_streams()),
+        draw(picks),
+        draw(picks),
+        snapshot_at,
+        killed_at,
+    )
+
+
 @settings(max_examples=300, deadline=None)
-@given(
-    orders=order_streams(),
-    ticks=tick_streams(),
-    picks=st.lists(st.booleans(), max_size=40),
-    replay_picks=st.lists(st.booleans(), max_size=40),
-    cuts=st.tuples(st.integers(0, 40), st.integers(0, 40)).map(sorted),
-)
-def test_kill_after_a_snapshot_and_replay_in_another_interleaving_emits_golden(
-    orders: list[Order],
-    ticks: list[Tick],
-    picks: list[bool],
-    replay_picks: list[bool],
-    cuts: list[int],
-) -> None:
+@given(kill=kills(40))
+def test_kill_after_a_snapshot_and_replay_in_another_interleaving_emits_golden(kill: Kill) -> None:
     """What a gateway killed -9 does: snapshot, run on, die, resume from the snapshot.
 
     Everything emitted before the kill stays in the topic; the restarted book re-reads
@@ -210,15 +227,14 @@ def test_kill_after_a_snapshot_and_replay_in_another_interleaving_emits_golden(
     record it emits, again or new, equals the uninterrupted run's record with that id,
     and together they are exactly the uninterrupted run's records.
     """
-    stream = interleave(orders, ticks, picks)
+    stream = interleave(kill.orders, kill.ticks, kill.picks)
     golden = {_id(out): out for out in run(InstrumentBook(INSTRUMENT, CONFIG), stream)}
-    snapshot_at, killed_at = cuts
     book = InstrumentBook(INSTRUMENT, CONFIG)
-    emitted = run(book, stream[:snapshot_at])
+    emitted = run(book, stream[: kill.snapshot_at])
     snapshot = pickle.dumps(book)
-    emitted += run(book, stream[snapshot_at:killed_at])
-    o, t = consumed(stream[:snapshot_at])
-    replay = interleave(orders[o:], ticks[t:], replay_picks)
+    emitted += run(book, stream[kill.snapshot_at : kill.killed_at])
+    o, t = consumed(stream[: kill.snapshot_at])
+    replay = interleave(kill.orders[o:], kill.ticks[t:], kill.replay_picks)
     emitted += run(pickle.loads(snapshot), replay)
     assert all(golden[_id(out)] == out for out in emitted)
     assert {_id(out) for out in emitted} == golden.keys()
@@ -277,3 +293,40 @@ def test_no_fill_before_a_progress_marker_comes_after_it(
     in_time_order = sorted(orders, key=lambda o: o.ts_event)
     expected = run(InstrumentBook(INSTRUMENT, CONFIG), [*in_time_order, *ticks])
     assert by_id(o for o in out if not isinstance(o, FillsThrough)) == by_id(expected)  # type: ignore[misc]
+
+
+@settings(max_examples=300, deadline=None)
+@given(kill=kills(80))
+def test_gateway_killed_and_replayed_with_promises_emits_what_an_untrimmed_book_does(
+    kill: Kill,
+) -> None:
+    """The gateway step, whose books drop the ticks the gate's promises rule out,
+    snapshotted, run on, killed and resumed in another interleaving: every order event
+    and fill it emits, again or new, is the one a book that never drops a tick emits,
+    and together they are all of them."""
+    golden_book = InstrumentBook(INSTRUMENT, CONFIG)
+    in_time_order = sorted(kill.orders, key=lambda o: o.ts_event)
+    golden = {_id(out): out for out in run(golden_book, [*in_time_order, *kill.ticks])}
+    promised, clocked = with_progress(kill.orders, kill.ticks)
+    stream = interleave(promised, clocked, kill.picks)  # type: ignore[arg-type]
+    state = BookState(CONFIG)
+    emitted = _handle_each(state, stream[: kill.snapshot_at])
+    snapshot = pickle.dumps(state)
+    emitted += _handle_each(state, stream[kill.snapshot_at : kill.killed_at])
+    sent = sum(isinstance(item, Order | OrdersSent) for item in stream[: kill.snapshot_at])
+    replay = interleave(
+        promised[sent:],  # type: ignore[arg-type]
+        clocked[kill.snapshot_at - sent :],  # type: ignore[arg-type]
+        kill.replay_picks,
+    )
+    emitted += _handle_each(pickle.loads(snapshot), replay)
+    reports = [out for out in emitted if not isinstance(out, FillsThrough)]
+    assert all(golden[_id(out)] == out for out in reports)  # type: ignore[arg-type]
+    assert {_id(out) for out in reports} == golden.keys()  # type: ignore[arg-type]
+
+
+def _handle_each(state: BookState, items: Iterable[object]) -> list[object]:
+    out: list[object] = []
+    for item in items:
+        out += handle(state, [item])  # type: ignore[list-item]
+    return out

@@ -447,6 +447,56 @@ def test_liquidity_bookkeeping_forgotten_with_evicted_ticks() -> None:
     assert len(state["_used_buy"]) <= 4  # type: ignore[arg-type]
 
 
+def test_promise_drops_ticks_no_order_still_to_come_can_trade_on() -> None:
+    book = InstrumentBook(INSTRUMENT, PaperBrokerConfig(min_buffered_ticks=1_000))
+    for seq in range(100):
+        book.on_tick(make_tick(seq, seq))
+    book.orders_sent(40 * MS)  # an order still to come trades at 40 + 50 ms or later
+    assert book.buffered_tick_count() == 10  # ticks at 90..99 ms
+    accepted, *got = book.on_order(make_order("at-promise", 40))
+    assert accepted.kind is OrderEventKind.ACCEPTED
+    assert fills(got)[0].tick_id == tick_id(INSTRUMENT, 90, 90 * MS)
+
+
+def test_promise_keeps_fills_identical_to_the_whole_buffer() -> None:
+    ticks = [make_tick(seq, seq * 7, ask_size=2.0) for seq in range(200)]
+    orders = [make_order(f"o{n}", n * 60, quantity="3") for n in range(20)]
+    whole = InstrumentBook(INSTRUMENT)
+    trimmed = InstrumentBook(INSTRUMENT)
+    expected = run(whole, ticks)
+    got = run(trimmed, ticks)
+    for order in orders:  # the gate sends in event time, each promise after its order
+        expected += whole.on_order(order)
+        got += trimmed.on_order(order)
+        trimmed.orders_sent(order.ts_event)
+    assert got == expected
+    assert len(fills(got)) >= 20
+    assert trimmed.buffered_tick_count() < whole.buffered_tick_count()
+
+
+def test_order_breaking_the_promise_is_rejected_as_late_not_filled_from_the_rest() -> None:
+    book = InstrumentBook(INSTRUMENT)
+    for seq in range(100):
+        book.on_tick(make_tick(seq, seq))
+    book.orders_sent(40 * MS)
+    (rejected,) = book.on_order(make_order("broken-promise", 39))
+    assert rejected.kind is OrderEventKind.REJECTED
+    assert "late" in rejected.reason
+
+
+def test_promise_forgets_the_liquidity_bookkeeping_of_dropped_ticks() -> None:
+    book = InstrumentBook(INSTRUMENT)
+    for n in range(20):
+        book.on_order(make_order(f"o{n}", n, quantity="1"))
+        book.on_tick(make_tick(n, 60 + n))
+    used = sorted(book.__getstate__()["_used_buy"])  # type: ignore[call-overload]
+    assert used == list(range(10))  # o1.. caught up on the liquidity left at tick 0, 1, ...
+    book.orders_sent(15 * MS)  # an order still to come trades from 65 ms: ticks 5.. stay
+    state = book.__getstate__()
+    assert sorted(state["_used_buy"]) == list(range(5, 10))  # type: ignore[call-overload]
+    assert book.buffered_tick_count() == 15
+
+
 def test_working_orders_bounded() -> None:
     book = InstrumentBook(INSTRUMENT, PaperBrokerConfig(max_working_orders=2))
     book.on_order(make_order("a", 0, limit="1"))
