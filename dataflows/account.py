@@ -229,7 +229,7 @@ def make_account_state(settings: Settings, journal_from: int = 0) -> AccountStat
 
 
 AccountLogic = Delegate[AccountInput, object, AccountState]
-# 3: main's v2 (the gate's state) plus the command journal's offset (CommandLog).
+# 2: the risk model's caches changed shape; 3: CommandLog keeps the journal's offset.
 ACCOUNT_STATE_VERSION = 3  # snapshot version of AccountState (dataflows.shim): bump on change
 Observer = Callable[[AccountState], None]
 Handle = Callable[[AccountState, list[AccountInput]], list[object]]
