@@ -24,10 +24,12 @@ So the end waits for the right thing instead of for a time:
 
 The decisions, orders, positions and P&L therefore do not depend on when the
 gateway's markers arrived, only on the input. If the gate makes no progress for
-`risk.fill_sync_max_wait_ms` of wall time after the market data ended (the gateway is
-gone), the flow gives up: it logs an error naming what was still held, ends (its
-`on_eof` decides the held items without their fills, as the gate does mid-run when
-the gateway lags) and `dataflows.launch` exits with `GAVE_UP_EXIT`, never 0.
+`risk.fill_sync_max_wait_ms` of wall time after the market data ended, the flow gives
+up, at the end of its inbound topics or not: the gateway is gone, or the broker lost
+its log and nobody re-created the inbound topics, which then never report their end
+again. It logs an error naming what was still held, ends (its `on_eof` decides the
+held items without their fills, as the gate does mid-run when the gateway lags) and
+`dataflows.launch` exits with `GAVE_UP_EXIT`, never 0.
 
 What the end does not wait for: a report the gateway makes only after its markers
 passed the gate's last decision, i.e. a fill of one of the last orders from a tick of
@@ -97,11 +99,12 @@ class RunEnd:
         self._waiting = waiting
         self._settled = sync is None or sync.settled()
 
-    def may_end(self) -> bool:
-        """True once the market data ended and the gate settled, or gave up waiting."""
+    def may_end(self, at_end: bool) -> bool:
+        """True once the market data ended and the gate settled with the inbound topics
+        read to their end (`at_end`), or the gate stalled for `give_up_s`."""
         if self._ended_at is None:
             return False
-        if self._settled:
+        if self._settled and at_end:
             log_event(LOG, "run ends: market data ended and the gate holds nothing back")
             return True
         stalled_s = time.monotonic() - max(self._ended_at, self._progress_at)

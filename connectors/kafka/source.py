@@ -48,12 +48,14 @@ class EndHooks:
     """How a bounded input's end ties to the rest of its process.
 
     `ended` runs once every partition of the input (in this process) finished. With
-    `may_end`, a partition at the end of its topics finishes when `may_end()` says so,
-    instead of after the idle window or drain file.
+    `may_end`, a partition finishes when `may_end(at_end)` says so, instead of after
+    the idle window or drain file; `at_end` tells whether it is at the end of every
+    one of its topics. It is asked whenever the partition is idle, at its end or not:
+    a topic the broker lost never reports its end again.
     """
 
     ended: Callable[[], None] = _nothing
-    may_end: Callable[[], bool] | None = None
+    may_end: Callable[[bool], bool] | None = None
 
 
 class _Activity:
@@ -226,7 +228,7 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         group: str,
         fetch_wait_ms: int,
         step: str,
-        may_end: Callable[[], bool] | None,
+        may_end: Callable[[bool], bool] | None,
         stopped: Callable[[], None],
     ) -> None:
         self._index = index
@@ -329,11 +331,14 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         raise LogLostError(msg)
 
     def _stop_if_drained(self) -> None:
-        if self._exit_when_idle_s <= 0 or not all(self._at_eof.values()):
+        if self._exit_when_idle_s <= 0:
             return
+        at_end = all(self._at_eof.values())
         if self._may_end is not None:
-            if self._may_end():
+            if self._may_end(at_end):
                 self._stop()
+            return
+        if not at_end:
             return
         idle_s = time.monotonic() - _Activity.last_data
         if idle_s >= self._exit_when_idle_s or (idle_s >= DRAIN_IDLE_S and self._draining()):
