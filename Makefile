@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-browser check lint types imports bench bench-dashboard chaos chaos-ci risk-soak clean
+.PHONY: install demo test test-fast test-browser check lint types imports bench bench-dashboard chaos chaos-ci risk-soak fuzz clean
 
 install: $(STAMP)
 
@@ -48,6 +48,13 @@ bench-dashboard: install
 # The risk gate's state machine far beyond CI's 1,000 examples.
 risk-soak: install
 	HFL_HYPOTHESIS_MAX_EXAMPLES=20000 $(BIN)/pytest -q tests/property/test_gate_state_machine.py
+
+# Coverage-guided fuzzing (atheris) of every decoder: FUZZ_RUNS executions each, one
+# line per decoder with executions and uncaught exceptions; findings in var/fuzz/.
+# The normal test run has a bounded slice (tests/fuzz/test_fuzz_slice.py).
+FUZZ_RUNS ?= 1000000
+fuzz: install
+	$(BIN)/python tests/fuzz/run.py --runs $(FUZZ_RUNS)
 
 # Fault injection on the real stack (tests/chaos): R1-R7 on a 200,000-tick replay with
 # 20 kills per flow, then the figures. `chaos-ci` is the bounded form CI runs. Each

@@ -1,33 +1,64 @@
 """The one orjson module: encode domain events, decode and validate inbound records.
 
-Decoding never raises on bad input: it returns a `DecodeFailure` carrying a
-`DecodeReason`, which the flows route to `hfl.dlq`.
+Every `decode_*` function is total: for any input bytes it returns the decoded value
+or a `DecodeFailure` naming a `DecodeReason`, which the flows route to `hfl.dlq`. It
+never raises for input. Typing is strict, as the encoder writes it: an integer field
+takes a JSON integer only (not a bool, a float or a string) within its column's range,
+a float a finite JSON number, a bool `true`/`false` only, a Decimal a decimal string
+(or an integer) of at most 29 integer digits, an enum one of its values. Unknown keys
+are ignored, so a newer writer may add a field; a missing field without a default is
+`missing_field`.
+
+Other modules that need JSON (files, HTTP bodies, reports) use `dumps`/`loads`/
+`loads_object` here: nothing else imports orjson.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import fields
-from decimal import Decimal, InvalidOperation
+import re
+import types
+import typing
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING, dataclass, fields
+from decimal import Decimal
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
 
+from connectors import topic
 from risk.domain import (
+    Alert,
+    Approved,
+    AuditEvent,
+    Bar,
     CancelOrder,
     ControlCommand,
     DecodeFailure,
     DecodeReason,
+    Denied,
+    DriftDetected,
+    FeatureVector,
     Fill,
     FillsThrough,
     LimitCommand,
+    ModelCheckpoint,
+    ModelCommand,
+    ModelMetrics,
+    ModelVersion,
     Order,
     OrderEvent,
     OrderEventsThrough,
     OrdersSent,
+    PnlSnapshot,
+    Position,
+    Prediction,
+    RiskMetric,
+    Signal,
     Tick,
     TickKind,
+    TradingStateChanged,
 )
 from risk.domain.ids import record_id, tick_id
 
@@ -35,6 +66,76 @@ MAX_RECORD_BYTES = 64 * 1024
 RAW_KEEP_BYTES = 4 * 1024
 
 T = TypeVar("T")
+
+JSONDecodeError = orjson.JSONDecodeError
+"""What `loads` raises on malformed JSON (a `ValueError`)."""
+
+# Integer columns: DateTime64(9) and (U)Int64 hold at most 2**63 - 1 nanoseconds or
+# counts; the few narrower or signed columns are listed. A value outside its column's
+# range would make the persist flow's insert fail on every retry.
+_INT64_MAX = 2**63 - 1
+_NON_NEGATIVE = (0, _INT64_MAX)
+_INT_RANGES: dict[str, tuple[int, int]] = {
+    "offset": (-(2**63), _INT64_MAX),
+    "partition": (0, 2**31 - 1),
+    "interval_s": (0, 2**32 - 1),
+    "direction": (-1, 1),
+    "label": (0, 1),
+    "version": (0, 255),
+}
+# Fields that identify or attribute a record: an empty one is as good as missing.
+_NON_EMPTY = frozenset(
+    {
+        "account",
+        "alert_id",
+        "audit_id",
+        "cancel_id",
+        "client_order_id",
+        "command_id",
+        "event_id",
+        "failure_id",
+        "fill_id",
+        "progress_id",
+    }
+)
+# Commands carry who gave them; the audit trail needs a name.
+_NON_EMPTY_BY_TYPE: dict[type, frozenset[str]] = {
+    ControlCommand: _NON_EMPTY | {"actor"},
+    LimitCommand: _NON_EMPTY | {"actor", "instrument"},
+    ModelCommand: _NON_EMPTY | {"actor", "command_id"},
+}
+# Decimal(38, 9) columns: at most 29 digits before the point.
+_DECIMAL_MAX_ADJUSTED = 28
+_DECIMAL_MIN_EXPONENT = -18
+
+
+class RecordOrigin(Protocol):
+    """Where a record was read: a `KafkaRecord` is one. Used to address dead letters."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def timestamp_ns(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """The origin of bytes that came from nowhere in particular (tests, fuzzing, files)."""
+
+    topic: str = ""
+    partition: int = 0
+    offset: int = -1
+    timestamp_ns: int = 0
+
+
+NOWHERE = Unread()
 
 
 def _default(value: object) -> object:
@@ -55,13 +156,46 @@ def encode(event: object) -> bytes:
     return orjson.dumps(event, default=_default)
 
 
-def loads(raw: bytes | str) -> Any:
-    """Parse JSON; raises `orjson.JSONDecodeError` on malformed input."""
+def dumps(value: object, *, indent: bool = False, sort_keys: bool = False) -> bytes:
+    """Serialise `value` to JSON bytes (Decimals as strings), optionally indented/sorted.
+
+    For files, reports and HTTP bodies; domain events use `encode`.
+
+    >>> dumps({"b": 1, "a": [True, None]}, sort_keys=True)
+    b'{"a":[true,null],"b":1}'
+    """
+    option = (orjson.OPT_INDENT_2 if indent else 0) | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+    return orjson.dumps(value, default=_default, option=option)
+
+
+def loads(raw: bytes | bytearray | memoryview | str) -> Any:
+    """Parse trusted JSON (our own files and reports); raises `JSONDecodeError` if malformed.
+
+    Records from Kafka go through a `decode_*` function instead, which never raises.
+
+    >>> loads(b'{"a": [1, 2.5]}')
+    {'a': [1, 2.5]}
+    """
     return orjson.loads(raw)
 
 
-class Rejected(Exception):  # noqa: N818 - a verdict, not an error: it becomes a value
-    """Internal signal that a record failed validation; becomes a DecodeFailure."""
+def loads_object(raw: bytes | bytearray | memoryview | str) -> dict[str, Any] | None:
+    """Parse JSON expected to be one object; None when it is malformed or not an object.
+
+    For untrusted request bodies and files that may be damaged.
+
+    >>> loads_object(b'{"a": 1}'), loads_object(b"[1]"), loads_object(b"nope")
+    ({'a': 1}, None, None)
+    """
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class _Invalid(Exception):  # noqa: N818 - internal: caught in `_decoded`, never escapes
+    """A record failed validation; `_decoded` turns it into a `DecodeFailure`."""
 
     def __init__(self, reason: DecodeReason, detail: str) -> None:
         super().__init__(detail)
@@ -70,7 +204,7 @@ class Rejected(Exception):  # noqa: N818 - a verdict, not an error: it becomes a
 
 
 def failure(
-    raw: bytes,
+    raw: bytes | None,
     reason: DecodeReason,
     detail: str,
     *,
@@ -80,115 +214,369 @@ def failure(
     ts_init: int,
 ) -> DecodeFailure:
     """Build the dead letter for `raw` read at `topic`/`partition`/`offset`."""
+    data = raw if isinstance(raw, bytes | bytearray) else b""
     return DecodeFailure(
         failure_id=record_id(topic, partition, offset, ts_init),
         topic=topic,
         partition=partition,
         offset=offset,
         reason=reason,
-        detail=detail,
-        raw=raw[:RAW_KEEP_BYTES].decode("utf-8", errors="replace"),
-        raw_size=len(raw),
+        detail=detail[:1000],
+        raw=bytes(data[:RAW_KEEP_BYTES]).decode("utf-8", errors="replace"),
+        raw_size=len(data),
         ts_init=ts_init,
     )
 
 
-def parse_object(raw: bytes) -> dict[str, Any]:
+def dead_letter(
+    raw: bytes | None, reason: DecodeReason, detail: str, origin: RecordOrigin = NOWHERE
+) -> DecodeFailure:
+    """The dead letter for `raw` read at `origin` (a `KafkaRecord`), failing for `reason`."""
+    return failure(
+        raw,
+        reason,
+        detail,
+        topic=origin.topic,
+        partition=origin.partition,
+        offset=origin.offset,
+        ts_init=origin.timestamp_ns,
+    )
+
+
+def _decoded(
+    build: Callable[[dict[str, Any]], T], raw: bytes | None, origin: RecordOrigin
+) -> T | DecodeFailure:
+    """Parse `raw` and `build` a value from it; any problem becomes a dead letter.
+
+    The one place validation problems are caught. Besides `_Invalid`, it catches the
+    errors a builder may hit on hostile input (a huge number, a deep structure), so a
+    gap in a field check is still a dead letter, never a crashed flow.
+    """
+    try:
+        return build(_parse_object(raw))
+    except _Invalid as invalid:
+        return dead_letter(raw, invalid.reason, invalid.detail, origin)
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        ArithmeticError,
+        RecursionError,
+        UnicodeError,
+    ) as exc:
+        detail = f"{type(exc).__name__}: {exc}"[:200]
+        return dead_letter(raw, DecodeReason.WRONG_TYPE, detail, origin)
+
+
+def _parse_object(raw: bytes | None) -> dict[str, Any]:
     """Parse `raw` as one JSON object, enforcing the size limit."""
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise _Invalid(DecodeReason.MALFORMED_JSON, f"no bytes ({type(raw).__name__})")
     if len(raw) > MAX_RECORD_BYTES:
-        raise Rejected(DecodeReason.OVERSIZED, f"{len(raw)} bytes > {MAX_RECORD_BYTES}")
+        raise _Invalid(DecodeReason.OVERSIZED, f"{len(raw)} bytes > {MAX_RECORD_BYTES}")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         # Some feeds write bare NaN/Infinity literals, which strict JSON (and orjson)
-        # rejects; name the real problem rather than "malformed".
-        if any(word in raw for word in _NON_FINITE_LITERALS):
-            raise Rejected(DecodeReason.NON_FINITE, "non-finite number literal") from exc
-        raise Rejected(DecodeReason.MALFORMED_JSON, str(exc)[:200]) from exc
+        # rejects; name the real problem rather than "malformed". A number too large
+        # for a double parses as infinity: the same problem.
+        if any(word in raw for word in _NON_FINITE_LITERALS) or "infinity" in str(exc):
+            raise _Invalid(DecodeReason.NON_FINITE, "non-finite number literal") from None
+        raise _Invalid(DecodeReason.MALFORMED_JSON, str(exc)[:200]) from None
     if not isinstance(obj, dict):
-        raise Rejected(DecodeReason.NOT_AN_OBJECT, type(obj).__name__)
+        raise _Invalid(DecodeReason.NOT_AN_OBJECT, type(obj).__name__)
     return obj
+
+
+def parse_object(raw: bytes) -> dict[str, Any] | DecodeFailure:
+    """Parse `raw` as one JSON object within the size limit, or say why it is not one."""
+    return _decoded(lambda obj: obj, raw, NOWHERE)
+
+
+# ---------------------------------------------------------------------------------------
+# Field checks: each returns the field's value as the domain type holds it, or raises
+# `_Invalid`.
+
+_NON_FINITE_LITERALS = (b"NaN", b"Infinity")
+_NON_FINITE_WORDS = frozenset({"nan", "inf", "+inf", "-inf", "infinity", "-infinity"})
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)
+
+_Check = Callable[[str, Any], Any]
+
+
+def _check_int(low: int, high: int) -> _Check:
+    def check(name: str, value: Any) -> int:
+        if type(value) is not int:
+            raise _Invalid(DecodeReason.WRONG_TYPE, f"{name} must be an integer")
+        if not low <= value <= high:
+            raise _Invalid(DecodeReason.WRONG_TYPE, f"{name}={value} outside [{low}, {high}]")
+        return value
+
+    return check
+
+
+def _check_float(name: str, value: Any) -> float:
+    kind = type(value)
+    if kind is float:
+        number = value
+    elif kind is int:
+        if abs(value) > _INT64_MAX:
+            raise _Invalid(DecodeReason.WRONG_TYPE, f"{name} is out of range")
+        number = float(value)
+    elif kind is str and value.lower() in _NON_FINITE_WORDS:
+        raise _Invalid(DecodeReason.NON_FINITE, f"{name}={value}")
+    else:
+        raise _Invalid(DecodeReason.WRONG_TYPE, f"{name} must be a number")
+    if not math.isfinite(number):
+        raise _Invalid(DecodeReason.NON_FINITE, f"{name}={value}")
+    return number
+
+
+def _check_str(name: str, value: Any) -> str:
+    if type(value) is not str:
+        raise _Invalid(DecodeReason.WRONG_TYPE, f"{name} must be a string")
+    return value
+
+
+def _check_non_empty_str(name: str, value: Any) -> str:
+    if type(value) is not str or not value:
+        raise _Invalid(DecodeReason.WRONG_TYPE, f"{name} must be a non-empty string")
+    return value
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if type(value) is not bool:
+        raise _Invalid(DecodeReason.WRONG_TYPE, f"{name} must be true or false")
+    return value
+
+
+def _check_decimal(name: str, value: Any) -> Decimal:
+    # Accounted amounts travel as strings (`encode`); an integer is exact too. A float
+    # is refused: it would bring binary rounding into the books.
+    kind = type(value)
+    if kind is int:
+        if abs(value) > _INT64_MAX:
+            raise _Invalid(DecodeReason.WRONG_TYPE, f"{name} is out of range")
+        return Decimal(value)
+    if kind is not str or len(value) > 64:
+        raise _Invalid(DecodeReason.WRONG_TYPE, f"{name} must be a decimal string")
+    if _DECIMAL_TEXT.fullmatch(value) is None:
+        # Decimal() also takes spaces, underscores and NaN/Infinity/sNaN: none of them
+        # is an amount our encoder writes.
+        if value.strip().lower().lstrip("+-s") in _NON_FINITE_WORDS:
+            raise _Invalid(DecodeReason.NON_FINITE, f"{name}={value}")
+        raise _Invalid(DecodeReason.WRONG_TYPE, f"{name}={value[:40]!r} is not a decimal")
+    number = Decimal(value)
+    exponent = number.as_tuple().exponent
+    if number and (
+        number.adjusted() > _DECIMAL_MAX_ADJUSTED
+        or (isinstance(exponent, int) and exponent < _DECIMAL_MIN_EXPONENT)
+    ):
+        raise _Invalid(DecodeReason.WRONG_TYPE, f"{name}={value} does not fit Decimal(38, 9)")
+    return number
+
+
+def _check_enum(kind: type[StrEnum]) -> _Check:
+    members = {member.value: member for member in kind}
+
+    def check(name: str, value: Any) -> StrEnum:
+        member = members.get(value) if type(value) is str else None
+        if member is None:
+            detail = f"{name}={str(value)[:40]!r} is not a {kind.__name__}"
+            raise _Invalid(DecodeReason.WRONG_TYPE, detail)
+        return member
+
+    return check
+
+
+def _check_literal(allowed: tuple[Any, ...]) -> _Check:
+    def check(name: str, value: Any) -> Any:
+        if type(value) is not str or value not in allowed:
+            raise _Invalid(DecodeReason.WRONG_TYPE, f"{name} must be one of {allowed}")
+        return value
+
+    return check
+
+
+def _check_float_map(name: str, value: Any) -> dict[str, float]:
+    if type(value) is not dict:
+        raise _Invalid(DecodeReason.WRONG_TYPE, f"{name} must be an object of numbers")
+    return {key: _check_float(f"{name}.{key}", item) for key, item in value.items()}
+
+
+def _check_str_tuple(name: str, value: Any) -> tuple[str, ...]:
+    if type(value) is not list:
+        raise _Invalid(DecodeReason.WRONG_TYPE, f"{name} must be a list of strings")
+    return tuple(_check_str(f"{name}[]", item) for item in value)
+
+
+def _optional(check: _Check) -> _Check:
+    def optional(name: str, value: Any) -> Any:
+        return None if value is None else check(name, value)
+
+    return optional
+
+
+def _check_for(name: str, hint: Any, non_empty: frozenset[str]) -> _Check:
+    """The check of one dataclass field from its type hint; unknown hints are a bug."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        rest = [arg for arg in args if arg is not type(None)]
+        if len(rest) == 1 and len(args) == 2:
+            return _optional(_check_for(name, rest[0], non_empty))
+    if origin is Literal:
+        return _check_literal(args)
+    if origin is dict and args == (str, float):
+        return _check_float_map
+    if origin is tuple and args == (str, ...):
+        return _check_str_tuple
+    if hint is str:
+        return _check_non_empty_str if name in non_empty else _check_str
+    if hint is bool:
+        return _check_bool
+    if hint is int:
+        return _check_int(*_INT_RANGES.get(name, _NON_NEGATIVE))
+    if hint is float:
+        return _check_float
+    if hint is Decimal:
+        return _check_decimal
+    if isinstance(hint, type) and issubclass(hint, StrEnum):
+        return _check_enum(hint)
+    raise TypeError(f"no decoder for field {name}: {hint!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    check: _Check
+    default: Any  # MISSING when the field is required
+
+
+class _Schema:
+    """The checks of one dataclass's fields, built once from its type hints."""
+
+    __slots__ = ("cls", "fields")
+
+    def __init__(self, cls: type) -> None:
+        hints = typing.get_type_hints(cls)
+        non_empty = _NON_EMPTY_BY_TYPE.get(cls, _NON_EMPTY)
+        self.cls = cls
+        self.fields = tuple(
+            _Field(
+                field.name,
+                _check_for(field.name, hints[field.name], non_empty),
+                field.default,
+            )
+            for field in fields(cls)
+        )
+
+    def values(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """The checked, converted field values of `obj` (defaults where absent)."""
+        values: dict[str, Any] = {}
+        for field in self.fields:
+            if field.name in obj:
+                values[field.name] = field.check(field.name, obj[field.name])
+            elif field.default is MISSING:
+                raise _Invalid(DecodeReason.MISSING_FIELD, field.name)
+        return values
+
+    def build(self, obj: dict[str, Any]) -> Any:
+        """The dataclass instance `obj` describes."""
+        return self.cls(**self.values(obj))
+
+    def row(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """`obj` checked, as JSON values, with every field (defaults filled in) and no other.
+
+        The persist flow's row: what `sinks.row` turns into columns.
+        """
+        row: dict[str, Any] = {}
+        for field in self.fields:
+            if field.name in obj:
+                value = obj[field.name]
+                field.check(field.name, value)
+            elif field.default is MISSING:
+                raise _Invalid(DecodeReason.MISSING_FIELD, field.name)
+            else:
+                value = field.default
+            row[field.name] = value
+        return row
+
+
+_SCHEMAS: dict[type, _Schema] = {}
+
+
+def _schema(cls: type) -> _Schema:
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        schema = _SCHEMAS[cls] = _Schema(cls)
+    return schema
+
+
+# ---------------------------------------------------------------------------------------
+# Ticks
+
+
+def _text(obj: dict[str, Any], name: str) -> str:
+    return _check_non_empty_str(name, _required(obj, name))
 
 
 def _required(obj: dict[str, Any], name: str) -> Any:
     try:
         return obj[name]
     except KeyError:
-        raise Rejected(DecodeReason.MISSING_FIELD, name) from None
+        raise _Invalid(DecodeReason.MISSING_FIELD, name) from None
+
+
+_check_count = _check_int(*_NON_NEGATIVE)
 
 
 def _int(obj: dict[str, Any], name: str) -> int:
-    value = _required(obj, name)
-    if type(value) is not int:
-        raise Rejected(DecodeReason.WRONG_TYPE, f"{name} must be an integer")
-    return value
+    return _check_count(name, _required(obj, name))  # type: ignore[no-any-return]
 
 
 def _float(obj: dict[str, Any], name: str, *, optional: bool = False) -> float | None:
     value = obj.get(name) if optional else _required(obj, name)
     if value is None and optional:
         return None
-    if type(value) is str and value.lower() in _NON_FINITE_WORDS:
-        raise Rejected(DecodeReason.NON_FINITE, f"{name}={value}")
-    if type(value) not in (int, float):
-        raise Rejected(DecodeReason.WRONG_TYPE, f"{name} must be a number")
-    number = float(value)
-    if not math.isfinite(number):
-        raise Rejected(DecodeReason.NON_FINITE, f"{name}={value}")
-    return number
-
-
-_NON_FINITE_LITERALS = (b"NaN", b"Infinity")
-_NON_FINITE_WORDS = frozenset({"nan", "inf", "+inf", "-inf", "infinity", "-infinity"})
+    return _check_float(name, value)
 
 
 def _positive(obj: dict[str, Any], name: str, *, optional: bool = False) -> float | None:
     value = _float(obj, name, optional=optional)
     if value is not None and value <= 0.0:
-        raise Rejected(DecodeReason.NON_POSITIVE_PRICE, f"{name}={value}")
+        raise _Invalid(DecodeReason.NON_POSITIVE_PRICE, f"{name}={value}")
     return value
 
 
 def _size(obj: dict[str, Any], name: str, *, optional: bool = False) -> float | None:
     value = _float(obj, name, optional=optional)
     if value is not None and value < 0.0:
-        raise Rejected(DecodeReason.NEGATIVE_SIZE, f"{name}={value}")
+        raise _Invalid(DecodeReason.NEGATIVE_SIZE, f"{name}={value}")
     return value
 
 
-def _text(obj: dict[str, Any], name: str) -> str:
-    value = _required(obj, name)
-    if type(value) is not str or not value:
-        raise Rejected(DecodeReason.WRONG_TYPE, f"{name} must be a non-empty string")
-    return value
+_check_tick_kind = _check_enum(TickKind)
 
 
-def tick_from_object(obj: dict[str, Any], instruments: frozenset[str] | None) -> Tick:
-    """Validate a parsed tick object; raises `Rejected` with the first problem found.
-
-    Non-finite numbers never pass: orjson rejects bare NaN/Infinity literals, and the
-    strings "NaN"/"inf" that some feeds emit are caught here.
-    """
+def _tick(obj: dict[str, Any], instruments: frozenset[str] | None) -> Tick:
     instrument = _text(obj, "instrument")
     if instruments is not None and instrument not in instruments:
-        raise Rejected(DecodeReason.UNKNOWN_INSTRUMENT, instrument)
+        raise _Invalid(DecodeReason.UNKNOWN_INSTRUMENT, instrument[:100])
     seq = _int(obj, "seq")
     ts_event = _int(obj, "ts_event")
     ts_init = _int(obj, "ts_init")
-    kind_text = obj.get("kind", TickKind.TRADE.value)
-    try:
-        kind = TickKind(kind_text)
-    except ValueError:
-        raise Rejected(DecodeReason.WRONG_TYPE, f"kind={kind_text!r}") from None
+    kind = _check_tick_kind("kind", obj.get("kind", TickKind.TRADE.value))
     bid = _positive(obj, "bid", optional=True)
     ask = _positive(obj, "ask", optional=True)
     bid_size = _size(obj, "bid_size", optional=True)
     ask_size = _size(obj, "ask_size", optional=True)
     if bid is not None and ask is not None and bid > ask:
-        raise Rejected(DecodeReason.CROSSED_QUOTE, f"bid {bid} > ask {ask}")
+        raise _Invalid(DecodeReason.CROSSED_QUOTE, f"bid {bid} > ask {ask}")
     if kind is TickKind.QUOTE:
         if bid is None or ask is None:
-            raise Rejected(DecodeReason.MISSING_FIELD, "quote needs bid and ask")
+            raise _Invalid(DecodeReason.MISSING_FIELD, "quote needs bid and ask")
         price, size = (bid + ask) / 2.0, 0.0
     else:
         price = _positive(obj, "price")  # type: ignore[assignment]
@@ -197,7 +585,7 @@ def tick_from_object(obj: dict[str, Any], instruments: frozenset[str] | None) ->
         tick_id=tick_id(instrument, seq, ts_event),
         instrument=instrument,
         seq=seq,
-        kind=kind,
+        kind=kind,  # type: ignore[arg-type]
         price=price,
         size=size,
         bid=bid,
@@ -209,9 +597,33 @@ def tick_from_object(obj: dict[str, Any], instruments: frozenset[str] | None) ->
     )
 
 
-def decode_tick(raw: bytes, instruments: frozenset[str] | None = None) -> Tick:
-    """Parse and validate one tick record; raises `Rejected` on any problem."""
-    return tick_from_object(parse_object(raw), instruments)
+def tick_from_object(obj: dict[str, Any], instruments: frozenset[str] | None) -> Tick:
+    """Validate a parsed tick object (a feed's or replay's row) into a `Tick`.
+
+    Raises `ValueError` naming the first problem: for trusted rows (benchmarks,
+    fixtures), where a bad one is a bug. Records use `decode_tick`.
+    """
+    try:
+        return _tick(obj, instruments)
+    except _Invalid as invalid:
+        raise ValueError(f"{invalid.reason}: {invalid.detail}") from None
+
+
+def decode_tick(
+    raw: bytes, instruments: frozenset[str] | None = None, *, origin: RecordOrigin = NOWHERE
+) -> Tick | DecodeFailure:
+    """Parse and validate one tick record, or say why it is not one.
+
+    Non-finite numbers never pass: orjson rejects bare NaN/Infinity literals, and the
+    strings "NaN"/"inf" that some feeds emit are caught here.
+
+    >>> decode_tick(b'{"instrument":"A","seq":1,"price":2.5,"size":1,'
+    ...             b'"ts_event":5,"ts_init":6}').price
+    2.5
+    >>> decode_tick(b'{"instrument":"A","seq":true}').reason.value
+    'wrong_type'
+    """
+    return _decoded(lambda obj: _tick(obj, instruments), raw, origin)
 
 
 def check_sequence(last_seq: int | None, seq: int) -> DecodeReason | None:
@@ -229,84 +641,112 @@ def check_sequence(last_seq: int | None, seq: int) -> DecodeReason | None:
     return DecodeReason.DUPLICATE_SEQUENCE if seq == last_seq else DecodeReason.BACKWARDS_SEQUENCE
 
 
-def _convert(kind: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    if kind is Decimal:
-        return Decimal(value)
-    if isinstance(kind, type) and issubclass(kind, StrEnum):
-        return kind(value)
-    return value
+# ---------------------------------------------------------------------------------------
+# Events our own flows and commands write
 
 
-def _field_types(cls: type) -> dict[str, Any]:
-    hints: dict[str, Any] = {}
-    module = __import__(cls.__module__, fromlist=["*"])
-    namespace = {**vars(module), "Decimal": Decimal}
-    for field in fields(cls):
-        annotation = field.type if isinstance(field.type, str) else field.type.__name__
-        base = annotation.split("|")[0].strip()
-        hints[field.name] = eval(base, namespace)
-    return hints
+def decode_event(cls: type[T], raw: bytes, *, origin: RecordOrigin = NOWHERE) -> T | DecodeFailure:
+    """Decode one record of dataclass `cls` (an order, a fill, an alert, ...).
 
-
-_FIELD_TYPES: dict[type, dict[str, Any]] = {}
-
-
-def decode_event(cls: type[T], raw: bytes) -> T:
-    """Decode a record our own flows wrote (orders, fills, control) into `cls`.
-
-    Raises `Rejected` when the record is malformed or lacks a field.
+    >>> decode_event(Alert, b'{"alert_id": 7}').detail
+    'alert_id must be a non-empty string'
     """
-    return event_from_object(cls, parse_object(raw))
+    schema = _schema(cls)
+    return _decoded(schema.build, raw, origin)
 
 
 def event_from_object(cls: type[T], obj: dict[str, Any]) -> T:
-    """Build `cls` from a parsed record object; raises `Rejected` when it does not fit."""
-    types = _FIELD_TYPES.get(cls)
-    if types is None:
-        types = _FIELD_TYPES[cls] = _field_types(cls)
+    """Build `cls` from a trusted parsed object (a journal entry, a fixture).
+
+    Raises `ValueError` naming the first problem.
+    """
     try:
-        values = {name: _convert(kind, obj[name]) for name, kind in types.items() if name in obj}
-        return cls(**values)
-    except (TypeError, ValueError, InvalidOperation) as exc:
-        raise Rejected(DecodeReason.WRONG_TYPE, f"{cls.__name__}: {exc}") from exc
+        return _schema(cls).build(obj)  # type: ignore[no-any-return]
+    except _Invalid as invalid:
+        raise ValueError(f"{cls.__name__}: {invalid.reason}: {invalid.detail}") from None
 
 
-def decode_order_request(raw: bytes) -> Order | CancelOrder | OrdersSent:
+def _one_of(obj: dict[str, Any], choices: Iterable[tuple[str, type]], otherwise: type) -> type:
+    """The type of a record on a topic of several: the first whose marker key it has."""
+    for key, cls in choices:
+        if key in obj:
+            return cls
+    return otherwise
+
+
+_ORDER_REQUESTS = (("cancel_id", CancelOrder), ("progress_id", OrdersSent))
+_CONTROLS = (("max_position", LimitCommand),)
+_FILL_REPORTS = (("progress_id", FillsThrough),)
+_ORDER_REPORTS = (("progress_id", OrderEventsThrough),)
+
+
+def _build_one_of(
+    choices: Iterable[tuple[str, type]], otherwise: type
+) -> Callable[[dict[str, Any]], Any]:
+    choices = tuple(choices)
+
+    def build(obj: dict[str, Any]) -> Any:
+        return _schema(_one_of(obj, choices, otherwise)).build(obj)
+
+    return build
+
+
+_build_order_request = _build_one_of(_ORDER_REQUESTS, Order)
+_build_control = _build_one_of(_CONTROLS, ControlCommand)
+_build_fill_report = _build_one_of(_FILL_REPORTS, Fill)
+_build_order_report = _build_one_of(_ORDER_REPORTS, OrderEvent)
+
+
+def decode_order_request(
+    raw: bytes, *, origin: RecordOrigin = NOWHERE
+) -> Order | CancelOrder | OrdersSent | DecodeFailure:
     """Decode a record of `hfl.orders`: a cancel request (it has `cancel_id`), the gate's
     progress (`progress_id`) or an order."""
-    obj = parse_object(raw)
-    if "cancel_id" in obj:
-        return event_from_object(CancelOrder, obj)
-    if "progress_id" in obj:
-        return event_from_object(OrdersSent, obj)
-    return event_from_object(Order, obj)
+    return _decoded(_build_order_request, raw, origin)  # type: ignore[no-any-return]
 
 
-def decode_control(raw: bytes) -> ControlCommand | LimitCommand:
+def decode_control(
+    raw: bytes, *, origin: RecordOrigin = NOWHERE
+) -> ControlCommand | LimitCommand | DecodeFailure:
     """Decode a record of `hfl.control`: a limit change (it has `max_position`) or a
-    kill, reduce or resume command."""
-    obj = parse_object(raw)
-    if "max_position" in obj:
-        return event_from_object(LimitCommand, obj)
-    return event_from_object(ControlCommand, obj)
+    kill, reduce or resume command.
+
+    >>> decode_control(b'{"command_id":"c","account":"a","action":"reduce","reason":"r",'
+    ...     b'"actor":12345,"flatten":"yes","ts_event":"x","ts_init":1}').detail
+    'actor must be a non-empty string'
+    """
+    return _decoded(_build_control, raw, origin)  # type: ignore[no-any-return]
 
 
-def decode_fill_report(raw: bytes) -> Fill | FillsThrough:
+def decode_model_command(
+    raw: bytes, *, origin: RecordOrigin = NOWHERE
+) -> ModelCommand | DecodeFailure:
+    """Decode a record of `hfl.models.control`: promote a model or roll the champion back."""
+    return decode_event(ModelCommand, raw, origin=origin)
+
+
+def decode_fill_report(
+    raw: bytes, *, origin: RecordOrigin = NOWHERE
+) -> Fill | FillsThrough | DecodeFailure:
     """Decode a record of `hfl.fills`: the gateway's progress marker (`progress_id`) or a fill."""
-    obj = parse_object(raw)
-    if "progress_id" in obj:
-        return event_from_object(FillsThrough, obj)
-    return event_from_object(Fill, obj)
+    return _decoded(_build_fill_report, raw, origin)  # type: ignore[no-any-return]
 
 
-def decode_order_report(raw: bytes) -> OrderEvent | OrderEventsThrough:
+def decode_order_report(
+    raw: bytes, *, origin: RecordOrigin = NOWHERE
+) -> OrderEvent | OrderEventsThrough | DecodeFailure:
     """Decode a record of `hfl.order_events`: the gateway's progress marker or an event."""
-    obj = parse_object(raw)
-    if "progress_id" in obj:
-        return event_from_object(OrderEventsThrough, obj)
-    return event_from_object(OrderEvent, obj)
+    return _decoded(_build_order_report, raw, origin)  # type: ignore[no-any-return]
+
+
+def decode_alert(raw: bytes, *, origin: RecordOrigin = NOWHERE) -> Alert | DecodeFailure:
+    """Decode a record of `hfl.alerts`."""
+    return decode_event(Alert, raw, origin=origin)
+
+
+def decode_audit(raw: bytes, *, origin: RecordOrigin = NOWHERE) -> AuditEvent | DecodeFailure:
+    """Decode a record of `hfl.audit`."""
+    return decode_event(AuditEvent, raw, origin=origin)
 
 
 def is_progress_marker(record: dict[str, Any]) -> bool:
@@ -320,14 +760,63 @@ def is_progress_marker(record: dict[str, Any]) -> bool:
     return "progress_id" in record
 
 
-DECODABLE = (
-    Order,
-    OrderEvent,
-    Fill,
-    ControlCommand,
-    LimitCommand,
-    CancelOrder,
-    OrdersSent,
-    FillsThrough,
-    OrderEventsThrough,
-)
+# ---------------------------------------------------------------------------------------
+# Records the persist flow stores: checked against their type, kept as JSON values
+
+# Per persisted topic (without prefix): which type a record has. Topics of several
+# types tell them apart by a marker key (or the decision's outcome). Ticks are decoded
+# by `decode_tick`.
+_Choose = Callable[[dict[str, Any]], type]
+
+
+def _by_marker(choices: tuple[tuple[str, type], ...], otherwise: type) -> _Choose:
+    return lambda obj: _one_of(obj, choices, otherwise)
+
+
+def _only(cls: type) -> _Choose:
+    return lambda obj: cls
+
+
+def _decision_type(obj: dict[str, Any]) -> type:
+    return Denied if obj.get("outcome") == "denied" else Approved
+
+
+RECORD_TYPES: dict[str, _Choose] = {
+    topic.BARS: _only(Bar),
+    topic.FEATURES: _only(FeatureVector),
+    topic.PREDICTIONS: _only(Prediction),
+    topic.SIGNALS: _only(Signal),
+    topic.DECISIONS: _decision_type,
+    topic.ORDERS: _by_marker(_ORDER_REQUESTS, Order),
+    topic.ORDER_EVENTS: _by_marker(_ORDER_REPORTS, OrderEvent),
+    topic.FILLS: _by_marker(_FILL_REPORTS, Fill),
+    topic.POSITIONS: _only(Position),
+    topic.PNL: _only(PnlSnapshot),
+    topic.DLQ: _only(DecodeFailure),
+    topic.DRIFT: _only(DriftDetected),
+    topic.RISK_EVENTS: _only(TradingStateChanged),
+    topic.RISK_METRICS: _only(RiskMetric),
+    topic.ALERTS: _only(Alert),
+    topic.AUDIT: _only(AuditEvent),
+    topic.MODEL_METRICS: _only(ModelMetrics),
+    topic.MODEL_VERSIONS: _only(ModelVersion),
+    topic.MODEL_CHECKPOINTS: _only(ModelCheckpoint),
+}
+
+
+def record_decoder(name: str) -> Callable[..., dict[str, Any] | DecodeFailure]:
+    """The row decoder of topic `name` (without prefix): `decode(raw, origin=...)`.
+
+    The row is the record checked against its type, as JSON values with every field
+    (defaults filled in) and nothing else; progress markers keep their `progress_id`.
+    Raises `KeyError` for a topic without records to persist (a wiring bug).
+    """
+    choose = RECORD_TYPES[name]
+
+    def build(obj: dict[str, Any]) -> dict[str, Any]:
+        return _schema(choose(obj)).row(obj)
+
+    def decode(raw: bytes, *, origin: RecordOrigin = NOWHERE) -> dict[str, Any] | DecodeFailure:
+        return _decoded(build, raw, origin)
+
+    return decode

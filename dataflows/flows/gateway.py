@@ -43,12 +43,12 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from connectors import topic
-from connectors.codec import Rejected, check_sequence, decode_order_request, decode_tick
+from connectors.codec import check_sequence, decode_order_request, decode_tick
 from connectors.gateway.paper import InstrumentBook, Output, PaperBrokerConfig
 from connectors.kafka.record import KafkaRecord
 from connectors.telemetry.log import log_event
 from dataflows.flows.shim import delegate
-from dataflows.flows.wiring import FlowIO, KafkaIO, dead_letter, observe_process, split_dead_letters
+from dataflows.flows.wiring import FlowIO, KafkaIO, observe_process, split_dead_letters
 from dataflows.settings import Settings, load_settings
 from risk.domain import (
     CancelOrder,
@@ -102,9 +102,8 @@ def valid_ticks(
         out: list[tuple[str, GatewayInput]] = []
         clock = None
         for record in records:
-            try:
-                tick = decode_tick(record.value, instruments)
-            except Rejected:
+            tick = decode_tick(record.value, instruments)
+            if isinstance(tick, DecodeFailure):
                 continue
             out.append((tick.instrument, tick))
             clock = tick.ts_event if clock is None else max(clock, tick.ts_event)
@@ -135,13 +134,7 @@ def decode_order_requests(
 ) -> list[Order | CancelOrder | OrdersSent | DecodeFailure]:
     """Decode `hfl.orders` records into orders, cancel requests and the gate's promises;
     bad ones are dead letters."""
-    out: list[Order | CancelOrder | OrdersSent | DecodeFailure] = []
-    for record in records:
-        try:
-            out.append(decode_order_request(record.value))
-        except Rejected as rejected:
-            out.append(dead_letter(record, rejected))
-    return out
+    return [decode_order_request(record.value, origin=record) for record in records]
 
 
 BOOK_STATE_VERSION = 1  # snapshot version of BookState (dataflows.flows.shim): bump on change

@@ -28,12 +28,11 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from connectors import topic
 from connectors.codec import (
-    Rejected,
     check_sequence,
     decode_tick,
     encode,
     is_progress_marker,
-    loads,
+    record_decoder,
 )
 from connectors.kafka.record import KafkaRecord
 from connectors.telemetry.metric import (
@@ -43,8 +42,9 @@ from connectors.telemetry.metric import (
     count_reasons,
 )
 from dataflows.flows.shim import delegate
-from dataflows.flows.wiring import KafkaIO, code_version, observe_process
+from dataflows.flows.wiring import FlowIO, KafkaIO, code_version, observe_process
 from dataflows.settings import Settings, load_settings
+from risk.domain import DecodeFailure
 from sinks.ack_journal import AckJournal, Source
 from sinks.client import connect, is_embedded
 from sinks.fault import FaultPlan, FaultyInserter
@@ -58,29 +58,37 @@ Row = dict[str, object]
 PERSISTED_TOPICS = tuple(TABLE_BY_TOPIC)
 
 
+DEAD = "dead"  # the key of dead letters among split_records' items
+
+
 def split_records(
     prefix: str, instruments: frozenset[str]
 ) -> Callable[[list[KafkaRecord]], list[tuple[str, object]]]:
-    """Decode records: ticks keyed by instrument for the sequence guard, rows by table.
+    """Decode records: ticks keyed by instrument for the sequence guard, rows by table,
+    and records that do not decode as dead letters keyed `DEAD`.
 
-    Every item keeps its record's (topic, offset) for the acknowledgement journal.
+    Every row keeps its record's (topic, offset) for the acknowledgement journal.
+    Invalid ticks are skipped: the trading flow dead-letters those.
     """
     ticks_topic = prefix + topic.TICKS
+    decoders = {
+        prefix + name: record_decoder(name) for name in PERSISTED_TOPICS if name != topic.TICKS
+    }
 
     def split(records: list[KafkaRecord]) -> list[tuple[str, object]]:
         out: list[tuple[str, object]] = []
         for record in records:
             if record.topic == ticks_topic:
-                try:
-                    tick = decode_tick(record.value, instruments)
-                except Rejected:
-                    continue  # the trading flow dead-letters it; only valid ticks persist
-                out.append((tick.instrument, (tick, (record.topic, record.offset))))
-            else:
-                row = loads(record.value)
-                if not is_progress_marker(row):
-                    table = table_for_record(record.topic, row, prefix)
-                    out.append(("", (table, row, (record.topic, record.offset))))
+                tick = decode_tick(record.value, instruments)
+                if not isinstance(tick, DecodeFailure):
+                    out.append((tick.instrument, (tick, (record.topic, record.offset))))
+                continue
+            row = decoders[record.topic](record.value, origin=record)
+            if isinstance(row, DecodeFailure):
+                out.append((DEAD, row))
+            elif not is_progress_marker(row):
+                table = table_for_record(record.topic, row, prefix)
+                out.append(("", (table, row, (record.topic, record.offset))))
         return out
 
     return split
@@ -206,18 +214,25 @@ class ClickHouseSink(FixedPartitionedSink[Row, None]):
         return _TablePartition(open_store(self._settings, self._run_id))
 
 
-def build_flow(settings: Settings | None = None) -> Dataflow:
-    """Build the persist dataflow from `settings` (default: config files + environment)."""
+def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Dataflow:
+    """Build the persist dataflow from `settings` (default: config files + environment).
+
+    `io` (default Kafka) supplies the records and takes the dead letters: a record that
+    does not decode goes to `hfl.dlq` (which this flow persists in turn), never stops it.
+    """
     settings = settings or load_settings()
     observe_process("persist")
+    io = io or KafkaIO(settings)
     prefix = settings.kafka.topic_prefix
     flow = Dataflow("persist")
     # Persistence may lag by design; long broker-side waits keep idle polling cheap.
-    records = KafkaIO(settings).input("records_in", flow, *PERSISTED_TOPICS, fetch_wait_ms=100)
+    records = io.input("records_in", flow, *PERSISTED_TOPICS, fetch_wait_ms=100)
     decoded = op.flat_map_batch(
         "decode", records, split_records(prefix, frozenset(settings.trading.instruments))
     )
-    branches = op.branch("split_ticks", decoded, lambda item: item[0] != "")
+    dead = op.branch("split_dead", decoded, lambda item: item[0] == DEAD)
+    io.output("dead_letters", op.map("dead_letter", dead.trues, lambda item: item[1]))
+    branches = op.branch("split_ticks", dead.falses, lambda item: item[0] != "")
     ticks = branches.trues
     others = op.map("rows", branches.falses, lambda item: item[1])
     tick_rows = op.key_rm(

@@ -22,10 +22,11 @@ from bytewax.dataflow import Dataflow
 
 from connectors import topic
 from connectors.codec import (
-    Rejected,
     check_sequence,
+    decode_alert,
     decode_control,
     decode_fill_report,
+    decode_model_command,
     decode_order_report,
     decode_tick,
 )
@@ -147,10 +148,9 @@ def decode_ticks(
     def decode(records: list[KafkaRecord]) -> list[tuple[str, TickWithOrigin] | DecodeFailure]:
         out: list[tuple[str, TickWithOrigin] | DecodeFailure] = []
         for record in records:
-            try:
-                tick = decode_tick(record.value, instruments)
-            except Rejected as rejected:
-                out.append(dead_letter(record, rejected))
+            tick = decode_tick(record.value, instruments, origin=record)
+            if isinstance(tick, DecodeFailure):
+                out.append(tick)
             else:
                 out.append((key(tick.instrument), (tick, record)))
         return out
@@ -217,7 +217,7 @@ def handle_ticks(
         problem = check_sequence(last_seq, tick.seq)
         if problem is not None:
             detail = f"seq {tick.seq} after {last_seq}"
-            out.append(dead_letter(record, Rejected(problem, detail)))
+            out.append(dead_letter(record, problem, detail))
             continue
         state.last_seq[tick.instrument] = tick.seq
         produced = len(out)
@@ -273,13 +273,13 @@ def _causal_order(event: Signal | Bar | DriftDetected) -> tuple[int, str]:
     return event.ts_init, event.instrument
 
 
-def inbound_types(prefix: str) -> Callable[[str], type | Callable[[bytes], object]]:
+def inbound_types(prefix: str) -> Callable[[str], type | Callable[..., object]]:
     """Which type each inbound topic carries (fills share theirs with progress markers)."""
-    types: dict[str, type | Callable[[bytes], object]] = {
+    types: dict[str, type | Callable[..., object]] = {
         prefix + topic.FILLS: decode_fill_report,
         prefix + topic.ORDER_EVENTS: decode_order_report,
         prefix + topic.CONTROL: decode_control,
-        prefix + topic.ALERTS: Alert,
+        prefix + topic.ALERTS: decode_alert,
     }
     return types.__getitem__
 
@@ -311,7 +311,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     commands = op.flat_map_batch(
         "decode_model_commands",
         io.input("model_control_in", flow, topic.MODEL_CONTROL),
-        topic_decoder(lambda name: ModelCommand),
+        topic_decoder(lambda name: decode_model_command),
     )
     valid_commands, bad_commands = split_dead_letters("split_model_commands", commands)
     model_commands = op.flat_map(

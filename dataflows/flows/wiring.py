@@ -12,8 +12,8 @@ from typing import Protocol, TypeVar
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 
-from connectors import topic
-from connectors.codec import Rejected, decode_event, failure
+from connectors import codec, topic
+from connectors.codec import decode_event
 from connectors.kafka.record import KafkaRecord, OutboundRecord
 from connectors.kafka.sink import KafkaSink
 from connectors.kafka.source import EndHooks, KafkaSource
@@ -99,12 +99,12 @@ def observe_process(component: str) -> None:
 
 
 def topic_decoder(
-    cls_for_topic: Callable[[str], type[T] | Callable[[bytes], T]],
+    cls_for_topic: Callable[[str], type[T] | Callable[..., T | DecodeFailure]],
     *,
     account: str | None = None,
 ) -> Callable[[list[KafkaRecord]], list[T | DecodeFailure]]:
-    """Batch decoder choosing the type (or, for a topic of several, a decoder) by topic;
-    bad records become dead letters.
+    """Batch decoder choosing the type (or, for a topic of several, a decoder taking
+    `origin=`) by topic; bad records become dead letters.
 
     With `account`, records for any other account are dead-lettered too: a state
     built for one account must never see another's fills or commands. Types without
@@ -114,19 +114,17 @@ def topic_decoder(
     def decode(records: list[KafkaRecord]) -> list[T | DecodeFailure]:
         out: list[T | DecodeFailure] = []
         for record in records:
-            try:
-                how = cls_for_topic(record.topic)
-                event = (
-                    decode_event(how, record.value) if isinstance(how, type) else how(record.value)
-                )
-                owner = getattr(event, "account", account)
-                if account is not None and owner != account:
-                    detail = f"{owner!r} is not {account!r}"
-                    raise Rejected(DecodeReason.UNKNOWN_ACCOUNT, detail)
-            except Rejected as rejected:
-                out.append(dead_letter(record, rejected))
+            how = cls_for_topic(record.topic)
+            if isinstance(how, type):
+                event: T | DecodeFailure = decode_event(how, record.value, origin=record)
             else:
-                out.append(event)
+                event = how(record.value, origin=record)
+            if account is not None and not isinstance(event, DecodeFailure):
+                owner = getattr(event, "account", account)
+                if owner != account:
+                    detail = f"{owner!r} is not {account!r}"
+                    event = dead_letter(record, DecodeReason.UNKNOWN_ACCOUNT, detail)
+            out.append(event)
         return out
 
     return decode
@@ -140,17 +138,9 @@ def split_dead_letters(
     return branches.trues, branches.falses  # type: ignore[return-value]
 
 
-def dead_letter(record: KafkaRecord, rejected: Rejected) -> DecodeFailure:
-    """The DLQ event for a record that failed validation."""
-    return failure(
-        record.value,
-        rejected.reason,
-        rejected.detail,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        ts_init=record.timestamp_ns,
-    )
+def dead_letter(record: KafkaRecord, reason: DecodeReason, detail: str) -> DecodeFailure:
+    """The DLQ event for a record that decoded but failed a flow's own check."""
+    return codec.dead_letter(record.value, reason, detail, record)
 
 
 def code_version() -> str:

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.codec import Rejected, decode_tick, encode
+from connectors.codec import decode_tick, encode
 from connectors.feeds.progress import Progress, tracked
 from connectors.feeds.replay import FileKind, ReplayFormatError, paced, read_records
 from connectors.feeds.sp500 import write_sp500_prices
-from risk.domain import DecodeReason, TickKind
+from risk.domain import DecodeFailure, DecodeReason, TickKind
 
 T0 = 1_704_205_800_000_000_000  # 2024-01-02 14:30 UTC
 
@@ -33,11 +33,8 @@ def dicts(path: Path, **kwargs: Any) -> list[dict[str, Any]]:
 
 
 def reason(record: dict[str, Any]) -> DecodeReason | None:
-    try:
-        decode_tick(encode(record))
-    except Rejected as exc:
-        return exc.reason
-    return None
+    decoded = decode_tick(encode(record))
+    return decoded.reason if isinstance(decoded, DecodeFailure) else None
 
 
 def test_read_records_trade_csv_sorts_by_time_and_numbers_seq_per_instrument(
