@@ -156,16 +156,26 @@ def encode(event: object) -> bytes:
     return orjson.dumps(event, default=_default)
 
 
-def dumps(value: object, *, indent: bool = False, sort_keys: bool = False) -> bytes:
+def dumps(
+    value: object, *, indent: bool = False, sort_keys: bool = False, lenient: bool = False
+) -> bytes:
     """Serialise `value` to JSON bytes (Decimals as strings), optionally indented/sorted.
 
-    For files, reports and HTTP bodies; domain events use `encode`.
+    For files, reports, logs and HTTP bodies; domain events use `encode`. `lenient`
+    writes any other unknown type as its `str` (query results, log fields) instead of
+    raising `TypeError`.
 
     >>> dumps({"b": 1, "a": [True, None]}, sort_keys=True)
     b'{"a":[true,null],"b":1}'
+    >>> dumps({"at": range(2)}, lenient=True)
+    b'{"at":"range(0, 2)"}'
     """
     option = (orjson.OPT_INDENT_2 if indent else 0) | (orjson.OPT_SORT_KEYS if sort_keys else 0)
-    return orjson.dumps(value, default=_default, option=option)
+    return orjson.dumps(value, default=_lenient if lenient else _default, option=option)
+
+
+def _lenient(value: object) -> object:
+    return str(value)
 
 
 def loads(raw: bytes | bytearray | memoryview | str) -> Any:

@@ -24,7 +24,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -33,6 +32,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from connectors.codec import dumps, loads_object
 from connectors.telemetry.metric import multiprocess_registry
 from dashboard.config import DashboardConfig
 from dashboard.exporter import SnapshotCollector
@@ -178,16 +178,12 @@ async def _control(
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return {}
-    return body if isinstance(body, dict) else {}
+    return loads_object(await request.body()) or {}
 
 
 def encode_lenient(payload: object) -> bytes:
     """JSON for query results: exotic column types print as text."""
-    return orjson.dumps(payload, default=str)
+    return dumps(payload, lenient=True)
 
 
 def serve(

@@ -13,7 +13,7 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
-import orjson
+from connectors.codec import dumps, loads
 
 Source = tuple[str, int]
 
@@ -39,7 +39,7 @@ class AckJournal:
         self._write({"snapshot": self._snapshots})
 
     def _write(self, entry: object) -> None:
-        os.write(self._fd, orjson.dumps(entry) + b"\n")
+        os.write(self._fd, dumps(entry) + b"\n")
 
 
 def acked_offsets(lines: list[bytes]) -> dict[str, set[int]]:
@@ -50,7 +50,7 @@ def acked_offsets(lines: list[bytes]) -> dict[str, set[int]]:
     """
     acked: dict[str, set[int]] = defaultdict(set)
     for line in lines:
-        entry = orjson.loads(line)
+        entry = loads(line)
         for topic, offsets in entry.get("offsets", {}).items():
             acked[topic].update(offsets)
     return dict(acked)

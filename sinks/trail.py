@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
+from connectors.codec import JSONDecodeError, loads
 
 Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
 _ID = re.compile(r"^[0-9a-f]{32}$")
@@ -93,8 +93,8 @@ def trail_logs(files: Iterable[Path], ids: dict[str, str]) -> Iterator[str]:
             for text in handle:
                 if text.startswith("{") and any(needle in text for needle in needles):
                     try:
-                        line = orjson.loads(text)
-                    except orjson.JSONDecodeError:
+                        line = loads(text)
+                    except JSONDecodeError:
                         continue
                     if _belongs(line, ids):
                         found.append((str(line.get("ts", "")), text.rstrip("\n")))

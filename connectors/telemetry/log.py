@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-import orjson
+from connectors.codec import dumps
 
 CORRELATION_FIELDS = (
     "tick_id",
@@ -70,7 +70,7 @@ class JsonFormatter(logging.Formatter):
         line.update(getattr(record, _IDS_ATTR, {}))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(line, default=str).decode()
+        return dumps(line, lenient=True).decode()
 
 
 def configure_logging(component: str, stream: TextIO | None = None) -> None:

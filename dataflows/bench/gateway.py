@@ -35,9 +35,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
-from connectors.codec import encode, tick_from_object
+from connectors.codec import dumps, encode, tick_from_object
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.gateway import PaperBrokerConfig
 from dataflows.bench.pipeline import log
@@ -225,5 +223,5 @@ def bench_gateway(*, ticks: int, lead_s: float) -> dict[str, Any]:
         "outputs_identical": emitted["full"] == emitted["trimmed"],
         "outputs_sha256": digest,
     }
-    print(orjson.dumps(results).decode())
+    print(dumps(results).decode())
     return results

@@ -32,10 +32,9 @@ import sys
 import time
 from typing import Any
 
-import orjson
 import pandas as pd
 
-from connectors.codec import tick_from_object
+from connectors.codec import dumps, tick_from_object
 from connectors.feeds.simulator import SimulationConfig, simulate
 from dataflows.settings import ModelSettings
 from online_models.bar import BarBuilder
@@ -136,5 +135,5 @@ def bench_models(
             + ("n/a" if mini is None else f"{mini:,.0f}/s")
             + f"   checkpoint {size / 1e3:,.1f} kB sealed in {seal_ms:,.1f} ms"
         )
-    print(orjson.dumps(results).decode())
+    print(dumps(results).decode())
     return results

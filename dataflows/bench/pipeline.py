@@ -52,11 +52,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from connectors import topic
 from connectors.broker import port_open, start_broker, stop_broker
-from connectors.codec import loads
+from connectors.codec import dumps, loads
 from connectors.feeds.publisher import StampingSender
 from connectors.feeds.simulator import SimulationConfig, Simulator
 from connectors.kafka.admin import create_topics
@@ -161,7 +160,7 @@ def bench_pipeline(
                 result = _run_paced(run.settings, run.run_dir, env, offered, duration_s)
     result["config"] = {
         **{
-            name.removeprefix("HFL_MODEL__").lower(): orjson.loads(value)
+            name.removeprefix("HFL_MODEL__").lower(): loads(value)
             for name, value in MODEL_OVERRIDES.items()
         },
         **result.get("config", {}),
@@ -171,7 +170,7 @@ def bench_pipeline(
         "broker": run.settings.kafka.bootstrap,
         "instruments": len(settings.trading.instruments),
     }
-    print(orjson.dumps(result).decode(), flush=True)
+    print(dumps(result).decode(), flush=True)
     return result
 
 

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import orjson
 
 from connectors import codec, topic
 from connectors.codec import is_progress_marker
@@ -87,7 +86,7 @@ def bench_risk(settings: Settings, root: Path, *, decisions: int, kills: int) ->
         "kill_event_time_p50_ms": event_time["kill_p50_ms"],
         "kill_event_time_p99_ms": event_time["kill_p99_ms"],
     }
-    print(orjson.dumps(result).decode(), flush=True)
+    print(codec.dumps(result).decode(), flush=True)
     return result
 
 
@@ -341,7 +340,7 @@ def _read(
         for message in consumer.consume(1_000, 0.05):
             if message.error() is not None:
                 continue
-            record = orjson.loads(message.value())
+            record = codec.loads(message.value())
             if is_progress_marker(record):
                 continue
             if "cancel_id" not in record:

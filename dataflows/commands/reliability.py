@@ -36,8 +36,7 @@ def _chaos(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    import orjson
-
+    from connectors.codec import dumps
     from dataflows.ops.reconcile import reconcile_at_startup, reconcile_system
 
     if args.startup:
@@ -48,7 +47,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         result = startup
     else:
         result = reconcile_system(current_settings())
-    print(orjson.dumps(asdict(result) | {"consistent": result.consistent}).decode())
+    print(dumps(asdict(result) | {"consistent": result.consistent}).decode())
     return 0 if result.consistent else 1
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
+from connectors.codec import dumps, loads
 
 Figures = dict[str, Any]
 # Columns every test reports where they apply, first in the table.
@@ -27,7 +27,7 @@ def results_path(root: Path) -> Path:
 def load_results(path: Path) -> dict[str, Figures]:
     """Figures by test id; empty when the suite never ran."""
     try:
-        return dict(orjson.loads(path.read_bytes()))
+        return dict(loads(path.read_bytes()))
     except FileNotFoundError:
         return {}
 
@@ -40,7 +40,7 @@ def record_result(path: Path, test_id: str, figures: Figures) -> None:
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(results, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+    path.write_bytes(dumps(results, sort_keys=True, indent=True))
 
 
 # Counts that add up over a test's parts, and the recovery time that takes the worst part.
@@ -84,7 +84,7 @@ def render_json(results: dict[str, Figures]) -> str:
     >>> render_json({"R7-a": {"orders": 0}})
     '{"R7":{"parts":{"R7-a":{"orders":0}}}}'
     """
-    return orjson.dumps(by_test(results), option=orjson.OPT_SORT_KEYS).decode()
+    return dumps(by_test(results), sort_keys=True).decode()
 
 
 def render_table(results: dict[str, Figures]) -> str:

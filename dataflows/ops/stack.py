@@ -22,9 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import orjson
-
 from connectors.broker import broker_command, wait_for_port
+from connectors.codec import JSONDecodeError, dumps, loads
 from connectors.kafka.admin import create_topics
 from dataflows.ops.process import FLOWS, flow_command, init_recovery
 from dataflows.ops.reconcile import STARTUP_ACTOR
@@ -72,12 +71,10 @@ def _counts(report: str) -> str:
     '{"orphan_fills":2,"consistent":false}'
     """
     try:
-        found = orjson.loads(report)
-    except orjson.JSONDecodeError:
+        found = loads(report)
+    except JSONDecodeError:
         return report.strip()
-    return orjson.dumps(
-        {k: len(v) if isinstance(v, list) else v for k, v in found.items()}
-    ).decode()
+    return dumps({k: len(v) if isinstance(v, list) else v for k, v in found.items()}).decode()
 
 
 def broker_component(
