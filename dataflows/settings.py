@@ -4,6 +4,12 @@ Environment variables override YAML: `HFL_<SECTION>__<FIELD>` (double underscore
 between levels, e.g. `HFL_KAFKA__BOOTSTRAP=127.0.0.1:9092`), plus the shortcut
 `HFL_CLICKHOUSE_URL`. Every field is validated at once; a `ConfigError` lists every
 problem found.
+
+The config directory (`$HFL_CONFIG_DIR`, default `./config`) must exist and be
+readable: a misspelt path is an error, never a silent run on defaults. The built-in
+defaults alone are used only when asked for: `HFL_CONFIG_DIR=builtin`. A bool setting
+takes `true`/`false` (also `yes`/`no`, `on`/`off`, `1`/`0`, any case); anything else,
+such as `maybe`, is listed with the other problems.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ from risk.state import default_alert_states
 
 T = TypeVar("T")
 CONFIG_FILES = ("trading.yaml", "risk.yaml", "models.yaml")
+BUILTIN = "builtin"  # HFL_CONFIG_DIR value (or config_dir) that asks for the built-in defaults
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
 
 
 class Secret(str):
@@ -370,20 +379,25 @@ def load_settings(
 
     Args:
         config_dir: folder with `trading.yaml`, `risk.yaml`, `models.yaml`; default
-            `$HFL_CONFIG_DIR` or `./config`. Missing files are skipped.
+            `$HFL_CONFIG_DIR` or `./config`. The folder must exist and be readable
+            (files missing from it are skipped); `"builtin"` reads no folder and
+            starts from the built-in defaults.
         env: environment to read `HFL_*` overrides from; default `os.environ`.
 
     Raises:
         ConfigError: listing every invalid field.
     """
     env = os.environ if env is None else env
-    folder = Path(config_dir or env.get("HFL_CONFIG_DIR", "config"))
+    where = str(config_dir or env.get("HFL_CONFIG_DIR") or "config")
     data: dict[str, Any] = {}
     errors: list[str] = []
-    for name in CONFIG_FILES:
-        path = folder / name
-        if path.exists():
-            _merge_yaml(path, data, errors)
+    if where != BUILTIN:
+        folder = Path(where)
+        if _readable_dir(folder, errors):
+            for name in CONFIG_FILES:
+                path = folder / name
+                if path.exists():
+                    _merge_yaml(path, data, errors)
     _merge_env(env, data)
     settings = _build(Settings, data, "", errors)
     if errors:
@@ -394,11 +408,28 @@ def load_settings(
     return settings
 
 
+def _readable_dir(folder: Path, errors: list[str]) -> bool:
+    """Whether `folder` is a readable directory; if not, say so in `errors`."""
+    hint = f"set HFL_CONFIG_DIR to the folder with {', '.join(CONFIG_FILES)}, or to"
+    hint += f" {BUILTIN!r} for the built-in defaults"
+    if not folder.is_dir():
+        problem = "is not a directory" if folder.exists() else "does not exist"
+        errors.append(f"config directory {str(folder.resolve())!r} {problem} ({hint})")
+        return False
+    if not os.access(folder, os.R_OK | os.X_OK):
+        errors.append(f"config directory {str(folder.resolve())!r} is not readable ({hint})")
+        return False
+    return True
+
+
 def _merge_yaml(path: Path, data: dict[str, Any], errors: list[str]) -> None:
     try:
         loaded = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         errors.append(f"{path}: not valid YAML ({exc})")
+        return
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.append(f"{path}: cannot be read ({exc})")
         return
     if not isinstance(loaded, dict):
         errors.append(f"{path}: top level must be a mapping")
@@ -470,12 +501,30 @@ def _coerce(kind: Any, value: Any, where: str, errors: list[str]) -> Any:
     return _scalar(kind, value, where, errors)
 
 
+def _bool(value: Any) -> bool:
+    """A bool from YAML (`true`) or the environment (`"true"`); anything else is invalid.
+
+    >>> _bool("Yes"), _bool(0), _bool(True)
+    (True, False, True)
+    >>> _bool("maybe")
+    Traceback (most recent call last):
+    ...
+    ValueError: expected true/false, yes/no, on/off or 1/0
+    """
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, str | int) else ""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("expected true/false, yes/no, on/off or 1/0")
+
+
 def _scalar(kind: Any, value: Any, where: str, errors: list[str]) -> Any:
     try:
         if kind is bool:
-            if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
-            return bool(value)
+            return _bool(value)
         if kind is Decimal:
             number = Decimal(str(value))
             if not number.is_finite():

@@ -71,3 +71,57 @@ def test_secret_never_shows_in_repr() -> None:
 
     assert "hunter2" not in repr(settings)
     assert repr(Secret("x")) == "***"
+
+
+def test_load_settings_missing_config_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config directory .*confgi.* does not exist"):
+        load_settings(env={"HFL_CONFIG_DIR": str(tmp_path / "confgi")})
+
+
+def test_load_settings_config_path_that_is_a_file_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "trading.yaml").write_text("kafka: {}\n")
+
+    with pytest.raises(ConfigError, match="is not a directory"):
+        load_settings(tmp_path / "trading.yaml", env={})
+
+
+def test_load_settings_unreadable_config_file_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "risk.yaml").mkdir()  # exists, but reading it fails
+
+    with pytest.raises(ConfigError, match=r"risk.yaml: cannot be read"):
+        load_settings(tmp_path, env={})
+
+
+def test_load_settings_builtin_defaults_only_when_asked_for() -> None:
+    settings = load_settings(env={"HFL_CONFIG_DIR": "builtin", "HFL_KAFKA__BATCH_SIZE": "7"})
+
+    assert settings.kafka.batch_size == 7
+    assert settings.trading.instruments  # the built-in defaults
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("true", True), ("FALSE", False), ("yes", True), ("no", False), ("1", True), ("0", False)],
+)
+def test_load_settings_bool_accepts_true_false_spellings(text: str, value: bool) -> None:
+    settings = load_settings(CONFIG, env={"HFL_RISK__LIMITS__SCALE_ON_VOLATILITY": text})
+
+    assert settings.risk.limits.scale_on_volatility is value
+
+
+def test_load_settings_bool_maybe_is_listed_with_every_other_problem(tmp_path: Path) -> None:
+    (tmp_path / "models.yaml").write_text("model:\n  promotion:\n    enabled: 2\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            tmp_path,
+            env={
+                "HFL_RISK__LIMITS__SCALE_ON_VOLATILITY": "maybe",
+                "HFL_KAFKA__BATCH_SIZE": "many",
+            },
+        )
+
+    message = str(caught.value)
+    assert "risk.limits.scale_on_volatility: 'maybe' is not a valid bool" in message
+    assert "model.promotion.enabled: 2 is not a valid bool" in message
+    assert "kafka.batch_size" in message
