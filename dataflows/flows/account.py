@@ -42,13 +42,8 @@ from connectors.telemetry.log import log_event
 from connectors.telemetry.metric import observe_decision
 from dataflows.flows.shim import Delegate, Snapshot, restore
 from dataflows.ops.control import control_events
-from dataflows.settings import (
-    AccountLimitSettings,
-    LimitSettings,
-    RiskSettings,
-    Settings,
-    StartHaltSettings,
-)
+from dataflows.settings import Settings, StartHaltSettings
+from dataflows.settings_domain import account_limits, risk_limits, risk_model
 from risk.command_log import CommandLog
 from risk.domain import (
     Alert,
@@ -70,8 +65,7 @@ from risk.domain.ids import stable_id
 from risk.early import EarlyReports, OrderReport
 from risk.fill_sync import FillSync, FillSyncMode
 from risk.gate import AccountGate, InvariantViolation
-from risk.limit import AccountLimits, LimitBook, RiskLimits, with_max_position
-from risk.monitor import DEFAULT_SCENARIOS, RiskModelConfig, StressScenario
+from risk.limit import LimitBook, with_max_position
 from risk.state import StatePolicy
 
 LOG = logging.getLogger("hfl.trading.account")
@@ -94,65 +88,6 @@ AccountInput = (
 Held = Signal | Bar | DriftDetected
 # Operator commands: applied at once, at a journaled point in event time.
 Command = ControlCommand | LimitCommand
-
-
-def risk_limits(limits: LimitSettings) -> RiskLimits:
-    """Translate configured limits into the gate's limit type."""
-    return RiskLimits(
-        max_order_quantity=limits.max_order_quantity,
-        max_order_notional=limits.max_order_notional,
-        max_position=limits.max_position,
-        max_gross_exposure=limits.max_gross_exposure,
-        price_collar_pct=limits.price_collar_pct / 100,
-        max_reference_age_ns=limits.max_reference_age_ms * _NS_PER_MS,
-        max_concentration=limits.max_concentration_pct / 100,
-        group=limits.group,
-        max_volatility=limits.max_volatility_pct / 100,
-        scale_on_volatility=limits.scale_on_volatility,
-        max_correlation=limits.max_correlation,
-    )
-
-
-def account_limits(limits: AccountLimitSettings) -> AccountLimits:
-    """Translate configured account-wide limits (percentages) into the gate's type."""
-    return AccountLimits(
-        max_open_orders=limits.max_open_orders,
-        max_net_exposure=limits.max_net_exposure,
-        max_group_concentration=limits.max_group_concentration_pct / 100,
-        var_budget=limits.var_budget_pct / 100,
-        cvar_budget=limits.cvar_budget_pct / 100,
-        max_beta=limits.max_beta,
-        drawdown_soft=limits.drawdown_soft_pct / 100,
-        drawdown_hard=limits.drawdown_hard_pct / 100,
-        daily_loss=limits.daily_loss_pct / 100,
-        max_orders_per_window=limits.max_orders_per_window,
-        order_window_ns=limits.order_window_ms * _NS_PER_MS,
-        max_fills_without_human=limits.max_fills_without_human,
-    )
-
-
-def risk_model(risk: RiskSettings) -> RiskModelConfig:
-    """The portfolio risk model: sampling, schedule and stress scenarios."""
-    model = risk.model
-    extra = tuple(
-        StressScenario(
-            name=name,
-            market_move=shocks.get("market", 0.0) / 100,
-            shocks={k: v / 100 for k, v in shocks.items() if k != "market"},
-        )
-        for name, shocks in risk.stress_scenarios.items()
-    )
-    return RiskModelConfig(
-        window=model.window,
-        min_samples=model.min_samples,
-        sample_interval_ns=model.sample_interval_ms * _NS_PER_MS,
-        periods_per_day=model.periods_per_day,
-        confidence=model.confidence,
-        ewma_decay=model.ewma_decay,
-        recompute_interval_ns=model.recompute_interval_ms * _NS_PER_MS,
-        market_proxy=model.market_proxy,
-        scenarios=DEFAULT_SCENARIOS + extra,
-    )
 
 
 @dataclass(slots=True)

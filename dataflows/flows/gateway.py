@@ -50,6 +50,7 @@ from connectors.telemetry.log import log_event
 from dataflows.flows.shim import delegate
 from dataflows.flows.wiring import FlowIO, KafkaIO, observe_process, split_dead_letters
 from dataflows.settings import Settings, load_settings
+from dataflows.settings_domain import paper_config
 from risk.domain import (
     CancelOrder,
     DecodeFailure,
@@ -74,18 +75,6 @@ class TicksThrough:
 
 GatewayInput = Order | CancelOrder | Tick | OrdersSent | TicksThrough
 LOG = logging.getLogger("hfl.gateway")
-
-
-def paper_config(settings: Settings) -> PaperBrokerConfig:
-    """The paper broker's latency, slippage, fees and tick buffer from settings."""
-    gateway = settings.gateway
-    return PaperBrokerConfig(
-        latency_ns=int(gateway.latency_ms * 1_000_000),
-        slippage_bps=gateway.slippage_bps,
-        fee_bps=gateway.fee_bps,
-        tick_buffer_ns=int(gateway.tick_buffer_s * 1_000_000_000),
-        max_buffered_ticks=gateway.max_buffered_ticks,
-    )
 
 
 def valid_ticks(

@@ -47,12 +47,10 @@ from dataflows.flows.wiring import (
 )
 from dataflows.ops.model_checkpoint import load_warm_start
 from dataflows.settings import Settings, load_settings
-from online_models.champion import ModelPool, ModelSetConfig, PromotionRule
-from online_models.drift import DriftConfig
+from dataflows.settings_domain import model_spec
+from online_models.champion import ModelPool
 from online_models.instrument import InstrumentEvent, InstrumentPipeline, ModelSpec, WarmStart
 from online_models.pool import PoolState, checkpoint_pool
-from online_models.registry import ModelConfig
-from online_models.signal import SignalConfig
 from risk.domain import (
     Alert,
     Bar,
@@ -71,57 +69,6 @@ NS_PER_S = 1_000_000_000
 # shape of its state changes, so a store written by older code fails closed on resume.
 # The risk gate's is `dataflows.flows.account.ACCOUNT_STATE_VERSION`.
 INSTRUMENT_STATE_VERSION = 1  # InstrumentState: pipelines (bars, features, models), pool
-
-
-def model_config(settings: Settings, name: str) -> ModelConfig:
-    """The configured model `name` (a key of `model.pipelines`)."""
-    pipeline = settings.model.pipelines[name]
-    return ModelConfig(
-        name=name,
-        factory=pipeline.factory,
-        params=pipeline.params,
-        sample_every=pipeline.sample_every,
-        scope=pipeline.scope,
-    )
-
-
-def model_spec(settings: Settings, code_version: str = "unknown") -> ModelSpec:
-    """The models and signal configuration every instrument pipeline is built from."""
-    model = settings.model
-    promotion, drift = model.promotion, model.drift
-    return ModelSpec(
-        models=ModelSetConfig(
-            champion=model_config(settings, model.pipeline),
-            challengers=tuple(model_config(settings, name) for name in model.challengers),
-            seed=model.seed,
-            horizon_ns=int(model.horizon_s * NS_PER_S),
-            horizon_ticks=model.horizon_ticks,
-            max_pending=model.max_pending,
-            rolling_window=model.rolling_window,
-            metrics_interval_ns=int(model.metrics_interval_s * NS_PER_S),
-            promotion=PromotionRule(
-                enabled=promotion.enabled, min_labels=promotion.min_labels, margin=promotion.margin
-            ),
-            drift=DriftConfig(
-                watch_error=drift.watch_error,
-                error_delta=drift.error_delta,
-                features=drift.features,
-                feature_threshold=drift.feature_threshold,
-                feature_min_instances=drift.feature_min_instances,
-            ),
-            code_version=code_version,
-            checkpoint_interval_ns=int(model.checkpoint_interval_s * NS_PER_S),
-            checkpoint_max_bytes=model.checkpoint_max_bytes,
-            mini_batch_ticks=model.mini_batch_ticks,
-        ),
-        signal=SignalConfig(
-            enter_long=model.enter_long,
-            exit_long=model.exit_long,
-            enter_short=model.enter_short,
-            exit_short=model.exit_short,
-            min_labelled=model.min_labelled,
-        ),
-    )
 
 
 POOL_KEY = "pool"

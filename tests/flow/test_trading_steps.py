@@ -20,11 +20,11 @@ from dataflows.flows.trading import (
     InstrumentState,
     decode_ticks,
     handle_ticks,
-    model_spec,
     to_account,
 )
 from dataflows.flows.wiring import topic_decoder
 from dataflows.settings import Settings
+from dataflows.settings_domain import model_spec
 from risk.domain import (
     Approved,
     Bar,

@@ -11,8 +11,8 @@ from support.warm_start import assert_continues_identically, checkpoints, predic
 
 from connectors.codec import decode_tick, encode
 from connectors.feeds.simulator import SimulationConfig, simulate
-from dataflows.flows.trading import model_spec
 from dataflows.settings import load_settings
+from dataflows.settings_domain import model_spec
 from online_models.champion import restore_model_set
 from online_models.checkpoint import CheckpointError, seal, unseal
 from online_models.instrument import InstrumentPipeline, ModelSpec, WarmStart

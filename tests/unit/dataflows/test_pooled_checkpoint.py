@@ -17,8 +17,9 @@ from support.warm_start import assert_continues_identically, checkpoints, predic
 from connectors.codec import decode_tick, encode
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.record import KafkaRecord
-from dataflows.flows.trading import InstrumentState, TickWithOrigin, handle_ticks, model_spec
+from dataflows.flows.trading import InstrumentState, TickWithOrigin, handle_ticks
 from dataflows.settings import PipelineSettings, load_settings
+from dataflows.settings_domain import model_spec
 from online_models.champion import restore_model_set
 from online_models.checkpoint import CheckpointError, seal
 from online_models.drift import DriftConfig
