@@ -104,6 +104,9 @@ _NON_EMPTY_BY_TYPE: dict[type, frozenset[str]] = {
     LimitCommand: _NON_EMPTY | {"actor", "instrument"},
     ModelCommand: _NON_EMPTY | {"actor", "command_id"},
 }
+# Amounts that must be above zero, or the core refuses them by raising: a limit
+# command with max_position <= 0 would crash the risk gate (`risk.limit`).
+_POSITIVE_BY_TYPE: dict[type, frozenset[str]] = {LimitCommand: frozenset({"max_position"})}
 # Decimal(38, 9) columns: at most 29 digits before the point.
 _DECIMAL_MAX_ADJUSTED = 28
 _DECIMAL_MIN_EXPONENT = -18
@@ -422,6 +425,13 @@ def _check_str_tuple(name: str, value: Any) -> tuple[str, ...]:
     return tuple(_check_str(f"{name}[]", item) for item in value)
 
 
+def _positive_decimal(name: str, value: Any) -> Decimal:
+    number = _check_decimal(name, value)
+    if number <= 0:
+        raise _Invalid(DecodeReason.WRONG_TYPE, f"{name}={value} must be positive")
+    return number
+
+
 def _optional(check: _Check) -> _Check:
     def optional(name: str, value: Any) -> Any:
         return None if value is None else check(name, value)
@@ -429,9 +439,13 @@ def _optional(check: _Check) -> _Check:
     return optional
 
 
-def _check_for(name: str, hint: Any, non_empty: frozenset[str]) -> _Check:
+def _check_for(
+    name: str, hint: Any, non_empty: frozenset[str], positive: frozenset[str] = frozenset()
+) -> _Check:
     """The check of one dataclass field from its type hint; unknown hints are a bug."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if name in positive and hint is Decimal:
+        return _positive_decimal
     if origin in (types.UnionType, typing.Union):
         rest = [arg for arg in args if arg is not type(None)]
         if len(rest) == 1 and len(args) == 2:
@@ -472,11 +486,12 @@ class _Schema:
     def __init__(self, cls: type) -> None:
         hints = typing.get_type_hints(cls)
         non_empty = _NON_EMPTY_BY_TYPE.get(cls, _NON_EMPTY)
+        positive = _POSITIVE_BY_TYPE.get(cls, frozenset())
         self.cls = cls
         self.fields = tuple(
             _Field(
                 field.name,
-                _check_for(field.name, hints[field.name], non_empty),
+                _check_for(field.name, hints[field.name], non_empty, positive),
                 field.default,
             )
             for field in fields(cls)

@@ -30,6 +30,9 @@ POISON: tuple[bytes, ...] = (
     b'{"max_position":[0,[1],18446744073709551615]}',
     b'{"command_id":"c","account":"paper","action":"reduce","reason":"r","actor":12345,'
     b'"flatten":"yes","ts_event":"x","ts_init":1}',
+    # Well formed, but a limit the gate refuses by raising: it must not reach the gate.
+    b'{"command_id":"l","account":"paper-1","instrument":"AAPL","max_position":"-5",'
+    b'"reason":"r","actor":"a","ts_event":1,"ts_init":1}',
     b"\xff\xfe\x00",
     b"[" * 3000,
     b'{"ts_event": 1e999}',

@@ -215,7 +215,23 @@ def test_decode_control_limit_from_its_marker_key_keeps_the_decimal() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["1e40", "0.1e-30", 1.5, "Infinity", "sNaN", "1,5", " 1", "1_000", "+1", ".5", "٣"]
+    "value",
+    [
+        "1e40",
+        "0.1e-30",
+        1.5,
+        "Infinity",
+        "sNaN",
+        "1,5",
+        " 1",
+        "1_000",
+        "+1",
+        ".5",
+        "٣",
+        "0",
+        "-5",
+        -1,
+    ],
 )
 def test_decode_control_limit_decimal_that_does_not_fit_is_dead_letter(value: object) -> None:
     good = _record(topic.CONTROL, 2)
