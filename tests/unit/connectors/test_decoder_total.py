@@ -262,3 +262,13 @@ def test_record_decoder_fills_defaults_and_drops_unknown_keys() -> None:
 
     assert isinstance(row, dict)
     assert row["outcome"] == "approved" and "extra" not in row
+
+
+@pytest.mark.parametrize("name", sorted(DECODERS))
+def test_decoder_null_record_value_is_dead_letter(name: str) -> None:
+    decoder = DECODERS[name][0]
+
+    result = decoder(None)  # type: ignore[arg-type]  # a Kafka tombstone has no value
+
+    assert isinstance(result, DecodeFailure)
+    assert result.reason is DecodeReason.MALFORMED_JSON and result.raw_size == 0
