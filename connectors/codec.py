@@ -381,6 +381,15 @@ def _check_decimal(name: str, value: Any) -> Decimal:
         if value.strip().lower().lstrip("+-s") in _NON_FINITE_WORDS:
             raise _Invalid(DecodeReason.NON_FINITE, f"{name}={value}")
         raise _Invalid(DecodeReason.WRONG_TYPE, f"{name}={value[:40]!r} is not a decimal")
+    if "e" not in value and "E" not in value:
+        # The common case, as `encode` writes amounts: digits are counted on the text.
+        whole, _, fraction = value.lstrip("-").partition(".")
+        if (
+            len(whole.lstrip("0")) > _DECIMAL_MAX_ADJUSTED + 1
+            or len(fraction) > -_DECIMAL_MIN_EXPONENT
+        ):
+            raise _Invalid(DecodeReason.WRONG_TYPE, f"{name}={value} does not fit Decimal(38, 9)")
+        return Decimal(value)
     number = Decimal(value)
     exponent = number.as_tuple().exponent
     if number and (
