@@ -14,9 +14,10 @@ metrics are reported as met / not met / n/a, never promised.
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,10 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from risk import montecarlo
+from risk import decomposition, montecarlo
 from risk import performance as perf
+from risk.domain.error import HflError
+from sinks.query import query
 
 PLOT_POINTS = 2_000
 VAR_CONFIDENCE = 0.99
@@ -117,9 +120,13 @@ class Analysis:
 # -- analysis ------------------------------------------------------------------------------
 
 
-def _level_at(ts: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """The last of `values` at or before each of `at` (the first value before any)."""
-    index = np.searchsorted(ts, at, side="right") - 1
+def _level_at(ts: np.ndarray, values: np.ndarray, at: np.ndarray, period_ns: int) -> np.ndarray:
+    """The last of `values` in or before the period of each of `at` (the first before any).
+
+    Periods, not instants: the benchmark's close of a day pairs with the equity's close
+    of that day even when the last tick came after the last equity mark.
+    """
+    index = np.searchsorted(ts // period_ns, at // period_ns, side="right") - 1
     return values[np.clip(index, 0, len(values) - 1)]  # type: ignore[no-any-return]
 
 
@@ -133,7 +140,7 @@ def analyse(data: RunData, frequency: perf.Frequency = perf.DAILY) -> Analysis:
     returns = perf.simple_returns(sampled) if sampled.size > 1 else np.zeros(0)
     benchmark_returns = None
     if data.benchmark.size and returns.size:
-        levels = _level_at(data.benchmark_ts, data.benchmark, sample_ts)
+        levels = _level_at(data.benchmark_ts, data.benchmark, sample_ts, frequency.period_ns)
         levels[0] = data.benchmark[0]
         benchmark_returns = perf.simple_returns(levels)
     figures = perf.performance(
@@ -152,7 +159,7 @@ def analyse(data: RunData, frequency: perf.Frequency = perf.DAILY) -> Analysis:
             if slot < traded.size:
                 traded[slot] += abs(fill.quantity * fill.price)
         turnover = perf.turnover(traded, closes)
-        gross = _level_at(data.equity_ts, data.gross_exposure, sample_ts[1:])
+        gross = _level_at(data.equity_ts, data.gross_exposure, sample_ts[1:], frequency.period_ns)
         exposure, time_in_market = perf.exposure(gross, closes)
     per_day = perf.NS_PER_DAY / frequency.period_ns
     day_scale = math.sqrt(per_day) if frequency.is_intraday else 1.0
@@ -625,4 +632,318 @@ def trades_table(trades: Sequence[perf.Trade], limit: int = 20) -> Table:
             )
             for t in largest
         ),
+    )
+
+
+# -- loading a run from ClickHouse -----------------------------------------------------------
+
+MANIFEST = "run.json"
+_PLOT_BUCKETS_S = (1, 5, 10, 30, 60, 300, 900, 1_800, 3_600, 7_200, 14_400, 21_600, 43_200, 86_400)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunWindow:
+    """Which rows belong to a run: its account and event-time window."""
+
+    run_id: str
+    account: str
+    initial_cash: float
+    since_ns: int
+    until_ns: int
+
+
+def write_manifest(run_dir: Path, window: RunWindow) -> Path:
+    """Record a run's window next to its logs, so `hfl report RUN_ID` finds its rows."""
+    path = run_dir / MANIFEST
+    path.write_text(json.dumps(asdict(window), indent=2), encoding="utf-8")
+    return path
+
+
+def read_manifest(path: Path) -> RunWindow:
+    """Read a manifest written by `write_manifest`."""
+    return RunWindow(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def find_window(
+    url: str, run_id: str, *, account: str, initial_cash: float, root: Path
+) -> RunWindow:
+    """Return the run's window: its manifest under var/runs, else the `runs` table."""
+    manifest = root / "var" / "runs" / run_id / MANIFEST
+    if manifest.exists():
+        return read_manifest(manifest)
+    rows = query(
+        url,
+        "SELECT toUnixTimestamp64Nano(min(started_at)), "
+        "toUnixTimestamp64Nano(max(ifNull(finished_at, now64(9)))) FROM runs FINAL "
+        f"WHERE run_id = {_quote(run_id)} HAVING count() > 0",
+    )[1]
+    if not rows:
+        msg = f"no run {run_id!r}: neither {manifest} nor a row in the runs table"
+        raise HflError(msg)
+    since, until = (int(v) for v in rows[0])
+    return RunWindow(
+        run_id=run_id, account=account, initial_cash=initial_cash, since_ns=since, until_ns=until
+    )
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _plot_bucket_ns(span_ns: int, period_ns: int) -> int:
+    """The largest bucket of `_PLOT_BUCKETS_S` giving >= PLOT_POINTS points, <= `period_ns`."""
+    chosen = _PLOT_BUCKETS_S[0]
+    for seconds in _PLOT_BUCKETS_S:
+        if span_ns // (seconds * perf.NS_PER_SECOND) >= PLOT_POINTS:
+            chosen = seconds
+    return min(chosen * perf.NS_PER_SECOND, period_ns)
+
+
+def load_run(url: str, window: RunWindow, frequency: perf.Frequency = perf.DAILY) -> RunData:
+    """Read one run's rows from ClickHouse at `url` into `RunData` (see `RunData`)."""
+    account = _quote(window.account)
+    between = (
+        f"ts_event >= fromUnixTimestamp64Nano({window.since_ns}, 'UTC') AND "
+        f"ts_event <= fromUnixTimestamp64Nano({window.until_ns}, 'UTC')"
+    )
+    marks = query(
+        url,
+        "SELECT toUnixTimestamp64Nano(ts_event), toFloat64(equity), toFloat64(gross_exposure), "
+        f"toFloat64(net_exposure) FROM pnl FINAL WHERE account = {account} AND {between} "
+        "ORDER BY ts_event",
+    )[1]
+    columns = list(zip(*marks, strict=True)) if marks else [(), (), (), ()]
+    fills = query(
+        url,
+        "SELECT instrument, toUnixTimestamp64Nano(ts_event), side, toFloat64(quantity), "
+        f"toFloat64(price), toFloat64(fee) FROM fills FINAL WHERE account = {account} AND "
+        f"{between} ORDER BY ts_event, fill_id",
+    )[1]
+    executions = tuple(
+        perf.Execution(
+            instrument=str(name),
+            ts_event=int(ts),
+            quantity=float(qty) if side == "buy" else -float(qty),
+            price=float(price),
+            fee=float(fee),
+        )
+        for name, ts, side, qty, price, fee in fills
+    )
+    instruments = sorted({e.instrument for e in executions})
+    benchmark_ts, benchmark, prices = _benchmark(url, between, instruments, window, frequency)
+    return RunData(
+        run_id=window.run_id,
+        account=window.account,
+        initial_cash=window.initial_cash,
+        equity_ts=np.array(columns[0], dtype=np.int64),
+        equity=np.array(columns[1], dtype=np.float64),
+        gross_exposure=np.array(columns[2], dtype=np.float64),
+        net_exposure=np.array(columns[3], dtype=np.float64),
+        benchmark_ts=benchmark_ts,
+        benchmark=benchmark,
+        executions=executions,
+        model_scores=_model_scores(url, between),
+        score_history=_score_history(url, between),
+        drift_events=_drift_events(url, between),
+        post_trade=_post_trade(url, window, frequency, prices),
+    )
+
+
+def _benchmark(
+    url: str,
+    between: str,
+    instruments: list[str],
+    window: RunWindow,
+    frequency: perf.Frequency,
+) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The traded instruments' equal-weighted index, and each one's (bucket ts, price)."""
+    bucket = _plot_bucket_ns(window.until_ns - window.since_ns, frequency.period_ns)
+    names = ", ".join(_quote(n) for n in instruments)
+    where = f"{between} AND instrument IN ({names})" if instruments else between
+    rows = query(
+        url,
+        f"SELECT intDiv(toUnixTimestamp64Nano(ts_event), {bucket}) AS b, instrument, "
+        "toUnixTimestamp64Nano(max(ts_event)), argMax(price, ts_event) FROM ticks FINAL "
+        f"WHERE {where} GROUP BY b, instrument ORDER BY b, instrument",
+    )[1]
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), {}
+    buckets = sorted({int(r[0]) for r in rows})
+    slot = {b: i for i, b in enumerate(buckets)}
+    names_seen = sorted({str(r[1]) for r in rows})
+    column = {n: j for j, n in enumerate(names_seen)}
+    grid = np.full((len(buckets), len(names_seen)), np.nan)
+    stamps = np.zeros(len(buckets), dtype=np.int64)
+    for b, name, ts, price in rows:
+        grid[slot[int(b)], column[str(name)]] = float(price)
+        stamps[slot[int(b)]] = max(stamps[slot[int(b)]], int(ts))
+    for j in range(grid.shape[1]):  # forward fill, then back fill the start
+        values = grid[:, j]
+        seen = np.where(~np.isnan(values), np.arange(values.size), 0)
+        np.maximum.accumulate(seen, out=seen)
+        values = values[seen]
+        first = values[~np.isnan(values)][0]
+        grid[:, j] = np.where(np.isnan(values), first, values)
+    index = (grid / grid[0]).mean(axis=1)
+    prices = {n: (stamps, grid[:, column[n]]) for n in names_seen}
+    return stamps, index, prices
+
+
+def _model_scores(url: str, between: str) -> Table:
+    rows = query(
+        url,
+        "SELECT instrument, model, argMax(version_id, ts_event), argMax(role, ts_event), "
+        "argMax(n_labelled, ts_event), argMax(`values`, ts_event) FROM model_metrics FINAL "
+        f"WHERE {between} GROUP BY instrument, model ORDER BY instrument, model",
+    )[1]
+    keys = sorted({str(k) for row in rows for k in dict(row[5])})[:8]
+    return Table(
+        title="Prequential scores (latest per instrument and model)",
+        columns=("instrument", "model", "version", "role", "labelled", *keys),
+        rows=tuple(
+            (
+                str(i),
+                str(m),
+                str(v),
+                str(r),
+                int(n),
+                *(float(dict(vals).get(k, math.nan)) for k in keys),
+            )
+            for i, m, v, r, n, vals in rows
+        ),
+    )
+
+
+def _score_history(url: str, between: str) -> tuple[tuple[str, np.ndarray, np.ndarray], ...]:
+    rows = query(
+        url,
+        "SELECT instrument, model, toUnixTimestamp64Nano(ts_event), `values`['accuracy'] "
+        f"FROM model_metrics FINAL WHERE {between} AND mapContains(`values`, 'accuracy') "
+        "ORDER BY instrument, model, ts_event",
+    )[1]
+    series: dict[str, tuple[list[int], list[float]]] = {}
+    for instrument, model, ts, value in rows:
+        times, values = series.setdefault(f"{instrument} {model} accuracy", ([], []))
+        times.append(int(ts))
+        values.append(float(value))
+    return tuple(
+        (name, *_downsample(np.array(t, dtype=np.int64), np.array(v)))  # type: ignore[misc]
+        for name, (t, v) in sorted(series.items())[:10]
+    )
+
+
+def _drift_events(url: str, between: str) -> Table:
+    rows = query(
+        url,
+        "SELECT toString(ts_event), instrument, model, detector, stream, value FROM "
+        f"drift_events FINAL WHERE {between} ORDER BY ts_event LIMIT 200",
+    )[1]
+    return Table(
+        title="Drift events (first 200)",
+        columns=("event time", "instrument", "model", "detector", "stream", "value"),
+        rows=tuple(tuple(r) for r in rows),
+    )
+
+
+def _post_trade(
+    url: str,
+    window: RunWindow,
+    frequency: perf.Frequency,
+    prices: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> tuple[Table, ...]:
+    params = f"since_ns = {window.since_ns}, until_ns = {window.until_ns}"
+    account = _quote(window.account)
+    tables = []
+    columns, rows = query(url, f"SELECT * FROM post_trade_quality({params})")
+    tables.append(
+        Table(
+            title="Execution quality per instrument and side",
+            columns=tuple(columns),
+            rows=tuple(tuple(r) for r in rows),
+            note="Slippage in bps against the decision price and the arrival tick (positive "
+            "= cost); latency in event time. View post_trade_quality (docs/post-trade.md).",
+        )
+    )
+    for key, title in (
+        ("instrument", "P&L attribution by instrument"),
+        ("model, model_version", "P&L attribution by model version"),
+    ):
+        columns, rows = query(
+            url,
+            f"SELECT {key}, count() AS fills, sum(fee) AS fees, sum(pnl) AS pnl FROM "
+            f"pnl_attribution({params}) WHERE account = {account} GROUP BY {key} ORDER BY pnl",
+        )
+        tables.append(
+            Table(
+                title=title,
+                columns=tuple(columns),
+                rows=tuple(tuple(r) for r in rows),
+                note="Each fill marked to the window's last price; sums to the window's P&L "
+                "for a book flat at its start. View pnl_attribution.",
+            )
+        )
+    columns, rows = query(
+        url,
+        f"SELECT signal_id, instrument, sum(pnl) AS pnl FROM pnl_attribution({params}) "
+        f"WHERE account = {account} GROUP BY signal_id, instrument ORDER BY abs(pnl) DESC "
+        "LIMIT 10",
+    )
+    tables.append(
+        Table(title="Largest P&L by signal", columns=tuple(columns), rows=tuple(map(tuple, rows)))
+    )
+    tables.append(_risk_decomposition(url, window, frequency, prices))
+    return tuple(tables)
+
+
+def _risk_decomposition(
+    url: str,
+    window: RunWindow,
+    frequency: perf.Frequency,
+    prices: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> Table:
+    held = query(
+        url,
+        "SELECT instrument, toFloat64(argMax(quantity, (ts_event, ts_init))) FROM positions "
+        f"FINAL WHERE account = {_quote(window.account)} AND ts_event <= "
+        f"fromUnixTimestamp64Nano({window.until_ns}, 'UTC') GROUP BY instrument",
+    )[1]
+    names = [str(n) for n, q in held if q and str(n) in prices]
+    title = f"Risk decomposition of the final book (historical, {VAR_CONFIDENCE:.0%}, one period)"
+    columns = ("instrument", "value held", "marginal VaR", "component VaR", "component CVaR")
+    if not names:
+        return Table(title=title, columns=columns, rows=(), note="The book ends flat.")
+    quantity = {str(n): float(q) for n, q in held}
+    closes = []
+    for name in names:
+        ts, level = prices[name]
+        _, sampled = perf.sample_equity(ts, level, frequency.period_ns)
+        closes.append(sampled)
+    length = min(len(c) for c in closes)
+    matrix = np.column_stack([c[-length:] for c in closes])
+    if length < 3:
+        return Table(
+            title=title,
+            columns=columns,
+            rows=(),
+            note=f"Only {length - 1} {frequency.name} returns: too few to decompose VaR.",
+        )
+    returns = matrix[1:] / matrix[:-1] - 1.0
+    holdings = np.array([quantity[n] for n in names]) * matrix[-1]
+    result = decomposition.historical(holdings, returns, VAR_CONFIDENCE)
+    rows = tuple(
+        (
+            name,
+            float(holdings[i]),
+            float(result.marginal_var[i]),
+            float(result.component_var[i]),
+            float(result.component_cvar[i]),
+        )
+        for i, name in enumerate(names)
+    )
+    return Table(
+        title=title,
+        columns=columns,
+        rows=(*rows, ("book", float(holdings.sum()), math.nan, result.value_at_risk, result.cvar)),
+        note=f"{len(returns)} {frequency.name} returns of the instruments held; components "
+        "sum to the book's VaR and CVaR (risk.decomposition).",
     )
