@@ -8,7 +8,6 @@ run must equal the one written and give the same statistics.
 from __future__ import annotations
 
 import csv
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
