@@ -338,7 +338,8 @@ def tail_ratio(returns: Vector) -> float:
     if returns.size == 0:
         return math.nan
     low, high = np.percentile(returns, [5.0, 95.0])
-    return float(abs(high) / abs(low))
+    with np.errstate(divide="ignore", invalid="ignore"):  # as empyrical: inf or NaN
+        return float(np.abs(high) / np.abs(low))
 
 
 def value_at_risk(returns: Vector, confidence: float = 0.95) -> float:

@@ -610,8 +610,13 @@ def render(data: RunData, analysis: Analysis) -> str:
 
 def write_report(data: RunData, path: Path, frequency: perf.Frequency = perf.DAILY) -> Path:
     """Analyse `data`, render it and write the HTML to `path`; return the path."""
+    return render_report(data, analyse(data, frequency), path)
+
+
+def render_report(data: RunData, analysis: Analysis, path: Path) -> Path:
+    """Render an analysed run to `path` (parents created); return the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(data, analyse(data, frequency)), encoding="utf-8")
+    path.write_text(render(data, analysis), encoding="utf-8")
     return path
 
 
