@@ -151,7 +151,14 @@ def test_load_run_reads_back_the_written_run_and_reports_it(
     assert "P&L attribution by instrument" in titles
     attribution = next(t for t in loaded.post_trade if t.title == "P&L attribution by instrument")
     assert len(attribution.rows) == 10
-    decomposition = loaded.post_trade[-1]
+    decomposition = next(t for t in loaded.post_trade if t.title.startswith("Risk decomposition"))
+    stress = next(t for t in loaded.post_trade if t.title.startswith("Stress scenarios"))
+    assert [row[0] for row in stress.rows][:3] == [
+        "market_down_10",
+        "volatility_x3",
+        "correlations_to_one",
+    ]
+    assert all(np.isfinite(row[1]) for row in stress.rows)
     book = decomposition.rows[-1]
     assert book[0] == "book"
     assert sum(row[3] for row in decomposition.rows[:-1]) == pytest.approx(book[3], rel=1e-9)
