@@ -164,3 +164,41 @@ def test_load_run_reads_back_the_written_run_and_reports_it(
     assert sum(row[3] for row in decomposition.rows[:-1]) == pytest.approx(book[3], rel=1e-9)
     path = report.write_report(loaded, tmp_path / "report.html")
     assert "Risk decomposition" in path.read_text()
+
+
+def test_hfl_report_command_finds_the_run_in_the_runs_table_and_writes_html(
+    clickhouse: Client,
+    clickhouse_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from dataflows.commands import main
+
+    run = sp500_run(tmp_path, days=300)
+    written = write_run(clickhouse, run, tmp_path)
+    BatchWriter(clickhouse).write(
+        "runs",
+        [
+            {
+                "run_id": "rl-cli",
+                "started_at": written.since_ns,
+                "finished_at": written.until_ns,
+                "config": "{}",
+                "code_version": "test",
+                "status": "finished",
+                "version": 2,
+            }
+        ],
+    )
+    monkeypatch.setenv("HFL_CLICKHOUSE_URL", clickhouse_url)
+    out = tmp_path / "cli.html"
+    code = main(
+        ["report", "rl-cli", "--account", ACCOUNT, "--frequency", "weekly", "--out", str(out)]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "weekly returns, annualised by 52 periods per year" in printed
+    assert f"report written to {out}" in printed
+    assert printed.count("target") == 9
+    assert 'id="success"' in out.read_text()
