@@ -50,6 +50,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
@@ -590,3 +591,80 @@ def performance(
         alpha=alpha,
         beta=beta,
     )
+
+
+# -- selection bias ------------------------------------------------------------------------
+
+EULER_MASCHERONI = 0.5772156649015329
+
+
+def probabilistic_sharpe_ratio(
+    sharpe: float, benchmark: float, periods: int, skew: float, kurtosis: float
+) -> float:
+    """Probability that the true Sharpe exceeds `benchmark` (Bailey and López de Prado, 2012).
+
+    PSR = Phi((SR - SR*) sqrt(T - 1) / sqrt(1 - skew SR + (kurtosis - 1) / 4 SR^2)), with
+    per-period (not annualised) Sharpe ratios, T returns, and Pearson kurtosis (3 for a
+    normal distribution).
+
+    >>> round(probabilistic_sharpe_ratio(0.1, 0.0, 250, 0.0, 3.0), 6)
+    0.942261
+    """
+    denominator = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe * sharpe
+    if periods < 2 or denominator <= 0.0:
+        return math.nan
+    z = (sharpe - benchmark) * math.sqrt(periods - 1) / math.sqrt(denominator)
+    return NormalDist().cdf(z)
+
+
+def expected_max_sharpe(trials: int, variance: float) -> float:
+    """Expected maximum of `trials` Sharpe ratios with zero mean and `variance` across trials.
+
+    SR0 = sqrt(V) ((1 - g) Phi^-1(1 - 1/N) + g Phi^-1(1 - 1/(N e))), g the Euler-Mascheroni
+    constant (Bailey and López de Prado, 2014, "The Deflated Sharpe Ratio").
+
+    >>> round(expected_max_sharpe(100, 1.0), 4)
+    2.5306
+    """
+    if trials < 2:
+        return 0.0
+    normal = NormalDist()
+    gamma = EULER_MASCHERONI
+    return math.sqrt(variance) * (
+        (1.0 - gamma) * normal.inv_cdf(1.0 - 1.0 / trials)
+        + gamma * normal.inv_cdf(1.0 - 1.0 / (trials * math.e))
+    )
+
+
+def deflated_sharpe_ratio(
+    sharpe: float,
+    *,
+    trials: int,
+    trial_variance: float,
+    periods: int,
+    skew: float,
+    kurtosis: float,
+) -> float:
+    """Probability that the best of `trials` strategies has a true Sharpe above zero.
+
+    The probabilistic Sharpe ratio against the Sharpe the best of `trials` unskilled
+    strategies would show by luck (`expected_max_sharpe`). All Sharpe figures and the
+    variance across trials are per period, not annualised.
+    """
+    threshold = expected_max_sharpe(trials, trial_variance)
+    return probabilistic_sharpe_ratio(sharpe, threshold, periods, skew, kurtosis)
+
+
+def moments(returns: Vector) -> tuple[float, float]:
+    """Skewness and Pearson kurtosis (population moments, as scipy.stats' biased defaults).
+
+    >>> moments(np.array([1.0, 2.0, 3.0, 4.0]))
+    (0.0, 1.64)
+    """
+    centred = returns - returns.mean()
+    variance = float(np.mean(centred**2))
+    if variance == 0.0:
+        return math.nan, math.nan
+    skew = float(np.mean(centred**3)) / variance**1.5
+    kurtosis = float(np.mean(centred**4)) / variance**2
+    return skew, kurtosis

@@ -484,6 +484,7 @@ def statistics_table(analysis: Analysis) -> Table:
         ("Max drawdown (every equity mark)", _pct(analysis.max_drawdown_every_mark)),
         ("Max drawdown duration", f"{f.max_drawdown_periods} periods"),
         ("Tail ratio", _num(f.tail_ratio)),
+        ("Probabilistic Sharpe (P[true Sharpe > 0])", _pct(_psr(analysis.returns))),
         (f"VaR {f.confidence:.0%} (one period)", _pct(f.var)),
         (f"CVaR {f.confidence:.0%} (one period)", _pct(f.cvar)),
         ("Alpha (annual)", _pct(f.alpha)),
@@ -504,6 +505,17 @@ def statistics_table(analysis: Analysis) -> Table:
         note="Return figures equal empyrical-reloaded on the same returns; formulas in "
         "risk/performance.py.",
     )
+
+
+def _psr(returns: np.ndarray) -> float:
+    """Bailey and López de Prado's probabilistic Sharpe ratio against zero, or NaN."""
+    if returns.size < 3:
+        return math.nan
+    skew, kurtosis = perf.moments(returns)
+    sharpe = perf.sharpe_ratio(returns, 1.0)
+    if not math.isfinite(sharpe) or math.isnan(skew):
+        return math.nan
+    return perf.probabilistic_sharpe_ratio(sharpe, 0.0, returns.size, skew, kurtosis)
 
 
 def _monte_carlo_table(mc: montecarlo.MonteCarlo) -> Table:
