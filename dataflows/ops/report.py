@@ -127,7 +127,7 @@ def _level_at(ts: np.ndarray, values: np.ndarray, at: np.ndarray, period_ns: int
     of that day even when the last tick came after the last equity mark.
     """
     index = np.searchsorted(ts // period_ns, at // period_ns, side="right") - 1
-    return values[np.clip(index, 0, len(values) - 1)]  # type: ignore[no-any-return]
+    return values[np.clip(index, 0, len(values) - 1)]
 
 
 def analyse(data: RunData, frequency: perf.Frequency = perf.DAILY) -> Analysis:
