@@ -114,6 +114,7 @@ class Analysis:
     daily_cvar: float
     monte_carlo: montecarlo.MonteCarlo | None
     monte_carlo_note: str
+    trade_reshuffle: montecarlo.MonteCarlo | None
     success: tuple[SuccessMetric, ...] = field(default=())
 
 
@@ -184,12 +185,32 @@ def analyse(data: RunData, frequency: perf.Frequency = perf.DAILY) -> Analysis:
         daily_cvar=-figures.cvar * day_scale,
         monte_carlo=mc,
         monte_carlo_note=note,
+        trade_reshuffle=_trade_reshuffle(trades, data)
+        if mc is not None and returns.size >= 20
+        else None,
     )
     return Analysis(**{**_fields(analysis), "success": success_metrics(analysis)})
 
 
 def _fields(analysis: Analysis) -> dict[str, Any]:
     return {name: getattr(analysis, name) for name in Analysis.__dataclass_fields__}
+
+
+def _trade_reshuffle(trades: tuple[perf.Trade, ...], data: RunData) -> montecarlo.MonteCarlo | None:
+    """The closed trades in 1,000 random orders: how much of the drawdown was sequence."""
+    if len(trades) < 5:
+        return None
+    return montecarlo.reshuffle_trades(
+        np.array([t.pnl for t in trades]),
+        initial_equity=data.initial_cash,
+        trades_per_year=len(trades) / _years(data),
+        paths=MONTE_CARLO_PATHS,
+    )
+
+
+def _years(data: RunData) -> float:
+    span_ns = max(int(data.equity_ts[-1] - data.equity_ts[0]), 1) if data.equity.size else 1
+    return span_ns / perf.NS_PER_DAY / 365.25
 
 
 def _monte_carlo(
@@ -208,12 +229,10 @@ def _monte_carlo(
             block=min(20, max(1, returns.size // 10)),
         ), ""
     if len(trades) >= 5:
-        span_ns = max(int(data.equity_ts[-1] - data.equity_ts[0]), 1) if data.equity.size else 1
-        years = span_ns / perf.NS_PER_DAY / 365.25
         return montecarlo.reshuffle_trades(
             np.array([t.pnl for t in trades]),
             initial_equity=initial,
-            trades_per_year=len(trades) / years,
+            trades_per_year=len(trades) / _years(data),
             paths=MONTE_CARLO_PATHS,
         ), (
             f"Only {returns.size} {frequency.name} returns: the fan reshuffles the "
@@ -525,7 +544,7 @@ def _monte_carlo_table(mc: montecarlo.MonteCarlo) -> Table:
         return (name, *(fmt(v) for v in dist.percentiles), fmt(dist.mean))
 
     return Table(
-        title="Monte Carlo distributions",
+        title=f"Monte Carlo distributions: {mc.method}",
         columns=("figure", *(f"p{p:g}" for p in montecarlo.PERCENTILES), "mean"),
         rows=(
             row("final equity", mc.final_equity, lambda v: _num(v, 0)),
@@ -600,6 +619,8 @@ def render(data: RunData, analysis: Analysis) -> str:
     if analysis.monte_carlo is not None:
         parts.append(charts.html(_fan_chart(analysis.monte_carlo), "fan"))
         parts.append(_table_html(_monte_carlo_table(analysis.monte_carlo)))
+    if analysis.trade_reshuffle is not None:
+        parts.append(_table_html(_monte_carlo_table(analysis.trade_reshuffle)))
     parts.append('<h2>Post-trade</h2><div id="post-trade">')
     parts.extend(_table_html(table) for table in data.post_trade)
     if not data.post_trade:

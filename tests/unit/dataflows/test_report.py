@@ -71,6 +71,11 @@ def test_report_trades_turnover_and_exposure_follow_the_fills(
     assert 0.0 < analysis.turnover < 1.0
     assert analysis.monte_carlo is not None
     assert analysis.monte_carlo.paths == report.MONTE_CARLO_PATHS
+    reshuffle = analysis.trade_reshuffle
+    assert reshuffle is not None
+    # A permutation keeps the final equity: every path ends at the trades' total.
+    total = run.initial_cash + sum(t.pnl for t in analysis.trades)
+    assert reshuffle.final_equity.percentiles == pytest.approx((total,) * 5, rel=1e-9)
 
 
 def test_report_html_is_self_contained_with_every_section(
