@@ -108,7 +108,7 @@ class Frequency:
         >>> Frequency.intraday(60).describe()
         '1min returns, annualised by 98280 periods per year (intraday, as asked)'
         """
-        text = f"{self.name} returns, annualised by {self.periods_per_year:g} periods per year"
+        text = f"{self.name} returns, annualised by {self.periods_per_year:.10g} periods per year"
         return text + (" (intraday, as asked)" if self.is_intraday else "")
 
 
