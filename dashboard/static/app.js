@@ -54,14 +54,29 @@ function render(s) {
 }
 
 async function post(url, body) {
-  const response = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+  // State-changing calls carry the key in a header (never only the cookie): no CSRF.
+  const headers = {"Content-Type": "application/json", "X-Hfl-Key": $("key").value};
+  const response = await fetch(url, {method: "POST", headers, body: JSON.stringify(body), credentials: "same-origin"});
   return [response.ok, await response.json()];
+}
+
+let stream = null;
+function listen() {
+  if (stream) stream.close();
+  stream = new EventSource("/api/stream");
+  stream.onmessage = (event) => render(JSON.parse(event.data));
+}
+
+async function signIn() {
+  const [ok, body] = await post("/api/session", {key: $("key").value});
+  $("message").textContent = ok ? `signed in as ${body.name} (${body.role})` : `sign-in refused: ${body.error}`;
+  if (ok) listen();
 }
 
 async function control(action) {
   const reason = action === "kill" ? "kill switch pressed on the dashboard" : "resumed from the dashboard";
   if (!window.confirm(`Really ${action} trading for this account?`)) { $("message").textContent = `${action} cancelled`; return; }
-  const [ok, body] = await post("/api/control", {action, token: $("token").value, reason, actor: "dashboard"});
+  const [ok, body] = await post("/api/control", {action, reason});
   $("message").textContent = ok ? `${action} sent (${body.command_id.slice(0, 8)})` : `${action} refused: ${body.error}`;
 }
 
@@ -75,4 +90,5 @@ async function runSql() {
 $("kill").addEventListener("click", () => control("kill"));
 $("resume").addEventListener("click", () => control("resume"));
 $("sql-run").addEventListener("click", runSql);
-new EventSource("/api/stream").onmessage = (event) => render(JSON.parse(event.data));
+$("signin").addEventListener("click", signIn);
+listen();
