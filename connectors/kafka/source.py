@@ -27,6 +27,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient
 
 from connectors.kafka.record import KafkaRecord
+from connectors.kafka.security import admin_config, with_security
 from risk.domain.error import HflError, RecoverableError
 from sinks.log import log_event, process_age_s
 from sinks.metric import CONSUMER_LAG, RECORDS_IN, count_batch
@@ -74,16 +75,19 @@ def _note_activity() -> None:
 
 
 def consumer_config(bootstrap: str, group: str, *, fetch_wait_ms: int = 5) -> dict[str, object]:
-    """Consumer settings shared by every reader: no auto-commit, fail-closed resets."""
-    return {
-        "bootstrap.servers": bootstrap,
-        "group.id": group,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "error",
-        "enable.partition.eof": True,
-        "fetch.wait.max.ms": fetch_wait_ms,
-        "socket.nagle.disable": True,
-    }
+    """Consumer settings shared by every reader: no auto-commit, fail-closed resets, the
+    process's declared transport security."""
+    return with_security(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "error",
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": fetch_wait_ms,
+            "socket.nagle.disable": True,
+        }
+    )
 
 
 def partition_counts(
@@ -94,7 +98,7 @@ def partition_counts(
     Raises:
         HflError: when a topic does not exist (create topics with `hfl topics create`).
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(admin_config(bootstrap))
     metadata = admin.list_topics(timeout=timeout_s)
     counts = {}
     for topic in topics:
