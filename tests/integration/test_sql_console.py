@@ -150,3 +150,16 @@ def test_query_server_needs_its_token_and_refuses_by_rule(
             query_http(port, "SELECT 1 INTO OUTFILE '/tmp/hfl-outfile-probe'", token=token)
         assert query(clickhouse_url, "SELECT 1 AS one", console=True) == (["one"], [(1,)])
     assert read_token_file(clickhouse_url) == ""
+
+
+def test_docker_grants_parse_with_clickhouses_own_parser(clickhouse: Client) -> None:
+    import xml.etree.ElementTree as ET
+
+    users = Path(__file__).resolve().parents[2] / "docker/clickhouse/users.d/users.xml"
+    queries = [q.text or "" for q in ET.parse(users).getroot().iter("query")]
+    assert queries
+    for grant in queries:
+        # users.xml grants name no grantee; the statement needs one to parse.
+        statement = f"{grant} TO hfl_probe"
+        formatted = clickhouse.query("SELECT formatQuery({q:String})", parameters={"q": statement})
+        assert formatted.result_rows[0][0].startswith("GRANT"), grant
