@@ -42,6 +42,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from connectors.telemetry.metric import multiprocess_registry
 from dashboard.config import DashboardConfig
 from dashboard.exporter import SnapshotCollector
 from dashboard.guard import SESSION_COOKIE, SESSION_TTL_S, Door, Keys, default_policy
@@ -53,7 +54,6 @@ from risk.domain.control import AuditEvent
 from risk.domain.enums import ControlAction
 from risk.domain.error import HflError
 from risk.domain.ids import stable_id
-from sinks.metric import multiprocess_registry
 
 STATIC = Path(__file__).parent / "static"
 SQL_ROW_LIMIT = 1000

@@ -2,7 +2,7 @@
 audit rows of the requests it refused.
 
 Kill and resume go through the same function as `hfl kill`/`hfl resume`
-(`dataflows.control.publish_control`), handed to the app as a callable.
+(`dataflows.ops.control.publish_control`), handed to the app as a callable.
 """
 
 from __future__ import annotations
