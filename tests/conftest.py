@@ -18,6 +18,8 @@ from clickhouse_connect.driver.client import Client
 from support.loopback import free_port
 
 from connectors.broker import start_broker, stop_broker
+from connectors.keyfile import save_keys
+from risk.access import Role, new_key
 from sinks.client import connect
 from sinks.migration import migrate
 
@@ -31,6 +33,21 @@ def docker_available() -> bool:
     except Exception:  # any failure means: no usable engine
         return False
     return True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def api_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[Role, str]:
+    """A key of every role in a session key file; the admin's signs what tests publish.
+
+    Set in this process's environment, so every flow and `hfl` command a test starts
+    verifies and signs with them (`security.keys_file`, `HFL_API_KEY`).
+    """
+    path = tmp_path_factory.mktemp("keys") / "keys.json"
+    made = {role: new_key(f"pytest-{role}", role, created_ns=1) for role in Role}
+    save_keys(path, [key for key, _ in made.values()])
+    os.environ["HFL_SECURITY__KEYS_FILE"] = str(path)
+    os.environ["HFL_API_KEY"] = str(made[Role.ADMIN][1])
+    return {role: str(token) for role, (_, token) in made.items()}
 
 
 @pytest.fixture(scope="session")

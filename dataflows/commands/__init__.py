@@ -6,7 +6,7 @@ import argparse
 import signal
 import sys
 
-from dataflows.commands import bench, models, observability, operations, reliability
+from dataflows.commands import access, bench, models, observability, operations, reliability
 from risk.domain.error import HflError
 
 GROUPS = (
@@ -15,6 +15,7 @@ GROUPS = (
     ("reliability", reliability),
     ("observability", observability),
     ("bench", bench),
+    ("security", access),
 )
 
 

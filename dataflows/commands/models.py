@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from dataflows.commands.context import current_settings
 from risk.domain.error import HflError
@@ -29,7 +28,7 @@ def _models(args: argparse.Namespace) -> int:
             ModelAction(args.action),
             model=args.model or "",
             instrument=args.instrument,
-            actor=args.actor,
+            actor="",  # the signing key's name (send_command)
             reason=args.reason,
         )
         mc.send_command(settings, command)
@@ -47,6 +46,5 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     models.add_argument("action", choices=("list", "show", "promote", "rollback", "checkpoints"))
     models.add_argument("model", nargs="?", help="show/promote: the model name")
     models.add_argument("--instrument", default="", help="one instrument (default: all)")
-    models.add_argument("--actor", default=os.environ.get("USER", "operator"))
     models.add_argument("--reason", default="manual")
     models.set_defaults(run=_models)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 import time
 from decimal import Decimal
@@ -103,7 +102,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _sql(args: argparse.Namespace) -> int:
     from sinks.query import format_json, format_table, query
 
-    columns, rows = query(current_settings().clickhouse.url.reveal(), args.query)
+    columns, rows = query(current_settings().clickhouse.url.reveal(), args.query, console=True)
     print(format_json(columns, rows) if args.format == "json" else format_table(columns, rows))
     return 0
 
@@ -116,7 +115,6 @@ def _add_control(
     common.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     common.add_argument("--account", default=None, help="default: the configured account")
     common.add_argument("--instrument", default="", help="one instrument (default: all)")
-    common.add_argument("--actor", default=getpass.getuser(), help="who (default: $USER)")
     kill = sub.add_parser(
         "kill", parents=[common], help="halt trading and cancel working orders (kill switch)"
     )
@@ -140,7 +138,6 @@ def _add_control(
     )
     set_limit.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     set_limit.add_argument("--account", default=None, help="default: the configured account")
-    set_limit.add_argument("--actor", default=getpass.getuser(), help="who (default: $USER)")
     set_limit.set_defaults(run=_control, action=None)
 
 
@@ -153,7 +150,7 @@ def _control(args: argparse.Namespace) -> int:
             args.instrument,
             args.max_position,
             args.reason,
-            args.actor,
+            "",  # the actor is the signing key's name
             account=args.account,
         )
         print(
@@ -168,7 +165,7 @@ def _control(args: argparse.Namespace) -> int:
         settings,
         args.action,
         args.reason,
-        args.actor,
+        "",  # the actor is the signing key's name
         account=args.account,
         instrument=args.instrument,
         flatten=args.flatten,

@@ -31,8 +31,10 @@ from connectors.codec import (
 )
 from connectors.kafka.record import KafkaRecord
 from connectors.kafka.source import EndHooks
+from connectors.keyfile import WatchedKeyRing
 from connectors.telemetry.metric import note_signals, observe_model_batch
 from dataflows.flows.account import AccountInput, account_logic
+from dataflows.flows.authority import CommandCheck, checked
 from dataflows.flows.run_end import RunEnd
 from dataflows.flows.shim import delegate
 from dataflows.flows.wiring import (
@@ -308,10 +310,18 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         decode_ticks(instruments, pooled=pooled),
     )
     valid_ticks, bad_ticks = split_dead_letters("split_ticks", ticks)
-    commands = op.flat_map_batch(
-        "decode_model_commands",
+    prefix = settings.kafka.topic_prefix
+    ring = WatchedKeyRing(settings.security.keys_file).ring
+    window_s = settings.security.sign_window_s
+    commands, model_audits = checked(
+        "check_model_commands",
         io.input("model_control_in", flow, topic.MODEL_CONTROL),
-        topic_decoder(lambda name: ModelCommand),
+        CommandCheck(
+            frozenset({prefix + topic.MODEL_CONTROL}),
+            topic_decoder(lambda name: ModelCommand),
+            ring,
+        ),
+        window_s=window_s,
     )
     valid_commands, bad_commands = split_dead_letters("split_model_commands", commands)
     model_commands = op.flat_map(
@@ -334,8 +344,8 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     )
 
     account = settings.trading.account
-    inbound = op.flat_map_batch(
-        "decode_inbound",
+    inbound, control_audits = checked(
+        "check_inbound",
         io.input(
             "inbound_in",
             flow,
@@ -345,7 +355,12 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
             topic.ALERTS,
             end=EndHooks(may_end=end.may_end),
         ),
-        topic_decoder(inbound_types(settings.kafka.topic_prefix), account=account),
+        CommandCheck(
+            frozenset({prefix + topic.CONTROL}),
+            topic_decoder(inbound_types(prefix), account=account),
+            ring,
+        ),
+        window_s=window_s,
     )
     valid_inbound, dead = split_dead_letters("split_inbound", inbound)
     account_in = op.merge(
@@ -363,6 +378,15 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     )
     io.output(
         "events_out",
-        op.merge("all_events", instrument_events, account_events, bad_ticks, bad_commands, dead),
+        op.merge(
+            "all_events",
+            instrument_events,
+            account_events,
+            bad_ticks,
+            bad_commands,
+            dead,
+            model_audits,
+            control_audits,
+        ),
     )
     return flow

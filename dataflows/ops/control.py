@@ -3,7 +3,8 @@ audit events.
 
 `hfl kill`, `hfl resume` and the dashboard call `publish_control`, `hfl limits set`
 calls `publish_limit`, so every control action reaches `hfl.control` together with an
-`AuditEvent` on `hfl.audit` saying who asked, when and why.
+`AuditEvent` on `hfl.audit` saying who asked, when and why. The command is signed with
+the caller's API key (`dataflows.ops.signing`) and its actor is that key's name.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from decimal import Decimal
 from connectors.codec import encode
 from connectors.kafka.producer import CheckedProducer
 from dataflows.flows.routing import to_outbound
+from dataflows.ops.signing import Signer, caller_name, caller_token
 from dataflows.settings import Settings
+from risk.access import Token
 from risk.domain import AuditEvent, ControlAction, ControlCommand, LimitCommand
 from risk.domain.ids import stable_id
 
@@ -54,11 +57,16 @@ def publish_control(
     account: str | None = None,
     instrument: str = "",
     flatten: bool = False,
+    token: str | None = None,
 ) -> ControlCommand:
-    """Publish a control command (default account from settings) and its audit event.
+    """Publish a control command (default account from settings) and its audit event,
+    signed with `token` (default: the configured API key), whose name is the actor.
 
     Blocks until the broker acknowledged both; raises `DeliveryFailedError` otherwise.
+    `actor` is only used when it names the key (kept for callers' signatures).
     """
+    caller = caller_token(settings, token)
+    actor = caller_name(settings, caller)
     command, audit = control_events(
         account or settings.trading.account,
         action,
@@ -68,7 +76,7 @@ def publish_control(
         flatten=flatten,
         ts_event=time.time_ns(),
     )
-    _publish(settings, command, audit)
+    _publish(settings, caller, command, audit)
     return command
 
 
@@ -120,9 +128,13 @@ def publish_limit(
     actor: str,
     *,
     account: str | None = None,
+    token: str | None = None,
 ) -> LimitCommand:
-    """Publish a new position limit for `instrument` and its audit event (blocks until
-    both are acknowledged; raises `DeliveryFailedError` otherwise)."""
+    """Publish a new position limit for `instrument` and its audit event, signed like
+    `publish_control` (blocks until both are acknowledged; raises
+    `DeliveryFailedError` otherwise)."""
+    caller = caller_token(settings, token)
+    actor = caller_name(settings, caller)
     command, audit = limit_events(
         account or settings.trading.account,
         instrument,
@@ -131,12 +143,12 @@ def publish_limit(
         actor,
         ts_event=time.time_ns(),
     )
-    _publish(settings, command, audit)
+    _publish(settings, caller, command, audit)
     return command
 
 
-def _publish(settings: Settings, *events: object) -> None:
+def _publish(settings: Settings, caller: Token, *events: object) -> None:
     kafka = settings.kafka
     records = to_outbound(kafka.topic_prefix)(list(events))
     producer = CheckedProducer(kafka.bootstrap, message_timeout_ms=kafka.message_timeout_ms)
-    producer.send(record for _, record in records)
+    producer.send(Signer(settings, caller).sign(record for _, record in records))

@@ -92,6 +92,14 @@ class DecodeReason(StrEnum):
     UNKNOWN_ACCOUNT = "unknown_account"
     DUPLICATE_SEQUENCE = "duplicate_sequence"
     BACKWARDS_SEQUENCE = "backwards_sequence"
+    # A command on a control topic that failed verification (risk.access.Refusal).
+    UNSIGNED = "unsigned"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_KEY = "unknown_key"
+    REVOKED_KEY = "revoked_key"
+    FORBIDDEN = "forbidden"
+    STALE = "stale"
+    REPLAYED = "replayed"
 
 
 class ControlAction(StrEnum):

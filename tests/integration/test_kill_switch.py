@@ -115,13 +115,14 @@ def test_kill_mid_run_denies_cancels_working_orders_and_survives_restart(
                 }
             ),
         )
-        hfl(env, "kill", "--reason", "e2e kill switch", "--actor", "pytest")
+        hfl(env, "kill", "--reason", "e2e kill switch")
         halted = wait_for(
             kafka_bootstrap,
             prefix + topic.RISK_EVENTS,
             lambda events: any(e["state"] == "halted" for e in events),
         )
-        [control] = read_topic(kafka_bootstrap, prefix + topic.CONTROL)
+        [envelope] = read_topic(kafka_bootstrap, prefix + topic.CONTROL)
+        control = orjson.loads(str(envelope["payload"]))  # signed with the admin key
         kill_ts = int(control["ts_event"])  # type: ignore[call-overload]
         orders = wait_for(
             kafka_bootstrap, prefix + topic.ORDERS, lambda r: any("cancel_id" in o for o in r)
@@ -166,9 +167,10 @@ def test_kill_mid_run_denies_cancels_working_orders_and_survives_restart(
     assert [e for e in canceled if e["kind"] == "canceled"]
     assert [e["state"] for e in events] == [e["state"] for e in halted] == ["halted"]
     audit = read_topic(kafka_bootstrap, prefix + topic.AUDIT)
-    assert [(a["action"], a["actor"], a["reason"]) for a in audit] == [
-        ("kill", "pytest", "e2e kill switch"),
-        ("control_applied", "trading.risk_gate", "kill by pytest: e2e kill switch"),
+    assert sorted((a["action"], a["actor"], a["reason"]) for a in audit) == [
+        ("command_verified", "pytest-admin", "kill"),
+        ("control_applied", "trading.risk_gate", "kill by pytest-admin: e2e kill switch"),
+        ("kill", "pytest-admin", "e2e kill switch"),
     ]
     # Who asked, and where (decision count, event time) the gate applied it.
     for entry in audit:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from loopback import free_port
+from support.loopback import free_port
 
 from dashboard.app import create_app
 from dashboard.config import DashboardConfig
