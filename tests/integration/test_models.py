@@ -24,6 +24,7 @@ from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
 from dataflows.ops.process import start_flow, stop, wait_all
 from dataflows.settings import load_settings
+from risk.access import Role
 from sinks.query import read_port_file
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,7 @@ def wait_for_audit(env: dict[str, str], action: str, count: int) -> None:
 
 
 def test_promote_then_rollback_round_trip_through_flows_into_clickhouse(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, api_keys: dict[Role, str]
 ) -> None:
     prefix = f"models-{uuid.uuid4().hex[:8]}."
     env = {
@@ -81,10 +82,11 @@ def test_promote_then_rollback_round_trip_through_flows_into_clickhouse(
             (tmp_path / f"part{n}").mkdir()
             publish(tmp_path / f"part{n}", part, env)
             if n == 0:
-                hfl(env, "models", "promote", "linear", "--actor", "alice", "--reason", "shadow")
+                as_risk = env | {"HFL_API_KEY": api_keys[Role.RISK]}
+                hfl(as_risk, "models", "promote", "linear", "--reason", "shadow")
                 wait_for_audit(env, "model_promoted", len(SYMBOLS))
             elif n == 1:
-                hfl(env, "models", "rollback", "--actor", "bob", "--reason", "baseline")
+                hfl(env, "models", "rollback", "--reason", "baseline")  # the admin key
                 wait_for_audit(env, "model_rolled_back", len(SYMBOLS))
         codes = wait_all(flows, FLOW_TIMEOUT_S)
     finally:
@@ -113,10 +115,10 @@ def test_promote_then_rollback_round_trip_through_flows_into_clickhouse(
         "FROM audit FINAL WHERE startsWith(action, 'model_') ORDER BY ts_event, instrument",
     )
     assert [(r["actor"], r["action"], r["subject"], r["instrument"]) for r in audit] == [
-        ("alice", "model_promoted", "linear", "AAPL"),
-        ("alice", "model_promoted", "linear", "MSFT"),
-        ("bob", "model_rolled_back", "logistic", "AAPL"),
-        ("bob", "model_rolled_back", "logistic", "MSFT"),
+        ("pytest-risk", "model_promoted", "linear", "AAPL"),
+        ("pytest-risk", "model_promoted", "linear", "MSFT"),
+        ("pytest-admin", "model_rolled_back", "logistic", "AAPL"),
+        ("pytest-admin", "model_rolled_back", "logistic", "MSFT"),
     ]
     listing = hfl(env, "models", "list")
     assert "linear" in listing and "challenger" in listing
