@@ -8,6 +8,7 @@ import sys
 
 from dataflows.commands import access, bench, models, observability, operations, reliability
 from risk.domain.error import HflError
+from risk.redact import redact_text
 
 GROUPS = (
     ("operations", operations),
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except HflError as exc:
-        print(f"hfl {args.command}: {exc}", file=sys.stderr)
+        # A URL's password (a ClickHouse DSN in a connection error) never reaches the terminal.
+        print(f"hfl {args.command}: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
