@@ -61,7 +61,8 @@ STREAM_POLL_S = 0.1
 
 
 class RefusalAudit:
-    """Record the dashboard's refusals as audit events, off the event loop.
+    """Record the dashboard's refusals (and console queries) as audit events, off the
+    event loop.
 
     Publishing waits for the broker's acknowledgement, so a daemon thread does it from
     a bounded queue; when the queue is full (a flood of refusals) the excess is
@@ -102,6 +103,28 @@ class RefusalAudit:
             event = self._queue.get()
             with contextlib.suppress(HflError):
                 self._audit(event)
+
+
+def _sql_route(console: Query, refused: RefusalAudit) -> Callable[[Request], Any]:
+    """`POST /api/sql`: the guarded console; every query and refusal is audited."""
+
+    async def sql(request: Request) -> Response:
+        body = await _body(request)
+        statement = str(body.get("sql", ""))
+        key = request.scope.get("hfl.key")
+        actor = key.name if key is not None else "anonymous"
+        try:
+            columns, rows = await run_in_threadpool(console, statement)
+        except HflError as exc:
+            refusal = type(exc).__name__ == "QueryRefusedError"
+            if refusal:
+                refused(actor, "sql_refused", f"{exc}: {statement}")
+            return JSONResponse({"error": str(exc)}, status_code=403 if refusal else 400)
+        refused(actor, "sql_console", statement)  # a privileged read: audited too
+        payload = {"columns": columns, "rows": rows[:SQL_ROW_LIMIT], "total": len(rows)}
+        return _json(encode_lenient(payload))
+
+    return sql
 
 
 def _session_route(keys: Keys, refused: RefusalAudit) -> Callable[[Request], Any]:
@@ -214,15 +237,7 @@ def create_app(
 
     session = _session_route(keys, refused)
 
-    async def sql(request: Request) -> Response:
-        body = await _body(request)
-        try:
-            columns, rows = await run_in_threadpool(console, str(body.get("sql", "")))
-        except HflError as exc:
-            refusal = type(exc).__name__ == "QueryRefusedError"
-            return JSONResponse({"error": str(exc)}, status_code=403 if refusal else 400)
-        payload = {"columns": columns, "rows": rows[:SQL_ROW_LIMIT], "total": len(rows)}
-        return _json(encode_lenient(payload))
+    sql = _sql_route(console, refused)
 
     async def metrics(request: Request) -> Response:
         body = generate_latest(registry) + generate_latest(flows)

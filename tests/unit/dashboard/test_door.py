@@ -212,6 +212,11 @@ def test_session_cookie_opens_reads_but_never_writes(board: Board) -> None:
     assert status == 401
 
 
+def test_sql_console_queries_are_audited_with_the_keys_name(board: Board) -> None:
+    assert board.call("POST", "/api/sql", {"sql": "SELECT 2"}, role=Role.RISK)[0] == 200
+    assert _audited(board, "risk-key", "sql_console")
+
+
 def test_sql_console_is_rate_limited_per_key(board: Board) -> None:
     statuses = [
         board.call("POST", "/api/sql", {"sql": "SELECT 1"}, role=Role.ADMIN)[0] for _ in range(8)
