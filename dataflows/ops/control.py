@@ -17,7 +17,6 @@ from connectors.kafka.producer import CheckedProducer
 from dataflows.flows.routing import to_outbound
 from dataflows.ops.signing import Signer, caller_name, caller_token
 from dataflows.settings import Settings
-from risk.access import Token
 from risk.domain import AuditEvent, ControlAction, ControlCommand, LimitCommand
 from risk.domain.ids import stable_id
 
@@ -67,6 +66,7 @@ def publish_control(
     """
     caller = caller_token(settings, token)
     actor = caller_name(settings, caller)
+    signer = Signer(settings, caller)  # scrypt once, before the command's time is taken
     command, audit = control_events(
         account or settings.trading.account,
         action,
@@ -76,7 +76,7 @@ def publish_control(
         flatten=flatten,
         ts_event=time.time_ns(),
     )
-    _publish(settings, caller, command, audit)
+    _publish(settings, signer, command, audit)
     return command
 
 
@@ -135,6 +135,7 @@ def publish_limit(
     `DeliveryFailedError` otherwise)."""
     caller = caller_token(settings, token)
     actor = caller_name(settings, caller)
+    signer = Signer(settings, caller)
     command, audit = limit_events(
         account or settings.trading.account,
         instrument,
@@ -143,12 +144,12 @@ def publish_limit(
         actor,
         ts_event=time.time_ns(),
     )
-    _publish(settings, caller, command, audit)
+    _publish(settings, signer, command, audit)
     return command
 
 
-def _publish(settings: Settings, caller: Token, *events: object) -> None:
+def _publish(settings: Settings, signer: Signer, *events: object) -> None:
     kafka = settings.kafka
     records = to_outbound(kafka.topic_prefix)(list(events))
     producer = CheckedProducer(kafka.bootstrap, message_timeout_ms=kafka.message_timeout_ms)
-    producer.send(Signer(settings, caller).sign(record for _, record in records))
+    producer.send(signer.sign(record for _, record in records))
