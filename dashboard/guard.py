@@ -106,8 +106,11 @@ def default_policy(
     names = {host, "127.0.0.1", "localhost"} if is_loopback(host) else {host}
     if open_read and not is_loopback(host):
         raise ValueError(f"dashboard.open_read needs a loopback bind, not {host}")
-    hosts = frozenset(f"{name}:{port}" for name in names)
-    origins = frozenset({f"http://{h}" for h in hosts} | set(extra_origins))
+    with_port = {f"{name}:{port}" for name in names}
+    # A bare name is still one of ours (clients omit the port on 80); what must never
+    # pass is another name resolving here (DNS rebinding).
+    hosts = frozenset(with_port | names)
+    origins = frozenset({f"http://{h}" for h in with_port} | set(extra_origins))
     return DoorPolicy(
         hosts=hosts,
         origins=origins,
@@ -191,8 +194,8 @@ def required_permission(method: str, path: str) -> Permission | None:
     >>> required_permission("POST", "/api/sql"), required_permission("GET", "/health/ready")
     (<Permission.SQL: 'sql'>, None)
     """
-    if path.startswith("/health/") or path.startswith("/static/") or path == "/":
-        return None
+    if path.startswith(("/health/", "/static/")) or path in ("/", "/metrics"):
+        return None  # probes, the page's files, Prometheus scrapes
     if path == "/api/session":
         return None
     if path == "/api/sql":
