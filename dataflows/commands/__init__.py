@@ -6,7 +6,15 @@ import argparse
 import signal
 import sys
 
-from dataflows.commands import access, bench, models, observability, operations, reliability
+from dataflows.commands import (
+    access,
+    bench,
+    models,
+    observability,
+    operations,
+    reliability,
+    research,
+)
 from risk.domain.error import HflError
 from risk.redact import redact_text
 
@@ -16,6 +24,7 @@ GROUPS = (
     ("reliability", reliability),
     ("observability", observability),
     ("bench", bench),
+    ("research", research),
     ("security", access),
 )
 
