@@ -10,7 +10,8 @@ session opened with `readonly_settings`:
 - the tree must be one `SELECT` (unions, intersections, CTEs and subqueries allowed)
   without `INTO OUTFILE`, `FORMAT` or `SETTINGS`; every table it names is one of the
   project's (the current database); a table function is only a pure generator
-  (`numbers`, `zeros`, `values`, ...); no function that reads files, other servers,
+  (`numbers`, `zeros`, `values`, ...) or one of the project's parameterized views;
+  no function that reads files, other servers,
   dictionaries or the host (`file`, `url`, `remote`, `s3`, `dictGet`, `joinGet`, ...);
 - the session (`readonly=1`, so no `SET` and no `SETTINGS` either) carries the limits:
   time, memory, result rows and bytes, one thread.
@@ -238,6 +239,13 @@ class SelectGuard:
         self._databases = {
             str(row[0]).lower() for row in run("SELECT name FROM system.databases", None)
         }
+        self._views = self._load_views()
+
+    def _load_views(self) -> frozenset[str]:
+        """The project's tables and views: a parameterized view is called like a table
+        function (`FROM post_trade_quality(account = 'x')`)."""
+        rows = self._run("SELECT name FROM system.tables WHERE database = currentDatabase()", None)
+        return frozenset(str(row[0]) for row in rows)
 
     def _ast(self, sql: str) -> _Node:
         try:
@@ -299,7 +307,9 @@ class SelectGuard:
     def _check_function(self, name: str, *, table: bool) -> None:
         lowered = name.lower()
         if table:
-            if lowered not in TABLE_FUNCTIONS_ALLOWED:
+            if lowered not in TABLE_FUNCTIONS_ALLOWED and name not in self._views:
+                self._views = self._load_views()  # a migration may have added it
+            if lowered not in TABLE_FUNCTIONS_ALLOWED and name not in self._views:
                 raise QueryRefusedError(
                     f"table function {name}() is not allowed"
                     f" (allowed: {', '.join(sorted(TABLE_FUNCTIONS_ALLOWED))})"

@@ -168,6 +168,7 @@ class GuardedReader:
     ) -> None:
         """Open the sessions for `url` (an embedded path opens the process's engine)."""
         self._opened: list[Client] = []
+        self._url = url
         parser = self._open(url, READER_SETTINGS)
         self.guard = SelectGuard(_rows(parser))
         self._pools = {
@@ -205,8 +206,20 @@ class GuardedReader:
             raise QueryError(msg) from exc
         try:
             return run_query(client, canonical)
+        except QueryError:
+            # A query stopped mid-stream (a result or memory limit) can leave a block of
+            # its rows in the session, which the next query on it would return first:
+            # seen once in 26.9 with numbers() past max_result_rows. Never reuse it.
+            client = self._replace(client, console=console)
+            raise
         finally:
             pool.put(client)
+
+    def _replace(self, client: Client, *, console: bool) -> Client:
+        with contextlib.suppress(Exception):
+            client.close()
+        self._opened.remove(client)
+        return self._open(self._url, CONSOLE_SETTINGS if console else READER_SETTINGS)
 
     def close(self) -> None:
         """Close every session."""

@@ -87,6 +87,8 @@ def test_console_refuses_statement_leaving_the_store(reader: GuardedReader, sql:
         "SELECT number FROM numbers(3) UNION ALL SELECT 1",
         "SELECT format('{} {}', 1, 2), lower('A')",
         "SELECT run_id FROM runs WHERE run_id IN (SELECT run_id FROM runs) LIMIT 1",
+        # A parameterized view of the project is called like a table function.
+        "SELECT * FROM post_trade_quality(since_ns = 0, until_ns = 1) LIMIT 1",
     ],
 )
 def test_console_runs_select_over_project_tables(reader: GuardedReader, sql: str) -> None:
