@@ -11,6 +11,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from connectors.kafka.security import admin_config
 from connectors.kafka.source import consumer_config
 
 Record = dict[str, Any]
@@ -60,7 +61,7 @@ class RawRecord:
 
 def consumer_from_beginning(bootstrap: str, topics: list[str]) -> Consumer:
     """A consumer (no group offsets) assigned every partition of `topics` from offset 0."""
-    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    metadata = AdminClient(admin_config(bootstrap)).list_topics(timeout=10)
     parts = [
         TopicPartition(name, partition, OFFSET_BEGINNING)
         for name in topics

@@ -34,13 +34,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-
 from connectors import topic
 from connectors.broker import start_broker, stop_broker
 from connectors.codec import encode
 from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import CheckedProducer
+from connectors.kafka.reader import read_to_end
 from connectors.kafka.record import OutboundRecord
 from connectors.keyfile import save_keys
 from dataflows.ops.control import control_events
@@ -178,24 +177,11 @@ def _wait(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) ->
 
 
 def read_all(bootstrap: str, name: str) -> list[bytes]:
-    """Every record value of one-partition topic `name` so far."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "hfl-attack", "enable.partition.eof": True}
-    )
-    consumer.assign([TopicPartition(name, 0, OFFSET_BEGINNING)])
-    values: list[bytes] = []
+    """Every record value of topic `name` so far (none when it cannot be read)."""
     try:
-        while True:
-            for message in consumer.consume(1000, 0.5):
-                error = message.error()
-                if error is None:
-                    values.append(message.value() or b"")
-                elif error.code() == KafkaError._PARTITION_EOF:
-                    return values
-                else:
-                    return values
-    finally:
-        consumer.close()
+        return [record.value for record in read_to_end(bootstrap, [name], timeout_s=30)]
+    except (OSError, TimeoutError, KeyError):
+        return []
 
 
 def run_attack(root: Path) -> dict[str, Any]:
