@@ -77,7 +77,7 @@ def test_only_trading_writes_orders_and_only_the_gateway_writes_fills() -> None:
 
 
 def test_trading_may_write_every_topic_its_outputs_route_to() -> None:
-    from dataflows.routing import ROUTES
+    from dataflows.flows.routing import ROUTES
 
     routed = {route[0] for route in ROUTES.values()} - {topic.CONTROL, topic.MODEL_CONTROL}
     assert routed - set(ACCESS["trading"].writes) <= {topic.FILLS, topic.ORDER_EVENTS}
