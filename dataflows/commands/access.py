@@ -8,14 +8,45 @@ file owner's right (the admin's): whoever may write that file may change who act
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
 import sys
 import time
 
 from connectors.keyfile import load_keys, save_keys
 from dataflows.commands.context import current_settings
 from risk.access import ApiKey, Role, new_key, revoke
+from risk.domain import AuditEvent
+from risk.domain.error import HflError
+from risk.domain.ids import stable_id
 
 _SHOWN_ONCE = "store it now: it is shown once and kept only as a salted hash"
+
+
+def _audit(action: str, key: ApiKey, detail: dict[str, object]) -> None:
+    """Best effort: an audit row for a key change (the key file is the record of truth;
+    a broker that is down only costs the row, said on stderr)."""
+    from connectors.kafka.producer import CheckedProducer
+    from dataflows.flows.routing import to_outbound
+
+    settings = current_settings()
+    now = time.time_ns()
+    event = AuditEvent(
+        audit_id=stable_id("keys", action, key.key_id, now),
+        actor=f"key-file:{getpass.getuser()}",
+        action=action,
+        subject=key.name,
+        reason=f"{key.role} key {key.key_id}",
+        detail=json.dumps({"key_id": key.key_id, "role": str(key.role)} | detail),
+        ts_event=now,
+        ts_init=now,
+    )
+    try:
+        producer = CheckedProducer(settings.kafka.bootstrap, message_timeout_ms=3000)
+        records = to_outbound(settings.kafka.topic_prefix)([event])
+        producer.send(record for _, record in records)
+    except HflError as exc:
+        print(f"hfl keys: audit row not published ({exc})", file=sys.stderr)
 
 
 def _active(keys: list[ApiKey], name: str) -> list[ApiKey]:
@@ -32,6 +63,7 @@ def _create(args: argparse.Namespace) -> int:
         return 2
     key, token = new_key(args.name, Role(args.role), created_ns=time.time_ns())
     save_keys(path, [*keys, key])
+    _audit("key_created", key, {})
     print(f"created {key.role} key {key.name} ({key.key_id}) in {path}; {_SHOWN_ONCE}:")
     print(token)
     return 0
@@ -48,6 +80,7 @@ def _rotate(args: argparse.Namespace) -> int:
     key, token = new_key(args.name, old[0].role, created_ns=now)
     retired = {k.key_id for k in old}
     save_keys(path, [revoke(k, revoked_ns=now) if k.key_id in retired else k for k in keys] + [key])
+    _audit("key_rotated", key, {"revoked": sorted(retired)})
     revoked = ", ".join(sorted(retired))
     print(f"rotated {key.name}: {revoked} revoked, {key.key_id} active; {_SHOWN_ONCE}:")
     print(token)
@@ -64,6 +97,8 @@ def _revoke(args: argparse.Namespace) -> int:
     now = time.time_ns()
     ids = {k.key_id for k in hit}
     save_keys(path, [revoke(k, revoked_ns=now) if k.key_id in ids else k for k in keys])
+    for key in hit:
+        _audit("key_revoked", key, {})
     print(f"revoked {', '.join(sorted(ids))} ({args.name}); commands signed with it are refused")
     return 0
 

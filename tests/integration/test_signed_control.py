@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from test_end_to_end import run_env
+from test_end_to_end import hfl, run_env
 from test_kill_switch import read_topic, start, wait_for
 
 from connectors import topic
@@ -104,3 +104,30 @@ def test_only_a_fresh_command_signed_by_a_permitted_key_takes_effect(
     assert verified == [("pytest-trader", "kill"), ("pytest-admin", "resume")]
     applied = [a["reason"] for a in audit if a["action"] == "control_applied"]
     assert applied == ["kill by pytest-trader: trader kill", "resume by pytest-admin: admin resume"]
+
+
+def test_key_changes_are_audited_and_the_file_keeps_no_token(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    prefix = f"keys-{uuid.uuid4().hex[:8]}."
+    create_topics(kafka_bootstrap, prefix=prefix)
+    keys = tmp_path / "keys.json"
+    env = {
+        "HFL_KAFKA__BOOTSTRAP": kafka_bootstrap,
+        "HFL_KAFKA__TOPIC_PREFIX": prefix,
+        "HFL_SECURITY__KEYS_FILE": str(keys),
+    }
+    created = hfl(env, "keys", "create", "--role", "trader", "--name", "carol")
+    token = created.strip().splitlines()[-1]
+    rotated = hfl(env, "keys", "rotate", "--name", "carol").strip().splitlines()[-1]
+    hfl(env, "keys", "revoke", "--name", "carol")
+    text = keys.read_text()
+    assert token not in text and rotated not in text
+    assert parse_token(token).secret not in text and parse_token(rotated).secret not in text
+    assert "revoked" in hfl(env, "keys", "list") and "active" not in hfl(env, "keys", "list")
+    audit = wait_for(kafka_bootstrap, prefix + topic.AUDIT, lambda rows: len(rows) >= 3)
+    assert [(a["action"], a["subject"]) for a in audit] == [
+        ("key_created", "carol"),
+        ("key_rotated", "carol"),
+        ("key_revoked", "carol"),
+    ]
