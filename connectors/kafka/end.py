@@ -90,7 +90,7 @@ def write_end(producer: CheckedProducer, bootstrap: str, writer: str, topics: It
     for topic, count in partitions_of(bootstrap, topics).items():
         for partition in range(count):
             record = OutboundRecord(topic, END_KEY, end_value(writer, topic, partition))
-            producer.produce(record, partition=partition)
+            producer.produce(record, [], partition=partition)  # no emission stamp
             written += 1
     producer.flush()
     return written

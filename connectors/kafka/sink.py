@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
@@ -66,8 +67,12 @@ class _Partition(StatefulSinkPartition[OutboundRecord, None]):
         # record is acknowledged, then this writer's end markers follow them.
         with self._alarm:
             self._producer.flush()
-            if self._end is not None:
+            if self._end is not None and self._end.complete():
                 write_end(self._producer, self._end.bootstrap, self._end.writer, self._end.topics)
+
+
+def _always() -> bool:
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,7 @@ class _End:
     bootstrap: str
     writer: str
     topics: tuple[str, ...]
+    complete: Callable[[], bool] = _always
 
 
 class _Alarm:
@@ -115,7 +121,9 @@ class KafkaSink(FixedPartitionedSink[OutboundRecord, None]):
     producer batches for all topics itself). A failed delivery raises an alert on
     `alerts_topic` and stops the flow. With `end_writer` (a bounded run), closing the
     sink at the end of finite input writes that writer's end-of-stream markers to
-    `end_topics` once everything before them is acknowledged (`connectors.kafka.end`).
+    `end_topics` once everything before them is acknowledged (`connectors.kafka.end`),
+    unless `end_complete()` says the flow ended without finishing its work (a guard
+    fired): a marker says "all of it", so such a flow writes none.
     """
 
     def __init__(
@@ -126,11 +134,14 @@ class KafkaSink(FixedPartitionedSink[OutboundRecord, None]):
         message_timeout_ms: int = 30_000,
         end_writer: str | None = None,
         end_topics: tuple[str, ...] = (),
+        end_complete: Callable[[], bool] = _always,
     ) -> None:
         self._bootstrap = bootstrap
         self._alerts_topic = alerts_topic
         self._message_timeout_ms = message_timeout_ms
-        self._end = None if end_writer is None else _End(bootstrap, end_writer, end_topics)
+        self._end = (
+            None if end_writer is None else _End(bootstrap, end_writer, end_topics, end_complete)
+        )
 
     def list_parts(self) -> list[str]:
         return ["kafka"]
