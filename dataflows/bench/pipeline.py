@@ -60,7 +60,8 @@ from connectors.codec import loads
 from connectors.feeds.publisher import StampingSender
 from connectors.feeds.simulator import SimulationConfig, Simulator
 from connectors.kafka.admin import create_topics
-from connectors.kafka.producer import EMITTED_HEADER
+from connectors.kafka.end import FEED, write_end
+from connectors.kafka.producer import EMITTED_HEADER, CheckedProducer
 from connectors.kafka.reader import RawRecord, consumer_from_beginning, read_to_end
 from dataflows.ops.process import Child, start_flow, stop, wait_all
 from dataflows.settings import Settings
@@ -72,7 +73,8 @@ WARMUP_EVENT_S = 20.0
 MAX_EVENT_RATE = 5_000.0
 MAX_TICKS_PER_DURATION_S = 10_000
 MIN_MAX_TICKS = 50_000
-IDLE_EXIT_S = 5.0
+# After the trading flow ended, the gateway ends at its end marker within this guard.
+GATEWAY_END_S = 120.0
 BURST_S = 0.001
 PORT_OFFSET = 7
 MODEL_OVERRIDES = {
@@ -151,7 +153,9 @@ def bench_pipeline(
     with private_broker(settings, root, "bench", PORT_OFFSET) as run:
         env = {
             **run.env,
-            "HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S),
+            # A bounded run: the flows end at the feed's end-of-stream marker.
+            "HFL_KAFKA__BOUNDED": "1",
+            "HFL_KAFKA__END_WRITERS": "feed,trading" + (",gateway" if gateway else ""),
             "HFL_RUN_ID": run.run_id,
         }
         with _gateway(run.settings, run.run_dir, env, run_it=gateway):
@@ -254,6 +258,7 @@ def _run_paced(
         _await_prediction(bootstrap, prefix, last_warm, child, timeout_s=120.0 + warmup / 1000)
         log(f"warm; pacing {rate:g} ticks/s for {duration_s:g}s")
         measured = _pace(sender, ticks, rate, duration_s)
+        _end_feed(bootstrap, prefix)
         log(f"sent {len(measured.sent_ns):,} measured ticks; waiting for the flow to drain")
         drained = _await_exit(child, 60.0 + duration_s, bootstrap, prefix)
     finally:
@@ -302,6 +307,7 @@ def _run_max(
     ticks = _ticks(settings, MAX_EVENT_RATE, time.time_ns())
     sender = StampingSender.to(bootstrap, prefix + topic.TICKS)
     _load(sender, ticks, warmup + count, "backlog")
+    _end_feed(bootstrap, prefix)
     child = start_flow("trading", settings, run_dir, env, recovery=True)
     log(f"trading flow started (pid {child.process.pid}); draining {warmup + count:,} ticks")
     try:
@@ -327,8 +333,21 @@ def _gateway(
     log(f"gateway flow started (pid {gateway.process.pid}): the gate waits for its markers")
     try:
         yield
-    finally:
+    except BaseException:
         stop(gateway)
+        raise
+    code = wait_all([gateway], GATEWAY_END_S)["gateway"]
+    stop(gateway)
+    if code != 0:
+        state = "did not end" if code is None else f"exited with {code}"
+        msg = f"gateway flow {state} after the trading flow ended; last log:\n{gateway.tail()}"
+        raise HflError(msg)
+
+
+def _end_feed(bootstrap: str, prefix: str) -> None:
+    """The feed's end-of-stream marker, after every tick is acknowledged: the flows end
+    once they carried all of it (`connectors.kafka.end`)."""
+    write_end(CheckedProducer(bootstrap), bootstrap, FEED, [prefix + topic.TICKS])
 
 
 def _await_prediction(

@@ -9,7 +9,7 @@ import sys
 import time
 from decimal import Decimal
 
-from dataflows.commands.context import ROOT, current_settings
+from dataflows.commands.context import ROOT, current_settings, positive_float, positive_int
 from dataflows.ops.control import publish_control, publish_limit
 from risk.domain import ControlAction
 
@@ -57,6 +57,7 @@ def _feed(args: argparse.Namespace) -> int:
     from connectors.feeds.publisher import FEED_LINGER_MS, publish
     from connectors.feeds.replay import paced, read_records
     from connectors.feeds.simulator import SimulationConfig, simulate
+    from connectors.kafka.end import FEED, write_end
     from connectors.kafka.producer import CheckedProducer
     from connectors.topic import TICKS
 
@@ -73,13 +74,15 @@ def _feed(args: argparse.Namespace) -> int:
     else:
         total = None
         records = paced(read_records(args.file, kind=args.kind), args.speed)
+    kafka = settings.kafka
+    producer = CheckedProducer(kafka.bootstrap, linger_ms=FEED_LINGER_MS)
+    topic = kafka.topic_prefix + TICKS
     with Progress(total=total, label="ticks") as progress:
-        sent = publish(
-            tracked(records, progress),
-            CheckedProducer(settings.kafka.bootstrap, linger_ms=FEED_LINGER_MS),
-            settings.kafka.topic_prefix + TICKS,
-        )
-    print(f"published {sent} records")
+        sent = publish(tracked(records, progress), producer, topic)
+    if not args.no_end:
+        # Bounded flows of this namespace end once they carried everything before it.
+        write_end(producer, kafka.bootstrap, FEED, [topic])
+    print(f"published {sent} records" + ("" if args.no_end else ", then the end of stream"))
     return 0
 
 
@@ -196,10 +199,12 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     feed_sub = feed.add_subparsers(dest="source", required=True)
     sim = feed_sub.add_parser("simulate", help="correlated GBM with regimes and jumps")
     sim.add_argument(
-        "--ticks", type=int, default=0, help="how many ticks (default rate x duration)"
+        "--ticks", type=positive_int, default=0, help="how many ticks (default rate x duration)"
     )
-    sim.add_argument("--rate", type=float, default=0.0, help="ticks per second of event time")
-    sim.add_argument("--duration", type=float, default=60.0, help="seconds of event time")
+    sim.add_argument(
+        "--rate", type=positive_float, default=0.0, help="ticks per second of event time"
+    )
+    sim.add_argument("--duration", type=positive_float, default=60.0, help="seconds of event time")
     sim.add_argument("--seed", type=int, default=None)
     sim.add_argument("--symbols", default="", help="comma-separated, default from config")
     sim.add_argument("--fast", action="store_true", help="as fast as possible, not real time")
@@ -212,12 +217,18 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="event-time speed factor (default: as fast as possible)",
     )
     replay.add_argument("--kind", choices=("trade", "quote", "bar", "jsonl"), default=None)
+    for parser in (sim, replay):
+        parser.add_argument(
+            "--no-end",
+            action="store_true",
+            help="more is to come: do not write the end-of-stream marker that ends bounded runs",
+        )
     feed.set_defaults(run=_feed)
 
     demo = sub.add_parser("demo", help="run the whole path for a bounded time, then summarise")
-    demo.add_argument("--ticks", type=int, default=30_000)
+    demo.add_argument("--ticks", type=positive_int, default=30_000)
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--rate", type=float, default=500.0, help="ticks per second")
+    demo.add_argument("--rate", type=positive_float, default=500.0, help="ticks per second")
     demo.add_argument("--no-dashboard", action="store_true", help="skip the dashboard")
     demo.set_defaults(run=_demo)
 

@@ -241,7 +241,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     """
     settings = settings or load_settings()
     observe_process("gateway")
-    io = io or KafkaIO(settings)
+    io = io or KafkaIO(settings, writer="gateway")
     flow = Dataflow("gateway")
     config = paper_config(settings)
     ticks = op.flat_map_batch(

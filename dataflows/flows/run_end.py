@@ -99,6 +99,11 @@ class RunEnd:
         self._waiting = waiting
         self._settled = sync is None or sync.settled()
 
+    def after_market_data(self, at_end: bool) -> bool:
+        """True once the market data ended and the input is at its end (inputs that
+        only steer the run, e.g. model commands)."""
+        return self._ended_at is not None and at_end
+
     def may_end(self, at_end: bool) -> bool:
         """True once the market data ended and the gate settled with the inbound topics
         read to their end (`at_end`), or the gate stalled for `give_up_s`."""

@@ -293,15 +293,24 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     """
     settings = settings or load_settings()
     observe_process("trading")
-    io = io or KafkaIO(settings)
+    io = io or KafkaIO(settings, writer="trading")
     flow = Dataflow("trading")
+    if settings.kafka.bounded:
+        # A bounded run ends by its data: the fill sync never gives up on the gateway
+        # before the run's guard would, so a late or restarting gateway changes nothing.
+        guard_ms = int(settings.kafka.end_guard_s * 1000)
+        settings = replace(settings, risk=replace(settings.risk, fill_sync_max_wait_ms=guard_ms))
     instruments = frozenset(settings.trading.instruments)
     version = code_version()
     spec = model_spec(settings, version)
     start = load_warm_start(settings, version)
     pooled = settings.model.pooled
 
-    end = RunEnd(settings.risk.fill_sync_max_wait_ms / 1000)
+    end = RunEnd(
+        settings.kafka.end_guard_s
+        if settings.kafka.bounded
+        else settings.risk.fill_sync_max_wait_ms / 1000
+    )
     ticks = op.flat_map_batch(
         "decode_ticks",
         io.input("ticks_in", flow, topic.TICKS, end=EndHooks(ended=end.market_data_ended)),
@@ -310,7 +319,12 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     valid_ticks, bad_ticks = split_dead_letters("split_ticks", ticks)
     commands = op.flat_map_batch(
         "decode_model_commands",
-        io.input("model_control_in", flow, topic.MODEL_CONTROL),
+        io.input(
+            "model_control_in",
+            flow,
+            topic.MODEL_CONTROL,
+            end=EndHooks(may_end=end.after_market_data),
+        ),
         topic_decoder(lambda name: ModelCommand),
     )
     valid_commands, bad_commands = split_dead_letters("split_model_commands", commands)
@@ -344,6 +358,8 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
             topic.CONTROL,
             topic.ALERTS,
             end=EndHooks(may_end=end.may_end),
+            # Not the gateway's end markers: it ends on this flow's own (a cycle).
+            await_ends=False,
         ),
         topic_decoder(inbound_types(settings.kafka.topic_prefix), account=account),
     )

@@ -14,12 +14,14 @@ from bytewax.dataflow import Dataflow, Stream
 
 from connectors import topic
 from connectors.codec import Rejected, decode_event, failure
+from connectors.kafka.end import awaited, topics_written_by
 from connectors.kafka.record import KafkaRecord, OutboundRecord
 from connectors.kafka.sink import KafkaSink
 from connectors.kafka.source import EndHooks, KafkaSource
 from connectors.telemetry.log import configure_logging, log_event, process_age_s
 from connectors.telemetry.metric import start_process_metrics
 from dataflows.flows.routing import to_outbound
+from dataflows.flows.run_end import gave_up
 from dataflows.settings import Settings
 from risk.domain import DecodeFailure, DecodeReason
 
@@ -36,9 +38,11 @@ class FlowIO(Protocol):
         *topics: str,
         fetch_wait_ms: int | None = None,
         end: EndHooks | None = None,
+        await_ends: bool = True,
     ) -> Stream[KafkaRecord]:
         """Read `topics` as one stream of records; in a bounded run, `end` ties the
-        input's end to the rest of the flow."""
+        input's end to the rest of the flow and, with `await_ends`, the input ends at
+        the end-of-stream markers of the topics' writers."""
         ...
 
     def output(self, step_id: str, events: Stream[object]) -> None:
@@ -48,9 +52,14 @@ class FlowIO(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class KafkaIO:
-    """The production `FlowIO`: our Kafka source and checked-delivery sink."""
+    """The production `FlowIO`: our Kafka source and checked-delivery sink.
+
+    In a bounded run (`kafka.bounded`) inputs end at their writers' end-of-stream
+    markers, and the output of flow `writer` writes its own markers when it closes.
+    """
 
     settings: Settings
+    writer: str = ""
 
     def input(
         self,
@@ -59,9 +68,11 @@ class KafkaIO:
         *topics: str,
         fetch_wait_ms: int | None = None,
         end: EndHooks | None = None,
+        await_ends: bool = True,
     ) -> Stream[KafkaRecord]:
         """Read `topics` (namespaced by the configured prefix) as one stream."""
         kafka = self.settings.kafka
+        ends = awaited(topics, kafka.end_writers, kafka.topic_prefix) if await_ends else {}
         source = KafkaSource(
             kafka.bootstrap,
             [kafka.topic_prefix + name for name in topics],
@@ -71,6 +82,9 @@ class KafkaIO:
             drain_file=Path(kafka.drain_file) if kafka.drain_file else None,
             fetch_wait_ms=kafka.fetch_wait_ms if fetch_wait_ms is None else fetch_wait_ms,
             end=end,
+            bounded=kafka.bounded,
+            ends=ends,
+            end_guard_s=kafka.end_guard_s,
         )
         return op.input(step_id, flow, source)
 
@@ -80,10 +94,14 @@ class KafkaIO:
         records: Stream[tuple[str, OutboundRecord]] = op.flat_map_batch(
             f"{step_id}_route", events, to_outbound(kafka.topic_prefix)
         )
+        writes_ends = kafka.bounded and self.writer in kafka.end_writers
         sink = KafkaSink(
             kafka.bootstrap,
             alerts_topic=kafka.topic_prefix + topic.ALERTS,
             message_timeout_ms=kafka.message_timeout_ms,
+            end_writer=self.writer if writes_ends else None,
+            end_topics=tuple(topics_written_by(self.writer, kafka.topic_prefix)),
+            end_complete=lambda: not gave_up(),
         )
         op.output(step_id, records, sink)
 

@@ -26,6 +26,7 @@ import orjson
 
 from connectors.broker import broker_command, wait_for_port
 from connectors.kafka.admin import create_topics
+from dataflows.ops.launch import GAVE_UP_EXIT
 from dataflows.ops.process import FLOWS, flow_command, init_recovery
 from dataflows.ops.reconcile import STARTUP_ACTOR
 from dataflows.ops.supervisor import Component, Health, Supervisor, report_line
@@ -97,6 +98,10 @@ def broker_component(
     )
 
 
+# A flow exits GAVE_UP_EXIT when a bounded run's guard fired: a restart would repeat it.
+_FINAL_EXITS = frozenset({GAVE_UP_EXIT})
+
+
 def flow_components(
     settings: Settings,
     recovery_root: Path,
@@ -120,7 +125,9 @@ def flow_components(
         if name == "trading" and trading_env is not None:
             trading_env.update(own)
             own = trading_env
-        components.append(Component(name=name, command=command, env=own, warm=True))
+        components.append(
+            Component(name=name, command=command, env=own, warm=True, final_exits=_FINAL_EXITS)
+        )
     return components
 
 
