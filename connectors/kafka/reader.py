@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,5 +108,23 @@ def end_offsets(bootstrap: str, topics: list[str]) -> dict[str, int]:
             name: int(consumer.get_watermark_offsets(TopicPartition(name, 0), timeout=10.0)[1])
             for name in topics
         }
+    finally:
+        consumer.close()
+
+
+def wait_for_record(
+    bootstrap: str, topic: str, start: int, match: Callable[[bytes], bool], timeout_s: float
+) -> bool:
+    """Whether a record of partition 0 of `topic` at or after offset `start` matches
+    within `timeout_s` (an operator command's acknowledgement, say)."""
+    consumer = Consumer(consumer_config(bootstrap, f"hfl-ack-{time.time_ns()}"))
+    consumer.assign([TopicPartition(topic, 0, start)])
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.2):
+                if message.error() is None and match(message.value()):
+                    return True
+        return False
     finally:
         consumer.close()

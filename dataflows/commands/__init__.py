@@ -7,6 +7,7 @@ import signal
 import sys
 
 from dataflows.commands import bench, models, observability, operations, reliability
+from dataflows.commands.context import select_run
 from risk.domain.error import HflError
 
 GROUPS = (
@@ -24,6 +25,13 @@ def parser() -> argparse.ArgumentParser:
         prog="hfl",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    main.add_argument(
+        "--run",
+        dest="run_name",
+        default=None,
+        metavar="NAME",
+        help="the running system to address (default: the only one in var/runs)",
     )
     sub = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
     epilog = ["command groups:"]
@@ -46,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     signal.signal(signal.SIGTERM, _interrupt)
     args = parser().parse_args(argv)
+    select_run(args.run_name)
     try:
         return int(args.run(args))
     except HflError as exc:

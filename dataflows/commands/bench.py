@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from dataflows.commands.context import ROOT, current_settings
+from dataflows.commands.context import ROOT, base_settings
 
 
 def _bench(args: argparse.Namespace) -> int:
     if args.target == "risk":
         from dataflows.bench.risk import bench_risk
 
-        bench_risk(current_settings(), ROOT, decisions=args.decisions, kills=args.kills)
+        bench_risk(base_settings(), ROOT, decisions=args.decisions, kills=args.kills)
         return 0
     if args.target == "dashboard":
         from dataflows.bench.dashboard import bench_dashboard
 
         bench_dashboard(
-            current_settings(), ROOT, clients=args.clients, duration_s=args.duration, port=args.port
+            base_settings(), ROOT, clients=args.clients, duration_s=args.duration, port=args.port
         )
         return 0
     if args.target == "gateway":
@@ -29,7 +29,7 @@ def _bench(args: argparse.Namespace) -> int:
         from dataflows.bench.models import bench_models
 
         bench_models(
-            current_settings().model,
+            base_settings().model,
             ticks=args.ticks,
             batch_size=args.batch_size,
             budget_s=args.budget,
@@ -38,7 +38,7 @@ def _bench(args: argparse.Namespace) -> int:
     from dataflows.bench.pipeline import bench_pipeline
 
     bench_pipeline(
-        current_settings(), ROOT, rate=args.rate, duration_s=args.duration, gateway=args.gateway
+        base_settings(), ROOT, rate=args.rate, duration_s=args.duration, gateway=args.gateway
     )
     return 0
 

@@ -9,15 +9,24 @@ import sys
 import time
 from decimal import Decimal
 
-from dataflows.commands.context import ROOT, current_settings, positive_float, positive_int
-from dataflows.ops.control import publish_control, publish_limit
+from connectors.topic import AUDIT
+from dataflows.commands.context import (
+    ROOT,
+    base_settings,
+    current_settings,
+    positive_float,
+    positive_int,
+    running_settings,
+)
+from dataflows.ops.control import audit_offset, await_applied, publish_control, publish_limit
+from dataflows.settings import Settings
 from risk.domain import ControlAction
 
 
 def _broker(args: argparse.Namespace) -> int:
     from connectors.broker import broker_status, start_broker, stop_broker
 
-    broker = current_settings().broker
+    broker = base_settings().broker
     pid_file, log_file = ROOT / "var" / "broker.pid", ROOT / "var" / "broker.log"
     if args.action == "start":
         pid = start_broker(broker.host, broker.port, pid_file, log_file)
@@ -91,7 +100,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     summary = run_demo(
-        current_settings(),
+        base_settings(),
         ROOT,
         ticks=args.ticks,
         seed=args.seed,
@@ -120,6 +129,7 @@ def _add_control(
     common.add_argument("--account", default=None, help="default: the configured account")
     common.add_argument("--instrument", default="", help="one instrument (default: all)")
     common.add_argument("--actor", default=getpass.getuser(), help="who (default: $USER)")
+    _add_ack(common)
     kill = sub.add_parser(
         "kill", parents=[common], help="halt trading and cancel working orders (kill switch)"
     )
@@ -144,12 +154,47 @@ def _add_control(
     set_limit.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     set_limit.add_argument("--account", default=None, help="default: the configured account")
     set_limit.add_argument("--actor", default=getpass.getuser(), help="who (default: $USER)")
+    _add_ack(set_limit)
     set_limit.set_defaults(run=_control, action=None)
 
 
+def _add_ack(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ack-timeout",
+        type=positive_float,
+        default=30.0,
+        help="seconds to wait for the risk gate's acknowledgement (default 30)",
+    )
+    parser.add_argument(
+        "--no-wait", action="store_true", help="publish only; do not wait for the gate"
+    )
+
+
 def _control(args: argparse.Namespace) -> int:
-    """Publish the command the parsed CLI arguments describe; print what was sent."""
-    settings = current_settings()
+    """Publish the command the parsed CLI arguments describe to the running system, then
+    wait for the risk gate's acknowledgement (its audit row) unless `--no-wait`."""
+    if args.action is ControlAction.RESUME and not args.confirm:
+        print("hfl resume: refusing without --confirm (it re-enables trading)", file=sys.stderr)
+        return 2
+    settings = running_settings()
+    start = audit_offset(settings)
+    command_id = _send(args, settings)
+    if args.no_wait:
+        return 0
+    if not await_applied(settings, command_id, start, args.ack_timeout):
+        print(
+            f"hfl {args.command}: sent {command_id}, but the risk gate did not acknowledge it"
+            f" within {args.ack_timeout:g}s (no control_applied audit row on"
+            f" {settings.kafka.topic_prefix}{AUDIT}): is the trading flow running?",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"applied by the risk gate (audit row control_applied for {command_id})")
+    return 0
+
+
+def _send(args: argparse.Namespace, settings: Settings) -> str:
+    """Publish the command and its audit event; print and return the command's id."""
     if args.action is None:
         limit = publish_limit(
             settings,
@@ -163,10 +208,7 @@ def _control(args: argparse.Namespace) -> int:
             f"max_position {limit.max_position} on {limit.instrument} sent for"
             f" {limit.account}: {limit.command_id}"
         )
-        return 0
-    if args.action is ControlAction.RESUME and not args.confirm:
-        print("hfl resume: refusing without --confirm (it re-enables trading)", file=sys.stderr)
-        return 2
+        return limit.command_id
     command = publish_control(
         settings,
         args.action,
@@ -178,7 +220,7 @@ def _control(args: argparse.Namespace) -> int:
     )
     scope = command.instrument or "all instruments"
     print(f"{command.action} sent for {command.account} ({scope}): {command.command_id}")
-    return 0
+    return command.command_id
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -19,14 +20,17 @@ from connectors.kafka.end import FEED, write_end
 from connectors.kafka.producer import CheckedProducer
 from connectors.topic import TICKS
 from dataflows.ops.process import FLOWS
+from dataflows.ops.registry import RunRecord, register, unregister
 from dataflows.ops.stack import flow_components
 from dataflows.ops.summary import RunSummary, summarize
 from dataflows.ops.supervisor import Component, ComponentState, Health, Supervisor, all_settled
-from dataflows.settings import Settings
+from dataflows.settings import Secret, Settings, default_clickhouse_url
 from risk.domain.error import HflError
 
 # The flows of a run: each ends by its data (`connectors.kafka.end`), never by a timer.
 FLOW_NAMES = frozenset(FLOWS)
+# The demo's own store (unless one is configured), apart from `hfl up`'s `var/clickhouse`.
+DEMO_STORE = Path("var") / "demo" / "clickhouse"
 T = TypeVar("T")
 
 
@@ -67,6 +71,11 @@ def run_demo(
     run_dir.mkdir(parents=True, exist_ok=True)
     prefix = f"{run_id}."
     settings = replace(settings, kafka=replace(settings.kafka, topic_prefix=prefix))
+    if settings.clickhouse.url.reveal() == default_clickhouse_url(root):
+        # Its own store: a demo's rows must never meet `hfl up`'s startup reconciliation
+        # (the demo's topics are gone once its broker stops).
+        url = Secret(f"chdb://{(root / DEMO_STORE).resolve()}")
+        settings = replace(settings, clickhouse=replace(settings.clickhouse, url=url))
     pid_file = root / "var" / "broker.pid"
     broker = settings.broker
     log(f"run {run_id}: logs in {run_dir}")
@@ -85,6 +94,7 @@ def run_demo(
     if dashboard:
         components.append(_dashboard(settings, run_dir, env, start_ns))
     supervisor = Supervisor(components, run_dir, say=log)
+    register(root, _record(run_id, settings, start_ns))
     try:
         create_topics(settings.kafka.bootstrap, prefix=prefix)
         supervisor.start()
@@ -98,6 +108,7 @@ def run_demo(
         )
         _drain(supervisor, timeout_s)
     finally:
+        unregister(root, run_id)
         supervisor.stop()
         if own_broker:
             stop_broker(pid_file)
@@ -106,6 +117,20 @@ def run_demo(
         start_ns,
         settings.trading.account,
         settings.trading.initial_cash,
+    )
+
+
+def _record(run_id: str, settings: Settings, start_ns: int) -> RunRecord:
+    """What this demo listens on, for operator commands (`dataflows.ops.registry`)."""
+    return RunRecord(
+        name=run_id,
+        kind="demo",
+        pid=os.getpid(),
+        topic_prefix=settings.kafka.topic_prefix,
+        bootstrap=settings.kafka.bootstrap,
+        clickhouse_url=settings.clickhouse.url.reveal(),
+        dashboard_port=settings.dashboard.port,
+        started_ns=start_ns,
     )
 
 
