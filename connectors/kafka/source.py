@@ -118,6 +118,16 @@ def partition_counts(
     return counts
 
 
+def topic_offsets(state: Offsets) -> Offsets:
+    """The next offset per topic of a partition's resume state, without the record of
+    which end markers it read.
+
+    >>> topic_offsets({"md.ticks": 5, "md.ticks|end|feed": 1})
+    {'md.ticks': 5}
+    """
+    return {key: offset for key, offset in state.items() if "|end|" not in key}
+
+
 class ResumeError(HflError):
     """Recovered offsets do not fit the topics: resuming would skip or re-read silently."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -60,6 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     except HflError as exc:
         print(f"hfl {args.command}: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a user sees one line; HFL_DEBUG=1 shows the traceback
+        if os.environ.get("HFL_DEBUG") == "1":
+            raise
+        print(
+            f"hfl {args.command}: failed: {type(exc).__name__}: {exc}"
+            " (HFL_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         return 130
 

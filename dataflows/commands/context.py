@@ -109,3 +109,17 @@ def positive_float(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
     return value
+
+
+def client_order_id(text: str) -> str:
+    """An argparse type: a client_order_id (32 lower-case hex characters).
+
+    >>> client_order_id("d725f8f3c4f61f4de8a222e5ec403d0e")
+    'd725f8f3c4f61f4de8a222e5ec403d0e'
+    >>> client_order_id("deadbeef")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: 'deadbeef' is not a client_order_id (32 hex characters)
+    """
+    if len(text) != 32 or any(c not in "0123456789abcdef" for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a client_order_id (32 hex characters)")
+    return text
