@@ -12,9 +12,10 @@ decisions held at the end, and the end of input decided them without their fills
 
 So the end waits for the right thing instead of for a time:
 
-1. The market-data input (`md.ticks`) ends as any bounded input does (at the end of
-   its log and idle for `kafka.exit_when_idle_s`, or quiet with the drain file) and
-   says so (`market_data_ended`).
+1. The market-data input (`md.ticks`) ends at the feed's end-of-stream marker
+   (`kafka.bounded`, `connectors.kafka.end`; the older idle end remains for callers
+   that set `kafka.exit_when_idle_s`) and says so (`market_data_ended`). Model commands
+   are read to their end at that point (`after_market_data`).
 2. The gate reports after every batch whether its fill sync is settled: nothing held,
    and every marker past the last decision (`FillSync.settled`), so every report
    before the gate's last decision has been booked in event time.
@@ -24,8 +25,8 @@ So the end waits for the right thing instead of for a time:
 
 The decisions, orders, positions and P&L therefore do not depend on when the
 gateway's markers arrived, only on the input. If the gate makes no progress for
-`risk.fill_sync_max_wait_ms` of wall time after the market data ended, the flow gives
-up, at the end of its inbound topics or not: the gateway is gone, or the broker lost
+the run's guard (`kafka.end_guard_s` in a bounded run, else `risk.fill_sync_max_wait_ms`)
+of wall time after the market data ended, the flow gives up, at the end of its inbound topics or not: the gateway is gone, or the broker lost
 its log and nobody re-created the inbound topics, which then never report their end
 again. It logs an error naming what was still held, ends (its `on_eof` decides the
 held items without their fills, as the gate does mid-run when the gateway lags) and
