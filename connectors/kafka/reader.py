@@ -11,6 +11,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from connectors.kafka.end import END_KEY
 from connectors.kafka.source import consumer_config
 
 Record = dict[str, Any]
@@ -21,7 +22,7 @@ def read_log(
     bootstrap: str, topic: str, timeout_s: float = 30.0, start: int = OFFSET_BEGINNING
 ) -> list[Record]:
     """Every record of a one-partition topic, decoded, from offset `start` (default:
-    the beginning) to its end.
+    the beginning) to its end; end-of-stream markers (`connectors.kafka.end`) aside.
 
     Raises `TimeoutError` when `timeout_s` passes without a record or the end of the log,
     `OSError` when it cannot be read (e.g. `start` is beyond the end: the log was lost).
@@ -40,7 +41,8 @@ def read_log(
             for message in messages:
                 error = message.error()
                 if error is None:
-                    records.append(orjson.loads(message.value()))
+                    if message.key() != END_KEY:
+                        records.append(orjson.loads(message.value()))
                 elif error.code() == KafkaError._PARTITION_EOF:
                     return records
                 else:

@@ -24,11 +24,11 @@ So the end waits for the right thing instead of for a time:
    what is still in the fill sync.
 
 The decisions, orders, positions and P&L therefore do not depend on when the
-gateway's markers arrived, only on the input. If the gate makes no progress for
-the run's guard (`kafka.end_guard_s` in a bounded run, else `risk.fill_sync_max_wait_ms`)
-of wall time after the market data ended, the flow gives up, at the end of its inbound topics or not: the gateway is gone, or the broker lost
-its log and nobody re-created the inbound topics, which then never report their end
-again. It logs an error naming what was still held, ends (its `on_eof` decides the
+gateway's markers arrived, only on the input. If the gate makes no progress for the
+run's guard (`kafka.end_guard_s` in a bounded run, else `risk.fill_sync_max_wait_ms`) of
+wall time after the market data ended, the flow gives up, at the end of its inbound
+topics or not: the gateway is gone, or the broker lost its log and nobody re-created
+the inbound topics, which then never report their end again. It logs an error naming what was still held, ends (its `on_eof` decides the
 held items without their fills, as the gate does mid-run when the gateway lags) and
 `dataflows.ops.launch` exits with `GAVE_UP_EXIT`, never 0.
 
