@@ -28,9 +28,10 @@ gateway's markers arrived, only on the input. If the gate makes no progress for 
 run's guard (`kafka.end_guard_s` in a bounded run, else `risk.fill_sync_max_wait_ms`) of
 wall time after the market data ended, the flow gives up, at the end of its inbound
 topics or not: the gateway is gone, or the broker lost its log and nobody re-created
-the inbound topics, which then never report their end again. It logs an error naming what was still held, ends (its `on_eof` decides the
-held items without their fills, as the gate does mid-run when the gateway lags) and
-`dataflows.ops.launch` exits with `GAVE_UP_EXIT`, never 0.
+the inbound topics, which then never report their end again. It logs an error naming
+what was still held, ends (its `on_eof` decides the held items without their fills, as
+the gate does mid-run when the gateway lags) and `dataflows.ops.launch` exits with
+`GAVE_UP_EXIT`, never 0.
 
 What the end does not wait for: a report the gateway makes only after its markers
 passed the gate's last decision, i.e. a fill of one of the last orders from a tick of
