@@ -52,9 +52,21 @@ def scalar(query: Query, sql: str) -> Any:
 
 
 def newest_run_start_ns(query: Query) -> int:
-    """Start of the newest run in `runs`, minus a minute for the feed's head start."""
+    """Event time from which the newest run's rows show.
+
+    The newest run in `runs` started at a wall-clock time (less a minute for the feed's
+    head start); its ticks were ingested after that (`ts_init`). Panels select by event
+    time, so a replay of history (the S&P 500 series: event times years back) shows
+    from its first tick's event time, a live feed from the run's start.
+    """
     started = scalar(query, "SELECT toUnixTimestamp64Nano(max(started_at)) FROM runs")
-    return max(0, int(started or 0) - 60_000_000_000)
+    run_start = max(0, int(started or 0) - 60_000_000_000)
+    first_event = scalar(
+        query,
+        "SELECT toUnixTimestamp64Nano(minOrNull(ts_event)) FROM ticks "
+        f"WHERE ts_init >= fromUnixTimestamp64Nano(toInt64({run_start}))",
+    )
+    return run_start if first_event is None else min(run_start, int(first_event))
 
 
 def equity_panel(query: Query, window: Window) -> Panel:
