@@ -28,7 +28,11 @@ function render(s) {
   const denials = Object.entries(risk.denials || {}).map(([k, v]) => `${esc(k)}=${v}`).join(", ") || "none";
   $("risk").innerHTML = kv([["state", esc(state)], ["trigger", esc((risk.state || {}).trigger)], ["approved", num(risk.approved, 0)],
     ["denied", denials], ["gross exposure", num(e.gross)], ["net exposure", num(e.net)], ["gross limit use", pct(risk.gross_utilization)],
-    ...(risk.metrics || []).map((r) => [r.metric, (r.limit_value > 0 ? `${num(r.value, 4)} / ${num(r.limit_value, 4)}` : num(r.value, 4))])]);
+    ...(risk.metrics || []).map((r) => {
+      // Counts (samples, open orders) are whole numbers: no decimals for them or their limit.
+      const d = Number.isInteger(Number(r.value)) && (!(r.limit_value > 0) || Number.isInteger(Number(r.limit_value))) ? 0 : 4;
+      return [r.metric, (r.limit_value > 0 ? `${num(r.value, d)} / ${num(r.limit_value, d)}` : num(r.value, d))];
+    })]);
   const orders = s.orders || {};
   $("working").innerHTML = table(orders.working, [["order", (r) => short(r.client_order_id)], ["instr", (r) => esc(r.instrument)],
     ["side", (r) => esc(r.side)], ["qty", (r) => num(r.quantity, 0)], ["time", (r) => time(r.ts)]]);
