@@ -156,14 +156,22 @@ def test_replayed_sp500_history_shows_on_the_dashboard(
     assert stored
     shown = snapshot(system.port)
     assert FIRST_DAY_NS <= shown["since_ns"] < WALL_START_NS - 10**17  # event time, years back
-    assert {row["instrument"] for row in shown["models"]["scores"]} == set(SP500.split(","))
+    wait_for(
+        lambda: (
+            {r["instrument"] for r in snapshot(system.port)["models"]["scores"]}
+            == set(SP500.split(","))
+        ),
+        "every instrument's model scores (the trading flow may still be behind)",
+    )
 
+    wait_for(lambda: snapshot(system.port)["equity"]["points"] > 1, "P&L snapshots in event time")
     browser.get(f"http://127.0.0.1:{system.port}/")
     wait_for(
         lambda: browser.find_element(By.ID, "ticks").text.replace(",", "") == str(system.rows),
         "the page to show every replayed tick",
     )
-    models = browser.find_element(By.TAG_NAME, "body").text
-    assert all(name in models for name in SP500.split(","))
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert all(name in page for name in SP500.split(","))
+    assert " UTC" in browser.find_element(By.ID, "curve").get_attribute("innerHTML")  # axes
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOT))
