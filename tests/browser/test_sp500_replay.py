@@ -163,8 +163,6 @@ def test_replayed_sp500_history_shows_on_the_dashboard(
         ),
         "every instrument's model scores (the trading flow may still be behind)",
     )
-
-    wait_for(lambda: snapshot(system.port)["equity"]["points"] > 1, "P&L snapshots in event time")
     browser.get(f"http://127.0.0.1:{system.port}/")
     wait_for(
         lambda: browser.find_element(By.ID, "ticks").text.replace(",", "") == str(system.rows),
@@ -172,6 +170,5 @@ def test_replayed_sp500_history_shows_on_the_dashboard(
     )
     page = browser.find_element(By.TAG_NAME, "body").text
     assert all(name in page for name in SP500.split(","))
-    assert " UTC" in browser.find_element(By.ID, "curve").get_attribute("innerHTML")  # axes
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOT))
