@@ -43,7 +43,7 @@ CHROMIUM_FLAGS = (
 )
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 240.0) -> Any:
+def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 600.0) -> Any:
     """Poll `condition` until truthy (errors count as not yet); fail naming `what`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
