@@ -7,7 +7,14 @@ import os
 import signal
 import sys
 
-from dataflows.commands import bench, models, observability, operations, reliability
+from dataflows.commands import (
+    bench,
+    models,
+    observability,
+    operations,
+    reliability,
+    research,
+)
 from dataflows.commands.context import select_run
 from risk.domain.error import HflError
 
@@ -17,6 +24,7 @@ GROUPS = (
     ("reliability", reliability),
     ("observability", observability),
     ("bench", bench),
+    ("research", research),
 )
 
 

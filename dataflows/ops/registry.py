@@ -55,6 +55,26 @@ class RunRecord:
         return replace(settings, kafka=kafka, clickhouse=clickhouse, dashboard=dashboard)
 
 
+STORE_FILE = "clickhouse_url"
+
+
+def keep_store(run_dir: Path, url: str) -> None:
+    """Record in a run's directory which store holds its rows (read by `run_store`)."""
+    (run_dir / STORE_FILE).write_text(url)
+
+
+def run_store(root: Path, run_id: str) -> str | None:
+    """The store run `run_id` wrote to, when its directory recorded one (`hfl report`).
+
+    >>> run_store(Path("/nonexistent"), "demo-1") is None
+    True
+    """
+    try:
+        return (root / RUNS_DIR / run_id / STORE_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def register(root: Path, record: RunRecord) -> Path:
     """Write `record` to `var/runs/<name>.json` under `root`; return the path."""
     path = root / RUNS_DIR / f"{record.name}.json"
