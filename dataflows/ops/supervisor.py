@@ -80,8 +80,8 @@ class Backoff:
     max_s: float = 30.0
     stable_s: float = 30.0
     max_restarts: int = 20
-    # A component that fails the same way (same exit code) this many times in a row is
-    # given up, however long each attempt ran: a restart would only repeat it.
+    # A component that fails the same way (same non-negative exit code) this many times
+    # in a row is given up, however long each attempt ran: a restart would only repeat it.
     same_failure_limit: int = 3
 
     def delay_s(self, restarts: int, rng: random.Random) -> float:
@@ -278,8 +278,10 @@ class Supervisor:
         self._crashed(slot, now, code)
 
     def _crashed(self, slot: _Slot, now: float, code: int) -> None:
-        same = slot.last_failure == code
-        slot.same_failures = slot.same_failures + 1 if same else 1
+        # A death by signal (negative code: an operator's or a chaos test's kill -9) is
+        # not the program failing; it stays bounded by `max_restarts` alone.
+        same = code >= 0 and slot.last_failure == code
+        slot.same_failures = slot.same_failures + 1 if same else int(code >= 0)
         slot.last_failure = slot.last_exit = code
         name = slot.component.name
         why = ""

@@ -225,3 +225,14 @@ def test_different_failures_are_restarted_until_the_restart_bound(tmp_path: Path
     assert health.state is ComponentState.GAVE_UP
     assert health.restarts == 4
     assert counter.read_text() == "5"
+
+
+def test_deaths_by_signal_are_not_failures_of_the_same_kind(tmp_path: Path) -> None:
+    code = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    backoff = Backoff(base_s=0.01, max_s=0.02, stable_s=60.0, max_restarts=4, same_failure_limit=2)
+    supervisor = Supervisor([python(code)], tmp_path, backoff=backoff)
+    supervisor.start()
+    (health,) = settle(supervisor)
+    assert health.state is ComponentState.GAVE_UP
+    assert health.restarts == 4  # bounded by max_restarts, not by the same-failure limit
+    assert "4 restarts" in supervisor.gave_up()[0]
