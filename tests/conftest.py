@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 from support.loopback import free_port
-from support.processes import descendants, reap_leftovers
+from support.processes import children, reap_leftovers
 
 from connectors.broker import start_broker, stop_broker
 from sinks.client import connect
@@ -89,11 +89,11 @@ def clickhouse(clickhouse_url: str) -> Iterator[Client]:
 def no_child_outlives_its_test() -> Iterator[None]:
     """Fail a test whose child processes (flows, brokers, dashboards) outlive it.
 
-    Session and module fixtures (the shared broker) start before this fixture, so what
-    they own is not counted. Leftovers get `LEFTOVER_GRACE_S` to exit, then are killed
-    by PID and the test fails naming them.
+    Session and module fixtures (the shared broker, a module's demo) start before this
+    fixture, so they and whatever they start meanwhile are not counted. Leftovers get
+    `LEFTOVER_GRACE_S` to exit, then are killed by PID and the test fails naming them.
     """
-    before = descendants(os.getpid())
+    before = children(os.getpid())
     yield
     left = reap_leftovers(before, LEFTOVER_GRACE_S)
     if left:
