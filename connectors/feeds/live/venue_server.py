@@ -1,0 +1,176 @@
+"""A local stand-in venue: a websocket server on 127.0.0.1 that speaks a venue's protocol.
+
+It answers the client's subscribe requests the way the venue does, then replays scripted
+frames in the venue's wire format, one script per connection: the first connection gets
+`sessions[0]`, a reconnect `sessions[1]`, and so on. A session ends by holding the
+connection open, closing it cleanly, or dropping it without a close frame (a network
+fault). Tests and `hfl bench feed` connect the real client to it; nothing here reaches
+the internet.
+
+Run it alone (the benchmark does, so server and client use different cores):
+`python -m connectors.feeds.live.venue_server --venue binance --trades 100000` prints
+`ws://127.0.0.1:PORT` on its first line, serves one connection and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from connectors.codec import loads
+from connectors.feeds.live import binance, coinbase, kraken
+
+Ending = Literal["hold", "close", "drop"]
+Ack = Callable[[dict[str, Any]], list[str]]
+
+
+@dataclass(slots=True)
+class Session:
+    """What the venue sends on one connection after the subscriptions, and how it ends."""
+
+    frames: Sequence[str] = ()
+    then: Ending = "hold"
+    frame_interval_s: float = 0.0
+
+
+@dataclass(slots=True)
+class VenueServer:
+    """Serve scripted venue sessions on 127.0.0.1 (an ephemeral port)."""
+
+    ack: Ack
+    sessions: Sequence[Session]
+    requests_before_data: int = 1
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    connections: int = 0
+    sent: int = 0
+    url: str = ""
+    _server: Server | None = None
+
+    async def __aenter__(self) -> VenueServer:
+        self._server = await serve(self._handle, "127.0.0.1", 0, compression=None)
+        port = next(iter(self._server.sockets)).getsockname()[1]
+        self.url = f"ws://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _handle(self, socket: ServerConnection) -> None:
+        index = self.connections
+        self.connections += 1
+        session = self.sessions[index] if index < len(self.sessions) else Session()
+        try:
+            for _ in range(self.requests_before_data):
+                await self._answer(socket, await socket.recv())
+            listener = asyncio.create_task(self._listen(socket))
+            try:
+                for frame in session.frames:
+                    await socket.send(frame)
+                    self.sent += 1
+                    if session.frame_interval_s:
+                        await asyncio.sleep(session.frame_interval_s)
+                match session.then:
+                    case "drop":
+                        socket.transport.abort()
+                    case "close":
+                        await socket.close()
+                    case "hold":
+                        await socket.wait_closed()
+            finally:
+                listener.cancel()
+        except ConnectionClosed:
+            pass
+
+    async def _answer(self, socket: ServerConnection, raw: str | bytes) -> None:
+        request = loads(raw)
+        self.requests.append(request)
+        for frame in self.ack(request):
+            await socket.send(frame)
+
+    async def _listen(self, socket: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in socket:
+                await self._answer(socket, raw)
+
+
+ACKS: dict[str, tuple[Ack, int]] = {
+    "binance": (binance.subscribe_ack, 1),
+    "coinbase": (coinbase.subscribe_ack, 1),
+    "kraken": (kraken.subscribe_ack, 2),
+}
+"""Each venue's acknowledgement builder and how many requests its client sends first."""
+
+SYMBOLS = {"binance": "BTCUSDT", "coinbase": "BTC-USD", "kraken": "BTC/USD"}
+
+
+def synthetic_frames(venue: str, trades: int, *, start_ns: int, quote_every: int = 1) -> list[str]:
+    """`trades` trades (and a quote after every `quote_every`) in `venue`'s wire format.
+
+    Prices walk deterministically; trade ids are consecutive from 1; event times are
+    `start_ns` + 1 ms per trade.
+    """
+    symbol = SYMBOLS[venue]
+    frames: list[str] = []
+    price = 30_000.0
+    for n in range(1, trades + 1):
+        price += 0.5 if n % 3 else -1.0
+        time_ns = start_ns + n * 1_000_000
+        match venue:
+            case "binance":
+                frames.append(binance.wire_trade(symbol, n, price, 0.01, time_ns // 1_000_000))
+                if quote_every and n % quote_every == 0:
+                    frames.append(binance.wire_quote(symbol, 2 * n, price - 0.5, price + 0.5, 1.0))
+            case "coinbase":
+                frames.append(coinbase.wire_trade(symbol, n, 2 * n, price, 0.01, time_ns))
+                if quote_every and n % quote_every == 0:
+                    frames.append(
+                        coinbase.wire_quote(
+                            symbol, 2 * n + 1, price - 0.5, price + 0.5, 1.0, time_ns
+                        )
+                    )
+            case "kraken":
+                frames.append(kraken.wire_trade(symbol, n, price, 0.01, time_ns))
+                if quote_every and n % quote_every == 0:
+                    frames.append(
+                        kraken.wire_quote(symbol, price - 0.5 + n * 1e-6, price + 0.5, 1.0, time_ns)
+                    )
+            case _:
+                raise ValueError(f"unknown venue {venue!r}")
+    return frames
+
+
+async def _serve_once(venue: str, trades: int, quote_every: int) -> None:
+    ack, requests = ACKS[venue]
+    frames = synthetic_frames(venue, trades, start_ns=time.time_ns(), quote_every=quote_every)
+    server = VenueServer(ack, [Session(frames=frames, then="close")], requests_before_data=requests)
+    async with server:
+        print(server.url, flush=True)
+        while server.connections == 0 or server.sent < len(frames):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve one connection of synthetic frames for a venue, then exit."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venue", choices=sorted(ACKS), required=True)
+    parser.add_argument("--trades", type=int, default=100_000)
+    parser.add_argument("--quote-every", type=int, default=1)
+    args = parser.parse_args(argv)
+    asyncio.run(_serve_once(args.venue, args.trades, args.quote_every))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
