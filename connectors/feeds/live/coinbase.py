@@ -116,7 +116,7 @@ def _time(time_ns: int) -> str:
 
 
 def wire_trade(
-    product: str, trade_id: int, sequence: int, price: float, size: float, time_ns: int
+    product: str, trade_id: int, sequence: int, *, price: float, size: float, time_ns: int
 ) -> str:
     """A match frame as Coinbase sends it (for the local venue server)."""
     frame = {
@@ -130,7 +130,7 @@ def wire_trade(
 
 
 def wire_quote(
-    product: str, sequence: int, bid: float, ask: float, size: float, time_ns: int
+    product: str, sequence: int, *, bid: float, ask: float, size: float, time_ns: int
 ) -> str:
     """A ticker frame as Coinbase sends it (for the local venue server)."""
     frame = {

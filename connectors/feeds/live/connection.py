@@ -527,8 +527,7 @@ class FeedConnection:
                         metrics.queue_high_water = queue.maxsize
                     await queue.put(event)  # blocks when full: back-pressure, never growth
                 size = queue.qsize()
-                if size > metrics.queue_high_water:
-                    metrics.queue_high_water = size
+                metrics.queue_high_water = max(metrics.queue_high_water, size)
             metrics.duplicates = guard.duplicates
 
 

@@ -132,7 +132,9 @@ def synthetic_frames(venue: str, trades: int, *, start_ns: int, quote_every: int
                 if quote_every and n % quote_every == 0:
                     frames.append(binance.wire_quote(symbol, 2 * n, price - 0.5, price + 0.5, 1.0))
             case "coinbase":
-                frames.append(coinbase.wire_trade(symbol, n, 2 * n, price, 0.01, time_ns))
+                frames.append(
+                    coinbase.wire_trade(symbol, n, 2 * n, price=price, size=0.01, time_ns=time_ns)
+                )
                 if quote_every and n % quote_every == 0:
                     frames.append(
                         coinbase.wire_quote(

@@ -65,7 +65,7 @@ def fixture_frames(venue: str) -> list[str]:
 def serve_fixture(venue: str) -> tuple[list[FeedEvent], list[dict[str, Any]]]:
     """Serve the venue's fixture on one connection; read until every frame is through."""
     frames = fixture_frames(venue)
-    ack, requests = ACKS[venue]
+    _ack, requests = ACKS[venue]
 
     async def scenario() -> tuple[list[FeedEvent], list[dict[str, Any]]]:
         # The fixture's own acks stand in for the server's: the server sends no ack.
