@@ -52,6 +52,7 @@ class VenueServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     connections: int = 0
     sent: int = 0
+    close_codes: list[int | None] = field(default_factory=list)
     url: str = ""
     _server: Server | None = None
 
@@ -91,6 +92,8 @@ class VenueServer:
                 listener.cancel()
         except ConnectionClosed:
             pass
+        finally:
+            self.close_codes.append(socket.close_code)
 
     async def _answer(self, socket: ServerConnection, raw: str | bytes) -> None:
         request = loads(raw)
