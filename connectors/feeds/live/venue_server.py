@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import random
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from socket import SO_SNDBUF, SOL_SOCKET
 from typing import Any, Literal
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -49,12 +51,14 @@ class VenueServer:
     ack: Ack
     sessions: Sequence[Session]
     requests_before_data: int = 1
+    send_buffer_bytes: int | None = None  # a venue's bounded per-client buffer (SO_SNDBUF)
     requests: list[dict[str, Any]] = field(default_factory=list)
     connections: int = 0
     sent: int = 0
     close_codes: list[int | None] = field(default_factory=list)
     url: str = ""
     _server: Server | None = None
+    _open: set[ServerConnection] = field(default_factory=set)
 
     async def __aenter__(self) -> VenueServer:
         self._server = await serve(self._handle, "127.0.0.1", 0, compression=None)
@@ -64,12 +68,18 @@ class VenueServer:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
-        self._server.close()
+        self._server.close(close_connections=False)
+        for socket in list(self._open):  # a stalled client must not keep a test waiting
+            socket.transport.abort()
         await self._server.wait_closed()
 
     async def _handle(self, socket: ServerConnection) -> None:
         index = self.connections
         self.connections += 1
+        self._open.add(socket)
+        if self.send_buffer_bytes is not None:
+            raw_socket = socket.transport.get_extra_info("socket")
+            raw_socket.setsockopt(SOL_SOCKET, SO_SNDBUF, self.send_buffer_bytes)
         session = self.sessions[index] if index < len(self.sessions) else Session()
         try:
             for _ in range(self.requests_before_data):
@@ -93,6 +103,7 @@ class VenueServer:
         except ConnectionClosed:
             pass
         finally:
+            self._open.discard(socket)
             self.close_codes.append(socket.close_code)
 
     async def _answer(self, socket: ServerConnection, raw: str | bytes) -> None:
@@ -117,18 +128,28 @@ ACKS: dict[str, tuple[Ack, int]] = {
 SYMBOLS = {"binance": "BTCUSDT", "coinbase": "BTC-USD", "kraken": "BTC/USD"}
 
 
-def synthetic_frames(venue: str, trades: int, *, start_ns: int, quote_every: int = 1) -> list[str]:
+def synthetic_frames(
+    venue: str,
+    trades: int,
+    *,
+    start_ns: int,
+    quote_every: int = 1,
+    symbol: str | None = None,
+    step_ns: int = 1_000_000,
+    start_price: float = 30_000.0,
+) -> list[str]:
     """`trades` trades (and a quote after every `quote_every`) in `venue`'s wire format.
 
-    Prices walk deterministically; trade ids are consecutive from 1; event times are
-    `start_ns` + 1 ms per trade.
+    Prices walk deterministically (a seeded random walk of 2 bp steps); trade ids are
+    consecutive from 1; event times are `start_ns` + `step_ns` per trade.
     """
-    symbol = SYMBOLS[venue]
+    symbol = symbol or SYMBOLS[venue]
     frames: list[str] = []
-    price = 30_000.0
+    price = start_price
+    walk = random.Random(trades)
     for n in range(1, trades + 1):
-        price += 0.5 if n % 3 else -1.0
-        time_ns = start_ns + n * 1_000_000
+        price *= 1.0 + walk.gauss(0.0, 0.0002)
+        time_ns = start_ns + n * step_ns
         match venue:
             case "binance":
                 frames.append(binance.wire_trade(symbol, n, price, 0.01, time_ns // 1_000_000))
@@ -155,9 +176,20 @@ def synthetic_frames(venue: str, trades: int, *, start_ns: int, quote_every: int
     return frames
 
 
-async def _serve_once(venue: str, trades: int, quote_every: int) -> None:
+async def _serve_once(args: argparse.Namespace) -> None:
+    venue = args.venue
     ack, requests = ACKS[venue]
-    frames = synthetic_frames(venue, trades, start_ns=time.time_ns(), quote_every=quote_every)
+    step_ns = int(args.step_ms * 1_000_000)
+    frames = synthetic_frames(
+        venue,
+        args.trades,
+        # event times end now: the series is as old as it is long, never in the future
+        start_ns=time.time_ns() - args.trades * step_ns,
+        quote_every=args.quote_every,
+        symbol=args.symbol or None,
+        step_ns=step_ns,
+        start_price=args.start_price,
+    )
     server = VenueServer(ack, [Session(frames=frames, then="close")], requests_before_data=requests)
     async with server:
         print(server.url, flush=True)
@@ -172,8 +204,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--venue", choices=sorted(ACKS), required=True)
     parser.add_argument("--trades", type=int, default=100_000)
     parser.add_argument("--quote-every", type=int, default=1)
+    parser.add_argument("--symbol", default="", help="the venue symbol (default per venue)")
+    parser.add_argument("--step-ms", type=float, default=1.0, help="event time between trades")
+    parser.add_argument("--start-price", type=float, default=30_000.0)
     args = parser.parse_args(argv)
-    asyncio.run(_serve_once(args.venue, args.trades, args.quote_every))
+    asyncio.run(_serve_once(args))
     sys.exit(0)
 
 

@@ -4,9 +4,9 @@ server, read by the real client and normalised to tick records the trading flow 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -27,6 +27,8 @@ from connectors.feeds.live.instrument import venues_from_mapping
 from connectors.feeds.live.venue_server import ACKS, Session, VenueServer
 from risk.domain.enums import TickKind
 
+R = TypeVar("R")
+GUARD_S = 120.0
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "venues"
 
 VENUES = venues_from_mapping(
@@ -77,7 +79,7 @@ def serve_fixture(venue: str) -> tuple[list[FeedEvent], list[dict[str, Any]]]:
                 connection, lambda: connection.metrics.messages == len(frames)
             ), server.requests
 
-    return asyncio.run(scenario())
+    return run(scenario())
 
 
 async def collect(connection: FeedConnection, done: Callable[[], bool]) -> list[FeedEvent]:
@@ -93,6 +95,11 @@ async def collect(connection: FeedConnection, done: Callable[[], bool]) -> list[
     events = [event async for event in connection.events()]
     await asyncio.gather(runner, watcher)
     return events
+
+
+def run(scenario: Coroutine[Any, Any, R]) -> R:
+    """Run a scenario with a guard: a hang is a failure, not a stuck suite."""
+    return asyncio.run(asyncio.wait_for(scenario, timeout=GUARD_S))
 
 
 def ticks(events: list[FeedEvent]) -> list[VenueTick]:
@@ -203,6 +210,6 @@ def test_unreadable_frames_are_counted_not_fatal() -> None:
             await run_until(connection, lambda e: isinstance(e, VenueTick))
             return connection
 
-    connection = asyncio.run(scenario())
+    connection = run(scenario())
     assert connection.metrics.unreadable == 2
     assert connection.metrics.ticks == 1
