@@ -8,6 +8,7 @@ import getpass
 import sys
 import time
 from decimal import Decimal
+from typing import Any
 
 from dataflows.commands.context import ROOT, current_settings
 from dataflows.ops.control import publish_control, publish_limit
@@ -90,9 +91,24 @@ def _feed_live(args: argparse.Namespace) -> int:
     )
     router = LiveRouter(prefix=settings.kafka.topic_prefix, failover=failover)
     producer = CheckedProducer(settings.kafka.bootstrap, linger_ms=FEED_LINGER_MS)
+
+    def report(live: list[Any]) -> None:
+        parts = [
+            f"{c.venue.name}: {c.metrics.ticks} ticks, {c.metrics.reconnects} reconnects, "
+            f"{c.metrics.gaps} gaps, lag p50 {c.metrics.lag_percentiles_ms().get('p50', 0):.1f} ms"
+            for c in live
+        ]
+        print(f"published {sum(router.published.values())} | " + " | ".join(parts), file=sys.stderr)
+
     try:
         sent = asyncio.run(
-            run_live(connections, router, producer.produce, max_ticks=args.max_ticks or None)
+            run_live(
+                connections,
+                router,
+                producer.produce,
+                max_ticks=args.max_ticks or None,
+                report=report,
+            )
         )
     except KeyboardInterrupt:
         sent = sum(router.published.values())

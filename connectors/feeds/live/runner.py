@@ -236,11 +236,21 @@ async def run_live(
     sink: Callable[[OutboundRecord], None],
     *,
     max_ticks: int | None = None,
+    report: Callable[[list[FeedConnection]], None] | None = None,
+    report_every_s: float = 5.0,
 ) -> int:
     """Route every connection's events to `sink` until `max_ticks` ticks are published
-    (forever when None); then close every connection cleanly. Returns ticks published."""
+    (forever when None); then close every connection cleanly. Returns ticks published.
+
+    `report`, when given, is called with the connections every `report_every_s`.
+    """
     connections = list(connections)
     done = asyncio.Event()
+
+    async def progress() -> None:
+        while report is not None:
+            await asyncio.sleep(report_every_s)
+            report(connections)
 
     async def forward(connection: FeedConnection) -> None:
         async for event in connection.events():
@@ -251,9 +261,11 @@ async def run_live(
 
     runners = [asyncio.create_task(c.run()) for c in connections]
     forwarders = [asyncio.create_task(forward(c)) for c in connections]
+    reporter = asyncio.create_task(progress())
     try:
         await done.wait()
     finally:
+        reporter.cancel()
         for connection in connections:
             await connection.stop()
         await asyncio.gather(*runners, *forwarders, return_exceptions=True)

@@ -150,11 +150,12 @@ def synthetic_frames(
     for n in range(1, trades + 1):
         price *= 1.0 + walk.gauss(0.0, 0.0002)
         time_ns = start_ns + n * step_ns
+        bid, ask = price * 0.9999, price * 1.0001
         match venue:
             case "binance":
                 frames.append(binance.wire_trade(symbol, n, price, 0.01, time_ns // 1_000_000))
                 if quote_every and n % quote_every == 0:
-                    frames.append(binance.wire_quote(symbol, 2 * n, price - 0.5, price + 0.5, 1.0))
+                    frames.append(binance.wire_quote(symbol, 2 * n, bid, ask, 1.0))
             case "coinbase":
                 frames.append(
                     coinbase.wire_trade(symbol, n, 2 * n, price=price, size=0.01, time_ns=time_ns)
@@ -162,15 +163,13 @@ def synthetic_frames(
                 if quote_every and n % quote_every == 0:
                     frames.append(
                         coinbase.wire_quote(
-                            symbol, 2 * n + 1, price - 0.5, price + 0.5, 1.0, time_ns
+                            symbol, 2 * n + 1, bid=bid, ask=ask, size=1.0, time_ns=time_ns
                         )
                     )
             case "kraken":
                 frames.append(kraken.wire_trade(symbol, n, price, 0.01, time_ns))
                 if quote_every and n % quote_every == 0:
-                    frames.append(
-                        kraken.wire_quote(symbol, price - 0.5 + n * 1e-6, price + 0.5, 1.0, time_ns)
-                    )
+                    frames.append(kraken.wire_quote(symbol, bid, ask, 1.0 + n * 1e-6, time_ns))
             case _:
                 raise ValueError(f"unknown venue {venue!r}")
     return frames

@@ -24,7 +24,7 @@ from connectors.feeds.live.connection import (
     run_until,
 )
 from connectors.feeds.live.instrument import venues_from_mapping
-from connectors.feeds.live.venue_server import ACKS, Session, VenueServer
+from connectors.feeds.live.venue_server import ACKS, SYMBOLS, Session, VenueServer, synthetic_frames
 from risk.domain.enums import TickKind
 
 R = TypeVar("R")
@@ -213,3 +213,23 @@ def test_unreadable_frames_are_counted_not_fatal() -> None:
     connection = run(scenario())
     assert connection.metrics.unreadable == 2
     assert connection.metrics.ticks == 1
+
+
+@pytest.mark.parametrize("venue", ["binance", "coinbase", "kraken"])
+def test_synthetic_venue_frames_parse_back_to_trades_and_quotes(venue: str) -> None:
+    config = venues_from_mapping(
+        {
+            venue: {
+                "url": "ws://x",
+                "instruments": {
+                    "I": {"symbol": SYMBOLS[venue], "tick_size": 0.01, "lot_size": 1.0}
+                },
+            }
+        }
+    )[venue]
+    adapter = ADAPTERS[venue](config)
+    frames = synthetic_frames(venue, 50, start_ns=1_700_000_000_000_000_000)
+    parsed = [t for frame in frames for t in adapter.parse(frame, 1)]
+    assert [t.kind for t in parsed] == [TickKind.TRADE, TickKind.QUOTE] * 50
+    assert [t.venue_trade_id for t in parsed[::2]] == list(range(1, 51))
+    assert all(t.bid is not None and t.ask is not None and t.bid < t.ask for t in parsed[1::2])
