@@ -42,7 +42,8 @@ def sp500_ticks() -> list[Tick]:
     from river.datasets import SP500Stocks
 
     ticks: list[Tick] = []
-    with gzip.open(SP500Stocks().path, "rt", newline="") as raw:  # type: ignore[no-untyped-call]
+    path = SP500Stocks().path  # type: ignore[no-untyped-call]
+    with gzip.open(path, "rt", newline="") as raw:
         reader = csv.DictReader(raw)
         names = [n for n in reader.fieldnames or () if n not in ("date", "next_day_return")]
         prices = dict.fromkeys(names, BASE_PRICE)
@@ -85,7 +86,8 @@ def simulated_ticks(count: int = 200_000) -> Iterator[Tick]:
     for record in islice(Simulator(config), count):
         kind = TickKind(record.get("kind", "trade"))
         bid, ask = record.get("bid"), record.get("ask")
-        price = (bid + ask) / 2.0 if kind is TickKind.QUOTE else record["price"]
+        quote = kind is TickKind.QUOTE and bid is not None and ask is not None
+        price = (bid + ask) / 2.0 if quote else record["price"]  # type: ignore[operator]
         yield Tick(
             tick_id=str(record["seq"]),
             instrument=record["instrument"],

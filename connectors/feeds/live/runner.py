@@ -84,7 +84,9 @@ def feed_config_from_mapping(mapping: Mapping[str, Any]) -> FeedConfig:
                 problems.append(f"failover.{instrument}.{role}: {venue} does not list it")
         if primary == secondary:
             problems.append(f"failover.{instrument}: primary and secondary are the same")
-        routes.append(FeedRoute(instrument=instrument, primary=primary, secondary=secondary))
+        routes.append(
+            FeedRoute(instrument=instrument, primary=str(primary), secondary=str(secondary))
+        )
     known = {f.name for f in ConnectionConfig.__dataclass_fields__.values()}
     connection_spec = live.get("connection") or {}
     problems += [f"connection.{k}: unknown setting" for k in connection_spec if k not in known]

@@ -182,14 +182,17 @@ async def _serve_once(args: argparse.Namespace) -> None:
     frames = synthetic_frames(
         venue,
         args.trades,
-        # event times end now: the series is as old as it is long, never in the future
-        start_ns=time.time_ns() - args.trades * step_ns,
+        # paced: event times run with the wall clock, as a venue's do; otherwise they end
+        # now (the series is as old as it is long, never in the future)
+        start_ns=time.time_ns() if args.paced else time.time_ns() - args.trades * step_ns,
         quote_every=args.quote_every,
         symbol=args.symbol or None,
         step_ns=step_ns,
         start_price=args.start_price,
     )
-    server = VenueServer(ack, [Session(frames=frames, then="close")], requests_before_data=requests)
+    interval_s = step_ns / 1e9 / (2 if args.quote_every == 1 else 1) if args.paced else 0.0
+    session = Session(frames=frames, then="close", frame_interval_s=interval_s)
+    server = VenueServer(ack, [session], requests_before_data=requests)
     async with server:
         print(server.url, flush=True)
         while server.connections == 0 or server.sent < len(frames):
@@ -206,6 +209,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--symbol", default="", help="the venue symbol (default per venue)")
     parser.add_argument("--step-ms", type=float, default=1.0, help="event time between trades")
     parser.add_argument("--start-price", type=float, default=30_000.0)
+    parser.add_argument(
+        "--paced", action="store_true", help="send in event time (default: as fast as possible)"
+    )
     args = parser.parse_args(argv)
     asyncio.run(_serve_once(args))
     sys.exit(0)
