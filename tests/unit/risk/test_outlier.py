@@ -60,7 +60,7 @@ def test_bad_print_far_off_the_level_is_dead_lettered_and_the_next_normal_tick_p
     screen = warmed()
     verdict = screen.screen(tick(180.0, 100))
     assert verdict.rejected is OutlierRule.PRICE_JUMP
-    assert verdict.rejected.reason == "outlier_price_jump"
+    assert verdict.rejected.reason.value == "outlier_price_jump"
     assert screen.screen(tick(100.2, 101)).clean
 
 
@@ -117,12 +117,12 @@ def test_old_and_future_timestamps_are_flagged() -> None:
     assert ahead.flags == (OutlierRule.FUTURE_TIMESTAMP,) and ahead.rejected is None
 
 
-def test_venue_sequence_or_event_time_going_back_is_dead_lettered() -> None:
+def test_venue_sequence_going_back_is_dead_lettered_event_time_alone_is_not() -> None:
     screen = OutlierScreen()
     assert screen.screen(tick(n=5), venue_seq=10).clean
     assert screen.screen(tick(n=6), venue_seq=10).rejected is OutlierRule.OUT_OF_ORDER
-    assert screen.screen(tick(n=4), venue_seq=11).rejected is OutlierRule.OUT_OF_ORDER
-    assert screen.screen(tick(n=7), venue_seq=11).clean
+    assert screen.screen(tick(n=7), venue_seq=9).rejected is OutlierRule.OUT_OF_ORDER
+    assert screen.screen(tick(n=4), venue_seq=11).clean  # a failover venue's clock may lag
 
 
 def test_each_rule_s_action_is_configurable() -> None:
