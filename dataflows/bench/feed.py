@@ -120,7 +120,8 @@ def bench_feed(root: Path, *, trades: int, venues: list[str]) -> dict[str, Any]:
         try:
             assert server.stdout is not None
             url = server.stdout.readline().strip()
-            figures[venue] = asyncio.run(_measure(venue, url, 2 * trades))
+            measure = _measure(venue, url, 2 * trades)
+            figures[venue] = asyncio.run(asyncio.wait_for(measure, timeout=900))
         finally:
             server.kill()
             server.wait()

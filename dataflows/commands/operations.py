@@ -65,6 +65,7 @@ def _feed_live(args: argparse.Namespace) -> int:
     )
     from connectors.feeds.publisher import FEED_LINGER_MS
     from connectors.kafka.producer import CheckedProducer
+    from connectors.telemetry.metric import observe_feed, start_process_metrics
     from risk.failover import Failover
 
     settings = current_settings()
@@ -90,9 +91,12 @@ def _feed_live(args: argparse.Namespace) -> int:
         else None
     )
     router = LiveRouter(prefix=settings.kafka.topic_prefix, failover=failover)
+    start_process_metrics("feed")
     producer = CheckedProducer(settings.kafka.bootstrap, linger_ms=FEED_LINGER_MS)
 
     def report(live: list[Any]) -> None:
+        for connection in live:
+            observe_feed(connection.metrics.snapshot())
         parts = [
             f"{c.venue.name}: {c.metrics.ticks} ticks, {c.metrics.reconnects} reconnects, "
             f"{c.metrics.gaps} gaps, lag p50 {c.metrics.lag_percentiles_ms().get('p50', 0):.1f} ms"
@@ -113,6 +117,7 @@ def _feed_live(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         sent = sum(router.published.values())
     producer.flush()
+    report(connections)
     summary = {
         "published": sent,
         "per_venue": dict(router.published),

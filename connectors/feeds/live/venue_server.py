@@ -195,9 +195,9 @@ async def _serve_once(args: argparse.Namespace) -> None:
     server = VenueServer(ack, [session], requests_before_data=requests)
     async with server:
         print(server.url, flush=True)
-        while server.connections == 0 or server.sent < len(frames):
+        # the one connection has ended (every frame read, or the client went away)
+        while not server.close_codes:
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

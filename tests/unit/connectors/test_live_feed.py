@@ -233,3 +233,22 @@ def test_synthetic_venue_frames_parse_back_to_trades_and_quotes(venue: str) -> N
     assert [t.kind for t in parsed] == [TickKind.TRADE, TickKind.QUOTE] * 50
     assert [t.venue_trade_id for t in parsed[::2]] == list(range(1, 51))
     assert all(t.bid is not None and t.ask is not None and t.bid < t.ask for t in parsed[1::2])
+
+
+def test_feed_metrics_export_counts_only_what_is_new() -> None:
+    from prometheus_client import REGISTRY
+
+    from connectors.telemetry.metric import observe_feed
+
+    def value(kind: str) -> float | None:
+        return REGISTRY.get_sample_value(
+            "hfl_feed_events_total", {"venue": "metric-test", "kind": kind}
+        )
+
+    observe_feed({"venue": "metric-test", "messages": 5, "gaps": 1, "lag_ms": {"p99": 12.0}})
+    observe_feed({"venue": "metric-test", "messages": 8, "gaps": 1, "lag_ms": {"p99": 20.0}})
+    assert (value("messages"), value("gaps")) == (8.0, 1.0)
+    lag = REGISTRY.get_sample_value(
+        "hfl_feed_lag_seconds", {"venue": "metric-test", "quantile": "p99"}
+    )
+    assert lag == 0.02
