@@ -38,7 +38,12 @@ def _bench(args: argparse.Namespace) -> int:
     from dataflows.bench.pipeline import bench_pipeline
 
     bench_pipeline(
-        current_settings(), ROOT, rate=args.rate, duration_s=args.duration, gateway=args.gateway
+        current_settings(),
+        ROOT,
+        rate=args.rate,
+        duration_s=args.duration,
+        gateway=args.gateway,
+        baseline=args.baseline,
     )
     return 0
 
@@ -53,6 +58,11 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--gateway",
         action="store_true",
         help="pipeline: run the gateway flow too (always, with risk.fill_sync event_time)",
+    )
+    bench.add_argument(
+        "--baseline",
+        action="store_true",
+        help="pipeline: then run a plain per-item Bytewax flow of the same job on the same input",
     )
     bench.add_argument("--ticks", type=int, default=60_000, help="models, gateway: simulated ticks")
     bench.add_argument(
