@@ -287,7 +287,7 @@ def run_baseline(
     from connectors.topic import TopicSpec
 
     orders = ticks_topic.removesuffix(topic.TICKS) + "baseline.orders"
-    create_topics(bootstrap, (TopicSpec(orders, 1, "instrument"),))
+    create_topics(bootstrap, (TopicSpec(name=orders, partitions=1, key="instrument"),))
     figures_path = run_dir / "baseline.json"
     env = {
         **os.environ,

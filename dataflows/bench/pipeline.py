@@ -34,6 +34,15 @@ Method, and why it is honest:
   one, excluding the first batch (its work started before the first timestamp).
   Latencies are null there: every tick waited in a backlog, so they would measure
   queueing, not the pipeline; `drain_s` says how long the whole backlog took.
+- CPU: `cpu_us_per_tick` is each process's user+system CPU (`/proc/<pid>/stat`,
+  sampled every 0.1 s) over the measured window (first to last counted emission)
+  divided by the ticks counted in it: trading, gateway, broker; persist is null (it
+  never runs here). Start-up, warm-up and the idle tail are outside the window.
+- `--baseline`: after the trading run (gateway stopped), `dataflows.bench.baseline`
+  (a plain per-item Bytewax flow of the same job, no recovery) reads the same
+  `md.ticks` from its start on the same broker; `baseline_ticks_per_s` counts its
+  warm ticks (those it predicted on) between the first and the last, and `ratio` is
+  `ticks_per_s / baseline_ticks_per_s`. Its CPU per tick is measured the same way.
 
 The outputs are read back from Kafka after the flow has drained and exited, so the
 bench's own consumer never competes for the (shared) cores while it measures.
