@@ -145,11 +145,15 @@ def decide(state: InstrumentState | None, record: dict[str, Any]) -> tuple[Instr
     return state, order
 
 
-def _to_message(item: tuple[str, Any]) -> KafkaSinkMessage | None:
+def _to_message(item: tuple[str, Any]) -> KafkaSinkMessage[bytes, bytes] | None:
     instrument, order = item
     if order is None:
         return None
     return KafkaSinkMessage(key=instrument.encode(), value=orjson.dumps(order))
+
+
+def _parse(message: Any) -> Any:
+    return orjson.loads(message.value)
 
 
 def build_flow() -> Dataflow:
@@ -164,7 +168,7 @@ def build_flow() -> Dataflow:
         tail=False,  # end at the end of the topic; the default start is the beginning
     )
     messages = op.input("ticks_in", flow, source)
-    records = op.map("parse", messages, lambda message: orjson.loads(message.value))
+    records = op.map("parse", messages, _parse)
     keyed = op.key_on("by_instrument", records, lambda record: record["instrument"])
     decided = op.stateful_map("decide", keyed, decide)
     orders = op.filter_map("orders", decided, _to_message)
