@@ -116,6 +116,8 @@ def settle_heap() -> None:
     is told to keep freed memory instead of trimming it (see above); elsewhere
     (another C library) that step is skipped.
     """
+    if gc.get_threshold() == GC_THRESHOLDS:
+        return  # settled already: a process that builds flows again (tests) freezes once
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
