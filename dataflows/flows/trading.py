@@ -41,6 +41,7 @@ from dataflows.flows.wiring import (
     code_version,
     dead_letter,
     observe_process,
+    settle_heap,
     split_dead_letters,
     topic_decoder,
 )
@@ -389,4 +390,5 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         "events_out",
         op.merge("all_events", instrument_events, account_events, bad_ticks, bad_commands, dead),
     )
+    settle_heap()
     return flow
