@@ -77,6 +77,12 @@ class KafkaSettings:
     idle_backoff_ms: float = 1.0
     exit_when_idle_s: float = 0.0
     drain_file: str = ""
+    # A bounded run ends by its data (`connectors.kafka.end`): each flow finishes at the
+    # end-of-stream markers of the writers of this run (`end_writers`); `end_guard_s`
+    # without any record while markers are missing fails the flow loudly.
+    bounded: bool = False
+    end_writers: tuple[str, ...] = ("feed", "trading", "gateway")
+    end_guard_s: float = 600.0
     fetch_wait_ms: int = 5
     message_timeout_ms: int = 30_000
     security: KafkaSecuritySettings = field(default_factory=KafkaSecuritySettings)
@@ -484,6 +490,7 @@ def load_settings(
         if path.exists():
             _merge_yaml(path, data, errors)
     _merge_env(env, data)
+    _local_bootstrap(data)
     _merge_env_files(env, data, errors)
     settings = _build(Settings, data, "", errors)
     transport = kafka_security(settings.kafka.security)
@@ -496,6 +503,24 @@ def load_settings(
         url = Secret(default_clickhouse_url(Path.cwd()))
         settings = replace(settings, clickhouse=replace(settings.clickhouse, url=url))
     return settings
+
+
+def _local_bootstrap(data: dict[str, Any]) -> None:
+    """Point the clients at the local broker (`broker.host`/`broker.port`) unless
+    `kafka.bootstrap` names another: one setting moves server and clients together.
+
+    >>> data = {"broker": {"port": "19999"}}
+    >>> _local_bootstrap(data); data["kafka"]["bootstrap"]
+    '127.0.0.1:19999'
+    """
+    kafka = data.setdefault("kafka", {})
+    if not isinstance(kafka, dict) or kafka.get("bootstrap"):
+        return
+    broker = data.get("broker") or {}
+    if not isinstance(broker, Mapping):
+        return
+    default = BrokerSettings()
+    kafka["bootstrap"] = f"{broker.get('host', default.host)}:{broker.get('port', default.port)}"
 
 
 def _merge_yaml(path: Path, data: dict[str, Any], errors: list[str]) -> None:

@@ -103,11 +103,17 @@ class CheckedProducer:
         return count
 
     def produce(
-        self, record: OutboundRecord, headers: list[tuple[str, bytes]] | None = None
+        self,
+        record: OutboundRecord,
+        headers: list[tuple[str, bytes]] | None = None,
+        *,
+        partition: int | None = None,
     ) -> None:
-        """Queue one record without waiting; `flush` later reports its delivery."""
+        """Queue one record without waiting (to `partition`, or by its key); `flush`
+        later reports its delivery."""
         if headers is None:
             headers = [(EMITTED_HEADER, str(time.time_ns()).encode())]
+        where = {} if partition is None else {"partition": partition}
         while True:
             try:
                 self._producer.produce(
@@ -116,6 +122,7 @@ class CheckedProducer:
                     record.key,
                     on_delivery=self._on_delivery,
                     headers=headers,
+                    **where,
                 )
                 return
             except BufferError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dataflows.commands.context import current_settings
+from dataflows.commands.context import current_settings, running_settings
 from risk.domain.error import HflError
 
 
@@ -14,7 +14,14 @@ def _models(args: argparse.Namespace) -> int:
 
     if args.action in ("show", "promote") and not args.model:
         raise HflError(f"models {args.action} needs a model name")
-    settings = current_settings()
+    promote_or_rollback = args.action in ("promote", "rollback")
+    settings = running_settings() if promote_or_rollback else current_settings()
+    if args.model and args.model not in settings.model.pipelines:
+        known = ", ".join(sorted(settings.model.pipelines))
+        raise HflError(f"no model named {args.model!r} (configured: {known})")
+    if args.instrument and args.instrument not in settings.trading.instruments:
+        known = ", ".join(settings.trading.instruments)
+        raise HflError(f"no instrument {args.instrument!r} is traded (traded: {known})")
     if args.action == "list":
         print(mc.list_models(settings, args.instrument))
     elif args.action == "checkpoints":

@@ -213,7 +213,10 @@ def build_flow(settings: Settings | None = None) -> Dataflow:
     prefix = settings.kafka.topic_prefix
     flow = Dataflow("persist")
     # Persistence may lag by design; long broker-side waits keep idle polling cheap.
-    records = KafkaIO(settings).input("records_in", flow, *PERSISTED_TOPICS, fetch_wait_ms=100)
+    # A bounded run ends at the end markers of every writer of these topics.
+    records = KafkaIO(settings, writer="persist").input(
+        "records_in", flow, *PERSISTED_TOPICS, fetch_wait_ms=100
+    )
     decoded = op.flat_map_batch(
         "decode", records, split_records(prefix, frozenset(settings.trading.instruments))
     )

@@ -12,8 +12,11 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+from connectors import topic
 from connectors.codec import encode
+from connectors.kafka.journal import CONTROL_APPLIED
 from connectors.kafka.producer import CheckedProducer
+from connectors.kafka.reader import end_offsets, wait_for_record
 from dataflows.flows.routing import to_outbound
 from dataflows.ops.signing import Signer, caller_name, caller_token
 from dataflows.settings import Settings
@@ -146,6 +149,26 @@ def publish_limit(
     )
     _publish(settings, signer, command, audit)
     return command
+
+
+def audit_offset(settings: Settings) -> int:
+    """Where the audit topic ends now: an acknowledgement comes after it."""
+    name = settings.kafka.topic_prefix + topic.AUDIT
+    return end_offsets(settings.kafka.bootstrap, [name])[name]
+
+
+def await_applied(settings: Settings, command_id: str, start: int, timeout_s: float) -> bool:
+    """Whether the risk gate acknowledged `command_id` (its `control_applied` audit row,
+    written when it applied the command) at or after audit offset `start` within
+    `timeout_s`."""
+    wanted = (f'"action":"{CONTROL_APPLIED}"'.encode(), command_id.encode())
+    return wait_for_record(
+        settings.kafka.bootstrap,
+        settings.kafka.topic_prefix + topic.AUDIT,
+        start,
+        lambda value: all(part in value for part in wanted),
+        timeout_s,
+    )
 
 
 def _publish(settings: Settings, signer: Signer, *events: object) -> None:

@@ -130,12 +130,12 @@ def reconcile_system(settings: Settings) -> Reconciliation:
         [
             o
             for o in read_log(kafka.bootstrap, kafka.topic_prefix + ORDERS)
-            if o["account"] == account and "cancel_id" not in o and not is_progress_marker(o)
+            if not is_progress_marker(o) and o["account"] == account and "cancel_id" not in o
         ],
         [
             f
             for f in read_log(kafka.bootstrap, kafka.topic_prefix + FILLS)
-            if f["account"] == account and not is_progress_marker(f)
+            if not is_progress_marker(f) and f["account"] == account
         ],
         stored_ids(url, "orders", "client_order_id", account),
         stored_ids(url, "fills", "fill_id", account),

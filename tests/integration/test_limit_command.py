@@ -32,7 +32,7 @@ def test_limits_set_publishes_an_audited_command_the_gate_applies_from_the_next_
     create_topics(kafka_bootstrap, prefix=prefix)
     env = os.environ | {"HFL_KAFKA__BOOTSTRAP": kafka_bootstrap, "HFL_KAFKA__TOPIC_PREFIX": prefix}
     args = ["limits", "set", "--instrument", "AAPL", "--max-position", "50"]
-    args += ["--reason", "desk cut"]  # signed with the session's admin key (conftest)
+    args += ["--reason", "desk cut", "--no-wait"]  # signed with the admin key (conftest)
     done = subprocess.run(
         [sys.executable, "-m", "dataflows.commands", *args],
         cwd=ROOT,

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_end_to_end import ROOT, hfl, publish, sql  # shared end-to-end helpers
+from test_end_to_end import ROOT, bounded, hfl, publish, sql  # shared end-to-end helpers
 
 from connectors.codec import encode
 from connectors.feeds.simulator import SimulationConfig, simulate
@@ -32,7 +32,6 @@ pytestmark = pytest.mark.integration
 SYMBOLS = ("AAPL", "MSFT")
 PART_TICKS = 2_000
 # Long enough to outlast the pauses between parts (waiting for audit events).
-IDLE_EXIT_S = {"trading": "15", "persist": "20"}
 AUDIT_TIMEOUT_S = 90.0
 FLOW_TIMEOUT_S = 240.0
 
@@ -73,14 +72,12 @@ def test_promote_then_rollback_round_trip_through_flows_into_clickhouse(
     lines = [encode(record) for record in simulate(config, 3 * PART_TICKS)]
     parts = [lines[i : i + PART_TICKS] for i in range(0, len(lines), PART_TICKS)]
     settings = load_settings(ROOT / "config", env={**os.environ, **env})
-    flows = [
-        start_flow(name, settings, tmp_path, env | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": idle})
-        for name, idle in IDLE_EXIT_S.items()
-    ]
+    run = bounded(env, ("trading", "persist"))
+    flows = [start_flow(name, settings, tmp_path, run) for name in ("trading", "persist")]
     try:
         for n, part in enumerate(parts):
             (tmp_path / f"part{n}").mkdir()
-            publish(tmp_path / f"part{n}", part, env)
+            publish(tmp_path / f"part{n}", part, env, end=n == len(parts) - 1)
             if n == 0:
                 as_risk = env | {"HFL_API_KEY": api_keys[Role.RISK]}
                 hfl(as_risk, "models", "promote", "linear", "--reason", "shadow")
