@@ -169,7 +169,9 @@ def build_flow() -> Dataflow:
     )
     messages = op.input("ticks_in", flow, source)
     records = op.map("parse", messages, _parse)
-    keyed = op.key_on("by_instrument", records, lambda record: record["instrument"])
+    # The feed's end-of-stream markers share md.ticks; a tick is what names an instrument.
+    ticks = op.filter("ticks", records, lambda record: "instrument" in record)
+    keyed = op.key_on("by_instrument", ticks, lambda record: record["instrument"])
     decided = op.stateful_map("decide", keyed, decide)
     orders = op.filter_map("orders", decided, _to_message)
     op.output("orders_out", orders, KafkaSink([bootstrap], os.environ["HFL_BASELINE_ORDERS"]))
