@@ -280,3 +280,44 @@ def run_checks(
         or check_position(intent, view, limits)
         or check_gross_exposure(intent, view, limits)
     )
+
+
+def order_surely_passes(
+    quantity: Decimal,
+    age_ns: int,
+    price: Decimal,
+    limits: RiskLimits,
+    view: ExposureView,
+    *,
+    instrument: str,
+    before: Decimal,
+    after: Decimal,
+    after_float: float,
+    held: dict[str, float],
+    prices: dict[str, float],
+) -> bool:
+    """True when an order passes every check of `run_checks` after the trading state's.
+
+    The same comparisons on the same numbers as controls 2 to 8, without building an
+    intent and making eight calls: the gate runs this for every signal. The order takes
+    `instrument`'s worst case from `before` to `after` (`after_float`); `price` is the
+    reference as the checks quantise it (positive and finite), `age_ns` its age;
+    `held` and `prices` feed `gross_surely_within`. A market order, or a limit order
+    priced within the collar, as the gate sends: the collar check is not restated.
+    False does not mean denied, only that `run_checks` must tell.
+    """
+    if not quantity or quantity > limits.max_order_quantity:
+        return False
+    if age_ns > limits.max_reference_age_ns:
+        return False
+    if quantity * price > limits.max_order_notional:
+        return False
+    after_abs = abs(after)
+    if after_abs > limits.max_position:
+        return False
+    if after_abs <= abs(before):
+        return True
+    limit = limits.max_gross_exposure
+    if gross_surely_within(held, prices, instrument, abs(after_float), limit):
+        return True
+    return view.gross_exposure_excluding(instrument) + after_abs * price <= limit
