@@ -16,7 +16,7 @@ from risk.domain import ids
 from risk.domain.control import Alert, ControlCommand, TradingStateChanged
 from risk.domain.decision import Denied, RiskDecision
 from risk.domain.enums import ControlAction, DenialReason, OrderType, Side, TradingState
-from risk.domain.fast_build import approved, market_order
+from risk.domain.fast_build import approved, limit_order, market_order
 from risk.domain.model import DriftDetected, Signal
 from risk.domain.order import CancelOrder, Fill, Order, OrderEvent, OrderIntent
 from risk.domain.portfolio import PnlSnapshot, Position, RiskMetric
@@ -25,7 +25,14 @@ from risk.lifecycle import OrderLedger
 from risk.limit import AccountLimits, LimitProvider, RiskLimits
 from risk.metric import metric_rows
 from risk.monitor import PortfolioRisk, RiskModelConfig
-from risk.pretrade import Denial, halted_denial, order_surely_passes, run_checks
+from risk.pretrade import (
+    Denial,
+    collar_fraction,
+    halted_denial,
+    marketable_limit,
+    order_surely_passes,
+    run_checks,
+)
 from risk.sizing import SizingMethod
 from risk.state import ACCOUNT_WIDE, StatePolicy, TradingControl, TradingStates
 from risk.target import Sizer
@@ -40,6 +47,7 @@ ControlOutput = TradingStateChanged | CancelOrder | Order
 # decision); `hfl bench risk` measures the difference.
 _BUY, _SELL = Side.BUY, Side.SELL
 _ACTIVE = TradingState.ACTIVE
+_INF = float("inf")
 
 
 def _in_scope(instrument: str, scope: str) -> bool:
@@ -76,12 +84,18 @@ class AccountGate:
     feeds the drawdown and daily-loss triggers; every fill counts towards the
     repeated-execution throttle until the next operator command.
 
+    Orders are marketable limits priced at the signal's price plus or minus the
+    collar, good for `time_in_force_ns` (the price collar denies a signal whose price
+    is further than the collar from the latest reference); flatten orders on a kill
+    are market orders.
+
     Which of these depend on when fills arrive (a replay that interleaves the fill
     stream differently with the ticks may decide differently): equity (a fill moves a
     position from "not yet in the book" to "marked at the fill price", so the
     concentration, VaR/CVaR and beta budgets' denominator and the drawdown and
     daily-loss triggers see it), the open-orders limit (a fully filled order stops
-    counting when its last fill arrives) and the repeated-execution throttle (which
+    counting when its last fill arrives), self-match (an opposite order stops resting
+    when its last fill arrives) and the repeated-execution throttle (which
     signal comes after the N-th fill). The risk model's book is position plus net working
     quantity, so VaR, CVaR, beta, correlation and volatility never do; they depend
     only on when, in event time, the schedule recomputed them.
@@ -318,6 +332,15 @@ class AccountGate:
         else:  # nothing to trade: the side only names the denial
             side = _SELL if signal.direction < 0 else _BUY
         quantity = abs(delta)
+        # A marketable limit priced off the price the signal saw (the reference when
+        # that one was unusable): the collar denies it when the latest reference has
+        # moved away from that price by more than the collar.
+        seen = signal.reference_price
+        limit_price = marketable_limit(
+            side,
+            seen if 0.0 < seen < _INF else reference,
+            collar_fraction(limits.price_collar_pct),
+        )
         # The order moves the worst case (position plus net working) from `net` to
         # `target`; the checks and the risk model use both floats below (each
         # Decimal-to-float conversion costs about 0.2 us, so they are made once here).
@@ -329,6 +352,7 @@ class AccountGate:
             exposure.price_decimal[instrument],
             limits,
             exposure,
+            limit_price=limit_price,
             instrument=instrument,
             before=net,
             after=target,
@@ -339,7 +363,7 @@ class AccountGate:
             failed = None
         else:
             failed = self._order_denial(
-                signal, side, quantity, reference, state=state, limits=limits
+                signal, side, quantity, reference, limit_price, state=state, limits=limits
             )
         if failed is None:
             failed = self._account_checks(
@@ -348,6 +372,7 @@ class AccountGate:
                 client_order_id,
                 limits,
                 volatility,
+                limit_price=limit_price,
                 worst=target,
                 worst_float=target_float,
                 delta_float=delta_float,
@@ -362,6 +387,8 @@ class AccountGate:
             signal_id=signal.signal_id,
             ts_event=signal.ts_event,
             ts_init=signal.ts_init,
+            limit_price=limit_price,
+            expire_ns=signal.ts_event + limits.time_in_force_ns,
         )
         exposure.set(instrument, target, target_float)
         self._risk.add_quantity(instrument, delta_float)
@@ -384,6 +411,7 @@ class AccountGate:
         side: Side,
         quantity: Decimal,
         reference: float,
+        limit_price: Decimal,
         *,
         state: TradingState,
         limits: RiskLimits,
@@ -397,8 +425,8 @@ class AccountGate:
             instrument,
             side,
             quantity,
-            OrderType.MARKET,
-            None,
+            OrderType.LIMIT,
+            limit_price,
             reference,
             signal.ts_event,
             signal.ts_init,
@@ -414,14 +442,15 @@ class AccountGate:
         limits: RiskLimits,
         volatility: float | None,
         *,
+        limit_price: Decimal,
         worst: Decimal,
         worst_float: float,
         delta_float: float,
     ) -> Denial | None:
         """Run the account-level controls in the documented order; first denial wins.
 
-        The order takes the instrument's worst case to `worst` (`worst_float`), by
-        `delta_float`.
+        The order, a limit at `limit_price`, takes the instrument's worst case to
+        `worst` (`worst_float`), by `delta_float`.
         """
         instrument = signal.instrument
         orders = self._orders
@@ -433,7 +462,7 @@ class AccountGate:
             # check lets through, as the checks run one by one would.
             allowed=used or self._throttle.allows(signal.ts_event),
             open_orders=len(orders),
-            crosses_own_order=orders.crosses_own_order(instrument, side),
+            crosses_own_order=orders.crosses_own_order(instrument, side, limit_price),
             limits=self._account_limits,
         )
         if failed is not None:
@@ -508,13 +537,31 @@ class AccountGate:
         signal_id: str,
         ts_event: int,
         ts_init: int,
+        limit_price: Decimal | None = None,
+        expire_ns: int | None = None,
     ) -> Order:
-        """Send a market order: it joins the working orders and the throttle.
+        """Send a limit order good till `expire_ns` (a market order without a limit
+        price): it joins the working orders and the throttle.
 
         The caller moves the instrument's worst case.
         """
-        self._orders.open(client_order_id, instrument, side, quantity, None, signal_id=signal_id)
+        self._orders.open(
+            client_order_id, instrument, side, quantity, limit_price, signal_id=signal_id
+        )
         self._throttle.record(ts_event)
+        if limit_price is not None and expire_ns is not None:
+            return limit_order(
+                client_order_id=client_order_id,
+                signal_id=signal_id,
+                account=self.account,
+                instrument=instrument,
+                side=side,
+                quantity=quantity,
+                limit_price=limit_price,
+                ts_event=ts_event,
+                ts_init=ts_init,
+                expire_ns=expire_ns,
+            )
         return market_order(
             client_order_id=client_order_id,
             signal_id=signal_id,

@@ -169,21 +169,28 @@ class OrderLedger:
         """Return working buys minus working sells on `instrument`."""
         return self.buy.get(instrument, ZERO) - self.sell.get(instrument, ZERO)
 
-    def crosses_own_order(self, instrument: str, side: Side) -> bool:
-        """True when an order on `side` could trade against our resting limit orders.
+    def crosses_own_order(self, instrument: str, side: Side, limit_price: Decimal) -> bool:
+        """True when a limit order on `side` at `limit_price` could trade against one of
+        our orders that may still rest on the other side.
 
-        Only limit orders rest; a marketable order on the other side may cross any of
-        them.
+        Only limit orders rest, and only until the gateway ends them; a buy crosses a
+        resting sell priced at or below its limit, a sell a resting buy at or above.
         """
-        opposite = self.sell if side is _BUY else self.buy
+        buy = side is _BUY
+        opposite = self.sell if buy else self.buy
         if instrument not in opposite:
             return False
-        return any(
-            order.instrument == instrument
-            and order.side is not side
-            and order.limit_price is not None
-            for order in self._orders.values()
-        )
+        for order in self._orders.values():
+            resting = order.limit_price
+            if (
+                resting is not None
+                and order.instrument == instrument
+                and order.side is not side
+                and not order.status.is_ended
+                and (resting <= limit_price if buy else resting >= limit_price)
+            ):
+                return True
+        return False
 
     def open(
         self,

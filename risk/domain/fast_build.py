@@ -33,6 +33,7 @@ def _setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
 
 
 _MARKET = OrderType.MARKET  # a module global is cheaper than the enum attribute (see risk.gate)
+_LIMIT = OrderType.LIMIT
 _ORDER = _setters(
     Order,
     (
@@ -46,6 +47,7 @@ _ORDER = _setters(
         "limit_price",
         "ts_event",
         "ts_init",
+        "expire_ns",
     ),
 )
 _APPROVED = _setters(
@@ -76,7 +78,7 @@ def market_order(
     ts_event: int,
     ts_init: int,
 ) -> Order:
-    """Return `Order(..., order_type=MARKET, limit_price=None, ...)`."""
+    """Return `Order(..., order_type=MARKET, limit_price=None, ..., expire_ns=None)`."""
     order = object.__new__(Order)
     (
         set_client_order_id,
@@ -89,6 +91,7 @@ def market_order(
         set_limit_price,
         set_ts_event,
         set_ts_init,
+        set_expire_ns,
     ) = _ORDER
     set_client_order_id(order, client_order_id)
     set_signal_id(order, signal_id)
@@ -100,6 +103,49 @@ def market_order(
     set_limit_price(order, None)
     set_ts_event(order, ts_event)
     set_ts_init(order, ts_init)
+    set_expire_ns(order, None)
+    return order
+
+
+def limit_order(
+    *,
+    client_order_id: str,
+    signal_id: str,
+    account: str,
+    instrument: str,
+    side: Side,
+    quantity: Decimal,
+    limit_price: Decimal,
+    ts_event: int,
+    ts_init: int,
+    expire_ns: int,
+) -> Order:
+    """Return `Order(..., order_type=LIMIT, limit_price=limit_price, ..., expire_ns=...)`."""
+    order = object.__new__(Order)
+    (
+        set_client_order_id,
+        set_signal_id,
+        set_account,
+        set_instrument,
+        set_side,
+        set_quantity,
+        set_order_type,
+        set_limit_price,
+        set_ts_event,
+        set_ts_init,
+        set_expire_ns,
+    ) = _ORDER
+    set_client_order_id(order, client_order_id)
+    set_signal_id(order, signal_id)
+    set_account(order, account)
+    set_instrument(order, instrument)
+    set_side(order, side)
+    set_quantity(order, quantity)
+    set_order_type(order, _LIMIT)
+    set_limit_price(order, limit_price)
+    set_ts_event(order, ts_event)
+    set_ts_init(order, ts_init)
+    set_expire_ns(order, expire_ns)
     return order
 
 
