@@ -160,21 +160,25 @@ def within_collar(limit_price: Decimal, reference: Decimal, collar: Decimal) -> 
     return abs(limit_price - reference) <= reference * collar
 
 
+_INSIDE_COLLAR = Decimal("0.9999")
+
+
 def marketable_limit(side: Side, price: float, collar: Decimal) -> Decimal:
     """The limit price of a marketable order priced off `price`: `price` plus the collar
-    for a buy, minus it for a sell, rounded towards `price`, so the collar check passes
-    it against that same reference.
+    for a buy, minus it for a sell, rounded towards `price`.
 
-    It crosses any touch within the collar (it trades at the touch, not at the limit),
-    and never one beyond it.
+    A hair inside the collar (by 0.01 % of it), so the collar passes it against that
+    same reference however it is computed: exactly, as `check_price_collar` does, or
+    in floats from the unquantised price, as a venue or a test oracle may. It crosses
+    any touch within the collar (it trades at the touch, not at the limit).
 
     >>> marketable_limit(Side.BUY, 100.0, Decimal("0.05"))
-    Decimal('105.000000000')
+    Decimal('104.999500000')
     >>> marketable_limit(Side.SELL, 0.3, Decimal("0.07"))
-    Decimal('0.279000000')
+    Decimal('0.279002100')
     """
     reference = quantize(price)
-    band = reference * collar
+    band = reference * collar * _INSIDE_COLLAR
     if side is Side.BUY:
         return (reference + band).quantize(QUANTUM, ROUND_FLOOR)
     return (reference - band).quantize(QUANTUM, ROUND_CEILING)

@@ -138,8 +138,9 @@ def test_on_signal_long_approves_marketable_limit_order_sized_to_target() -> Non
     assert isinstance(decision, Approved)
     assert order is not None
     assert (order.side, order.quantity, order.order_type) == (Side.BUY, D(100), OrderType.LIMIT)
-    # The reference plus the collar (make_limits: 5 %), good for the time in force.
-    assert order.limit_price == D("105")
+    # The reference plus the collar (make_limits: 5 %, less a hair), good for the
+    # time in force.
+    assert order.limit_price == D("104.9995")
     assert order.expire_ns == signal.ts_event + make_limits().time_in_force_ns
     assert order.client_order_id == ids.client_order_id(ACCOUNT, "AAPL", signal.signal_id)
     assert decision.client_order_id == order.client_order_id
@@ -188,7 +189,7 @@ def test_on_signal_max_position_counts_working_orders() -> None:
     assert isinstance(decision, Denied)
     assert decision.reason is DenialReason.MAX_POSITION
     # A flip nets the working buy against the sell: position if all fills is -100.
-    # Its limit (95) would cross our resting buy (105), so self-match holds it back.
+    # Its limit (~95) would cross our resting buy (~105): self-match holds it back.
     flip, _ = gate.on_signal(make_signal(-1, 100.0, ts=TS + 20))
     assert flip.quantity == D(200)
     assert isinstance(flip, Denied)
@@ -820,9 +821,9 @@ def test_signal_priced_beyond_the_collar_from_the_latest_reference_denies_price_
 def test_signal_within_the_collar_of_the_latest_reference_is_approved() -> None:
     gate = make_gate()
     gate.on_reference_price("AAPL", 100.0, TS + 10)
-    # Its buy limit 96.6 is 3.4 % from the reference: inside the 5 % collar.
+    # Its buy limit 96.59954 is 3.4 % from the reference: inside the 5 % collar.
     order = approve(gate, make_signal(1, 92.0, ts=TS + 5))
-    assert order.limit_price == D("96.6")
+    assert order.limit_price == D("96.59954")
 
 
 def test_flip_that_crosses_our_resting_order_denies_self_match_until_it_expires() -> None:
@@ -838,8 +839,8 @@ def test_flip_that_crosses_our_resting_order_denies_self_match_until_it_expires(
 
 def test_flip_priced_above_our_resting_buy_does_not_self_match() -> None:
     gate = make_gate()
-    approve(gate, make_signal(1, 100.0))  # resting buy at 105
-    approve(gate, make_signal(-1, 112.0, ts=TS + 10))  # sell limit 106.4 > 105
+    approve(gate, make_signal(1, 100.0))  # resting buy at 104.9995
+    approve(gate, make_signal(-1, 112.0, ts=TS + 10))  # sell limit 106.40056 above it
 
 
 def test_second_terminal_event_of_another_kind_is_impossible() -> None:
