@@ -12,11 +12,10 @@ from decimal import Decimal
 
 from risk import budget
 from risk.book import ZERO, Book, InvariantViolation
-from risk.domain import ids
+from risk.domain import fast_build, ids
 from risk.domain.control import Alert, ControlCommand, TradingStateChanged
 from risk.domain.decision import Denied, RiskDecision
 from risk.domain.enums import ControlAction, DenialReason, OrderType, Side, TradingState
-from risk.domain.fast_build import approved, limit_order, market_order
 from risk.domain.model import DriftDetected, Signal
 from risk.domain.order import CancelOrder, Fill, Order, OrderEvent, OrderIntent
 from risk.domain.portfolio import PnlSnapshot, Position, RiskMetric
@@ -47,6 +46,7 @@ ControlOutput = TradingStateChanged | CancelOrder | Order
 # decision); `hfl bench risk` measures the difference.
 _BUY, _SELL = Side.BUY, Side.SELL
 _ACTIVE = TradingState.ACTIVE
+_MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
 _INF = float("inf")
 
 
@@ -392,7 +392,7 @@ class AccountGate:
         )
         exposure.set(instrument, target, target_float)
         self._risk.add_quantity(instrument, delta_float)
-        decision = approved(
+        decision = fast_build.approved(
             signal_id=signal.signal_id,
             account=self.account,
             instrument=instrument,
@@ -549,28 +549,18 @@ class AccountGate:
             client_order_id, instrument, side, quantity, limit_price, signal_id=signal_id
         )
         self._throttle.record(ts_event)
-        if limit_price is not None and expire_ns is not None:
-            return limit_order(
-                client_order_id=client_order_id,
-                signal_id=signal_id,
-                account=self.account,
-                instrument=instrument,
-                side=side,
-                quantity=quantity,
-                limit_price=limit_price,
-                ts_event=ts_event,
-                ts_init=ts_init,
-                expire_ns=expire_ns,
-            )
-        return market_order(
+        return fast_build.order(
             client_order_id=client_order_id,
             signal_id=signal_id,
             account=self.account,
             instrument=instrument,
             side=side,
             quantity=quantity,
+            order_type=_MARKET if limit_price is None else _LIMIT,
+            limit_price=limit_price,
             ts_event=ts_event,
             ts_init=ts_init,
+            expire_ns=expire_ns,
         )
 
     def _add_net(self, instrument: str, signed: Decimal) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from dataflows.ops.control import control_events
 from risk.command_log import CommandPoint
 from risk.domain import (
     Alert,
@@ -17,18 +18,17 @@ from risk.domain import (
     ControlAction,
     ControlCommand,
     Denied,
-    FillsThrough,
     Order,
-    OrderEventsThrough,
     OrdersSent,
     Signal,
     TradingState,
 )
 from risk.domain.decision import RiskDecision
-from risk.engine.account import AccountEngine, AccountState, Held
+from risk.engine.account import AccountEngine, AccountState
 from risk.engine.port import Clock, Command, CommandJournal, JournalRead, Telemetry
-from risk.fill_sync import FillSync
 from risk.gate import InvariantViolation
+from tests.unit.dataflows.test_account import event_time_state as waiting_state
+from tests.unit.dataflows.test_account import through
 from tests.unit.risk.test_gate import TS, make_gate, make_signal
 
 MAX_WAIT_NS = 50_000_000
@@ -104,22 +104,7 @@ def engine(
 
 
 def event_time_state() -> AccountState:
-    sync = FillSync[Held](("AAPL",), delay_ns=0, max_wait_ns=MAX_WAIT_NS)
-    return AccountState(gate=make_gate(), pnl_interval_ns=1_000_000_000, sync=sync)
-
-
-def through(ts: int) -> list[FillsThrough]:
-    return [
-        kind(
-            progress_id=f"p{ts}",
-            account="acc",
-            instrument="AAPL",
-            through_ns=ts,
-            ts_event=ts,
-            ts_init=ts,
-        )
-        for kind in (FillsThrough, OrderEventsThrough)
-    ]
+    return waiting_state(max_wait_ns=MAX_WAIT_NS)
 
 
 def kill(n: int) -> ControlCommand:
@@ -208,17 +193,7 @@ def test_event_time_command_without_a_journal_raises() -> None:
 def test_start_halt_applies_once_per_halt() -> None:
     state = AccountState(gate=make_gate(), pnl_interval_ns=1_000_000_000)
     run, telemetry = engine()
-    halt = kill(1)
-    audit = AuditEvent(
-        audit_id="a",
-        actor="hfl",
-        action="kill",
-        subject="acc",
-        reason="start",
-        detail="",
-        ts_event=TS,
-        ts_init=TS,
-    )
+    halt, audit = control_events("acc", ControlAction.KILL, "start", "hfl", ts_event=TS)
     run.start_halted(state, halt, audit)
     run.start_halted(state, halt, audit)
     assert state.gate.trading_state() is TradingState.HALTED
