@@ -20,7 +20,7 @@ from risk.domain.model import DriftDetected, Signal
 from risk.domain.order import CancelOrder, Fill, Order, OrderEvent, OrderIntent
 from risk.domain.portfolio import PnlSnapshot, Position, RiskMetric
 from risk.exposure import Exposure
-from risk.lifecycle import OrderLedger
+from risk.lifecycle import OrderLedger, is_ended
 from risk.limit import AccountLimits, LimitProvider, RiskLimits
 from risk.metric import metric_rows
 from risk.monitor import PortfolioRisk, RiskModelConfig
@@ -348,17 +348,14 @@ class AccountGate:
         client_order_id = ids.client_order_id(self.account, instrument, signal.signal_id)
         if state is _ACTIVE and order_surely_passes(
             quantity,
-            signal.ts_event - exposure.ts[instrument],
-            exposure.price_decimal[instrument],
+            limit_price,
             limits,
             exposure,
-            limit_price=limit_price,
+            signal.ts_event,
             instrument=instrument,
             before=net,
             after=target,
             after_float=target_float,
-            held=exposure.net_float,
-            prices=exposure.price,
         ):
             failed = None
         else:
@@ -640,7 +637,7 @@ class AccountGate:
                 ts_init=command.ts_init,
             )
             for client_order_id, order in self._orders.items()
-            if not order.status.is_ended and _in_scope(order.instrument, command.instrument)
+            if not is_ended(order.status) and _in_scope(order.instrument, command.instrument)
         ]
 
     def _flatten(self, command: ControlCommand) -> list[Order]:

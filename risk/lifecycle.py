@@ -10,8 +10,8 @@ everything it reported filled has arrived. `TRANSITIONS` is the whole life; a
 >>> next_status(OrderStatus.WORKING, FILL)
 <OrderStatus.PARTIALLY_FILLED: 'partially_filled'>
 >>> next_status(OrderStatus.PARTIALLY_FILLED, OrderEventKind.EXPIRED)
-<OrderStatus.EXPIRED: 'expired'>
->>> next_status(OrderStatus.CANCELED, OrderEventKind.FILLED)
+<OrderEventKind.EXPIRED: 'expired'>
+>>> next_status(OrderEventKind.CANCELED, OrderEventKind.FILLED)
 Traceback (most recent call last):
 ...
 risk.book.InvariantViolation: order canceled cannot take filled
@@ -35,60 +35,57 @@ __all__ = [
     "LifecycleInput",
     "OrderLedger",
     "OrderStatus",
+    "Status",
     "WorkingOrder",
+    "is_ended",
     "next_status",
 ]
 
 
 class OrderStatus(StrEnum):
-    """Where an approved order is in its life, as far as the gate knows."""
+    """Where a live approved order is in its life, as far as the gate knows.
+
+    An ended order's status is the terminal `OrderEventKind` that ended it (FILLED,
+    CANCELED, REJECTED, EXPIRED): see `Status`.
+    """
 
     WORKING = "working"
     PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    CANCELED = "canceled"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
 
-    @property
-    def is_ended(self) -> bool:
-        """True once the gateway said the order can no longer fill (fills may be due)."""
-        return self not in _LIVE
 
+Status = OrderStatus | OrderEventKind
+"""A live `OrderStatus`, or the terminal report that ended the order."""
 
 _BUY = Side.BUY  # read per signal: cheaper as a module global (see risk.gate)
 _LIVE = frozenset({OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED})
+_ENDED = tuple(kind for kind in OrderEventKind if kind.is_terminal)
 
 FILL: Final = "fill"
 """The input a fill makes (a fill is not an `OrderEventKind`: it travels apart)."""
 
 LifecycleInput = OrderEventKind | Literal["fill"]
 
-_ENDED_BY = {
-    OrderEventKind.FILLED: OrderStatus.FILLED,
-    OrderEventKind.CANCELED: OrderStatus.CANCELED,
-    OrderEventKind.REJECTED: OrderStatus.REJECTED,
-    OrderEventKind.EXPIRED: OrderStatus.EXPIRED,
-}
+
+def is_ended(status: Status) -> bool:
+    """True once the gateway said the order can no longer fill (fills may be due)."""
+    return status not in _LIVE
 
 
-def _table() -> dict[tuple[OrderStatus, LifecycleInput], OrderStatus]:
-    table: dict[tuple[OrderStatus, LifecycleInput], OrderStatus] = {}
+def _table() -> dict[tuple[Status, LifecycleInput], Status]:
+    table: dict[tuple[Status, LifecycleInput], Status] = {}
     for live in _LIVE:
         table[live, FILL] = OrderStatus.PARTIALLY_FILLED
         # Non-terminal reports say nothing the fills do not: the status stays.
         table[live, OrderEventKind.ACCEPTED] = live
         table[live, OrderEventKind.PARTIALLY_FILLED] = live
-        for kind, ended in _ENDED_BY.items():
-            table[live, kind] = ended
-    for kind, ended in _ENDED_BY.items():
+        for kind in _ENDED:
+            table[live, kind] = kind
+    for ended in _ENDED:
         # Fills the terminal report counts may still arrive; a gateway that restarts
         # replays its reports, so the same terminal report and earlier non-terminal
         # ones may come again. A different terminal report contradicts the first.
-        table[ended, FILL] = ended
-        table[ended, OrderEventKind.ACCEPTED] = ended
-        table[ended, OrderEventKind.PARTIALLY_FILLED] = ended
-        table[ended, kind] = ended
+        for received in (FILL, OrderEventKind.ACCEPTED, OrderEventKind.PARTIALLY_FILLED, ended):
+            table[ended, received] = ended
     return table
 
 
@@ -96,7 +93,7 @@ TRANSITIONS: Final = _table()
 """(status, input) -> next status; every pair not listed is impossible."""
 
 
-def next_status(status: OrderStatus, received: LifecycleInput) -> OrderStatus:
+def next_status(status: Status, received: LifecycleInput) -> Status:
     """Return the status after `received`; raise `InvariantViolation` if impossible."""
     following = TRANSITIONS.get((status, received))
     if following is None:
@@ -120,7 +117,7 @@ class WorkingOrder:
         self.filled = ZERO
         # Quantity the gateway will never fill (canceled, rejected or expired remainder).
         self.released = ZERO
-        self.status = OrderStatus.WORKING
+        self.status: Status = OrderStatus.WORKING
 
     @property
     def leaves(self) -> Decimal:
@@ -186,7 +183,7 @@ class OrderLedger:
                 resting is not None
                 and order.instrument == instrument
                 and order.side is not side
-                and not order.status.is_ended
+                and not is_ended(order.status)
                 and (resting <= limit_price if buy else resting >= limit_price)
             ):
                 return True
@@ -272,7 +269,7 @@ class OrderLedger:
         except InvariantViolation as exc:
             msg = f"risk gate {self.account}: {exc} ({event.client_order_id})"
             raise InvariantViolation(msg) from exc
-        if order.status.is_ended or not event.kind.is_terminal:
+        if is_ended(order.status) or not event.kind.is_terminal:
             return None
         if not order.filled <= event.filled_quantity <= order.quantity:
             msg = (

@@ -332,35 +332,42 @@ def run_checks(
     )
 
 
+class ScreenView(ExposureView, Protocol):
+    """The numbers `order_surely_passes` reads directly, per instrument: reference
+    prices as floats, as the checks quantise them and their event times, and worst
+    cases as floats."""
+
+    price: dict[str, float]
+    price_decimal: dict[str, Decimal]
+    ts: dict[str, int]
+    net_float: dict[str, float]
+
+
 def order_surely_passes(
     quantity: Decimal,
-    age_ns: int,
-    price: Decimal,
-    limits: RiskLimits,
-    view: ExposureView,
-    *,
     limit_price: Decimal,
+    limits: RiskLimits,
+    view: ScreenView,
+    ts_event: int,
+    *,
     instrument: str,
     before: Decimal,
     after: Decimal,
     after_float: float,
-    held: dict[str, float],
-    prices: dict[str, float],
 ) -> bool:
     """True when an order passes every check of `run_checks` after the trading state's.
 
     The same comparisons on the same numbers as controls 2 to 8, without building an
-    intent and making eight calls: the gate runs this for every signal. The order is a
-    limit at `limit_price` and takes `instrument`'s worst case from `before` to
-    `after` (`after_float`); `price` is the reference as the checks quantise it
-    (positive and finite), `age_ns` its age; `held` and `prices` feed
-    `gross_surely_within`. False does not mean denied, only that `run_checks` must
-    tell.
+    intent and making eight calls: the gate runs this for every signal, at `ts_event`.
+    The order is a limit at `limit_price` and takes `instrument`'s worst case from
+    `before` to `after` (`after_float`); its reference is positive and finite. False
+    does not mean denied, only that `run_checks` must tell.
     """
     if not quantity or quantity > limits.max_order_quantity:
         return False
-    if age_ns > limits.max_reference_age_ns:
+    if ts_event - view.ts[instrument] > limits.max_reference_age_ns:
         return False
+    price = view.price_decimal[instrument]
     if not within_collar(limit_price, price, collar_fraction(limits.price_collar_pct)):
         return False
     if quantity * price > limits.max_order_notional:
@@ -371,6 +378,6 @@ def order_surely_passes(
     if after_abs <= abs(before):
         return True
     limit = limits.max_gross_exposure
-    if gross_surely_within(held, prices, instrument, abs(after_float), limit):
+    if gross_surely_within(view.net_float, view.price, instrument, abs(after_float), limit):
         return True
     return view.gross_exposure_excluding(instrument) + after_abs * price <= limit
