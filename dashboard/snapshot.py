@@ -178,7 +178,8 @@ def orders_panel(query: Query, window: Window) -> Panel:
         "toUnixTimestamp64Nano(ts_event) AS ts FROM orders FINAL "
         f"WHERE account = {window.account_sql} AND ts_event >= {window.since} "
         "AND client_order_id NOT IN (SELECT client_order_id FROM order_events "
-        f"WHERE ts_event >= {window.since} AND kind IN ('filled', 'canceled', 'rejected')) "
+        f"WHERE ts_event >= {window.since} "
+        "AND kind IN ('filled', 'canceled', 'rejected', 'expired')) "
         f"ORDER BY ts_event DESC LIMIT {RECENT_ROWS}",
     )
     fills = records(

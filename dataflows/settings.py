@@ -178,6 +178,7 @@ class LimitSettings:
     max_volatility_pct: float = 1_000.0
     scale_on_volatility: bool = False
     max_correlation: float = 0.3
+    time_in_force_ms: int = 5_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -32,13 +32,17 @@ class OrderType(StrEnum):
 
 
 class OrderEventKind(StrEnum):
-    """What happened to an order at the gateway."""
+    """What happened to an order at the gateway.
+
+    EXPIRED: its time in force ran out before it filled (the rest will never fill).
+    """
 
     ACCEPTED = "accepted"
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
     CANCELED = "canceled"
     REJECTED = "rejected"
+    EXPIRED = "expired"
 
     @property
     def is_terminal(self) -> bool:
@@ -46,7 +50,14 @@ class OrderEventKind(StrEnum):
         return self in _TERMINAL
 
 
-_TERMINAL = frozenset({OrderEventKind.FILLED, OrderEventKind.CANCELED, OrderEventKind.REJECTED})
+_TERMINAL = frozenset(
+    {
+        OrderEventKind.FILLED,
+        OrderEventKind.CANCELED,
+        OrderEventKind.REJECTED,
+        OrderEventKind.EXPIRED,
+    }
+)
 
 
 class DenialReason(StrEnum):
