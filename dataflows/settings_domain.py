@@ -36,6 +36,7 @@ def risk_limits(limits: LimitSettings) -> RiskLimits:
         max_volatility=limits.max_volatility_pct / 100,
         scale_on_volatility=limits.scale_on_volatility,
         max_correlation=limits.max_correlation,
+        time_in_force_ns=limits.time_in_force_ms * _NS_PER_MS,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from connectors.kafka.security import admin_config
 from connectors.topic import ALL_TOPICS, TopicSpec
 from risk.domain.error import HflError
 
@@ -17,7 +18,7 @@ def create_topics(
     timeout_s: float = 15.0,
 ) -> list[str]:
     """Create every topic that does not exist yet; return the names created."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(admin_config(bootstrap))
     wanted = [NewTopic(prefix + spec.name, spec.partitions, 1) for spec in specs]
     created = []
     for name, future in admin.create_topics(wanted, request_timeout=timeout_s).items():
@@ -33,7 +34,7 @@ def create_topics(
 
 def delete_topics(bootstrap: str, names: list[str], timeout_s: float = 15.0) -> None:
     """Delete topics (tests and benchmarks clean up after themselves)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(admin_config(bootstrap))
     for future in admin.delete_topics(names, request_timeout=timeout_s).values():
         try:
             future.result(timeout_s)

@@ -26,14 +26,15 @@ from connectors.codec import (
     decode_alert,
     decode_control,
     decode_fill_report,
-    decode_model_command,
     decode_order_report,
     decode_tick,
 )
 from connectors.kafka.record import KafkaRecord
 from connectors.kafka.source import EndHooks
+from connectors.keyfile import WatchedKeyRing
 from connectors.telemetry.metric import note_signals, observe_model_batch
 from dataflows.flows.account import AccountInput, account_logic
+from dataflows.flows.authority import CommandCheck, checked
 from dataflows.flows.run_end import RunEnd
 from dataflows.flows.shim import delegate
 from dataflows.flows.wiring import (
@@ -42,6 +43,7 @@ from dataflows.flows.wiring import (
     code_version,
     dead_letter,
     observe_process,
+    settle_heap,
     split_dead_letters,
     topic_decoder,
 )
@@ -61,6 +63,7 @@ from risk.domain import (
     Signal,
     Tick,
 )
+from risk.outlier import OutlierScreen
 
 TickWithOrigin = tuple[Tick, KafkaRecord]
 NS_PER_S = 1_000_000_000
@@ -68,7 +71,8 @@ NS_PER_S = 1_000_000_000
 # Recovery snapshot version (dataflows.flows.shim) of the model step: bump it whenever the
 # shape of its state changes, so a store written by older code fails closed on resume.
 # The risk gate's is `dataflows.flows.account.ACCOUNT_STATE_VERSION`.
-INSTRUMENT_STATE_VERSION = 1  # InstrumentState: pipelines (bars, features, models), pool
+# 2: the outlier screen's per-instrument memory (risk.outlier) joined the state.
+INSTRUMENT_STATE_VERSION = 2  # InstrumentState: pipelines (bars, features, models), pool
 
 
 POOL_KEY = "pool"
@@ -109,7 +113,8 @@ def decode_ticks(
 class InstrumentState:
     """The model step's state of one key: one instrument, or all of them when pooled.
 
-    Per instrument: a sequence guard and the pipeline, built on its first tick
+    Per instrument: a sequence guard, the outlier screen (`risk.outlier`, default rules)
+    and the pipeline, built on its first tick
     (Bytewax hands a state builder no key), from its warm start if it has one;
     a used warm start is dropped so snapshots stay small. `pool` holds the pooled
     models every pipeline of this state learns into; it is pickled with them, so a
@@ -120,6 +125,7 @@ class InstrumentState:
     spec: ModelSpec
     pipelines: dict[str, InstrumentPipeline] = field(default_factory=dict)
     last_seq: dict[str, int] = field(default_factory=dict)
+    outliers: OutlierScreen = field(default_factory=OutlierScreen)
     pool: ModelPool = field(default_factory=ModelPool)
     warm: Mapping[str, WarmStart] = field(default_factory=dict)
 
@@ -167,6 +173,10 @@ def handle_ticks(
             out.append(dead_letter(record, problem, detail))
             continue
         state.last_seq[tick.instrument] = tick.seq
+        verdict = state.outliers.screen(tick)
+        if verdict.rejected is not None:
+            out.append(dead_letter(record, verdict.rejected.reason, verdict.detail))
+            continue
         produced = len(out)
         state.pipeline_for(tick.instrument).update(tick, out)  # type: ignore[arg-type]
         if pooled and (checkpoint := state.pool_checkpoint(tick)) is not None:
@@ -240,25 +250,47 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     """
     settings = settings or load_settings()
     observe_process("trading")
-    io = io or KafkaIO(settings)
+    io = io or KafkaIO(settings, writer="trading")
     flow = Dataflow("trading")
+    if settings.kafka.bounded:
+        # A bounded run ends by its data: the fill sync never gives up on the gateway
+        # before the run's guard would, so a late or restarting gateway changes nothing.
+        guard_ms = int(settings.kafka.end_guard_s * 1000)
+        settings = replace(settings, risk=replace(settings.risk, fill_sync_max_wait_ms=guard_ms))
     instruments = frozenset(settings.trading.instruments)
     version = code_version()
     spec = model_spec(settings, version)
     start = load_warm_start(settings, version)
     pooled = settings.model.pooled
 
-    end = RunEnd(settings.risk.fill_sync_max_wait_ms / 1000)
+    end = RunEnd(
+        settings.kafka.end_guard_s
+        if settings.kafka.bounded
+        else settings.risk.fill_sync_max_wait_ms / 1000
+    )
     ticks = op.flat_map_batch(
         "decode_ticks",
         io.input("ticks_in", flow, topic.TICKS, end=EndHooks(ended=end.market_data_ended)),
         decode_ticks(instruments, pooled=pooled),
     )
     valid_ticks, bad_ticks = split_dead_letters("split_ticks", ticks)
-    commands = op.flat_map_batch(
-        "decode_model_commands",
-        io.input("model_control_in", flow, topic.MODEL_CONTROL),
-        topic_decoder(lambda name: decode_model_command),
+    prefix = settings.kafka.topic_prefix
+    ring = WatchedKeyRing(settings.security.keys_file).ring
+    window_s = settings.security.sign_window_s
+    commands, model_audits = checked(
+        "check_model_commands",
+        io.input(
+            "model_control_in",
+            flow,
+            topic.MODEL_CONTROL,
+            end=EndHooks(may_end=end.after_market_data),
+        ),
+        CommandCheck(
+            frozenset({prefix + topic.MODEL_CONTROL}),
+            topic_decoder(lambda name: ModelCommand),
+            ring,
+        ),
+        window_s=window_s,
     )
     valid_commands, bad_commands = split_dead_letters("split_model_commands", commands)
     model_commands = op.flat_map(
@@ -281,8 +313,8 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     )
 
     account = settings.trading.account
-    inbound = op.flat_map_batch(
-        "decode_inbound",
+    inbound, control_audits = checked(
+        "check_inbound",
         io.input(
             "inbound_in",
             flow,
@@ -291,8 +323,15 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
             topic.CONTROL,
             topic.ALERTS,
             end=EndHooks(may_end=end.may_end),
+            # Not the gateway's end markers: it ends on this flow's own (a cycle).
+            await_ends=False,
         ),
-        topic_decoder(inbound_types(settings.kafka.topic_prefix), account=account),
+        CommandCheck(
+            frozenset({prefix + topic.CONTROL}),
+            topic_decoder(inbound_types(prefix), account=account),
+            ring,
+        ),
+        window_s=window_s,
     )
     valid_inbound, dead = split_dead_letters("split_inbound", inbound)
     account_in = op.merge(
@@ -310,6 +349,16 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     )
     io.output(
         "events_out",
-        op.merge("all_events", instrument_events, account_events, bad_ticks, bad_commands, dead),
+        op.merge(
+            "all_events",
+            instrument_events,
+            account_events,
+            bad_ticks,
+            bad_commands,
+            dead,
+            model_audits,
+            control_audits,
+        ),
     )
+    settle_heap()
     return flow

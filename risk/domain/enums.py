@@ -32,13 +32,17 @@ class OrderType(StrEnum):
 
 
 class OrderEventKind(StrEnum):
-    """What happened to an order at the gateway."""
+    """What happened to an order at the gateway.
+
+    EXPIRED: its time in force ran out before it filled (the rest will never fill).
+    """
 
     ACCEPTED = "accepted"
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
     CANCELED = "canceled"
     REJECTED = "rejected"
+    EXPIRED = "expired"
 
     @property
     def is_terminal(self) -> bool:
@@ -46,7 +50,14 @@ class OrderEventKind(StrEnum):
         return self in _TERMINAL
 
 
-_TERMINAL = frozenset({OrderEventKind.FILLED, OrderEventKind.CANCELED, OrderEventKind.REJECTED})
+_TERMINAL = frozenset(
+    {
+        OrderEventKind.FILLED,
+        OrderEventKind.CANCELED,
+        OrderEventKind.REJECTED,
+        OrderEventKind.EXPIRED,
+    }
+)
 
 
 class DenialReason(StrEnum):
@@ -92,6 +103,22 @@ class DecodeReason(StrEnum):
     UNKNOWN_ACCOUNT = "unknown_account"
     DUPLICATE_SEQUENCE = "duplicate_sequence"
     BACKWARDS_SEQUENCE = "backwards_sequence"
+    # the outlier screen's rules (risk.outlier) when their action is to dead-letter
+    OUTLIER_PRICE_JUMP = "outlier_price_jump"
+    OUTLIER_CROSSED_QUOTE = "outlier_crossed_quote"
+    OUTLIER_LOCKED_QUOTE = "outlier_locked_quote"
+    OUTLIER_ZERO_SIZE = "outlier_zero_size"
+    OUTLIER_STALE_TIMESTAMP = "outlier_stale_timestamp"
+    OUTLIER_FUTURE_TIMESTAMP = "outlier_future_timestamp"
+    OUTLIER_OUT_OF_ORDER = "outlier_out_of_order"
+    # A command on a control topic that failed verification (risk.access.Refusal).
+    UNSIGNED = "unsigned"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_KEY = "unknown_key"
+    REVOKED_KEY = "revoked_key"
+    FORBIDDEN = "forbidden"
+    STALE = "stale"
+    REPLAYED = "replayed"
 
 
 class ControlAction(StrEnum):
