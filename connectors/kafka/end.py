@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-import orjson
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from connectors.codec import JSONDecodeError, dumps, loads
 from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.record import OutboundRecord
 from connectors.topic import END_WRITERS
@@ -39,7 +39,7 @@ def end_value(writer: str, topic: str, partition: int) -> bytes:
     >>> end_value("feed", "md.ticks", 0)
     b'{"progress_id":"end:feed:md.ticks:0","end_of_stream":"feed","topic":"md.ticks","partition":0}'
     """
-    return orjson.dumps(
+    return dumps(
         {
             "progress_id": f"end:{writer}:{topic}:{partition}",
             "end_of_stream": writer,
@@ -52,8 +52,8 @@ def end_value(writer: str, topic: str, partition: int) -> bytes:
 def marker_writer(value: bytes) -> str:
     """The writer a marker's value names ('' when it names none)."""
     try:
-        decoded = orjson.loads(value)
-    except orjson.JSONDecodeError:
+        decoded = loads(value)
+    except JSONDecodeError:
         return ""
     writer = decoded.get("end_of_stream") if isinstance(decoded, dict) else None
     return writer if isinstance(writer, str) else ""

@@ -2,7 +2,7 @@
 
 A straightforward per-item Bytewax flow, as a user of Bytewax and River would write it
 in an afternoon: Bytewax's stock `KafkaSource` (from the start of `md.ticks`, ending at
-its end) → `orjson.loads` per record → keyed by instrument → one `stateful_map` per
+its end) → `codec.loads` (orjson) per record → keyed by instrument → one `stateful_map` per
 tick holding the same incremental features (`InstrumentFeatures`, ATR on 1 s bars) and
 River `StandardScaler | LogisticRegression` that predicts, then learns every label
 that came due (1 s forward return, `PendingLabels`) → a per-instrument position-limit
@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bytewax.operators as op
-import orjson
 from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage, KafkaSource
 from bytewax.dataflow import Dataflow
 
-from connectors import topic
+from connectors import codec, topic
 from online_models.bar import BarBuilder
 from online_models.feature import InstrumentFeatures
 from online_models.label import PendingLabels
@@ -63,7 +62,7 @@ class Figures:
         """Write the figures to `path`."""
         with open(self.path, "wb") as out:
             out.write(
-                orjson.dumps(
+                codec.dumps(
                     {
                         "ticks": self.ticks,
                         "warm": self.warm,
@@ -149,11 +148,11 @@ def _to_message(item: tuple[str, Any]) -> KafkaSinkMessage[bytes, bytes] | None:
     instrument, order = item
     if order is None:
         return None
-    return KafkaSinkMessage(key=instrument.encode(), value=orjson.dumps(order))
+    return KafkaSinkMessage(key=instrument.encode(), value=codec.dumps(order))
 
 
 def _parse(message: Any) -> Any:
-    return orjson.loads(message.value)
+    return codec.loads(message.value)
 
 
 def build_flow() -> Dataflow:
@@ -316,7 +315,7 @@ def run_baseline(
         return {"baseline_error": f"baseline did not finish within {timeout_s:.0f}s"}
     if code != 0 or not figures_path.exists():
         return {"baseline_error": f"baseline exited with {code}; see {run_dir}/baseline.log"}
-    got = orjson.loads(figures_path.read_bytes())
+    got = codec.loads(figures_path.read_bytes())
     span_ns = got["last_warm_ns"] - got["first_warm_ns"]
     rate = round((got["warm"] - 1) * NS_PER_S / span_ns, 1) if span_ns > 0 else None
     latencies = np.asarray(got["latencies_ns"], dtype=np.float64) / 1e6

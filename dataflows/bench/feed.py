@@ -32,8 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from connectors.codec import dumps
 from connectors.feeds.live.connection import ConnectionConfig, FeedConnection, VenueTick
 from connectors.feeds.live.instrument import venues_from_mapping
 from connectors.feeds.live.runner import ADAPTERS, LiveRouter
@@ -127,5 +126,5 @@ def bench_feed(root: Path, *, trades: int, venues: list[str]) -> dict[str, Any]:
             server.wait()
         print(f"{venue}: {figures[venue]}", file=sys.stderr)
     figures["load_after"] = os.getloadavg()
-    print(orjson.dumps(figures).decode())
+    print(dumps(figures).decode())
     return figures
