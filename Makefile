@@ -60,7 +60,7 @@ test: install
 	$(BIN)/pytest -q
 
 test-fast: install
-	$(BIN)/pytest -q -m "not integration"
+	$(BIN)/pytest -q -m "not integration and not chaos"
 
 test-browser: install
 	$(BIN)/pytest -q tests/browser

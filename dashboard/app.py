@@ -33,6 +33,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from connectors.telemetry.metric import multiprocess_registry
 from dashboard.config import DashboardConfig
 from dashboard.exporter import SnapshotCollector
 from dashboard.monitor import SECTIONS, Monitor
@@ -40,7 +41,6 @@ from dashboard.publisher import Publisher
 from dashboard.snapshot import Query
 from risk.domain.enums import ControlAction
 from risk.domain.error import HflError
-from sinks.metric import multiprocess_registry
 
 STATIC = Path(__file__).parent / "static"
 SQL_ROW_LIMIT = 1000

@@ -1,7 +1,7 @@
 """What the dashboard writes to Kafka itself: the alerts of its alert engine.
 
 Kill and resume go through the same function as `hfl kill`/`hfl resume`
-(`dataflows.control.publish_control`), handed to the app as a callable.
+(`dataflows.ops.control.publish_control`), handed to the app as a callable.
 """
 
 from __future__ import annotations

@@ -147,7 +147,7 @@ class FillSync(Generic[T]):
     def settled(self) -> bool:
         """True when nothing is held and every marker has passed the last item released:
         every report before the gate's last decision is in. A bounded run ends only then
-        (`dataflows.run_end`), so what it decides and books does not depend on when the
+        (`dataflows.flows.run_end`), so what it decides and books does not depend on when the
         gateway's markers came.
 
         >>> sync = FillSync[str](("XYZ",), delay_ns=5, max_wait_ns=100, markers=(FillsThrough,))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
-from loopback import free_port
+from support.loopback import free_port
 
 from connectors.broker import start_broker, stop_broker
 from sinks.client import connect

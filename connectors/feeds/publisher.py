@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
+from confluent_kafka import KafkaError, Producer
+
 from connectors.codec import encode
-from connectors.kafka.producer import CheckedProducer
+from connectors.kafka.producer import CheckedProducer, producer_config
 from connectors.kafka.record import OutboundRecord
+from risk.domain.error import HflError
 
 FeedRecord = dict[str, Any] | bytes
 
@@ -45,3 +49,40 @@ def publish(
             producer.flush()
     producer.flush()
     return sent
+
+
+@dataclass(slots=True)
+class StampingSender:
+    """Produces tick records to `md.ticks`, stamping `ts_init`; counts failed deliveries."""
+
+    producer: Producer
+    topic: str
+    failures: list[str] = field(default_factory=list)
+
+    @classmethod
+    def to(cls, bootstrap: str, topic: str) -> StampingSender:
+        """A sender with a fresh producer (benchmarks: the fastest path, no checks per record)."""
+        return cls(Producer(producer_config(bootstrap)), topic)
+
+    def _on_delivery(self, error: KafkaError | None, message: Any) -> None:
+        if error is not None:
+            self.failures.append(str(error))
+
+    def send(self, record: dict[str, Any]) -> int:
+        """Stamp `record` with the wall clock, produce it, return the stamp."""
+        ts_init = time.time_ns()
+        record["ts_init"] = ts_init
+        value = encode(record)
+        while True:
+            try:
+                self.producer.produce(
+                    self.topic, value, record["instrument"], on_delivery=self._on_delivery
+                )
+                return ts_init
+            except BufferError:
+                self.producer.poll(0.005)
+
+    def flush(self) -> None:
+        """Wait for every delivery; raise if any failed."""
+        if self.producer.flush(30.0) or self.failures:
+            raise HflError(f"tick deliveries failed: {self.failures[:1] or 'timeout'}")

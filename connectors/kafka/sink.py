@@ -10,9 +10,9 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from connectors.codec import encode
 from connectors.kafka.producer import CheckedProducer, DeliveryFailedError
 from connectors.kafka.record import OutboundRecord
+from connectors.telemetry.metric import RECORDS_OUT, count_batch
 from risk.domain import Alert, AlertSeverity
 from risk.domain.ids import stable_id
-from sinks.metric import RECORDS_OUT, count_batch
 
 # The alert about a failed delivery must not wait as long as the delivery did.
 ALERT_TIMEOUT_MS = 5_000

@@ -10,7 +10,7 @@ idle fetches the broker must answer) small.
 A bounded input's end can be tied to the rest of its process (`EndHooks`): one input
 announces that it ended, another ends only once its process says it may, e.g. the
 trading flow's fills end only after its market data ended and its risk gate holds
-nothing back (`dataflows.run_end`).
+nothing back (`dataflows.flows.run_end`).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient
 
 from connectors.kafka.record import KafkaRecord
+from connectors.telemetry.log import log_event, process_age_s
+from connectors.telemetry.metric import CONSUMER_LAG, RECORDS_IN, count_batch
 from risk.domain.error import HflError, RecoverableError
-from sinks.log import log_event, process_age_s
-from sinks.metric import CONSUMER_LAG, RECORDS_IN, count_batch
 
 Offsets = dict[str, int]
 logger = logging.getLogger("hfl.source")
@@ -108,6 +108,15 @@ def partition_counts(
 
 class ResumeError(HflError):
     """Recovered offsets do not fit the topics: resuming would skip or re-read silently."""
+
+
+def check_resume_at(bootstrap: str, index: int, topics: list[str], offsets: Offsets) -> None:
+    """`check_resume` with a consumer of its own (operator tools: `hfl recover`)."""
+    consumer = Consumer(consumer_config(bootstrap, "hfl-recover"))
+    try:
+        check_resume(consumer, index, topics, offsets)
+    finally:
+        consumer.close()
 
 
 def check_resume(consumer: Consumer, index: int, topics: list[str], offsets: Offsets) -> None:

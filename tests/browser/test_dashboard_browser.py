@@ -24,11 +24,11 @@ from typing import Any
 
 import orjson
 import pytest
-from loopback import free_port
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from support.loopback import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -101,7 +101,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     env["HFL_KAFKA__BOOTSTRAP"] = f"127.0.0.1:{env['HFL_BROKER__PORT']}"
     log = (tmp_path / "demo.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "dataflows.cli", "demo", "--ticks", "100000", "--rate", "400"],
+        [sys.executable, "-m", "dataflows.commands", "demo", "--ticks", "100000", "--rate", "400"],
         cwd=tmp_path,
         env=env,
         stdout=log,
@@ -217,7 +217,7 @@ def test_one_client_order_id_finds_its_log_lines_and_rows(demo: Demo) -> None:
         lambda: sql(demo.port, "SELECT client_order_id FROM fills FINAL LIMIT 1"), "a fill"
     )
     done = subprocess.run(
-        [sys.executable, "-m", "dataflows.cli", "trail", rows[0][0]],
+        [sys.executable, "-m", "dataflows.commands", "trail", rows[0][0]],
         cwd=demo.cwd,
         env=demo.env,
         capture_output=True,

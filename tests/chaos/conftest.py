@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loopback import free_port
+from support.loopback import free_port
 
 from connectors.broker import start_broker, stop_broker
-from dataflows.chaos import record_result, results_path
+from dataflows.ops.chaos import record_result, results_path
 from tests.chaos.harness import (
     ROOT,
     Dump,

@@ -32,7 +32,7 @@ from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.source import consumer_config
 from connectors.topic import PREDICTIONS, TICKS
-from dataflows.process import Child, discard, start_flow, stop
+from dataflows.ops.process import Child, discard, start_flow, stop
 from dataflows.settings import Settings, load_settings
 from sinks.row import TABLE_BY_TOPIC
 from tests.chaos.phases import restart_phases
@@ -52,7 +52,7 @@ FLOW_TIMEOUT_S_PER_TICK = 0.01
 # fills lost at 200,000 ticks), so theirs are long; `Run.finish` ends them by drain
 # files once their writers exited. The trading flow's window only ends its market
 # data: the flow itself ends once its risk gate holds nothing back, however long a
-# stalled or restarting gateway takes (`dataflows.run_end`).
+# stalled or restarting gateway takes (`dataflows.flows.run_end`).
 IDLE_EXIT_S = {"trading": 4.0, "gateway": 600.0, "persist": 600.0}
 # Each flow reads what the flows before it write. The trading flow also reads the
 # gateway's fills, so no drain file ends it: it ends by its own end condition.
@@ -155,7 +155,7 @@ class Run:
         return child
 
     def stand_by(self, name: str) -> None:
-        """Pre-start flow `name`'s next start: imported and waiting (`dataflows.launch`)."""
+        """Pre-start flow `name`'s next start: imported and waiting (`dataflows.ops.launch`)."""
         self.standbys[name] = start_flow(
             name, self.settings, self.directory, self._env(name), standby=True
         )

@@ -2,7 +2,7 @@
 
 The flows must not carry on silently: each still running exits non-zero (its source
 sees the log it read is gone: `LogLostError`). Then the documented procedure
-(`dataflows.lost_log`) runs as a user would: `hfl recover --confirm` (stores moved
+(`dataflows.ops.recover`) runs as a user would: `hfl recover --confirm` (stores moved
 aside, topics re-created), `hfl feed replay` of the same JSON lines, the flows
 started again, `hfl reconcile`. Every table must equal golden (P&L snapshots
 reported apart, see `FILL_TIMING_DEPENDENT`). Time to recover: from the broker
@@ -41,7 +41,7 @@ def hfl(run: Run, *args: str) -> subprocess.CompletedProcess[str]:
     """Run an `hfl` command in the run's namespace, recovery stores and store."""
     env = run.env | {"HFL_RECOVERY__DIRECTORY": str(run.directory / "recovery")}
     return subprocess.run(
-        [sys.executable, "-m", "dataflows.cli", *args],
+        [sys.executable, "-m", "dataflows.commands", *args],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,

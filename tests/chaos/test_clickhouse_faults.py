@@ -29,7 +29,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from connectors.codec import encode, loads
-from dataflows.recovery_store import resumable
+from dataflows.ops.recovery_store import resumable
 from risk.domain import Fill, Side
 from risk.domain.ids import fill_id
 from sinks.ack_journal import acked_offsets

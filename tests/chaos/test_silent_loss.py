@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from loopback import free_port
+from support.loopback import free_port
 
 from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import DeliveryFailedError

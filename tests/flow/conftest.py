@@ -28,7 +28,7 @@ from connectors.codec import encode
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.record import KafkaRecord
 from connectors.kafka.source import EndHooks
-from dataflows import gateway, trading
+from dataflows.flows import gateway, trading
 from dataflows.settings import Settings
 from risk.domain import DecodeReason, Order
 from risk.fill_sync import FillSyncMode

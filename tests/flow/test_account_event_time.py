@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from bytewax.recovery import init_db_dir
 from bytewax.testing import TestingSource
-from gate_flow import run_gate
+from support.gate_flow import run_gate
 
 from connectors.kafka.admin import create_topics
+from connectors.kafka.journal import JournalRead, KafkaJournal
 from connectors.topic import COMMAND_JOURNAL, TopicSpec
-from dataflows.command_journal import JournalRead, KafkaJournal
 from dataflows.settings import Settings
 from risk.domain import (
     AuditEvent,
@@ -27,8 +27,8 @@ from risk.domain import (
     Position,
 )
 from risk.fill_sync import FillSyncMode
-from tests.unit.test_account import command, through
-from tests.unit.test_gate import TS, D, make_fill, make_signal
+from tests.unit.dataflows.test_account import command, through
+from tests.unit.risk.test_gate import TS, D, make_fill, make_signal
 
 _NAMESPACES = itertools.count()
 
@@ -61,12 +61,17 @@ class CrashError(Exception):
     """The process dies here."""
 
 
+def journal_args(settings: Settings) -> tuple[str, str, int]:
+    kafka = settings.kafka
+    return kafka.bootstrap, kafka.topic_prefix, kafka.message_timeout_ms
+
+
 class CrashAfterWrite(KafkaJournal):
     """The real journal; the flow crashes right after entry `at` is acknowledged, before
     the batch with the command's effects leaves the gate."""
 
     def __init__(self, settings: Settings, at: int) -> None:
-        super().__init__(settings)
+        super().__init__(*journal_args(settings))
         self._left = at
 
     def write(self, command_id: str, entry: AuditEvent) -> int:
@@ -81,7 +86,7 @@ class CountingJournal(KafkaJournal):
     """The real journal, noting every resume read."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
+        super().__init__(*journal_args(settings))
         self.reads: list[tuple[int, JournalRead]] = []
 
     def read(self, account: str, start: int) -> JournalRead:
@@ -114,7 +119,7 @@ def decisions(out: list[object]) -> list[object]:
 
 def journal_of(settings: Settings) -> list[AuditEvent]:
     """Every entry on the configured journal topic, as the gate wrote them."""
-    from dataflows.reconcile import read_log
+    from connectors.kafka.reader import read_log
 
     kafka = settings.kafka
     return [
@@ -166,7 +171,7 @@ def test_crash_replay_applies_commands_where_the_journal_says_in_any_interleavin
         inputs = [*BEFORE, TestingSource.ABORT(), *replayed]
         first = run_gate(crashed, inputs, recovery_dir=store, batch_size=1)
         for entry in journal:
-            KafkaJournal(crashed).write(entry.audit_id, entry)
+            KafkaJournal(*journal_args(crashed)).write(entry.audit_id, entry)
         resumed = run_gate(crashed, inputs, recovery_dir=store, batch_size=1)
         assert decisions(first) + decisions(resumed) == decisions(uninterrupted)
 

@@ -12,11 +12,11 @@ import pytest
 from connectors import topic
 from connectors.codec import encode, loads
 from connectors.kafka.record import KafkaRecord
-from dataflows.account import handle_account, make_account_state
-from dataflows.gateway import BookState, TicksThrough, handle, paper_config, valid_ticks
-from dataflows.routing import ROUTES, to_outbound
+from dataflows.flows.account import handle_account, make_account_state
+from dataflows.flows.gateway import BookState, TicksThrough, handle, paper_config, valid_ticks
+from dataflows.flows.routing import ROUTES, to_outbound
+from dataflows.flows.trading import to_account
 from dataflows.settings import Settings
-from dataflows.trading import to_account
 from risk.domain import (
     Alert,
     AlertSeverity,

@@ -15,9 +15,9 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
-from gate_flow import run_gate
+from support.gate_flow import run_gate
 
-from dataflows.account import AccountInput
+from dataflows.flows.account import AccountInput
 from dataflows.settings import Settings, SizingSettings
 from risk import optimizer
 from risk.domain import Approved, Bar, DenialReason, Denied, Order, Signal, ids

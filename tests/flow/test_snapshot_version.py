@@ -13,9 +13,9 @@ from bytewax.testing import TestingSource, run_main
 from conftest import BATCH_SIZE, trading_flow, trading_runner
 
 from connectors.kafka.record import KafkaRecord
-from dataflows import account, trading
+from dataflows.flows import account, trading
+from dataflows.flows.shim import StateVersionError, restore
 from dataflows.settings import Settings
-from dataflows.shim import StateVersionError, restore
 from risk.domain import Order
 
 

@@ -11,20 +11,20 @@ from typing import Any
 
 import pytest
 from conftest import abort_and_resume
-from gate_flow import run_gate
+from support.gate_flow import run_gate
 
 from connectors.codec import encode
 from connectors.kafka.record import KafkaRecord
-from dataflows.account import AccountState, handle_account, make_account_state
-from dataflows.settings import Settings
-from dataflows.trading import (
+from dataflows.flows.account import AccountState, handle_account, make_account_state
+from dataflows.flows.trading import (
     InstrumentState,
     decode_ticks,
     handle_ticks,
     model_spec,
     to_account,
 )
-from dataflows.wiring import topic_decoder
+from dataflows.flows.wiring import topic_decoder
+from dataflows.settings import Settings
 from risk.domain import (
     Approved,
     Bar,

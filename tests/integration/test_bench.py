@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from loopback import free_port
+from support.loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_ARGS = ("bench", "pipeline", "--rate", "500", "--duration", "3")
@@ -31,7 +31,7 @@ KEYS = {
 def test_bench_prints_figures_as_json_on_its_last_line(tmp_path: Path) -> None:
     env = {**os.environ, "HFL_CONFIG_DIR": str(REPO / "config")}
     done = subprocess.run(
-        [sys.executable, "-m", "dataflows.cli", *BENCH_ARGS],
+        [sys.executable, "-m", "dataflows.commands", *BENCH_ARGS],
         cwd=tmp_path,  # var/bench/ (broker pid, logs) lands in the temporary directory
         env=env,
         capture_output=True,
@@ -58,7 +58,7 @@ def test_dashboard_bench_prints_rate_and_p99_as_json_on_its_last_line(tmp_path: 
     }
     args = ("bench", "dashboard", "--clients", "10", "--duration", "1", "--port", str(free_port()))
     done = subprocess.run(
-        [sys.executable, "-m", "dataflows.cli", *args],
+        [sys.executable, "-m", "dataflows.commands", *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -82,7 +82,7 @@ def test_risk_bench_prints_decision_cost_and_kill_latency_as_json_on_its_last_li
     env = {**os.environ, "HFL_CONFIG_DIR": str(REPO / "config")}
     args = ("bench", "risk", "--decisions", "500", "--kills", "3")
     done = subprocess.run(
-        [sys.executable, "-m", "dataflows.cli", *args],
+        [sys.executable, "-m", "dataflows.commands", *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -1,36 +1,32 @@
-"""The risk gate's command journal on the real broker (`dataflows.command_journal`)."""
+"""The risk gate's command journal on the real broker (`connectors.kafka.journal`)."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 
 import pytest
 
 from connectors.kafka.admin import create_topics
+from connectors.kafka.journal import KafkaJournal, journal_entry
 from connectors.topic import COMMAND_JOURNAL, TopicSpec
-from dataflows.command_journal import KafkaJournal, journal_entry
 from dataflows.settings import Settings
 from risk.command_log import CommandPoint
 from risk.domain import ControlAction
-from tests.unit.test_account import command
+from tests.unit.dataflows.test_account import command
 
 
-def journal_settings(bootstrap: str) -> Settings:
+def new_journal(bootstrap: str) -> KafkaJournal:
     prefix = f"journal-{uuid.uuid4().hex[:8]}."
     create_topics(
         bootstrap, (TopicSpec(name=COMMAND_JOURNAL, partitions=1, key=""),), prefix=prefix
     )
-    settings = Settings()
-    return replace(
-        settings, kafka=replace(settings.kafka, bootstrap=bootstrap, topic_prefix=prefix)
-    )
+    return KafkaJournal(bootstrap, prefix, Settings().kafka.message_timeout_ms)
 
 
 def test_entries_are_acknowledged_at_consecutive_offsets_and_read_from_any_of_them(
     kafka_bootstrap: str,
 ) -> None:
-    journal = KafkaJournal(journal_settings(kafka_bootstrap))
+    journal = new_journal(kafka_bootstrap)
     assert journal.end() == 0
     points = [CommandPoint(f"{a}-{n}", n, 100 + n) for n, a in enumerate(ControlAction)]
     for point, action in zip(points, ControlAction, strict=True):
@@ -46,6 +42,6 @@ def test_entries_are_acknowledged_at_consecutive_offsets_and_read_from_any_of_th
 
 def test_a_resume_from_beyond_the_journal_end_fails_closed(kafka_bootstrap: str) -> None:
     """A snapshot that read further than the journal now holds: the log was lost."""
-    journal = KafkaJournal(journal_settings(kafka_bootstrap))
+    journal = new_journal(kafka_bootstrap)
     with pytest.raises(OSError, match="the broker lost the journal"):
         journal.read("acc", 5)

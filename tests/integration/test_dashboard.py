@@ -21,20 +21,20 @@ from typing import Any
 import orjson
 import pytest
 import uvicorn
-from loopback import free_port
+from support.loopback import free_port
 
 from connectors.codec import encode
 from connectors.feeds.publisher import publish
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import CheckedProducer
+from connectors.kafka.reader import read_log
 from connectors.topic import CONTROL, TICKS
 from dashboard.app import create_app
 from dashboard.config import AlertThresholds, DashboardConfig
 from dashboard.publisher import Publisher
-from dataflows.control import publish_control
-from dataflows.process import Child, start_flow, stop
-from dataflows.reconcile import read_log
+from dataflows.ops.control import publish_control
+from dataflows.ops.process import Child, start_flow, stop
 from dataflows.settings import load_settings
 from sinks.query import QueryError, read_port_file, reader
 

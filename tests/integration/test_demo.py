@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from loopback import free_port
+from support.loopback import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def test_demo_with_dashboard_drains_its_flows_and_prints_the_summary(tmp_path: P
         "HFL_DASHBOARD__PORT": str(free_port()),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "dataflows.cli", "demo", "--ticks", "3000", "--rate", "1000"],
+        [sys.executable, "-m", "dataflows.commands", "demo", "--ticks", "3000", "--rate", "1000"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -24,8 +24,8 @@ from test_end_to_end import publish, run_flows  # shared end-to-end helpers
 from connectors.codec import encode
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
+from connectors.kafka.reader import read_log
 from connectors.topic import AUDIT, DRIFT, RISK_EVENTS
-from dataflows.reconcile import read_log
 
 pytestmark = pytest.mark.integration
 

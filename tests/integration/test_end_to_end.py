@@ -23,9 +23,9 @@ import pytest
 from connectors.codec import encode
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
+from connectors.kafka.reader import read_log
 from connectors.topic import ORDERS
-from dataflows.process import start_flow, wait_all
-from dataflows.reconcile import read_log
+from dataflows.ops.process import start_flow, wait_all
 from dataflows.settings import load_settings
 
 pytestmark = pytest.mark.integration
@@ -92,7 +92,7 @@ def run_env(kafka_bootstrap: str, prefix: str, store: Path) -> dict[str, str]:
 def hfl(env: dict[str, str], *args: str) -> str:
     """Run the `hfl` CLI as a user would; return its stdout."""
     done = subprocess.run(
-        [sys.executable, "-m", "dataflows.cli", *args],
+        [sys.executable, "-m", "dataflows.commands", *args],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,
@@ -164,9 +164,9 @@ def test_each_bad_record_is_one_dead_letter_with_its_reason(stack: StackRun) -> 
     assert Counter({row["reason"]: row["n"] for row in rows}) == stack.expected_dead
 
 
-def test_readme_lineage_query_joins_tick_to_fill(stack: StackRun) -> None:
-    readme = (ROOT / "README.md").read_text()
-    query = re.search(r"```sql\n(.*?)```", readme, re.DOTALL)
+def test_documented_lineage_query_joins_tick_to_fill(stack: StackRun) -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    query = re.search(r"```sql\n(.*?)```", page, re.DOTALL)
     assert query is not None
     rows = sql(stack.env, query.group(1))
     assert rows

@@ -22,10 +22,10 @@ from test_end_to_end import run_env as end_to_end_env
 from connectors.codec import encode
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
+from connectors.kafka.reader import read_log
 from connectors.topic import ORDERS
-from dataflows.account import ACCOUNT_STATE_VERSION
-from dataflows.process import start_flow, wait_all
-from dataflows.reconcile import read_log
+from dataflows.flows.account import ACCOUNT_STATE_VERSION
+from dataflows.ops.process import start_flow, wait_all
 from dataflows.settings import load_settings
 
 pytestmark = pytest.mark.integration

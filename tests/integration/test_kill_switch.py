@@ -25,7 +25,7 @@ from connectors import topic
 from connectors.codec import encode, is_progress_marker
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
-from dataflows.process import Child, start_flow, stop
+from dataflows.ops.process import Child, start_flow, stop
 from dataflows.settings import load_settings
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ The risk gate holds decisions until the gateway's progress markers pass them
 market data went idle, which the old end condition (every input idle for the window)
 took for the end of the run: it decided the held signals without their fills and
 exited before the gateway ever answered. Now the trading flow waits until its gate
-holds nothing back (`dataflows.run_end`), so the run decides, orders and books
+holds nothing back (`dataflows.flows.run_end`), so the run decides, orders and books
 exactly what a run with the gateway beside it from the start does.
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from connectors.kafka.admin import create_topics
+from connectors.kafka.reader import read_log
 from connectors.topic import DECISIONS, FILLS, ORDERS, PNL, POSITIONS, SIGNALS
-from dataflows.process import Child, start_flow, wait_all
-from dataflows.reconcile import read_log
-from dataflows.run_end import GAVE_UP_EXIT
+from dataflows.flows.run_end import GAVE_UP_EXIT
+from dataflows.ops.process import Child, start_flow, wait_all
 from dataflows.settings import load_settings
 from tests.integration.test_end_to_end import good_lines, publish, run_env
 

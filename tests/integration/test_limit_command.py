@@ -11,16 +11,16 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from gate_flow import run_gate
+from support.gate_flow import run_gate
 
 from connectors.codec import decode_control, encode
 from connectors.kafka.admin import create_topics
+from connectors.kafka.reader import read_log
 from connectors.topic import AUDIT, CONTROL
-from dataflows.reconcile import read_log
 from dataflows.settings import Settings
 from risk.domain import Approved, DenialReason, Denied, LimitCommand
 from risk.fill_sync import FillSyncMode
-from tests.unit.test_gate import D, make_signal
+from tests.unit.risk.test_gate import D, make_signal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ def test_limits_set_publishes_an_audited_command_the_gate_applies_from_the_next_
     args = ["limits", "set", "--instrument", "AAPL", "--max-position", "50"]
     args += ["--reason", "desk cut", "--actor", "alice"]
     done = subprocess.run(
-        [sys.executable, "-m", "dataflows.cli", *args],
+        [sys.executable, "-m", "dataflows.commands", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -22,7 +22,7 @@ from test_end_to_end import ROOT, hfl, publish, sql  # shared end-to-end helpers
 from connectors.codec import encode
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
-from dataflows.process import start_flow, stop, wait_all
+from dataflows.ops.process import start_flow, stop, wait_all
 from dataflows.settings import load_settings
 from sinks.query import read_port_file
 

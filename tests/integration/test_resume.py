@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer
-from loopback import free_port
+from support.loopback import free_port
 
 from connectors.broker import start_broker, stop_broker
 from connectors.kafka import source as source_module

@@ -18,8 +18,8 @@ import pytest
 
 from connectors.codec import is_progress_marker
 from connectors.kafka.admin import create_topics
+from connectors.kafka.reader import read_log
 from connectors.topic import ALERTS, AUDIT, CONTROL, DECISIONS, ORDERS, RISK_EVENTS
-from dataflows.reconcile import read_log
 from sinks.query import QueryError, query
 from tests.integration.test_up import start_up, up_env
 

@@ -59,7 +59,7 @@ def start_up(tmp_path: Path, env: dict[str, str], report_every_s: int) -> subpro
     with (tmp_path / "up.err").open("wb") as err:
         return subprocess.Popen(
             [
-                *(sys.executable, "-m", "dataflows.cli", "up", "--external-broker"),
+                *(sys.executable, "-m", "dataflows.commands", "up", "--external-broker"),
                 *("--feed-duration", "600", "--report-every", str(report_every_s)),
             ],
             cwd=tmp_path,

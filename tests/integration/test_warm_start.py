@@ -30,8 +30,8 @@ from connectors import topic
 from connectors.codec import encode
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
-from dataflows.process import start_flow, stop, wait_all
-from dataflows.reconcile import read_log
+from connectors.kafka.reader import read_log
+from dataflows.ops.process import start_flow, stop, wait_all
 from dataflows.settings import load_settings
 from sinks.query import read_port_file
 

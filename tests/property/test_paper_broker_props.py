@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.gateway import InstrumentBook, PaperBrokerConfig
-from dataflows.gateway import BookState, TicksThrough, handle
+from dataflows.flows.gateway import BookState, TicksThrough, handle
 from risk.domain import (
     Fill,
     FillsThrough,

@@ -1,0 +1,1 @@
+"""Telemetry every layer above the pure core may import: Prometheus metrics, structured logs."""

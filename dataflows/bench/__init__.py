@@ -1,0 +1,1 @@
+"""Every benchmark: commands that print figures (`hfl bench ...`), never timed tests."""

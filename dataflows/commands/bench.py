@@ -1,0 +1,67 @@
+"""Benchmarks: `hfl bench pipeline|models|dashboard|risk|gateway` print figures."""
+
+from __future__ import annotations
+
+import argparse
+
+from dataflows.commands.context import ROOT, current_settings
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.target == "risk":
+        from dataflows.bench.risk import bench_risk
+
+        bench_risk(current_settings(), ROOT, decisions=args.decisions, kills=args.kills)
+        return 0
+    if args.target == "dashboard":
+        from dataflows.bench.dashboard import bench_dashboard
+
+        bench_dashboard(
+            current_settings(), ROOT, clients=args.clients, duration_s=args.duration, port=args.port
+        )
+        return 0
+    if args.target == "gateway":
+        from dataflows.bench.gateway import bench_gateway
+
+        bench_gateway(ticks=args.ticks, lead_s=args.lead_s)
+        return 0
+    if args.target == "models":
+        from dataflows.bench.models import bench_models
+
+        bench_models(
+            current_settings().model,
+            ticks=args.ticks,
+            batch_size=args.batch_size,
+            budget_s=args.budget,
+        )
+        return 0
+    from dataflows.bench.pipeline import bench_pipeline
+
+    bench_pipeline(
+        current_settings(), ROOT, rate=args.rate, duration_s=args.duration, gateway=args.gateway
+    )
+    return 0
+
+
+def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `hfl bench` with every target's options."""
+    bench = sub.add_parser("bench", help="benchmarks that print figures")
+    bench.add_argument("target", choices=("pipeline", "models", "dashboard", "risk", "gateway"))
+    bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
+    bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
+    bench.add_argument(
+        "--gateway",
+        action="store_true",
+        help="pipeline: run the gateway flow too (always, with risk.fill_sync event_time)",
+    )
+    bench.add_argument("--ticks", type=int, default=60_000, help="models, gateway: simulated ticks")
+    bench.add_argument(
+        "--lead-s", type=float, default=5.0, help="gateway: how far the ticks run ahead of the gate"
+    )
+    bench.add_argument("--batch-size", type=int, default=1_000, help="models: mini-batch rows")
+    bench.add_argument("--budget", type=float, default=3.0, help="models: seconds per mode")
+    bench.add_argument("--clients", type=int, default=10, help="dashboard: concurrent clients")
+    bench.add_argument("--port", type=int, default=8169, help="dashboard: port to serve on")
+    bench.add_argument("--decisions", type=int, default=20_000, help="risk: gate decisions")
+    bench.add_argument("--kills", type=int, default=50, help="risk: kills to time")
+    bench.set_defaults(run=_bench)

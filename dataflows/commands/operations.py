@@ -1,0 +1,229 @@
+"""Operations: the local broker, topics, schema, feeds, the demo, SQL, and operator control
+(kill, reduce, resume, limits)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from decimal import Decimal
+
+from dataflows.commands.context import ROOT, current_settings
+from dataflows.ops.control import publish_control, publish_limit
+from risk.domain import ControlAction
+
+
+def _broker(args: argparse.Namespace) -> int:
+    from connectors.broker import broker_status, start_broker, stop_broker
+
+    broker = current_settings().broker
+    pid_file, log_file = ROOT / "var" / "broker.pid", ROOT / "var" / "broker.log"
+    if args.action == "start":
+        pid = start_broker(broker.host, broker.port, pid_file, log_file)
+        print(f"broker running on {broker.host}:{broker.port} (pid {pid})")
+    elif args.action == "stop":
+        print("broker stopped" if stop_broker(pid_file) else "no broker was running")
+    else:
+        status = broker_status(broker.host, broker.port, pid_file)
+        print(
+            f"broker {status.address}: pid={status.pid} running={status.running} "
+            f"reachable={status.reachable}"
+        )
+        return 0 if status.reachable else 1
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from connectors.kafka.admin import create_topics
+
+    kafka = current_settings().kafka
+    created = create_topics(kafka.bootstrap, prefix=kafka.topic_prefix)
+    print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from sinks.client import connect
+    from sinks.migration import migrate
+
+    applied = migrate(connect(current_settings().clickhouse.url.reveal()))
+    print(f"applied migrations: {', '.join(applied) or 'none (up to date)'}")
+    return 0
+
+
+def _feed(args: argparse.Namespace) -> int:
+    from connectors.feeds.progress import Progress, tracked
+    from connectors.feeds.publisher import FEED_LINGER_MS, publish
+    from connectors.feeds.replay import paced, read_records
+    from connectors.feeds.simulator import SimulationConfig, simulate
+    from connectors.kafka.producer import CheckedProducer
+    from connectors.topic import TICKS
+
+    settings = current_settings()
+    if args.source == "simulate":
+        config = SimulationConfig(
+            symbols=tuple(args.symbols.split(",")) if args.symbols else settings.feed.symbols,
+            seed=args.seed if args.seed is not None else settings.feed.seed,
+            ticks_per_second=args.rate or settings.feed.ticks_per_second,
+            start_ns=time.time_ns(),
+        )
+        total = args.ticks or int(config.ticks_per_second * args.duration)
+        records = paced(simulate(config, total), None if args.fast else 1.0)
+    else:
+        total = None
+        records = paced(read_records(args.file, kind=args.kind), args.speed)
+    with Progress(total=total, label="ticks") as progress:
+        sent = publish(
+            tracked(records, progress),
+            CheckedProducer(settings.kafka.bootstrap, linger_ms=FEED_LINGER_MS),
+            settings.kafka.topic_prefix + TICKS,
+        )
+    print(f"published {sent} records")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dataflows.ops.demo import run_demo
+
+    started = time.monotonic()
+    summary = run_demo(
+        current_settings(),
+        ROOT,
+        ticks=args.ticks,
+        seed=args.seed,
+        rate=args.rate,
+        dashboard=not args.no_dashboard,
+    )
+    print(summary.render())
+    print(f"demo finished in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from sinks.query import format_json, format_table, query
+
+    columns, rows = query(current_settings().clickhouse.url.reveal(), args.query)
+    print(format_json(columns, rows) if args.format == "json" else format_table(columns, rows))
+    return 0
+
+
+def _add_control(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Add `hfl kill`, `hfl reduce` and `hfl resume` to the CLI's subcommands."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    common.add_argument("--account", default=None, help="default: the configured account")
+    common.add_argument("--instrument", default="", help="one instrument (default: all)")
+    common.add_argument("--actor", default=getpass.getuser(), help="who (default: $USER)")
+    kill = sub.add_parser(
+        "kill", parents=[common], help="halt trading and cancel working orders (kill switch)"
+    )
+    kill.add_argument("--flatten", action="store_true", help="also close filled positions")
+    kill.set_defaults(run=_control, action=ControlAction.KILL)
+    reduce = sub.add_parser("reduce", parents=[common], help="allow only reducing orders")
+    reduce.set_defaults(run=_control, action=ControlAction.REDUCE, flatten=False)
+    resume = sub.add_parser("resume", parents=[common], help="return to ACTIVE trading")
+    resume.add_argument(
+        "--confirm", action="store_true", help="required: resuming re-enables trading"
+    )
+    resume.set_defaults(run=_control, action=ControlAction.RESUME, flatten=False)
+    limits = sub.add_parser("limits", help="change a limit of the running risk gate")
+    change = limits.add_subparsers(dest="change", required=True)
+    set_limit = change.add_parser(
+        "set", help="set one instrument's max position (counting working orders)"
+    )
+    set_limit.add_argument("--instrument", required=True, help="the instrument")
+    set_limit.add_argument(
+        "--max-position", required=True, type=Decimal, help="largest absolute position"
+    )
+    set_limit.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    set_limit.add_argument("--account", default=None, help="default: the configured account")
+    set_limit.add_argument("--actor", default=getpass.getuser(), help="who (default: $USER)")
+    set_limit.set_defaults(run=_control, action=None)
+
+
+def _control(args: argparse.Namespace) -> int:
+    """Publish the command the parsed CLI arguments describe; print what was sent."""
+    settings = current_settings()
+    if args.action is None:
+        limit = publish_limit(
+            settings,
+            args.instrument,
+            args.max_position,
+            args.reason,
+            args.actor,
+            account=args.account,
+        )
+        print(
+            f"max_position {limit.max_position} on {limit.instrument} sent for"
+            f" {limit.account}: {limit.command_id}"
+        )
+        return 0
+    if args.action is ControlAction.RESUME and not args.confirm:
+        print("hfl resume: refusing without --confirm (it re-enables trading)", file=sys.stderr)
+        return 2
+    command = publish_control(
+        settings,
+        args.action,
+        args.reason,
+        args.actor,
+        account=args.account,
+        instrument=args.instrument,
+        flatten=args.flatten,
+    )
+    scope = command.instrument or "all instruments"
+    print(f"{command.action} sent for {command.account} ({scope}): {command.command_id}")
+    return 0
+
+
+def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add broker, topics, db, feed, demo, sql and the control commands."""
+    broker = sub.add_parser("broker", help="the local Tansu broker on 127.0.0.1")
+    broker.add_argument("action", choices=("start", "stop", "status"))
+    broker.set_defaults(run=_broker)
+
+    topics = sub.add_parser("topics", help="create every topic with its partitions")
+    topics.add_argument("action", choices=("create",))
+    topics.set_defaults(run=_topics)
+
+    db = sub.add_parser("db", help="ClickHouse schema")
+    db.add_argument("action", choices=("migrate",))
+    db.set_defaults(run=_db)
+
+    feed = sub.add_parser("feed", help="publish market data to md.ticks")
+    feed_sub = feed.add_subparsers(dest="source", required=True)
+    sim = feed_sub.add_parser("simulate", help="correlated GBM with regimes and jumps")
+    sim.add_argument(
+        "--ticks", type=int, default=0, help="how many ticks (default rate x duration)"
+    )
+    sim.add_argument("--rate", type=float, default=0.0, help="ticks per second of event time")
+    sim.add_argument("--duration", type=float, default=60.0, help="seconds of event time")
+    sim.add_argument("--seed", type=int, default=None)
+    sim.add_argument("--symbols", default="", help="comma-separated, default from config")
+    sim.add_argument("--fast", action="store_true", help="as fast as possible, not real time")
+    replay = feed_sub.add_parser("replay", help="CSV, Parquet or JSON Lines file")
+    replay.add_argument("file")
+    replay.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="event-time speed factor (default: as fast as possible)",
+    )
+    replay.add_argument("--kind", choices=("trade", "quote", "bar", "jsonl"), default=None)
+    feed.set_defaults(run=_feed)
+
+    demo = sub.add_parser("demo", help="run the whole path for a bounded time, then summarise")
+    demo.add_argument("--ticks", type=int, default=30_000)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--rate", type=float, default=500.0, help="ticks per second")
+    demo.add_argument("--no-dashboard", action="store_true", help="skip the dashboard")
+    demo.set_defaults(run=_demo)
+
+    sql = sub.add_parser("sql", help="ad-hoc read-only SQL on the ClickHouse store")
+    sql.add_argument("query")
+    sql.add_argument("--format", choices=("table", "json"), default="table")
+    sql.set_defaults(run=_sql)
+
+    _add_control(sub)

@@ -1,0 +1,1 @@
+"""The three Bytewax dataflows (trading, gateway, persist) and their thin step shims."""

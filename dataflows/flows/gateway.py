@@ -1,0 +1,272 @@
+"""The gateway dataflow: a deterministic paper broker between orders and fills.
+
+Run it with recovery on::
+
+    python -m bytewax.run "dataflows.flows.gateway:build_flow()" -r var/recovery/gateway -s 2 -b 30
+
+Orders and cancel requests (`hfl.orders`) and ticks (`md.ticks`) are keyed by
+instrument and matched in event time by `connectors.gateway.paper.InstrumentBook`;
+order events (CANCELED for an honoured cancel) and fills go to `hfl.order_events`
+and `hfl.fills`.
+
+Progress marker: each instrument's book also emits `FillsThrough(through_ns=P)` on
+`hfl.fills`, behind every fill before P, and the same `OrderEventsThrough` on
+`hfl.order_events`, behind every order event before P (an event comes with the order,
+cancel or fill that caused it, so the same bound covers it). A fill at time f needs
+its tick (all ticks before the clock C of the one-partition, time-ordered `md.ticks`
+have been fed) and its order, decided at least the latency L before f (all orders
+before W have come, says the gate's `OrdersSent(W)`). So P = min(C, W + L) is safe,
+and it moves only when both the tick stream and the gate's promises move on.
+
+The same promise bounds each book's tick buffer: an order still to come trades only
+on ticks at W + L or later, so the earlier ones are dropped (`InstrumentBook.
+orders_sent`). A snapshot then holds the ticks the tick stream runs ahead of the gate,
+not the whole buffer the settings allow (`hfl bench gateway` measures both).
+
+Recovery: Bytewax snapshots every book at the end of each epoch
+(`recovery.snapshot_interval_s`). A restarted gateway resumes from the last epoch
+whose snapshot was written and re-emits, byte-identical, the order events and fills
+emitted since (the account step drops them, `AccountGate.is_replayed_report`). A
+gateway killed before its first epoch after a restart closed wrote no snapshot, so the
+next restart re-emits its output too. The count per restart is therefore the output
+since the last snapshot: it grows with the output rate, and with every restart that
+did not live one epoch, but is not replayed from the beginning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+
+from connectors import topic
+from connectors.codec import Rejected, check_sequence, decode_order_request, decode_tick
+from connectors.gateway.paper import InstrumentBook, Output, PaperBrokerConfig
+from connectors.kafka.record import KafkaRecord
+from connectors.telemetry.log import log_event
+from dataflows.flows.shim import delegate
+from dataflows.flows.wiring import FlowIO, KafkaIO, dead_letter, observe_process, split_dead_letters
+from dataflows.settings import Settings, load_settings
+from risk.domain import (
+    CancelOrder,
+    DecodeFailure,
+    Fill,
+    FillsThrough,
+    Order,
+    OrderEvent,
+    OrderEventsThrough,
+    OrdersSent,
+    Tick,
+)
+from risk.domain.ids import stable_id
+
+
+@dataclass(frozen=True, slots=True)
+class TicksThrough:
+    """Every tick with `ts_event < through_ns` has been fed to the books (one per batch)."""
+
+    instrument: str
+    through_ns: int
+
+
+GatewayInput = Order | CancelOrder | Tick | OrdersSent | TicksThrough
+LOG = logging.getLogger("hfl.gateway")
+
+
+def paper_config(settings: Settings) -> PaperBrokerConfig:
+    """The paper broker's latency, slippage, fees and tick buffer from settings."""
+    gateway = settings.gateway
+    return PaperBrokerConfig(
+        latency_ns=int(gateway.latency_ms * 1_000_000),
+        slippage_bps=gateway.slippage_bps,
+        fee_bps=gateway.fee_bps,
+        tick_buffer_ns=int(gateway.tick_buffer_s * 1_000_000_000),
+        max_buffered_ticks=gateway.max_buffered_ticks,
+    )
+
+
+def valid_ticks(
+    instruments: frozenset[str],
+) -> Callable[[list[KafkaRecord]], list[tuple[str, GatewayInput]]]:
+    """Decode ticks keyed by instrument; invalid ones are the trading flow's dead letters.
+
+    After each batch every instrument's book hears how far the tick stream got
+    (`TicksThrough`), so a quiet instrument's progress marker moves on too.
+    """
+    names = sorted(instruments)
+
+    def decode(records: list[KafkaRecord]) -> list[tuple[str, GatewayInput]]:
+        out: list[tuple[str, GatewayInput]] = []
+        clock = None
+        for record in records:
+            try:
+                tick = decode_tick(record.value, instruments)
+            except Rejected:
+                continue
+            out.append((tick.instrument, tick))
+            clock = tick.ts_event if clock is None else max(clock, tick.ts_event)
+        if clock is not None:
+            # Later ticks may share the newest time, so only earlier ones are complete.
+            out.extend((name, TicksThrough(name, clock)) for name in names)
+        return out
+
+    return decode
+
+
+def by_instrument(
+    instruments: frozenset[str],
+) -> Callable[[Order | CancelOrder | OrdersSent], list[tuple[str, GatewayInput]]]:
+    """Key orders and cancels by instrument; the gate's promise goes to every book."""
+    names = sorted(instruments)
+
+    def key(request: Order | CancelOrder | OrdersSent) -> list[tuple[str, GatewayInput]]:
+        if isinstance(request, OrdersSent):
+            return [(name, request) for name in names]
+        return [(request.instrument, request)]
+
+    return key
+
+
+def decode_order_requests(
+    records: list[KafkaRecord],
+) -> list[Order | CancelOrder | OrdersSent | DecodeFailure]:
+    """Decode `hfl.orders` records into orders, cancel requests and the gate's promises;
+    bad ones are dead letters."""
+    out: list[Order | CancelOrder | OrdersSent | DecodeFailure] = []
+    for record in records:
+        try:
+            out.append(decode_order_request(record.value))
+        except Rejected as rejected:
+            out.append(dead_letter(record, rejected))
+    return out
+
+
+BOOK_STATE_VERSION = 1  # snapshot version of BookState (dataflows.flows.shim): bump on change
+
+
+@dataclass(slots=True)
+class BookState:
+    """One instrument's paper book, built on its first order or tick, its sequence guard
+    and how far its progress marker got."""
+
+    config: PaperBrokerConfig
+    instrument: str = ""
+    book: InstrumentBook | None = None
+    last_seq: int | None = None
+    account: str = ""
+    ticks_through: int = -1
+    orders_through: int | None = None
+    reported_through: int = -1
+
+
+def handle(state: BookState, batch: list[GatewayInput]) -> list[Output | FillsThrough]:
+    """Feed orders, cancels and ticks to the instrument's book in arrival order, then
+    mark how far its fills and order events are complete if that moved."""
+    out: list[Output | FillsThrough] = []
+    for item in batch:
+        if isinstance(item, TicksThrough):
+            state.instrument = item.instrument
+            state.ticks_through = max(state.ticks_through, item.through_ns)
+            continue
+        if isinstance(item, OrdersSent):
+            state.account = item.account
+            previous = state.orders_through
+            state.orders_through = (
+                item.through_ns if previous is None else max(previous, item.through_ns)
+            )
+            if state.book is not None:
+                state.book.orders_sent(state.orders_through)
+            continue
+        if state.book is None:
+            state.book = InstrumentBook(item.instrument, state.config)
+        produced: Sequence[Output]
+        if isinstance(item, Tick):
+            if check_sequence(state.last_seq, item.seq) is not None:
+                continue  # duplicates must not offer their size twice
+            state.last_seq = item.seq
+            produced = state.book.on_tick(item)
+        elif isinstance(item, CancelOrder):
+            produced = state.book.cancel(item.client_order_id, item.ts_event)
+        else:
+            produced = state.book.on_order(item)
+        out.extend(produced)
+        for event in produced:
+            log_event(LOG, _describe(event), event)
+    out.extend(_progress(state))
+    return out
+
+
+def _progress(state: BookState) -> list[FillsThrough]:
+    """The instrument's progress markers for fills and order events, when they moved
+    past the last ones."""
+    if state.orders_through is None or not state.instrument:
+        return []
+    through = min(state.ticks_through, state.orders_through + state.config.latency_ns)
+    if through <= state.reported_through:
+        return []
+    state.reported_through = through
+    account, instrument = state.account, state.instrument
+    return [
+        kind(
+            progress_id=stable_id(name, account, instrument, through),
+            account=account,
+            instrument=instrument,
+            through_ns=through,
+            ts_event=through,
+            ts_init=through,
+        )
+        for kind, name in _MARKERS
+    ]
+
+
+_MARKERS = ((FillsThrough, "fills_through"), (OrderEventsThrough, "order_events_through"))
+
+
+def _describe(event: Output) -> str:
+    match event:
+        case Fill():
+            return "order fill"
+        case OrderEvent():
+            return f"order {event.kind}"
+    return type(event).__name__
+
+
+def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Dataflow:
+    """Build the gateway dataflow from `settings` (default: config files + environment).
+
+    `io` (default Kafka) supplies the inputs and the output; tests pass lists.
+    """
+    settings = settings or load_settings()
+    observe_process("gateway")
+    io = io or KafkaIO(settings)
+    flow = Dataflow("gateway")
+    config = paper_config(settings)
+    ticks = op.flat_map_batch(
+        "decode_ticks",
+        io.input("ticks_in", flow, topic.TICKS),
+        valid_ticks(frozenset(settings.trading.instruments)),
+    )
+    orders = op.flat_map_batch(
+        "decode_orders", io.input("orders_in", flow, topic.ORDERS), decode_order_requests
+    )
+    valid_orders, dead = split_dead_letters("split_orders", orders)
+    instruments = frozenset(settings.trading.instruments)
+    keyed_orders = op.flat_map("orders_by_instrument", valid_orders, by_instrument(instruments))
+    outputs = op.key_rm(
+        "book_events",
+        op.stateful_batch(
+            "paper_book",
+            op.merge("book_in", ticks, keyed_orders),
+            delegate(
+                lambda: BookState(config),
+                handle,
+                step="gateway.paper_book",
+                version=BOOK_STATE_VERSION,
+            ),
+        ),
+    )
+    io.output("events_out", op.merge("all_events", outputs, dead))
+    return flow

@@ -1,0 +1,368 @@
+"""The trading dataflow: ticks → features → model → signal → risk gate → orders.
+
+Run it with recovery on::
+
+    python -m bytewax.run "dataflows.flows.trading:build_flow()" -r var/recovery/trading -s 2 -b 30
+
+Inputs: `md.ticks`, `hfl.models.control` (promote/rollback, broadcast to every
+instrument's models), `hfl.fills`, `hfl.order_events`, `hfl.control`, `hfl.alerts`.
+Every event it makes (bars, features, predictions, model metrics and versions, drift,
+audit, signals, decisions, orders, positions, P&L, dead letters) is produced to Kafka
+with checked delivery. Drift detections also go to the risk gate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+
+from connectors import topic
+from connectors.codec import (
+    Rejected,
+    check_sequence,
+    decode_control,
+    decode_fill_report,
+    decode_order_report,
+    decode_tick,
+)
+from connectors.kafka.record import KafkaRecord
+from connectors.kafka.source import EndHooks
+from connectors.telemetry.metric import note_signals, observe_model_batch
+from dataflows.flows.account import AccountInput, account_logic
+from dataflows.flows.run_end import RunEnd
+from dataflows.flows.shim import delegate
+from dataflows.flows.wiring import (
+    FlowIO,
+    KafkaIO,
+    code_version,
+    dead_letter,
+    observe_process,
+    split_dead_letters,
+    topic_decoder,
+)
+from dataflows.ops.model_checkpoint import load_warm_start
+from dataflows.settings import Settings, load_settings
+from online_models.champion import ModelPool, ModelSetConfig, PromotionRule
+from online_models.drift import DriftConfig
+from online_models.instrument import InstrumentEvent, InstrumentPipeline, ModelSpec, WarmStart
+from online_models.pool import PoolState, checkpoint_pool
+from online_models.registry import ModelConfig
+from online_models.signal import SignalConfig
+from risk.domain import (
+    Alert,
+    Bar,
+    DecodeFailure,
+    DriftDetected,
+    ModelCheckpoint,
+    ModelCommand,
+    Signal,
+    Tick,
+)
+
+TickWithOrigin = tuple[Tick, KafkaRecord]
+NS_PER_S = 1_000_000_000
+
+# Recovery snapshot version (dataflows.flows.shim) of the model step: bump it whenever the
+# shape of its state changes, so a store written by older code fails closed on resume.
+# The risk gate's is `dataflows.flows.account.ACCOUNT_STATE_VERSION`.
+INSTRUMENT_STATE_VERSION = 1  # InstrumentState: pipelines (bars, features, models), pool
+
+
+def model_config(settings: Settings, name: str) -> ModelConfig:
+    """The configured model `name` (a key of `model.pipelines`)."""
+    pipeline = settings.model.pipelines[name]
+    return ModelConfig(
+        name=name,
+        factory=pipeline.factory,
+        params=pipeline.params,
+        sample_every=pipeline.sample_every,
+        scope=pipeline.scope,
+    )
+
+
+def model_spec(settings: Settings, code_version: str = "unknown") -> ModelSpec:
+    """The models and signal configuration every instrument pipeline is built from."""
+    model = settings.model
+    promotion, drift = model.promotion, model.drift
+    return ModelSpec(
+        models=ModelSetConfig(
+            champion=model_config(settings, model.pipeline),
+            challengers=tuple(model_config(settings, name) for name in model.challengers),
+            seed=model.seed,
+            horizon_ns=int(model.horizon_s * NS_PER_S),
+            horizon_ticks=model.horizon_ticks,
+            max_pending=model.max_pending,
+            rolling_window=model.rolling_window,
+            metrics_interval_ns=int(model.metrics_interval_s * NS_PER_S),
+            promotion=PromotionRule(
+                enabled=promotion.enabled, min_labels=promotion.min_labels, margin=promotion.margin
+            ),
+            drift=DriftConfig(
+                watch_error=drift.watch_error,
+                error_delta=drift.error_delta,
+                features=drift.features,
+                feature_threshold=drift.feature_threshold,
+                feature_min_instances=drift.feature_min_instances,
+            ),
+            code_version=code_version,
+            checkpoint_interval_ns=int(model.checkpoint_interval_s * NS_PER_S),
+            checkpoint_max_bytes=model.checkpoint_max_bytes,
+            mini_batch_ticks=model.mini_batch_ticks,
+        ),
+        signal=SignalConfig(
+            enter_long=model.enter_long,
+            exit_long=model.exit_long,
+            enter_short=model.enter_short,
+            exit_short=model.exit_short,
+            min_labelled=model.min_labelled,
+        ),
+    )
+
+
+POOL_KEY = "pool"
+
+
+def model_key(*, pooled: bool) -> Callable[[str], str]:
+    """The model step's key for an instrument: itself, or one key for all when pooled.
+
+    Pooled models learn from every instrument, so every instrument's ticks must reach
+    one state, in log order (one `md.ticks` partition): then the order in which the
+    pooled model learns across instruments is the same on every replay.
+    """
+    if pooled:
+        return lambda instrument: POOL_KEY
+    return lambda instrument: instrument
+
+
+def decode_ticks(
+    instruments: frozenset[str], *, pooled: bool = False
+) -> Callable[[list[KafkaRecord]], list[tuple[str, TickWithOrigin] | DecodeFailure]]:
+    """Batch decoder: valid ticks keyed for the model step, everything else a dead letter."""
+    key = model_key(pooled=pooled)
+
+    def decode(records: list[KafkaRecord]) -> list[tuple[str, TickWithOrigin] | DecodeFailure]:
+        out: list[tuple[str, TickWithOrigin] | DecodeFailure] = []
+        for record in records:
+            try:
+                tick = decode_tick(record.value, instruments)
+            except Rejected as rejected:
+                out.append(dead_letter(record, rejected))
+            else:
+                out.append((key(tick.instrument), (tick, record)))
+        return out
+
+    return decode
+
+
+@dataclass(slots=True)
+class InstrumentState:
+    """The model step's state of one key: one instrument, or all of them when pooled.
+
+    Per instrument: a sequence guard and the pipeline, built on its first tick
+    (Bytewax hands a state builder no key), from its warm start if it has one;
+    a used warm start is dropped so snapshots stay small. `pool` holds the pooled
+    models every pipeline of this state learns into; it is pickled with them, so a
+    snapshot keeps them shared. With pooled models the state checkpoints the whole
+    pool on the event-time schedule (`online_models.pool`).
+    """
+
+    spec: ModelSpec
+    pipelines: dict[str, InstrumentPipeline] = field(default_factory=dict)
+    last_seq: dict[str, int] = field(default_factory=dict)
+    pool: ModelPool = field(default_factory=ModelPool)
+    warm: Mapping[str, WarmStart] = field(default_factory=dict)
+
+    def pipeline_for(self, instrument: str) -> InstrumentPipeline:
+        """The instrument's pipeline, built (from its warm start, if any) on first use."""
+        pipeline = self.pipelines.get(instrument)
+        if pipeline is None:
+            warm = self.warm.get(instrument)
+            pipeline = InstrumentPipeline(instrument, self.spec, warm, self.pool)
+            self.pipelines[instrument] = pipeline
+            if warm is not None:
+                self.warm = {k: v for k, v in self.warm.items() if k != instrument}
+        return pipeline
+
+    def pool_checkpoint(self, tick: Tick) -> ModelCheckpoint | Alert | None:
+        """The pooled checkpoint due after `tick`, if one is; only with pooled models.
+
+        Instruments whose warm start is still unused are in it as they were restored.
+        """
+        config = self.spec.models
+        if not self.pool.checkpoint_due(tick.ts_event, config.checkpoint_interval_ns):
+            return None
+        sets = {**self.warm, **{name: p.warm_start() for name, p in self.pipelines.items()}}
+        return checkpoint_pool(
+            PoolState(pool=self.pool, sets=sets), config, tick.seq, tick.tick_id, tick.ts_event
+        )
+
+
+def handle_ticks(
+    state: InstrumentState, batch: list[TickWithOrigin | ModelCommand]
+) -> list[InstrumentEvent | DecodeFailure]:
+    """Run a batch of ticks (and model commands) through their instruments' pipelines."""
+    started = time.perf_counter()
+    pooled = state.spec.models.pooled
+    out: list[InstrumentEvent | DecodeFailure] = []
+    for item in batch:
+        if isinstance(item, ModelCommand):
+            state.pipeline_for(item.instrument).apply(item, out)  # type: ignore[arg-type]
+            continue
+        tick, record = item
+        last_seq = state.last_seq.get(tick.instrument)
+        problem = check_sequence(last_seq, tick.seq)
+        if problem is not None:
+            detail = f"seq {tick.seq} after {last_seq}"
+            out.append(dead_letter(record, Rejected(problem, detail)))
+            continue
+        state.last_seq[tick.instrument] = tick.seq
+        produced = len(out)
+        state.pipeline_for(tick.instrument).update(tick, out)  # type: ignore[arg-type]
+        if pooled and (checkpoint := state.pool_checkpoint(tick)) is not None:
+            out.append(checkpoint)
+        note_signals(out[produced:], tick.ts_init)
+    observe_model_batch(time.perf_counter() - started, len(batch))
+    return out
+
+
+def for_instruments(
+    instruments: tuple[str, ...], *, pooled: bool = False
+) -> Callable[[ModelCommand], list[tuple[str, ModelCommand]]]:
+    """One model command per instrument it addresses ('' addresses all of them), keyed
+    for the model step."""
+    key = model_key(pooled=pooled)
+
+    def broadcast(command: ModelCommand) -> list[tuple[str, ModelCommand]]:
+        targets = (command.instrument,) if command.instrument else instruments
+        return [
+            (key(name), replace(command, instrument=name))
+            for name in targets
+            if name in instruments
+        ]
+
+    return broadcast
+
+
+def to_account(account: str) -> Callable[[list[object]], list[tuple[str, AccountInput]]]:
+    """Select what the account gate needs from instrument events: signals, 1 s bars and
+    drift detections (which may restrict the instrument).
+
+    `stateful_batch` emits a batch's output grouped by instrument; sorting by the
+    causing tick's time (stable, so one tick's bar stays before its signal) hands the
+    gate the same sequence however the input happened to be batched.
+    """
+
+    def select(events: list[object]) -> list[tuple[str, AccountInput]]:
+        chosen = [
+            event
+            for event in events
+            if isinstance(event, Signal | DriftDetected)
+            or (isinstance(event, Bar) and event.interval_s == 1)
+        ]
+        chosen.sort(key=_causal_order)
+        return [(account, event) for event in chosen]
+
+    return select
+
+
+def _causal_order(event: Signal | Bar | DriftDetected) -> tuple[int, str]:
+    return event.ts_init, event.instrument
+
+
+def inbound_types(prefix: str) -> Callable[[str], type | Callable[[bytes], object]]:
+    """Which type each inbound topic carries (fills share theirs with progress markers)."""
+    types: dict[str, type | Callable[[bytes], object]] = {
+        prefix + topic.FILLS: decode_fill_report,
+        prefix + topic.ORDER_EVENTS: decode_order_report,
+        prefix + topic.CONTROL: decode_control,
+        prefix + topic.ALERTS: Alert,
+    }
+    return types.__getitem__
+
+
+def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Dataflow:
+    """Build the trading dataflow from `settings` (default: config files + environment).
+
+    `io` (default Kafka) supplies the inputs and the output; tests pass lists. A
+    bounded run (`kafka.exit_when_idle_s` > 0) ends once its market data ended and the
+    risk gate holds nothing back (`dataflows.flows.run_end`).
+    """
+    settings = settings or load_settings()
+    observe_process("trading")
+    io = io or KafkaIO(settings)
+    flow = Dataflow("trading")
+    instruments = frozenset(settings.trading.instruments)
+    version = code_version()
+    spec = model_spec(settings, version)
+    start = load_warm_start(settings, version)
+    pooled = settings.model.pooled
+
+    end = RunEnd(settings.risk.fill_sync_max_wait_ms / 1000)
+    ticks = op.flat_map_batch(
+        "decode_ticks",
+        io.input("ticks_in", flow, topic.TICKS, end=EndHooks(ended=end.market_data_ended)),
+        decode_ticks(instruments, pooled=pooled),
+    )
+    valid_ticks, bad_ticks = split_dead_letters("split_ticks", ticks)
+    commands = op.flat_map_batch(
+        "decode_model_commands",
+        io.input("model_control_in", flow, topic.MODEL_CONTROL),
+        topic_decoder(lambda name: ModelCommand),
+    )
+    valid_commands, bad_commands = split_dead_letters("split_model_commands", commands)
+    model_commands = op.flat_map(
+        "model_commands_by_instrument",
+        valid_commands,
+        for_instruments(settings.trading.instruments, pooled=pooled),
+    )
+    instrument_events = op.key_rm(
+        "instrument_events",
+        op.stateful_batch(
+            "instrument_pipeline",
+            op.merge("instrument_in", valid_ticks, model_commands),
+            delegate(
+                lambda: InstrumentState(spec, pool=start.pool, warm=start.sets),
+                handle_ticks,
+                step="trading.instrument_pipeline",
+                version=INSTRUMENT_STATE_VERSION,
+            ),
+        ),
+    )
+
+    account = settings.trading.account
+    inbound = op.flat_map_batch(
+        "decode_inbound",
+        io.input(
+            "inbound_in",
+            flow,
+            topic.FILLS,
+            topic.ORDER_EVENTS,
+            topic.CONTROL,
+            topic.ALERTS,
+            end=EndHooks(may_end=end.may_end),
+        ),
+        topic_decoder(inbound_types(settings.kafka.topic_prefix), account=account),
+    )
+    valid_inbound, dead = split_dead_letters("split_inbound", inbound)
+    account_in = op.merge(
+        "account_in",
+        op.flat_map_batch("account_feed", instrument_events, to_account(account)),
+        op.key_on("by_account", valid_inbound, lambda event: account),
+    )
+    account_events = op.key_rm(
+        "account_events",
+        op.stateful_batch(
+            "risk_gate",
+            account_in,
+            account_logic(settings, observe=lambda state: end.note_gate(state.sync)),
+        ),
+    )
+    io.output(
+        "events_out",
+        op.merge("all_events", instrument_events, account_events, bad_ticks, bad_commands, dead),
+    )
+    return flow

@@ -1,0 +1,1 @@
+"""Operations: run, supervise, reconcile and recover the flows; the demo and chaos figures."""

@@ -1,0 +1,148 @@
+"""`hfl dashboard`, `hfl status`, `hfl trail` and `hfl bench dashboard`: settings to dashboard."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from connectors.telemetry.metric import multiprocess_registry
+from dashboard.config import AlertThresholds, DashboardConfig
+from dashboard.health import Check, broker_check, data_checks, process_checks, snapshot_check
+from dashboard.monitor import flow_figures
+from dashboard.snapshot import Window, newest_run_start_ns, pipeline_panel
+from dataflows.settings import Settings
+from online_models.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from sinks.query import QueryError, format_table, query, read_port_file, reader
+from sinks.trail import chain_ids, trail_logs, trail_rows
+
+
+def dashboard_config(
+    settings: Settings,
+    *,
+    port: int | None = None,
+    since_ns: int = 0,
+    recovery_dirs: tuple[str, ...] = (),
+) -> DashboardConfig:
+    """The dashboard's explicit configuration from `settings`."""
+    board = settings.dashboard
+    limits = settings.risk.limits
+    return DashboardConfig(
+        clickhouse_url=settings.clickhouse.url.reveal(),
+        bootstrap=settings.kafka.bootstrap,
+        topic_prefix=settings.kafka.topic_prefix,
+        account=settings.trading.account,
+        instruments=settings.trading.instruments,
+        models=tuple(settings.model.pipelines),
+        score_names=tuple(
+            prefix + name
+            for name in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+            for prefix in ("", "rolling_")
+        ),
+        max_gross_exposure=float(limits.max_gross_exposure),
+        max_position=float(limits.max_position),
+        trader_token=board.trader_token.reveal(),
+        host=board.host,
+        port=board.port if port is None else port,
+        refresh_s=board.refresh_s,
+        since_ns=since_ns,
+        metrics_dir=board.metrics_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""),
+        recovery_dirs=recovery_dirs,
+        webhook_url=board.webhook_url,
+        alerts=AlertThresholds(
+            stale_data_s=board.stale_data_s,
+            persist_lag_s=board.persist_lag_s,
+            max_drawdown_ratio=board.max_drawdown_ratio,
+        ),
+    )
+
+
+def run_dashboard(settings: Settings, *, port: int | None, since_ns: int, recovery: str) -> None:
+    """Serve the dashboard until interrupted."""
+    from dashboard.app import serve
+    from dashboard.publisher import Publisher
+    from dataflows.ops.control import publish_control
+
+    config = dashboard_config(
+        settings, port=port, since_ns=since_ns, recovery_dirs=(recovery,) if recovery else ()
+    )
+    print(f"dashboard on http://{config.host}:{config.port}", file=sys.stderr, flush=True)
+    serve(
+        config,
+        reader(config.clickhouse_url),
+        Publisher(config.bootstrap, config.topic_prefix),
+        lambda action, reason, actor: publish_control(settings, action, reason, actor).command_id,
+    )
+
+
+def status_checks(settings: Settings, root: Path) -> list[Check]:
+    """Health of the local system, checked directly (no dashboard needed)."""
+    url = settings.clickhouse.url.reveal()
+    config = dashboard_config(settings)
+    limits = config.alerts
+    runs = sorted((root / "var" / "runs").glob("*/metrics"), key=lambda path: path.stat().st_mtime)
+    metrics_dir = config.metrics_dir or (str(runs[-1]) if runs else "")
+    heartbeats = (
+        flow_figures(multiprocess_registry(metrics_dir))["heartbeats"] if metrics_dir else {}
+    )
+    checks = [
+        *process_checks(heartbeats, time.time(), limits.heartbeat_s),
+        broker_check(settings.kafka.bootstrap),
+    ]
+    try:
+        since_ns = newest_run_start_ns(lambda sql: query(url, sql))
+        window = Window(account=settings.trading.account, since_ns=since_ns)
+        pipeline = pipeline_panel(lambda sql: query(url, sql), window, time.time_ns())
+    except QueryError as exc:
+        checks.append(Check(name="clickhouse", ok=False, detail=str(exc)))
+    else:
+        served = "served by the persist flow" if read_port_file(url) else "opened directly"
+        checks.append(Check(name="clickhouse", ok=True, detail=served))
+        checks.extend(data_checks(pipeline, limits))
+    recovery = [str(path) for path in (root / "var" / "runs").glob("*/recovery")]
+    recovery.append(str(root / settings.recovery.directory))
+    checks.append(snapshot_check(recovery[-5:], time.time(), limits.snapshot_age_s))
+    return checks
+
+
+def print_status(settings: Settings, root: Path) -> int:
+    """Print every check; exit status 0 when all pass."""
+    checks = status_checks(settings, root)
+    rows = [(c.name, "ok" if c.ok else "FAIL", c.detail) for c in checks]
+    print(format_table(["check", "status", "detail"], rows))
+    return 0 if all(check.ok for check in checks) else 1
+
+
+def print_trail(settings: Settings, root: Path, client_order_id: str) -> int:
+    """Print the log lines and rows behind one order."""
+    url = settings.clickhouse.url.reveal()
+    ids = chain_ids(lambda sql: query(url, sql), client_order_id)
+    print(f"ids: {json.dumps(ids)}")
+    logs = sorted((root / "var" / "runs").glob("*/*.log"))
+    print(f"== log lines ({len(logs)} log files under var/runs)")
+    for line in trail_logs(logs, ids):
+        print(line)
+    for table, columns, rows in trail_rows(lambda sql: query(url, sql), ids):
+        print(f"== {table}")
+        print(format_table(columns, rows))
+    return 0
+
+
+def wait_http(host: str, port: int, path: str, *, timeout_s: float) -> None:
+    """Poll `http://host:port/path` until it answers 200 or `timeout_s` passes."""
+    import http.client
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            connection = http.client.HTTPConnection(host, port, timeout=2)
+            connection.request("GET", path)
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"http://{host}:{port}{path} did not answer in {timeout_s:g}s")
+        time.sleep(0.2)

@@ -1,0 +1,204 @@
+"""`hfl up`: the whole system under the supervisor until SIGINT/SIGTERM.
+
+The component list is data (`components`): the local broker (unless an external
+one is used), the persist, trading and gateway flows with recovery on, optionally a
+simulated feed, and any extra command given as `NAME=COMMAND` (a dashboard, say).
+
+Before the flows start, and again whenever the local broker restarts, orders and
+fills are reconciled between the log and the store (`hfl reconcile --startup`, see
+`dataflows.ops.reconcile`). A mismatch puts a start halt (`risk.start_halted`) in the
+trading flow's environment: the gate applies it as it is built or resumed, before it
+reads any input, so no model can trade on the first ticks. The halt carries the time
+it was decided and the gate applies each one once: restarts of the trading flow keep
+an operator's `hfl resume --confirm`, and a later mismatch halts again.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import orjson
+
+from connectors.broker import broker_command, wait_for_port
+from connectors.kafka.admin import create_topics
+from dataflows.ops.process import FLOWS, flow_command, init_recovery
+from dataflows.ops.reconcile import STARTUP_ACTOR
+from dataflows.ops.supervisor import Component, Health, Supervisor, report_line
+from dataflows.settings import Settings
+from risk.domain.error import HflError
+
+
+def reconcile_before_trading(say: Callable[[str], None], trading_env: dict[str, str]) -> None:
+    """Run `hfl reconcile --startup` (its own process: it may open the embedded store);
+    on a mismatch, make the trading flow's next start halted (`trading_env`).
+
+    Raises:
+        HflError: the reconciliation could not even report (e.g. no broker).
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "dataflows.commands", "reconcile", "--startup"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    counts = _counts(done.stdout)
+    say(f"startup reconciliation: {counts}")
+    if done.returncode == 1:
+        trading_env.update(start_halt_env(f"startup reconciliation mismatch: {counts}"))
+        say("MISMATCH: trading starts HALTED (alert and audit written); check, then resume")
+    elif done.returncode != 0:
+        raise HflError(f"startup reconciliation failed: {done.stderr.strip()[-2000:]}")
+
+
+def start_halt_env(reason: str) -> dict[str, str]:
+    """The environment that starts the trading flow halted for `reason`, decided now."""
+    return {
+        "HFL_RISK__START_HALTED__REASON": reason,
+        "HFL_RISK__START_HALTED__ACTOR": STARTUP_ACTOR,
+        "HFL_RISK__START_HALTED__AT_NS": str(time.time_ns()),
+    }
+
+
+def _counts(report: str) -> str:
+    """The reconciliation's JSON with each id list shortened to its length.
+
+    >>> _counts('{"orphan_fills": ["f1", "f2"], "consistent": false}')
+    '{"orphan_fills":2,"consistent":false}'
+    """
+    try:
+        found = orjson.loads(report)
+    except orjson.JSONDecodeError:
+        return report.strip()
+    return orjson.dumps(
+        {k: len(v) if isinstance(v, list) else v for k, v in found.items()}
+    ).decode()
+
+
+def broker_component(
+    settings: Settings, say: Callable[[str], None], trading_env: dict[str, str]
+) -> Component:
+    """The local Tansu broker; each (re)start recreates the topics it lost (memory
+    storage) and reconciles before trading goes on."""
+    broker, kafka = settings.broker, settings.kafka
+
+    def ready() -> None:
+        wait_for_port(broker.host, broker.port)
+        create_topics(kafka.bootstrap, prefix=kafka.topic_prefix)
+        reconcile_before_trading(say, trading_env)
+
+    return Component(
+        name="broker", command=broker_command(broker.host, broker.port), after_start=ready
+    )
+
+
+def flow_components(
+    settings: Settings,
+    recovery_root: Path,
+    env: dict[str, str] | None = None,
+    *,
+    trading_env: dict[str, str] | None = None,
+) -> list[Component]:
+    """The three flows, each resuming from its own recovery store (created if missing),
+    each restarted from a warm standby.
+
+    `trading_env`, when given, becomes the trading flow's environment itself, not a
+    copy: a start halt put there later still reaches the flow's next (re)start (a
+    standby spawned before it is not used).
+    """
+    components = []
+    for name in FLOWS:
+        directory = recovery_root / name
+        init_recovery(directory)
+        command = flow_command(name, settings, directory)
+        own = dict(env or {})
+        if name == "trading" and trading_env is not None:
+            trading_env.update(own)
+            own = trading_env
+        components.append(Component(name=name, command=command, env=own, warm=True))
+    return components
+
+
+def feed_component(duration_s: float) -> Component:
+    """The simulated feed in real time for `duration_s` (finishes, is not restarted)."""
+    command = [sys.executable, "-m", "dataflows.commands", "feed", "simulate"]
+    return Component(name="feed", command=[*command, "--duration", str(duration_s)])
+
+
+def extra_component(spec: str) -> Component:
+    """A component from `NAME=COMMAND`.
+
+    >>> extra_component("dashboard=python -m http.server 8150").command
+    ['python', '-m', 'http.server', '8150']
+    """
+    name, sep, command = spec.partition("=")
+    if not sep or not name or not command.strip():
+        raise HflError(f"--with expects NAME=COMMAND, got {spec!r}")
+    return Component(name=name, command=shlex.split(command))
+
+
+def components(
+    settings: Settings,
+    root: Path,
+    *,
+    local_broker: bool,
+    feed_duration_s: float | None,
+    extras: Sequence[str] = (),
+    say: Callable[[str], None] = report_line,
+    trading_env: dict[str, str] | None = None,
+) -> list[Component]:
+    """Everything `hfl up` runs, in start order; a startup reconciliation after a
+    (re)start of the local broker halts trading through `trading_env`."""
+    trading_env = {} if trading_env is None else trading_env
+    out = [broker_component(settings, say, trading_env)] if local_broker else []
+    out += flow_components(settings, root / settings.recovery.directory, trading_env=trading_env)
+    if feed_duration_s:
+        out.append(feed_component(feed_duration_s))
+    out += [extra_component(spec) for spec in extras]
+    return out
+
+
+def run_up(
+    settings: Settings,
+    root: Path,
+    *,
+    local_broker: bool,
+    feed_duration_s: float | None,
+    extras: Sequence[str],
+    report_every_s: float = 10.0,
+) -> dict[str, int | None]:
+    """Run the system until interrupted (SIGINT/SIGTERM), then stop it; return exit codes."""
+    say = report_line
+    trading_env: dict[str, str] = {}
+    supervisor = Supervisor(
+        components(
+            settings,
+            root,
+            local_broker=local_broker,
+            feed_duration_s=feed_duration_s,
+            extras=extras,
+            say=say,
+            trading_env=trading_env,
+        ),
+        root / "var" / "up",
+        say=say,
+    )
+    if not local_broker:
+        reconcile_before_trading(say, trading_env)
+    supervisor.start()
+    try:
+        supervisor.run(until=_never, report_every_s=report_every_s)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        codes = supervisor.stop()
+    return codes
+
+
+def _never(health: list[Health]) -> bool:
+    return False

@@ -1,0 +1,1 @@
+"""Helpers the tests share: factories, loopback ports, small flows."""
