@@ -22,7 +22,7 @@ BROKERS = ("kafka", "kafka-2", "kafka-3")
 BOOTSTRAP = ",".join(f"{name}:9092" for name in BROKERS)
 REPLICAS = ("clickhouse", "clickhouse-2")
 BYTEWAX_PORT = 2101
-RECOVERY = "/app/var/recovery/trading"
+RECOVERY = "/app/var/recovery/trading"  # recovery.directory (var/recovery) / trading
 # The base file's x-hfl environment, which a service defined here in full must repeat.
 BASE_ENV = {
     "HFL_CLICKHOUSE_URL": (
@@ -161,7 +161,7 @@ def trading(process_id: int, processes: int) -> dict[str, object]:
         # A full definition: compose cannot `extends` a service that has depends_on.
         env = service["environment"]
         assert isinstance(env, dict)
-        service["environment"] = {**BASE_ENV, "HFL_RECOVERY__DIRECTORY": RECOVERY, **env}
+        service["environment"] = {**BASE_ENV, **env}
         service.update(
             image="${HFL_IMAGE:-hedgefund-lite:local}",
             command=["flow", "run", "trading"],

@@ -6,7 +6,14 @@ import argparse
 import signal
 import sys
 
-from dataflows.commands import bench, models, observability, operations, reliability
+from dataflows.commands import (
+    bench,
+    deployment,
+    models,
+    observability,
+    operations,
+    reliability,
+)
 from risk.domain.error import HflError
 
 GROUPS = (
@@ -15,6 +22,7 @@ GROUPS = (
     ("reliability", reliability),
     ("observability", observability),
     ("bench", bench),
+    ("deployment", deployment),
 )
 
 

@@ -36,9 +36,16 @@ def _broker(args: argparse.Namespace) -> int:
 
 def _topics(args: argparse.Namespace) -> int:
     from connectors.kafka.admin import create_topics
+    from connectors.topic import TICKS
 
     kafka = current_settings().kafka
-    created = create_topics(kafka.bootstrap, prefix=kafka.topic_prefix)
+    created = create_topics(
+        kafka.bootstrap,
+        prefix=kafka.topic_prefix,
+        partitions={TICKS: kafka.ticks_partitions},
+        replication_factor=kafka.replication_factor,
+        min_insync_replicas=kafka.min_insync_replicas,
+    )
     print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
     return 0
 
@@ -47,7 +54,8 @@ def _db(args: argparse.Namespace) -> int:
     from sinks.client import connect
     from sinks.migration import migrate
 
-    applied = migrate(connect(current_settings().clickhouse.url.reveal()))
+    clickhouse = current_settings().clickhouse
+    applied = migrate(connect(clickhouse.url.reveal()), cluster=clickhouse.cluster)
     print(f"applied migrations: {', '.join(applied) or 'none (up to date)'}")
     return 0
 
@@ -61,6 +69,10 @@ def _feed(args: argparse.Namespace) -> int:
     from connectors.topic import TICKS
 
     settings = current_settings()
+    if settings.metrics.port:
+        from connectors.telemetry.metric import serve_metrics
+
+        serve_metrics(settings.metrics.host, settings.metrics.port)
     if args.source == "simulate":
         config = SimulationConfig(
             symbols=tuple(args.symbols.split(",")) if args.symbols else settings.feed.symbols,
