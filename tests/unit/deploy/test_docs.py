@@ -94,3 +94,21 @@ def test_cluster_migrations_parse_and_replicate_every_table() -> None:
     assert len(replicated) == len(distributed) + 1 == len(creates) - len(distributed)
     assert all(re.search(r"\sON CLUSTER hfl\s", s) for s in statements)
     assert not any("non_replicated_deduplication_window" in s for s in statements)
+
+
+def test_topics_md_has_every_topic_and_its_examples_fit_their_schemas() -> None:
+    import jsonschema
+
+    from connectors.topic import ALL_TOPICS
+
+    page = (ROOT / "docs" / "topics.md").read_text()
+    sections = dict(re.findall(r"^## `([a-z._]+)`\n(.*?)(?=^## |\Z)", page, re.M | re.S))
+    assert set(sections) == {spec.name for spec in ALL_TOPICS}
+    examples = 0
+    for name, body in sections.items():
+        schema = json.loads((ROOT / "docs" / "schemas" / f"{name}.schema.json").read_text())
+        check = jsonschema.Draft202012Validator(schema)
+        for example in re.findall(r"```json\n(.*?)\n```", body, re.S):
+            check.validate(json.loads(example))
+            examples += 1
+    assert examples >= 14
