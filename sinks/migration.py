@@ -151,8 +151,13 @@ def _ledger_ddl(cluster: str) -> str:
 
 
 def applied(client: Client, *, cluster: str = "") -> set[str]:
-    """Return the versions already recorded in ``schema_migrations``."""
-    client.command(_ledger_ddl(cluster))
+    """Return the versions already recorded in ``schema_migrations``.
+
+    The ledger is created only when it is missing, so a client without DDL rights (the
+    persist flow's server user) can check that everything is applied.
+    """
+    if not int(client.command("EXISTS TABLE schema_migrations")):
+        client.command(_ledger_ddl(cluster))
     result = client.query("SELECT version FROM schema_migrations FINAL")
     return {row[0] for row in result.result_rows}
 
