@@ -48,8 +48,9 @@ ps:
 smoke: .env
 	COMPOSE="$(COMPOSE)" SMOKE_TIMEOUT_S=$(SMOKE_TIMEOUT_S) sh docker/smoke.sh
 
-# What CI checks without a Docker engine: both compose files through docker-compose's own
-# parser and schema (Debian's docker-compose, no daemon needed) and the Dockerfile lint.
+# What CI checks without a Docker engine: both compose files through Debian's docker-compose
+# (`apt-get install docker-compose`; its parser and schema need no daemon), the Dockerfile
+# lint, and the stack's consistency with the code (docs/deployment.md).
 compose-check: install
 	$(BIN)/pytest -q tests/unit/deploy
 
