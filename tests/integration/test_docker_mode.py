@@ -42,7 +42,10 @@ SYMBOLS = ("AAPL", "MSFT", "AMZN", "GOOG", "META")
 TICKS = 6_000
 PASSWORDS = {"hfl_migrate": "m-pw", "hfl_persist": "p-pw", "hfl_dashboard": "d-pw"}
 SQL_USER = ("hfl_sql", "s-pw")
-IDLE_EXIT_S = {"trading": "3", "gateway": "12", "persist": "16"}
+# Trading stops 3 s after its ticks are drained; the gateway and persist stop once their
+# upstream has exited (a drain file) and their inputs are drained, whatever the load.
+IDLE_EXIT_S = {"trading": "3", "gateway": "600", "persist": "600"}
+UPSTREAM = {"gateway": "trading", "persist": "gateway"}
 FLOW_TIMEOUT_S = 300
 
 
@@ -192,6 +195,7 @@ def run(
         own = {
             **env,
             "HFL_KAFKA__EXIT_WHEN_IDLE_S": idle,
+            "HFL_KAFKA__DRAIN_FILE": str(work / f"{name}.drain"),
             "HFL_METRICS__PORT": str(ports[name]),
         }
         if name == "persist":
@@ -212,6 +216,9 @@ def run(
             text = scrape(ports[name]) if child.poll() is None else None
             if text and f'component="{name}"' in text:
                 metrics[name] = text
+            upstream = UPSTREAM.get(name)
+            if upstream and children[upstream].poll() is not None:
+                (work / f"{name}.drain").touch()
         time.sleep(0.5)
     for name, child in children.items():
         if child.poll() is None:
