@@ -324,23 +324,16 @@ class PortfolioRisk:
 
     def _stress_loss(self, scenario: StressScenario, weights: Vector) -> float:
         """Return the loss (positive) of the book under `scenario`, one day horizon."""
-        scale = math.sqrt(self.config.periods_per_day)
-        confidence = self.config.confidence
-        if scenario.correlation_one:
-            sigmas = np.sqrt(np.clip(np.diag(self._ewma), 0.0, None))
-            return var.parametric_var(float(np.abs(weights) @ sigmas), confidence) * scale
-        if scenario.vol_multiplier != 1.0:
-            sigma = math.sqrt(max(self._ewma_variance, 0.0)) * scenario.vol_multiplier
-            return var.parametric_var(sigma, confidence) * scale
-        moves = np.nan_to_num(self._beta) * scenario.market_move
-        everyone = scenario.shocks.get("*")
-        if everyone is not None:
-            moves = moves + everyone
-        for name, shock in scenario.shocks.items():
-            index = self._index.get(name)
-            if index is not None:
-                moves[index] += shock
-        return -float(weights @ moves)
+        return stress_loss(
+            scenario,
+            weights,
+            betas=self._beta,
+            ewma=self._ewma,
+            ewma_variance=self._ewma_variance,
+            index=self._index,
+            periods_per_day=self.config.periods_per_day,
+            confidence=self.config.confidence,
+        )
 
     # -- per decision ---------------------------------------------------------------------
 
@@ -414,6 +407,47 @@ class PortfolioRisk:
         if self._columns is None or index is None or index >= len(self._corr_to_book):
             return None
         return self._corr_to_book[index]
+
+
+def stress_loss(
+    scenario: StressScenario,
+    weights: Vector,
+    *,
+    betas: Vector,
+    ewma: Matrix,
+    ewma_variance: float,
+    index: dict[str, int],
+    periods_per_day: float,
+    confidence: float,
+) -> float:
+    """Return the one-day loss (positive, money) of a book under `scenario`.
+
+    Args:
+        scenario: The shock.
+        weights: Value held per instrument (columns of `ewma`, positions of `index`).
+        betas: Per instrument, beta to the market proxy.
+        ewma: EWMA covariance of one sample's returns.
+        ewma_variance: weights' ewma weights (the book's one-sample EWMA variance).
+        index: Instrument name -> position in `weights`.
+        periods_per_day: Samples per day: one-sample figures scale by its square root.
+        confidence: Confidence of the VaR the volatility and correlation shocks report.
+    """
+    scale = math.sqrt(periods_per_day)
+    if scenario.correlation_one:
+        sigmas = np.sqrt(np.clip(np.diag(ewma), 0.0, None))
+        return var.parametric_var(float(np.abs(weights) @ sigmas), confidence) * scale
+    if scenario.vol_multiplier != 1.0:
+        sigma = math.sqrt(max(ewma_variance, 0.0)) * scenario.vol_multiplier
+        return var.parametric_var(sigma, confidence) * scale
+    moves = np.nan_to_num(betas) * scenario.market_move
+    everyone = scenario.shocks.get("*")
+    if everyone is not None:
+        moves = moves + everyone
+    for name, shock in scenario.shocks.items():
+        position = index.get(name)
+        if position is not None:
+            moves[position] += shock
+    return -float(weights @ moves)
 
 
 def _correlation_to_rest_of_book(returns: Matrix, weights: Vector) -> Vector:

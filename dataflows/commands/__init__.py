@@ -13,6 +13,7 @@ from dataflows.commands import (
     observability,
     operations,
     reliability,
+    research,
 )
 from risk.domain.error import HflError
 
@@ -22,6 +23,7 @@ GROUPS = (
     ("reliability", reliability),
     ("observability", observability),
     ("bench", bench),
+    ("research", research),
     ("deployment", deployment),
 )
 

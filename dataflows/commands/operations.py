@@ -97,6 +97,7 @@ def _feed(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from dataflows.ops.demo import run_demo
+    from risk.performance import parse_frequency
 
     started = time.monotonic()
     summary = run_demo(
@@ -106,6 +107,7 @@ def _demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         rate=args.rate,
         dashboard=not args.no_dashboard,
+        frequency=parse_frequency(args.frequency),
     )
     print(summary.render())
     print(f"demo finished in {time.monotonic() - started:.1f}s")
@@ -231,6 +233,11 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--rate", type=float, default=500.0, help="ticks per second")
     demo.add_argument("--no-dashboard", action="store_true", help="skip the dashboard")
+    demo.add_argument(
+        "--frequency",
+        default="daily",
+        help="return sampling of the summary and report (daily; intraday Ns/Nmin/Nh on request)",
+    )
     demo.set_defaults(run=_demo)
 
     sql = sub.add_parser("sql", help="ad-hoc read-only SQL on the ClickHouse store")

@@ -17,11 +17,13 @@ from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import CheckedProducer
 from connectors.topic import TICKS
+from dataflows.ops.report import RunWindow, analyse, load_run, render_report, write_manifest
 from dataflows.ops.stack import flow_components
 from dataflows.ops.summary import RunSummary, summarize
 from dataflows.ops.supervisor import Component, ComponentState, Health, Supervisor, all_settled
 from dataflows.settings import Settings
 from risk.domain.error import HflError
+from risk.performance import DAILY, Frequency
 
 # Each flow stops once its inputs have been idle this long after the feed ends;
 # downstream flows wait longer so the last orders and events still reach them.
@@ -50,6 +52,7 @@ def run_demo(
     rate: float,
     timeout_s: float = 600.0,
     dashboard: bool = True,
+    frequency: Frequency = DAILY,
 ) -> RunSummary:
     """Run broker, feed, the three flows and the dashboard for `ticks` ticks; summarise.
 
@@ -58,7 +61,9 @@ def run_demo(
     topic namespace and recovery stores, so runs never mix; the ClickHouse store is
     shared and the summary selects this run by event time. The flows write their
     metrics under the run directory and the dashboard (on `settings.dashboard.port`)
-    serves them on ``/metrics`` with the derived ones.
+    serves them on ``/metrics`` with the derived ones. The run ends by writing its
+    report (``var/reports/<run id>.html``, statistics at `frequency`); its window is
+    recorded in the run directory so `hfl report RUN_ID` can rebuild it.
     """
     start_ns = time.time_ns()
     run_id = f"demo-{seed}-{start_ns // 1_000_000_000}"
@@ -102,11 +107,26 @@ def run_demo(
         supervisor.stop()
         if own_broker:
             stop_broker(pid_file)
+    url = settings.clickhouse.url.reveal()
+    window = RunWindow(
+        run_id=run_id,
+        account=settings.trading.account,
+        initial_cash=float(settings.trading.initial_cash),
+        since_ns=start_ns,
+        until_ns=time.time_ns(),  # after every event: the simulated feed runs in real time
+    )
+    write_manifest(run_dir, window)
+    data = load_run(url, window, frequency)
+    analysis = analyse(data, frequency)
+    path = render_report(data, analysis, root / "var" / "reports" / f"{run_id}.html")
+    log(f"report written to {path}")
     return summarize(
-        settings.clickhouse.url.reveal(),
+        url,
         start_ns,
         settings.trading.account,
         settings.trading.initial_cash,
+        analysis=analysis,
+        report_path=str(path),
     )
 
 

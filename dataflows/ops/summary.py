@@ -1,4 +1,9 @@
-"""The end-of-run summary, read from ClickHouse."""
+"""The end-of-run summary, read from ClickHouse.
+
+Performance figures come from the run's report analysis (`dataflows.ops.report`):
+returns sampled at a declared frequency, daily unless asked, so a run shorter than two
+periods shows "n/a" for annualised figures instead of annualising per-second marks.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,8 @@ import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import numpy as np
-
-from risk.performance import max_drawdown, sharpe_ratio, simple_returns
+from dataflows.ops.report import Analysis
 from sinks.query import query
-
-SECONDS_PER_YEAR = 252 * 23_400  # trading seconds: P&L snapshots are per second
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,8 +32,8 @@ class RunSummary:
     positions: dict[str, Decimal] = field(default_factory=dict)
     pnl: Decimal | None = None
     equity: Decimal | None = None
-    sharpe: float | None = None
-    max_drawdown: float | None = None
+    analysis: Analysis | None = None
+    report_path: str | None = None
 
     def render(self) -> str:
         """Human-readable summary."""
@@ -46,8 +47,7 @@ class RunSummary:
             f"orders                 {self.orders}",
             f"fills                  {self.fills}",
             f"P&L                    {self.pnl}  (equity {self.equity})",
-            f"Sharpe                 {_fmt(self.sharpe)} (per-second equity, annualised)",
-            f"max drawdown           {_fmt(self.max_drawdown)}",
+            *self._performance_lines(),
             f"dead letters (DLQ)     {self.dlq}",
             "denials by reason      "
             + (
@@ -64,19 +64,67 @@ class RunSummary:
                 or "flat"
             ),
         ]
+        if self.report_path:
+            lines.append(f"report                 {self.report_path}")
         return "\n".join(lines)
+
+    def _performance_lines(self) -> list[str]:
+        analysis = self.analysis
+        if analysis is None:
+            return ["performance            n/a (no equity marks)"]
+        f, t = analysis.figures, analysis.trade_stats
+        lines = [
+            f"returns                {f.periods} x {analysis.frequency.describe()}",
+            f"total return           {_pct(f.total_return)}",
+        ]
+        if f.periods < 2:
+            lines.append(
+                f"Sharpe, Sortino, vol   n/a: need two or more {analysis.frequency.name} "
+                f"returns, the run has {f.periods} (an intraday view: hfl report RUN_ID "
+                "--frequency 1min)"
+            )
+        else:
+            lines += [
+                f"Sharpe / Sortino       {_fmt(f.sharpe)} / {_fmt(f.sortino)}",
+                f"Calmar / Omega         {_fmt(f.calmar)} / {_fmt(f.omega)}",
+                f"annual volatility      {_pct(f.annual_volatility)}",
+                f"VaR / CVaR {f.confidence:.0%}       {_pct(f.var)} / {_pct(f.cvar)} per period",
+                f"beta to benchmark      {_fmt(f.beta)}",
+            ]
+        lines += [
+            f"max drawdown           {_pct(analysis.max_drawdown_every_mark)} (every equity "
+            f"mark; longest {f.max_drawdown_periods} {analysis.frequency.name} periods)",
+            f"round trips            {t.trades}: win rate {_pct(t.win_rate)}, profit factor "
+            f"{_fmt(t.profit_factor)}, expectancy {_fmt(t.expectancy)}",
+        ]
+        return lines
 
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.4f}"
 
 
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.2f} %"
+
+
 def _scalar(url: str, sql: str) -> int:
     return int(query(url, sql)[1][0][0])
 
 
-def summarize(url: str, since_ns: int, account: str, initial_cash: Decimal) -> RunSummary:
-    """Read the figures of the run whose events start at `since_ns`."""
+def summarize(
+    url: str,
+    since_ns: int,
+    account: str,
+    initial_cash: Decimal,
+    *,
+    analysis: Analysis | None = None,
+    report_path: str | None = None,
+) -> RunSummary:
+    """Read the figures of the run whose events start at `since_ns`.
+
+    `analysis` (the run's report figures) supplies the performance lines.
+    """
     since = f"fromUnixTimestamp64Nano({since_ns}, 'UTC')"
 
     def count(table: str, extra: str = "") -> int:
@@ -119,9 +167,6 @@ def summarize(url: str, since_ns: int, account: str, initial_cash: Decimal) -> R
             ),
         )[1]
     ]
-    returns = (
-        simple_returns([float(value) for value in equity]) if len(equity) > 1 else np.array([])
-    )
     return RunSummary(
         ticks=count("ticks"),
         features=count("features"),
@@ -136,6 +181,6 @@ def summarize(url: str, since_ns: int, account: str, initial_cash: Decimal) -> R
         positions={str(k): Decimal(v) for k, v in positions.items()},
         equity=equity[-1] if equity else None,
         pnl=(equity[-1] - initial_cash) if equity else None,
-        sharpe=sharpe_ratio(returns, SECONDS_PER_YEAR) if returns.size > 1 else None,
-        max_drawdown=max_drawdown(returns) if returns.size else None,
+        analysis=analysis,
+        report_path=report_path,
     )

@@ -1,4 +1,4 @@
-"""`hfl demo`, the README's first command, runs to its summary and exits 0."""
+"""`hfl demo`, the README's first command, runs to its summary and report and exits 0."""
 
 from __future__ import annotations
 
@@ -39,3 +39,10 @@ def test_demo_with_dashboard_drains_its_flows_and_prints_the_summary(tmp_path: P
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "ticks processed        3000" in done.stdout
     assert "demo finished" in done.stdout
+    # Statistics at the daily default: a 3 s run has one daily return, so no Sharpe.
+    assert "1 x daily returns, annualised by 252 periods per year" in done.stdout
+    assert "per-second" not in done.stdout
+    reports = list((tmp_path / "var" / "reports").glob("demo-*.html"))
+    assert len(reports) == 1
+    assert f"report                 {reports[0]}" in done.stdout
+    assert 'id="success"' in reports[0].read_text()
