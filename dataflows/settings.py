@@ -66,6 +66,21 @@ class KafkaSettings:
     replication_factor: int = 1
     min_insync_replicas: int = 1
 
+    def topic_layout(self) -> dict[str, Any]:
+        """`connectors.kafka.admin.create_topics` keywords for this layout.
+
+        >>> KafkaSettings(ticks_partitions=6).topic_layout()["partitions"]
+        {'md.ticks': 6}
+        """
+        from connectors.topic import TICKS
+
+        return {
+            "prefix": self.topic_prefix,
+            "partitions": {TICKS: self.ticks_partitions},
+            "replication_factor": self.replication_factor,
+            "min_insync_replicas": self.min_insync_replicas,
+        }
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BrokerSettings:

@@ -8,7 +8,8 @@ One source, two topologies: the files are written for one server
 (``ReplacingMergeTree``); `for_cluster` rewrites each statement for a ClickHouse
 cluster with Keeper (``ON CLUSTER``, ``ReplicatedReplacingMergeTree`` whose replicas
 take their shard and replica names from the server's macros, plus a ``Distributed``
-table ``<name>_all`` over every shard). `migrate(client, cluster=...)` applies that
+table ``<name>_all`` over every shard; views are created on every server).
+`migrate(client, cluster=...)` applies that
 variant. A statement the rewrite does not understand fails the migration rather than
 create a table that is silently not replicated.
 """
@@ -75,6 +76,7 @@ def available() -> list[Migration]:
 
 
 _CREATE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)(?=\s)")
+_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+)(?=\s)")
 _ALTER = re.compile(r"^ALTER TABLE (\w+) (ADD|DROP|MODIFY|RENAME) COLUMN ")
 _ENGINE = re.compile(r"ENGINE = ReplacingMergeTree(?:\((?P<args>[^)]*)\))?(?=\s|$)")
 _ANY_ENGINE = re.compile(r"ENGINE\s*=")
@@ -126,6 +128,9 @@ ENGINE = Distributed(hfl, currentDatabase(), t, rand())
             f"AS {table} ENGINE = Distributed({cluster}, currentDatabase(), {table}, rand())"
         )
         return replicated, distributed
+    if viewed := _VIEW.match(statement):
+        # A plain view reads the replica's own tables on every server it is created on.
+        return (statement[: viewed.end()] + f" ON CLUSTER {cluster}" + statement[viewed.end() :],)
     if altered := _ALTER.match(statement):
         table, rest = altered.group(1), statement[len(f"ALTER TABLE {altered.group(1)}") :]
         return (

@@ -36,16 +36,9 @@ def _broker(args: argparse.Namespace) -> int:
 
 def _topics(args: argparse.Namespace) -> int:
     from connectors.kafka.admin import create_topics
-    from connectors.topic import TICKS
 
     kafka = current_settings().kafka
-    created = create_topics(
-        kafka.bootstrap,
-        prefix=kafka.topic_prefix,
-        partitions={TICKS: kafka.ticks_partitions},
-        replication_factor=kafka.replication_factor,
-        min_insync_replicas=kafka.min_insync_replicas,
-    )
+    created = create_topics(kafka.bootstrap, **kafka.topic_layout())
     print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
     return 0
 

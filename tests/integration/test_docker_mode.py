@@ -298,3 +298,18 @@ def test_dashboard_reads_the_server_and_exports_derived_metrics(run: Run) -> Non
     finally:
         os.killpg(board.pid, signal.SIGTERM)
         board.wait(timeout=30)
+
+
+def test_topics_job_applies_the_partition_setting(kafka_bootstrap: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    prefix = f"dm-parts-{uuid.uuid4().hex[:8]}."
+    env = {
+        "HFL_KAFKA__BOOTSTRAP": kafka_bootstrap,
+        "HFL_KAFKA__TOPIC_PREFIX": prefix,
+        "HFL_KAFKA__TICKS_PARTITIONS": "3",
+    }
+    hfl(env, "topics", "create")
+    topics = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=15).topics
+    assert len(topics[prefix + "md.ticks"].partitions) == 3
+    assert len(topics[prefix + "hfl.orders"].partitions) == 1

@@ -76,7 +76,7 @@ def test_tables_md_lists_every_table_the_migrations_create() -> None:
     page = (ROOT / "docs" / "tables.md").read_text()
     created = set()
     for path in (ROOT / "sinks" / "migrations").glob("*.sql"):
-        created |= set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", path.read_text()))
+        created |= set(re.findall(r"CREATE (?:TABLE|VIEW) IF NOT EXISTS (\w+)", path.read_text()))
     listed = set(re.findall(r"^\| `(\w+)` \|", page, re.MULTILINE))
     assert created | {"schema_migrations"} == listed
 
@@ -88,6 +88,8 @@ def test_cluster_migrations_parse_and_replicate_every_table() -> None:
     assert isinstance(statements, list)
     assert found["checked"] == len(statements)
     creates = [s for s in statements if s.startswith("CREATE TABLE")]
+    views = [s for s in statements if s.startswith("CREATE VIEW")]
+    assert all(" ON CLUSTER hfl AS" in s for s in views)
     replicated = [s for s in creates if "ReplicatedReplacingMergeTree" in s]
     distributed = [s for s in creates if "ENGINE = Distributed(hfl" in s]
     # Every table gets a Distributed twin, except the migration ledger itself.
