@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,6 +14,22 @@ from dataflows.commands.context import ROOT, current_settings
 from dataflows.ops.process import FLOWS
 
 PROBE_TIMEOUT_S = 3.0
+STORE_WAIT_S = 300.0
+
+
+def wait_for_store(directory: Path, timeout_s: float) -> None:
+    """Wait until the Bytewax recovery store in `directory` exists (another process makes it).
+
+    Raises:
+        HflError: it did not appear within `timeout_s`.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not any(directory.glob("part-*.sqlite3")):
+        if time.monotonic() > deadline:
+            from risk.domain.error import HflError
+
+            raise HflError(f"no recovery store in {directory} after {timeout_s:.0f} s")
+        time.sleep(0.5)
 
 
 def flow_argv(name: str, recovery_dir: Path) -> list[str]:
@@ -46,7 +63,12 @@ def _flow(args: argparse.Namespace) -> int:
 
     settings = current_settings()
     directory = ROOT / settings.recovery.directory / args.name
-    init_recovery(directory)
+    if settings.bytewax.process_id > 0:
+        # The processes of one cluster share the store (one volume); process 0 creates
+        # it, the others wait for it instead of racing to create the same partition.
+        wait_for_store(directory, STORE_WAIT_S)
+    else:
+        init_recovery(directory)
     if settings.metrics.port:
         from connectors.telemetry.metric import serve_metrics
 
