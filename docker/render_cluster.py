@@ -49,7 +49,8 @@ HEADER = """\
 # 3 KRaft brokers (RF 3, min.insync.replicas 2), ClickHouse Keeper + 2 replicas (cluster `hfl`:
 # ReplicatedReplacingMergeTree + Distributed *_all tables from the same migrations), and the
 # trading flow as a Bytewax cluster of {n} processes (-i/-a), md.ticks keyed by instrument on
-# HFL_TICKS_PARTITIONS partitions. See docs/deployment.md.
+# HFL_TICKS_PARTITIONS partitions. See docs/deployment.md, which also says what was not run:
+# at this commit the trading flow aborts when started as more than one Bytewax process.
 """
 
 
