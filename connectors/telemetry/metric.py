@@ -92,6 +92,24 @@ PROCESS_STARTS = Counter(
     ["component"],
 )
 
+FEED_EVENTS = Counter(
+    "hfl_feed_events_total",
+    "Live venue feed: frames read, ticks kept, duplicates dropped, gaps, missing trades, "
+    "reconnects, stale streams, unreadable frames; by venue and kind.",
+    ["venue", "kind"],
+)
+FEED_LAG = Gauge(
+    "hfl_feed_lag_seconds",
+    "Venue event time to our receive time over the recent ticks, by venue and quantile.",
+    ["venue", "quantile"],
+    multiprocess_mode="mostrecent",
+)
+_FEED_KINDS = (
+    "messages", "ticks", "duplicates", "gaps", "missing_trades", "reconnects", "stale",
+    "unreadable",
+)  # fmt: skip
+_feed_seen: dict[tuple[str, str], int] = {}
+
 _SAMPLE_INTERVAL_S = 1.0
 _MAX_PENDING_SIGNALS = 10_000
 _started: set[str] = set()
@@ -131,6 +149,20 @@ def observe_decision(signal_id: str) -> None:
     ingest_ns = _signal_ingest_ns.pop(signal_id, None)
     if ingest_ns is not None:
         TICK_TO_DECISION.observe((time.time_ns() - ingest_ns) / 1e9)
+
+
+def observe_feed(snapshot: dict[str, object]) -> None:
+    """Export one venue's `FeedMetrics.snapshot()` (counters grow by what is new)."""
+    venue = str(snapshot["venue"])
+    for kind in _FEED_KINDS:
+        value = int(snapshot.get(kind, 0))  # type: ignore[call-overload]
+        previous = _feed_seen.get((venue, kind), 0)
+        if value > previous:
+            FEED_EVENTS.labels(venue, kind).inc(value - previous)
+            _feed_seen[(venue, kind)] = value
+    lag = snapshot.get("lag_ms") or {}
+    for quantile, millis in lag.items():  # type: ignore[attr-defined]
+        FEED_LAG.labels(venue, quantile).set(millis / 1000.0)
 
 
 def observe_model_batch(seconds: float, ticks: int) -> None:

@@ -1,4 +1,4 @@
-"""Benchmarks: `hfl bench pipeline|models|dashboard|risk|gateway` print figures."""
+"""Benchmarks: `hfl bench pipeline|models|dashboard|risk|gateway|feed` print figures."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ def _bench(args: argparse.Namespace) -> int:
 
         bench_gateway(ticks=args.ticks, lead_s=args.lead_s)
         return 0
+    if args.target == "feed":
+        from dataflows.bench.feed import bench_feed
+
+        bench_feed(ROOT, trades=args.trades, venues=args.venues.split(","))
+        return 0
     if args.target == "models":
         from dataflows.bench.models import bench_models
 
@@ -46,7 +51,9 @@ def _bench(args: argparse.Namespace) -> int:
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `hfl bench` with every target's options."""
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("target", choices=("pipeline", "models", "dashboard", "risk", "gateway"))
+    bench.add_argument(
+        "target", choices=("pipeline", "models", "dashboard", "risk", "gateway", "feed")
+    )
     bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
     bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
     bench.add_argument(
@@ -64,4 +71,8 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench.add_argument("--port", type=int, default=8169, help="dashboard: port to serve on")
     bench.add_argument("--decisions", type=int, default=20_000, help="risk: gate decisions")
     bench.add_argument("--kills", type=int, default=50, help="risk: kills to time")
+    bench.add_argument("--trades", type=int, default=50_000, help="feed: trades per venue")
+    bench.add_argument(
+        "--venues", default="binance,coinbase,kraken", help="feed: venues, comma-separated"
+    )
     bench.set_defaults(run=_bench)

@@ -8,6 +8,7 @@ import getpass
 import sys
 import time
 from decimal import Decimal
+from typing import Any
 
 from dataflows.commands.context import ROOT, current_settings
 from dataflows.ops.control import publish_control, publish_limit
@@ -53,6 +54,83 @@ def _db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _feed_live(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from connectors.feeds.live.runner import (
+        LiveRouter,
+        load_feed_config,
+        open_connections,
+        run_live,
+    )
+    from connectors.feeds.publisher import FEED_LINGER_MS
+    from connectors.kafka.producer import CheckedProducer
+    from connectors.telemetry.metric import observe_feed, start_process_metrics
+    from risk.failover import Failover
+
+    settings = current_settings()
+    config = load_feed_config(args.config or ROOT / "config" / "feeds.yaml")
+    venues = args.venues.split(",") if args.venues else list(config.venues)
+    unknown = [v for v in venues if v not in config.venues]
+    if unknown:
+        print(f"unknown venues {unknown}; configured: {sorted(config.venues)}", file=sys.stderr)
+        return 2
+    urls = dict(item.split("=", 1) for item in args.url)
+    instruments = frozenset(args.symbols.split(",")) if args.symbols else None
+    connections = open_connections(config, venues, instruments=instruments, urls=urls)
+    routes = [
+        r
+        for r in config.routes
+        if r.primary in venues
+        and r.secondary in venues
+        and (instruments is None or r.instrument in instruments)
+    ]
+    failover = (
+        Failover(routes, stale_after_ns=int(config.failover_stale_s * 1e9))
+        if routes and not args.no_failover
+        else None
+    )
+    router = LiveRouter(prefix=settings.kafka.topic_prefix, failover=failover)
+    start_process_metrics("feed")
+    producer = CheckedProducer(settings.kafka.bootstrap, linger_ms=FEED_LINGER_MS)
+
+    def report(live: list[Any]) -> None:
+        for connection in live:
+            observe_feed(connection.metrics.snapshot())
+        parts = [
+            f"{c.venue.name}: {c.metrics.ticks} ticks, {c.metrics.reconnects} reconnects, "
+            f"{c.metrics.gaps} gaps, lag p50 {c.metrics.lag_percentiles_ms().get('p50', 0):.1f} ms"
+            for c in live
+        ]
+        print(f"published {sum(router.published.values())} | " + " | ".join(parts), file=sys.stderr)
+
+    try:
+        sent = asyncio.run(
+            run_live(
+                connections,
+                router,
+                producer.produce,
+                max_ticks=args.max_ticks or None,
+                report=report,
+            )
+        )
+    except KeyboardInterrupt:
+        sent = sum(router.published.values())
+    producer.flush()
+    report(connections)
+    summary = {
+        "published": sent,
+        "per_venue": dict(router.published),
+        "unused_secondary": dict(router.unused),
+        "alerts": dict(router.alerts),
+        "switches": len(router.switches),
+        "venues": [c.metrics.snapshot() for c in connections],
+    }
+    print(json.dumps(summary))
+    return 0
+
+
 def _feed(args: argparse.Namespace) -> int:
     from connectors.feeds.progress import Progress, tracked
     from connectors.feeds.publisher import FEED_LINGER_MS, publish
@@ -61,6 +139,8 @@ def _feed(args: argparse.Namespace) -> int:
     from connectors.kafka.producer import CheckedProducer
     from connectors.topic import TICKS
 
+    if args.source == "live":
+        return _feed_live(args)
     settings = current_settings()
     if settings.metrics.port:
         from connectors.telemetry.metric import serve_metrics
@@ -219,6 +299,17 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="event-time speed factor (default: as fast as possible)",
     )
     replay.add_argument("--kind", choices=("trade", "quote", "bar", "jsonl"), default=None)
+    live = feed_sub.add_parser(
+        "live", help="public trades and best bid/offer from venues over websockets"
+    )
+    live.add_argument("--venues", default="", help="comma-separated, default every configured")
+    live.add_argument("--symbols", default="", help="our instruments, comma-separated")
+    live.add_argument("--config", default="", help="feeds YAML (default config/feeds.yaml)")
+    live.add_argument(
+        "--url", action="append", default=[], metavar="VENUE=URL", help="override a venue's URL"
+    )
+    live.add_argument("--max-ticks", type=int, default=0, help="stop after this many (0: never)")
+    live.add_argument("--no-failover", action="store_true", help="publish every venue's ticks")
     feed.set_defaults(run=_feed)
 
     demo = sub.add_parser("demo", help="run the whole path for a bounded time, then summarise")

@@ -62,6 +62,7 @@ from risk.domain import (
     Signal,
     Tick,
 )
+from risk.outlier import OutlierScreen
 
 TickWithOrigin = tuple[Tick, KafkaRecord]
 NS_PER_S = 1_000_000_000
@@ -69,7 +70,8 @@ NS_PER_S = 1_000_000_000
 # Recovery snapshot version (dataflows.flows.shim) of the model step: bump it whenever the
 # shape of its state changes, so a store written by older code fails closed on resume.
 # The risk gate's is `dataflows.flows.account.ACCOUNT_STATE_VERSION`.
-INSTRUMENT_STATE_VERSION = 1  # InstrumentState: pipelines (bars, features, models), pool
+# 2: the outlier screen's per-instrument memory (risk.outlier) joined the state.
+INSTRUMENT_STATE_VERSION = 2  # InstrumentState: pipelines (bars, features, models), pool
 
 
 def model_config(settings: Settings, name: str) -> ModelConfig:
@@ -162,7 +164,8 @@ def decode_ticks(
 class InstrumentState:
     """The model step's state of one key: one instrument, or all of them when pooled.
 
-    Per instrument: a sequence guard and the pipeline, built on its first tick
+    Per instrument: a sequence guard, the outlier screen (`risk.outlier`, default rules)
+    and the pipeline, built on its first tick
     (Bytewax hands a state builder no key), from its warm start if it has one;
     a used warm start is dropped so snapshots stay small. `pool` holds the pooled
     models every pipeline of this state learns into; it is pickled with them, so a
@@ -173,6 +176,7 @@ class InstrumentState:
     spec: ModelSpec
     pipelines: dict[str, InstrumentPipeline] = field(default_factory=dict)
     last_seq: dict[str, int] = field(default_factory=dict)
+    outliers: OutlierScreen = field(default_factory=OutlierScreen)
     pool: ModelPool = field(default_factory=ModelPool)
     warm: Mapping[str, WarmStart] = field(default_factory=dict)
 
@@ -220,6 +224,10 @@ def handle_ticks(
             out.append(dead_letter(record, Rejected(problem, detail)))
             continue
         state.last_seq[tick.instrument] = tick.seq
+        verdict = state.outliers.screen(tick)
+        if verdict.rejected is not None:
+            out.append(dead_letter(record, Rejected(verdict.rejected.reason, verdict.detail)))
+            continue
         produced = len(out)
         state.pipeline_for(tick.instrument).update(tick, out)  # type: ignore[arg-type]
         if pooled and (checkpoint := state.pool_checkpoint(tick)) is not None:

@@ -92,6 +92,14 @@ class DecodeReason(StrEnum):
     UNKNOWN_ACCOUNT = "unknown_account"
     DUPLICATE_SEQUENCE = "duplicate_sequence"
     BACKWARDS_SEQUENCE = "backwards_sequence"
+    # the outlier screen's rules (risk.outlier) when their action is to dead-letter
+    OUTLIER_PRICE_JUMP = "outlier_price_jump"
+    OUTLIER_CROSSED_QUOTE = "outlier_crossed_quote"
+    OUTLIER_LOCKED_QUOTE = "outlier_locked_quote"
+    OUTLIER_ZERO_SIZE = "outlier_zero_size"
+    OUTLIER_STALE_TIMESTAMP = "outlier_stale_timestamp"
+    OUTLIER_FUTURE_TIMESTAMP = "outlier_future_timestamp"
+    OUTLIER_OUT_OF_ORDER = "outlier_out_of_order"
 
 
 class ControlAction(StrEnum):
