@@ -33,6 +33,7 @@ BASE_ENV = {
     "HFL_METRICS__PORT": "9100",
 }
 HFL_SERVICES = (
+    "feed-live",
     "topics",
     "migrate",
     "reconcile",
@@ -230,7 +231,7 @@ def compose(processes: int) -> dict[str, object]:
 def prometheus(processes: int) -> dict[str, object]:
     """Prometheus scraping every trading process as well as the other flows."""
     flows = [f"{trading_name(i)}:9100" for i in range(processes)]
-    flows += ["gateway:9100", "persist:9100", "feed:9100"]
+    flows += ["gateway:9100", "persist:9100", "feed:9100", "feed-replay:9100", "feed-live:9100"]
     return {
         "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
         "rule_files": ["/etc/prometheus/rules.yml"],

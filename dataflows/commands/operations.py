@@ -93,6 +93,10 @@ def _feed_live(args: argparse.Namespace) -> int:
     )
     router = LiveRouter(prefix=settings.kafka.topic_prefix, failover=failover)
     start_process_metrics("feed")
+    if settings.metrics.port:
+        from connectors.telemetry.metric import serve_metrics
+
+        serve_metrics(settings.metrics.host, settings.metrics.port)
     producer = CheckedProducer(settings.kafka.bootstrap, linger_ms=FEED_LINGER_MS)
 
     def report(live: list[Any]) -> None:

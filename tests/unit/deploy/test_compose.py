@@ -54,7 +54,7 @@ def example_env() -> dict[str, str]:
     return {name: value or f"secret-{name.lower()}" for name, value in dotenv_example().items()}
 
 
-def config(*files: Path, profiles: str = "simulate,replay") -> dict[str, Any]:
+def config(*files: Path, profiles: str = "simulate,replay,live") -> dict[str, Any]:
     """`docker-compose config` of `files` with the example .env: the resolved model."""
     command = [*compose_bin(), "--project-directory", str(DOCKER)]
     for file in files:
@@ -85,7 +85,9 @@ def test_base_and_cluster_files_pass_the_compose_parser(stack: dict[str, Any]) -
     assert {"kafka", "clickhouse", "topics", "migrate", "trading", "gateway", "persist"} <= set(
         stack["services"]
     )
-    assert {"dashboard", "feed", "feed-replay", "prometheus", "grafana"} <= set(stack["services"])
+    assert {"dashboard", "feed", "feed-replay", "feed-live", "prometheus", "grafana"} <= set(
+        stack["services"]
+    )
 
 
 def test_compose_refuses_to_start_without_the_secrets() -> None:
@@ -181,9 +183,7 @@ def test_prometheus_scrapes_every_flow_at_its_own_metrics_port(stack: dict[str, 
         assert port in (str(env.get("HFL_METRICS__PORT")), str(env.get("HFL_DASHBOARD__PORT"))), (
             target
         )
-    long_running = {
-        name for name, service in services.items() if service.get("restart") != "no"
-    } - {"feed-replay"}
+    long_running = {name for name, service in services.items() if service.get("restart") != "no"}
     assert long_running <= {target.split(":")[0] for target in targets}
 
 
