@@ -120,7 +120,10 @@ TICK_SCHEMA: dict[str, Any] = {
         },
     },
     "if": {"properties": {"kind": {"const": "quote"}}, "required": ["kind"]},
-    "then": {"required": ["bid", "ask"]},
+    "then": {
+        "required": ["bid", "ask"],
+        "properties": {"bid": {"type": "number"}, "ask": {"type": "number"}},
+    },
     "else": {"required": ["price", "size"]},
 }
 
