@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lock up down logs ps smoke compose-check demo test test-fast test-browser check lint types imports bench bench-dashboard chaos chaos-ci risk-soak clean
+.PHONY: security install lock up down logs ps smoke compose-check demo test test-fast test-browser check lint types imports bench bench-dashboard chaos chaos-ci risk-soak clean
 
 install: $(STAMP)
 
@@ -110,6 +110,11 @@ chaos-ci: install
 	rm -f $(CHAOS_RESULTS)
 	HFL_CHAOS_TICKS=40000 HFL_CHAOS_KILLS=5 $(BIN)/pytest -q -s -m chaos $(CHAOS_CI_TESTS); \
 	  status=$$?; $(BIN)/hfl chaos report; exit $$status
+
+# The attack suite (issue 15): a fresh local stack on loopback, every probe, one JSON
+# line; exit status 0 only when every probe was refused. Bounded (about two minutes).
+security: install
+	timeout 600 $(BIN)/python -m dataflows.ops.attack
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -75,3 +75,35 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 def prefixed(prefix: str, name: str) -> str:
     """Return the topic name under an optional namespace prefix (tests, benchmarks)."""
     return f"{prefix}{name}"
+
+
+# The bounded writers of each topic: a bounded reader of the topic finishes once each of
+# them (those running in its run, `kafka.end_writers`) wrote its end-of-stream marker
+# (`connectors.kafka.end`). Topics not named here (control, model control, the command
+# journal) are written by operators or synchronously by the gate: a bounded reader
+# reads them to their end at the moment its other inputs ended.
+_TRADING_OUT = (
+    ORDERS,
+    BARS,
+    FEATURES,
+    PREDICTIONS,
+    SIGNALS,
+    DECISIONS,
+    POSITIONS,
+    PNL,
+    DRIFT,
+    RISK_EVENTS,
+    RISK_METRICS,
+    ALERTS,
+    AUDIT,
+    MODEL_METRICS,
+    MODEL_VERSIONS,
+    MODEL_CHECKPOINTS,
+)
+END_WRITERS: dict[str, tuple[str, ...]] = {
+    TICKS: ("feed",),
+    ORDER_EVENTS: ("gateway",),
+    FILLS: ("gateway",),
+    DLQ: ("trading", "gateway"),
+    **{name: ("trading",) for name in _TRADING_OUT},
+}

@@ -27,8 +27,12 @@ class DashboardConfig:
     `since_ns` limits every panel to one run's event time (the store keeps all runs);
     0 means "from the newest run in the `runs` table". `instruments`, `models` and
     `score_names` bound the metric labels. `metrics_dir` is the
-    PROMETHEUS_MULTIPROC_DIR the flows write to (empty: none). `trader_token` guards
-    the kill-switch and resume buttons; empty disables them.
+    PROMETHEUS_MULTIPROC_DIR the flows write to (empty: none).
+
+    `keys_file` holds the API keys (salted hashes) every call is checked against; with
+    `open_read` (loopback binds only) reads need no key. `origins` adds origins a
+    browser may call from besides the bind's own; the `*_limit`s are rates per key and
+    per client (`limits` notation: "10/second").
     """
 
     clickhouse_url: str
@@ -40,7 +44,12 @@ class DashboardConfig:
     score_names: tuple[str, ...] = ()
     max_gross_exposure: float = 0.0
     max_position: float = 0.0
-    trader_token: str = ""
+    keys_file: str = ""
+    open_read: bool = False
+    origins: tuple[str, ...] = ()
+    read_limit: str = "2000/second"
+    write_limit: str = "10/second"
+    sql_limit: str = "60/minute"
     host: str = "127.0.0.1"
     port: int = 8050
     refresh_s: float = 0.5

@@ -96,11 +96,16 @@ def flow_figures(registry: CollectorRegistry) -> dict[str, Any]:
                 case "hfl_process_heartbeat_seconds":
                     figures["heartbeats"][sample.labels["component"]] = sample.value
     buckets.sort()
+    finite = [(bound, count) for bound, count in buckets if bound != float("inf")]
+    total = buckets[-1][1] if buckets else 0.0
     for q in _QUANTILES:
+        name = f"tick_to_decision_p{round(q * 100)}_ms"
+        if finite and total > 0 and q * total > finite[-1][1]:
+            # Beyond the top bucket: only a lower bound is known, never a made-up value.
+            figures[name], figures[name + "_above"] = None, finite[-1][0] * 1e3
+            continue
         seconds = histogram_quantile(buckets, q)
-        figures[f"tick_to_decision_p{round(q * 100)}_ms"] = (
-            None if seconds is None else seconds * 1e3
-        )
+        figures[name] = None if seconds is None else seconds * 1e3
     return figures
 
 

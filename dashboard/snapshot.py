@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from dashboard.config import DashboardConfig
@@ -52,9 +53,21 @@ def scalar(query: Query, sql: str) -> Any:
 
 
 def newest_run_start_ns(query: Query) -> int:
-    """Start of the newest run in `runs`, minus a minute for the feed's head start."""
+    """Event time from which the newest run's rows show.
+
+    The newest run in `runs` started at a wall-clock time (less a minute for the feed's
+    head start); its ticks were ingested after that (`ts_init`). Panels select by event
+    time, so a replay of history (the S&P 500 series: event times years back) shows
+    from its first tick's event time, a live feed from the run's start.
+    """
     started = scalar(query, "SELECT toUnixTimestamp64Nano(max(started_at)) FROM runs")
-    return max(0, int(started or 0) - 60_000_000_000)
+    run_start = max(0, int(started or 0) - 60_000_000_000)
+    first_event = scalar(
+        query,
+        "SELECT toUnixTimestamp64Nano(minOrNull(ts_event)) FROM ticks "
+        f"WHERE ts_init >= fromUnixTimestamp64Nano(toInt64({run_start}))",
+    )
+    return run_start if first_event is None else min(run_start, int(first_event))
 
 
 def equity_panel(query: Query, window: Window) -> Panel:
@@ -76,8 +89,51 @@ def equity_panel(query: Query, window: Window) -> Panel:
         "points": len(rows),
         "peak": peak,
         "drawdown": drawdown(equity[-1], peak),
-        "curve": svg_polyline(equity[-CURVE_POINTS:]),
+        "curve": svg_chart([row["ts"] for row in rows[-CURVE_POINTS:]], equity[-CURVE_POINTS:]),
     }
+
+
+def _utc(ts_ns: int) -> str:
+    """Event time as `YYYY-MM-DD HH:MM:SS` UTC.
+
+    >>> _utc(1_517_950_800_000_000_000)
+    '2018-02-06 21:00:00'
+    """
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def svg_chart(
+    ts_ns: Sequence[int], values: Sequence[float], width: int = 600, height: int = 180
+) -> str:
+    """An SVG line chart with axes: equity from its low to its high on the left, event
+    time (UTC) from the first to the last point below.
+
+    >>> chart = svg_chart([0, 10**9], [100.0, 101.5])
+    >>> "101.50" in chart and "100.00" in chart and "1970-01-01 00:00:01" in chart
+    True
+    """
+    left, bottom, top = 90, 22, 8
+    plot_w, plot_h = width - left - 4, height - bottom - top
+    low, high = min(values, default=0.0), max(values, default=0.0)
+    span = (high - low) or 1.0
+    step = plot_w / max(1, len(values) - 1)
+    points = " ".join(
+        f"{round(left + i * step, 1):g},{round(top + plot_h - (v - low) / span * plot_h, 1):g}"
+        for i, v in enumerate(values)
+    )
+    label = 'font-size="11" fill="#555" font-family="sans-serif"'
+    axis_y, axis_x = top + plot_h, left
+    first, last = (_utc(ts_ns[0]), _utc(ts_ns[-1])) if ts_ns else ("", "")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}">'
+        f'<line x1="{axis_x}" y1="{top}" x2="{axis_x}" y2="{axis_y}" stroke="#999"/>'
+        f'<line x1="{axis_x}" y1="{axis_y}" x2="{width - 4}" y2="{axis_y}" stroke="#999"/>'
+        f'<text x="{left - 4}" y="{top + 10}" text-anchor="end" {label}>{high:,.2f}</text>'
+        f'<text x="{left - 4}" y="{axis_y}" text-anchor="end" {label}>{low:,.2f}</text>'
+        f'<text x="{left}" y="{height - 6}" {label}>{first}</text>'
+        f'<text x="{width - 4}" y="{height - 6}" text-anchor="end" {label}>{last} UTC</text>'
+        f'<polyline fill="none" stroke="#2a7" points="{points}"/></svg>'
+    )
 
 
 def svg_polyline(values: Sequence[float], width: int = 600, height: int = 160) -> str:
@@ -122,7 +178,8 @@ def orders_panel(query: Query, window: Window) -> Panel:
         "toUnixTimestamp64Nano(ts_event) AS ts FROM orders FINAL "
         f"WHERE account = {window.account_sql} AND ts_event >= {window.since} "
         "AND client_order_id NOT IN (SELECT client_order_id FROM order_events "
-        f"WHERE ts_event >= {window.since} AND kind IN ('filled', 'canceled', 'rejected')) "
+        f"WHERE ts_event >= {window.since} "
+        "AND kind IN ('filled', 'canceled', 'rejected', 'expired')) "
         f"ORDER BY ts_event DESC LIMIT {RECENT_ROWS}",
     )
     fills = records(

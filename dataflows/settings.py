@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from connectors.kafka.security import KafkaSecurity
+from connectors.kafka.security import use as use_kafka_security
 from risk.domain.enums import ModelScope, TradingState
 from risk.domain.error import ConfigError
 from risk.fill_sync import FillSyncMode
@@ -48,6 +50,24 @@ class Secret(str):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class KafkaSecuritySettings:
+    """Transport security of every Kafka client (Docker mode: SASL/SCRAM, TLS).
+
+    `protocol` PLAINTEXT (the local broker), SSL, SASL_PLAINTEXT or SASL_SSL; the
+    password usually comes from a file (`HFL_KAFKA__SECURITY__PASSWORD_FILE`).
+    """
+
+    protocol: str = "PLAINTEXT"
+    mechanism: str = "SCRAM-SHA-512"
+    username: str = ""
+    password: Secret = field(default_factory=Secret)
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    check_hostname: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class KafkaSettings:
     """Where the broker is and how flows read and write it."""
 
@@ -57,6 +77,12 @@ class KafkaSettings:
     idle_backoff_ms: float = 1.0
     exit_when_idle_s: float = 0.0
     drain_file: str = ""
+    # A bounded run ends by its data (`connectors.kafka.end`): each flow finishes at the
+    # end-of-stream markers of the writers of this run (`end_writers`); `end_guard_s`
+    # without any record while markers are missing fails the flow loudly.
+    bounded: bool = False
+    end_writers: tuple[str, ...] = ("feed", "trading", "gateway")
+    end_guard_s: float = 600.0
     fetch_wait_ms: int = 5
     message_timeout_ms: int = 30_000
     # Topic layout `hfl topics create` applies (existing topics are left as they are):
@@ -65,6 +91,7 @@ class KafkaSettings:
     ticks_partitions: int = 1
     replication_factor: int = 1
     min_insync_replicas: int = 1
+    security: KafkaSecuritySettings = field(default_factory=KafkaSecuritySettings)
 
     def topic_layout(self) -> dict[str, Any]:
         """`connectors.kafka.admin.create_topics` keywords for this layout.
@@ -198,6 +225,7 @@ class LimitSettings:
     max_volatility_pct: float = 1_000.0
     scale_on_volatility: bool = False
     max_correlation: float = 0.3
+    time_in_force_ms: int = 5_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -380,13 +408,35 @@ class DashboardSettings:
 
     host: str = "127.0.0.1"
     port: int = 8050
-    trader_token: Secret = field(default_factory=Secret)
+    # Reads without a key: only on a loopback bind (refused otherwise at start).
+    open_read: bool = False
+    origins: tuple[str, ...] = ()
+    read_limit: str = "2000/second"
+    write_limit: str = "10/second"
+    sql_limit: str = "60/minute"
+    # The SQL console's own ClickHouse URL (Docker: the hfl_sql user); empty: the store's.
+    sql_url: Secret = field(default_factory=Secret)
     refresh_s: float = 0.5
     metrics_dir: str = ""
     webhook_url: str = ""
     stale_data_s: float = 10.0
     persist_lag_s: float = 30.0
     max_drawdown_ratio: float = 0.10
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecuritySettings:
+    """API keys, and how signed commands on the control topics are checked.
+
+    `keys_file` (relative paths from the working directory) holds the keys as salted
+    hashes (`hfl keys`); `api_key` is this caller's own key for signing commands
+    (`HFL_API_KEY` or `HFL_API_KEY_FILE`); `sign_window_s` how far a command's signed
+    time may be from its log time.
+    """
+
+    keys_file: str = "var/keys.json"
+    api_key: Secret = field(default_factory=Secret)
+    sign_window_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -405,6 +455,62 @@ class Settings:
     risk: RiskSettings = field(default_factory=RiskSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """`settings` as plain data with every `Secret` shown as ``***`` (the runs row, logs).
+
+    >>> masked(Settings(clickhouse=ClickHouseSettings(url=Secret("http://u:pw@h/db"))))["clickhouse"]["url"]
+    '***'
+    """
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, Secret):
+            return "***" if value else ""
+        if is_dataclass(value) and not isinstance(value, type):
+            return {f.name: walk(getattr(value, f.name)) for f in fields(value)}
+        if isinstance(value, dict):
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(item) for item in value]
+        return value
+
+    result: dict[str, Any] = walk(settings)
+    return result
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every non-empty `Secret` of `settings`, revealed (for scanning output for leaks)."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Secret):
+            if value:
+                found.append(value.reveal())
+        elif is_dataclass(value) and not isinstance(value, type):
+            for f in fields(value):
+                walk(getattr(value, f.name))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+
+    walk(settings)
+    return found
+
+
+def kafka_security(section: KafkaSecuritySettings) -> KafkaSecurity:
+    """The connectors' view of the Kafka security settings (the password revealed)."""
+    return KafkaSecurity(
+        protocol=section.protocol,
+        mechanism=section.mechanism,
+        username=section.username,
+        password=section.password.reveal(),
+        ca_file=section.ca_file,
+        cert_file=section.cert_file,
+        key_file=section.key_file,
+        check_hostname=section.check_hostname,
+    )
 
 
 def default_clickhouse_url(root: Path) -> str:
@@ -434,13 +540,37 @@ def load_settings(
         if path.exists():
             _merge_yaml(path, data, errors)
     _merge_env(env, data)
+    _local_bootstrap(data)
+    _merge_env_files(env, data, errors)
     settings = _build(Settings, data, "", errors)
+    transport = kafka_security(settings.kafka.security)
+    errors.extend(transport.problems())
     if errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))
+    # Every Kafka client this process opens from now on authenticates this way.
+    use_kafka_security(transport)
     if not settings.clickhouse.url:
         url = Secret(default_clickhouse_url(Path.cwd()))
         settings = replace(settings, clickhouse=replace(settings.clickhouse, url=url))
     return settings
+
+
+def _local_bootstrap(data: dict[str, Any]) -> None:
+    """Point the clients at the local broker (`broker.host`/`broker.port`) unless
+    `kafka.bootstrap` names another: one setting moves server and clients together.
+
+    >>> data = {"broker": {"port": "19999"}}
+    >>> _local_bootstrap(data); data["kafka"]["bootstrap"]
+    '127.0.0.1:19999'
+    """
+    kafka = data.setdefault("kafka", {})
+    if not isinstance(kafka, dict) or kafka.get("bootstrap"):
+        return
+    broker = data.get("broker") or {}
+    if not isinstance(broker, Mapping):
+        return
+    default = BrokerSettings()
+    kafka["bootstrap"] = f"{broker.get('host', default.host)}:{broker.get('port', default.port)}"
 
 
 def _merge_yaml(path: Path, data: dict[str, Any], errors: list[str]) -> None:
@@ -467,13 +597,56 @@ def _merge_env(env: Mapping[str, str], data: dict[str, Any]) -> None:
     if url := env.get("HFL_CLICKHOUSE_URL"):
         data.setdefault("clickhouse", {})["url"] = url
     for name, value in env.items():
-        if not name.startswith("HFL_") or "__" not in name:
+        if not name.startswith("HFL_") or "__" not in name or _secret_file_path(name):
             continue
         path = name[4:].lower().split("__")
         node = data
         for part in path[:-1]:
             node = node.setdefault(part, {})
         node[path[-1]] = value
+
+
+def _merge_env_files(env: Mapping[str, str], data: dict[str, Any], errors: list[str]) -> None:
+    """`HFL_<PATH>_FILE=/run/secrets/x` sets `<path>` to the file's content (Docker
+    secrets): `HFL_CLICKHOUSE_URL_FILE`, `HFL_API_KEY_FILE`, `HFL_A__B_FILE` for `a.b`.
+    `HFL_API_KEY` itself is `security.api_key`."""
+    if key := env.get("HFL_API_KEY"):
+        data.setdefault("security", {})["api_key"] = key
+    for name, value in env.items():
+        path = _secret_file_path(name)
+        if not path:
+            continue
+        try:
+            secret = Path(value).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            errors.append(f"{name}: cannot read {value} ({exc.strerror})")
+            continue
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = secret
+
+
+def _secret_file_path(name: str) -> list[str]:
+    """The settings path a `HFL_…_FILE` variable fills, when it names a `Secret` field.
+
+    >>> _secret_file_path("HFL_KAFKA__SECURITY__PASSWORD_FILE")
+    ['kafka', 'security', 'password']
+    >>> _secret_file_path("HFL_SECURITY__KEYS_FILE")  # a setting that is itself a path
+    []
+    """
+    if not name.startswith("HFL_") or not name.endswith("_FILE"):
+        return []
+    stem = name[4:-5]
+    special = {"CLICKHOUSE_URL": ["clickhouse", "url"], "API_KEY": ["security", "api_key"]}
+    path = special.get(stem) or stem.lower().split("__")
+    kind: Any = Settings
+    for part in path:
+        hints = typing.get_type_hints(kind) if is_dataclass(kind) else {}
+        if part not in hints:
+            return []
+        kind = hints[part]
+    return path if kind is Secret else []
 
 
 def _build(cls: type[T], data: Any, where: str, errors: list[str]) -> T:

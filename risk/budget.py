@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 from risk.domain.enums import DenialReason
 from risk.domain.money import at_most
 from risk.limit import AccountLimits, RiskLimits
 from risk.monitor import PostTrade
 from risk.pretrade import Denial
+
+
+class BookExposure(NamedTuple):
+    """The book's worst-case exposure once an order is counted (floats, money)."""
+
+    net: float
+    """Net exposure: every working order on the order's side filled, the others canceled."""
+    instrument_value: float
+    """The order's instrument's worst-case position times its reference."""
+    group_value: float
+    """Gross worst-case value of the instrument's group (0 without a group)."""
 
 
 def check_order_rate(allowed: bool, limits: AccountLimits) -> Denial | None:
@@ -59,6 +71,35 @@ def check_self_match(crosses_own_order: bool) -> Denial | None:
     return Denial(
         reason=DenialReason.SELF_MATCH,
         detail="would cross our own working order on the other side",
+    )
+
+
+def check_order_flow(
+    client_order_id: str,
+    seen: Callable[[str], bool],
+    *,
+    allowed: bool,
+    open_orders: int,
+    crosses_own_order: bool,
+    limits: AccountLimits,
+) -> Denial | None:
+    """Duplicate id, order rate, open orders and self-match, in that order; first denial wins.
+
+    Their four pass conditions are tested at once first: nearly every order passes, and
+    the gate runs this per signal.
+    """
+    if (
+        allowed
+        and open_orders < limits.max_open_orders
+        and not crosses_own_order
+        and not seen(client_order_id)
+    ):
+        return None
+    return (
+        check_duplicate(client_order_id, seen)
+        or check_order_rate(allowed, limits)
+        or check_open_orders(open_orders, limits)
+        or check_self_match(crosses_own_order)
     )
 
 
@@ -118,6 +159,44 @@ def check_correlation(signed_correlation: float | None, limits: RiskLimits) -> D
     return Denial(
         reason=DenialReason.CORRELATION,
         detail=f"correlation with the book {signed_correlation:.3f} > {limits.max_correlation}",
+    )
+
+
+def check_exposure(
+    exposure: BookExposure,
+    equity: float,
+    *,
+    volatility: float | None,
+    signed_correlation: float | None,
+    limits: RiskLimits,
+    account: AccountLimits,
+) -> Denial | None:
+    """Net exposure, concentration, group concentration, volatility and correlation, in
+    that order, for an order that increases risk; first denial wins.
+
+    Their pass conditions are tested in one expression first, exactly as the checks
+    state them (nearly every order passes; the gate runs this per signal); only when
+    one fails do the checks run one by one to name it.
+    """
+    net_after, value_after, group_after = exposure
+    group = limits.group
+    if (
+        at_most(abs(net_after), account.max_net_exposure)
+        and equity > 0
+        and abs(value_after) / equity <= limits.max_concentration
+        and (not group or abs(group_after) / equity <= account.max_group_concentration)
+        and (
+            volatility is None or volatility <= limits.max_volatility or limits.scale_on_volatility
+        )
+        and (signed_correlation is None or signed_correlation <= limits.max_correlation)
+    ):
+        return None
+    return (
+        check_net_exposure(net_after, account)
+        or check_concentration(value_after, equity, limits)
+        or (check_group_concentration(group, group_after, equity, account) if group else None)
+        or check_volatility(volatility, limits)
+        or check_correlation(signed_correlation, limits)
     )
 
 

@@ -45,6 +45,8 @@ class RiskLimits:
             max_volatility / volatility instead of denying.
         max_correlation: Largest correlation of the instrument with the rest of the
             book for an order that increases the position in the book's direction.
+        time_in_force_ns: How long (event time) the gate's orders stay working before
+            what has not filled expires.
     """
 
     max_order_quantity: Decimal
@@ -58,6 +60,7 @@ class RiskLimits:
     max_volatility: float = 10.0
     scale_on_volatility: bool = False
     max_correlation: float = 0.3
+    time_in_force_ns: int = 5 * _NS_PER_S
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -88,6 +91,8 @@ class RiskLimits:
             found.append(
                 f"max_reference_age_ns must be positive, got {self.max_reference_age_ns!r}"
             )
+        if self.time_in_force_ns <= 0:
+            found.append(f"time_in_force_ns must be positive, got {self.time_in_force_ns!r}")
         return found
 
     @classmethod

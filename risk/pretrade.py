@@ -7,7 +7,9 @@ Each `check_*` returns a `Denial` naming the failed control and by how much, or 
    increase |position| (counting working orders on the order's side),
 2. zero quantity,
 3. reference price present and fresh,
-4. price collar (limit orders only; market orders trade at the reference),
+4. price collar (limit orders only; market orders trade at the reference): the gate
+   sends marketable limits priced off the signal's price (`marketable_limit`), so it
+   denies a signal whose price is further from the latest reference than the collar,
 5. max order quantity,
 6. max order notional (quantity * reference),
 7. max position, worst case: position plus every working order on the side this order
@@ -22,11 +24,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from functools import lru_cache
 from typing import Protocol
 
 from risk.domain.enums import DenialReason, OrderType, Side, TradingState
-from risk.domain.money import at_most, quantize
+from risk.domain.money import QUANTUM, at_most, quantize
 from risk.domain.order import OrderIntent
 from risk.limit import RiskLimits
 
@@ -136,26 +139,73 @@ def check_reference_price(
     return None
 
 
+@lru_cache(maxsize=64)
+def collar_fraction(price_collar_pct: float) -> Decimal:
+    """The collar as an exact Decimal fraction (`RiskLimits.price_collar_pct` is a float).
+
+    >>> collar_fraction(0.05)
+    Decimal('0.05')
+    """
+    return Decimal(repr(price_collar_pct))
+
+
+def within_collar(limit_price: Decimal, reference: Decimal, collar: Decimal) -> bool:
+    """True when |limit - reference| <= reference * collar, exactly (Decimals).
+
+    >>> within_collar(Decimal("105"), Decimal("100"), Decimal("0.05"))
+    True
+    >>> within_collar(Decimal("105.000000001"), Decimal("100"), Decimal("0.05"))
+    False
+    """
+    return abs(limit_price - reference) <= reference * collar
+
+
+_INSIDE_COLLAR = Decimal("0.9999")
+
+
+def marketable_limit(side: Side, price: float, collar: Decimal) -> Decimal:
+    """The limit price of a marketable order priced off `price`: `price` plus the collar
+    for a buy, minus it for a sell, rounded towards `price`.
+
+    A hair inside the collar (by 0.01 % of it), so the collar passes it against that
+    same reference however it is computed: exactly, as `check_price_collar` does, or
+    in floats from the unquantised price, as a venue or a test oracle may. It crosses
+    any touch within the collar (it trades at the touch, not at the limit).
+
+    >>> marketable_limit(Side.BUY, 100.0, Decimal("0.05"))
+    Decimal('104.999500000')
+    >>> marketable_limit(Side.SELL, 0.3, Decimal("0.07"))
+    Decimal('0.279002100')
+    """
+    reference = quantize(price)
+    band = reference * collar * _INSIDE_COLLAR
+    if side is Side.BUY:
+        return (reference + band).quantize(QUANTUM, ROUND_FLOOR)
+    return (reference - band).quantize(QUANTUM, ROUND_CEILING)
+
+
 def check_price_collar(intent: OrderIntent, limits: RiskLimits) -> Denial | None:
     """Deny a limit order priced further from the reference than the collar allows.
 
-    Market orders pass: they trade at the reference, which `check_reference_price` vouches for.
+    Compared exactly, in Decimals, against the reference as quantised. Market orders
+    pass: they trade at the reference, which `check_reference_price` vouches for.
     """
     if intent.order_type is OrderType.MARKET or intent.limit_price is None:
         return None
-    reference = intent.reference_price
-    if reference is None or reference <= 0:
+    price = intent.reference_price
+    if price is None or price <= 0:
         return Denial(reason=DenialReason.NO_REFERENCE_PRICE, detail="missing")
-    deviation = abs(float(intent.limit_price) - reference) / reference
-    if deviation > limits.price_collar_pct:
-        return Denial(
-            reason=DenialReason.PRICE_COLLAR,
-            detail=(
-                f"limit {_fmt(intent.limit_price)} is {deviation:.2%} from reference "
-                f"{reference!r} > collar {limits.price_collar_pct:.2%}"
-            ),
-        )
-    return None
+    reference = quantize(price)
+    if within_collar(intent.limit_price, reference, collar_fraction(limits.price_collar_pct)):
+        return None
+    deviation = abs(intent.limit_price - reference) / reference
+    return Denial(
+        reason=DenialReason.PRICE_COLLAR,
+        detail=(
+            f"limit {_fmt(intent.limit_price)} is {deviation:.2%} from reference "
+            f"{price!r} > collar {limits.price_collar_pct:.2%}"
+        ),
+    )
 
 
 def check_order_quantity(intent: OrderIntent, limits: RiskLimits) -> Denial | None:
@@ -280,3 +330,54 @@ def run_checks(
         or check_position(intent, view, limits)
         or check_gross_exposure(intent, view, limits)
     )
+
+
+class ScreenView(ExposureView, Protocol):
+    """The numbers `order_surely_passes` reads directly, per instrument: reference
+    prices as floats, as the checks quantise them and their event times, and worst
+    cases as floats."""
+
+    price: dict[str, float]
+    price_decimal: dict[str, Decimal]
+    ts: dict[str, int]
+    net_float: dict[str, float]
+
+
+def order_surely_passes(
+    quantity: Decimal,
+    limit_price: Decimal,
+    limits: RiskLimits,
+    view: ScreenView,
+    ts_event: int,
+    *,
+    instrument: str,
+    before: Decimal,
+    after: Decimal,
+    after_float: float,
+) -> bool:
+    """True when an order passes every check of `run_checks` after the trading state's.
+
+    The same comparisons on the same numbers as controls 2 to 8, without building an
+    intent and making eight calls: the gate runs this for every signal, at `ts_event`.
+    The order is a limit at `limit_price` and takes `instrument`'s worst case from
+    `before` to `after` (`after_float`); its reference is positive and finite. False
+    does not mean denied, only that `run_checks` must tell.
+    """
+    if not quantity or quantity > limits.max_order_quantity:
+        return False
+    if ts_event - view.ts[instrument] > limits.max_reference_age_ns:
+        return False
+    price = view.price_decimal[instrument]
+    if not within_collar(limit_price, price, collar_fraction(limits.price_collar_pct)):
+        return False
+    if quantity * price > limits.max_order_notional:
+        return False
+    after_abs = abs(after)
+    if after_abs > limits.max_position:
+        return False
+    if after_abs <= abs(before):
+        return True
+    limit = limits.max_gross_exposure
+    if gross_surely_within(view.net_float, view.price, instrument, abs(after_float), limit):
+        return True
+    return view.gross_exposure_excluding(instrument) + after_abs * price <= limit

@@ -20,6 +20,10 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from risk.domain.error import ConfigError
+from risk.redact import redact_url
+from sinks.guard import READER_SETTINGS
+
+__all__ = ["Target", "close_all", "connect", "open_client", "parse_url", "redact_url"]
 
 MEMORY_URL = "chdb://memory"
 
@@ -62,7 +66,7 @@ def parse_url(url: str) -> Target:
     if parts.scheme in ("http", "https"):
         return _parse_server(url, parts.scheme)
     raise ConfigError(
-        f"clickhouse url {url!r}: scheme must be chdb:///abs/path, chdb://memory, "
+        f"clickhouse url {redact_url(url)!r}: scheme must be chdb:///abs/path, chdb://memory, "
         "http://host:port/db or https://host:port/db"
     )
 
@@ -83,12 +87,12 @@ def _parse_server(url: str, scheme: str) -> Target:
     try:
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"clickhouse url {url!r}: invalid port") from exc
+        raise ConfigError(f"clickhouse url {redact_url(url)!r}: invalid port") from exc
     if not parts.hostname:
-        raise ConfigError(f"clickhouse url {url!r}: missing host")
+        raise ConfigError(f"clickhouse url {redact_url(url)!r}: missing host")
     database = parts.path.strip("/") or "default"
     if "/" in database:
-        raise ConfigError(f"clickhouse url {url!r}: path must be one database name")
+        raise ConfigError(f"clickhouse url {redact_url(url)!r}: path must be one database name")
     return Target(
         embedded=False,
         interface=scheme,
@@ -132,7 +136,9 @@ def connect(url: str) -> Client:
         return client
 
 
-def open_client(url: str, *, readonly: bool = False) -> Client:
+def open_client(
+    url: str, *, readonly: bool = False, settings: dict[str, Any] | None = None
+) -> Client:
     """Open a new, unshared client for `url`.
 
     Each chDB client owns its own handle (session settings, a lock serialising its
@@ -141,12 +147,14 @@ def open_client(url: str, *, readonly: bool = False) -> Client:
 
     Args:
         url: a ClickHouse URL (see the module docstring).
-        readonly: open a session that refuses every write and DDL statement.
+        readonly: open a session that refuses every write, DDL statement and setting
+            change (`readonly=1`, with the reader limits of `sinks.guard` unless
+            `settings` gives others).
+        settings: session settings; a read-only session must list `readonly` last.
     """
     target = parse_url(url)
-    # readonly=2 refuses writes and DDL like 1 but still lets a query tune its own
-    # settings (max_threads, formats), which the client and `hfl sql` users need.
-    settings: dict[str, Any] = {"readonly": 2} if readonly else {}
+    if settings is None:
+        settings = dict(READER_SETTINGS) if readonly else {}
     if target.embedded:
         if target.path is not None:
             os.makedirs(target.path, exist_ok=True)

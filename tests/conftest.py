@@ -16,10 +16,17 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 from support.loopback import free_port
+from support.processes import children, reap_leftovers
 
 from connectors.broker import start_broker, stop_broker
+from connectors.keyfile import save_keys
+from risk.access import Role, new_key
 from sinks.client import connect
 from sinks.migration import migrate
+
+# How long a test's child processes may take to exit after it, before they count as
+# leftovers (a flow stopped with SIGTERM exits within a few seconds).
+LEFTOVER_GRACE_S = 10.0
 
 
 def docker_available() -> bool:
@@ -31,6 +38,21 @@ def docker_available() -> bool:
     except Exception:  # any failure means: no usable engine
         return False
     return True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def api_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[Role, str]:
+    """A key of every role in a session key file; the admin's signs what tests publish.
+
+    Set in this process's environment, so every flow and `hfl` command a test starts
+    verifies and signs with them (`security.keys_file`, `HFL_API_KEY`).
+    """
+    path = tmp_path_factory.mktemp("keys") / "keys.json"
+    made = {role: new_key(f"pytest-{role}", role, created_ns=1) for role in Role}
+    save_keys(path, [key for key, _ in made.values()])
+    os.environ["HFL_SECURITY__KEYS_FILE"] = str(path)
+    os.environ["HFL_API_KEY"] = str(made[Role.ADMIN][1])
+    return {role: str(token) for role, (_, token) in made.items()}
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +100,18 @@ def clickhouse(clickhouse_url: str) -> Iterator[Client]:
     client = connect(clickhouse_url)
     migrate(client)
     yield client
+
+
+@pytest.fixture(autouse=True)
+def no_child_outlives_its_test() -> Iterator[None]:
+    """Fail a test whose child processes (flows, brokers, dashboards) outlive it.
+
+    Session and module fixtures (the shared broker, a module's demo) start before this
+    fixture, so they and whatever they start meanwhile are not counted. Leftovers get
+    `LEFTOVER_GRACE_S` to exit, then are killed by PID and the test fails naming them.
+    """
+    before = children(os.getpid())
+    yield
+    left = reap_leftovers(before, LEFTOVER_GRACE_S)
+    if left:
+        pytest.fail("child processes outlived the test (killed now):\n  " + "\n  ".join(left))

@@ -16,6 +16,10 @@ of `hfl.orders` is). Arrival order, not a sort key, is what keeps the result
 identical under every interleaving with the tick stream: an order that arrives
 later can never retroactively take liquidity that an earlier arrival already used.
 
+Time in force: an order with `expire_ns` expires (`EXPIRED`, with what it filled)
+at the first tick whose event-time clock reaches it, before that tick could fill it;
+a marketable limit order that finds no touch within its limit rests until then.
+
 Nothing here reads the wall clock; every timestamp comes from the data.
 """
 
@@ -435,7 +439,9 @@ class InstrumentBook:
         first = self._tick_count - len(ticks)
         result: WorkingOrder | None = working
         for position in range(start, len(ticks)):
-            result = self._try_fill(working, ticks[position], first + position, out)
+            result = self._try_fill(
+                working, ticks[position], first + position, clocks[position], out
+            )
             if result is None:
                 return None
             working = result
@@ -449,7 +455,7 @@ class InstrumentBook:
         for coid, working in list(working_orders.items()):
             if working.eligible_ns > clock:
                 continue
-            result = self._try_fill(working, tick, index, out)
+            result = self._try_fill(working, tick, index, clock, out)
             if result is None:
                 finished.append(coid)
             elif result is not working:
@@ -461,10 +467,24 @@ class InstrumentBook:
         return out or _NOTHING
 
     def _try_fill(
-        self, working: WorkingOrder, tick: Tick, index: int, out: list[Output]
+        self, working: WorkingOrder, tick: Tick, index: int, clock: int, out: list[Output]
     ) -> WorkingOrder | None:
-        """Fill what `tick` allows of `working`; return its new state, None when done."""
+        """Fill what `tick` (at event-time `clock`) allows of `working`, or expire it;
+        return its new state, None when done."""
         order = working.order
+        expire_ns = order.expire_ns
+        if expire_ns is not None and clock >= expire_ns:
+            out.append(
+                _event(
+                    order,
+                    working.event_count + 1,
+                    OrderEventKind.EXPIRED,
+                    filled=working.filled_quantity,
+                    leaves=ZERO,
+                    ts_event=expire_ns,
+                )
+            )
+            return None
         buy = order.side is Side.BUY
         if buy:
             touch_f = tick.ask if tick.ask is not None else tick.price

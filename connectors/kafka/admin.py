@@ -5,6 +5,7 @@ from __future__ import annotations
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from connectors.kafka.security import admin_config
 from connectors.topic import ALL_TOPICS, TopicSpec
 from risk.domain.error import HflError
 
@@ -27,7 +28,7 @@ def create_topics(
         replication_factor: replicas of every partition (1 on one broker).
         min_insync_replicas: replicas that must acknowledge an ``acks=all`` write.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(admin_config(bootstrap))
     counts = partitions or {}
     config = {"min.insync.replicas": str(min_insync_replicas)} if min_insync_replicas > 1 else {}
     wanted = [
@@ -53,7 +54,7 @@ def create_topics(
 
 def delete_topics(bootstrap: str, names: list[str], timeout_s: float = 15.0) -> None:
     """Delete topics (tests and benchmarks clean up after themselves)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(admin_config(bootstrap))
     for future in admin.delete_topics(names, request_timeout=timeout_s).values():
         try:
             future.result(timeout_s)

@@ -13,7 +13,6 @@ Tansu (the local broker) keeps every record: its in-memory storage does not enfo
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -25,20 +24,12 @@ from connectors.topic import COMMAND_JOURNAL
 from risk.command_log import CommandPoint
 from risk.domain import AuditEvent, ControlCommand, LimitCommand
 from risk.domain.ids import stable_id
+from risk.engine.port import JournalRead  # re-exported: readers of the journal use it
 
 LOG = logging.getLogger("hfl.trading.journal")
 
 CONTROL_APPLIED = "control_applied"
 _TIMEOUT_S = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class JournalRead:
-    """The points of one account read from an offset, the end, and how many records."""
-
-    points: list[CommandPoint]
-    end: int
-    records: int
 
 
 def journal_entry(

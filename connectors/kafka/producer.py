@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from connectors.kafka.record import OutboundRecord
+from connectors.kafka.security import with_security
 from risk.domain.error import RecoverableError
 
 EMITTED_HEADER = "hfl-emitted-ns"
@@ -21,18 +22,21 @@ def producer_config(
     idempotent: bool = False,
 ) -> dict[str, object]:
     """Producer settings: acks from all replicas, small linger, bounded delivery time;
-    `idempotent`: retries never write a record twice."""
-    return {
-        "bootstrap.servers": bootstrap,
-        "acks": "all",
-        "enable.idempotence": idempotent,
-        # A few ms of linger turns per-item output into few, large broker batches;
-        # the local broker's fetch cost grows with the number of batches it stores.
-        "linger.ms": linger_ms,
-        "message.timeout.ms": message_timeout_ms,
-        "queue.buffering.max.messages": 1_000_000,
-        "socket.nagle.disable": True,
-    }
+    `idempotent`: retries never write a record twice. Carries the process's declared
+    transport security (`connectors.kafka.security.use`)."""
+    return with_security(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": idempotent,
+            # A few ms of linger turns per-item output into few, large broker batches;
+            # the local broker's fetch cost grows with the number of batches it stores.
+            "linger.ms": linger_ms,
+            "message.timeout.ms": message_timeout_ms,
+            "queue.buffering.max.messages": 1_000_000,
+            "socket.nagle.disable": True,
+        }
+    )
 
 
 class DeliveryFailedError(RecoverableError):
@@ -99,11 +103,17 @@ class CheckedProducer:
         return count
 
     def produce(
-        self, record: OutboundRecord, headers: list[tuple[str, bytes]] | None = None
+        self,
+        record: OutboundRecord,
+        headers: list[tuple[str, bytes]] | None = None,
+        *,
+        partition: int | None = None,
     ) -> None:
-        """Queue one record without waiting; `flush` later reports its delivery."""
+        """Queue one record without waiting (to `partition`, or by its key); `flush`
+        later reports its delivery."""
         if headers is None:
             headers = [(EMITTED_HEADER, str(time.time_ns()).encode())]
+        where = {} if partition is None else {"partition": partition}
         while True:
             try:
                 self._producer.produce(
@@ -112,6 +122,7 @@ class CheckedProducer:
                     record.key,
                     on_delivery=self._on_delivery,
                     headers=headers,
+                    **where,
                 )
                 return
             except BufferError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +11,8 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from connectors.kafka.end import END_KEY
+from connectors.kafka.security import admin_config
 from connectors.kafka.source import consumer_config
 
 Record = dict[str, Any]
@@ -21,7 +23,7 @@ def read_log(
     bootstrap: str, topic: str, timeout_s: float = 30.0, start: int = OFFSET_BEGINNING
 ) -> list[Record]:
     """Every record of a one-partition topic, decoded, from offset `start` (default:
-    the beginning) to its end.
+    the beginning) to its end; end-of-stream markers (`connectors.kafka.end`) aside.
 
     Raises `TimeoutError` when `timeout_s` passes without a record or the end of the log,
     `OSError` when it cannot be read (e.g. `start` is beyond the end: the log was lost).
@@ -40,7 +42,8 @@ def read_log(
             for message in messages:
                 error = message.error()
                 if error is None:
-                    records.append(orjson.loads(message.value()))
+                    if message.key() != END_KEY:
+                        records.append(orjson.loads(message.value()))
                 elif error.code() == KafkaError._PARTITION_EOF:
                     return records
                 else:
@@ -60,7 +63,7 @@ class RawRecord:
 
 def consumer_from_beginning(bootstrap: str, topics: list[str]) -> Consumer:
     """A consumer (no group offsets) assigned every partition of `topics` from offset 0."""
-    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    metadata = AdminClient(admin_config(bootstrap)).list_topics(timeout=10)
     parts = [
         TopicPartition(name, partition, OFFSET_BEGINNING)
         for name in topics
@@ -108,5 +111,23 @@ def end_offsets(bootstrap: str, topics: list[str]) -> dict[str, int]:
             name: int(consumer.get_watermark_offsets(TopicPartition(name, 0), timeout=10.0)[1])
             for name in topics
         }
+    finally:
+        consumer.close()
+
+
+def wait_for_record(
+    bootstrap: str, topic: str, start: int, match: Callable[[bytes], bool], timeout_s: float
+) -> bool:
+    """Whether a record of partition 0 of `topic` at or after offset `start` matches
+    within `timeout_s` (an operator command's acknowledgement, say)."""
+    consumer = Consumer(consumer_config(bootstrap, f"hfl-ack-{time.time_ns()}"))
+    consumer.assign([TopicPartition(topic, 0, start)])
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.2):
+                if message.error() is None and match(message.value()):
+                    return True
+        return False
     finally:
         consumer.close()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from connectors.codec import encode
+from connectors.kafka.end import write_end
 from connectors.kafka.producer import CheckedProducer, DeliveryFailedError
 from connectors.kafka.record import OutboundRecord
 from connectors.telemetry.metric import RECORDS_OUT, count_batch
@@ -38,10 +41,13 @@ def delivery_alert(step_id: str, error: DeliveryFailedError, now_ns: int) -> Ale
 
 
 class _Partition(StatefulSinkPartition[OutboundRecord, None]):
-    def __init__(self, producer: CheckedProducer, alarm: _Alarm, step: str) -> None:
+    def __init__(
+        self, producer: CheckedProducer, alarm: _Alarm, step: str, end: _End | None = None
+    ) -> None:
         self._producer = producer
         self._alarm = alarm
         self._step = step
+        self._end = end
 
     def write_batch(self, values: list[OutboundRecord]) -> None:
         # Queue without waiting: librdkafka sends within `linger.ms`, so output leaves
@@ -57,8 +63,24 @@ class _Partition(StatefulSinkPartition[OutboundRecord, None]):
             self._producer.flush()
 
     def close(self) -> None:
+        # Bytewax closes a sink only when its flow finished on finite input: every
+        # record is acknowledged, then this writer's end markers follow them.
         with self._alarm:
             self._producer.flush()
+            if self._end is not None and self._end.complete():
+                write_end(self._producer, self._end.bootstrap, self._end.writer, self._end.topics)
+
+
+def _always() -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    bootstrap: str
+    writer: str
+    topics: tuple[str, ...]
+    complete: Callable[[], bool] = _always
 
 
 class _Alarm:
@@ -97,15 +119,29 @@ class KafkaSink(FixedPartitionedSink[OutboundRecord, None]):
 
     Items arrive keyed by topic. One sink partition per flow owns the producer (a
     producer batches for all topics itself). A failed delivery raises an alert on
-    `alerts_topic` and stops the flow.
+    `alerts_topic` and stops the flow. With `end_writer` (a bounded run), closing the
+    sink at the end of finite input writes that writer's end-of-stream markers to
+    `end_topics` once everything before them is acknowledged (`connectors.kafka.end`),
+    unless `end_complete()` says the flow ended without finishing its work (a guard
+    fired): a marker says "all of it", so such a flow writes none.
     """
 
     def __init__(
-        self, bootstrap: str, *, alerts_topic: str, message_timeout_ms: int = 30_000
+        self,
+        bootstrap: str,
+        *,
+        alerts_topic: str,
+        message_timeout_ms: int = 30_000,
+        end_writer: str | None = None,
+        end_topics: tuple[str, ...] = (),
+        end_complete: Callable[[], bool] = _always,
     ) -> None:
         self._bootstrap = bootstrap
         self._alerts_topic = alerts_topic
         self._message_timeout_ms = message_timeout_ms
+        self._end = (
+            None if end_writer is None else _End(bootstrap, end_writer, end_topics, end_complete)
+        )
 
     def list_parts(self) -> list[str]:
         return ["kafka"]
@@ -118,4 +154,5 @@ class KafkaSink(FixedPartitionedSink[OutboundRecord, None]):
             CheckedProducer(self._bootstrap, message_timeout_ms=self._message_timeout_ms),
             _Alarm(self._bootstrap, self._alerts_topic, step_id),
             step_id,
+            self._end,
         )

@@ -7,17 +7,26 @@ and idle (bounded runs: demo, backtests, tests), and reads partition *i* of ever
 topic it is given through one consumer, which keeps the number of connections (and
 idle fetches the broker must answer) small.
 
+A bounded input (`bounded=True`) ends by its data: each partition finishes once the
+end-of-stream markers of every writer it waits for (`ends`, see `connectors.kafka.end`)
+are in, and its other topics are at their end. Markers never reach the flow; which ones
+were read is part of the partition's resume state. A wall-time guard (`end_guard_s`
+without any record while markers are missing) fails loudly, naming what is missing.
+
 A bounded input's end can be tied to the rest of its process (`EndHooks`): one input
 announces that it ended, another ends only once its process says it may, e.g. the
 trading flow's fills end only after its market data ended and its risk gate holds
 nothing back (`dataflows.flows.run_end`).
+
+The older end (`exit_when_idle_s`: at the end of the log and the whole process idle for
+that long, or quiet with a drain file) remains for callers that do not run bounded.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,12 +35,16 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from connectors.kafka.end import END_KEY, EndGuardError, marker_writer
 from connectors.kafka.record import KafkaRecord
+from connectors.kafka.security import admin_config, with_security
 from connectors.telemetry.log import log_event, process_age_s
 from connectors.telemetry.metric import CONSUMER_LAG, RECORDS_IN, count_batch
 from risk.domain.error import HflError, RecoverableError
 
 Offsets = dict[str, int]
+# Resume-state key recording that `writer` ended `topic` on this partition.
+_ENDED = "{topic}|end|{writer}"
 logger = logging.getLogger("hfl.source")
 LAG_INTERVAL_S = 1.0
 # With a drain file present, quiet this long at the end of every input finishes the flow.
@@ -74,16 +87,19 @@ def _note_activity() -> None:
 
 
 def consumer_config(bootstrap: str, group: str, *, fetch_wait_ms: int = 5) -> dict[str, object]:
-    """Consumer settings shared by every reader: no auto-commit, fail-closed resets."""
-    return {
-        "bootstrap.servers": bootstrap,
-        "group.id": group,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "error",
-        "enable.partition.eof": True,
-        "fetch.wait.max.ms": fetch_wait_ms,
-        "socket.nagle.disable": True,
-    }
+    """Consumer settings shared by every reader: no auto-commit, fail-closed resets, the
+    process's declared transport security."""
+    return with_security(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "error",
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": fetch_wait_ms,
+            "socket.nagle.disable": True,
+        }
+    )
 
 
 def partition_counts(
@@ -94,7 +110,7 @@ def partition_counts(
     Raises:
         HflError: when a topic does not exist (create topics with `hfl topics create`).
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(admin_config(bootstrap))
     metadata = admin.list_topics(timeout=timeout_s)
     counts = {}
     for topic in topics:
@@ -104,6 +120,16 @@ def partition_counts(
             raise HflError(msg)
         counts[topic] = len(meta.partitions)
     return counts
+
+
+def topic_offsets(state: Offsets) -> Offsets:
+    """The next offset per topic of a partition's resume state, without the record of
+    which end markers it read.
+
+    >>> topic_offsets({"md.ticks": 5, "md.ticks|end|feed": 1})
+    {'md.ticks': 5}
+    """
+    return {key: offset for key, offset in state.items() if "|end|" not in key}
 
 
 class ResumeError(HflError):
@@ -239,12 +265,30 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         step: str,
         may_end: Callable[[bool], bool] | None,
         stopped: Callable[[], None],
+        bounded: bool = False,
+        ends: Mapping[str, frozenset[str]] | None = None,
+        end_guard_s: float = 600.0,
     ) -> None:
         self._index = index
         self._step = step
         self._lag_at = 0.0
         self._log_checked_at = time.monotonic()
         self._next_offsets = {topic: offsets.get(topic, OFFSET_BEGINNING) for topic in topics}
+        self._bounded = bounded
+        self._end_guard_s = end_guard_s
+        awaited = ends or {}
+        self._waiting = {
+            topic: set(awaited[topic])
+            - {w for w in awaited[topic] if _ENDED.format(topic=topic, writer=w) in offsets}
+            for topic in topics
+            if topic in awaited
+        }
+        self._ended = {
+            key: 1
+            for topic in topics
+            for writer in awaited.get(topic, ())
+            if (key := _ENDED.format(topic=topic, writer=writer)) in offsets
+        }
         self._batch_size = batch_size
         self._idle_backoff = timedelta(seconds=idle_backoff_s)
         self._exit_when_idle_s = exit_when_idle_s
@@ -260,6 +304,7 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         checked_at = time.monotonic()
         check_resume(self._consumer, index, topics, offsets)
         self._first = True
+        self._marked = False
         log_event(
             logger,
             "source resumed",
@@ -270,6 +315,10 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         self._consumer.assign(
             [TopicPartition(topic, index, offset) for topic, offset in self._next_offsets.items()]
         )
+        if bounded:
+            for topic, writers in self._waiting.items():
+                if not writers:
+                    self._complete(topic)
 
     def next_batch(self) -> list[KafkaRecord]:
         batch = []
@@ -277,9 +326,14 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
             error = message.error()
             topic = message.topic()
             if error is None:
+                if self._waiting.get(topic) == set():
+                    continue  # past every awaited marker: not this run's data
                 offset = message.offset()
                 self._at_eof[topic] = False
                 self._next_offsets[topic] = offset + 1
+                if message.key() == END_KEY:
+                    self._on_marker(topic, marker_writer(message.value()))
+                    continue
                 batch.append(
                     KafkaRecord(
                         topic,
@@ -295,11 +349,13 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
             else:
                 msg = f"kafka source {topic}#{self._index} failed: {error}"
                 raise RecoverableError(msg)
+        if batch or self._marked:
+            self._marked = False
+            _note_activity()
         if batch:
             if self._first:
                 self._first = False
                 log_event(logger, "first records", step=self._step, since_start_s=process_age_s())
-            _note_activity()
             self._awake = None
             count_batch(RECORDS_IN, self._step, len(batch))
             self._report_lag()
@@ -339,7 +395,64 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         )
         raise LogLostError(msg)
 
+    def _on_marker(self, topic: str, writer: str) -> None:
+        """Note `writer`'s end marker on `topic`; stop reading the topic once all are in."""
+        self._marked = True
+        waiting = self._waiting.get(topic)
+        if not self._bounded or waiting is None or writer not in waiting:
+            return  # not awaited here (unbounded, or a writer not of this run)
+        waiting.discard(writer)
+        self._ended[_ENDED.format(topic=topic, writer=writer)] = 1
+        log_event(
+            logger,
+            "end of stream",
+            step=self._step,
+            topic=topic,
+            partition=self._index,
+            writer=writer,
+            offset=self._next_offsets[topic] - 1,
+        )
+        if not waiting:
+            self._complete(topic)
+
+    def _complete(self, topic: str) -> None:
+        """Every awaited writer ended `topic`: read nothing more of it."""
+        self._consumer.pause([TopicPartition(topic, self._index)])
+        self._at_eof[topic] = True
+
+    def _missing(self) -> list[str]:
+        return [
+            f"{topic}#{self._index} from {writer}"
+            for topic, writers in self._waiting.items()
+            for writer in sorted(writers)
+        ]
+
+    def _stop_if_ended(self) -> None:
+        """Bounded: finish once every awaited marker is in and the other topics are at
+        their end (and the process agrees); fail loudly when the guard fires."""
+        missing = self._missing()
+        at_end = not missing and all(self._at_eof.values())
+        if self._may_end is not None:
+            if self._may_end(at_end):
+                self._stop()
+        elif at_end:
+            self._stop()
+        if not missing:
+            return
+        idle_s = time.monotonic() - _Activity.last_data
+        if idle_s >= self._end_guard_s:
+            msg = (
+                f"{self._step}: no end of stream after {idle_s:.0f}s without any record "
+                f"(kafka.end_guard_s); still waiting for the end marker of "
+                + ", ".join(missing)
+                + ": that writer did not finish (see its log)"
+            )
+            raise EndGuardError(msg)
+
     def _stop_if_drained(self) -> None:
+        if self._bounded:
+            self._stop_if_ended()
+            return
         if self._exit_when_idle_s <= 0:
             return
         at_end = all(self._at_eof.values())
@@ -379,7 +492,7 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         return self._awake
 
     def snapshot(self) -> Offsets:
-        return dict(self._next_offsets)
+        return self._next_offsets | self._ended
 
     def close(self) -> None:
         self._consumer.close()
@@ -405,8 +518,14 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
             must be long enough to ride out an upstream flow's restart).
         fetch_wait_ms: how long the broker may hold an empty fetch; the local broker
             does not answer early when data arrives, so this bounds added latency.
-        end: with `exit_when_idle_s` > 0, ties this input's end to its process
-            (`EndHooks`).
+        end: in a bounded input (or with `exit_when_idle_s` > 0), ties this input's
+            end to its process (`EndHooks`).
+        bounded: end by data: each partition finishes once the markers `ends` awaits
+            are in and its other topics are at their end (`exit_when_idle_s` and
+            `drain_file` are then unused).
+        ends: (prefixed) topic -> writers whose end markers a bounded partition waits for.
+        end_guard_s: a bounded partition still missing markers after this long without
+            any record in its process raises `EndGuardError` naming them.
     """
 
     def __init__(
@@ -420,7 +539,13 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
         drain_file: Path | None = None,
         fetch_wait_ms: int = 5,
         end: EndHooks | None = None,
+        bounded: bool = False,
+        ends: Mapping[str, frozenset[str]] | None = None,
+        end_guard_s: float = 600.0,
     ) -> None:
+        self._bounded = bounded
+        self._ends = dict(ends or {})
+        self._end_guard_s = end_guard_s
         self._bootstrap = bootstrap
         self._topics = topics
         self._batch_size = batch_size
@@ -456,6 +581,9 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
             step=step_id,
             may_end=self._end.may_end,
             stopped=lambda: self._stopped(index),
+            bounded=self._bounded,
+            ends={topic: writers for topic, writers in self._ends.items() if topic in topics},
+            end_guard_s=self._end_guard_s,
         )
 
     def _stopped(self, index: int) -> None:

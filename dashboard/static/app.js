@@ -5,6 +5,11 @@ const esc = (v) => String(v ?? "").replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<"
 const num = (v, d = 2) => (v === null || v === undefined ? "–" : Number(v).toLocaleString(undefined, {maximumFractionDigits: d, minimumFractionDigits: d}));
 const pct = (v) => (v === null || v === undefined ? "–" : (100 * v).toFixed(2) + " %");
 const time = (ns) => (ns ? new Date(ns / 1e6).toISOString().slice(11, 23) : "");
+// A percentile beyond the histogram's top bucket is known only as "above" that bound.
+const latency = (f, p) => {
+  const above = f[`tick_to_decision_${p}_ms_above`];
+  return above ? `> ${num(above, 0)} ms` : num(f[`tick_to_decision_${p}_ms`], 1) + " ms";
+};
 const short = (id) => esc(String(id ?? "").slice(0, 10));
 
 function table(rows, columns) {
@@ -28,7 +33,11 @@ function render(s) {
   const denials = Object.entries(risk.denials || {}).map(([k, v]) => `${esc(k)}=${v}`).join(", ") || "none";
   $("risk").innerHTML = kv([["state", esc(state)], ["trigger", esc((risk.state || {}).trigger)], ["approved", num(risk.approved, 0)],
     ["denied", denials], ["gross exposure", num(e.gross)], ["net exposure", num(e.net)], ["gross limit use", pct(risk.gross_utilization)],
-    ...(risk.metrics || []).map((r) => [r.metric, (r.limit_value > 0 ? `${num(r.value, 4)} / ${num(r.limit_value, 4)}` : num(r.value, 4))])]);
+    ...(risk.metrics || []).map((r) => {
+      // Counts (samples, open orders) are whole numbers: no decimals for them or their limit.
+      const d = Number.isInteger(Number(r.value)) && (!(r.limit_value > 0) || Number.isInteger(Number(r.limit_value))) ? 0 : 4;
+      return [r.metric, (r.limit_value > 0 ? `${num(r.value, d)} / ${num(r.limit_value, d)}` : num(r.value, d))];
+    })]);
   const orders = s.orders || {};
   $("working").innerHTML = table(orders.working, [["order", (r) => short(r.client_order_id)], ["instr", (r) => esc(r.instrument)],
     ["side", (r) => esc(r.side)], ["qty", (r) => num(r.quantity, 0)], ["time", (r) => time(r.ts)]]);
@@ -43,8 +52,8 @@ function render(s) {
     + table(m.drift, [["instr", (r) => esc(r.instrument)], ["detector", (r) => esc(r.detector)], ["stream", (r) => esc(r.stream)], ["time", (r) => time(r.ts)]]);
   const lag = Object.values(f.consumer_lag || {});
   $("pipeline").innerHTML = kv([["ticks stored", `<span id="ticks">${num(p.ticks, 0)}</span>`], ["newest tick age", num(p.tick_age_s, 1) + " s"],
-    ["last insert age", num(p.persist_age_s, 1) + " s"], ["tick→decision p50", num(f.tick_to_decision_p50_ms, 1) + " ms"],
-    ["tick→decision p99", num(f.tick_to_decision_p99_ms, 1) + " ms"], ["consumer lag (max)", lag.length ? num(Math.max(...lag), 0) : "–"],
+    ["last insert age", num(p.persist_age_s, 1) + " s"], ["tick→decision p50", latency(f, "p50")],
+    ["tick→decision p99", latency(f, "p99")], ["consumer lag (max)", lag.length ? num(Math.max(...lag), 0) : "–"],
     ["dead letters", Object.entries(p.dlq || {}).map(([k, v]) => `${esc(k)}=${v}`).join(", ") || "none"]]);
   $("health").innerHTML = table(s.health, [["check", (r) => esc(r.name)], ["", (r) => (r.ok ? '<span class="ok">ok</span>' : '<span class="bad">FAIL</span>')],
     ["detail", (r) => esc(r.detail)]]) + (s.error ? `<p class="bad">${esc(s.error)}</p>` : "");
@@ -54,14 +63,29 @@ function render(s) {
 }
 
 async function post(url, body) {
-  const response = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+  // State-changing calls carry the key in a header (never only the cookie): no CSRF.
+  const headers = {"Content-Type": "application/json", "X-Hfl-Key": $("key").value};
+  const response = await fetch(url, {method: "POST", headers, body: JSON.stringify(body), credentials: "same-origin"});
   return [response.ok, await response.json()];
+}
+
+let stream = null;
+function listen() {
+  if (stream) stream.close();
+  stream = new EventSource("/api/stream");
+  stream.onmessage = (event) => render(JSON.parse(event.data));
+}
+
+async function signIn() {
+  const [ok, body] = await post("/api/session", {key: $("key").value});
+  $("message").textContent = ok ? `signed in as ${body.name} (${body.role})` : `sign-in refused: ${body.error}`;
+  if (ok) listen();
 }
 
 async function control(action) {
   const reason = action === "kill" ? "kill switch pressed on the dashboard" : "resumed from the dashboard";
   if (!window.confirm(`Really ${action} trading for this account?`)) { $("message").textContent = `${action} cancelled`; return; }
-  const [ok, body] = await post("/api/control", {action, token: $("token").value, reason, actor: "dashboard"});
+  const [ok, body] = await post("/api/control", {action, reason});
   $("message").textContent = ok ? `${action} sent (${body.command_id.slice(0, 8)})` : `${action} refused: ${body.error}`;
 }
 
@@ -75,4 +99,5 @@ async function runSql() {
 $("kill").addEventListener("click", () => control("kill"));
 $("resume").addEventListener("click", () => control("resume"));
 $("sql-run").addEventListener("click", runSql);
-new EventSource("/api/stream").onmessage = (event) => render(JSON.parse(event.data));
+$("signin").addEventListener("click", signIn);
+listen();

@@ -43,7 +43,13 @@ def bench_dashboard(
         migrate(connect(url))
         server = QueryServer(url)
         server.start()
-    env = {**os.environ, "HFL_CLICKHOUSE_URL": url, "HFL_DASHBOARD__PORT": str(port)}
+    env = {
+        **os.environ,
+        "HFL_CLICKHOUSE_URL": url,
+        "HFL_DASHBOARD__PORT": str(port),
+        # The load reads without a key, as a loopback viewer page may when allowed.
+        "HFL_DASHBOARD__OPEN_READ": "true",
+    }
     log = root / "var" / "bench" / "dashboard.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:

@@ -34,6 +34,15 @@ Method, and why it is honest:
   one, excluding the first batch (its work started before the first timestamp).
   Latencies are null there: every tick waited in a backlog, so they would measure
   queueing, not the pipeline; `drain_s` says how long the whole backlog took.
+- CPU: `cpu_us_per_tick` is each process's user+system CPU (`/proc/<pid>/stat`,
+  sampled every 0.1 s) over the measured window (first to last counted emission)
+  divided by the ticks counted in it: trading, gateway, broker; persist is null (it
+  never runs here). Start-up, warm-up and the idle tail are outside the window.
+- `--baseline`: after the trading run (gateway stopped), `dataflows.bench.baseline`
+  (a plain per-item Bytewax flow of the same job, no recovery) reads the same
+  `md.ticks` from its start on the same broker; `baseline_ticks_per_s` counts its
+  warm ticks (those it predicted on) between the first and the last, and `ratio` is
+  `ticks_per_s / baseline_ticks_per_s`. Its CPU per tick is measured the same way.
 
 The outputs are read back from Kafka after the flow has drained and exited, so the
 bench's own consumer never competes for the (shared) cores while it measures.
@@ -60,8 +69,10 @@ from connectors.codec import loads
 from connectors.feeds.publisher import StampingSender
 from connectors.feeds.simulator import SimulationConfig, Simulator
 from connectors.kafka.admin import create_topics
-from connectors.kafka.producer import EMITTED_HEADER
+from connectors.kafka.end import FEED, write_end
+from connectors.kafka.producer import EMITTED_HEADER, CheckedProducer
 from connectors.kafka.reader import RawRecord, consumer_from_beginning, read_to_end
+from dataflows.bench.baseline import CpuSampler, cpu_us_per_tick, run_baseline
 from dataflows.ops.process import Child, start_flow, stop, wait_all
 from dataflows.settings import Settings
 from risk.domain.error import HflError
@@ -72,7 +83,8 @@ WARMUP_EVENT_S = 20.0
 MAX_EVENT_RATE = 5_000.0
 MAX_TICKS_PER_DURATION_S = 10_000
 MIN_MAX_TICKS = 50_000
-IDLE_EXIT_S = 5.0
+# After the trading flow ended, the gateway ends at its end marker within this guard.
+GATEWAY_END_S = 120.0
 BURST_S = 0.001
 PORT_OFFSET = 7
 MODEL_OVERRIDES = {
@@ -143,22 +155,47 @@ class Outputs:
 
 
 def bench_pipeline(
-    settings: Settings, root: Path, *, rate: str, duration_s: float, gateway: bool = False
+    settings: Settings,
+    root: Path,
+    *,
+    rate: str,
+    duration_s: float,
+    gateway: bool = False,
+    baseline: bool = False,
 ) -> dict:
     """Run the pipeline benchmark; print and return its figures (see the module docs)."""
     offered = parse_rate(rate)
     gateway = gateway or settings.risk.fill_sync is FillSyncMode.EVENT_TIME
+    sampler = CpuSampler()
     with private_broker(settings, root, "bench", PORT_OFFSET) as run:
+        sampler.watch("broker", run.broker_pid)
         env = {
             **run.env,
-            "HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S),
+            # A bounded run: the flows end at the feed's end-of-stream marker.
+            "HFL_KAFKA__BOUNDED": "1",
+            "HFL_KAFKA__END_WRITERS": "feed,trading" + (",gateway" if gateway else ""),
             "HFL_RUN_ID": run.run_id,
         }
-        with _gateway(run.settings, run.run_dir, env, run_it=gateway):
+        with _gateway(run.settings, run.run_dir, env, run_it=gateway, sampler=sampler):
             if offered is None:
-                result = _run_max(run.settings, run.run_dir, env, duration_s)
+                result = _run_max(run.settings, run.run_dir, env, duration_s, sampler)
             else:
-                result = _run_paced(run.settings, run.run_dir, env, offered, duration_s)
+                result = _run_paced(run.settings, run.run_dir, env, offered, duration_s, sampler)
+        if baseline:
+            log("baseline: the per-item Bytewax flow over the same md.ticks, alone")
+            kafka = run.settings.kafka
+            result.update(
+                run_baseline(
+                    kafka.bootstrap,
+                    kafka.topic_prefix + topic.TICKS,
+                    run.run_dir,
+                    sampler,
+                    timeout_s=300.0 + 10 * duration_s,
+                )
+            )
+            ours, theirs = result.get("ticks_per_s"), result.get("baseline_ticks_per_s")
+            result["ratio"] = round(ours / theirs, 3) if ours and theirs else None
+    sampler.close()
     result["config"] = {
         **{
             name.removeprefix("HFL_MODEL__").lower(): orjson.loads(value)
@@ -183,6 +220,7 @@ class PrivateRun:
     run_dir: Path
     settings: Settings  # pointed at the private broker and namespace
     env: dict[str, str]  # the same for child processes, with the benchmark's model settings
+    broker_pid: int
 
 
 @contextmanager
@@ -202,9 +240,9 @@ def private_broker(
     env = {**MODEL_OVERRIDES, "HFL_KAFKA__BOOTSTRAP": bootstrap, "HFL_KAFKA__TOPIC_PREFIX": prefix}
     log(f"run {run_id}: private broker {bootstrap}, logs in {run_dir}")
     try:
-        start_broker(host, port, pid_file, run_dir / "broker.log")
+        broker_pid = start_broker(host, port, pid_file, run_dir / "broker.log")
         create_topics(bootstrap, prefix=prefix)
-        yield PrivateRun(run_id, run_dir, replace(settings, kafka=kafka), env)
+        yield PrivateRun(run_id, run_dir, replace(settings, kafka=kafka), env, broker_pid)
     finally:
         stop_broker(pid_file)
         shutil.rmtree(run_dir / "recovery", ignore_errors=True)
@@ -240,8 +278,13 @@ def _load(sender: StampingSender, ticks: Iterator[dict[str, Any]], count: int, l
     return tick_id(*last)
 
 
-def _run_paced(
-    settings: Settings, run_dir: Path, env: dict[str, str], rate: float, duration_s: float
+def _run_paced(  # noqa: PLR0917 - one private call site
+    settings: Settings,
+    run_dir: Path,
+    env: dict[str, str],
+    rate: float,
+    duration_s: float,
+    sampler: CpuSampler,
 ) -> dict[str, Any]:
     bootstrap, prefix = settings.kafka.bootstrap, settings.kafka.topic_prefix
     warmup = int(rate * WARMUP_EVENT_S)
@@ -249,11 +292,13 @@ def _run_paced(
     sender = StampingSender.to(bootstrap, prefix + topic.TICKS)
     last_warm = _load(sender, ticks, warmup, "warm-up")
     child = start_flow("trading", settings, run_dir, env, recovery=True)
+    sampler.watch("trading", child.process.pid)
     log(f"trading flow started (pid {child.process.pid}); waiting for it to drain the warm-up")
     try:
         _await_prediction(bootstrap, prefix, last_warm, child, timeout_s=120.0 + warmup / 1000)
         log(f"warm; pacing {rate:g} ticks/s for {duration_s:g}s")
         measured = _pace(sender, ticks, rate, duration_s)
+        _end_feed(bootstrap, prefix)
         log(f"sent {len(measured.sent_ns):,} measured ticks; waiting for the flow to drain")
         drained = _await_exit(child, 60.0 + duration_s, bootstrap, prefix)
     finally:
@@ -261,6 +306,8 @@ def _run_paced(
     outputs = collect(bootstrap, prefix)
     result = paced_figures(measured, outputs, rate, duration_s)
     result["drained"] = drained
+    window = result.pop("window_ns")
+    result["cpu_us_per_tick"] = _cpu_figures(sampler, window, result["ticks"])
     result["config"] = {"warmup_ticks": warmup, "event_ticks_per_s": rate}
     return result
 
@@ -294,7 +341,7 @@ def _pace(
 
 
 def _run_max(
-    settings: Settings, run_dir: Path, env: dict[str, str], duration_s: float
+    settings: Settings, run_dir: Path, env: dict[str, str], duration_s: float, sampler: CpuSampler
 ) -> dict[str, Any]:
     bootstrap, prefix = settings.kafka.bootstrap, settings.kafka.topic_prefix
     warmup = int(MAX_EVENT_RATE * WARMUP_EVENT_S)
@@ -302,7 +349,9 @@ def _run_max(
     ticks = _ticks(settings, MAX_EVENT_RATE, time.time_ns())
     sender = StampingSender.to(bootstrap, prefix + topic.TICKS)
     _load(sender, ticks, warmup + count, "backlog")
+    _end_feed(bootstrap, prefix)
     child = start_flow("trading", settings, run_dir, env, recovery=True)
+    sampler.watch("trading", child.process.pid)
     log(f"trading flow started (pid {child.process.pid}); draining {warmup + count:,} ticks")
     try:
         drained = _await_exit(child, 120.0 + 10 * duration_s, bootstrap, prefix)
@@ -311,24 +360,50 @@ def _run_max(
     outputs = collect(bootstrap, prefix)
     result = max_figures(outputs, warmup + count, duration_s)
     result["drained"] = drained
+    window = result.pop("window_ns")
+    result["cpu_us_per_tick"] = _cpu_figures(sampler, window, result.pop("window_ticks"))
     result["config"] = {"warmup_ticks": warmup, "event_ticks_per_s": MAX_EVENT_RATE}
     return result
 
 
+def _cpu_figures(
+    sampler: CpuSampler, window: tuple[int, int] | None, ticks: int
+) -> dict[str, float | None]:
+    """CPU µs per tick of every process over the measured window (persist never runs)."""
+    names = ["trading", "gateway", "broker"]
+    if window is None:
+        return dict.fromkeys([*names, "persist"])
+    return {**cpu_us_per_tick(sampler, names, window[0], window[1], ticks), "persist": None}
+
+
 @contextmanager
 def _gateway(
-    settings: Settings, run_dir: Path, env: dict[str, str], *, run_it: bool
+    settings: Settings, run_dir: Path, env: dict[str, str], *, run_it: bool, sampler: CpuSampler
 ) -> Iterator[None]:
     """Run the gateway flow while the block runs, if asked to."""
     if not run_it:
         yield
         return
     gateway = start_flow("gateway", settings, run_dir, env, recovery=True)
+    sampler.watch("gateway", gateway.process.pid)
     log(f"gateway flow started (pid {gateway.process.pid}): the gate waits for its markers")
     try:
         yield
-    finally:
+    except BaseException:
         stop(gateway)
+        raise
+    code = wait_all([gateway], GATEWAY_END_S)["gateway"]
+    stop(gateway)
+    if code != 0:
+        state = "did not end" if code is None else f"exited with {code}"
+        msg = f"gateway flow {state} after the trading flow ended; last log:\n{gateway.tail()}"
+        raise HflError(msg)
+
+
+def _end_feed(bootstrap: str, prefix: str) -> None:
+    """The feed's end-of-stream marker, after every tick is acknowledged: the flows end
+    once they carried all of it (`connectors.kafka.end`)."""
+    write_end(CheckedProducer(bootstrap), bootstrap, FEED, [prefix + topic.TICKS])
 
 
 def _await_prediction(
@@ -443,7 +518,9 @@ def paced_figures(
         "ticks_per_s": round(len(predicted) / (span_ns / NS_PER_S), 1) if span_ns > 0 else None,
         "p50_ms": percentile_ms(decision_ns, 50),
         "p99_ms": percentile_ms(decision_ns, 99),
+        "p999_ms": percentile_ms(decision_ns, 99.9),
         "max_ms": round(max(decision_ns) / 1e6, 3) if decision_ns else None,
+        "window_ns": (first_sent, last) if span_ns > 0 else None,
         "rate": rate,
         "duration_s": duration_s,
         "ticks": len(sent),
@@ -451,6 +528,7 @@ def paced_figures(
         "predictions": len(predicted),
         "prediction_p50_ms": percentile_ms(prediction_ns, 50),
         "prediction_p99_ms": percentile_ms(prediction_ns, 99),
+        "prediction_p999_ms": percentile_ms(prediction_ns, 99.9),
         "prediction_max_ms": round(max(prediction_ns) / 1e6, 3) if prediction_ns else None,
     }
 
@@ -462,6 +540,7 @@ def max_figures(outputs: Outputs, total: int, duration_s: float) -> dict[str, An
         batches[emitted] = batches.get(emitted, 0) + 1
     stamps = sorted(batches)
     ticks_per_s = None
+    counted = 0
     if len(stamps) >= 2:
         counted = sum(batches[s] for s in stamps[1:])
         ticks_per_s = round(counted * NS_PER_S / (stamps[-1] - stamps[0]), 1)
@@ -473,6 +552,8 @@ def max_figures(outputs: Outputs, total: int, duration_s: float) -> dict[str, An
         "ticks_per_s": ticks_per_s,
         "p50_ms": None,
         "p99_ms": None,
+        "p999_ms": None,
+        "max_ms": None,
         "rate": "max",
         "duration_s": duration_s,
         "ticks": total,
@@ -482,4 +563,6 @@ def max_figures(outputs: Outputs, total: int, duration_s: float) -> dict[str, An
         "prediction_p99_ms": None,
         "drain_s": drain_s,
         "all_ticks_per_s": round(total / drain_s, 1) if drain_s else None,
+        "window_ns": (stamps[0], stamps[-1]) if len(stamps) >= 2 else None,
+        "window_ticks": counted,
     }

@@ -37,6 +37,7 @@ import hashlib
 import statistics
 import time
 from collections import Counter
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -50,6 +51,7 @@ from connectors.feeds.publisher import StampingSender
 from connectors.feeds.simulator import SimulationConfig, Simulator
 from connectors.kafka.producer import EMITTED_HEADER, CheckedProducer
 from connectors.kafka.reader import consumer_from_beginning
+from connectors.keyfile import save_keys
 from dataflows.bench.pipeline import (
     PORT_OFFSET,
     _load,
@@ -62,7 +64,8 @@ from dataflows.flows.account import make_account_state
 from dataflows.flows.routing import to_outbound
 from dataflows.ops.control import publish_control
 from dataflows.ops.process import start_flow, stop
-from dataflows.settings import Settings
+from dataflows.settings import Secret, Settings
+from risk.access import Role, new_key
 from risk.domain import ControlAction, Fill, FillsThrough, Order, OrderEventsThrough, Signal, ids
 from risk.domain.error import HflError
 from risk.fill_sync import FillSyncMode
@@ -254,10 +257,14 @@ def kill_latency(
         # the gate books fills on arrival, or in event time behind markers sent here.
         if fill_sync is FillSyncMode.EVENT_TIME:
             _mark_reported(run.settings, through_ns=time.time_ns() + 3_600 * NS_PER_S)
-        env = run.env | {"HFL_RISK__FILL_SYNC": str(fill_sync)}
+        signed = _bench_key(run.settings, run.run_dir)
+        env = run.env | {
+            "HFL_RISK__FILL_SYNC": str(fill_sync),
+            "HFL_SECURITY__KEYS_FILE": signed.security.keys_file,
+        }
         child = start_flow("trading", run.settings, run.run_dir, env, recovery=True)
         try:
-            latencies = _kills(run.settings, kills)
+            latencies = _kills(signed, kills)
         finally:
             stop(child)
     return {
@@ -287,6 +294,15 @@ def _mark_reported(settings: Settings, through_ns: int) -> None:
     CheckedProducer(kafka.bootstrap).send(
         record for _, record in to_outbound(kafka.topic_prefix)(list(markers))
     )
+
+
+def _bench_key(settings: Settings, run_dir: Path) -> Settings:
+    """`settings` signing with a fresh trader key of this run's own key file."""
+    key, token = new_key("hfl-bench", Role.TRADER, created_ns=time.time_ns())
+    path = run_dir / "keys.json"
+    save_keys(path, [key])
+    security = replace(settings.security, keys_file=str(path), api_key=Secret(str(token)))
+    return replace(settings, security=security)
 
 
 def _kills(settings: Settings, kills: int) -> list[int]:

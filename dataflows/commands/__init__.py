@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
 from dataflows.commands import (
+    access,
     bench,
     deployment,
     models,
@@ -15,7 +17,9 @@ from dataflows.commands import (
     reliability,
     research,
 )
+from dataflows.commands.context import select_run
 from risk.domain.error import HflError
+from risk.redact import redact_text
 
 GROUPS = (
     ("operations", operations),
@@ -24,6 +28,7 @@ GROUPS = (
     ("observability", observability),
     ("bench", bench),
     ("research", research),
+    ("security", access),
     ("deployment", deployment),
 )
 
@@ -34,6 +39,13 @@ def parser() -> argparse.ArgumentParser:
         prog="hfl",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    main.add_argument(
+        "--run",
+        dest="run_name",
+        default=None,
+        metavar="NAME",
+        help="the running system to address (default: the only one in var/runs)",
     )
     sub = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
     epilog = ["command groups:"]
@@ -56,11 +68,22 @@ def main(argv: list[str] | None = None) -> int:
     """
     signal.signal(signal.SIGTERM, _interrupt)
     args = parser().parse_args(argv)
+    select_run(args.run_name)
     try:
         return int(args.run(args))
     except HflError as exc:
-        print(f"hfl {args.command}: {exc}", file=sys.stderr)
+        # A URL's password (a ClickHouse DSN in a connection error) never reaches the terminal.
+        print(f"hfl {args.command}: {redact_text(str(exc))}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a user sees one line; HFL_DEBUG=1 shows the traceback
+        if os.environ.get("HFL_DEBUG") == "1":
+            raise
+        print(
+            f"hfl {args.command}: failed: {type(exc).__name__}: {exc}"
+            " (HFL_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         return 130
 

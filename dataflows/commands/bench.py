@@ -1,23 +1,23 @@
-"""Benchmarks: `hfl bench pipeline|models|dashboard|risk|gateway|feed` print figures."""
+"""Benchmarks: `hfl bench pipeline|step|models|dashboard|risk|gateway|feed` print figures."""
 
 from __future__ import annotations
 
 import argparse
 
-from dataflows.commands.context import ROOT, current_settings
+from dataflows.commands.context import ROOT, base_settings
 
 
 def _bench(args: argparse.Namespace) -> int:
     if args.target == "risk":
         from dataflows.bench.risk import bench_risk
 
-        bench_risk(current_settings(), ROOT, decisions=args.decisions, kills=args.kills)
+        bench_risk(base_settings(), ROOT, decisions=args.decisions, kills=args.kills)
         return 0
     if args.target == "dashboard":
         from dataflows.bench.dashboard import bench_dashboard
 
         bench_dashboard(
-            current_settings(), ROOT, clients=args.clients, duration_s=args.duration, port=args.port
+            base_settings(), ROOT, clients=args.clients, duration_s=args.duration, port=args.port
         )
         return 0
     if args.target == "gateway":
@@ -34,16 +34,36 @@ def _bench(args: argparse.Namespace) -> int:
         from dataflows.bench.models import bench_models
 
         bench_models(
-            current_settings().model,
+            base_settings().model,
             ticks=args.ticks,
             batch_size=args.batch_size,
             budget_s=args.budget,
         )
         return 0
+    if args.target == "step":
+        import os
+
+        from dataflows.bench.pipeline import MODEL_OVERRIDES
+        from dataflows.bench.step import bench_step
+
+        os.environ.update(MODEL_OVERRIDES)  # the pipeline bench's model settings
+        bench_step(
+            base_settings(),
+            ticks=args.ticks,
+            warmup=args.warmup,
+            event_rate=args.event_rate,
+            settle=not args.no_settle,
+        )
+        return 0
     from dataflows.bench.pipeline import bench_pipeline
 
     bench_pipeline(
-        current_settings(), ROOT, rate=args.rate, duration_s=args.duration, gateway=args.gateway
+        base_settings(),
+        ROOT,
+        rate=args.rate,
+        duration_s=args.duration,
+        gateway=args.gateway,
+        baseline=args.baseline,
     )
     return 0
 
@@ -52,7 +72,7 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `hfl bench` with every target's options."""
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench.add_argument(
-        "target", choices=("pipeline", "models", "dashboard", "risk", "gateway", "feed")
+        "target", choices=("pipeline", "step", "models", "dashboard", "risk", "gateway", "feed")
     )
     bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
     bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
@@ -61,7 +81,21 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="pipeline: run the gateway flow too (always, with risk.fill_sync event_time)",
     )
-    bench.add_argument("--ticks", type=int, default=60_000, help="models, gateway: simulated ticks")
+    bench.add_argument(
+        "--baseline",
+        action="store_true",
+        help="pipeline: then run a plain per-item Bytewax flow of the same job on the same input",
+    )
+    bench.add_argument(
+        "--ticks", type=int, default=60_000, help="models, gateway, step: simulated ticks"
+    )
+    bench.add_argument("--warmup", type=int, default=20_000, help="step: ticks not measured")
+    bench.add_argument(
+        "--event-rate", type=float, default=1_000.0, help="step: simulated ticks per event second"
+    )
+    bench.add_argument(
+        "--no-settle", action="store_true", help="step: leave the heap as the interpreter set it"
+    )
     bench.add_argument(
         "--lead-s", type=float, default=5.0, help="gateway: how far the ticks run ahead of the gate"
     )

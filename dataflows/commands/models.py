@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-from dataflows.commands.context import current_settings
+from dataflows.commands.context import current_settings, running_settings
 from risk.domain.error import HflError
 
 
@@ -15,7 +14,14 @@ def _models(args: argparse.Namespace) -> int:
 
     if args.action in ("show", "promote") and not args.model:
         raise HflError(f"models {args.action} needs a model name")
-    settings = current_settings()
+    promote_or_rollback = args.action in ("promote", "rollback")
+    settings = running_settings() if promote_or_rollback else current_settings()
+    if args.model and args.model not in settings.model.pipelines:
+        known = ", ".join(sorted(settings.model.pipelines))
+        raise HflError(f"no model named {args.model!r} (configured: {known})")
+    if args.instrument and args.instrument not in settings.trading.instruments:
+        known = ", ".join(settings.trading.instruments)
+        raise HflError(f"no instrument {args.instrument!r} is traded (traded: {known})")
     if args.action == "list":
         print(mc.list_models(settings, args.instrument))
     elif args.action == "checkpoints":
@@ -29,7 +35,7 @@ def _models(args: argparse.Namespace) -> int:
             ModelAction(args.action),
             model=args.model or "",
             instrument=args.instrument,
-            actor=args.actor,
+            actor="",  # the signing key's name (send_command)
             reason=args.reason,
         )
         mc.send_command(settings, command)
@@ -47,6 +53,5 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     models.add_argument("action", choices=("list", "show", "promote", "rollback", "checkpoints"))
     models.add_argument("model", nargs="?", help="show/promote: the model name")
     models.add_argument("--instrument", default="", help="one instrument (default: all)")
-    models.add_argument("--actor", default=os.environ.get("USER", "operator"))
     models.add_argument("--reason", default="manual")
     models.set_defaults(run=_models)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dataflows.commands.context import ROOT, current_settings
+from dataflows.commands.context import ROOT, client_order_id, current_settings
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -39,5 +39,5 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status.set_defaults(run=_status)
 
     trail = sub.add_parser("trail", help="every log line and row behind one client_order_id")
-    trail.add_argument("client_order_id")
+    trail.add_argument("client_order_id", type=client_order_id)
     trail.set_defaults(run=_trail)

@@ -4,21 +4,29 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 import time
 from decimal import Decimal
 from typing import Any
 
-from dataflows.commands.context import ROOT, current_settings
-from dataflows.ops.control import publish_control, publish_limit
+from connectors.topic import AUDIT
+from dataflows.commands.context import (
+    ROOT,
+    base_settings,
+    current_settings,
+    positive_float,
+    positive_int,
+    running_settings,
+)
+from dataflows.ops.control import audit_offset, await_applied, publish_control, publish_limit
+from dataflows.settings import Settings
 from risk.domain import ControlAction
 
 
 def _broker(args: argparse.Namespace) -> int:
     from connectors.broker import broker_status, start_broker, stop_broker
 
-    broker = current_settings().broker
+    broker = base_settings().broker
     pid_file, log_file = ROOT / "var" / "broker.pid", ROOT / "var" / "broker.log"
     if args.action == "start":
         pid = start_broker(broker.host, broker.port, pid_file, log_file)
@@ -140,6 +148,7 @@ def _feed(args: argparse.Namespace) -> int:
     from connectors.feeds.publisher import FEED_LINGER_MS, publish
     from connectors.feeds.replay import paced, read_records
     from connectors.feeds.simulator import SimulationConfig, simulate
+    from connectors.kafka.end import FEED, write_end
     from connectors.kafka.producer import CheckedProducer
     from connectors.topic import TICKS
 
@@ -162,13 +171,15 @@ def _feed(args: argparse.Namespace) -> int:
     else:
         total = None
         records = paced(read_records(args.file, kind=args.kind), args.speed)
+    kafka = settings.kafka
+    producer = CheckedProducer(kafka.bootstrap, linger_ms=FEED_LINGER_MS)
+    topic = kafka.topic_prefix + TICKS
     with Progress(total=total, label="ticks") as progress:
-        sent = publish(
-            tracked(records, progress),
-            CheckedProducer(settings.kafka.bootstrap, linger_ms=FEED_LINGER_MS),
-            settings.kafka.topic_prefix + TICKS,
-        )
-    print(f"published {sent} records")
+        sent = publish(tracked(records, progress), producer, topic)
+    if not args.no_end:
+        # Bounded flows of this namespace end once they carried everything before it.
+        write_end(producer, kafka.bootstrap, FEED, [topic])
+    print(f"published {sent} records" + ("" if args.no_end else ", then the end of stream"))
     return 0
 
 
@@ -178,7 +189,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     summary = run_demo(
-        current_settings(),
+        base_settings(),
         ROOT,
         ticks=args.ticks,
         seed=args.seed,
@@ -194,7 +205,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _sql(args: argparse.Namespace) -> int:
     from sinks.query import format_json, format_table, query
 
-    columns, rows = query(current_settings().clickhouse.url.reveal(), args.query)
+    columns, rows = query(current_settings().clickhouse.url.reveal(), args.query, console=True)
     print(format_json(columns, rows) if args.format == "json" else format_table(columns, rows))
     return 0
 
@@ -207,7 +218,7 @@ def _add_control(
     common.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     common.add_argument("--account", default=None, help="default: the configured account")
     common.add_argument("--instrument", default="", help="one instrument (default: all)")
-    common.add_argument("--actor", default=getpass.getuser(), help="who (default: $USER)")
+    _add_ack(common)
     kill = sub.add_parser(
         "kill", parents=[common], help="halt trading and cancel working orders (kill switch)"
     )
@@ -231,42 +242,73 @@ def _add_control(
     )
     set_limit.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     set_limit.add_argument("--account", default=None, help="default: the configured account")
-    set_limit.add_argument("--actor", default=getpass.getuser(), help="who (default: $USER)")
+    _add_ack(set_limit)
     set_limit.set_defaults(run=_control, action=None)
 
 
+def _add_ack(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ack-timeout",
+        type=positive_float,
+        default=30.0,
+        help="seconds to wait for the risk gate's acknowledgement (default 30)",
+    )
+    parser.add_argument(
+        "--no-wait", action="store_true", help="publish only; do not wait for the gate"
+    )
+
+
 def _control(args: argparse.Namespace) -> int:
-    """Publish the command the parsed CLI arguments describe; print what was sent."""
-    settings = current_settings()
+    """Publish the command the parsed CLI arguments describe to the running system, then
+    wait for the risk gate's acknowledgement (its audit row) unless `--no-wait`."""
+    if args.action is ControlAction.RESUME and not args.confirm:
+        print("hfl resume: refusing without --confirm (it re-enables trading)", file=sys.stderr)
+        return 2
+    settings = running_settings()
+    start = audit_offset(settings)
+    command_id = _send(args, settings)
+    if args.no_wait:
+        return 0
+    if not await_applied(settings, command_id, start, args.ack_timeout):
+        print(
+            f"hfl {args.command}: sent {command_id}, but the risk gate did not acknowledge it"
+            f" within {args.ack_timeout:g}s (no control_applied audit row on"
+            f" {settings.kafka.topic_prefix}{AUDIT}): is the trading flow running?",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"applied by the risk gate (audit row control_applied for {command_id})")
+    return 0
+
+
+def _send(args: argparse.Namespace, settings: Settings) -> str:
+    """Publish the command and its audit event; print and return the command's id."""
     if args.action is None:
         limit = publish_limit(
             settings,
             args.instrument,
             args.max_position,
             args.reason,
-            args.actor,
+            "",  # the actor is the signing key's name
             account=args.account,
         )
         print(
             f"max_position {limit.max_position} on {limit.instrument} sent for"
             f" {limit.account}: {limit.command_id}"
         )
-        return 0
-    if args.action is ControlAction.RESUME and not args.confirm:
-        print("hfl resume: refusing without --confirm (it re-enables trading)", file=sys.stderr)
-        return 2
+        return limit.command_id
     command = publish_control(
         settings,
         args.action,
         args.reason,
-        args.actor,
+        "",  # the actor is the signing key's name
         account=args.account,
         instrument=args.instrument,
         flatten=args.flatten,
     )
     scope = command.instrument or "all instruments"
     print(f"{command.action} sent for {command.account} ({scope}): {command.command_id}")
-    return 0
+    return command.command_id
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -287,10 +329,12 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     feed_sub = feed.add_subparsers(dest="source", required=True)
     sim = feed_sub.add_parser("simulate", help="correlated GBM with regimes and jumps")
     sim.add_argument(
-        "--ticks", type=int, default=0, help="how many ticks (default rate x duration)"
+        "--ticks", type=positive_int, default=0, help="how many ticks (default rate x duration)"
     )
-    sim.add_argument("--rate", type=float, default=0.0, help="ticks per second of event time")
-    sim.add_argument("--duration", type=float, default=60.0, help="seconds of event time")
+    sim.add_argument(
+        "--rate", type=positive_float, default=0.0, help="ticks per second of event time"
+    )
+    sim.add_argument("--duration", type=positive_float, default=60.0, help="seconds of event time")
     sim.add_argument("--seed", type=int, default=None)
     sim.add_argument("--symbols", default="", help="comma-separated, default from config")
     sim.add_argument("--fast", action="store_true", help="as fast as possible, not real time")
@@ -314,12 +358,18 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     live.add_argument("--max-ticks", type=int, default=0, help="stop after this many (0: never)")
     live.add_argument("--no-failover", action="store_true", help="publish every venue's ticks")
+    for parser in (sim, replay):
+        parser.add_argument(
+            "--no-end",
+            action="store_true",
+            help="more is to come: do not write the end-of-stream marker that ends bounded runs",
+        )
     feed.set_defaults(run=_feed)
 
     demo = sub.add_parser("demo", help="run the whole path for a bounded time, then summarise")
-    demo.add_argument("--ticks", type=int, default=30_000)
+    demo.add_argument("--ticks", type=positive_int, default=30_000)
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--rate", type=float, default=500.0, help="ticks per second")
+    demo.add_argument("--rate", type=positive_float, default=500.0, help="ticks per second")
     demo.add_argument("--no-dashboard", action="store_true", help="skip the dashboard")
     demo.add_argument(
         "--frequency",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dataflows.commands.context import ROOT, current_settings
+from dataflows.commands.context import ROOT, base_settings, current_settings
 from risk.domain.error import HflError
 
 
@@ -12,7 +12,7 @@ def _up(args: argparse.Namespace) -> int:
     from dataflows.ops.stack import run_up
 
     codes = run_up(
-        current_settings(),
+        base_settings(),
         ROOT,
         local_broker=not args.external_broker,
         feed_duration_s=args.feed_duration or None,

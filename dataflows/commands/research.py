@@ -11,12 +11,14 @@ from dataflows.commands.context import ROOT, current_settings
 def _report(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from dataflows.ops.registry import run_store
     from dataflows.ops.report import analyse, find_window, load_run, render_report
     from risk.performance import parse_frequency
 
     settings = current_settings()
     frequency = parse_frequency(args.frequency)
-    url = settings.clickhouse.url.reveal()
+    # A demo keeps its own store (var/demo/clickhouse): its run directory says which.
+    url = run_store(ROOT, args.run_id) or settings.clickhouse.url.reveal()
     window = find_window(
         url,
         args.run_id,

@@ -48,7 +48,14 @@ from connectors.gateway.paper import InstrumentBook, Output, PaperBrokerConfig
 from connectors.kafka.record import KafkaRecord
 from connectors.telemetry.log import log_event
 from dataflows.flows.shim import delegate
-from dataflows.flows.wiring import FlowIO, KafkaIO, dead_letter, observe_process, split_dead_letters
+from dataflows.flows.wiring import (
+    FlowIO,
+    KafkaIO,
+    dead_letter,
+    observe_process,
+    settle_heap,
+    split_dead_letters,
+)
 from dataflows.settings import Settings, load_settings
 from risk.domain import (
     CancelOrder,
@@ -241,7 +248,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     """
     settings = settings or load_settings()
     observe_process("gateway")
-    io = io or KafkaIO(settings)
+    io = io or KafkaIO(settings, writer="gateway")
     flow = Dataflow("gateway")
     config = paper_config(settings)
     ticks = op.flat_map_batch(
@@ -269,4 +276,5 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         ),
     )
     io.output("events_out", op.merge("all_events", outputs, dead))
+    settle_heap()
     return flow

@@ -44,12 +44,12 @@ from connectors.telemetry.metric import (
 )
 from dataflows.flows.shim import delegate
 from dataflows.flows.wiring import KafkaIO, code_version, observe_process
-from dataflows.settings import Settings, load_settings
+from dataflows.settings import Settings, load_settings, masked
 from sinks.ack_journal import AckJournal, Source
 from sinks.client import connect, is_embedded
 from sinks.fault import FaultPlan, FaultyInserter
 from sinks.migration import migrate
-from sinks.query import QueryServer, remove_port_file, write_port_file
+from sinks.query import QueryServer, remove_port_file
 from sinks.row import TABLE_BY_TOPIC, table_for_record
 from sinks.table_sink import TableBuffer, finished, run_rows
 from sinks.writer import BatchWriter, Inserter
@@ -157,7 +157,7 @@ class PersistStore:
 
     def run_row(self, started_at_ns: int) -> Row:
         """This run's `runs` row, its settings with every secret masked."""
-        config = encode(asdict(self.settings) | {"clickhouse": {"url": "***"}}).decode()
+        config = encode(masked(self.settings)).decode()
         return run_rows(self.run_id, config, code_version(), started_at_ns)
 
     def close(self) -> None:
@@ -177,7 +177,7 @@ def open_store(settings: Settings, run_id: str) -> PersistStore:
     server = None
     if is_embedded(url):
         server = QueryServer(url)
-        write_port_file(url, server.start())
+        server.start()  # records its port and token
     return PersistStore(settings, run_id, client, server)
 
 
@@ -213,7 +213,10 @@ def build_flow(settings: Settings | None = None) -> Dataflow:
     prefix = settings.kafka.topic_prefix
     flow = Dataflow("persist")
     # Persistence may lag by design; long broker-side waits keep idle polling cheap.
-    records = KafkaIO(settings).input("records_in", flow, *PERSISTED_TOPICS, fetch_wait_ms=100)
+    # A bounded run ends at the end markers of every writer of these topics.
+    records = KafkaIO(settings, writer="persist").input(
+        "records_in", flow, *PERSISTED_TOPICS, fetch_wait_ms=100
+    )
     decoded = op.flat_map_batch(
         "decode", records, split_records(prefix, frozenset(settings.trading.instruments))
     )

@@ -12,9 +12,10 @@ decisions held at the end, and the end of input decided them without their fills
 
 So the end waits for the right thing instead of for a time:
 
-1. The market-data input (`md.ticks`) ends as any bounded input does (at the end of
-   its log and idle for `kafka.exit_when_idle_s`, or quiet with the drain file) and
-   says so (`market_data_ended`).
+1. The market-data input (`md.ticks`) ends at the feed's end-of-stream marker
+   (`kafka.bounded`, `connectors.kafka.end`; the older idle end remains for callers
+   that set `kafka.exit_when_idle_s`) and says so (`market_data_ended`). Model commands
+   are read to their end at that point (`after_market_data`).
 2. The gate reports after every batch whether its fill sync is settled: nothing held,
    and every marker past the last decision (`FillSync.settled`), so every report
    before the gate's last decision has been booked in event time.
@@ -23,13 +24,14 @@ So the end waits for the right thing instead of for a time:
    what is still in the fill sync.
 
 The decisions, orders, positions and P&L therefore do not depend on when the
-gateway's markers arrived, only on the input. If the gate makes no progress for
-`risk.fill_sync_max_wait_ms` of wall time after the market data ended, the flow gives
-up, at the end of its inbound topics or not: the gateway is gone, or the broker lost
-its log and nobody re-created the inbound topics, which then never report their end
-again. It logs an error naming what was still held, ends (its `on_eof` decides the
-held items without their fills, as the gate does mid-run when the gateway lags) and
-`dataflows.ops.launch` exits with `GAVE_UP_EXIT`, never 0.
+gateway's markers arrived, only on the input. If the gate makes no progress for the
+run's guard (`kafka.end_guard_s` in a bounded run, else `risk.fill_sync_max_wait_ms`) of
+wall time after the market data ended, the flow gives up, at the end of its inbound
+topics or not: the gateway is gone, or the broker lost its log and nobody re-created
+the inbound topics, which then never report their end again. It logs an error naming
+what was still held, ends (its `on_eof` decides the held items without their fills, as
+the gate does mid-run when the gateway lags) and `dataflows.ops.launch` exits with
+`GAVE_UP_EXIT`, never 0.
 
 What the end does not wait for: a report the gateway makes only after its markers
 passed the gate's last decision, i.e. a fill of one of the last orders from a tick of
@@ -98,6 +100,11 @@ class RunEnd:
             self._progress_at = time.monotonic()
         self._waiting = waiting
         self._settled = sync is None or sync.settled()
+
+    def after_market_data(self, at_end: bool) -> bool:
+        """True once the market data ended and the input is at its end (inputs that
+        only steer the run, e.g. model commands)."""
+        return self._ended_at is not None and at_end
 
     def may_end(self, at_end: bool) -> bool:
         """True once the market data ended and the gate settled with the inbound topics

@@ -31,8 +31,10 @@ from connectors.codec import (
 )
 from connectors.kafka.record import KafkaRecord
 from connectors.kafka.source import EndHooks
+from connectors.keyfile import WatchedKeyRing
 from connectors.telemetry.metric import note_signals, observe_model_batch
 from dataflows.flows.account import AccountInput, account_logic
+from dataflows.flows.authority import CommandCheck, checked
 from dataflows.flows.run_end import RunEnd
 from dataflows.flows.shim import delegate
 from dataflows.flows.wiring import (
@@ -41,6 +43,7 @@ from dataflows.flows.wiring import (
     code_version,
     dead_letter,
     observe_process,
+    settle_heap,
     split_dead_letters,
     topic_decoder,
 )
@@ -301,25 +304,47 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     """
     settings = settings or load_settings()
     observe_process("trading")
-    io = io or KafkaIO(settings)
+    io = io or KafkaIO(settings, writer="trading")
     flow = Dataflow("trading")
+    if settings.kafka.bounded:
+        # A bounded run ends by its data: the fill sync never gives up on the gateway
+        # before the run's guard would, so a late or restarting gateway changes nothing.
+        guard_ms = int(settings.kafka.end_guard_s * 1000)
+        settings = replace(settings, risk=replace(settings.risk, fill_sync_max_wait_ms=guard_ms))
     instruments = frozenset(settings.trading.instruments)
     version = code_version()
     spec = model_spec(settings, version)
     start = load_warm_start(settings, version)
     pooled = settings.model.pooled
 
-    end = RunEnd(settings.risk.fill_sync_max_wait_ms / 1000)
+    end = RunEnd(
+        settings.kafka.end_guard_s
+        if settings.kafka.bounded
+        else settings.risk.fill_sync_max_wait_ms / 1000
+    )
     ticks = op.flat_map_batch(
         "decode_ticks",
         io.input("ticks_in", flow, topic.TICKS, end=EndHooks(ended=end.market_data_ended)),
         decode_ticks(instruments, pooled=pooled),
     )
     valid_ticks, bad_ticks = split_dead_letters("split_ticks", ticks)
-    commands = op.flat_map_batch(
-        "decode_model_commands",
-        io.input("model_control_in", flow, topic.MODEL_CONTROL),
-        topic_decoder(lambda name: ModelCommand),
+    prefix = settings.kafka.topic_prefix
+    ring = WatchedKeyRing(settings.security.keys_file).ring
+    window_s = settings.security.sign_window_s
+    commands, model_audits = checked(
+        "check_model_commands",
+        io.input(
+            "model_control_in",
+            flow,
+            topic.MODEL_CONTROL,
+            end=EndHooks(may_end=end.after_market_data),
+        ),
+        CommandCheck(
+            frozenset({prefix + topic.MODEL_CONTROL}),
+            topic_decoder(lambda name: ModelCommand),
+            ring,
+        ),
+        window_s=window_s,
     )
     valid_commands, bad_commands = split_dead_letters("split_model_commands", commands)
     model_commands = op.flat_map(
@@ -342,8 +367,8 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     )
 
     account = settings.trading.account
-    inbound = op.flat_map_batch(
-        "decode_inbound",
+    inbound, control_audits = checked(
+        "check_inbound",
         io.input(
             "inbound_in",
             flow,
@@ -352,8 +377,15 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
             topic.CONTROL,
             topic.ALERTS,
             end=EndHooks(may_end=end.may_end),
+            # Not the gateway's end markers: it ends on this flow's own (a cycle).
+            await_ends=False,
         ),
-        topic_decoder(inbound_types(settings.kafka.topic_prefix), account=account),
+        CommandCheck(
+            frozenset({prefix + topic.CONTROL}),
+            topic_decoder(inbound_types(prefix), account=account),
+            ring,
+        ),
+        window_s=window_s,
     )
     valid_inbound, dead = split_dead_letters("split_inbound", inbound)
     account_in = op.merge(
@@ -371,6 +403,16 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     )
     io.output(
         "events_out",
-        op.merge("all_events", instrument_events, account_events, bad_ticks, bad_commands, dead),
+        op.merge(
+            "all_events",
+            instrument_events,
+            account_events,
+            bad_ticks,
+            bad_commands,
+            dead,
+            model_audits,
+            control_audits,
+        ),
     )
+    settle_heap()
     return flow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import subprocess
 from collections.abc import Callable
@@ -14,12 +16,14 @@ from bytewax.dataflow import Dataflow, Stream
 
 from connectors import topic
 from connectors.codec import Rejected, decode_event, failure
+from connectors.kafka.end import awaited, topics_written_by
 from connectors.kafka.record import KafkaRecord, OutboundRecord
 from connectors.kafka.sink import KafkaSink
 from connectors.kafka.source import EndHooks, KafkaSource
 from connectors.telemetry.log import configure_logging, log_event, process_age_s
 from connectors.telemetry.metric import start_process_metrics
 from dataflows.flows.routing import to_outbound
+from dataflows.flows.run_end import gave_up
 from dataflows.settings import Settings
 from risk.domain import DecodeFailure, DecodeReason
 
@@ -36,9 +40,11 @@ class FlowIO(Protocol):
         *topics: str,
         fetch_wait_ms: int | None = None,
         end: EndHooks | None = None,
+        await_ends: bool = True,
     ) -> Stream[KafkaRecord]:
         """Read `topics` as one stream of records; in a bounded run, `end` ties the
-        input's end to the rest of the flow."""
+        input's end to the rest of the flow and, with `await_ends`, the input ends at
+        the end-of-stream markers of the topics' writers."""
         ...
 
     def output(self, step_id: str, events: Stream[object]) -> None:
@@ -48,9 +54,14 @@ class FlowIO(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class KafkaIO:
-    """The production `FlowIO`: our Kafka source and checked-delivery sink."""
+    """The production `FlowIO`: our Kafka source and checked-delivery sink.
+
+    In a bounded run (`kafka.bounded`) inputs end at their writers' end-of-stream
+    markers, and the output of flow `writer` writes its own markers when it closes.
+    """
 
     settings: Settings
+    writer: str = ""
 
     def input(
         self,
@@ -59,9 +70,11 @@ class KafkaIO:
         *topics: str,
         fetch_wait_ms: int | None = None,
         end: EndHooks | None = None,
+        await_ends: bool = True,
     ) -> Stream[KafkaRecord]:
         """Read `topics` (namespaced by the configured prefix) as one stream."""
         kafka = self.settings.kafka
+        ends = awaited(topics, kafka.end_writers, kafka.topic_prefix) if await_ends else {}
         source = KafkaSource(
             kafka.bootstrap,
             [kafka.topic_prefix + name for name in topics],
@@ -71,6 +84,9 @@ class KafkaIO:
             drain_file=Path(kafka.drain_file) if kafka.drain_file else None,
             fetch_wait_ms=kafka.fetch_wait_ms if fetch_wait_ms is None else fetch_wait_ms,
             end=end,
+            bounded=kafka.bounded,
+            ends=ends,
+            end_guard_s=kafka.end_guard_s,
         )
         return op.input(step_id, flow, source)
 
@@ -80,12 +96,55 @@ class KafkaIO:
         records: Stream[tuple[str, OutboundRecord]] = op.flat_map_batch(
             f"{step_id}_route", events, to_outbound(kafka.topic_prefix)
         )
+        writes_ends = kafka.bounded and self.writer in kafka.end_writers
         sink = KafkaSink(
             kafka.bootstrap,
             alerts_topic=kafka.topic_prefix + topic.ALERTS,
             message_timeout_ms=kafka.message_timeout_ms,
+            end_writer=self.writer if writes_ends else None,
+            end_topics=tuple(topics_written_by(self.writer, kafka.topic_prefix)),
+            end_complete=lambda: not gave_up(),
         )
         op.output(step_id, records, sink)
+
+
+# Young-generation collections every 50,000 net allocations instead of 700: the hot
+# path allocates a few containers per tick (events, dicts) that die within the batch, so
+# fewer collections find them already freed; older generations as rarely as before
+# relative to it. Measured on the trading flow's per-tick step: 24 µs of 120 per tick in
+# the collector by default, none with this and `gc.freeze`.
+GC_THRESHOLDS = (50_000, 20, 100)
+# glibc returns the top of the heap to the OS once 128 kB of it is free, and a batch's
+# records (1,000 encoded events of ~0.3-1 kB, read and written per batch) are freed
+# together: the next batch then page-faults the same memory back in. Keeping 64 MB
+# (and growing by 16 MB) measured 5.1 → 1.8 µs per encoded event kept until the batch
+# ends, which is what a sink does.
+_M_TRIM_THRESHOLD = -1
+_M_TOP_PAD = -2
+MALLOC_TRIM_THRESHOLD_BYTES = 64 << 20
+MALLOC_TOP_PAD_BYTES = 16 << 20
+
+
+def settle_heap() -> None:
+    """Freeze what start-up built, collect young objects less often, keep freed heap.
+
+    Called once a flow is built: the modules, settings and warm-started models it
+    made stay alive for the whole run, and `gc.freeze` takes them out of every
+    future collection (a full collection walked 300k objects, 140 ms). Then glibc
+    is told to keep freed memory instead of trimming it (see above); elsewhere
+    (another C library) that step is skipped.
+    """
+    if gc.get_threshold() == GC_THRESHOLDS:
+        return  # settled already: a process that builds flows again (tests) freezes once
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD_BYTES)
+        libc.mallopt(_M_TOP_PAD, MALLOC_TOP_PAD_BYTES)
+    except (OSError, AttributeError):
+        return
 
 
 def observe_process(component: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -15,19 +16,23 @@ from connectors.feeds.publisher import FEED_LINGER_MS, publish
 from connectors.feeds.replay import paced
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
+from connectors.kafka.end import FEED, write_end
 from connectors.kafka.producer import CheckedProducer
 from connectors.topic import TICKS
+from dataflows.ops.process import FLOWS
+from dataflows.ops.registry import RunRecord, keep_store, register, unregister
 from dataflows.ops.report import RunWindow, analyse, load_run, render_report, write_manifest
 from dataflows.ops.stack import flow_components
 from dataflows.ops.summary import RunSummary, summarize
 from dataflows.ops.supervisor import Component, ComponentState, Health, Supervisor, all_settled
-from dataflows.settings import Settings
+from dataflows.settings import Secret, Settings, default_clickhouse_url
 from risk.domain.error import HflError
 from risk.performance import DAILY, Frequency
 
-# Each flow stops once its inputs have been idle this long after the feed ends;
-# downstream flows wait longer so the last orders and events still reach them.
-IDLE_EXIT_S = {"trading": 4.0, "gateway": 8.0, "persist": 12.0}
+# The flows of a run: each ends by its data (`connectors.kafka.end`), never by a timer.
+FLOW_NAMES = frozenset(FLOWS)
+# The demo's own store (unless one is configured), apart from `hfl up`'s `var/clickhouse`.
+DEMO_STORE = Path("var") / "demo" / "clickhouse"
 T = TypeVar("T")
 
 
@@ -71,6 +76,11 @@ def run_demo(
     run_dir.mkdir(parents=True, exist_ok=True)
     prefix = f"{run_id}."
     settings = replace(settings, kafka=replace(settings.kafka, topic_prefix=prefix))
+    if settings.clickhouse.url.reveal() == default_clickhouse_url(root):
+        # Its own store: a demo's rows must never meet `hfl up`'s startup reconciliation
+        # (the demo's topics are gone once its broker stops).
+        url = Secret(f"chdb://{(root / DEMO_STORE).resolve()}")
+        settings = replace(settings, clickhouse=replace(settings.clickhouse, url=url))
     pid_file = root / "var" / "broker.pid"
     broker = settings.broker
     log(f"run {run_id}: logs in {run_dir}")
@@ -84,13 +94,13 @@ def run_demo(
         "HFL_CLICKHOUSE_URL": settings.clickhouse.url.reveal(),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
-    components = [
-        replace(c, env=c.env | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S[c.name])})
-        for c in flow_components(settings, run_dir / "recovery", env)
-    ]
+    env["HFL_KAFKA__BOUNDED"] = "1"
+    components = flow_components(settings, run_dir / "recovery", env)
     if dashboard:
         components.append(_dashboard(settings, run_dir, env, start_ns))
     supervisor = Supervisor(components, run_dir, say=log)
+    register(root, _record(run_id, settings, start_ns))
+    keep_store(run_dir, settings.clickhouse.url.reveal())  # `hfl report` finds it later
     try:
         create_topics(settings.kafka.bootstrap, prefix=prefix)
         supervisor.start()
@@ -104,6 +114,7 @@ def run_demo(
         )
         _drain(supervisor, timeout_s)
     finally:
+        unregister(root, run_id)
         supervisor.stop()
         if own_broker:
             stop_broker(pid_file)
@@ -130,6 +141,20 @@ def run_demo(
     )
 
 
+def _record(run_id: str, settings: Settings, start_ns: int) -> RunRecord:
+    """What this demo listens on, for operator commands (`dataflows.ops.registry`)."""
+    return RunRecord(
+        name=run_id,
+        kind="demo",
+        pid=os.getpid(),
+        topic_prefix=settings.kafka.topic_prefix,
+        bootstrap=settings.kafka.bootstrap,
+        clickhouse_url=settings.clickhouse.url.reveal(),
+        dashboard_port=settings.dashboard.port,
+        started_ns=start_ns,
+    )
+
+
 def _dashboard(settings: Settings, run_dir: Path, env: dict[str, str], start_ns: int) -> Component:
     command = [
         sys.executable,
@@ -146,19 +171,17 @@ def _dashboard(settings: Settings, run_dir: Path, env: dict[str, str], start_ns:
 def _feed(
     bootstrap: str, config: SimulationConfig, ticks: int, topic: str, supervisor: Supervisor
 ) -> None:
-    """Publish `ticks` simulated ticks in real time (event-time speed 1).
+    """Publish `ticks` simulated ticks in real time (event-time speed 1), then the feed's
+    end-of-stream marker: the flows end once they have carried everything before it.
 
     Stops early, naming the flow, if the supervisor gave up on one while the feed runs.
     """
     records = _while_healthy(paced(simulate(config, ticks), 1.0), supervisor)
     flush_every = max(1, int(config.ticks_per_second))
+    producer = CheckedProducer(bootstrap, linger_ms=FEED_LINGER_MS)
     with Progress(total=ticks, label="ticks fed") as progress:
-        publish(
-            tracked(records, progress),
-            CheckedProducer(bootstrap, linger_ms=FEED_LINGER_MS),
-            topic,
-            flush_every=flush_every,
-        )
+        publish(tracked(records, progress), producer, topic, flush_every=flush_every)
+    write_end(producer, bootstrap, FEED, [topic])
 
 
 def _while_healthy(records: Iterator[T], supervisor: Supervisor, every: int = 500) -> Iterator[T]:
@@ -169,25 +192,47 @@ def _while_healthy(records: Iterator[T], supervisor: Supervisor, every: int = 50
 
 
 def _drain(supervisor: Supervisor, timeout_s: float) -> None:
-    """Wait until every flow went idle and exited (restarting crashed ones); fail loudly.
+    """Wait until every flow reached the end of its data and exited 0 (restarting
+    crashed ones); fail loudly, naming the flow, if one was given up or the guard
+    `timeout_s` passed first.
 
     The dashboard is not a flow: it serves until the supervisor stops it.
     """
     deadline = time.monotonic() + timeout_s
-    health = supervisor.run(
-        until=lambda health: all_settled(_flows(health)) or time.monotonic() > deadline
+
+    def over(health: list[Health]) -> bool:
+        flows = _flows(health)
+        given_up = any(h.state is ComponentState.GAVE_UP for h in flows)
+        return all_settled(flows) or given_up or time.monotonic() > deadline
+
+    health = supervisor.run(until=over)
+    _fail_if_any(
+        _flows(health),
+        supervisor,
+        {ComponentState.GAVE_UP, ComponentState.RUNNING, ComponentState.BACKING_OFF},
+        timeout_s,
     )
-    _fail_if_any(_flows(health), supervisor, {ComponentState.GAVE_UP, ComponentState.RUNNING})
-    log("flows drained and stopped")
+    log("flows reached the end of their data and exited")
 
 
 def _flows(health: list[Health]) -> list[Health]:
-    return [h for h in health if h.name in IDLE_EXIT_S]
+    return [h for h in health if h.name in FLOW_NAMES]
 
 
-def _fail_if_any(health: list[Health], supervisor: Supervisor, bad: set[ComponentState]) -> None:
+def _fail_if_any(
+    health: list[Health],
+    supervisor: Supervisor,
+    bad: set[ComponentState],
+    timeout_s: float | None = None,
+) -> None:
     for flow in health:
         if flow.state in bad:
-            state = "did not finish" if flow.state is ComponentState.RUNNING else flow.render()
+            if flow.state is ComponentState.GAVE_UP:
+                state = next(
+                    (why for why in supervisor.gave_up() if why.startswith(flow.name)),
+                    flow.render(),
+                )
+            else:
+                state = f"did not reach the end of its data within the {timeout_s:.0f}s guard"
             msg = f"{flow.name} flow {state}; last log lines:\n{supervisor.tail(flow.name)}"
             raise HflError(msg)

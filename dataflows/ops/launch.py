@@ -25,6 +25,9 @@ import runpy
 import sys
 
 UNUSED = ("sklearn",)
+# Same value as `dataflows.flows.run_end.GAVE_UP_EXIT`, which this module must not import
+# before the flow runs: a bounded run's guard fired; the supervisor does not restart it.
+GAVE_UP_EXIT = 3
 STANDBY_ENV = "HFL_STANDBY"
 GO = b"run\n"
 
@@ -35,10 +38,28 @@ def main() -> None:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     if os.environ.pop(STANDBY_ENV, "") == "1" and not _stand_by(sys.argv[1]):
         return
-    runpy.run_module("bytewax.run", run_name="__main__", alter_sys=True)
+    try:
+        runpy.run_module("bytewax.run", run_name="__main__", alter_sys=True)
+    except Exception as exc:
+        guard = _end_guard(exc)
+        if guard is None:
+            raise
+        print(f"bounded run failed: {guard}", file=sys.stderr, flush=True)
+        sys.exit(GAVE_UP_EXIT)
     run_end = sys.modules.get("dataflows.flows.run_end")
     if run_end is not None and run_end.gave_up():
         sys.exit(run_end.GAVE_UP_EXIT)
+
+
+def _end_guard(error: BaseException | None) -> BaseException | None:
+    """The `EndGuardError` in `error`'s chain (Bytewax wraps what a step raised)."""
+    from connectors.kafka.end import EndGuardError
+
+    while error is not None:
+        if isinstance(error, EndGuardError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _stand_by(import_str: str) -> bool:

@@ -11,9 +11,11 @@ which the persist flow writes to the `audit` table.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from connectors.kafka.producer import CheckedProducer
 from dataflows.flows.routing import to_outbound
+from dataflows.ops.signing import Signer, caller_name, caller_token
 from dataflows.settings import Settings
 from risk.domain import ModelAction, ModelCommand
 from risk.domain.ids import stable_id
@@ -111,9 +113,12 @@ def model_command(
     )
 
 
-def send_command(settings: Settings, command: ModelCommand) -> None:
-    """Produce `command` to `hfl.models.control` and wait for the broker's acknowledgement."""
+def send_command(settings: Settings, command: ModelCommand, token: str | None = None) -> None:
+    """Produce `command` to `hfl.models.control`, signed with `token` (default: the
+    configured API key, whose name becomes the actor), and wait for the acknowledgement."""
+    caller = caller_token(settings, token)
+    command = replace(command, actor=caller_name(settings, caller))
     kafka = settings.kafka
     records = to_outbound(kafka.topic_prefix)([command])
     producer = CheckedProducer(kafka.bootstrap, message_timeout_ms=kafka.message_timeout_ms)
-    producer.send(record for _, record in records)
+    producer.send(Signer(settings, caller).sign(record for _, record in records))

@@ -13,8 +13,9 @@ from dashboard.config import AlertThresholds, DashboardConfig
 from dashboard.health import Check, broker_check, data_checks, process_checks, snapshot_check
 from dashboard.monitor import flow_figures
 from dashboard.snapshot import Window, newest_run_start_ns, pipeline_panel
-from dataflows.settings import Settings
+from dataflows.settings import Settings, secret_values
 from online_models.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from risk.redact import redact_text
 from sinks.query import QueryError, format_table, query, read_port_file, reader
 from sinks.trail import chain_ids, trail_logs, trail_rows
 
@@ -43,7 +44,12 @@ def dashboard_config(
         ),
         max_gross_exposure=float(limits.max_gross_exposure),
         max_position=float(limits.max_position),
-        trader_token=board.trader_token.reveal(),
+        keys_file=settings.security.keys_file,
+        open_read=board.open_read,
+        origins=board.origins,
+        read_limit=board.read_limit,
+        write_limit=board.write_limit,
+        sql_limit=board.sql_limit,
         host=board.host,
         port=board.port if port is None else port,
         refresh_s=board.refresh_s,
@@ -61,6 +67,7 @@ def dashboard_config(
 
 def run_dashboard(settings: Settings, *, port: int | None, since_ns: int, recovery: str) -> None:
     """Serve the dashboard until interrupted."""
+    from connectors.keyfile import WatchedKeyRing
     from dashboard.app import serve
     from dashboard.publisher import Publisher
     from dataflows.ops.control import publish_control
@@ -68,12 +75,23 @@ def run_dashboard(settings: Settings, *, port: int | None, since_ns: int, recove
     config = dashboard_config(
         settings, port=port, since_ns=since_ns, recovery_dirs=(recovery,) if recovery else ()
     )
-    print(f"dashboard on http://{config.host}:{config.port}", file=sys.stderr, flush=True)
+    keys = WatchedKeyRing(config.keys_file)
+    print(
+        f"dashboard on http://{config.host}:{config.port} (keys: {keys.path},"
+        f" open reads: {config.open_read})",
+        file=sys.stderr,
+        flush=True,
+    )
+    sql_url = settings.dashboard.sql_url.reveal() or config.clickhouse_url
     serve(
         config,
         reader(config.clickhouse_url),
         Publisher(config.bootstrap, config.topic_prefix),
-        lambda action, reason, actor: publish_control(settings, action, reason, actor).command_id,
+        lambda action, reason, token: (
+            publish_control(settings, action, reason, "", token=token).command_id
+        ),
+        ring=keys.ring,
+        console=reader(sql_url, console=True),
     )
 
 
@@ -96,7 +114,8 @@ def status_checks(settings: Settings, root: Path) -> list[Check]:
         window = Window(account=settings.trading.account, since_ns=since_ns)
         pipeline = pipeline_panel(lambda sql: query(url, sql), window, time.time_ns())
     except QueryError as exc:
-        checks.append(Check(name="clickhouse", ok=False, detail=str(exc)))
+        detail = redact_text(str(exc), secret_values(settings))
+        checks.append(Check(name="clickhouse", ok=False, detail=detail))
     else:
         served = "served by the persist flow" if read_port_file(url) else "opened directly"
         checks.append(Check(name="clickhouse", ok=True, detail=served))

@@ -30,7 +30,7 @@ from dataflows.flows.routing import to_outbound
 from dataflows.settings import Settings
 from risk.domain import Alert, AlertSeverity, AuditEvent
 from risk.domain.ids import stable_id
-from sinks.query import query
+from sinks.query import QueryError, QueryRefusedError, query
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,13 +109,16 @@ def reconcile(
 
 def stored_ids(url: str, table: str, column: str, account: str) -> list[str]:
     """Ids in `table` of `account`; none when the store has no such table yet."""
-    _, tables = query(
-        url,
-        f"SELECT name FROM system.tables WHERE database = currentDatabase() AND name = '{table}'",
-    )
-    if not tables:
-        return []
-    _, rows = query(url, f"SELECT {column} FROM {table} FINAL WHERE account = '{account}'")
+    # The read-only guard admits only the project's tables, not system.tables: ask for
+    # the rows and treat ClickHouse's "unknown table" as none.
+    try:
+        _, rows = query(url, f"SELECT {column} FROM {table} FINAL WHERE account = '{account}'")
+    except QueryRefusedError:
+        raise
+    except QueryError as exc:
+        if "UNKNOWN_TABLE" in str(exc) or "Unknown table" in str(exc):
+            return []
+        raise
     return [row[0] for row in rows]
 
 
@@ -127,12 +130,12 @@ def reconcile_system(settings: Settings) -> Reconciliation:
         [
             o
             for o in read_log(kafka.bootstrap, kafka.topic_prefix + ORDERS)
-            if o["account"] == account and "cancel_id" not in o and not is_progress_marker(o)
+            if not is_progress_marker(o) and o["account"] == account and "cancel_id" not in o
         ],
         [
             f
             for f in read_log(kafka.bootstrap, kafka.topic_prefix + FILLS)
-            if f["account"] == account and not is_progress_marker(f)
+            if not is_progress_marker(f) and f["account"] == account
         ],
         stored_ids(url, "orders", "client_order_id", account),
         stored_ids(url, "fills", "fill_id", account),

@@ -16,6 +16,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from connectors.kafka.source import topic_offsets
+
 _PART = re.compile(r"p\d+")
 
 
@@ -49,5 +51,5 @@ def resumable(store: Path, step_suffix: str = "_in") -> Resumable | None:
     offsets = {}
     for step, key, state in rows:
         if state is not None and _PART.fullmatch(key):
-            offsets[step, int(key[1:])] = dict(pickle.loads(state))
+            offsets[step, int(key[1:])] = topic_offsets(pickle.loads(state))
     return Resumable(frontier=int(front[0]), offsets=offsets)

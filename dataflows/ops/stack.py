@@ -15,6 +15,7 @@ an operator's `hfl resume --confirm`, and a later mismatch halts again.
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -26,9 +27,11 @@ import orjson
 
 from connectors.broker import broker_command, wait_for_port
 from connectors.kafka.admin import create_topics
+from dataflows.ops.launch import GAVE_UP_EXIT
 from dataflows.ops.process import FLOWS, flow_command, init_recovery
 from dataflows.ops.reconcile import STARTUP_ACTOR
-from dataflows.ops.supervisor import Component, Health, Supervisor, report_line
+from dataflows.ops.registry import RunRecord, register, unregister
+from dataflows.ops.supervisor import Component, ComponentState, Health, Supervisor, report_line
 from dataflows.settings import Settings
 from risk.domain.error import HflError
 
@@ -97,6 +100,11 @@ def broker_component(
     )
 
 
+UP_RUN = "up"
+# A flow exits GAVE_UP_EXIT when a bounded run's guard fired: a restart would repeat it.
+_FINAL_EXITS = frozenset({GAVE_UP_EXIT})
+
+
 def flow_components(
     settings: Settings,
     recovery_root: Path,
@@ -120,7 +128,9 @@ def flow_components(
         if name == "trading" and trading_env is not None:
             trading_env.update(own)
             own = trading_env
-        components.append(Component(name=name, command=command, env=own, warm=True))
+        components.append(
+            Component(name=name, command=command, env=own, warm=True, final_exits=_FINAL_EXITS)
+        )
     return components
 
 
@@ -188,17 +198,37 @@ def run_up(
         root / "var" / "up",
         say=say,
     )
-    if not local_broker:
-        reconcile_before_trading(say, trading_env)
-    supervisor.start()
+    # Operator commands find this system in var/runs; its children address it as is.
+    os.environ.setdefault("HFL_KAFKA__TOPIC_PREFIX", settings.kafka.topic_prefix)
+    register(root, _record(settings))
     try:
-        supervisor.run(until=_never, report_every_s=report_every_s)
+        if not local_broker:
+            reconcile_before_trading(say, trading_env)
+        supervisor.start()
+        supervisor.run(until=_given_up, report_every_s=report_every_s)
+        raise HflError("stopping the system: " + "; ".join(supervisor.gave_up()))
     except KeyboardInterrupt:
         pass
     finally:
+        unregister(root, UP_RUN)
         codes = supervisor.stop()
     return codes
 
 
-def _never(health: list[Health]) -> bool:
-    return False
+def _record(settings: Settings) -> RunRecord:
+    """What `hfl up` listens on, for operator commands (`dataflows.ops.registry`)."""
+    return RunRecord(
+        name=UP_RUN,
+        kind="up",
+        pid=os.getpid(),
+        topic_prefix=settings.kafka.topic_prefix,
+        bootstrap=settings.kafka.bootstrap,
+        clickhouse_url=settings.clickhouse.url.reveal(),
+        dashboard_port=settings.dashboard.port,
+        started_ns=time.time_ns(),
+    )
+
+
+def _given_up(health: list[Health]) -> bool:
+    """A component was given up: the system cannot go on as configured."""
+    return any(h.state is ComponentState.GAVE_UP for h in health)

@@ -58,6 +58,8 @@ class Component:
         env: Environment on top of the supervisor's own.
         after_start: Called once the process started (e.g. wait for a port, create
             topics); raising makes the start count as a crash.
+        final_exits: Exit codes that are never restarted: the component decided it
+            cannot go on (a bounded flow whose end guard fired), so it is given up at once.
         warm: The command is a standby when started with `HFL_STANDBY=1` (waits for
             `run` on stdin, see `dataflows.ops.launch`): restarts activate a standby.
     """
@@ -66,6 +68,7 @@ class Component:
     command: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
     after_start: Callable[[], None] | None = None
+    final_exits: frozenset[int] = frozenset()
     warm: bool = False
 
 
@@ -77,6 +80,9 @@ class Backoff:
     max_s: float = 30.0
     stable_s: float = 30.0
     max_restarts: int = 20
+    # A component that fails the same way (same non-negative exit code) this many times
+    # in a row is given up, however long each attempt ran: a restart would only repeat it.
+    same_failure_limit: int = 3
 
     def delay_s(self, restarts: int, rng: random.Random) -> float:
         """Delay before restart number `restarts` (1-based): half fixed, half random.
@@ -118,6 +124,9 @@ class _Slot:
     restarts: int = 0
     restart_at: float = 0.0
     last_exit: int | None = None
+    last_failure: int | None = None
+    same_failures: int = 0
+    reason: str = ""
     standby: subprocess.Popen[bytes] | None = None
     standby_env: dict[str, str] = field(default_factory=dict)
     standby_at: float = 0.0
@@ -205,6 +214,10 @@ class Supervisor:
             codes[slot.component.name] = self._terminate(slot)
         return codes
 
+    def gave_up(self) -> list[str]:
+        """Why each given-up component was given up (empty when none was)."""
+        return [s.reason for s in self._slots if s.state is ComponentState.GAVE_UP]
+
     def tail(self, name: str, lines: int = 30) -> str:
         """The last lines of component `name`'s log."""
         slot = next(s for s in self._slots if s.component.name == name)
@@ -260,15 +273,28 @@ class Supervisor:
         slot.last_exit = code
         if code == 0:
             slot.state = ComponentState.FINISHED
+            slot.same_failures, slot.last_failure = 0, None
             return
         self._crashed(slot, now, code)
 
     def _crashed(self, slot: _Slot, now: float, code: int) -> None:
-        slot.last_exit = code
+        # A death by signal (negative code: an operator's or a chaos test's kill -9) is
+        # not the program failing; it stays bounded by `max_restarts` alone.
+        same = code >= 0 and slot.last_failure == code
+        slot.same_failures = slot.same_failures + 1 if same else int(code >= 0)
+        slot.last_failure = slot.last_exit = code
         name = slot.component.name
-        if slot.restarts >= self._backoff.max_restarts:
+        why = ""
+        if code in slot.component.final_exits:
+            why = f"exit {code} is final for {name}"
+        elif slot.same_failures >= self._backoff.same_failure_limit:
+            why = f"it failed the same way {slot.same_failures} times in a row"
+        elif slot.restarts >= self._backoff.max_restarts:
+            why = f"{slot.restarts} restarts"
+        if why:
             slot.state = ComponentState.GAVE_UP
-            self._say(f"{name} exited with {code}; gave up after {slot.restarts} restarts")
+            slot.reason = f"{name} exited with {code}; gave up: {why}"
+            self._say(slot.reason + f"; last log line: {self.tail(name, 1)!r}")
             return
         slot.restarts += 1
         delay = self._backoff.delay_s(slot.restarts, self._rng)

@@ -32,13 +32,17 @@ class OrderType(StrEnum):
 
 
 class OrderEventKind(StrEnum):
-    """What happened to an order at the gateway."""
+    """What happened to an order at the gateway.
+
+    EXPIRED: its time in force ran out before it filled (the rest will never fill).
+    """
 
     ACCEPTED = "accepted"
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
     CANCELED = "canceled"
     REJECTED = "rejected"
+    EXPIRED = "expired"
 
     @property
     def is_terminal(self) -> bool:
@@ -46,7 +50,14 @@ class OrderEventKind(StrEnum):
         return self in _TERMINAL
 
 
-_TERMINAL = frozenset({OrderEventKind.FILLED, OrderEventKind.CANCELED, OrderEventKind.REJECTED})
+_TERMINAL = frozenset(
+    {
+        OrderEventKind.FILLED,
+        OrderEventKind.CANCELED,
+        OrderEventKind.REJECTED,
+        OrderEventKind.EXPIRED,
+    }
+)
 
 
 class DenialReason(StrEnum):
@@ -100,6 +111,14 @@ class DecodeReason(StrEnum):
     OUTLIER_STALE_TIMESTAMP = "outlier_stale_timestamp"
     OUTLIER_FUTURE_TIMESTAMP = "outlier_future_timestamp"
     OUTLIER_OUT_OF_ORDER = "outlier_out_of_order"
+    # A command on a control topic that failed verification (risk.access.Refusal).
+    UNSIGNED = "unsigned"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_KEY = "unknown_key"
+    REVOKED_KEY = "revoked_key"
+    FORBIDDEN = "forbidden"
+    STALE = "stale"
+    REPLAYED = "replayed"
 
 
 class ControlAction(StrEnum):

@@ -30,7 +30,11 @@ class OrderIntent(NamedTuple):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Order:
-    """An approved order on its way to the gateway."""
+    """An approved order on its way to the gateway.
+
+    `expire_ns` is its time in force (good till, event time): what has not filled by
+    then expires (`OrderEventKind.EXPIRED`); None is good till canceled.
+    """
 
     client_order_id: str
     signal_id: str
@@ -42,6 +46,7 @@ class Order:
     limit_price: Decimal | None
     ts_event: int
     ts_init: int
+    expire_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

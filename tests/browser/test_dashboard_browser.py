@@ -4,7 +4,7 @@ The demo runs as a user would start it (its own broker on a free port, its own s
 While it trades: every metric family the issue lists shows activity on /metrics; one
 client_order_id finds its log lines in every component and its rows with `hfl trail`;
 headless Chromium loads the page, sees the tick count move, presses the kill switch
-(token, confirmation), and the test finds the audit record and the gate's HALTED state
+(a trader's API key, confirmation), and the test finds the audit record and the gate's HALTED state
 change in ClickHouse (through the dashboard's read-only SQL endpoint) and HALTED on the
 page. A screenshot is left in ``var/browser/dashboard.png``.
 """
@@ -30,11 +30,12 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from support.loopback import free_port
 
+from risk.access import Role
+
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "var" / "browser" / "dashboard.png"
-TOKEN = "browser-test-token"
 CHROMIUM_FLAGS = (
     "--headless=new",
     "--no-sandbox",
@@ -66,7 +67,8 @@ def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 90.0) -
 def sql(port: int, query: str) -> list[list[Any]]:
     """Rows of a read-only query through the dashboard's SQL endpoint."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection.request("POST", "/api/sql", body=orjson.dumps({"sql": query}))
+    headers = {"Content-Type": "application/json", "X-Hfl-Key": os.environ["HFL_API_KEY"]}
+    connection.request("POST", "/api/sql", body=orjson.dumps({"sql": query}), headers=headers)
     response = connection.getresponse()
     body = orjson.loads(response.read())
     if response.status != 200:
@@ -94,7 +96,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         "HFL_BROKER__PORT": str(free_port()),
         "HFL_CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
         "HFL_DASHBOARD__PORT": str(port),
-        "HFL_DASHBOARD__TRADER_TOKEN": TOKEN,
+        "HFL_DASHBOARD__OPEN_READ": "true",  # the page reads without a key (loopback)
         "HFL_MODEL__MIN_LABELLED": "20",
         "HFL_MODEL__HORIZON_S": "1",
     }
@@ -237,7 +239,7 @@ def test_one_client_order_id_finds_its_log_lines_and_rows(demo: Demo) -> None:
 
 
 def test_dashboard_updates_live_and_kill_switch_halts_trading(
-    demo: Demo, browser: webdriver.Chrome
+    demo: Demo, browser: webdriver.Chrome, api_keys: dict[Role, str]
 ) -> None:
     port = demo.port
     wait_for(lambda: browser.get(f"http://127.0.0.1:{port}/") or True, "the page to load")
@@ -245,7 +247,7 @@ def test_dashboard_updates_live_and_kill_switch_halts_trading(
     wait_for(lambda: ticks_shown(browser) > first, "the tick count to update")
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#fills table"), "a fill row")
 
-    browser.find_element(By.ID, "token").send_keys(TOKEN)
+    browser.find_element(By.ID, "key").send_keys(api_keys[Role.TRADER])
     browser.find_element(By.ID, "kill").click()
     wait_for(lambda: accept_confirmation(browser), "the confirmation dialog", timeout_s=10)
     wait_for(lambda: "kill sent" in browser.find_element(By.ID, "message").text, "kill sent")
@@ -254,7 +256,7 @@ def test_dashboard_updates_live_and_kill_switch_halts_trading(
         lambda: sql(port, "SELECT actor, subject FROM audit FINAL WHERE action = 'kill'"),
         "the kill in the audit table",
     )
-    assert audit == [["dashboard", "paper-1"]]
+    assert audit == [["pytest-trader", "paper-1"]]
     halted = wait_for(
         lambda: sql(
             port,

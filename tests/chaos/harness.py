@@ -220,15 +220,18 @@ def run_clean(run: Run, lines: list[bytes], flows: Iterable[str] = ("persist", "
 
 _DUMP = """
 import sys, orjson
-from sinks.query import query
+from sinks.client import open_client
+# A test's own dump of a store nobody serves: a direct read-only session, not the
+# guarded console (which admits no system table).
 url, tables = sys.argv[1], sys.argv[2].split(",")
-_, keys = query(
-    url, "SELECT name, sorting_key FROM system.tables WHERE database = currentDatabase()"
-)
+client = open_client(url, readonly=True)
+keys = client.query(
+    "SELECT name, sorting_key FROM system.tables WHERE database = currentDatabase()"
+).result_rows
 out = {"keys": dict(keys), "tables": {}}
 for table in tables:
-    columns, rows = query(url, f"SELECT * EXCEPT (_inserted_at) FROM {table} FINAL")
-    out["tables"][table] = [dict(zip(columns, row)) for row in rows]
+    result = client.query(f"SELECT * EXCEPT (_inserted_at) FROM {table} FINAL")
+    out["tables"][table] = [dict(zip(result.column_names, row)) for row in result.result_rows]
 sys.stdout.buffer.write(orjson.dumps(out, default=str))
 """
 

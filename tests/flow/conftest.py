@@ -79,6 +79,7 @@ class ListIO:
         *topics: str,
         fetch_wait_ms: int | None = None,
         end: EndHooks | None = None,
+        await_ends: bool = True,
     ) -> Stream[KafkaRecord]:
         """The lists of `topics`; they end when they run out, whatever `end` says."""
         items = [item for name in topics for item in self._inputs.get(name, ())]

@@ -12,7 +12,7 @@ import pytest
 from support.loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-BENCH_ARGS = ("bench", "pipeline", "--rate", "500", "--duration", "3")
+BENCH_ARGS = ("bench", "pipeline", "--rate", "500", "--duration", "3", "--baseline")
 KEYS = {
     "ticks_per_s",
     "p50_ms",
@@ -23,6 +23,10 @@ KEYS = {
     "decisions",
     "prediction_p50_ms",
     "prediction_p99_ms",
+    "p999_ms",
+    "cpu_us_per_tick",
+    "baseline_ticks_per_s",
+    "ratio",
     "config",
 }
 
@@ -46,6 +50,11 @@ def test_bench_prints_figures_as_json_on_its_last_line(tmp_path: Path) -> None:
     assert figures["ticks_per_s"] > 0
     assert figures["prediction_p50_ms"] is not None
     assert figures["config"]["min_labelled"] == 20
+    assert figures["cpu_us_per_tick"]["trading"] > 0
+    assert figures["cpu_us_per_tick"]["broker"] > 0
+    assert figures["baseline_ticks_per_s"] > 0  # the plain flow ran over the same ticks
+    assert figures["baseline_orders"] > 0
+    assert figures["ratio"] > 0
     assert list((tmp_path / "var" / "bench").glob("broker-*.pid")) == []  # broker stopped
 
 

@@ -52,6 +52,7 @@ from risk.domain.error import RecoverableError
 from sinks.migration import available, migrate
 from sinks.query import (
     QueryError,
+    QueryRefusedError,
     QueryServer,
     format_json,
     port_file,
@@ -649,10 +650,12 @@ def test_query_server_answers_select_and_refuses_writes(
         port = server.start()
         if port_file(clickhouse_url) is not None:
             assert read_port_file(clickhouse_url) == port
+        token = server.token
         columns, rows = query_http(
             port,
             f"SELECT instrument, trade_count FROM bars FINAL WHERE instrument = '{INSTRUMENT}'"
             " ORDER BY ts_event",
+            token=token,
         )
         assert columns == ["instrument", "trade_count"]
         assert rows == [(INSTRUMENT, 4), (INSTRUMENT, 0)]
@@ -661,10 +664,10 @@ def test_query_server_answers_select_and_refuses_writes(
             "DROP TABLE bars",
             "SELECT 1 SETTINGS readonly = 0",
         ):
-            with pytest.raises(QueryError, match="readonly"):
-                query_http(port, statement)
+            with pytest.raises(QueryRefusedError):
+                query_http(port, statement, token=token)
         with pytest.raises(QueryError, match=r"UNKNOWN_TABLE|Unknown table"):
-            query_http(port, "SELECT * FROM no_such_table")
+            query_http(port, "SELECT * FROM no_such_table", token=token)
         assert query(clickhouse_url, "SELECT 41 + 1 AS answer") == (["answer"], [(42,)])
     assert read_port_file(clickhouse_url) is None
     assert count(clickhouse, "bars") == 2  # the table survived the DROP attempt

@@ -29,6 +29,7 @@ from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
 from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.reader import read_log
+from connectors.keyfile import WatchedKeyRing
 from connectors.topic import CONTROL, TICKS
 from dashboard.app import create_app
 from dashboard.config import AlertThresholds, DashboardConfig
@@ -36,12 +37,12 @@ from dashboard.publisher import Publisher
 from dataflows.ops.control import publish_control
 from dataflows.ops.process import Child, start_flow, stop
 from dataflows.settings import load_settings
+from risk.access import Role
 from sinks.query import QueryError, read_port_file, reader
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "trader-secret"
 STALE_BY_NS = 120 * 1_000_000_000
 
 
@@ -60,9 +61,10 @@ class Board:
         response = connection.getresponse()
         return response.status, response.read()
 
-    def post(self, path: str, body: dict[str, object]) -> tuple[int, dict[str, Any]]:
+    def post(self, path: str, body: dict[str, object], key: str = "") -> tuple[int, dict[str, Any]]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        connection.request("POST", path, body=orjson.dumps(body))
+        headers = {"Content-Type": "application/json", "X-Hfl-Key": key}
+        connection.request("POST", path, body=orjson.dumps(body), headers=headers)
         response = connection.getresponse()
         return response.status, orjson.loads(response.read())
 
@@ -129,7 +131,7 @@ def board(persist: dict, kafka_bootstrap: str) -> Iterator[Board]:
         models=("logistic",),
         max_gross_exposure=250_000.0,
         max_position=5_000.0,
-        trader_token=TOKEN,
+        open_read=True,  # GETs without a key: loopback only
         port=free_port(),
         refresh_s=0.5,
         since_ns=time.time_ns() - 2 * STALE_BY_NS,
@@ -140,7 +142,11 @@ def board(persist: dict, kafka_bootstrap: str) -> Iterator[Board]:
         config,
         query,
         Publisher(kafka_bootstrap, persist["prefix"]),
-        lambda action, reason, actor: publish_control(settings, action, reason, actor).command_id,
+        lambda action, reason, token: (
+            publish_control(settings, action, reason, "", token=token).command_id
+        ),
+        ring=WatchedKeyRing(settings.security.keys_file).ring,
+        console=reader(persist["url"], console=True),
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=config.port, log_level="warning")
@@ -194,30 +200,45 @@ def test_snapshot_sections_serve_json(board: Board) -> None:
     assert board.get("/api/nonsense")[0] == 404
 
 
-def test_kill_switch_with_wrong_token_is_refused(board: Board) -> None:
-    status, body = board.post("/api/control", {"action": "kill", "token": "guess"})
-    assert (status, body["error"]) == (403, "wrong trader token")
+def test_kill_switch_with_wrong_or_viewer_key_is_refused(
+    board: Board, api_keys: dict[Role, str]
+) -> None:
+    status, body = board.post("/api/control", {"action": "kill"}, key="hfl.guess.a.b")
+    assert (status, body["error"]) == (401, "unknown, revoked or wrong API key")
+    status, body = board.post("/api/control", {"action": "kill"}, key=api_keys[Role.VIEWER])
+    assert status == 403 and "may not kill" in body["error"]
 
 
-def test_kill_switch_publishes_command_and_audit_record(board: Board) -> None:
+def test_kill_switch_publishes_signed_command_and_audit_record(
+    board: Board, api_keys: dict[Role, str]
+) -> None:
     status, body = board.post(
-        "/api/control", {"action": "kill", "token": TOKEN, "reason": "test", "actor": "ann"}
+        "/api/control",
+        {"action": "kill", "reason": "test", "actor": "spoofed"},
+        key=api_keys[Role.TRADER],
     )
     assert status == 200
-    commands = read_log(board.bootstrap, board.prefix + CONTROL)
+    commands = [
+        orjson.loads(c["payload"]) for c in read_log(board.bootstrap, board.prefix + CONTROL)
+    ]
     assert [(c["action"], c["actor"], c["command_id"]) for c in commands] == [
-        ("kill", "ann", body["command_id"])
+        ("kill", "pytest-trader", body["command_id"])
     ]
     audit = wait_for(
-        lambda: board.query("SELECT action, actor, subject, reason FROM audit FINAL")[1],
+        lambda: board.query(
+            "SELECT action, actor, subject, reason FROM audit FINAL WHERE action = 'kill'"
+        )[1],
         "the audit record",
     )
-    assert audit == [("kill", "ann", "paper-1", "test")]
+    assert audit == [("kill", "pytest-trader", "paper-1", "test")]
 
 
-def test_sql_console_is_read_only(board: Board) -> None:
-    status, body = board.post("/api/sql", {"sql": "SELECT count() AS n FROM ticks"})
+def test_sql_console_is_read_only(board: Board, api_keys: dict[Role, str]) -> None:
+    key = api_keys[Role.TRADER]
+    status, body = board.post("/api/sql", {"sql": "SELECT count() AS n FROM ticks"}, key=key)
     assert (status, body["columns"], body["rows"]) == (200, ["n"], [[200]])
-    status, body = board.post("/api/sql", {"sql": "DROP TABLE ticks"})
-    assert status == 400
-    assert "readonly" in body["error"].lower()
+    status, body = board.post("/api/sql", {"sql": "DROP TABLE ticks"}, key=key)
+    assert status == 403
+    assert "only SELECT" in body["error"]
+    status, body = board.post("/api/sql", {"sql": "SELECT 1"}, key=api_keys[Role.VIEWER])
+    assert status == 403

@@ -2,7 +2,8 @@
 
 One replay file of simulated ticks with bad records mixed in goes through `hfl feed
 replay` into a fresh topic namespace; the trading, gateway and persist flows run as
-`python -m bytewax.run` processes with recovery on, drain and stop by themselves; the
+`python -m bytewax.run` processes with recovery on, as a bounded run: each ends by
+itself at the end-of-stream markers of its inputs (never by an idle window); the
 results are read back with `hfl sql --format json`, as a user would.
 """
 
@@ -33,10 +34,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ("AAPL", "MSFT", "AMZN", "GOOG", "META")
 FLOW_TIMEOUT_S = 240
-# Downstream flows wait longer so the last orders and events still reach them. The
-# gateway drains the ticks long before the trading flow has imported River and warmed
-# its models (seconds on a loaded 2-core machine), so its idle bound must cover that.
-IDLE_EXIT_S = {"trading": "3", "gateway": "12", "persist": "16"}
 
 
 @dataclass(frozen=True)
@@ -109,15 +106,19 @@ def sql(env: dict[str, str], query: str) -> list[dict[str, object]]:
     return orjson.loads(hfl(env, "sql", query, "--format", "json"))
 
 
+def bounded(env: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    """`env` for a bounded run of flows `names`: each ends at its writers' end markers,
+    of the feed and of those of `names` that write (the others do not run)."""
+    writers = ["feed", *(name for name in ("trading", "gateway") if name in names)]
+    return env | {"HFL_KAFKA__BOUNDED": "1", "HFL_KAFKA__END_WRITERS": ",".join(writers)}
+
+
 def run_flows(names: tuple[str, ...], env: dict[str, str], run_dir: Path) -> None:
-    """Start the flows, wait until they drain and exit, and require exit code 0."""
+    """Start the flows as a bounded run, wait until they reach the end of their data and
+    exit, and require exit code 0."""
+    env = bounded(env, names)
     settings = load_settings(ROOT / "config", env={**os.environ, **env})
-    children = [
-        start_flow(
-            name, settings, run_dir, env | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": IDLE_EXIT_S[name]}
-        )
-        for name in names
-    ]
+    children = [start_flow(name, settings, run_dir, env) for name in names]
     codes = wait_all(children, FLOW_TIMEOUT_S)
     for child in children:
         if codes[child.name] is None:
@@ -125,11 +126,12 @@ def run_flows(names: tuple[str, ...], env: dict[str, str], run_dir: Path) -> Non
         assert codes[child.name] == 0, f"{child.name}: {codes[child.name]}\n{child.tail()}"
 
 
-def publish(tmp_path: Path, lines: list[bytes], env: dict[str, str]) -> None:
-    """Write the replay file and publish it with `hfl feed replay`."""
+def publish(tmp_path: Path, lines: list[bytes], env: dict[str, str], *, end: bool = True) -> None:
+    """Write the replay file and publish it with `hfl feed replay` (then its end-of-stream
+    marker, unless more is to come: `end=False`)."""
     replay = tmp_path / "ticks.jsonl"
     replay.write_bytes(b"\n".join(lines) + b"\n")
-    hfl(env, "feed", "replay", str(replay))
+    hfl(env, "feed", "replay", str(replay), *(() if end else ("--no-end",)))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_end_to_end import ROOT, publish, run_flows
+from test_end_to_end import ROOT, bounded, publish, run_flows
 from test_end_to_end import run_env as end_to_end_env
 
 from connectors.codec import encode
@@ -76,7 +76,7 @@ def test_resume_from_a_snapshot_of_another_state_version_fails_closed(
     (tmp_path / "more").mkdir()
     publish(tmp_path / "more", lines[4_000:], env)
     settings = load_settings(ROOT / "config", env={**os.environ, **env})
-    resumed = start_flow("trading", settings, tmp_path, env | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": "3"})
+    resumed = start_flow("trading", settings, tmp_path, bounded(env, ("trading",)))
     code = wait_all([resumed], FLOW_TIMEOUT_S)["trading"]
 
     assert code not in (0, None), resumed.tail()

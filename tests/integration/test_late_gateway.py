@@ -24,23 +24,22 @@ from connectors.topic import DECISIONS, FILLS, ORDERS, PNL, POSITIONS, SIGNALS
 from dataflows.flows.run_end import GAVE_UP_EXIT
 from dataflows.ops.process import Child, start_flow, wait_all
 from dataflows.settings import load_settings
-from tests.integration.test_end_to_end import good_lines, publish, run_env
+from tests.integration.test_end_to_end import bounded, good_lines, publish, run_env
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW_TIMEOUT_S = 300
-IDLE_EXIT_S = {"trading": "2", "gateway": "10"}
-# Far longer than the run: the gate must wait for the late gateway, never give up.
-MAX_WAIT_MS = "240000"
+# The bounded run's guard, far longer than the run: the gate must wait for the late
+# gateway, never give up (in a bounded run the fill sync waits as long as the guard).
+GUARD_S = "240"
 COMPARED = (DECISIONS, ORDERS, POSITIONS, PNL)
 
 
 def start(name: str, env: dict[str, str], run_dir: Path) -> Child:
+    env = bounded(env, ("trading", "gateway"))
     settings = load_settings(ROOT / "config", env={**os.environ, **env})
-    return start_flow(
-        name, settings, run_dir, env | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": IDLE_EXIT_S[name]}
-    )
+    return start_flow(name, settings, run_dir, env)
 
 
 def wait_for_market_data_end(trading: Child) -> None:
@@ -52,11 +51,12 @@ def wait_for_market_data_end(trading: Child) -> None:
         time.sleep(0.2)
 
 
-def published(kafka_bootstrap: str, run_dir: Path, max_wait_ms: str) -> dict[str, str]:
-    """A fresh namespace holding the replay; the environment of its flows."""
+def published(kafka_bootstrap: str, run_dir: Path, guard_s: str) -> dict[str, str]:
+    """A fresh namespace holding the replay and its end marker; the environment of its
+    flows, whose bounded run fails loudly after `guard_s` without progress."""
     prefix = f"end-{uuid.uuid4().hex[:8]}."
     env = run_env(kafka_bootstrap, prefix, run_dir / "unused-clickhouse") | {
-        "HFL_RISK__FILL_SYNC_MAX_WAIT_MS": max_wait_ms
+        "HFL_KAFKA__END_GUARD_S": guard_s
     }
     create_topics(kafka_bootstrap, prefix=prefix)
     run_dir.mkdir()
@@ -66,7 +66,7 @@ def published(kafka_bootstrap: str, run_dir: Path, max_wait_ms: str) -> dict[str
 
 def run(kafka_bootstrap: str, run_dir: Path, *, late_gateway: bool) -> dict[str, list[object]]:
     """Run trading and gateway over the replay; return what the trading flow wrote."""
-    env = published(kafka_bootstrap, run_dir, MAX_WAIT_MS)
+    env = published(kafka_bootstrap, run_dir, GUARD_S)
     prefix = env["HFL_KAFKA__TOPIC_PREFIX"]
     trading = start("trading", env, run_dir)
     if late_gateway:
@@ -100,7 +100,7 @@ def test_a_gateway_starting_after_the_market_data_ended_changes_nothing(
 def test_without_a_gateway_the_flow_gives_up_loudly_and_decides_every_signal(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    env = published(kafka_bootstrap, tmp_path / "alone", max_wait_ms="3000")
+    env = published(kafka_bootstrap, tmp_path / "alone", guard_s="3")
     trading = start("trading", env, tmp_path / "alone")
     code = wait_all([trading], FLOW_TIMEOUT_S)["trading"]
     if code is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from support.gate_flow import run_gate
 
-from connectors.codec import decode_control, encode
+from connectors.codec import decode_control
 from connectors.kafka.admin import create_topics
 from connectors.kafka.reader import read_log
 from connectors.topic import AUDIT, CONTROL
@@ -32,7 +32,7 @@ def test_limits_set_publishes_an_audited_command_the_gate_applies_from_the_next_
     create_topics(kafka_bootstrap, prefix=prefix)
     env = os.environ | {"HFL_KAFKA__BOOTSTRAP": kafka_bootstrap, "HFL_KAFKA__TOPIC_PREFIX": prefix}
     args = ["limits", "set", "--instrument", "AAPL", "--max-position", "50"]
-    args += ["--reason", "desk cut", "--actor", "alice"]
+    args += ["--reason", "desk cut", "--no-wait"]  # signed with the admin key (conftest)
     done = subprocess.run(
         [sys.executable, "-m", "dataflows.commands", *args],
         cwd=ROOT,
@@ -43,12 +43,20 @@ def test_limits_set_publishes_an_audited_command_the_gate_applies_from_the_next_
     )
     assert "max_position 50 on AAPL sent" in done.stdout
 
-    (record,) = read_log(kafka_bootstrap, prefix + CONTROL, timeout_s=10)
-    command = decode_control(encode(record))
+    (envelope,) = read_log(kafka_bootstrap, prefix + CONTROL, timeout_s=10)
+    command = decode_control(str(envelope["payload"]).encode())
     assert isinstance(command, LimitCommand)
-    assert (command.instrument, command.max_position, command.actor) == ("AAPL", D(50), "alice")
+    assert (command.instrument, command.max_position, command.actor) == (
+        "AAPL",
+        D(50),
+        "pytest-admin",
+    )
     (audit,) = read_log(kafka_bootstrap, prefix + AUDIT, timeout_s=10)
-    assert (audit["action"], audit["actor"], audit["reason"]) == ("set_limits", "alice", "desk cut")
+    assert (audit["action"], audit["actor"], audit["reason"]) == (
+        "set_limits",
+        "pytest-admin",
+        "desk cut",
+    )
     assert audit["ts_event"] == command.ts_event
     assert command.command_id in audit["detail"]
 

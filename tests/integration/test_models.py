@@ -17,13 +17,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_end_to_end import ROOT, hfl, publish, sql  # shared end-to-end helpers
+from test_end_to_end import ROOT, bounded, hfl, publish, sql  # shared end-to-end helpers
 
 from connectors.codec import encode
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
 from dataflows.ops.process import start_flow, stop, wait_all
 from dataflows.settings import load_settings
+from risk.access import Role
 from sinks.query import read_port_file
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,6 @@ pytestmark = pytest.mark.integration
 SYMBOLS = ("AAPL", "MSFT")
 PART_TICKS = 2_000
 # Long enough to outlast the pauses between parts (waiting for audit events).
-IDLE_EXIT_S = {"trading": "15", "persist": "20"}
 AUDIT_TIMEOUT_S = 90.0
 FLOW_TIMEOUT_S = 240.0
 
@@ -49,7 +49,7 @@ def wait_for_audit(env: dict[str, str], action: str, count: int) -> None:
 
 
 def test_promote_then_rollback_round_trip_through_flows_into_clickhouse(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, api_keys: dict[Role, str]
 ) -> None:
     prefix = f"models-{uuid.uuid4().hex[:8]}."
     env = {
@@ -72,19 +72,18 @@ def test_promote_then_rollback_round_trip_through_flows_into_clickhouse(
     lines = [encode(record) for record in simulate(config, 3 * PART_TICKS)]
     parts = [lines[i : i + PART_TICKS] for i in range(0, len(lines), PART_TICKS)]
     settings = load_settings(ROOT / "config", env={**os.environ, **env})
-    flows = [
-        start_flow(name, settings, tmp_path, env | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": idle})
-        for name, idle in IDLE_EXIT_S.items()
-    ]
+    run = bounded(env, ("trading", "persist"))
+    flows = [start_flow(name, settings, tmp_path, run) for name in ("trading", "persist")]
     try:
         for n, part in enumerate(parts):
             (tmp_path / f"part{n}").mkdir()
-            publish(tmp_path / f"part{n}", part, env)
+            publish(tmp_path / f"part{n}", part, env, end=n == len(parts) - 1)
             if n == 0:
-                hfl(env, "models", "promote", "linear", "--actor", "alice", "--reason", "shadow")
+                as_risk = env | {"HFL_API_KEY": api_keys[Role.RISK]}
+                hfl(as_risk, "models", "promote", "linear", "--reason", "shadow")
                 wait_for_audit(env, "model_promoted", len(SYMBOLS))
             elif n == 1:
-                hfl(env, "models", "rollback", "--actor", "bob", "--reason", "baseline")
+                hfl(env, "models", "rollback", "--reason", "baseline")  # the admin key
                 wait_for_audit(env, "model_rolled_back", len(SYMBOLS))
         codes = wait_all(flows, FLOW_TIMEOUT_S)
     finally:
@@ -113,10 +112,10 @@ def test_promote_then_rollback_round_trip_through_flows_into_clickhouse(
         "FROM audit FINAL WHERE startsWith(action, 'model_') ORDER BY ts_event, instrument",
     )
     assert [(r["actor"], r["action"], r["subject"], r["instrument"]) for r in audit] == [
-        ("alice", "model_promoted", "linear", "AAPL"),
-        ("alice", "model_promoted", "linear", "MSFT"),
-        ("bob", "model_rolled_back", "logistic", "AAPL"),
-        ("bob", "model_rolled_back", "logistic", "MSFT"),
+        ("pytest-risk", "model_promoted", "linear", "AAPL"),
+        ("pytest-risk", "model_promoted", "linear", "MSFT"),
+        ("pytest-admin", "model_rolled_back", "logistic", "AAPL"),
+        ("pytest-admin", "model_rolled_back", "logistic", "MSFT"),
     ]
     listing = hfl(env, "models", "list")
     assert "linear" in listing and "challenger" in listing

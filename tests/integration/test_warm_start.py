@@ -23,7 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from test_end_to_end import ROOT, hfl, publish, run_flows, sql
+from test_end_to_end import ROOT, bounded, hfl, publish, run_flows, sql
 from test_end_to_end import run_env as end_to_end_env
 
 from connectors import topic
@@ -142,9 +142,7 @@ def test_fresh_flow_warm_started_from_clickhouse_checkpoint_predicts_like_the_ru
         )
         assert wait_all([refused], FLOW_TIMEOUT_S)["trading"] not in (0, None), refused.tail()
         assert "checkpoint digest mismatch" in refused.log.read_text()
-        trading = start_flow(
-            "trading", settings_b, tmp_path / "b", env_b | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": "3"}
-        )
+        trading = start_flow("trading", settings_b, tmp_path / "b", bounded(env_b, ("trading",)))
         codes = wait_all([trading], FLOW_TIMEOUT_S)
     finally:
         stop(persist)

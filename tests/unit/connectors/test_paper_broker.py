@@ -522,3 +522,43 @@ def test_backwards_tick_timestamp_uses_running_clock() -> None:
 def test_config_with_several_problems_names_them_all() -> None:
     with pytest.raises(ValueError, match=r"latency_ns.*fee_bps.*max_buffered_ticks"):
         PaperBrokerConfig(latency_ns=-1, fee_bps=float("nan"), max_buffered_ticks=0)
+
+
+# -- time in force ----------------------------------------------------------------------
+
+
+def good_till(order: Order, expire_ms: int) -> Order:
+    return dataclasses.replace(order, expire_ns=expire_ms * MS)
+
+
+def test_limit_order_not_crossed_by_its_expiry_expires_with_nothing_filled() -> None:
+    book = InstrumentBook(INSTRUMENT)
+    order = good_till(make_order("o1", 0, limit="100.5"), 200)
+    book.on_order(order)
+    assert book.on_tick(make_tick(1, 100, bid=101.0, ask=102.0)) == ()  # above the limit
+    (expired,) = book.on_tick(make_tick(2, 200, bid=99.0, ask=100.0))  # crossed, too late
+    assert isinstance(expired, OrderEvent)
+    assert expired.kind is OrderEventKind.EXPIRED
+    assert (expired.filled_quantity, expired.leaves_quantity) == (Decimal(0), Decimal(0))
+    assert expired.ts_event == 200 * MS
+    assert book.working_orders() == ()
+
+
+def test_partly_filled_order_expires_with_what_it_filled() -> None:
+    book = InstrumentBook(INSTRUMENT)
+    book.on_order(good_till(make_order("o1", 0, quantity="15"), 200))
+    assert len(fills(book.on_tick(make_tick(1, 100)))) == 1  # 10 of 15
+    (expired,) = events(book.on_tick(make_tick(2, 250)))
+    assert expired.kind is OrderEventKind.EXPIRED
+    assert expired.filled_quantity == Decimal(10)
+
+
+def test_late_order_past_its_expiry_in_the_buffer_expires_on_arrival() -> None:
+    early, late = InstrumentBook(INSTRUMENT), InstrumentBook(INSTRUMENT)
+    order = good_till(make_order("o1", 0, limit="99"), 150)
+    ticks = [make_tick(1, 100, bid=100.0, ask=101.0), make_tick(2, 200, bid=100.0, ask=101.0)]
+    assert by_id(run(early, [order, *ticks])) == by_id(run(late, [*ticks, order]))
+    assert [e.kind for e in events(run(InstrumentBook(INSTRUMENT), [*ticks, order]))] == [
+        OrderEventKind.ACCEPTED,
+        OrderEventKind.EXPIRED,
+    ]

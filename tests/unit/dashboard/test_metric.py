@@ -19,7 +19,7 @@ from dashboard.exporter import RISK_FIGURES, SnapshotCollector
 from dashboard.health import CHECK_NAMES
 from risk.domain.enums import DenialReason, TradingState
 
-NAME = re.compile(r"^hfl_(pipeline|persist|model|process|trading|risk|health|alerts)_[a-z_]+$")
+NAME = re.compile(r"^hfl_(pipeline|persist|model|process|trading|risk|health|alerts|feed)_[a-z_]+$")
 # "_up" is a 0/1 boolean, as in Prometheus's own `up`.
 UNITS = (
     "_total",

@@ -432,7 +432,8 @@ def test_replay_applies_operator_commands_where_the_journal_says_whatever_their_
     state, journal = event_time_state(), ListJournal()
     handle_account(state, [make_signal(1, 100.0), *through(TS)])
     snapshot = pickle.loads(pickle.dumps(state))
-    signals = [make_signal((-1) ** n, 100.0 + n, ts=TS + 10 * n) for n in range(1, 9)]
+    # Falling prices raise the long target: more buys, none crossing our resting ones.
+    signals = [make_signal(1, 100.0 - n, ts=TS + 10 * n) for n in range(1, 9)]
     kill, reduce, resume = (command(a, n) for n, a in enumerate(ControlAction))
     # Live: each command arrives between markers and is applied at once.
     live = handle_account(state, [*signals[:2], *through(TS + 20), kill], journal)

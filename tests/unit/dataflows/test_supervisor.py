@@ -21,7 +21,7 @@ from dataflows.ops.supervisor import (
 )
 from risk.domain.error import HflError
 
-FAST = Backoff(base_s=0.05, max_s=0.2, stable_s=60.0, max_restarts=3)
+FAST = Backoff(base_s=0.05, max_s=0.2, stable_s=60.0, max_restarts=3, same_failure_limit=9)
 
 
 def python(code: str, name: str = "job") -> Component:
@@ -177,3 +177,62 @@ def test_standby_spawned_before_its_environment_changed_is_not_used(tmp_path: Pa
     # Cold start, the stale standby (discarded), a cold restart, a fresh standby.
     assert len(set(pids(tmp_path / "flow.log", "imported "))) == 4
     assert len(set(pids(runs))) == 2
+
+
+def test_component_failing_the_same_way_is_given_up_however_long_it_ran(tmp_path: Path) -> None:
+    # Each attempt "stays up" past stable_s, which resets the restart count: only the
+    # same-failure count stops the loop that restarted a gave-up trading flow forever.
+    backoff = Backoff(base_s=0.01, max_s=0.02, stable_s=0.0, max_restarts=100, same_failure_limit=3)
+    supervisor = Supervisor(
+        [python("import time, sys; time.sleep(0.1); sys.exit(5)")], tmp_path, backoff=backoff
+    )
+    supervisor.start()
+    (health,) = settle(supervisor)
+    assert health.state is ComponentState.GAVE_UP
+    assert health.last_exit == 5
+    (why,) = supervisor.gave_up()
+    assert "job exited with 5" in why
+    assert "the same way 3 times" in why
+
+
+def test_final_exit_code_is_never_restarted(tmp_path: Path) -> None:
+    component = Component(
+        name="flow",
+        command=[sys.executable, "-c", "import sys; sys.exit(3)"],
+        final_exits=frozenset({3}),
+    )
+    supervisor = Supervisor([component], tmp_path, backoff=FAST)
+    supervisor.start()
+    (health,) = settle(supervisor)
+    assert health.state is ComponentState.GAVE_UP
+    assert health.restarts == 0
+    assert "exit 3 is final for flow" in supervisor.gave_up()[0]
+
+
+def test_different_failures_are_restarted_until_the_restart_bound(tmp_path: Path) -> None:
+    counter = tmp_path / "n"
+    code = (
+        "import pathlib, sys\n"
+        f"p = pathlib.Path({str(counter)!r})\n"
+        "n = int(p.read_text()) + 1 if p.exists() else 1\n"
+        "p.write_text(str(n))\n"
+        "sys.exit(10 + n % 2)\n"
+    )
+    backoff = Backoff(base_s=0.01, max_s=0.02, stable_s=60.0, max_restarts=4, same_failure_limit=2)
+    supervisor = Supervisor([python(code)], tmp_path, backoff=backoff)
+    supervisor.start()
+    (health,) = settle(supervisor)
+    assert health.state is ComponentState.GAVE_UP
+    assert health.restarts == 4
+    assert counter.read_text() == "5"
+
+
+def test_deaths_by_signal_are_not_failures_of_the_same_kind(tmp_path: Path) -> None:
+    code = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    backoff = Backoff(base_s=0.01, max_s=0.02, stable_s=60.0, max_restarts=4, same_failure_limit=2)
+    supervisor = Supervisor([python(code)], tmp_path, backoff=backoff)
+    supervisor.start()
+    (health,) = settle(supervisor)
+    assert health.state is ComponentState.GAVE_UP
+    assert health.restarts == 4  # bounded by max_restarts, not by the same-failure limit
+    assert "4 restarts" in supervisor.gave_up()[0]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from connectors import codec
 from risk.domain.decision import Approved
 from risk.domain.enums import OrderType, Side
-from risk.domain.fast_build import approved, market_order
+from risk.domain.fast_build import approved, order
 from risk.domain.order import Order
 
 texts = st.text(min_size=1, max_size=12)
@@ -29,9 +29,14 @@ def _same(built: object, reference: object) -> None:
     assert pickle.loads(pickle.dumps(built)) == reference
 
 
-@given(ids=st.tuples(texts, texts, texts, texts), side=st.sampled_from(Side), q=quantities)
-def test_market_order_equals_the_dataclass(
-    ids: tuple[str, str, str, str], side: Side, q: Decimal
+@given(
+    ids=st.tuples(texts, texts, texts, texts),
+    side=st.sampled_from(Side),
+    q=quantities,
+    limit=st.none() | st.decimals(min_value=0, max_value=10**9, places=9),
+)
+def test_order_equals_the_dataclass(
+    ids: tuple[str, str, str, str], side: Side, q: Decimal, limit: Decimal | None
 ) -> None:
     client, signal, account, instrument = ids
     values = {
@@ -44,8 +49,13 @@ def test_market_order_equals_the_dataclass(
         "ts_event": 7,
         "ts_init": 8,
     }
-    reference = Order(**values, order_type=OrderType.MARKET, limit_price=None)  # type: ignore[arg-type]
-    _same(market_order(**values), reference)  # type: ignore[arg-type]
+    # A market order, or a limit order good till an event time.
+    values |= {
+        "order_type": OrderType.MARKET if limit is None else OrderType.LIMIT,
+        "limit_price": limit,
+        "expire_ns": None if limit is None else 9,
+    }
+    _same(order(**values), Order(**values))  # type: ignore[arg-type]
 
 
 @given(
@@ -78,15 +88,18 @@ def test_approved_equals_the_dataclass(
 
 
 def test_built_objects_stay_frozen() -> None:
-    order = market_order(
+    built = order(
         client_order_id="c",
         signal_id="s",
         account="a",
         instrument="X",
         side=Side.BUY,
         quantity=Decimal(1),
+        order_type=OrderType.MARKET,
+        limit_price=None,
         ts_event=1,
         ts_init=1,
+        expire_ns=None,
     )
     with pytest.raises(dataclasses.FrozenInstanceError):
-        order.quantity = Decimal(2)  # type: ignore[misc]
+        built.quantity = Decimal(2)  # type: ignore[misc]

@@ -131,13 +131,17 @@ def approve(gate: AccountGate, signal: Signal) -> Order:
     return order
 
 
-def test_on_signal_long_approves_market_order_sized_to_target() -> None:
+def test_on_signal_long_approves_marketable_limit_order_sized_to_target() -> None:
     gate = make_gate()
     signal = make_signal(1, 100.0)
     decision, order = gate.on_signal(signal)
     assert isinstance(decision, Approved)
     assert order is not None
-    assert (order.side, order.quantity, order.order_type) == (Side.BUY, D(100), OrderType.MARKET)
+    assert (order.side, order.quantity, order.order_type) == (Side.BUY, D(100), OrderType.LIMIT)
+    # The reference plus the collar (make_limits: 5 %, less a hair), good for the
+    # time in force.
+    assert order.limit_price == D("104.9995")
+    assert order.expire_ns == signal.ts_event + make_limits().time_in_force_ns
     assert order.client_order_id == ids.client_order_id(ACCOUNT, "AAPL", signal.signal_id)
     assert decision.client_order_id == order.client_order_id
     assert (decision.ts_event, decision.ts_init) == (signal.ts_event, signal.ts_init)
@@ -185,8 +189,11 @@ def test_on_signal_max_position_counts_working_orders() -> None:
     assert isinstance(decision, Denied)
     assert decision.reason is DenialReason.MAX_POSITION
     # A flip nets the working buy against the sell: position if all fills is -100.
-    sell = approve(gate, make_signal(-1, 100.0, ts=TS + 20))
-    assert sell.quantity == D(200)
+    # Its limit (~95) would cross our resting buy (~105): self-match holds it back.
+    flip, _ = gate.on_signal(make_signal(-1, 100.0, ts=TS + 20))
+    assert flip.quantity == D(200)
+    assert isinstance(flip, Denied)
+    assert flip.reason is DenialReason.SELF_MATCH
 
 
 def test_on_signal_same_side_decision_independent_of_fill_timing() -> None:
@@ -796,3 +803,50 @@ def test_risk_metrics_carry_their_limits_and_skip_non_finite_figures() -> None:
     assert "correlation:AAPL:MSFT" in metrics
     assert metrics["correlation:AAPL:MSFT"].value > 0.9
     assert all(math.isfinite(m.value) for m in metrics.values())
+
+
+# -- marketable limit orders: the price collar, self-match and the time in force ------
+
+
+def test_signal_priced_beyond_the_collar_from_the_latest_reference_denies_price_collar() -> None:
+    gate = make_gate()
+    gate.on_reference_price("AAPL", 100.0, TS + 10)
+    # A late signal that saw 90: its buy limit 94.5 is 5.5 % from the reference 100.
+    decision, order = gate.on_signal(make_signal(1, 90.0, ts=TS + 5))
+    assert order is None
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.PRICE_COLLAR
+
+
+def test_signal_within_the_collar_of_the_latest_reference_is_approved() -> None:
+    gate = make_gate()
+    gate.on_reference_price("AAPL", 100.0, TS + 10)
+    # Its buy limit 96.59954 is 3.4 % from the reference: inside the 5 % collar.
+    order = approve(gate, make_signal(1, 92.0, ts=TS + 5))
+    assert order.limit_price == D("96.59954")
+
+
+def test_flip_that_crosses_our_resting_order_denies_self_match_until_it_expires() -> None:
+    gate = make_gate()
+    buy = approve(gate, make_signal(1, 100.0))
+    decision, _ = gate.on_signal(make_signal(-1, 100.0, ts=TS + 10))
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.SELF_MATCH
+    gate.on_order_event(make_event(buy, OrderEventKind.EXPIRED, 0))
+    assert gate.working_order_count() == 0
+    assert approve(gate, make_signal(-1, 100.0, ts=TS + 20)).quantity == D(100)
+
+
+def test_flip_priced_above_our_resting_buy_does_not_self_match() -> None:
+    gate = make_gate()
+    approve(gate, make_signal(1, 100.0))  # resting buy at 104.9995
+    approve(gate, make_signal(-1, 112.0, ts=TS + 10))  # sell limit 106.40056 above it
+
+
+def test_second_terminal_event_of_another_kind_is_impossible() -> None:
+    gate = make_gate()
+    order = approve(gate, make_signal(1, 100.0))
+    gate.on_fill(make_fill(order, 40))
+    gate.on_order_event(make_event(order, OrderEventKind.CANCELED, 60))
+    with pytest.raises(InvariantViolation, match="canceled cannot take expired"):
+        gate.on_order_event(make_event(order, OrderEventKind.EXPIRED, 60))

@@ -1,0 +1,174 @@
+"""The README's S&P 500 replay, watched in real Chromium: replayed history shows.
+
+`hfl up` runs the broker, the three flows and the dashboard; River's daily S&P 500
+series (2013-2018) is replayed with `hfl feed replay`. The dashboard selects the newest
+run's rows by event time, so years-old events show, not only those newer than the run's
+wall-clock start. A screenshot is left in ``var/browser/sp500-replay.png``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from support.loopback import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "var" / "browser" / "sp500-replay.png"
+SP500 = "AAPL,AMZN,IBM,INTC,JNJ,JPM,KO,MSFT,WMT,XOM"
+FIRST_DAY_NS = 1_360_000_000_000_000_000  # Feb 2013: the series starts here
+WALL_START_NS = time.time_ns()
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--window-size=1600,1400",
+)
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 600.0) -> Any:
+    """Poll `condition` until truthy (errors count as not yet); fail naming `what`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+        except (OSError, ValueError, KeyError, WebDriverException):
+            result = None
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+
+
+@dataclass(frozen=True)
+class System:
+    """A running `hfl up` with its dashboard, fed the S&P 500 replay."""
+
+    port: int
+    rows: int
+
+
+def hfl(env: dict[str, str], cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "dataflows.commands", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    tmp_path = tmp_path_factory.mktemp("sp500")
+    port = free_port()
+    env = {
+        **os.environ,
+        "HFL_CONFIG_DIR": str(ROOT / "config"),
+        "HFL_BROKER__PORT": str(free_port()),  # the clients follow (kafka.bootstrap)
+        "HFL_CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
+        "HFL_DASHBOARD__PORT": str(port),
+        "HFL_TRADING__INSTRUMENTS": SP500,
+    }
+    env.pop("HFL_KAFKA__BOOTSTRAP", None)
+    env.pop("HFL_KAFKA__TOPIC_PREFIX", None)
+    csv = tmp_path / "sp500.csv"
+    subprocess.run(
+        [sys.executable, "-m", "connectors.feeds.sp500", str(csv)],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    rows = len(csv.read_text().splitlines()) - 1
+    board = f"dashboard={sys.executable} -m dataflows.commands dashboard"
+    log = (tmp_path / "up.log").open("wb")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "dataflows.commands", "up", "--with", board],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        wait_for((tmp_path / "var" / "runs" / "up.json").exists, "hfl up to register")
+        wait_for(lambda: snapshot(port), "the dashboard")
+        hfl(env, tmp_path, "feed", "replay", str(csv))
+        yield System(port, rows)
+    finally:
+        up.send_signal(signal.SIGTERM)  # hfl up stops its flows, dashboard and broker
+        try:
+            up.wait(120)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+        log.close()
+
+
+def snapshot(port: int) -> dict[str, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/api/snapshot")
+    return dict(orjson.loads(connection.getresponse().read()))
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_replayed_sp500_history_shows_on_the_dashboard(
+    system: System, browser: webdriver.Chrome
+) -> None:
+    stored = wait_for(
+        lambda: snapshot(system.port)["pipeline"]["ticks"] == system.rows, "every replayed tick"
+    )
+    assert stored
+    shown = snapshot(system.port)
+    assert FIRST_DAY_NS <= shown["since_ns"] < WALL_START_NS - 10**17  # event time, years back
+    wait_for(
+        lambda: (
+            {r["instrument"] for r in snapshot(system.port)["models"]["scores"]}
+            == set(SP500.split(","))
+        ),
+        "every instrument's model scores (the trading flow may still be behind)",
+    )
+    browser.get(f"http://127.0.0.1:{system.port}/")
+    wait_for(
+        lambda: browser.find_element(By.ID, "ticks").text.replace(",", "") == str(system.rows),
+        "the page to show every replayed tick",
+    )
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert all(name in page for name in SP500.split(","))
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOT))
