@@ -180,7 +180,8 @@ class Handler(BaseHTTPRequestHandler):
         settings = {
             k: v for k, v in query.items() if k not in _NOT_SETTINGS and not k.startswith("param_")
         }
-        readonly = known[1] or settings.pop("readonly", "0") not in ("0", "")
+        requested = settings.pop("readonly", "0")  # enforced below, never SET on the engine
+        readonly = known[1] or requested not in ("0", "")
         if readonly and not _READ.match(sql):
             message = (
                 f"Code: 164. DB::Exception: {user}: Cannot execute query in readonly mode. "
