@@ -94,7 +94,28 @@ class KafkaSettings:
     end_guard_s: float = 600.0
     fetch_wait_ms: int = 5
     message_timeout_ms: int = 30_000
+    # Topic layout `hfl topics create` applies (existing topics are left as they are):
+    # md.ticks partitions (keyed by instrument), and every topic's replication factor and
+    # min.insync.replicas (1/1 on one broker; 3/2 in the compose cluster profile).
+    ticks_partitions: int = 1
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
     security: KafkaSecuritySettings = field(default_factory=KafkaSecuritySettings)
+
+    def topic_layout(self) -> dict[str, Any]:
+        """`connectors.kafka.admin.create_topics` keywords for this layout.
+
+        >>> KafkaSettings(ticks_partitions=6).topic_layout()["partitions"]
+        {'md.ticks': 6}
+        """
+        from connectors.topic import TICKS
+
+        return {
+            "prefix": self.topic_prefix,
+            "partitions": {TICKS: self.ticks_partitions},
+            "replication_factor": self.replication_factor,
+            "min_insync_replicas": self.min_insync_replicas,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,12 +131,38 @@ class ClickHouseSettings:
     """The store: `chdb:///abs/dir`, `chdb://memory` or `http(s)://user:pass@host:port/db`."""
 
     url: Secret = field(default_factory=Secret)
+    # A ClickHouse cluster name (compose cluster profile: `hfl`): migrations create
+    # replicated tables ON CLUSTER plus Distributed `<table>_all` tables; empty: one server.
+    cluster: str = ""
     flush_rows: int = 50_000
     flush_interval_s: float = 1.0
     # Chaos suite only (R5): acknowledgement journal path and injected faults
     # (sinks.ack_journal, sinks.fault); empty turns each off.
     ack_journal: str = ""
     faults: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsSettings:
+    """A process's own Prometheus endpoint (`hfl flow run`, `hfl feed`); port 0: none.
+
+    Local mode shares one multiprocess directory served by the dashboard instead; in
+    containers each process serves its own `/metrics` on `host:port` (compose: 0.0.0.0:9100).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BytewaxSettings:
+    """How `hfl flow run` joins a Bytewax cluster: `-i process_id -a addresses` when
+    `process_id` >= 0 (one process per container, addresses `host:port` in process order),
+    `-w workers_per_process` workers in each process."""
+
+    process_id: int = -1
+    addresses: tuple[str, ...] = ()
+    workers_per_process: int = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -409,6 +456,8 @@ class Settings:
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     clickhouse: ClickHouseSettings = field(default_factory=ClickHouseSettings)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    bytewax: BytewaxSettings = field(default_factory=BytewaxSettings)
     feed: FeedSettings = field(default_factory=FeedSettings)
     trading: TradingSettings = field(default_factory=TradingSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)

@@ -3,6 +3,15 @@
 A migration file is named ``NNNN_name.sql`` and holds statements ended by ``;``
 at the end of a line. Applied versions are recorded in ``schema_migrations``;
 statements use ``IF NOT EXISTS`` so a run interrupted halfway can simply be repeated.
+
+One source, two topologies: the files are written for one server
+(``ReplacingMergeTree``); `for_cluster` rewrites each statement for a ClickHouse
+cluster with Keeper (``ON CLUSTER``, ``ReplicatedReplacingMergeTree`` whose replicas
+take their shard and replica names from the server's macros, plus a ``Distributed``
+table ``<name>_all`` over every shard; views are created on every server).
+`migrate(client, cluster=...)` applies that
+variant. A statement the rewrite does not understand fails the migration rather than
+create a table that is silently not replicated.
 """
 
 from __future__ import annotations
@@ -66,21 +75,110 @@ def available() -> list[Migration]:
     return sorted(found, key=lambda migration: migration.version)
 
 
-def applied(client: Client) -> set[str]:
-    """Return the versions already recorded in ``schema_migrations``."""
-    client.command(_LEDGER_DDL)
+_CREATE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)(?=\s)")
+_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+)(?=\s)")
+_ALTER = re.compile(r"^ALTER TABLE (\w+) (ADD|DROP|MODIFY|RENAME) COLUMN ")
+_ENGINE = re.compile(r"ENGINE = ReplacingMergeTree(?:\((?P<args>[^)]*)\))?(?=\s|$)")
+_ANY_ENGINE = re.compile(r"ENGINE\s*=")
+_NON_REPLICATED = "non_replicated_deduplication_window"
+_REPLICATED = "replicated_deduplication_window"
+# Keeper path per shard and table; `{shard}` and `{replica}` are the server's macros.
+REPLICA_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
+DISTRIBUTED_SUFFIX = "_all"
+
+
+def for_cluster(statement: str, cluster: str) -> tuple[str, ...]:
+    """Rewrite one single-server statement for cluster `cluster`.
+
+    >>> create = ("CREATE TABLE IF NOT EXISTS t (x UInt8) ENGINE = ReplacingMergeTree "
+    ...           "ORDER BY x SETTINGS non_replicated_deduplication_window = 1000")
+    >>> for line in for_cluster(create, "hfl"):
+    ...     print(*re.split(" (?=ENGINE|ORDER|SETTINGS|AS )", line.replace(REPLICA_PATH, "P")))
+    CREATE TABLE IF NOT EXISTS t ON CLUSTER hfl (x UInt8) ENGINE = ReplicatedReplacingMergeTree(P) \
+ORDER BY x SETTINGS replicated_deduplication_window = 1000
+    CREATE TABLE IF NOT EXISTS t_all ON CLUSTER hfl AS t \
+ENGINE = Distributed(hfl, currentDatabase(), t, rand())
+    >>> for line in for_cluster("ALTER TABLE t ADD COLUMN IF NOT EXISTS y UInt8", "hfl"):
+    ...     print(line)
+    ALTER TABLE t ON CLUSTER hfl ADD COLUMN IF NOT EXISTS y UInt8
+    ALTER TABLE t_all ON CLUSTER hfl ADD COLUMN IF NOT EXISTS y UInt8
+
+    Raises:
+        ConfigError: the statement is not one the rewrite knows (a new engine or kind).
+    """
+    if not re.fullmatch(r"\w+", cluster):
+        raise ConfigError(f"clickhouse cluster name {cluster!r} must be a plain identifier")
+    if created := _CREATE.match(statement):
+        table = created.group(1)
+        engines = _ANY_ENGINE.findall(statement)
+        engine = _ENGINE.search(statement)
+        if engine is None or len(engines) != 1:
+            msg = f"cluster migration: {table} must use ENGINE = ReplacingMergeTree[(version)]"
+            raise ConfigError(msg)
+        args = REPLICA_PATH + (f", {engine.group('args')}" if engine.group("args") else "")
+        replicated = (
+            statement[: created.end()]
+            + f" ON CLUSTER {cluster}"
+            + statement[created.end() : engine.start()]
+            + f"ENGINE = ReplicatedReplacingMergeTree({args})"
+            + statement[engine.end() :]
+        ).replace(_NON_REPLICATED, _REPLICATED)
+        distributed = (
+            f"CREATE TABLE IF NOT EXISTS {table}{DISTRIBUTED_SUFFIX} ON CLUSTER {cluster} "
+            f"AS {table} ENGINE = Distributed({cluster}, currentDatabase(), {table}, rand())"
+        )
+        return replicated, distributed
+    if viewed := _VIEW.match(statement):
+        # A plain view reads the replica's own tables on every server it is created on.
+        return (statement[: viewed.end()] + f" ON CLUSTER {cluster}" + statement[viewed.end() :],)
+    if altered := _ALTER.match(statement):
+        table, rest = altered.group(1), statement[len(f"ALTER TABLE {altered.group(1)}") :]
+        return (
+            f"ALTER TABLE {table} ON CLUSTER {cluster}{rest}",
+            f"ALTER TABLE {table}{DISTRIBUTED_SUFFIX} ON CLUSTER {cluster}{rest}",
+        )
+    raise ConfigError(f"cluster migration: cannot rewrite statement {statement[:80]!r}")
+
+
+def statements_for(migration: Migration, cluster: str = "") -> tuple[str, ...]:
+    """The statements of `migration` for one server (`cluster` empty) or for a cluster."""
+    if not cluster:
+        return migration.statements
+    return tuple(
+        out for statement in migration.statements for out in for_cluster(statement, cluster)
+    )
+
+
+def _ledger_ddl(cluster: str) -> str:
+    if not cluster:
+        return _LEDGER_DDL
+    return for_cluster(_LEDGER_DDL.strip(), cluster)[0]
+
+
+def applied(client: Client, *, cluster: str = "") -> set[str]:
+    """Return the versions already recorded in ``schema_migrations``.
+
+    The ledger is created only when it is missing, so a client without DDL rights (the
+    persist flow's server user) can check that everything is applied.
+    """
+    if not int(client.command("EXISTS TABLE schema_migrations")):
+        client.command(_ledger_ddl(cluster))
     result = client.query("SELECT version FROM schema_migrations FINAL")
     return {row[0] for row in result.result_rows}
 
 
-def migrate(client: Client) -> list[str]:
-    """Apply every packaged migration not applied yet; return the versions applied now."""
-    done = applied(client)
+def migrate(client: Client, *, cluster: str = "") -> list[str]:
+    """Apply every packaged migration not applied yet; return the versions applied now.
+
+    `cluster`: the ClickHouse cluster name (replicated and distributed tables, see
+    `for_cluster`); empty for one server or the embedded engine.
+    """
+    done = applied(client, cluster=cluster)
     newly: list[str] = []
     for migration in available():
         if migration.version in done:
             continue
-        for statement in migration.statements:
+        for statement in statements_for(migration, cluster):
             client.command(statement)
         client.insert(
             "schema_migrations",

@@ -16,10 +16,30 @@ def create_topics(
     *,
     prefix: str = "",
     timeout_s: float = 15.0,
+    partitions: dict[str, int] | None = None,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
 ) -> list[str]:
-    """Create every topic that does not exist yet; return the names created."""
+    """Create every topic that does not exist yet; return the names created.
+
+    Args:
+        partitions: partition counts that replace the specs' own, by unprefixed name
+            (e.g. ``{"md.ticks": 6}``).
+        replication_factor: replicas of every partition (1 on one broker).
+        min_insync_replicas: replicas that must acknowledge an ``acks=all`` write.
+    """
     admin = AdminClient(admin_config(bootstrap))
-    wanted = [NewTopic(prefix + spec.name, spec.partitions, 1) for spec in specs]
+    counts = partitions or {}
+    config = {"min.insync.replicas": str(min_insync_replicas)} if min_insync_replicas > 1 else {}
+    wanted = [
+        NewTopic(
+            prefix + spec.name,
+            counts.get(spec.name, spec.partitions),
+            replication_factor,
+            config=config,
+        )
+        for spec in specs
+    ]
     created = []
     for name, future in admin.create_topics(wanted, request_timeout=timeout_s).items():
         try:

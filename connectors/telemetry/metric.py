@@ -232,3 +232,16 @@ def multiprocess_registry(directory: str) -> CollectorRegistry:
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=directory)
     return registry
+
+
+def serve_metrics(host: str, port: int) -> int:
+    """Serve this process's metrics on `http://host:port/metrics` from a daemon thread.
+
+    Docker mode: each container is its own process with no multiprocess directory to
+    share, so each flow serves its own values and Prometheus scrapes each one. Returns
+    the bound port (`port` 0 picks a free one).
+    """
+    from prometheus_client import REGISTRY, start_http_server
+
+    server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    return int(server.server_address[1])

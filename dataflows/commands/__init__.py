@@ -10,6 +10,7 @@ import sys
 from dataflows.commands import (
     access,
     bench,
+    deployment,
     models,
     observability,
     operations,
@@ -28,6 +29,7 @@ GROUPS = (
     ("bench", bench),
     ("research", research),
     ("security", access),
+    ("deployment", deployment),
 )
 
 

@@ -47,7 +47,7 @@ def _topics(args: argparse.Namespace) -> int:
     from connectors.kafka.admin import create_topics
 
     kafka = current_settings().kafka
-    created = create_topics(kafka.bootstrap, prefix=kafka.topic_prefix)
+    created = create_topics(kafka.bootstrap, **kafka.topic_layout())
     print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
     return 0
 
@@ -56,7 +56,8 @@ def _db(args: argparse.Namespace) -> int:
     from sinks.client import connect
     from sinks.migration import migrate
 
-    applied = migrate(connect(current_settings().clickhouse.url.reveal()))
+    clickhouse = current_settings().clickhouse
+    applied = migrate(connect(clickhouse.url.reveal()), cluster=clickhouse.cluster)
     print(f"applied migrations: {', '.join(applied) or 'none (up to date)'}")
     return 0
 
@@ -100,6 +101,10 @@ def _feed_live(args: argparse.Namespace) -> int:
     )
     router = LiveRouter(prefix=settings.kafka.topic_prefix, failover=failover)
     start_process_metrics("feed")
+    if settings.metrics.port:
+        from connectors.telemetry.metric import serve_metrics
+
+        serve_metrics(settings.metrics.host, settings.metrics.port)
     producer = CheckedProducer(settings.kafka.bootstrap, linger_ms=FEED_LINGER_MS)
 
     def report(live: list[Any]) -> None:
@@ -150,6 +155,10 @@ def _feed(args: argparse.Namespace) -> int:
     if args.source == "live":
         return _feed_live(args)
     settings = current_settings()
+    if settings.metrics.port:
+        from connectors.telemetry.metric import serve_metrics
+
+        serve_metrics(settings.metrics.host, settings.metrics.port)
     if args.source == "simulate":
         config = SimulationConfig(
             symbols=tuple(args.symbols.split(",")) if args.symbols else settings.feed.symbols,

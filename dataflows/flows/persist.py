@@ -181,7 +181,7 @@ def open_store(settings: Settings, run_id: str) -> PersistStore:
     dashboard."""
     url = settings.clickhouse.url.reveal()
     client = connect(url)
-    migrate(client)
+    migrate(client, cluster=settings.clickhouse.cluster)
     server = None
     if is_embedded(url):
         server = QueryServer(url)

@@ -95,7 +95,7 @@ def recover_lost_log(settings: Settings, recovery_root: Path) -> StartedOver:
         init_recovery(recovery_root / flow)
     names = [kafka.topic_prefix + spec.name for spec in ALL_TOPICS]
     delete_topics(kafka.bootstrap, names)
-    create_topics(kafka.bootstrap, prefix=kafka.topic_prefix)
+    create_topics(kafka.bootstrap, **kafka.topic_layout())
     _check_empty(kafka.bootstrap, names)
     return StartedOver(problems=problems, archive=archive, topics=names)
 

@@ -89,7 +89,7 @@ def broker_component(
 
     def ready() -> None:
         wait_for_port(broker.host, broker.port)
-        create_topics(kafka.bootstrap, prefix=kafka.topic_prefix)
+        create_topics(kafka.bootstrap, **kafka.topic_layout())
         reconcile_before_trading(say, trading_env)
 
     return Component(
