@@ -63,6 +63,9 @@ from risk.domain import (
 from risk.domain.ids import record_id, tick_id
 
 MAX_RECORD_BYTES = 64 * 1024
+# Our flows' own event records (a model checkpoint is tens of kB) may be as large as a
+# Kafka message (librdkafka's `message.max.bytes` default); outside input stays small.
+MAX_EVENT_RECORD_BYTES = 1_000_000
 RAW_KEEP_BYTES = 4 * 1024
 
 T = TypeVar("T")
@@ -257,7 +260,10 @@ def dead_letter(
 
 
 def _decoded(
-    build: Callable[[dict[str, Any]], T], raw: bytes | None, origin: RecordOrigin
+    build: Callable[[dict[str, Any]], T],
+    raw: bytes | None,
+    origin: RecordOrigin,
+    max_bytes: int = MAX_RECORD_BYTES,
 ) -> T | DecodeFailure:
     """Parse `raw` and `build` a value from it; any problem becomes a dead letter.
 
@@ -266,7 +272,7 @@ def _decoded(
     gap in a field check is still a dead letter, never a crashed flow.
     """
     try:
-        return build(_parse_object(raw))
+        return build(_parse_object(raw, max_bytes))
     except _Invalid as invalid:
         return dead_letter(raw, invalid.reason, invalid.detail, origin)
     except (
@@ -283,12 +289,12 @@ def _decoded(
         return dead_letter(raw, DecodeReason.WRONG_TYPE, detail, origin)
 
 
-def _parse_object(raw: bytes | None) -> dict[str, Any]:
-    """Parse `raw` as one JSON object, enforcing the size limit."""
+def _parse_object(raw: bytes | None, max_bytes: int = MAX_RECORD_BYTES) -> dict[str, Any]:
+    """Parse `raw` as one JSON object of at most `max_bytes`."""
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise _Invalid(DecodeReason.MALFORMED_JSON, f"no bytes ({type(raw).__name__})")
-    if len(raw) > MAX_RECORD_BYTES:
-        raise _Invalid(DecodeReason.OVERSIZED, f"{len(raw)} bytes > {MAX_RECORD_BYTES}")
+    if len(raw) > max_bytes:
+        raise _Invalid(DecodeReason.OVERSIZED, f"{len(raw)} bytes > {max_bytes}")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -851,6 +857,6 @@ def record_decoder(name: str) -> Callable[..., dict[str, Any] | DecodeFailure]:
         return _schema(choose(obj)).row(obj)
 
     def decode(raw: bytes, *, origin: RecordOrigin = NOWHERE) -> dict[str, Any] | DecodeFailure:
-        return _decoded(build, raw, origin)
+        return _decoded(build, raw, origin, MAX_EVENT_RECORD_BYTES)
 
     return decode

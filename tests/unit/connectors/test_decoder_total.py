@@ -142,7 +142,7 @@ def _damages(good: dict[str, Any], int_field: str, number_field: str, enum_field
     yield "empty", b"", DecodeReason.MALFORMED_JSON
     yield "array", b"[1, 2]", DecodeReason.NOT_AN_OBJECT
     yield "string", b'"x"', DecodeReason.NOT_AN_OBJECT
-    yield "oversized", b" " * (codec.MAX_RECORD_BYTES + 1), DecodeReason.OVERSIZED
+    yield "oversized", b" " * (codec.MAX_EVENT_RECORD_BYTES + 1), DecodeReason.OVERSIZED
 
 
 CASES = [
@@ -272,3 +272,13 @@ def test_decoder_null_record_value_is_dead_letter(name: str) -> None:
 
     assert isinstance(result, DecodeFailure)
     assert result.reason is DecodeReason.MALFORMED_JSON and result.raw_size == 0
+
+
+def test_model_checkpoint_larger_than_an_outside_record_is_a_row() -> None:
+    """A trained forest's checkpoint is tens of kB: persisted, not a dead letter."""
+    big = {**_record(topic.MODEL_CHECKPOINTS), "blob": "A" * (2 * codec.MAX_RECORD_BYTES)}
+
+    row = codec.record_decoder(topic.MODEL_CHECKPOINTS)(encode(big))
+
+    assert not isinstance(row, DecodeFailure), row
+    assert row["blob"] == big["blob"]
