@@ -89,6 +89,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         "HFL_BROKER__PORT": str(free_port()),  # the clients follow (kafka.bootstrap)
         "HFL_CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
         "HFL_DASHBOARD__PORT": str(port),
+        "HFL_DASHBOARD__OPEN_READ": "true",  # the page and the test read without a key
         "HFL_TRADING__INSTRUMENTS": SP500,
     }
     env.pop("HFL_KAFKA__BOOTSTRAP", None)
