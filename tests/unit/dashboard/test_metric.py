@@ -55,7 +55,8 @@ BOUNDED_VALUES = {
     "limit": {"max_position", "max_gross_exposure", *RISK_FIGURES},
     "metric": {"accuracy", "rolling_accuracy", *RISK_FIGURES},
 }
-FLOW_LABELS = {"step", "table", "reason", "component", "le"}
+# venue: one of the supported venue clients; kind and quantile: closed sets in the code.
+FLOW_LABELS = {"step", "table", "reason", "component", "le", "venue", "kind", "quantile"}
 
 
 def hostile_snapshot(n: int) -> dict[str, object]:

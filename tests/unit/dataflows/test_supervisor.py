@@ -137,7 +137,9 @@ def test_warm_component_restarts_from_its_standby_which_runs_once(tmp_path: Path
     imported = pids(tmp_path / "flow.log", "imported ")
     ran = pids(runs)
     # Cold start, the standby spawned while it ran, then a fresh standby that never ran.
-    assert len(set(imported)) == 3
+    # The fresh one may be stopped before it finished importing (a loaded machine), so
+    # it need not have logged: what matters is that only the first two ever ran.
+    assert 2 <= len(set(imported)) <= 3
     assert len(set(ran)) == len(ran) == 2
     assert set(ran) < set(imported)
     for pid in imported:
