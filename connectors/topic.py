@@ -33,6 +33,7 @@ RISK_METRICS = "hfl.events.risk_metrics"
 ALERTS = "hfl.alerts"
 AUDIT = "hfl.audit"
 COMMAND_JOURNAL = "hfl.command_journal"
+GATE_JOURNAL = "hfl.gate_journal"
 MODEL_CONTROL = "hfl.models.control"
 MODEL_METRICS = "hfl.events.model_metrics"
 MODEL_VERSIONS = "hfl.events.model_versions"
@@ -65,6 +66,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(name=AUDIT, partitions=1, key="subject"),
     # Written only by the risk gate, synchronously; read only by a resuming gate.
     TopicSpec(name=COMMAND_JOURNAL, partitions=1, key="command_id"),
+    # The order in which the risk gate consumed its inputs, per batch (same rules).
+    TopicSpec(name=GATE_JOURNAL, partitions=1, key="account"),
     TopicSpec(name=MODEL_CONTROL, partitions=1, key="instrument"),
     TopicSpec(name=MODEL_METRICS, partitions=1, key="instrument"),
     TopicSpec(name=MODEL_VERSIONS, partitions=1, key="instrument"),

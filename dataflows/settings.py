@@ -302,11 +302,15 @@ class RiskSettings:
     `drift_action` is the state a drifting instrument enters (null: ignore drift);
     `alert_actions` maps alert names to the state they put the account (or the
     alert's instrument) in. `fill_sync` says when fills are booked (`risk.fill_sync`):
-    `event_time` books each fill `fill_sync_delay_ms` after its event time, holding a
-    decision until the gateway's markers show those fills are in, for at most
-    `fill_sync_max_wait_ms` of wall time (then a `gateway_lag` alert); `arrival`
-    books them as they come. `start_halted` is a halt applied before the first input
-    (`StartHaltSettings`). `stress_scenarios` adds
+    `journal` books them as they come and journals the order of every input per batch
+    so a resume replays it (the wait for a lost journaled input is
+    `fill_sync_max_wait_ms`); `event_time` books each fill `fill_sync_delay_ms` after
+    its event time, holding a decision until the gateway's markers show those fills are
+    in, for at most `fill_sync_max_wait_ms` of wall time (then a `gateway_lag` alert);
+    `arrival` books them as they come, unjournaled; `auto` is `event_time` in a bounded
+    replay with the gateway and `journal` otherwise
+    (`dataflows.flows.account.fill_sync_mode`). `start_halted` is a halt applied
+    before the first input (`StartHaltSettings`). `stress_scenarios` adds
     named scenarios to the built-in ones: instrument (or "*" for all) -> return in
     percent, plus "market" for a market move applied through each instrument's beta.
     """
@@ -320,7 +324,7 @@ class RiskSettings:
     sizing: SizingSettings = field(default_factory=SizingSettings)
     drift_action: TradingState | None = TradingState.REDUCING
     alert_actions: dict[str, TradingState] = field(default_factory=default_alert_states)
-    fill_sync: FillSyncMode = FillSyncMode.EVENT_TIME
+    fill_sync: FillSyncMode = FillSyncMode.AUTO
     fill_sync_delay_ms: int = 1_000
     fill_sync_max_wait_ms: int = 10_000
     start_halted: StartHaltSettings = field(default_factory=StartHaltSettings)

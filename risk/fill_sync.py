@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -54,8 +55,16 @@ _FOREVER = 2**63
 
 
 class FillSyncMode(StrEnum):
-    """When the account step books fills (`risk.fill_sync`)."""
+    """When the account step books fills (`risk.fill_sync`).
 
+    `journal`: on arrival, the order of every input journaled per batch (`InputOrder`);
+    `event_time`: held for the gateway's markers (`FillSync`); `arrival`: on arrival,
+    unjournaled; `auto`: `event_time` in a bounded replay with the gateway, else
+    `journal` (`dataflows.flows.account.fill_sync_mode`).
+    """
+
+    AUTO = "auto"
+    JOURNAL = "journal"
     EVENT_TIME = "event_time"
     ARRIVAL = "arrival"
 
@@ -223,3 +232,154 @@ class FillSync(Generic[T]):
         fills = self._fills
         while fills and fills[0][0] < before_ns:
             out.append(heapq.heappop(fills)[-1])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournaledInputs:
+    """One batch of the risk gate's input journal: the inputs it applied, in order.
+
+    `inputs` are the keys `risk.engine.account.input_key` gives (`InputOrder`).
+    """
+
+    account: str
+    inputs: tuple[str, ...]
+
+
+class InputOrder(Generic[T]):
+    """The order in which the gate consumed its inputs, journaled, and its replay.
+
+    Live, the gate applies every input as it arrives and journals, per batch and
+    before the batch's effects leave, the keys of what it applied, in order
+    (`written` notes where). A resumed gate first reads the journal from
+    `journal_from` (the entries after its snapshot) and applies the inputs Bytewax
+    delivers again in the journal's order (`replay`, `order`): an input that comes
+    early waits for those before it; once the journal's last input is applied, the
+    gate is live again and whatever waited beyond the journal goes on in arrival order.
+    Same inputs and journal => same decisions, however the inputs interleave on resume.
+
+    The snapshot keeps the offset, how many inputs of the entries from there were
+    applied (`consumed`) and the inputs waiting for their turn: nothing in the live
+    path, and on resume only the inputs that came out of the journal's order. The
+    journal's keys themselves are read again on resume, never pickled.
+
+    >>> order = InputOrder[str](journal_from=7)
+    >>> order.replay(["s1", "f1", "s2"], end=9)
+    >>> order.order([("s1", "sig 1"), ("s2", "sig 2")])
+    (['sig 1'], [])
+    >>> order.settled(), len(order)
+    (False, 3)
+    >>> order.order([("f1", "fill 1"), ("s3", "sig 3")])
+    (['fill 1', 'sig 2'], [('s3', 'sig 3')])
+    >>> order.settled(), order.journal_from
+    (True, 9)
+    >>> order.written(offset=9)
+    >>> order.journal_from, order.order([("s4", "sig 4")])
+    (10, ([], [('s4', 'sig 4')]))
+    """
+
+    __slots__ = (
+        "_expected",
+        "_parked",
+        "_read_end",
+        "_stalled_since_ns",
+        "consumed",
+        "journal_from",
+        "max_wait_ns",
+    )
+
+    def __init__(self, journal_from: int = 0, max_wait_ns: int = 10_000_000_000) -> None:
+        self.journal_from = journal_from
+        self.max_wait_ns = max_wait_ns
+        self.consumed = 0
+        self._stalled_since_ns: int | None = None
+        self._read_end = journal_from
+        self._expected: deque[str] = deque()
+        self._parked: dict[str, deque[T]] = {}
+
+    def __len__(self) -> int:
+        """Inputs the replay still expects plus those waiting for their turn."""
+        return len(self._expected) + sum(map(len, self._parked.values()))
+
+    def __getstate__(self) -> dict[str, object]:
+        return {
+            "journal_from": self.journal_from,
+            "max_wait_ns": self.max_wait_ns,
+            "consumed": self.consumed,
+            "parked": [(key, list(items)) for key, items in self._parked.items()],
+        }
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(state["journal_from"], state["max_wait_ns"])  # type: ignore[misc, arg-type]
+        self.consumed = state["consumed"]  # type: ignore[assignment]
+        self._parked = {key: deque(items) for key, items in state["parked"]}  # type: ignore[attr-defined]
+
+    def settled(self) -> bool:
+        """True when no replayed input is awaited and nothing waits for its turn."""
+        return not self._expected and not self._parked
+
+    def replay(self, keys: list[str], end: int) -> None:
+        """Take the keys the journal holds from `journal_from` up to offset `end`, in
+        the order they were applied; the first `consumed` were applied before the
+        snapshot."""
+        self._read_end = max(self._read_end, end)
+        self._expected = deque(keys[self.consumed :])
+        self._advance([])
+
+    def order(self, arrived: list[tuple[str, T]]) -> tuple[list[T], list[tuple[str, T]]]:
+        """Of the inputs `arrived` (key, input; in arrival order) and those that waited:
+        the replayed ones whose turn came, in journal order, and, once the journal is
+        done, the live ones in arrival order (to be applied after the replayed ones and
+        journaled, `written`)."""
+        if not self._expected and not self._parked:
+            return [], arrived
+        parked = self._parked
+        for key, item in arrived:
+            parked.setdefault(key, deque()).append(item)
+        replayed: list[T] = []
+        self._advance(replayed)
+        if self._expected:
+            return replayed, []
+        live = [(key, item) for key, items in parked.items() for item in items]
+        parked.clear()
+        return replayed, live
+
+    def stalled(self, progressed: bool, now_ns: int) -> bool:
+        """True once the replay awaited an input for `max_wait_ns` of wall time (`now_ns`,
+        a timer: only a lost input makes it fire) without any progress."""
+        if progressed or self._stalled_since_ns is None:
+            self._stalled_since_ns = now_ns
+        if not self._expected:
+            self._stalled_since_ns = None
+            return False
+        return now_ns - self._stalled_since_ns >= self.max_wait_ns
+
+    def skip(self) -> list[str]:
+        """Give up on the replay (an awaited input never came): the keys still awaited;
+        what waited goes on live with the next `order`."""
+        missing = list(self._expected)
+        self._expected.clear()
+        self._live()
+        return missing
+
+    def written(self, offset: int) -> None:
+        """Note that the batch applied last is journaled at `offset`: a resume from here
+        on needs only the entries after it."""
+        self.journal_from = offset + 1
+        self.consumed = 0
+
+    def _advance(self, replayed: list[T]) -> None:
+        expected, parked = self._expected, self._parked
+        while expected:
+            items = parked.get(expected[0])
+            if not items:
+                return
+            replayed.append(items.popleft())
+            if not items:
+                del parked[expected[0]]
+            expected.popleft()
+            self.consumed += 1
+        self._live()
+
+    def _live(self) -> None:
+        self.journal_from = max(self.journal_from, self._read_end)
+        self.consumed = 0

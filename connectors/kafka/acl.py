@@ -54,6 +54,7 @@ ACCESS: dict[str, Access] = {
             topic.ORDER_EVENTS,
             topic.ALERTS,
             topic.COMMAND_JOURNAL,
+            topic.GATE_JOURNAL,
         ),
         writes=(
             topic.ORDERS,
@@ -62,6 +63,7 @@ ACCESS: dict[str, Access] = {
             topic.ALERTS,
             topic.AUDIT,
             topic.COMMAND_JOURNAL,
+            topic.GATE_JOURNAL,
         ),
         group="hfl-trading",
     ),
@@ -75,7 +77,11 @@ ACCESS: dict[str, Access] = {
     # Persist reads everything it stores and writes nothing to Kafka but dead letters.
     "persist": Access(
         principal="hfl-persist",
-        reads=tuple(spec.name for spec in topic.ALL_TOPICS if spec.name != topic.COMMAND_JOURNAL),
+        reads=tuple(
+            spec.name
+            for spec in topic.ALL_TOPICS
+            if spec.name not in (topic.COMMAND_JOURNAL, topic.GATE_JOURNAL)
+        ),
         writes=(topic.DLQ,),
         group="hfl-persist",
     ),

@@ -2,11 +2,19 @@
 
 It translates the configured limits and risk model into the gate's types, builds a
 fresh or resumed `AccountState`, and builds the engine with the real adapters: the
-wall clock (`time.time_ns`, read only by the timer that stops waiting for a failed
-gateway), the Kafka command journal (`connectors.kafka.journal`) and logs and metrics
-(`connectors.telemetry`). Every decision, the event-time booking (`risk.fill_sync`)
-and the operator-command journal's replay (`risk.command_log`) happen in the engine;
-see its module for how.
+wall clock (`time.time_ns`, read only by the timers that stop waiting for a failed
+gateway or a lost journaled input), the Kafka command journal
+(`connectors.kafka.journal`), the gate's input journal (`connectors.kafka.gate_journal`)
+and logs and metrics (`connectors.telemetry`). Every decision, the journaled input
+order or the event-time booking (`risk.fill_sync`) and the operator-command journal's
+replay (`risk.command_log`) happen in the engine; see its module for how.
+
+Which mode (`risk.fill_sync`, `fill_sync_mode`): `auto` (the default) journals the
+input order in a live run, so the gate decides on arrival and never waits for the
+gateway, and books in event time in a bounded replay that runs the gateway (demo,
+tests, chaos, backtests): such a replay has no journal of a run before it, and event
+time gives the same orders on every run of the same input. A bounded run without the
+gateway has no fills to order and journals too.
 
 Start halted: `risk.start_halted` (set by `hfl up` when startup reconciliation fails)
 halts the gate as it is built or resumed, before it sees any input, whatever order
@@ -21,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from connectors.kafka.gate_journal import KafkaGateJournal
 from connectors.kafka.journal import KafkaJournal, journal_entry
 from connectors.telemetry.log import log_event
 from connectors.telemetry.metric import observe_decision
@@ -32,8 +41,8 @@ from risk.command_log import CommandLog, CommandPoint
 from risk.domain import AuditEvent, ControlAction, Signal
 from risk.domain.decision import RiskDecision
 from risk.engine.account import AccountEngine, AccountInput, AccountState, Command, Held
-from risk.engine.port import JournalRead
-from risk.fill_sync import FillSync, FillSyncMode
+from risk.engine.port import InputJournal, JournalRead
+from risk.fill_sync import FillSync, FillSyncMode, InputOrder
 from risk.gate import AccountGate
 from risk.limit import LimitBook
 from risk.state import StatePolicy
@@ -47,6 +56,7 @@ __all__ = [
     "account_engine",
     "account_logic",
     "apply_start_halt",
+    "fill_sync_mode",
     "finish_account",
     "handle_account",
     "make_account_state",
@@ -75,6 +85,19 @@ class CommandJournal(Protocol):
 
     def write(self, command_id: str, entry: AuditEvent) -> int:
         """Write `entry` durably; return its offset."""
+        ...
+
+
+class GateJournal(InputJournal, Protocol):
+    """Where the gate journals the order of its inputs (the Kafka journal, or a test's
+    list): the engine's `InputJournal`, plus getting ready and the end."""
+
+    def connect(self) -> None:
+        """Get ready to write, so the first batch's record does not wait for it."""
+        ...
+
+    def end(self) -> int:
+        """The offset the next record will get."""
         ...
 
 
@@ -120,18 +143,34 @@ class _LogTelemetry:
         LOG.warning(message)
 
 
-def account_engine(journal: CommandJournal | None) -> AccountEngine:
-    """The engine with the real clock and telemetry, journaling in `journal`."""
+def fill_sync_mode(settings: Settings) -> FillSyncMode:
+    """`risk.fill_sync` with `auto` resolved (see the module docs): event time in a
+    bounded run whose writers include the gateway, the input journal otherwise."""
+    mode = settings.risk.fill_sync
+    if mode is not FillSyncMode.AUTO:
+        return mode
+    kafka = settings.kafka
+    replay = (kafka.bounded or kafka.exit_when_idle_s > 0) and "gateway" in kafka.end_writers
+    return FillSyncMode.EVENT_TIME if replay else FillSyncMode.JOURNAL
+
+
+def account_engine(
+    journal: CommandJournal | None, inputs: InputJournal | None = None
+) -> AccountEngine:
+    """The engine with the real clock and telemetry, journaling commands in `journal`
+    and, journaled, the input order in `inputs`."""
     return AccountEngine(
         clock=_SystemClock(),
         journal=None if journal is None else _JournalPort(journal),
         telemetry=_LogTelemetry(),
+        inputs=inputs,
     )
 
 
 def make_account_state(settings: Settings, journal_from: int = 0) -> AccountState:
-    """A fresh gate for the configured account; booking in event time, a resume reads
-    its command journal from offset `journal_from` on (see `account_logic`)."""
+    """A fresh gate for the configured account; a resume reads its journal (commands
+    in event time, inputs when journaled) from offset `journal_from` on (see
+    `account_logic`)."""
     trading, risk = settings.trading, settings.risk
     limits = LimitBook(
         default=risk_limits(risk.limits),
@@ -154,7 +193,10 @@ def make_account_state(settings: Settings, journal_from: int = 0) -> AccountStat
         gross_notional=risk.sizing.gross_notional,
     )
     state = AccountState(gate=gate, pnl_interval_ns=trading.pnl_interval_s * 1_000_000_000)
-    if risk.fill_sync is FillSyncMode.EVENT_TIME:
+    mode = fill_sync_mode(settings)
+    if mode is FillSyncMode.JOURNAL:
+        state.order = InputOrder(journal_from, max_wait_ns=risk.fill_sync_max_wait_ms * _NS_PER_MS)
+    elif mode is FillSyncMode.EVENT_TIME:
         delay_ns, max_wait_ns = (
             risk.fill_sync_delay_ms * _NS_PER_MS,
             risk.fill_sync_max_wait_ms * _NS_PER_MS,
@@ -166,35 +208,45 @@ def make_account_state(settings: Settings, journal_from: int = 0) -> AccountStat
 
 AccountLogic = Delegate[AccountInput, object, AccountState]
 # 2: the risk model's caches changed shape; 3: CommandLog keeps the journal's offset;
-# 4: AccountState moved to risk.engine.account and the gate was split into parts.
-ACCOUNT_STATE_VERSION = 4  # snapshot version of AccountState (dataflows.flows.shim): bump on change
+# 4: AccountState moved to risk.engine.account and the gate was split into parts;
+# 5: AccountState.order (the journaled input order).
+ACCOUNT_STATE_VERSION = 5  # snapshot version of AccountState (dataflows.flows.shim): bump on change
 Observer = Callable[[AccountState], None]
 Handle = Callable[[AccountState, list[AccountInput]], list[object]]
 
 
 def account_logic(
-    settings: Settings, journal: CommandJournal | None = None, observe: Observer | None = None
+    settings: Settings,
+    journal: CommandJournal | None = None,
+    observe: Observer | None = None,
+    inputs: GateJournal | None = None,
 ) -> Callable[[Snapshot | None], AccountLogic]:
     """The risk gate's `stateful_batch` builder: a fresh or resumed gate, halted before
     any input when `risk.start_halted` says so, booking held fills at the end of input.
 
-    Booking in event time, the gate journals operator commands in `journal` (default:
-    `hfl.command_journal`), and a resumed gate places replayed commands where the
-    journal says they were applied, reading it only from the offset its snapshot keeps.
+    Journaled (`fill_sync_mode`), the gate writes the order of its inputs per batch in
+    `inputs` (default: `hfl.gate_journal`) and a resumed gate replays that order,
+    reading it only from the offset its snapshot keeps. Booking in event time, the gate
+    journals operator commands in `journal` (default: `hfl.command_journal`), and a
+    resumed gate places replayed commands where the journal says they were applied.
     `observe` sees the state as built and after every batch (the end of a bounded run,
     `dataflows.flows.run_end`).
 
     Raises (on resume):
-        TimeoutError, OSError: the journal could not be read; resuming without it could
-            place a command elsewhere than before the crash, so the flow stops.
+        TimeoutError, OSError: a journal could not be read; resuming without it could
+            decide otherwise than before the crash, so the flow stops.
     """
-    halt, event_time = (
-        settings.risk.start_halted,
-        settings.risk.fill_sync is FillSyncMode.EVENT_TIME,
-    )
+    mode = fill_sync_mode(settings)
+    halt, event_time = settings.risk.start_halted, mode is FillSyncMode.EVENT_TIME
     kafka = settings.kafka
     journal = journal or KafkaJournal(kafka.bootstrap, kafka.topic_prefix, kafka.message_timeout_ms)
-    engine = account_engine(journal)
+    if mode is FillSyncMode.JOURNAL:
+        inputs = inputs or KafkaGateJournal(
+            kafka.bootstrap, kafka.topic_prefix, kafka.message_timeout_ms
+        )
+    else:
+        inputs = None
+    engine = account_engine(journal, inputs)
     handle: Handle = engine.handle
     if observe is not None:
         handle = _observed(handle, observe)
@@ -202,9 +254,12 @@ def account_logic(
     def build(resume_state: Snapshot | None) -> AccountLogic:
         if event_time:
             journal.connect()
+        if inputs is not None:
+            inputs.connect()
         if resume_state is None:
-            # Nothing in the journal before its present end is this new gate's.
-            state = make_account_state(settings, journal.end() if event_time else 0)
+            # Nothing in a journal before its present end is this new gate's.
+            starts = journal.end() if event_time else inputs.end() if inputs is not None else 0
+            state = make_account_state(settings, starts)
         else:
             state = restore(resume_state, "trading.risk_gate", ACCOUNT_STATE_VERSION)  # type: ignore[assignment]
             engine.resume(state)
@@ -251,8 +306,11 @@ def finish_account(state: AccountState) -> list[object]:
 
 
 def handle_account(
-    state: AccountState, batch: list[AccountInput], journal: CommandJournal | None = None
+    state: AccountState,
+    batch: list[AccountInput],
+    journal: CommandJournal | None = None,
+    inputs: InputJournal | None = None,
 ) -> list[object]:
     """One batch through the engine with the real clock and telemetry, journaling
-    commands in `journal` (`AccountEngine.handle`)."""
-    return account_engine(journal).handle(state, batch)
+    commands in `journal` and the input order in `inputs` (`AccountEngine.handle`)."""
+    return account_engine(journal, inputs).handle(state, batch)

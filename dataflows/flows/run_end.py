@@ -18,7 +18,10 @@ So the end waits for the right thing instead of for a time:
    are read to their end at that point (`after_market_data`).
 2. The gate reports after every batch whether its fill sync is settled: nothing held,
    and every marker past the last decision (`FillSync.settled`), so every report
-   before the gate's last decision has been booked in event time.
+   before the gate's last decision has been booked in event time. Journaled
+   (`risk.fill_sync: journal`) the gate holds nothing for the gateway: it is settled
+   unless a resume still replays its journal (`InputOrder.settled`), and the flow ends
+   at its market-data marker once its inbound topics are at their end.
 3. The inbound input (fills, order events, control, alerts) finishes at the end of its
    topics only once both hold (`may_end`); with it the flow ends, and `on_eof` books
    what is still in the fill sync.
@@ -53,10 +56,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Protocol
 
 from connectors.telemetry.log import log_event
-from risk.fill_sync import FillSync
 
 LOG = logging.getLogger("hfl.trading.end")
 GAVE_UP_EXIT = 3
@@ -71,6 +73,19 @@ class _Outcome:
 def gave_up() -> bool:
     """True when this process's bounded run ended without its gate settling."""
     return _Outcome.gave_up
+
+
+class Settling(Protocol):
+    """What the gate reports after a batch: a `risk.fill_sync.FillSync` (event time) or
+    `InputOrder` (journaled; settled once a resume's replay is done)."""
+
+    def __len__(self) -> int:
+        """Items waiting."""
+        ...
+
+    def settled(self) -> bool:
+        """True when nothing is held back."""
+        ...
 
 
 class RunEnd:
@@ -93,8 +108,9 @@ class RunEnd:
         self._ended_at = time.monotonic()
         log_event(LOG, "market data ended", settled=self._settled, waiting=self._waiting)
 
-    def note_gate(self, sync: FillSync[Any] | None) -> None:
-        """Record the gate's fill sync after a batch (None: it books in arrival order)."""
+    def note_gate(self, sync: Settling | None) -> None:
+        """Record the gate's fill sync or journal replay after a batch
+        (`AccountState.settling`; None: it books in arrival order)."""
         waiting = 0 if sync is None else len(sync)
         if waiting != self._waiting:
             self._progress_at = time.monotonic()

@@ -344,7 +344,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         op.stateful_batch(
             "risk_gate",
             account_in,
-            account_logic(settings, observe=lambda state: end.note_gate(state.sync)),
+            account_logic(settings, observe=lambda state: end.note_gate(state.settling())),
         ),
     )
     io.output(

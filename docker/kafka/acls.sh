@@ -17,6 +17,7 @@ kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.pr
 kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.properties --add --allow-principal User:hfl-trading --operation Read --topic hfl.order_events
 kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.properties --add --allow-principal User:hfl-trading --operation Read --topic hfl.alerts
 kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.properties --add --allow-principal User:hfl-trading --operation Read --topic hfl.command_journal
+kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.properties --add --allow-principal User:hfl-trading --operation Read --topic hfl.gate_journal
 kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.properties --add --allow-principal User:hfl-trading --operation Write --topic hfl.orders
 kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.properties --add --allow-principal User:hfl-trading --operation Write --topic hfl.events.bars
 kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.properties --add --allow-principal User:hfl-trading --operation Write --topic hfl.events.features
@@ -35,6 +36,7 @@ kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.pr
 kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.properties --add --allow-principal User:hfl-trading --operation Write --topic hfl.alerts
 kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.properties --add --allow-principal User:hfl-trading --operation Write --topic hfl.audit
 kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.properties --add --allow-principal User:hfl-trading --operation Write --topic hfl.command_journal
+kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.properties --add --allow-principal User:hfl-trading --operation Write --topic hfl.gate_journal
 kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.properties --add --allow-principal User:hfl-trading --operation Read --group hfl-trading --resource-pattern-type prefixed
 kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.properties --add --allow-principal User:hfl-gateway --operation Read --topic hfl.orders
 kafka-acls.sh --bootstrap-server kafka:9092 --command-config /etc/kafka/admin.properties --add --allow-principal User:hfl-gateway --operation Read --topic md.ticks

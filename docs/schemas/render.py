@@ -24,6 +24,7 @@ from typing import Any
 
 from connectors import topic
 from risk import domain as d
+from risk.fill_sync import JournaledInputs
 
 HERE = Path(__file__).resolve().parent
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -51,6 +52,7 @@ TOPIC_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
     topic.ALERTS: ("alert name", (d.Alert,)),
     topic.AUDIT: ("subject", (d.AuditEvent,)),
     topic.COMMAND_JOURNAL: ("command_id", (d.AuditEvent,)),
+    topic.GATE_JOURNAL: ("account", (JournaledInputs,)),
     topic.MODEL_CONTROL: ("instrument, or `all`", (d.ModelCommand,)),
     topic.MODEL_METRICS: ("instrument", (d.ModelMetrics,)),
     topic.MODEL_VERSIONS: ("instrument", (d.ModelVersion,)),

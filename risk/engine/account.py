@@ -1,4 +1,11 @@
-"""One account's inputs through the risk gate: in arrival order, or in event time.
+"""One account's inputs through the risk gate: on arrival (journaled or not), or in event time.
+
+Journaled (`state.order`, a `risk.fill_sync.InputOrder`, the live default): every
+input is applied as it arrives, and per batch, before its effects leave, the keys of
+the inputs applied are written in order to the `InputJournal`; a resumed engine reads
+the journal from the offset its snapshot keeps and applies the inputs Bytewax
+delivers again in the journal's order, then goes on live. Nothing waits for the
+gateway; a resume decides as the run before the crash did.
 
 With event-time booking (`state.sync`, a `risk.fill_sync.FillSync`) fills and order
 events are booked each `delay` after they happened: signals, bars and drift events
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from risk.command_log import CommandLog
+from risk.command_log import CommandLog, CommandPoint
 from risk.domain import (
     Alert,
     AlertSeverity,
@@ -41,8 +48,8 @@ from risk.domain import (
 )
 from risk.domain.ids import stable_id
 from risk.early import EarlyReports, OrderReport
-from risk.engine.port import Clock, Command, CommandJournal, Telemetry
-from risk.fill_sync import FillSync
+from risk.engine.port import Clock, Command, CommandJournal, InputJournal, Telemetry
+from risk.fill_sync import FillSync, InputOrder
 from risk.gate import AccountGate, InvariantViolation
 from risk.limit import with_max_position
 
@@ -80,6 +87,12 @@ class AccountState:
     start_halt_id: str | None = None
     pending: list[object] = field(default_factory=list)
     commands: CommandLog[Command] = field(default_factory=CommandLog)
+    order: InputOrder[AccountInput] | None = None
+
+    def settling(self) -> FillSync[Held] | InputOrder[AccountInput] | None:
+        """What the end of a bounded run asks whether it settled (`dataflows.flows.run_end`):
+        the fill sync in event time, the journal's replay when journaled, else None."""
+        return self.sync if self.sync is not None else self.order
 
 
 class AccountEngine:
@@ -87,25 +100,40 @@ class AccountEngine:
 
     The engine holds only its adapters; everything that must survive a restart is in
     the `AccountState`, which the caller snapshots. `journal` may be None only when
-    booking in arrival order (commands then need no journal).
+    booking in arrival order (commands then need no journal); `inputs` only when the
+    state journals its input order (`state.order`).
     """
 
-    __slots__ = ("_clock", "_journal", "_telemetry")
+    __slots__ = ("_clock", "_inputs", "_journal", "_telemetry")
 
     def __init__(
-        self, *, clock: Clock, journal: CommandJournal | None, telemetry: Telemetry
+        self,
+        *,
+        clock: Clock,
+        journal: CommandJournal | None,
+        telemetry: Telemetry,
+        inputs: InputJournal | None = None,
     ) -> None:
         self._clock = clock
         self._journal = journal
         self._telemetry = telemetry
+        self._inputs = inputs
 
     def resume(self, state: AccountState) -> None:
         """Place the commands the journal recorded after `state`'s snapshot (event time).
 
         Raises:
             TimeoutError, OSError: the journal could not be read; resuming without it
-                could place a command elsewhere than before the crash.
+                could place a command elsewhere than before the crash; or the input
+                journal could not be read (journaled order).
         """
+        if state.order is not None:
+            read = self._inputs_or_fail().read(state.gate.account, state.order.journal_from)
+            state.order.replay(read.keys, read.end)
+            self._telemetry.note(
+                "input journal replay", inputs=len(read.keys), records=read.records
+            )
+            return
         if state.sync is None:
             return
         commands = state.commands
@@ -146,6 +174,9 @@ class AccountEngine:
         entries of operator commands, each written to the journal before this returns.
         """
         out, state.pending = state.pending, []
+        if state.order is not None:
+            self._in_journal_order(state, state.order, batch, out)
+            return out
         sync = state.sync
         for event in batch:
             match event:
@@ -182,6 +213,66 @@ class AccountEngine:
             out.append(state.gate.snapshot_pnl(last_ns))
             out.extend(state.gate.take_events())
         return out
+
+    def _in_journal_order(
+        self,
+        state: AccountState,
+        order: InputOrder[AccountInput],
+        batch: list[AccountInput],
+        out: list[object],
+    ) -> None:
+        """Apply the batch on arrival (after a resume: in the journal's order, then
+        live), journaling the keys of the live inputs applied before returning."""
+        arrived = [(key, event) for event in batch if (key := input_key(event)) is not None]
+        replayed, live = order.order(arrived)
+        if order.stalled(bool(replayed), now_ns := self._clock.now_ns()):
+            self._journal_gap(state, order.skip(), now_ns, out)
+            more, live = order.order([])
+            replayed += more
+        for event in replayed:
+            self._apply_journaled(state, event, out)
+        if not live:
+            return
+        for _, event in live:
+            self._apply_journaled(state, event, out)
+        keys = [key for key, _ in live]
+        order.written(self._inputs_or_fail().record(state.gate.account, keys))
+
+    def _apply_journaled(self, state: AccountState, event: AccountInput, out: list[object]) -> None:
+        self._apply(state, event, out)
+        if isinstance(event, Signal):
+            state.commands.count(1)
+        elif isinstance(event, ControlCommand | LimitCommand):
+            point = CommandPoint(event.command_id, state.commands.decided, event.ts_event)
+            out.append(self._inputs_or_fail().applied(state.gate.account, event, point))
+
+    def _journal_gap(
+        self, state: AccountState, missing: list[str], now_ns: int, out: list[object]
+    ) -> None:
+        """The replay waited too long for an input the journal lists (its topic lost
+        it): go on without it, loudly."""
+        account = state.gate.account
+        alert = Alert(
+            alert_id=stable_id("gate_journal_gap", account, *missing[:1]),
+            name="gate_journal_gap",
+            severity=AlertSeverity.CRITICAL,
+            source="trading.risk_gate",
+            subject=account,
+            message=(
+                f"{len(missing)} journaled inputs never came again on resume (first"
+                f" {missing[0] if missing else '-'}); deciding on in arrival order"
+            ),
+            ts_event=now_ns,
+            ts_init=now_ns,
+        )
+        out.append(alert)
+        self._telemetry.warn(alert.message)
+
+    def _inputs_or_fail(self) -> InputJournal:
+        if self._inputs is None:
+            msg = "a journaled risk gate needs its input journal"
+            raise InvariantViolation(msg)
+        return self._inputs
 
     def _journal_or_fail(self) -> CommandJournal:
         if self._journal is None:
@@ -301,6 +392,27 @@ class AccountEngine:
             self._telemetry.note("fill booked", report)
         else:
             gate.on_order_event(report)
+
+
+def input_key(event: AccountInput) -> str | None:
+    """The key the input journal records `event` by (None: progress markers, which
+    nothing waits for when journaled)."""
+    match event:
+        case Signal():
+            return "s" + event.signal_id
+        case Fill():
+            return "f" + event.fill_id
+        case OrderEvent():
+            return "e" + event.event_id
+        case Bar():
+            return f"b{event.instrument}@{event.interval_s}@{event.ts_event}"
+        case ControlCommand() | LimitCommand():
+            return "c" + event.command_id
+        case Alert():
+            return "a" + event.alert_id
+        case DriftDetected():
+            return "d" + event.drift_id
+    return None
 
 
 def _event_time(event: Held) -> int:

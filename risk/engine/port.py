@@ -51,6 +51,36 @@ class CommandJournal(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class InputsRead:
+    """The keys of one account's consumed inputs read from an offset, in order, and the end."""
+
+    keys: list[str]
+    end: int
+    records: int
+
+
+class InputJournal(Protocol):
+    """Where the gate journals, per batch, the order in which it consumed its inputs
+    (`risk.fill_sync.InputOrder`)."""
+
+    def read(self, account: str, start: int) -> InputsRead:
+        """`account`'s input keys from offset `start` on, in journal order."""
+        ...
+
+    def record(self, account: str, keys: list[str]) -> int:
+        """Write durably that `account` consumed `keys`, in order; return the offset.
+
+        Raises:
+            DeliveryFailedError: not acknowledged; the batch's effects must not leave.
+        """
+        ...
+
+    def applied(self, account: str, command: Command, point: CommandPoint) -> AuditEvent:
+        """The audit event saying `account` applied `command` (what operators wait for)."""
+        ...
+
+
 class Telemetry(Protocol):
     """Logs and metrics of the engine's work (never read back: no decision depends on them)."""
 

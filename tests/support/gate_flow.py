@@ -11,7 +11,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from dataflows.flows.account import AccountInput, CommandJournal, account_logic
+from dataflows.flows.account import AccountInput, CommandJournal, GateJournal, account_logic
 from dataflows.settings import Settings
 
 
@@ -23,12 +23,14 @@ def run_gate(
     recovery_dir: Path | None = None,
     journal: CommandJournal | None = None,
     out: list[object] | None = None,
+    inputs_journal: GateJournal | None = None,
 ) -> list[object]:
     """Run account inputs, in order, through the risk gate step of a Bytewax flow.
 
     With `recovery_dir` each batch is an epoch with its snapshot, so an ABORT in the
-    inputs resumes where it stopped; `journal`: the gate's command journal (default: on
-    the configured broker); `out`: where outputs go (kept if the run fails).
+    inputs resumes where it stopped; `journal`: the gate's command journal and
+    `inputs_journal` its input journal (default: on the configured broker); `out`: where
+    outputs go (kept if the run fails).
     """
     account = settings.trading.account
     out = [] if out is None else out
@@ -38,7 +40,9 @@ def run_gate(
         op.input("account_in", flow, TestingSource(inputs, batch_size=batch_size)),
         lambda event: (account, event),
     )
-    decisions = op.stateful_batch("risk_gate", keyed, account_logic(settings, journal))
+    decisions = op.stateful_batch(
+        "risk_gate", keyed, account_logic(settings, journal, inputs=inputs_journal)
+    )
     op.output("out", op.key_rm("account_events", decisions), TestingSink(out))
     if recovery_dir is None:
         run_main(flow)

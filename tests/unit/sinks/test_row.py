@@ -144,11 +144,12 @@ def test_columns_for_record_missing_required_field_raises() -> None:
 
 def test_table_by_topic_covers_every_persisted_topic() -> None:
     # Commands are not persisted as such: what they did is (risk events, audit; the
-    # gate's command journal is on hfl.audit too).
+    # gate's command journal is on hfl.audit too; its input journal is for resumes only).
     persisted = {spec.name for spec in topic.ALL_TOPICS} - {
         topic.CONTROL,
         topic.MODEL_CONTROL,
         topic.COMMAND_JOURNAL,
+        topic.GATE_JOURNAL,
     }
     assert set(TABLE_BY_TOPIC) == persisted
     assert set(TABLE_BY_TOPIC.values()) <= set(COLUMNS)
