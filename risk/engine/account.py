@@ -231,12 +231,12 @@ class AccountEngine:
             replayed += more
         for event in replayed:
             self._apply_journaled(state, event, out)
-        if not live:
-            return
         for _, event in live:
             self._apply_journaled(state, event, out)
-        keys = [key for key, _ in live]
-        order.written(self._inputs_or_fail().record(state.gate.account, keys))
+        if live:
+            keys = [key for key, _ in live]
+            order.written(self._inputs_or_fail().record(state.gate.account, keys))
+        _promise_decided(state, [*replayed, *(event for _, event in live)], out)
 
     def _apply_journaled(self, state: AccountState, event: AccountInput, out: list[object]) -> None:
         self._apply(state, event, out)
@@ -422,10 +422,24 @@ def _event_time(event: Held) -> int:
     return event.ts_event
 
 
+def _promise_decided(state: AccountState, applied: list[AccountInput], out: list[object]) -> None:
+    """Journaled: promise the orders up to the latest signal decided (signals come in
+    event-time order, as `FillSync.promise` assumes too), so the gateway still trims its
+    tick buffers and marks its progress; nothing here waits for its markers."""
+    times = [e.ts_event for e in applied if isinstance(e, Signal)]
+    if times:
+        _send_promise(state, max(times), out)
+
+
 def _promise(state: AccountState, sync: FillSync[Held], out: list[object]) -> None:
     """Tell the gateway which orders it has all of, when that moved on."""
     through = sync.promise()
-    if through is None or (state.promised_ns is not None and through <= state.promised_ns):
+    if through is not None:
+        _send_promise(state, through, out)
+
+
+def _send_promise(state: AccountState, through: int, out: list[object]) -> None:
+    if state.promised_ns is not None and through <= state.promised_ns:
         return
     state.promised_ns = through
     account = state.gate.account

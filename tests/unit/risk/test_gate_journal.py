@@ -84,7 +84,8 @@ def test_signal_is_decided_on_arrival_without_any_gateway_marker_and_journaled()
     state, run = journaled_state(), journaled(inputs)
     signal = make_signal(1, 100.0)
     out = run.handle(state, [signal])
-    assert [type(o).__name__ for o in out] == ["Approved", "Order"]  # no OrdersSent, no wait
+    # Decided at once; the promise only lets the gateway trim its ticks.
+    assert [type(o).__name__ for o in out] == ["Approved", "Order", "OrdersSent"]
     assert inputs.records == [("acc", [input_key(signal)])]
     assert state.settling() is state.order and state.order.settled()
     assert (state.order.journal_from, state.order.consumed) == (1, 0)
