@@ -89,6 +89,7 @@ COLUMNS: dict[str, dict[str, _Column]] = {
         f"tick_id instrument seq kind price size {_TS}", optional="bid ask bid_size ask_size"
     ),
     "bars": _spec(f"instrument interval_s open high low close volume vwap trade_count {_TS}"),
+    "history_bars": _spec(f"venue instrument interval_s open high low close volume {_TS}"),
     "features": _spec(f"tick_id instrument values {_TS}"),
     "predictions": _spec(
         f"tick_id instrument model horizon_ns probability_up {_TS}",
