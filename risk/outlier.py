@@ -267,7 +267,9 @@ def flag_alert(tick: Tick, rule: OutlierRule, count: int, detail: str) -> Alert:
         severity=AlertSeverity.WARNING,
         source="trading",
         subject=tick.instrument,
-        message=f"{rule.value}: {count} tick(s) flagged and passed, latest {tick.tick_id}: {detail}",
+        message=(
+            f"{rule.value}: {count} tick(s) flagged and passed, latest {tick.tick_id}: {detail}"
+        ),
         ts_event=tick.ts_event,
         ts_init=tick.ts_init,
     )
