@@ -9,6 +9,9 @@ wire format: the market lists are the venues' documentation examples stored unde
   `startTime`/`endTime` in ms) and `GET /api/v3/exchangeInfo`;
 - Coinbase Exchange `GET /products/{id}/candles` (`[time, low, high, open, close,
   volume]`, newest first, at most 300, `start`/`end` ISO 8601) and `GET /products`;
+- Coinbase Exchange `GET /products/{id}/trades` (`after` = a trade id: the trades below it,
+  newest first, at most 1000; `time`, `trade_id`, `price`, `size`, `side`), the REST
+  refill of a websocket trade gap;
 - Kraken `GET /0/public/OHLC` (`{"error": [], "result": {PAIR: [[time, o, h, l, c, vwap,
   volume, count]], "last": t}}`; like the venue, only the latest 720 intervals are ever
   served, filtered by `since`) and `GET /0/public/AssetPairs`.
@@ -80,6 +83,7 @@ class RestVenueServer:
     end_ms: int
     delay_s: float = 0.0
     throttle_every: int = 0
+    last_trade_id: int = 1_000_000  # Coinbase trades: ids 1..last_trade_id
     fixtures: Path = FIXTURES
     requests: list[str] = field(default_factory=list)
     candle_requests: int = 0
@@ -137,6 +141,8 @@ class RestVenueServer:
             return self._throttle("binance") or self._binance_klines(query)
         if path == "/products":
             return 200, self._fixture("coinbase_products.json"), {}
+        if path.startswith("/products/") and path.endswith("/trades"):
+            return self._coinbase_trades(path.split("/")[2], query)
         if path.startswith("/products/") and path.endswith("/candles"):
             return self._throttle("coinbase") or self._coinbase_candles(path.split("/")[2], query)
         if path == "/0/public/AssetPairs":
@@ -219,6 +225,22 @@ class RestVenueServer:
             o, h, lo, c, v, _ = candle("coinbase", product, t, granularity // 60)
             rows.append([t // 1000, lo, h, o, c, v])
         return 200, rows, {}
+
+    def _coinbase_trades(self, product: str, q: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        # Newest first, ids below `after` (the venue's pagination cursor), at most 1000.
+        limit = min(int(q.get("limit", 100)), 1000)
+        top = min(int(q.get("after", self.last_trade_id + 1)), self.last_trade_id + 1)
+        rows = []
+        for trade_id in range(top - 1, max(0, top - 1 - limit), -1):
+            o, *_ = candle("coinbase", product, self.start_ms + trade_id * 100)
+            when = datetime.fromtimestamp((self.start_ms + trade_id * 100) / 1000, UTC)
+            rows.append({
+                "time": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "trade_id": trade_id,
+                "price": f"{o:.8f}", "size": f"{0.001 * (1 + trade_id % 7):.8f}",
+                "side": "buy" if trade_id % 2 else "sell",
+            })  # fmt: skip
+        headers = {"CB-AFTER": str(rows[-1]["trade_id"])} if rows else {}
+        return 200, rows, headers
 
     def _kraken_ohlc(self, q: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         pair = _KRAKEN_PAIRS.get(q.get("pair", "").upper())
