@@ -15,7 +15,9 @@ Each rule names one way a tick can be wrong; each has an action: dead-letter the
 - `zero_size`: a trade of zero or negative size, or a negative quote size.
 - `stale_timestamp`: received more than `max_age_ns` after the venue's event time.
 - `future_timestamp`: the venue's event time is more than `max_skew_ns` after receipt.
-- `out_of_order`: the venue's sequence went backwards for this instrument and kind.
+- `out_of_order`: the venue's sequence went backwards for this instrument, venue and
+  kind: the venue's trade id for trades, its sequence or update id for quotes (taken from
+  the tick unless the caller passes one); ticks without one are not checked.
   Event time alone is not checked: after a failover the secondary venue's clock may
   sit slightly behind the primary's, and our own `seq` already orders the stream.
 
@@ -179,7 +181,9 @@ class OutlierScreen:
                 moves=deque(maxlen=cfg.window)
             )
         caught: list[tuple[OutlierRule, str]] = []
-        kind = tick.kind.value
+        kind = f"{tick.venue}:{tick.kind.value}" if tick.venue else tick.kind.value
+        if venue_seq is None:
+            venue_seq = tick.venue_trade_id if tick.kind is TickKind.TRADE else tick.venue_seq
         if tick.bid is not None and tick.ask is not None:
             if tick.bid > tick.ask:
                 caught.append((OutlierRule.CROSSED_QUOTE, f"bid {tick.bid} > ask {tick.ask}"))

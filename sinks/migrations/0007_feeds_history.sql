@@ -1,4 +1,5 @@
--- Feeds (issue 18): candles from the venues' REST history (`hfl ingest history`).
+-- Feeds (issue 18): candles from the venues' REST history (`hfl ingest history`), and
+-- where each live tick came from (venue, its trade id / sequence, flags such as failover).
 -- A candle is keyed by venue, instrument, interval and open time: the same candle fetched
 -- again (a resumed or overlapping run) collapses onto one row, the latest fetch winning
 -- (a venue may still revise its newest candle); inserts carry a token made from the
@@ -22,3 +23,8 @@ ENGINE = ReplacingMergeTree(ts_init)
 ORDER BY (venue, instrument, interval_s, ts_event)
 SETTINGS non_replicated_deduplication_window = 1000
 ;
+
+ALTER TABLE ticks ADD COLUMN IF NOT EXISTS venue LowCardinality(String) DEFAULT '' AFTER kind;
+ALTER TABLE ticks ADD COLUMN IF NOT EXISTS venue_trade_id Nullable(Int64) AFTER venue;
+ALTER TABLE ticks ADD COLUMN IF NOT EXISTS venue_seq Nullable(Int64) AFTER venue_trade_id;
+ALTER TABLE ticks ADD COLUMN IF NOT EXISTS flags Array(LowCardinality(String)) AFTER venue_seq;

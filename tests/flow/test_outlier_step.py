@@ -102,3 +102,23 @@ def test_outlier_settings_load_from_yaml_and_environment(tmp_path: Path) -> None
     with pytest.raises(ConfigError) as caught:
         load_settings(tmp_path, env={})
     assert "price_jump" in str(caught.value) or "drop" in str(caught.value)
+
+
+def _venue_trade(offset: int, venue: str, trade_id: int) -> KafkaRecord:
+    tick = {
+        "instrument": "AAPL", "seq": offset + 1, "kind": "trade", "price": 100.0,
+        "size": 1.0, "ts_event": 1_700_000_000 * S + offset * S, "venue": venue,
+        "venue_trade_id": trade_id,
+    }  # fmt: skip
+    tick["ts_init"] = tick["ts_event"]
+    return KafkaRecord("md.ticks", 0, offset, b"AAPL", encode(tick), tick["ts_event"])
+
+
+def test_a_venue_trade_id_going_backwards_is_out_of_order_per_venue(settings: Settings) -> None:
+    # Two venues interleave (failover): each one's ids rise, so nothing is caught; then
+    # coinbase sends an id it had already passed.
+    ids = [("coinbase", 10), ("kraken", 500), ("coinbase", 11), ("kraken", 501),
+           ("coinbase", 12), ("coinbase", 9), ("coinbase", 13)]  # fmt: skip
+    out = _run(settings, [_venue_trade(n, v, i) for n, (v, i) in enumerate(ids)])
+    dead = [e for e in out if isinstance(e, DecodeFailure)]
+    assert [(d.reason.value, d.offset) for d in dead] == [("outlier_out_of_order", 5)]
