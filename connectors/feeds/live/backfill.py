@@ -12,6 +12,8 @@ flagged `backfill`. The others do not, through a public endpoint, by trade id:
 
 Requests go through ccxt with the history ingestion's token bucket and limits
 (`connectors.feeds.history.ingest`); the fetch is blocking and is run off the event loop.
+ccxt is imported and the client made on the first gap, in that worker thread (the import
+takes seconds on a busy machine: the feed's start does not wait for it).
 A gap larger than `max_trades` is refilled up to that many (the newest are kept as
 missing: the `feed_gap` alert already reported the whole hole).
 """
@@ -23,10 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import ccxt
-
 from connectors.feeds.history.bucket import TokenBucket
-from connectors.feeds.history.ingest import DEFAULT_LIMITS, VenueLimits, make_exchange
 from connectors.feeds.live.connection import FeedGap, VenueTick, rfc3339_ns
 from risk.domain.enums import TickKind
 
@@ -35,43 +34,51 @@ BACKFILL_VENUES = frozenset({"coinbase"})
 _PAGE = 1000
 
 
+# Coinbase Exchange: 10 public requests a second, bursts of 15 (as history ingestion).
+_RATE_PER_S, _BURST = 10.0, 15.0
+
+
 @dataclass(slots=True)
 class GapBackfill:
     """Fetch the trades a gap missed from one venue's REST API (Coinbase Exchange)."""
 
     venue: str
     symbols: Mapping[str, str]  # our instrument -> the venue's product id
-    exchange: Any
-    limits: VenueLimits
+    base_url: str | None = None  # in place of the venue's API host (a stand-in)
     max_trades: int = 5000
-    bucket: TokenBucket = field(init=False)
+    bucket: TokenBucket = field(default_factory=lambda: TokenBucket(_RATE_PER_S, _BURST))
+    exchange: Any = None
     refilled: int = 0
     failed: int = 0
 
     def __post_init__(self) -> None:
         if self.venue not in BACKFILL_VENUES:
             raise ValueError(f"{self.venue} offers no REST trades by id")
-        self.bucket = TokenBucket(self.limits.rate_per_s, self.limits.burst)
 
     @classmethod
     def for_venue(
         cls, venue: str, symbols: Mapping[str, str], base_url: str | None = None
     ) -> GapBackfill:
         """A backfill through ccxt (`base_url` replaces the venue's API host)."""
-        limits = DEFAULT_LIMITS[venue]
-        return cls(venue, dict(symbols), make_exchange(venue, limits, base_url), limits)
+        return cls(venue, dict(symbols), base_url)
 
     def fetch(self, gap: FeedGap) -> list[VenueTick]:
         """The missing trades in id order, flagged `backfill`; [] when the venue fails."""
+        import ccxt
+
+        from connectors.feeds.history.ingest import DEFAULT_LIMITS, make_exchange
+
         product = self.symbols.get(gap.instrument)
         if product is None:
             return []
+        if self.exchange is None:
+            self.exchange = make_exchange(self.venue, DEFAULT_LIMITS[self.venue], self.base_url)
         wanted_from = max(gap.expected, gap.received - self.max_trades)
         found: dict[int, dict[str, Any]] = {}
         after = gap.received
         try:
             while after > wanted_from:
-                self.bucket.acquire(self.limits.weight)
+                self.bucket.acquire(1.0)
                 page = self.exchange.publicGetProductsIdTrades(
                     {"id": product, "after": str(after), "limit": str(_PAGE)}
                 )
