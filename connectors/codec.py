@@ -860,3 +860,138 @@ def record_decoder(name: str) -> Callable[..., dict[str, Any] | DecodeFailure]:
         return _decoded(build, raw, origin, MAX_EVENT_RECORD_BYTES)
 
     return decode
+
+
+# ---------------------------------------------------------------------------------------
+# Columnar records: many feature vectors or predictions of one instrument in one record
+# (`FeatureBatch`, `PredictionBatch`; `dataflows.flows.routing`), exploded here into the
+# very rows their single records would have given: each row is built as that record's
+# object and checked by the single record's own schema.
+
+_PREDICTION_COLUMNS = (
+    ("tick_ids", "tick_id"),
+    ("models", "model"),
+    ("horizons_ns", "horizon_ns"),
+    ("probabilities_up", "probability_up"),
+    ("expected_returns", "expected_return"),
+    ("labels", "label"),
+    ("realized_returns", "realized_return"),
+    ("errors", "error"),
+    ("versions", "version"),
+    ("ts_events", "ts_event"),
+    ("ts_inits", "ts_init"),
+)
+
+
+def _columns(obj: dict[str, Any], names: Iterable[str]) -> list[list[Any]]:
+    """The lists `names` of a columnar record, all of one length."""
+    columns = []
+    for name in names:
+        column = obj.get(name)
+        if type(column) is not list:
+            raise _Invalid(DecodeReason.WRONG_TYPE, f"{name} must be a list")
+        columns.append(column)
+    if len({len(column) for column in columns}) > 1:
+        raise _Invalid(DecodeReason.WRONG_TYPE, "columns of different lengths")
+    return columns
+
+
+def _feature_rows(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    instrument = obj.get("instrument")
+    names = _check_str_tuple("names", obj.get("names"))
+    width = len(names)
+    row = _schema(FeatureVector).row
+    rows = []
+    for tick, values, ts_event, ts_init in zip(
+        *_columns(obj, ("tick_ids", "values", "ts_events", "ts_inits")), strict=True
+    ):
+        if type(values) is not list or len(values) != width:
+            raise _Invalid(DecodeReason.WRONG_TYPE, f"values must be lists of {width} numbers")
+        rows.append(
+            row(
+                {
+                    "tick_id": tick,
+                    "instrument": instrument,
+                    "values": dict(zip(names, values, strict=True)),
+                    "ts_event": ts_event,
+                    "ts_init": ts_init,
+                }
+            )
+        )
+    return rows
+
+
+def _prediction_rows(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    instrument = obj.get("instrument")
+    row = _schema(Prediction).row
+    names = [field for _, field in _PREDICTION_COLUMNS]
+    rows = []
+    for values in zip(*_columns(obj, (column for column, _ in _PREDICTION_COLUMNS)), strict=True):
+        record = dict(zip(names, values, strict=True))
+        record["instrument"] = instrument
+        rows.append(row(record))
+    return rows
+
+
+_EXPLODE: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
+    topic.FEATURES: _feature_rows,
+    topic.PREDICTIONS: _prediction_rows,
+}
+
+
+def _is_columnar(obj: dict[str, Any]) -> bool:
+    return "tick_ids" in obj
+
+
+def record_rows_decoder(name: str) -> Callable[..., list[dict[str, Any]] | DecodeFailure]:
+    """The rows decoder of topic `name` (without prefix): `decode(raw, origin=...)`.
+
+    As `record_decoder`, but a record may hold many rows: a columnar record of the
+    features or predictions topic gives its rows in order (each checked and shaped
+    exactly as its single record would be); any other record gives one row. A record
+    with one bad row is a dead letter as a whole.
+    """
+    single = record_decoder(name)
+    explode = _EXPLODE.get(name)
+    if explode is None:
+
+        def one(
+            raw: bytes, *, origin: RecordOrigin = NOWHERE
+        ) -> list[dict[str, Any]] | DecodeFailure:
+            row = single(raw, origin=origin)
+            return row if isinstance(row, DecodeFailure) else [row]
+
+        return one
+    choose = RECORD_TYPES[name]
+
+    def build(obj: dict[str, Any]) -> list[dict[str, Any]]:
+        if _is_columnar(obj):
+            return explode(obj)
+        return [_schema(choose(obj)).row(obj)]
+
+    def decode(
+        raw: bytes, *, origin: RecordOrigin = NOWHERE
+    ) -> list[dict[str, Any]] | DecodeFailure:
+        return _decoded(build, raw, origin, MAX_EVENT_RECORD_BYTES)
+
+    return decode
+
+
+def event_rows(name: str, obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events in one parsed, trusted record of topic `name` (without prefix):
+    a columnar record's rows, or the record itself (tools reading topics).
+
+    Raises `ValueError` when a columnar record is malformed.
+
+    >>> event_rows("hfl.events.features", {"instrument": "X", "names": ["a"],
+    ...     "tick_ids": ["t"], "values": [[1.5]], "ts_events": [5], "ts_inits": [5],
+    ...     "ts_event": 5, "ts_init": 5})
+    [{'tick_id': 't', 'instrument': 'X', 'values': {'a': 1.5}, 'ts_event': 5, 'ts_init': 5}]
+    """
+    explode = _EXPLODE.get(name)
+    if explode is None or not _is_columnar(obj):
+        return [obj]
+    try:
+        return explode(obj)
+    except _Invalid as invalid:
+        raise ValueError(f"{invalid.reason}: {invalid.detail}") from None

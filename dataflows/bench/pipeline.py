@@ -64,7 +64,7 @@ import numpy as np
 
 from connectors import topic
 from connectors.broker import port_open, start_broker, stop_broker
-from connectors.codec import dumps, loads
+from connectors.codec import dumps, event_rows, loads
 from connectors.feeds.publisher import StampingSender
 from connectors.feeds.simulator import SimulationConfig, Simulator
 from connectors.kafka.admin import create_topics
@@ -409,7 +409,7 @@ def _await_prediction(
     bootstrap: str, prefix: str, wanted: str, child: Child, timeout_s: float
 ) -> None:
     """Block until a version-0 prediction of tick `wanted` shows up."""
-    needle = f'"tick_id":"{wanted}"'.encode()
+    needle = f'"{wanted}"'.encode()
     consumer = consumer_from_beginning(bootstrap, [prefix + topic.PREDICTIONS])
     deadline = time.monotonic() + timeout_s
     try:
@@ -418,11 +418,18 @@ def _await_prediction(
                 raise HflError(f"trading flow exited early; last log lines:\n{child.tail()}")
             for message in consumer.consume(10_000, 0.2):
                 value = message.value()
-                if message.error() is None and needle in value and b'"version":0' in value:
+                if message.error() is None and needle in value and _predicted(value, wanted):
                     return
     finally:
         consumer.close()
     raise HflError(f"warm-up not drained after {timeout_s:.0f}s; last log:\n{child.tail()}")
+
+
+def _predicted(value: bytes, wanted: str) -> bool:
+    """True when the predictions record `value` (columnar or single) holds the fresh
+    (version 0) prediction of tick `wanted`."""
+    rows = event_rows(topic.PREDICTIONS, loads(value))
+    return any(row["tick_id"] == wanted and row["version"] == 0 for row in rows)
 
 
 def _await_exit(child: Child, timeout_s: float, bootstrap: str, prefix: str) -> bool:
@@ -439,7 +446,7 @@ def _await_exit(child: Child, timeout_s: float, bootstrap: str, prefix: str) -> 
             written = sum(
                 consumer.get_watermark_offsets(part, 5.0)[1] for part in consumer.assignment()
             )
-            log(f"  draining: {written:,} predictions written so far")
+            log(f"  draining: {written:,} prediction records written so far")
     finally:
         consumer.close()
     code = child.process.poll()
@@ -480,8 +487,9 @@ def _take(outputs: Outputs, record: RawRecord) -> None:
     event = loads(record.value)
     name = record.topic
     if name.endswith(topic.PREDICTIONS):
-        if event["version"] == 0:
-            outputs.predicted_ns[event["tick_id"]] = emitted
+        for row in event_rows(topic.PREDICTIONS, event):
+            if row["version"] == 0:
+                outputs.predicted_ns[row["tick_id"]] = emitted
     elif name.endswith(topic.SIGNALS):
         outputs.signal_tick[event["signal_id"]] = event["tick_id"]
     else:
