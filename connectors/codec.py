@@ -601,6 +601,75 @@ _check_tick_kind = _check_enum(TickKind)
 
 
 def _tick(obj: dict[str, Any], instruments: frozenset[str] | None) -> Tick:
+    plain = _plain_tick(obj, instruments)
+    return plain if plain is not None else _checked_tick(obj, instruments)
+
+
+_TRADE = TickKind.TRADE
+_INFINITY = math.inf
+
+
+def _plain_tick(obj: dict[str, Any], instruments: frozenset[str] | None) -> Tick | None:
+    """The common tick (a trade, every number a float in range) checked inline, or None:
+    then `_checked_tick` decides, with its reasons. The same checks, a few function
+    calls instead of thirty (decoding was a tenth of the trading flow's per-tick CPU).
+    """
+    get = obj.get
+    instrument = get("instrument")
+    seq = get("seq")
+    ts_event = get("ts_event")
+    ts_init = get("ts_init")
+    if (
+        type(instrument) is not str
+        or not instrument
+        or (instruments is not None and instrument not in instruments)
+        or type(seq) is not int
+        or type(ts_event) is not int
+        or type(ts_init) is not int
+        or not 0 <= seq <= _INT64_MAX
+        or not 0 <= ts_event <= _INT64_MAX
+        or not 0 <= ts_init <= _INT64_MAX
+        or get("kind", "trade") != "trade"
+    ):
+        return None
+    price = get("price")
+    size = get("size")
+    if (
+        type(price) is not float
+        or type(size) is not float
+        or not 0.0 < price < _INFINITY
+        or not 0.0 <= size < _INFINITY
+    ):
+        return None
+    bid = get("bid")
+    ask = get("ask")
+    bid_size = get("bid_size")
+    ask_size = get("ask_size")
+    for quote in (bid, ask):
+        if quote is not None and (type(quote) is not float or not 0.0 < quote < _INFINITY):
+            return None
+    for depth in (bid_size, ask_size):
+        if depth is not None and (type(depth) is not float or not 0.0 <= depth < _INFINITY):
+            return None
+    if bid is not None and ask is not None and bid > ask:
+        return None
+    return Tick(
+        tick_id=tick_id(instrument, seq, ts_event),
+        instrument=instrument,
+        seq=seq,
+        kind=_TRADE,
+        price=price,
+        size=size,
+        bid=bid,
+        ask=ask,
+        bid_size=bid_size,
+        ask_size=ask_size,
+        ts_event=ts_event,
+        ts_init=ts_init,
+    )
+
+
+def _checked_tick(obj: dict[str, Any], instruments: frozenset[str] | None) -> Tick:
     instrument = _text(obj, "instrument")
     if instruments is not None and instrument not in instruments:
         raise _Invalid(DecodeReason.UNKNOWN_INSTRUMENT, instrument[:100])
