@@ -37,6 +37,9 @@ fields = st.fixed_dictionaries(
         "ask": st.one_of(st.none(), numbers),
         "bid_size": st.one_of(st.none(), numbers),
         "ask_size": st.one_of(st.none(), numbers),
+        "venue": st.one_of(st.sampled_from(["", "binance"]), anything),
+        "venue_trade_id": plausible_int,
+        "flags": st.one_of(st.just(["backfill"]), anything),
     },
 )
 
