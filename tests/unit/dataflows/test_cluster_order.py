@@ -90,3 +90,18 @@ def test_the_same_events_in_any_arrival_order_leave_in_one_order() -> None:
         orders.append([(e.ts_init, e.instrument) for e in first + rest])
     assert orders[0] == orders[1] == orders[2]
     assert orders[0] == sorted(orders[0])
+
+
+def test_a_cluster_process_gets_its_index_and_every_address() -> None:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from dataflows.ops.process import flow_command
+    from dataflows.settings import Settings
+
+    settings = Settings()
+    assert "-i" not in flow_command("trading", settings, Path("r"))
+    cluster = replace(settings, bytewax=BytewaxSettings(process_id=1, addresses=("a:1", "b:2")))
+    command = flow_command("trading", cluster, Path("r"))
+    assert command[command.index("-i") + 1] == "1"
+    assert command[command.index("-a") + 1] == "a:1;b:2"
