@@ -26,8 +26,9 @@ one deterministic order again:
 
 Assumption: tick time (`ts_init`) does not decrease within a partition (one producer
 per partition does that). A partition that stays empty holds the gate until it ends;
-outside a bounded run, an event held longer than `max_hold_s` of wall time is released
-anyway (the same fallback as the fill sync's for a failing gateway).
+outside a bounded run, when the watermark has not moved for `max_hold_s` of wall time
+while events are held, they are released anyway (the same fallback as the fill sync's
+for a failing gateway; order then follows arrival until the watermark moves again).
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ class Sequencer:
         self.pairs = frozenset((p, k) for p in range(partitions) for k in keys)
         self.state = state or SequencerState()
         self._max_hold_ns = int(max_hold_s * 1e9)
-        self._held_since: int | None = None
+        self._mark = -1
+        self._moved_at = time.monotonic_ns()
 
     def watermark(self) -> int:
         """The lowest mark over every (partition, key) pair; -1 while one has none."""
@@ -118,14 +120,15 @@ class Sequencer:
         held = state.held
         while held and held[0][0] <= mark:
             out.append(heapq.heappop(held)[-1])
-        if held and self._max_hold_ns:
+        if self._max_hold_ns:
+            # A stall, not a busy stream: the fallback fires only when the watermark has
+            # not moved for `max_hold_s` while something is held.
             now = time.monotonic_ns()
-            if self._held_since is None:
-                self._held_since = now
-            elif now - self._held_since > self._max_hold_ns:
+            if mark != self._mark or not held:
+                self._mark, self._moved_at = mark, now
+            elif now - self._moved_at > self._max_hold_ns:
                 out.extend(heapq.heappop(held)[-1] for _ in range(len(held)))
-        if not held:
-            self._held_since = None
+                self._moved_at = now
         return out
 
     def all_ended(self) -> bool:

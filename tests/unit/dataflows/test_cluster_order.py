@@ -105,3 +105,23 @@ def test_a_cluster_process_gets_its_index_and_every_address() -> None:
     command = flow_command("trading", cluster, Path("r"))
     assert command[command.index("-i") + 1] == "1"
     assert command[command.index("-a") + 1] == "a:1;b:2"
+
+
+def test_a_stalled_watermark_releases_after_the_hold_but_a_moving_one_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dataflows.flows import sequence
+
+    now = [0]
+    monkeypatch.setattr(sequence.time, "monotonic_ns", lambda: now[0])
+    sequencer = Sequencer(1, ["A", "B"], max_hold_s=1.0)
+    _, out = sequencer.add([_signal(10, "A"), Progress(0, "A", 5)])
+    assert out == []
+    now[0] = 2 * 10**9  # (0, B) never marked: stalled for 2 s
+    _, out = sequencer.add([_signal(11, "A")])
+    assert [e.ts_init for e in out] == [10, 11]
+    busy = Sequencer(1, ["A"], max_hold_s=1.0)
+    for step in range(1, 6):
+        now[0] += 10**9  # 1 s between batches, but the watermark moves every time
+        _, out = busy.add([_signal(step * 10 + 5, "A"), Progress(0, "A", step * 10)])
+        assert [e.ts_init for e in out] == ([] if step == 1 else [step * 10 - 5])
