@@ -63,8 +63,8 @@ KAFKA_SECURITY = {
 }
 HEALTH_PROPERTIES = (
     "printf 'security.protocol=SASL_PLAINTEXT\\nsasl.mechanism=PLAIN\\nsasl.jaas.config="
-    "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" "
-    "password=\"%s\";\\n' \"$$HFL_KAFKA_ADMIN_PASSWORD\" > /tmp/health.properties && "
+    'org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
+    'password="%s";\\n\' "$$HFL_KAFKA_ADMIN_PASSWORD" > /tmp/health.properties && '
 )
 HFL_SERVICES = (
     "feed-live",
