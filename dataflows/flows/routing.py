@@ -224,3 +224,86 @@ def to_outbound(prefix: str) -> Callable[[list[object]], list[tuple[str, Outboun
         return records
 
     return route
+
+
+# --- Which worker runs which key: explicit, balanced assignment -------------------------
+#
+# Bytewax 0.21 sends a keyed item to worker `hash(key) % workers`, where `hash` is Rust's
+# `DefaultHasher` (SipHash-1-3 with zero keys) over the key string (`StateKey(String)`:
+# its bytes, then 0xff) — `stateful_batch` in bytewax's src/operators.rs, `PartitionFn`
+# in src/timely.rs. The trading flow does not leave the spread of instruments to that
+# hash (five instruments on two workers can land four on one): it picks each key so the
+# hash puts it on the worker it assigns (`assign_keys`). A test checks this function
+# against where Bytewax really runs each key.
+
+_MASK = 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _rotl(x: int, b: int) -> int:
+    return ((x << b) | (x >> (64 - b))) & _MASK
+
+
+def siphash13(data: bytes) -> int:
+    """SipHash-1-3 of `data` with zero keys: Rust's `std::hash::DefaultHasher`."""
+    v0, v1, v2, v3 = 0x736F6D6570736575, 0x646F72616E646F6D, 0x6C7967656E657261, 0x7465646279746573
+
+    def rounds(n: int) -> None:
+        nonlocal v0, v1, v2, v3
+        for _ in range(n):
+            v0 = (v0 + v1) & _MASK
+            v1 = _rotl(v1, 13) ^ v0
+            v0 = _rotl(v0, 32)
+            v2 = (v2 + v3) & _MASK
+            v3 = _rotl(v3, 16) ^ v2
+            v0 = (v0 + v3) & _MASK
+            v3 = _rotl(v3, 21) ^ v0
+            v2 = (v2 + v1) & _MASK
+            v1 = _rotl(v1, 17) ^ v2
+            v2 = _rotl(v2, 32)
+
+    size = len(data)
+    end = size - size % 8
+    for i in range(0, end, 8):
+        m = int.from_bytes(data[i : i + 8], "little")
+        v3 ^= m
+        rounds(1)
+        v0 ^= m
+    last = ((size & 0xFF) << 56) | int.from_bytes(data[end:], "little")
+    v3 ^= last
+    rounds(1)
+    v0 ^= last
+    v2 ^= 0xFF
+    rounds(3)
+    return v0 ^ v1 ^ v2 ^ v3
+
+
+def worker_of(key: str, workers: int) -> int:
+    """The worker (0 … workers-1) on which Bytewax runs the state of `key`.
+
+    >>> worker_of("AAPL", 1)
+    0
+    """
+    return siphash13(key.encode() + b"\xff") % workers
+
+
+def key_for(name: str, worker: int, workers: int) -> str:
+    """A state key for `name` that Bytewax runs on `worker`: `name` itself if it already
+    lands there, else the first `name~n` that does (n = 1, 2, …)."""
+    if worker_of(name, workers) == worker:
+        return name
+    n = 1
+    while worker_of(f"{name}~{n}", workers) != worker:
+        n += 1
+    return f"{name}~{n}"
+
+
+def assign_keys(names: tuple[str, ...] | frozenset[str], workers: int) -> dict[str, str]:
+    """Balanced, explicit: the i-th of the sorted `names` runs on worker `i % workers`.
+
+    Returns each name's state key. With one worker every key is the name itself, so a
+    one-process flow keys (and stores) its state exactly as before.
+
+    >>> assign_keys(("B", "A"), 1)
+    {'A': 'A', 'B': 'B'}
+    """
+    return {name: key_for(name, i % workers, workers) for i, name in enumerate(sorted(names))}
