@@ -236,148 +236,112 @@ class FillSync(Generic[T]):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JournaledInputs:
-    """One batch of the risk gate's input journal: the outside inputs it applied, in order.
+    """One batch of the risk gate's input journal: the inputs it applied, in order.
 
-    `inputs[i]` (a key of `risk.engine.account.input_key`) was applied after the gate's
-    own first `after[i]` items (`InputOrder`).
+    `inputs` are the keys `risk.engine.account.input_key` gives (`InputOrder`).
     """
 
     account: str
     inputs: tuple[str, ...]
-    after: tuple[int, ...]
 
 
 class InputOrder(Generic[T]):
     """The order in which the gate consumed its inputs, journaled, and its replay.
 
-    The gate's inputs are of two kinds. Its own items (signals, bars, drift events)
-    come from the trading flow's instrument steps in the same order on every run and
-    every replay, however the input was batched (`dataflows.flows.trading.to_account`);
-    the gate numbers them (`own`). The outside inputs (fills and order events from the
-    gateway, operator commands, alerts) come whenever they come. So live, the gate
-    applies every input as it arrives and journals only where each outside input fell:
-    after how many of its own items (`unwritten`, then `written`), one record per batch
-    that had one, written before the batch's effects leave. A resumed gate reads the
-    journal from `journal_from` (the entries after its snapshot) and applies what
-    Bytewax delivers again at the same points (`replay`, `order`): its own items wait
-    for an outside input due before them, an outside input that comes early waits for
-    its point. Once the journal's last input is applied the gate is live again. Same
-    input and journal => same decisions, however the inputs interleave on resume.
+    Live, the gate applies every input as it arrives and journals, per batch and
+    before the batch's effects leave, the keys of what it applied, in order
+    (`written` notes where). A resumed gate first reads the journal from
+    `journal_from` (the entries after its snapshot) and applies the inputs Bytewax
+    delivers again in the journal's order (`replay`, `order`): an input that comes
+    early waits for those before it; once the journal's last input is applied, the
+    gate is live again and whatever waited beyond the journal goes on in arrival order.
+    Same inputs and journal => same decisions, however the inputs interleave on resume.
 
-    The snapshot keeps the offset, the own-item count, how many journaled inputs from
-    the offset were applied (`consumed`) and the inputs waiting for their turn:
-    nothing in the live path, on resume only what came out of the journal's order. The
-    journal's entries themselves are read again on resume, never pickled.
+    The snapshot keeps the offset, how many inputs of the entries from there were
+    applied (`consumed`) and the inputs waiting for their turn: nothing in the live
+    path, and on resume only the inputs that came out of the journal's order. The
+    journal's keys themselves are read again on resume, never pickled.
 
     >>> order = InputOrder[str](journal_from=7)
-    >>> order.order([(None, "sig 1"), ("f1", "fill 1"), (None, "sig 2")])
-    ['sig 1', 'fill 1', 'sig 2']
-    >>> order.unwritten()
-    [(1, 'f1')]
-    >>> order.written(offset=7)
-    >>> order.journal_from, order.own
-    (8, 2)
-
-    A gate resumed from a snapshot taken after "sig 1" gets "fill 1" late:
-
-    >>> resumed = InputOrder[str](journal_from=7)
-    >>> resumed.own = 1
-    >>> resumed.replay([(1, "f1")], end=8)
-    >>> resumed.order([(None, "sig 2")]), resumed.settled()
-    ([], False)
-    >>> resumed.order([("f1", "fill 1"), (None, "sig 3")])
-    ['fill 1', 'sig 2', 'sig 3']
-    >>> resumed.settled(), resumed.journal_from, resumed.unwritten()
-    (True, 8, [])
+    >>> order.replay(["s1", "f1", "s2"], end=9)
+    >>> order.order([("s1", "sig 1"), ("s2", "sig 2")])
+    (['sig 1'], [])
+    >>> order.settled(), len(order)
+    (False, 3)
+    >>> order.order([("f1", "fill 1"), ("s3", "sig 3")])
+    (['fill 1', 'sig 2'], [('s3', 'sig 3')])
+    >>> order.settled(), order.journal_from
+    (True, 9)
+    >>> order.written(offset=9)
+    >>> order.journal_from, order.order([("s4", "sig 4")])
+    (10, ([], [('s4', 'sig 4')]))
     """
 
     __slots__ = (
         "_expected",
-        "_own_waiting",
         "_parked",
         "_read_end",
         "_stalled_since_ns",
-        "_unwritten",
         "consumed",
         "journal_from",
         "max_wait_ns",
-        "own",
     )
 
     def __init__(self, journal_from: int = 0, max_wait_ns: int = 10_000_000_000) -> None:
         self.journal_from = journal_from
         self.max_wait_ns = max_wait_ns
-        self.own = 0
         self.consumed = 0
         self._stalled_since_ns: int | None = None
         self._read_end = journal_from
-        self._expected: deque[tuple[int, str]] = deque()
+        self._expected: deque[str] = deque()
         self._parked: dict[str, deque[T]] = {}
-        self._own_waiting: deque[T] = deque()
-        self._unwritten: list[tuple[int, str]] = []
 
     def __len__(self) -> int:
         """Inputs the replay still expects plus those waiting for their turn."""
-        parked = sum(map(len, self._parked.values()))
-        return len(self._expected) + parked + len(self._own_waiting)
+        return len(self._expected) + sum(map(len, self._parked.values()))
 
     def __getstate__(self) -> dict[str, object]:
         return {
             "journal_from": self.journal_from,
             "max_wait_ns": self.max_wait_ns,
-            "own": self.own,
             "consumed": self.consumed,
             "parked": [(key, list(items)) for key, items in self._parked.items()],
-            "own_waiting": list(self._own_waiting),
         }
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__init__(state["journal_from"], state["max_wait_ns"])  # type: ignore[misc, arg-type]
-        self.own = state["own"]  # type: ignore[assignment]
         self.consumed = state["consumed"]  # type: ignore[assignment]
         self._parked = {key: deque(items) for key, items in state["parked"]}  # type: ignore[attr-defined]
-        self._own_waiting = deque(state["own_waiting"])  # type: ignore[call-overload]
 
     def settled(self) -> bool:
         """True when no replayed input is awaited and nothing waits for its turn."""
-        return not self._expected and not self._parked and not self._own_waiting
+        return not self._expected and not self._parked
 
-    def replay(self, entries: list[tuple[int, str]], end: int) -> None:
-        """Take the journal's (after own items, key) entries from `journal_from` up to
-        offset `end`, in order; the first `consumed` were applied before the snapshot."""
+    def replay(self, keys: list[str], end: int) -> None:
+        """Take the keys the journal holds from `journal_from` up to offset `end`, in
+        the order they were applied; the first `consumed` were applied before the
+        snapshot."""
         self._read_end = max(self._read_end, end)
-        self._expected = deque(entries[self.consumed :])
-        if not self._expected:
-            self._live()
+        self._expected = deque(keys[self.consumed :])
+        self._advance([])
 
-    def order(self, arrived: list[tuple[str | None, T]]) -> list[T]:
-        """The inputs to apply now, in order, of those `arrived` (key, input; key None
-        for the gate's own items) and those that waited. Live that is all of them, as
-        they came; the outside ones are noted for the journal (`unwritten`)."""
-        if self.settled():
-            unwritten = self._unwritten
-            own = self.own
-            for key, _ in arrived:
-                if key is None:
-                    own += 1
-                else:
-                    unwritten.append((own, key))
-            self.own = own
-            return [item for _, item in arrived]
+    def order(self, arrived: list[tuple[str, T]]) -> tuple[list[T], list[tuple[str, T]]]:
+        """Of the inputs `arrived` (key, input; in arrival order) and those that waited:
+        the replayed ones whose turn came, in journal order, and, once the journal is
+        done, the live ones in arrival order (to be applied after the replayed ones and
+        journaled, `written`)."""
+        if not self._expected and not self._parked:
+            return [], arrived
+        parked = self._parked
         for key, item in arrived:
-            if key is None:
-                self._own_waiting.append(item)
-            else:
-                self._parked.setdefault(key, deque()).append(item)
-        out: list[T] = []
-        self._advance(out)
-        return out
-
-    def unwritten(self) -> list[tuple[int, str]]:
-        """The (after own items, key) of the outside inputs applied live since the last
-        record: what the journal must hold before their effects leave."""
-        unwritten, self._unwritten = self._unwritten, []
-        return unwritten
+            parked.setdefault(key, deque()).append(item)
+        replayed: list[T] = []
+        self._advance(replayed)
+        if self._expected:
+            return replayed, []
+        live = [(key, item) for key, items in parked.items() for item in items]
+        parked.clear()
+        return replayed, live
 
     def stalled(self, progressed: bool, now_ns: int) -> bool:
         """True once the replay awaited an input for `max_wait_ns` of wall time (`now_ns`,
@@ -392,45 +356,29 @@ class InputOrder(Generic[T]):
     def skip(self) -> list[str]:
         """Give up on the replay (an awaited input never came): the keys still awaited;
         what waited goes on live with the next `order`."""
-        missing = [key for _, key in self._expected]
+        missing = list(self._expected)
         self._expected.clear()
         self._live()
         return missing
 
     def written(self, offset: int) -> None:
-        """Note that the inputs `unwritten` gave are journaled at `offset`: a resume from
-        here on needs only the entries after it."""
+        """Note that the batch applied last is journaled at `offset`: a resume from here
+        on needs only the entries after it."""
         self.journal_from = offset + 1
         self.consumed = 0
 
-    def _advance(self, out: list[T]) -> None:
-        expected, parked, own_waiting = self._expected, self._parked, self._own_waiting
+    def _advance(self, replayed: list[T]) -> None:
+        expected, parked = self._expected, self._parked
         while expected:
-            after, key = expected[0]
-            if after <= self.own:
-                items = parked.get(key)
-                if not items:
-                    return
-                out.append(items.popleft())
-                if not items:
-                    del parked[key]
-                expected.popleft()
-                self.consumed += 1
-            elif own_waiting:
-                out.append(own_waiting.popleft())
-                self.own += 1
-            else:
+            items = parked.get(expected[0])
+            if not items:
                 return
+            replayed.append(items.popleft())
+            if not items:
+                del parked[expected[0]]
+            expected.popleft()
+            self.consumed += 1
         self._live()
-        # The journal is done: what waited goes on live, noted like any live input.
-        while own_waiting:
-            out.append(own_waiting.popleft())
-            self.own += 1
-        for key, items in parked.items():
-            for item in items:
-                self._unwritten.append((self.own, key))
-                out.append(item)
-        parked.clear()
 
     def _live(self) -> None:
         self.journal_from = max(self.journal_from, self._read_end)

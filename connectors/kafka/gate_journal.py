@@ -2,16 +2,15 @@
 
 Journaled (`risk.fill_sync: journal`, the live default) the gate decides on arrival,
 never waiting for the gateway's progress markers, and makes that order reproducible:
-per batch that applied an outside input, before the batch's effects leave, it writes
-one record listing in order the keys of those inputs (`f<fill_id>`, `e<event_id>`,
-`c<command_id>`, `a<alert_id>`) and after how many of its own items (signals, bars,
-drift events: the same sequence on every replay) each was applied, synchronously,
-acknowledged by the broker through an idempotent checked producer, as the
-operator-command journal (`connectors.kafka.journal`) does for commands. A resume
-reads the records from the offset its snapshot keeps and applies what Bytewax
-delivers again at those points, then goes on live.
+per batch, before the batch's effects leave, it writes one record listing in order
+the keys of the inputs it applied (`s<signal_id>`, `f<fill_id>`, `e<event_id>`,
+`c<command_id>`, `a<alert_id>`, `d<drift_id>`, `b<instrument>@<interval>@<ts>`),
+synchronously, acknowledged by the broker through an idempotent checked producer, as
+the operator-command journal (`connectors.kafka.journal`) does for commands. A resume
+reads the records from the offset its snapshot keeps and applies the inputs Bytewax
+delivers again in that order, then goes on live.
 
-Only the gate writes here, keyed by account; about 40 bytes per outside input.
+Only the gate writes here, keyed by account; a record is about 40 bytes per input.
 """
 
 from __future__ import annotations
@@ -92,12 +91,7 @@ class KafkaGateJournal:
         if start == end:
             return InputsRead([], end, 0)
         records = read_log(self._bootstrap, self._topic, timeout_s=_TIMEOUT_S, start=start)
-        keys = [
-            (after, key)
-            for r in records
-            if r.get("account") == account
-            for after, key in zip(r["after"], r["inputs"], strict=True)
-        ]
+        keys = [key for r in records if r.get("account") == account for key in r["inputs"]]
         LOG.info(
             "gate journal: %d records, %d inputs read from offset %d",
             len(records),
@@ -106,20 +100,14 @@ class KafkaGateJournal:
         )
         return InputsRead(keys, end, len(records))
 
-    def record(self, account: str, entries: list[tuple[int, str]]) -> int:
-        """Write that `account` applied each (after own items, key) in order; return the
-        offset once acknowledged.
+    def record(self, account: str, keys: list[str]) -> int:
+        """Write that `account` consumed `keys` in order; return the offset once
+        acknowledged.
 
         Raises:
             DeliveryFailedError: not acknowledged; the batch's effects must not leave.
         """
-        value = encode(
-            JournaledInputs(
-                account=account,
-                inputs=tuple(key for _, key in entries),
-                after=tuple(after for after, _ in entries),
-            )
-        )
+        value = encode(JournaledInputs(account=account, inputs=tuple(keys)))
         return self._writer().deliver(OutboundRecord(self._topic, account.encode(), value))
 
     def applied(

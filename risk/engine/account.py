@@ -1,12 +1,11 @@
 """One account's inputs through the risk gate: on arrival (journaled or not), or in event time.
 
 Journaled (`state.order`, a `risk.fill_sync.InputOrder`, the live default): every
-input is applied as it arrives, and per batch with an outside input (fill, order
-event, command, alert), before its effects leave, where each fell among the gate's
-own items is written to the `InputJournal`; a resumed engine reads the journal from
-the offset its snapshot keeps and applies the inputs Bytewax delivers again at the
-journal's points, then goes on live. Nothing waits for the gateway; a resume decides
-as the run before the crash did.
+input is applied as it arrives, and per batch, before its effects leave, the keys of
+the inputs applied are written in order to the `InputJournal`; a resumed engine reads
+the journal from the offset its snapshot keeps and applies the inputs Bytewax
+delivers again in the journal's order, then goes on live. Nothing waits for the
+gateway; a resume decides as the run before the crash did.
 
 With event-time booking (`state.sync`, a `risk.fill_sync.FillSync`) fills and order
 events are booked each `delay` after they happened: signals, bars and drift events
@@ -130,9 +129,9 @@ class AccountEngine:
         """
         if state.order is not None:
             read = self._inputs_or_fail().read(state.gate.account, state.order.journal_from)
-            state.order.replay(read.entries, read.end)
+            state.order.replay(read.keys, read.end)
             self._telemetry.note(
-                "input journal replay", inputs=len(read.entries), records=read.records
+                "input journal replay", inputs=len(read.keys), records=read.records
             )
             return
         if state.sync is None:
@@ -222,18 +221,22 @@ class AccountEngine:
         batch: list[AccountInput],
         out: list[object],
     ) -> None:
-        """Apply the batch on arrival (after a resume: at the journal's points, then
-        live), journaling where its outside inputs fell before returning."""
-        arrived = [(input_key(e), e) for e in batch if not isinstance(e, FillsThrough)]
-        applied = order.order(arrived)
-        if order.stalled(bool(applied), now_ns := self._clock.now_ns()):
+        """Apply the batch on arrival (after a resume: in the journal's order, then
+        live), journaling the keys of the live inputs applied before returning."""
+        arrived = [(key, event) for event in batch if (key := input_key(event)) is not None]
+        replayed, live = order.order(arrived)
+        if order.stalled(bool(replayed), now_ns := self._clock.now_ns()):
             self._journal_gap(state, order.skip(), now_ns, out)
-            applied += order.order([])
-        for event in applied:
+            more, live = order.order([])
+            replayed += more
+        for event in replayed:
             self._apply_journaled(state, event, out)
-        if entries := order.unwritten():
-            order.written(self._inputs_or_fail().record(state.gate.account, entries))
-        _promise_decided(state, applied, out)
+        for _, event in live:
+            self._apply_journaled(state, event, out)
+        if live:
+            keys = [key for key, _ in live]
+            order.written(self._inputs_or_fail().record(state.gate.account, keys))
+        _promise_decided(state, [*replayed, *(event for _, event in live)], out)
 
     def _apply_journaled(self, state: AccountState, event: AccountInput, out: list[object]) -> None:
         self._apply(state, event, out)
@@ -392,17 +395,23 @@ class AccountEngine:
 
 
 def input_key(event: AccountInput) -> str | None:
-    """The key the input journal records an outside input by; None for the gate's own
-    items (signals, bars, drift events), which need no journal (`InputOrder`)."""
+    """The key the input journal records `event` by (None: progress markers, which
+    nothing waits for when journaled)."""
     match event:
+        case Signal():
+            return "s" + event.signal_id
         case Fill():
             return "f" + event.fill_id
         case OrderEvent():
             return "e" + event.event_id
+        case Bar():
+            return f"b{event.instrument}@{event.interval_s}@{event.ts_event}"
         case ControlCommand() | LimitCommand():
             return "c" + event.command_id
         case Alert():
             return "a" + event.alert_id
+        case DriftDetected():
+            return "d" + event.drift_id
     return None
 
 

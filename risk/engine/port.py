@@ -53,25 +53,23 @@ class CommandJournal(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class InputsRead:
-    """One account's journaled outside inputs read from an offset, in order: (after how
-    many of the gate's own items, key); the end, and how many records."""
+    """The keys of one account's consumed inputs read from an offset, in order, and the end."""
 
-    entries: list[tuple[int, str]]
+    keys: list[str]
     end: int
     records: int
 
 
 class InputJournal(Protocol):
-    """Where the gate journals, per batch, where each outside input fell among its own
-    items (`risk.fill_sync.InputOrder`)."""
+    """Where the gate journals, per batch, the order in which it consumed its inputs
+    (`risk.fill_sync.InputOrder`)."""
 
     def read(self, account: str, start: int) -> InputsRead:
-        """`account`'s entries from offset `start` on, in journal order."""
+        """`account`'s input keys from offset `start` on, in journal order."""
         ...
 
-    def record(self, account: str, entries: list[tuple[int, str]]) -> int:
-        """Write durably that `account` applied each input key after so many of its own
-        items; return the offset.
+    def record(self, account: str, keys: list[str]) -> int:
+        """Write durably that `account` consumed `keys`, in order; return the offset.
 
         Raises:
             DeliveryFailedError: not acknowledged; the batch's effects must not leave.

@@ -60,13 +60,13 @@ def decided(out: list[object]) -> list[object]:
     return [o for o in out if isinstance(o, RiskDecision | Order)]
 
 
-def test_signal_is_decided_with_no_gateway_and_nothing_journaled(settings: Settings) -> None:
+def test_signal_is_decided_with_no_gateway_and_its_key_journaled(settings: Settings) -> None:
     signal = make_signal(1, 100.0)
     out = run_gate(settings, [signal])
     # Decided with no marker at all; the promise only lets a gateway trim its ticks.
     assert [type(o).__name__ for o in out] == ["Approved", "Order", "OrdersSent"]
     assert [o.through_ns for o in out if isinstance(o, OrdersSent)] == [signal.ts_event]
-    assert journal_records(settings) == []  # the gate's own items need no journal
+    assert journal_records(settings) == [{"account": "acc", "inputs": [input_key(signal)]}]
 
 
 # Two buys and the cancel of the first one's order: booked before the second buy, the
@@ -82,14 +82,14 @@ def test_resume_replays_the_journaled_order_not_the_order_inputs_come_again(
 ) -> None:
     uninterrupted = run_gate(settings, [FIRST, CANCEL, SECOND], batch_size=1)
     records = journal_records(settings)
-    assert records == [{"account": "acc", "inputs": [input_key(CANCEL)], "after": [1]}]
+    assert [r["inputs"] for r in records] == [[input_key(i)] for i in (FIRST, CANCEL, SECOND)]
 
     crashed = namespace(settings)
     store, unjournaled = tmp_path / "store", tmp_path / "unjournaled"
     store.mkdir()
     init_db_dir(store, 1)
-    # The crashed run's snapshot holds FIRST; it went on to apply CANCEL, journaled
-    # it, applied SECOND and died before the next snapshot. Resumed, the inputs come
+    # The crashed run's snapshot holds FIRST; it went on to apply CANCEL, then SECOND,
+    # and journaled both, and died before the next snapshot. Resumed, the inputs come
     # again in another order.
     inputs = [FIRST, TestingSource.ABORT(), SECOND, CANCEL]
     first = run_gate(crashed, inputs, recovery_dir=store, batch_size=1)
@@ -97,13 +97,16 @@ def test_resume_replays_the_journaled_order_not_the_order_inputs_come_again(
     writer = KafkaGateJournal(
         crashed.kafka.bootstrap, crashed.kafka.topic_prefix, crashed.kafka.message_timeout_ms
     )
-    for record in records:
-        writer.record("acc", list(zip(record["after"], record["inputs"], strict=True)))
+    for record in records[1:]:
+        writer.record("acc", record["inputs"])
     resumed = run_gate(crashed, inputs, recovery_dir=store, batch_size=1)
     assert decided(first) + decided(resumed) == decided(uninterrupted)
     assert journal_records(crashed) == records  # replayed, not journaled again
 
-    # Without the journal's record the resumed gate decides in arrival order: otherwise.
+    # Without the journal's records the resumed gate decides in arrival order: otherwise.
     lost = namespace(settings)
+    KafkaGateJournal(
+        lost.kafka.bootstrap, lost.kafka.topic_prefix, lost.kafka.message_timeout_ms
+    ).record("acc", records[0]["inputs"])
     again = run_gate(lost, inputs, recovery_dir=unjournaled, batch_size=1)
     assert decided(first) + decided(again) != decided(uninterrupted)

@@ -30,16 +30,16 @@ MAX_WAIT_NS = 50_000_000
 
 @dataclass
 class ListInputs:
-    """The input journal as a list of (account, entries); offsets are list indices."""
+    """The input journal as a list of (account, keys); offsets are list indices."""
 
-    records: list[tuple[str, list[tuple[int, str]]]] = field(default_factory=list)
+    records: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def read(self, account: str, start: int) -> InputsRead:
-        entries = [e for who, batch in self.records[start:] if who == account for e in batch]
-        return InputsRead(entries, len(self.records), len(self.records) - start)
+        keys = [k for who, keys in self.records[start:] if who == account for k in keys]
+        return InputsRead(keys, len(self.records), len(self.records) - start)
 
-    def record(self, account: str, entries: list[tuple[int, str]]) -> int:
-        self.records.append((account, list(entries)))
+    def record(self, account: str, keys: list[str]) -> int:
+        self.records.append((account, list(keys)))
         return len(self.records) - 1
 
     def applied(self, account: str, command: Command, point: CommandPoint) -> AuditEvent:
@@ -79,19 +79,19 @@ def test_fake_implements_the_input_journal_protocol() -> None:
     assert inputs.read("acc", 0).end == 0
 
 
-def test_signal_is_decided_on_arrival_without_any_gateway_marker() -> None:
+def test_signal_is_decided_on_arrival_without_any_gateway_marker_and_journaled() -> None:
     inputs = ListInputs()
     state, run = journaled_state(), journaled(inputs)
     signal = make_signal(1, 100.0)
     out = run.handle(state, [signal])
     # Decided at once; the promise only lets the gateway trim its ticks.
     assert [type(o).__name__ for o in out] == ["Approved", "Order", "OrdersSent"]
-    assert inputs.records == []  # the gate's own items need no journal
+    assert inputs.records == [("acc", [input_key(signal)])]
     assert state.settling() is state.order and state.order.settled()
-    assert (state.order.journal_from, state.order.own) == (0, 1)
+    assert (state.order.journal_from, state.order.consumed) == (1, 0)
 
 
-def test_markers_are_neither_awaited_nor_journaled_nor_counted() -> None:
+def test_markers_are_neither_awaited_nor_journaled_and_an_empty_batch_writes_nothing() -> None:
     inputs = ListInputs()
     state, run = journaled_state(), journaled(inputs)
     assert run.handle(state, [*through(TS + 1)]) == []
@@ -114,7 +114,7 @@ def test_command_is_applied_in_order_with_its_control_applied_audit() -> None:
     out = run.handle(state, [make_signal(1, 100.0), halt, make_signal(1, 100.0, ts=TS + 1)])
     assert [type(o).__name__ for o in decided(out)] == ["Approved", "Order", "Denied"]
     assert [a.audit_id for a in out if isinstance(a, AuditEvent)] == ["applied-k1"]
-    assert inputs.records == [("acc", [(1, "ck1")])]  # after the first signal
+    assert inputs.records[0][1][1] == "ck1"
 
 
 def scenario() -> tuple[list[Signal], list[AccountInput]]:
@@ -135,7 +135,11 @@ def test_resume_replays_the_journaled_order_whatever_order_inputs_come_again() -
     snapshot = pickle.dumps(state)
     # Live: the cancel came between the two buys.
     live = run.handle(state, [first]) + run.handle(state, [cancel, second])
-    assert inputs.records == [("acc", [(1, input_key(cancel))])]
+    assert [k for _, keys in inputs.records for k in keys] == [
+        input_key(first),
+        input_key(cancel),
+        input_key(second),
+    ]
     # The same inputs in another interleaving decide otherwise without the journal ...
     other = journaled_state()
     unjournaled = journaled(ListInputs()).handle(other, [first, second, cancel])
@@ -150,13 +154,12 @@ def test_resume_replays_the_journaled_order_whatever_order_inputs_come_again() -
     replay += run.handle(resumed, [cancel])
     assert decided(replay) == decided(live)
     assert resumed.order.settled()
-    assert len(inputs.records) == 1  # nothing replayed was journaled again
-    # Live again: the next outside input is journaled after the replayed ones.
+    assert len(inputs.records) == 2  # nothing replayed was journaled again
+    # Live again: the next input is journaled after the replayed ones.
     third = make_signal(-1, 100.0, ts=TS + 2)
-    assert decided(run.handle(resumed, [third]))
-    run.handle(resumed, [cancel])  # a repeat from a restarted gateway: recorded, ignored
-    assert inputs.records[-1] == ("acc", [(3, input_key(cancel))])
-    assert resumed.order.journal_from == 2
+    run.handle(resumed, [third])
+    assert inputs.records[-1] == ("acc", [input_key(third)])
+    assert resumed.order.journal_from == 3
 
 
 def test_snapshot_mid_replay_keeps_only_the_position_and_the_early_inputs() -> None:
@@ -168,10 +171,10 @@ def test_snapshot_mid_replay_keeps_only_the_position_and_the_early_inputs() -> N
     resumed: AccountState = pickle.loads(snapshot)
     run.resume(resumed)
     replay = run.handle(resumed, [first, second])  # second waits for the cancel
-    assert resumed.order is not None and len(resumed.order) == 2  # 1 awaited, 1 waits
-    # Killed again here: the snapshot holds the waiting input, not the journal's entries.
+    assert resumed.order is not None and len(resumed.order) == 3  # 2 awaited, 1 waits
+    # Killed again here: the snapshot holds the waiting input, not the journal's keys.
     again: AccountState = pickle.loads(pickle.dumps(resumed))
-    assert again.order is not None and (again.order.own, again.order.consumed) == (1, 0)
+    assert again.order is not None and again.order.consumed == 1
     run.resume(again)
     replay += run.handle(again, [cancel])
     assert decided(replay) == decided(live)
@@ -193,4 +196,4 @@ def test_a_journaled_input_that_never_comes_again_is_given_up_after_the_wait() -
     assert [a.name for a in out if isinstance(a, Alert)] == ["gate_journal_gap"]
     assert any(isinstance(o, RiskDecision) and o.signal_id == second.signal_id for o in out)
     assert resumed.order is not None and resumed.order.settled()
-    assert len(inputs.records) == 1
+    assert inputs.records[-1] == ("acc", [input_key(second)])
