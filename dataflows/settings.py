@@ -385,7 +385,7 @@ class RiskSettings:
     sizing: SizingSettings = field(default_factory=SizingSettings)
     drift_action: TradingState | None = TradingState.REDUCING
     alert_actions: dict[str, TradingState] = field(default_factory=default_alert_states)
-    fill_sync: FillSyncMode = FillSyncMode.AUTO
+    fill_sync: FillSyncMode = FillSyncMode.EVENT_TIME
     fill_sync_delay_ms: int = 1_000
     fill_sync_max_wait_ms: int = 10_000
     start_halted: StartHaltSettings = field(default_factory=StartHaltSettings)

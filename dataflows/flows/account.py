@@ -9,12 +9,12 @@ and logs and metrics (`connectors.telemetry`). Every decision, the journaled inp
 order or the event-time booking (`risk.fill_sync`) and the operator-command journal's
 replay (`risk.command_log`) happen in the engine; see its module for how.
 
-Which mode (`risk.fill_sync`, `fill_sync_mode`): `auto` (the default) journals the
-input order in a live run, so the gate decides on arrival and never waits for the
-gateway, and books in event time in a bounded replay that runs the gateway (demo,
-tests, chaos, backtests): such a replay has no journal of a run before it, and event
-time gives the same orders on every run of the same input. A bounded run without the
-gateway has no fills to order and journals too.
+Which mode (`risk.fill_sync`, `fill_sync_mode`): `event_time` is the default;
+`journal` decides on arrival and never waits for the gateway, but has a known gap (a
+trading flow killed before its first snapshot restarts fresh at the journal's end,
+docs/reliability.md); `auto` journals in a live run and books in event time in a
+bounded replay that runs the gateway (such a replay has no journal of a run before
+it, and event time gives the same orders on every run of the same input).
 
 Start halted: `risk.start_halted` (set by `hfl up` when startup reconciliation fails)
 halts the gate as it is built or resumed, before it sees any input, whatever order
