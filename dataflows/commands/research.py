@@ -1,4 +1,4 @@
-"""Research: reports of finished runs (statistics, charts, Monte Carlo, post-trade)."""
+"""Research: backtests, walk-forward, optimisation and reports of finished runs."""
 
 from __future__ import annotations
 
@@ -44,8 +44,137 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def backtest_input(args: argparse.Namespace, instruments: tuple[str, ...]) -> object:
+    """The input `--simulate`/FILE name (shared by backtest, walkforward, optimize)."""
+    from dataflows.ops.backtest import file_input, simulated_input
+
+    if args.file:
+        return file_input(args.file, kind=args.kind, limit=args.limit)
+    return simulated_input(instruments, args.simulate, seed=args.seed, rate=args.rate)
+
+
+def input_env(args: argparse.Namespace) -> dict[str, str]:
+    """Settings overrides named on the command line (`--set field=value`)."""
+    from dataflows.ops.backtest import overrides_env
+
+    pairs = {}
+    for item in args.set or ():
+        name, _, value = item.partition("=")
+        if not value:
+            msg = f"--set {item!r}: expected field=value, e.g. model.enter_long=0.55"
+            raise argparse.ArgumentTypeError(msg)
+        pairs[name] = value
+    return overrides_env(pairs)
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from dataflows.ops.backtest import (
+        backtest_env,
+        ledger_digest,
+        ledger_rows,
+        run_inprocess,
+        run_kafka,
+        settings_for,
+    )
+    from dataflows.ops.registry import keep_store
+    from dataflows.ops.report import RunWindow, write_manifest
+
+    overrides = input_env(args)
+    instruments = settings_for(overrides, args.config).trading.instruments
+    data = backtest_input(args, instruments)
+    run_id = (
+        args.run_id or f"bt-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{data.digest()[:8]}"
+    )
+    run_dir = ROOT / "var" / "runs" / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = Path(args.store) if args.store else run_dir / "clickhouse"
+    env = backtest_env(run_id, store, len(data.values), overrides)
+    if args.config:
+        env["HFL_CONFIG_DIR"] = str(Path(args.config).resolve())
+    settings = settings_for(env, args.config)
+    if args.transport == "kafka":
+        result = run_kafka(settings, env, data, run_id=run_id, run_dir=run_dir, root=ROOT)
+    else:
+        result = run_inprocess(settings, data, run_id=run_id, batch=args.batch)
+    url = settings.clickhouse.url.reveal()
+    keep_store(run_dir, url)
+    window = RunWindow(
+        run_id=run_id,
+        account=settings.trading.account,
+        initial_cash=float(settings.trading.initial_cash),
+        since_ns=result.since_ns,
+        until_ns=result.until_ns,
+    )
+    write_manifest(run_dir, window)
+    result.ledger = ledger_digest(ledger_rows(url))
+    print(result.render())
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "transport": result.transport,
+                    "ticks": result.ticks,
+                    "seconds": round(result.seconds, 3),
+                    "ledger": result.ledger,
+                }
+            )
+        )
+    print(f"report: hfl report {run_id}")
+    return 0
+
+
+def _add_input(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", nargs="?", help="replay file: CSV, Parquet or JSON Lines")
+    parser.add_argument("--simulate", type=int, metavar="TICKS", help="simulated ticks instead")
+    parser.add_argument("--seed", type=int, default=7, help="simulate: seed")
+    parser.add_argument(
+        "--rate", type=float, default=500.0, help="simulate: ticks per event second"
+    )
+    parser.add_argument("--kind", help="file: trade, quote or bar (default: from the columns)")
+    parser.add_argument("--limit", type=int, help="file: its first N records only")
+    parser.add_argument("--config", help="config folder (default: $HFL_CONFIG_DIR or ./config)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="override a config field, e.g. --set model.enter_long=0.55 (repeatable)",
+    )
+
+
+def _checked_input(parser: argparse.ArgumentParser, run: object) -> object:
+    def checked(args: argparse.Namespace) -> int:
+        if bool(args.file) == bool(args.simulate):
+            parser.error("give one input: FILE or --simulate TICKS")
+        return run(args)  # type: ignore[operator]
+
+    return checked
+
+
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add report."""
+    """Add backtest, walkforward, optimize and report."""
+    backtest = sub.add_parser(
+        "backtest",
+        help="the trading, gateway and persist logic over a bounded input, as fast as it goes",
+    )
+    _add_input(backtest)
+    backtest.add_argument(
+        "--transport",
+        choices=("inprocess", "kafka"),
+        default="inprocess",
+        help="inprocess: one process, no broker (default); kafka: the live flows on the broker",
+    )
+    backtest.add_argument("--run-id", help="default bt-<UTC time>-<input digest>")
+    backtest.add_argument(
+        "--store", help="ClickHouse store folder (default var/runs/RUN_ID/clickhouse)"
+    )
+    backtest.add_argument("--batch", type=int, default=2_000, help="inprocess: ticks per step")
+    backtest.add_argument("--json", action="store_true", help="also print the result as JSON")
+    backtest.set_defaults(run=_checked_input(backtest, _backtest))
+
     report = sub.add_parser(
         "report", help="write a run's self-contained HTML report (statistics, charts, targets)"
     )
