@@ -1,4 +1,5 @@
-"""Benchmarks: `hfl bench pipeline|step|models|dashboard|risk|gateway|feed` print figures."""
+"""Benchmarks: `hfl bench TARGET` (pipeline, step, models, dashboard, risk, gateway, feed,
+backtest) print figures."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from dataflows.commands.context import ROOT, base_settings
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.target == "backtest":
+        from dataflows.bench.backtest import bench_backtest
+
+        bench_backtest(ROOT, ticks=args.ticks)
+        return 0
     if args.target == "risk":
         from dataflows.bench.risk import bench_risk
 
@@ -72,7 +78,8 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `hfl bench` with every target's options."""
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench.add_argument(
-        "target", choices=("pipeline", "step", "models", "dashboard", "risk", "gateway", "feed")
+        "target",
+        choices=("pipeline", "step", "models", "dashboard", "risk", "gateway", "feed", "backtest"),
     )
     bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
     bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
@@ -87,7 +94,7 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="pipeline: then run a plain per-item Bytewax flow of the same job on the same input",
     )
     bench.add_argument(
-        "--ticks", type=int, default=60_000, help="models, gateway, step: simulated ticks"
+        "--ticks", type=int, default=60_000, help="models, gateway, step, backtest: simulated ticks"
     )
     bench.add_argument("--warmup", type=int, default=20_000, help="step: ticks not measured")
     bench.add_argument(

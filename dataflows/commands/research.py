@@ -127,6 +127,119 @@ def _backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search_base(args: argparse.Namespace) -> tuple[dict[str, str], object]:
+    """The settings overrides every trial starts from, and the input."""
+    import tempfile
+
+    from dataflows.ops.backtest import backtest_env, settings_for
+
+    overrides = input_env(args)
+    if args.config:
+        overrides["HFL_CONFIG_DIR"] = str(Path(args.config).resolve())
+    instruments = settings_for(overrides, args.config).trading.instruments
+    data = backtest_input(args, instruments)
+    # Trials keep no store; the path is never opened.
+    store = Path(tempfile.gettempdir()) / "hfl-search-unused"
+    base = backtest_env("search", store, len(data.values), overrides)  # type: ignore[attr-defined]
+    return base, data
+
+
+def _walkforward(args: argparse.Namespace) -> int:
+    from dataflows.ops.search import load_space, walk_forward
+    from risk.performance import parse_frequency
+
+    space = load_space(args.space)
+    base, data = _search_base(args)
+    result = walk_forward(
+        base,
+        data,  # type: ignore[arg-type]
+        space,
+        train=args.train,
+        test=args.test,
+        anchored=args.anchored,
+        trials=args.trials,
+        seed=args.seed,
+    )
+    frequency = parse_frequency(space.frequency)
+    print(
+        f"walk-forward, {'anchored' if args.anchored else 'rolling'}, objective {space.objective}"
+    )
+    header = f"{'fold':>4}  {'out of sample from':<20} {'in sample':>10} {'out of sample':>14}"
+    print(f"{header}  parameters")
+    import datetime as dt
+
+    for number, fold in enumerate(result.folds, start=1):
+        day = dt.datetime.fromtimestamp(fold.since_ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        scores = f"{fold.in_sample:>10.4f} {fold.out_of_sample:>14.4f}"
+        print(f"{number:>4}  {day:<20} {scores}  {fold.params}")
+    stats = result.statistics
+    print(
+        f"out-of-sample equity: {result.returns.size} {frequency.name} returns, "
+        f"total return {stats.total_return:.4%}, Sharpe {stats.sharpe:.4f}, "
+        f"max drawdown {stats.max_drawdown:.4%}, volatility {stats.annual_volatility:.4%}"
+    )
+    if args.out:
+        import json
+
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "ts_ns": [int(t) for t in result.returns_ts],
+                    "returns": [float(r) for r in result.returns],
+                    "equity": [float(e) for e in result.equity],
+                    "folds": [
+                        {
+                            "since_ns": f.since_ns,
+                            "until_ns": f.until_ns,
+                            "params": f.params,
+                            "in_sample": f.in_sample,
+                            "out_of_sample": f.out_of_sample,
+                        }
+                        for f in result.folds
+                    ],
+                },
+                indent=1,
+            )
+        )
+        print(f"out-of-sample curve written to {args.out}")
+    return 0
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    from dataflows.ops.search import load_space, optimize
+
+    space = load_space(args.space)
+    base, data = _search_base(args)
+    result = optimize(
+        args.study,
+        base,
+        data,  # type: ignore[arg-type]
+        space,
+        trials=args.trials,
+        jobs=args.jobs,
+        storage=args.storage,
+        directory=ROOT / "var" / "optuna",
+        seed=args.seed,
+    )
+    d = result.deflation
+    print(
+        f"study {result.name}: {result.complete} complete, {result.pruned} pruned, "
+        f"{result.failed} failed trials"
+    )
+    print(f"best {space.objective} {result.best_value:.6f} with {result.best_params}")
+    print(
+        f"deflated Sharpe ratio {d.deflated_sharpe:.4f} (best per-period Sharpe "
+        f"{d.best_sharpe_per_period:.4f} against {d.expected_max_sharpe:.4f} expected from "
+        f"the best of {d.trials} unskilled trials, variance {d.trial_variance:.6f})"
+    )
+    return 0
+
+
+def _add_search(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", required=True, help="search-space YAML (docs/research.md)")
+    parser.add_argument("--trials", type=int, default=8, help="trials (per fold in walkforward)")
+
+
 def _add_input(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", nargs="?", help="replay file: CSV, Parquet or JSON Lines")
     parser.add_argument("--simulate", type=int, metavar="TICKS", help="simulated ticks instead")
@@ -174,6 +287,32 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     backtest.add_argument("--batch", type=int, default=2_000, help="inprocess: ticks per step")
     backtest.add_argument("--json", action="store_true", help="also print the result as JSON")
     backtest.set_defaults(run=_checked_input(backtest, _backtest))
+
+    walk = sub.add_parser(
+        "walkforward",
+        help="choose parameters in sample, trade them out of sample, fold after fold",
+    )
+    _add_input(walk)
+    _add_search(walk)
+    walk.add_argument("--train", type=int, required=True, help="in-sample periods per fold")
+    walk.add_argument("--test", type=int, required=True, help="out-of-sample periods per fold")
+    walk.add_argument("--anchored", action="store_true", help="in sample from the start")
+    walk.add_argument("--out", help="write the out-of-sample curve and folds as JSON")
+    walk.set_defaults(run=_checked_input(walk, _walkforward))
+
+    opt = sub.add_parser(
+        "optimize", help="Optuna search (TPE, pruning) of config fields; deflated Sharpe printed"
+    )
+    _add_input(opt)
+    _add_search(opt)
+    opt.add_argument("--study", required=True, help="study name: the same name resumes it")
+    opt.add_argument("--jobs", type=int, default=1, help="processes running trials at once")
+    opt.add_argument(
+        "--storage",
+        help="Optuna storage URL to share across machines (default: journal file "
+        "var/optuna/STUDY.journal)",
+    )
+    opt.set_defaults(run=_checked_input(opt, _optimize))
 
     report = sub.add_parser(
         "report", help="write a run's self-contained HTML report (statistics, charts, targets)"
