@@ -15,7 +15,8 @@ Two transports, one code path:
   never on which transport carried the fills: the parity test
   (`tests/integration/test_backtest_parity.py`) holds the two byte-identical. The rows
   go to ClickHouse through the real persist flow (`dataflows.flows.persist.build_flow`),
-  run under Bytewax with its input fed by this loop (`FlowIO`), so the store is the same.
+  run under Bytewax with its input fed by this loop (`FlowIO`), so the store is the same;
+  it runs in a forked child fed through a pipe, so persisting uses the second core.
 
 Both feed the same encoded tick records, with `ts_init` equal to `ts_event` (a live
 feed stamps its send time; a backtest has none), and run with the gateway keeping
@@ -471,7 +472,7 @@ def run_inprocess(
                 yield KafkaRecord(name, 0, offset, out.key, out.value, 0)
 
     if persist:
-        _persist(settings, run_id, records())
+        _persist_beside(settings, run_id, records())
     else:
         for items in events():
             if on_events is not None:
@@ -543,6 +544,47 @@ def _persist(settings: Settings, run_id: str, records: Iterator[KafkaRecord]) ->
     run_main(flow)
     if dead:
         raise HflError(f"persist dead-lettered {len(dead)} of the run's own records")
+
+
+def _persist_beside(settings: Settings, run_id: str, records: Iterator[KafkaRecord]) -> None:
+    """The persist flow in a child process fed through a pipe, batch by batch, while
+    this process runs the trading and gateway steps: the two use both cores, as the
+    flows of a live run do, and no broker sits between them. The child gets the same
+    records, in the same order, as `_persist` in this process would."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_persist_child, args=(settings, run_id, receiver))
+    child.start()
+    receiver.close()
+    try:
+        chunk: list[tuple[str, int, bytes | None, bytes]] = []
+        for record in records:
+            chunk.append((record.topic, record.offset, record.key, record.value))
+            if len(chunk) >= BATCH:
+                sender.send(chunk)
+                chunk = []
+        if chunk:
+            sender.send(chunk)
+        sender.send(None)
+    except BrokenPipeError:
+        pass  # the child failed: its exit code says so below
+    finally:
+        sender.close()
+        child.join()
+    if child.exitcode != 0:
+        raise HflError(f"the persist process failed (exit {child.exitcode})")
+
+
+def _persist_child(settings: Settings, run_id: str, receiver: Any) -> None:
+    def records() -> Iterator[KafkaRecord]:
+        while (chunk := receiver.recv()) is not None:
+            for name, offset, key, value in chunk:
+                yield KafkaRecord(name, 0, offset, key, value, 0)
+
+    quiet_logs()
+    _persist(settings, run_id, records())
 
 
 def _window(data: BacktestInput) -> tuple[int, int]:
