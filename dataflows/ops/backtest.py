@@ -63,6 +63,7 @@ from risk.domain import (
 )
 from risk.domain.error import HflError
 from risk.fill_sync import FillSyncMode
+from risk.outlier import OutlierScreen
 
 NS_PER_S = 1_000_000_000
 # Simulated inputs start at a fixed event time, so the same seed is the same input.
@@ -232,6 +233,7 @@ class InProcessEngine:
         pooled = settings.model.pooled
         self._decode = decode_ticks(instruments, pooled=pooled)
         self._spec = model_spec(settings, code_version())
+        self._outliers = settings.outliers.config()
         self._states: dict[str, InstrumentState] = {}
         self._select = to_account(settings.trading.account)
         self._account = make_account_state(settings, 0)
@@ -256,7 +258,10 @@ class InProcessEngine:
         for key, batch in by_key.items():
             state = self._states.get(key)
             if state is None:
-                state = self._states[key] = InstrumentState(self._spec)
+                # As the trading flow builds it (`trading.build_flow`, instrument_pipeline).
+                state = self._states[key] = InstrumentState(
+                    self._spec, outliers=OutlierScreen(self._outliers)
+                )
             instrument_events.extend(handle_ticks(state, batch))
         out.extend(instrument_events)
         reports = self._books_step(self._gateway_ticks(records))
