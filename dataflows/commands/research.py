@@ -111,6 +111,19 @@ def _backtest(args: argparse.Namespace) -> int:
     write_manifest(run_dir, window)
     result.ledger = ledger_digest(ledger_rows(url))
     print(result.render())
+    from sinks.query import query
+
+    last = query(
+        url,
+        "SELECT toFloat64(equity), toFloat64(realized_pnl), toFloat64(unrealized_pnl), "
+        "toFloat64(fees) FROM pnl FINAL ORDER BY ts_event DESC LIMIT 1",
+    )[1]
+    if last:
+        equity, realized, unrealized, fees = last[0]
+        print(
+            f"final equity {equity:,.2f} (initial {float(settings.trading.initial_cash):,.2f}): "
+            f"realized {realized:,.2f}, unrealized {unrealized:,.2f}, fees {fees:,.2f}"
+        )
     if args.json:
         print(
             json.dumps(
