@@ -16,8 +16,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,9 @@ from typing import Any
 import orjson
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, WebDriverException
-from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
+from support.browser import screenshot, wait_for
 from support.loopback import free_port
 
 from risk.access import Role
@@ -35,33 +34,6 @@ from risk.access import Role
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / "var" / "browser" / "dashboard.png"
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1600,1400",
-)
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 90.0) -> Any:
-    """Poll `condition` until truthy (errors count as not yet); fail naming `what`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-        except (OSError, ValueError, WebDriverException):
-            result = None
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
 
 
 def sql(port: int, query: str) -> list[list[Any]]:
@@ -119,20 +91,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
-
-
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    """Headless Debian Chromium driven by chromium-driver, with a fresh profile."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def get(port: int, path: str) -> bytes:
@@ -268,5 +226,4 @@ def test_dashboard_updates_live_and_kill_switch_halts_trading(
     assert halted == [["halted", "kill"]]
     wait_for(lambda: browser.find_element(By.ID, "state").text.lower() == "halted", "HALTED shown")
     wait_for(lambda: "kill" in browser.find_element(By.ID, "audit").text, "the audit panel")
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    assert browser.save_screenshot(str(SCREENSHOT))
+    screenshot(browser, "dashboard")
