@@ -143,23 +143,28 @@ def equity_panel(query: Query, window: Window) -> Panel:
 
 
 DAY_NS = 86_400 * 1_000_000_000
-AXIS_TICKS = 4
+AXIS_TICKS = 3
 
 
-def _utc(ts_ns: int, span_ns: int = 0) -> str:
-    """Event time (UTC) as a date over spans of days or more, else with the time of day.
+def _utc(ts_ns: int, span_ns: int | None = None) -> str:
+    """Event time (UTC): in full, or as an axis label of a chart spanning `span_ns`: the
+    date over spans of days or more, else the time of day.
 
     >>> _utc(1_517_950_800_000_000_000)
     '2018-02-06 21:00:00'
     >>> _utc(1_517_950_800_000_000_000, span_ns=30 * DAY_NS)
     '2018-02-06'
+    >>> _utc(1_517_950_800_000_000_000, span_ns=60 * 10**9)
+    '21:00:00'
     """
     moment = datetime.fromtimestamp(ts_ns / 1e9, tz=UTC)
-    return moment.strftime("%Y-%m-%d" if span_ns >= 2 * DAY_NS else "%Y-%m-%d %H:%M:%S")
+    if span_ns is None:
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.strftime("%Y-%m-%d" if span_ns >= 2 * DAY_NS else "%H:%M:%S")
 
 
 def svg_chart(
-    ts_ns: Sequence[int], values: Sequence[float], width: int = 600, height: int = 180
+    ts_ns: Sequence[int], values: Sequence[float], width: int = 380, height: int = 190
 ) -> str:
     """An SVG line chart with axes: the value scale on the left (low, middle, high, with
     grid lines), and an event-time scale (UTC) below, points placed by their event time.
@@ -167,15 +172,18 @@ def svg_chart(
     >>> chart = svg_chart([0, 10**9, 4 * 10**9], [100.0, 101.5, 101.0])
     >>> "101.50" in chart and "100.75" in chart and "100.00" in chart
     True
-    >>> "1970-01-01 00:00:00" in chart and "1970-01-01 00:00:04" in chart and "UTC" in chart
+    >>> "00:00:00" in chart and "00:00:04" in chart and "event time (UTC, 1970-01-01)" in chart
     True
-    >>> chart.split('points="')[1].split('"')[0]  # 1 s of 4 s: a quarter of 508 px along
-    '84,146 211,8 592,54'
+    >>> chart.split('points="')[1].split('"')[0]  # 1 s of 4 s: a quarter of 262 px along
+    '84,156 149.5,8 346,57.3'
     """
-    left, right, bottom, top = 84, 8, 34, 8
+    left, right, bottom, top = 84, 34, 34, 8
     plot_w, plot_h = width - left - right, height - bottom - top
     low, high = min(values, default=0.0), max(values, default=0.0)
-    span = (high - low) or 1.0
+    if high == low:  # a flat curve (no trade yet): in the middle of a small scale
+        pad = max(abs(high) * 1e-4, 0.01)
+        low, high = low - pad, high + pad
+    span = high - low
     first, last = (ts_ns[0], ts_ns[-1]) if ts_ns else (0, 0)
     duration = (last - first) or 1
 
@@ -189,6 +197,7 @@ def svg_chart(
     label = 'font-size="11" fill="#555" font-family="sans-serif"'
     grid = 'stroke="#e3e6ea"'
     axis_y = top + plot_h
+    day = f", {_utc(first, DAY_NS * 2)}" if last - first < 2 * DAY_NS else ""
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}">',
     ]
@@ -200,7 +209,7 @@ def svg_chart(
         ]
     for index in range(AXIS_TICKS + 1):
         ts = first + (last - first) * index // AXIS_TICKS
-        anchor = "start" if index == 0 else "end" if index == AXIS_TICKS else "middle"
+        anchor = "middle"
         parts += [
             f'<line x1="{x(ts)}" y1="{axis_y}" x2="{x(ts)}" y2="{axis_y + 4}" stroke="#999"/>',
             f'<text x="{x(ts)}" y="{axis_y + 16}" text-anchor="{anchor}" {label}>'
@@ -210,7 +219,7 @@ def svg_chart(
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{axis_y}" stroke="#999"/>',
         f'<line x1="{left}" y1="{axis_y}" x2="{width - right}" y2="{axis_y}" stroke="#999"/>',
         f'<text x="{left + plot_w / 2:g}" y="{height - 2}" text-anchor="middle" {label}>'
-        "event time (UTC)</text>",
+        f"event time (UTC{day})</text>",
         f'<polyline fill="none" stroke="#2a7" points="{points}"/></svg>',
     ]
     return "".join(parts)
