@@ -61,11 +61,14 @@ def browser() -> Iterator[webdriver.Chrome]:
 
 
 def wait_for(
-    condition: Callable[[], Any], what: str, timeout_s: float = 90.0, every_s: float = 0.25
+    condition: Callable[[], Any],
+    what: str | Callable[[], str],
+    timeout_s: float = 90.0,
+    every_s: float = 0.25,
 ) -> Any:
     """Poll `condition` until it returns something truthy and return that; errors
     (connection refused, a page element not there yet, a half-written reply) count as
-    not yet. Fail naming `what` after `timeout_s`."""
+    not yet. Fail naming `what` (or what `what()` says then) after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -75,7 +78,8 @@ def wait_for(
         if result:
             return result
         time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+    said = what if isinstance(what, str) else what()
+    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {said}")
 
 
 def screenshot(driver: webdriver.Chrome, name: str) -> Path:
