@@ -12,6 +12,7 @@ from dataflows.commands import (
     access,
     bench,
     deployment,
+    ingest,
     models,
     observability,
     operations,
@@ -24,6 +25,7 @@ from risk.redact import redact_text
 
 GROUPS = (
     ("operations", operations),
+    ("ingestion", ingest),
     ("models", models),
     ("reliability", reliability),
     ("observability", observability),
