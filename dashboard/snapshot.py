@@ -272,13 +272,17 @@ def orders_panel(query: Query, window: Window) -> Panel:
         "AND client_order_id NOT IN (SELECT client_order_id FROM order_events "
         f"WHERE ts_event >= {window.since} AND kind IN {TERMINAL_KINDS})"
     )
+    # One query for the rows and their count, so both see the same orders: the store
+    # takes new orders between two queries (50 at once at the end of a demo).
     working = records(
         query,
         "SELECT client_order_id, instrument, side, toFloat64(quantity) AS quantity, "
-        f"toUnixTimestamp64Nano(ts_event) AS ts {working_sql} "
+        f"toUnixTimestamp64Nano(ts_event) AS ts, count() OVER () AS total {working_sql} "
         f"ORDER BY ts_event DESC LIMIT {RECENT_ROWS}",
     )
-    working_count = int(scalar(query, f"SELECT count() {working_sql}") or 0)
+    working_count = int(working[0]["total"]) if working else 0
+    for row in working:
+        del row["total"]
     fills = records(
         query,
         "SELECT client_order_id, fill_id, instrument, side, toFloat64(quantity) AS quantity, "

@@ -77,20 +77,22 @@ def test_working_orders_are_counted_beyond_the_listed_rows() -> None:
         if "FROM orders" in sql:  # sent and no terminal event (expiry included)
             assert "NOT IN (SELECT client_order_id FROM order_events" in sql
             assert "'expired'" in sql
-        if sql.startswith("SELECT count()"):
-            return ["n"], [[100]]
+        if "count() OVER ()" in sql:  # the newest 20 rows, each with the count of all
+            return ["client_order_id", "total"], [[f"o{n}", 100] for n in range(20)]
         return ["client_order_id"], []
 
     panel = orders_panel(query, Window(account="paper-1", since_ns=1))
     assert panel["working_count"] == 100
+    assert len(panel["working"]) == 20
+    assert "total" not in panel["working"][0]
 
 
 def test_risk_panel_open_orders_is_the_working_orders_count() -> None:
     def query(sql: str) -> tuple[list[str], list[list[object]]]:
         if "FROM risk_metrics" in sql:  # the gate's last scheduled sample
             return ["metric", "value", "limit_value", "ts"], [["open_orders", 11.0, 100.0, 7]]
-        if sql.startswith("SELECT count()") and "FROM orders" in sql:
-            return ["n"], [[0]]  # every order since ended
+        if "FROM orders" in sql:
+            return ["client_order_id", "total"], []  # every order since ended
         if "FROM runs" in sql:
             return ["started", "finished"], [[STARTED_NS, None]]
         if "minOrNull" in sql:
