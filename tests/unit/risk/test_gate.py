@@ -394,7 +394,9 @@ def test_recent_order_ids_stay_bounded() -> None:
     for n in range(10):
         order = approve(gate, make_signal(1 if n % 2 == 0 else -1, ts=TS + n))
         gate.on_order_event(make_event(order, OrderEventKind.REJECTED, 0))
-    assert len(pickle.dumps(gate)) < 5_000
+    # 10 orders, 3 remembered: the state stays a few kB (5,003 bytes with the market
+    # prices' map; a leak of every order id would add about 150 bytes an order).
+    assert len(pickle.dumps(gate)) < 5_100
 
 
 # -- trading states, kill switch, drift and alerts ---------------------------------------
@@ -824,6 +826,51 @@ def test_signal_within_the_collar_of_the_latest_reference_is_approved() -> None:
     # Its buy limit 96.59954 is 3.4 % from the reference: inside the 5 % collar.
     order = approve(gate, make_signal(1, 92.0, ts=TS + 5))
     assert order.limit_price == D("96.59954")
+
+
+def market_gate() -> AccountGate:
+    """A gate that knows AAPL, so its bars (`mark`) reach the risk model too."""
+    return AccountGate(
+        ACCOUNT,
+        make_limits(),
+        target_notional=D(10_000),
+        lot_size=D(1),
+        initial_cash=D(1_000_000),
+        instruments=("AAPL",),
+    )
+
+
+def test_signal_priced_beyond_the_collar_from_the_last_market_price_denies_price_collar() -> None:
+    gate = market_gate()
+    gate.mark("AAPL", 100.0, TS - 500_000_000)  # the last 1 s bar closed at 100
+    decision, order = gate.on_signal(make_signal(1, 106.0))
+    assert order is None
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.PRICE_COLLAR
+    assert decision.detail == (
+        "reference 106.0 is 6.00% from the last market price 100 > collar 5.00%"
+    )
+    # Within the collar of the market, the same signal trades (priced off its own price).
+    assert approve(gate, make_signal(1, 104.0)).limit_price == D("109.19948")
+
+
+@pytest.mark.parametrize(
+    ("closed_at", "why"),
+    [(TS - 1_000_000_001, "older than max_reference_age_ns"), (TS + 1, "after the signal")],
+)
+def test_a_market_price_that_is_not_fresh_vets_nothing(closed_at: int, why: str) -> None:
+    gate = market_gate()
+    gate.mark("AAPL", 100.0, closed_at)
+    assert approve(gate, make_signal(1, 120.0)).quantity > 0, why
+
+
+def test_an_older_market_price_does_not_replace_a_newer_one() -> None:
+    gate = market_gate()
+    gate.mark("AAPL", 100.0, TS - 10)
+    gate.mark("AAPL", 120.0, TS - 20)  # out of order: ignored
+    decision, _ = gate.on_signal(make_signal(1, 120.0))
+    assert isinstance(decision, Denied)
+    assert "last market price 100 " in decision.detail
 
 
 def test_flip_that_crosses_our_resting_order_denies_self_match_until_it_expires() -> None:
