@@ -696,14 +696,16 @@ class AccountGate:
     def on_alert(self, alert: Alert) -> TradingStateChanged | None:
         """Escalate the state the policy maps `alert.name` to; return the change, if any.
 
-        The subject picks the scope: one of our instruments restricts that instrument;
-        our account, "" or a topic (a name with a dot, e.g. "hfl.fills") restricts the
-        whole account. Any other subject (another account) and unmapped names are ignored.
+        The subject picks the scope: one of our instruments (configured, or traded)
+        restricts that instrument, even before its first signal; our account, "" or a
+        topic (a name with a dot, e.g. "hfl.fills") restricts the whole account. Any
+        other subject (another account) and unmapped names are ignored.
         """
         subject = alert.subject
         traded = (
             self._exposure.reference_ts_event(subject) is not None
             or subject in self._book.instruments()
+            or subject in self._risk.instruments
         )
         return self._control.on_alert(alert, traded=traded)
 

@@ -544,6 +544,14 @@ def test_on_alert_mapped_name_escalates_its_scope(
     assert (changed.instrument, changed.state, changed.trigger) == (scope, state, name)
 
 
+def test_on_alert_for_a_configured_instrument_not_traded_yet_restricts_it() -> None:
+    gate = market_gate()  # AAPL configured, no signal or fill yet
+    changed = gate.on_alert(make_alert("stale_data", "AAPL"))
+    assert changed is not None
+    assert (changed.instrument, changed.state) == ("AAPL", TradingState.REDUCING)
+    assert gate.trading_state("MSFT") is TradingState.ACTIVE
+
+
 @pytest.mark.parametrize(
     ("name", "subject"), [("cpu_hot", ACCOUNT), ("persist_lag", "other-account")]
 )
