@@ -447,7 +447,7 @@ class AccountGate:
             signal.ts_init,
         )
         trigger = "" if state is _ACTIVE else self._control.states.trigger(instrument)
-        return run_checks(intent, self, limits, state, trigger, market)
+        return run_checks(intent, self, limits, state, trigger, market=market)
 
     def _account_checks(
         self,

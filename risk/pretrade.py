@@ -356,6 +356,7 @@ def run_checks(
     limits: RiskLimits,
     state: TradingState = TradingState.ACTIVE,
     trigger: str = "",
+    *,
     market: Decimal | None = None,
 ) -> Denial | None:
     """Run every pre-trade control in the documented order; return the first denial.

@@ -46,14 +46,15 @@ def make_limits(**overrides: object) -> RiskLimits:
     return RiskLimits(**values)  # type: ignore[arg-type]
 
 
-def make_gate(limits: RiskLimits | LimitBook | None = None) -> AccountGate:
-    return AccountGate(
-        ACCOUNT,
-        limits or make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-    )
+def make_gate(limits: RiskLimits | LimitBook | None = None, **options: object) -> AccountGate:
+    """A gate of ACCOUNT with 10,000 a signal, whole lots and 1,000,000 cash; `options`
+    are the other keywords of `AccountGate` (they may override those three)."""
+    keywords: dict[str, object] = {
+        "target_notional": D(10_000),
+        "lot_size": D(1),
+        "initial_cash": D(1_000_000),
+    }
+    return AccountGate(ACCOUNT, limits or make_limits(), **(keywords | options))  # type: ignore[arg-type]
 
 
 _seq = iter(range(10**9))
@@ -383,14 +384,7 @@ def test_gate_pickle_round_trip_behaves_identically() -> None:
 
 
 def test_recent_order_ids_stay_bounded() -> None:
-    gate = AccountGate(
-        ACCOUNT,
-        make_limits(),
-        target_notional=D(100),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        recent_order_ids=3,
-    )
+    gate = make_gate(target_notional=D(100), recent_order_ids=3)
     for n in range(10):
         order = approve(gate, make_signal(1 if n % 2 == 0 else -1, ts=TS + n))
         gate.on_order_event(make_event(order, OrderEventKind.REJECTED, 0))
@@ -514,14 +508,7 @@ def test_on_drift_moves_instrument_to_reducing_once() -> None:
 
 
 def test_on_drift_ignored_when_policy_says_none() -> None:
-    gate = AccountGate(
-        ACCOUNT,
-        make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        policy=StatePolicy(drift_state=None),
-    )
+    gate = make_gate(policy=StatePolicy(drift_state=None))
     assert gate.on_drift(make_drift()) is None
 
 
@@ -581,12 +568,8 @@ def test_trading_states_survive_pickle_round_trip() -> None:
 
 
 def test_throttle_101_signals_in_one_second_at_100_per_second_approves_exactly_100() -> None:
-    gate = AccountGate(
-        ACCOUNT,
+    gate = make_gate(
         make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
         account_limits=AccountLimits(max_orders_per_window=100, order_window_ns=1_000_000_000),
     )
     decisions = []
@@ -606,14 +589,7 @@ def test_throttle_101_signals_in_one_second_at_100_per_second_approves_exactly_1
 
 
 def test_max_open_orders_denies_the_order_beyond_the_limit() -> None:
-    gate = AccountGate(
-        ACCOUNT,
-        make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        account_limits=AccountLimits(max_open_orders=2),
-    )
+    gate = make_gate(account_limits=AccountLimits(max_open_orders=2))
     approve(gate, make_signal(1, instrument="A"))
     approve(gate, make_signal(1, instrument="B"))
     decision, _ = gate.on_signal(make_signal(1, instrument="C"))
@@ -630,12 +606,8 @@ def test_concentration_denies_a_position_above_its_share_of_equity() -> None:
 
 def test_group_concentration_counts_every_instrument_of_the_group() -> None:
     tech = make_limits(group="tech")
-    gate = AccountGate(
-        ACCOUNT,
+    gate = make_gate(
         LimitBook(default=make_limits(), per_instrument={"AAPL": tech, "MSFT": tech}),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
         account_limits=AccountLimits(max_group_concentration=0.015),
     )
     approve(gate, make_signal(1, instrument="AAPL"))
@@ -646,14 +618,7 @@ def test_group_concentration_counts_every_instrument_of_the_group() -> None:
 
 
 def test_net_exposure_denies_beyond_the_limit_but_allows_the_hedge() -> None:
-    gate = AccountGate(
-        ACCOUNT,
-        make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        account_limits=AccountLimits(max_net_exposure=D(15_000)),
-    )
+    gate = make_gate(account_limits=AccountLimits(max_net_exposure=D(15_000)))
     approve(gate, make_signal(1, instrument="AAPL"))
     decision, _ = gate.on_signal(make_signal(1, instrument="MSFT"))
     assert isinstance(decision, Denied)
@@ -670,14 +635,7 @@ def test_set_limits_applies_from_the_next_decision() -> None:
 
 
 def test_repeated_execution_throttle_halts_after_n_fills_until_an_operator_acts() -> None:
-    gate = AccountGate(
-        ACCOUNT,
-        make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        account_limits=AccountLimits(max_fills_without_human=3),
-    )
+    gate = make_gate(account_limits=AccountLimits(max_fills_without_human=3))
     for n in range(3):
         order = approve(gate, make_signal(1 if n % 2 == 0 else -1, ts=TS + n))
         gate.on_fill(make_fill(order, int(order.quantity)))
@@ -691,14 +649,11 @@ def test_repeated_execution_throttle_halts_after_n_fills_until_an_operator_acts(
 
 
 def test_drawdown_soft_limit_reduces_and_hard_limit_halts_from_persisted_high_water_mark() -> None:
-    gate = AccountGate(
-        ACCOUNT,
+    gate = make_gate(
         make_limits(
             max_position=D(100_000), max_order_quantity=D(100_000), max_order_notional=D(10**7)
         ),
         target_notional=D(500_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
         account_limits=AccountLimits(drawdown_soft=0.05, drawdown_hard=0.10, daily_loss=0.5),
     )
     order = approve(gate, make_signal(1, 100.0, ts=TS))
@@ -725,12 +680,8 @@ def warm_gate(
 ) -> AccountGate:
     """A gate whose risk model has 100 one-second samples: AAPL and MSFT move together
     (MSFT = AAPL's return plus a little noise), XOM against them."""
-    built = AccountGate(
-        ACCOUNT,
+    built = make_gate(
         limits,
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
         account_limits=account or AccountLimits(),
         instruments=("AAPL", "MSFT", "XOM"),
         **gate,  # type: ignore[arg-type]
@@ -838,14 +789,7 @@ def test_signal_within_the_collar_of_the_latest_reference_is_approved() -> None:
 
 def market_gate() -> AccountGate:
     """A gate that knows AAPL, so its bars (`mark`) reach the risk model too."""
-    return AccountGate(
-        ACCOUNT,
-        make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        instruments=("AAPL",),
-    )
+    return make_gate(instruments=("AAPL",))
 
 
 def test_signal_priced_beyond_the_collar_from_the_last_market_price_denies_price_collar() -> None:

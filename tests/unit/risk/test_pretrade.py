@@ -14,10 +14,10 @@ from risk.domain.order import OrderIntent
 from risk.limit import LimitBook, RiskLimits
 from risk.pretrade import (
     check_gross_exposure,
+    check_market_collar,
     check_order_notional,
     check_order_quantity,
     check_position,
-    check_market_collar,
     check_price_collar,
     check_reference_price,
     check_trading_state,
