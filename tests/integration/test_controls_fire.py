@@ -37,6 +37,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from support.alerts import make_alert
 from test_end_to_end import hfl, publish, run_env, run_flows
 
 from connectors import topic
@@ -44,7 +45,7 @@ from connectors.codec import encode
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
 from connectors.kafka.reader import read_log
-from risk.domain import Alert, AlertSeverity
+from risk.domain import Alert
 
 pytestmark = pytest.mark.integration
 
@@ -112,20 +113,6 @@ def scripted_ticks(instruments: tuple[str, ...], start_ns: int) -> list[dict[str
     return ticks
 
 
-def alert(name: str, subject: str) -> Alert:
-    now = time.time_ns()
-    return Alert(
-        alert_id=f"e2e-{name}-{subject}",
-        name=name,
-        severity=AlertSeverity.CRITICAL,
-        source="pytest",
-        subject=subject,
-        message=f"e2e: {name} on {subject}",
-        ts_event=now,
-        ts_init=now,
-    )
-
-
 def run(
     kafka_bootstrap: str,
     run_dir: Path,
@@ -181,7 +168,8 @@ def per_instrument(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactor
         ("reduce", "--instrument", "reduce", "--reason", "e2e reduce one instrument"),
         ("limits", "set", "--instrument", "pos", "--max-position", "1", "--reason", "e2e"),
     )
-    alerts = tuple(alert(name, subject) for subject, name in ALERTED.items())
+    now = time.time_ns()
+    alerts = tuple(make_alert(name, subject, now) for subject, name in ALERTED.items())
     return run(
         kafka_bootstrap,
         tmp_path_factory.mktemp("per-instrument"),

@@ -8,12 +8,12 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from support.alerts import make_alert as alert_at
 
 from risk.domain import ids
 from risk.domain.control import Alert, ControlCommand, TradingStateChanged
 from risk.domain.decision import Approved, Denied
 from risk.domain.enums import (
-    AlertSeverity,
     ControlAction,
     DenialReason,
     OrderEventKind,
@@ -397,16 +397,7 @@ def test_recent_order_ids_stay_bounded() -> None:
 
 
 def make_alert(name: str, subject: str, ts: int = TS) -> Alert:
-    return Alert(
-        alert_id=f"a-{name}-{subject}-{ts}",
-        name=name,
-        severity=AlertSeverity.WARNING,
-        source="test",
-        subject=subject,
-        message="m",
-        ts_event=ts,
-        ts_init=ts,
-    )
+    return alert_at(name, subject, ts)
 
 
 def make_drift(instrument: str = "AAPL", ts: int = TS) -> DriftDetected:
