@@ -166,8 +166,9 @@ def make_account_state(settings: Settings, journal_from: int = 0) -> AccountStat
 
 AccountLogic = Delegate[AccountInput, object, AccountState]
 # 2: the risk model's caches changed shape; 3: CommandLog keeps the journal's offset;
-# 4: AccountState moved to risk.engine.account and the gate was split into parts.
-ACCOUNT_STATE_VERSION = 4  # snapshot version of AccountState (dataflows.flows.shim): bump on change
+# 4: AccountState moved to risk.engine.account and the gate was split into parts;
+# 5: the gate keeps each instrument's last market price (risk.exposure.Exposure.market).
+ACCOUNT_STATE_VERSION = 5  # snapshot version of AccountState (dataflows.flows.shim): bump on change
 Observer = Callable[[AccountState], None]
 Handle = Callable[[AccountState, list[AccountInput]], list[object]]
 
