@@ -1,4 +1,5 @@
-"""Benchmarks: `hfl bench pipeline|step|models|dashboard|risk|gateway|feed` print figures."""
+"""Benchmarks: `hfl bench pipeline|step|models|dashboard|risk|gateway|gateway-flow|feed` print
+figures."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ def _bench(args: argparse.Namespace) -> int:
         from dataflows.bench.gateway import bench_gateway
 
         bench_gateway(ticks=args.ticks, lead_s=args.lead_s)
+        return 0
+    if args.target == "gateway-flow":
+        from dataflows.bench.gateway_flow import bench_gateway_flow
+
+        bench_gateway_flow(base_settings(), ROOT, ticks=args.ticks, orders=not args.no_orders)
         return 0
     if args.target == "feed":
         from dataflows.bench.feed import bench_feed
@@ -72,7 +78,17 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `hfl bench` with every target's options."""
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench.add_argument(
-        "target", choices=("pipeline", "step", "models", "dashboard", "risk", "gateway", "feed")
+        "target",
+        choices=(
+            "pipeline",
+            "step",
+            "models",
+            "dashboard",
+            "risk",
+            "gateway",
+            "gateway-flow",
+            "feed",
+        ),
     )
     bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
     bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
@@ -87,7 +103,10 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="pipeline: then run a plain per-item Bytewax flow of the same job on the same input",
     )
     bench.add_argument(
-        "--ticks", type=int, default=60_000, help="models, gateway, step: simulated ticks"
+        "--ticks",
+        type=int,
+        default=60_000,
+        help="models, gateway, gateway-flow, step: simulated ticks",
     )
     bench.add_argument("--warmup", type=int, default=20_000, help="step: ticks not measured")
     bench.add_argument(
@@ -98,6 +117,9 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     bench.add_argument(
         "--lead-s", type=float, default=5.0, help="gateway: how far the ticks run ahead of the gate"
+    )
+    bench.add_argument(
+        "--no-orders", action="store_true", help="gateway-flow: the gate's promises only, no orders"
     )
     bench.add_argument("--batch-size", type=int, default=1_000, help="models: mini-batch rows")
     bench.add_argument("--budget", type=float, default=3.0, help="models: seconds per mode")
