@@ -38,6 +38,7 @@ from confluent_kafka.admin import AdminClient
 from connectors.kafka.end import END_KEY, EndGuardError, marker_writer
 from connectors.kafka.record import KafkaRecord
 from connectors.kafka.security import admin_config, with_security
+from connectors.telemetry import stage
 from connectors.telemetry.log import log_event, process_age_s
 from connectors.telemetry.metric import CONSUMER_LAG, RECORDS_IN, count_batch
 from risk.domain.error import HflError, RecoverableError
@@ -353,6 +354,10 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
             self._marked = False
             _note_activity()
         if batch:
+            if stage.enabled():
+                polled = stage.now()
+                age = polled - sum(r.timestamp_ns for r in batch) // len(batch)
+                stage.record(f"{self._step}.source", polled, polled, len(batch), age)
             if self._first:
                 self._first = False
                 log_event(logger, "first records", step=self._step, since_start_s=process_age_s())

@@ -69,6 +69,7 @@ def _bench(args: argparse.Namespace) -> int:
         rate=args.rate,
         duration_s=args.duration,
         gateway=args.gateway,
+        persist=args.persist,
         baseline=args.baseline,
     )
     return 0
@@ -96,6 +97,11 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--gateway",
         action="store_true",
         help="pipeline: run the gateway flow too (always, with risk.fill_sync event_time)",
+    )
+    bench.add_argument(
+        "--persist",
+        action="store_true",
+        help="pipeline: then run the persist flow over the run's output (rows/s, keeps up)",
     )
     bench.add_argument(
         "--baseline",
