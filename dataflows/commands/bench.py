@@ -1,5 +1,5 @@
-"""Benchmarks: `hfl bench pipeline|step|models|dashboard|risk|gateway|gateway-flow|feed` print
-figures."""
+"""Benchmarks: `hfl bench <target>` (pipeline, step, models, dashboard, risk, gateway,
+gateway-flow, broker, feed) print figures."""
 
 from __future__ import annotations
 
@@ -30,6 +30,11 @@ def _bench(args: argparse.Namespace) -> int:
         from dataflows.bench.gateway_flow import bench_gateway_flow
 
         bench_gateway_flow(base_settings(), ROOT, ticks=args.ticks, orders=not args.no_orders)
+        return 0
+    if args.target == "broker":
+        from dataflows.bench.broker import bench_broker
+
+        bench_broker(base_settings(), ROOT, seconds=min(args.duration, 10.0))
         return 0
     if args.target == "feed":
         from dataflows.bench.feed import bench_feed
@@ -88,11 +93,17 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "risk",
             "gateway",
             "gateway-flow",
+            "broker",
             "feed",
         ),
     )
     bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
-    bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
+    bench.add_argument(
+        "--duration",
+        type=float,
+        default=20.0,
+        help="pipeline, dashboard, broker (idle span): seconds",
+    )
     bench.add_argument(
         "--gateway",
         action="store_true",
