@@ -435,7 +435,8 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
     def _stop_if_ended(self) -> None:
         """Bounded: finish once every awaited marker is in and the other topics are at
         their end (and the process agrees); fail loudly when the guard fires."""
-        missing = self._missing()
+        # Runs on every idle poll (each millisecond): name what is missing only for the error.
+        missing = any(self._waiting.values())
         at_end = not missing and all(self._at_eof.values())
         if self._may_end is not None:
             if self._may_end(at_end):
@@ -449,7 +450,7 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
             msg = (
                 f"{self._step}: no end of stream after {idle_s:.0f}s without any record "
                 f"(kafka.end_guard_s); still waiting for the end marker of "
-                + ", ".join(missing)
+                + ", ".join(self._missing())
                 + ": that writer did not finish (see its log)"
             )
             raise EndGuardError(msg)
