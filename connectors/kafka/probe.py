@@ -93,8 +93,9 @@ def hop_latency(
     def read() -> None:
         while not done.is_set() or len(latencies) < len(sent):
             for message in consumer.consume(100, 0.001):
-                if message.error() is None and message.value() in sent:
-                    latencies.append(time.perf_counter_ns() - sent[message.value()])
+                value = message.value()
+                if message.error() is None and value is not None and value in sent:
+                    latencies.append(time.perf_counter_ns() - sent[value])
             if done.is_set() and time.monotonic() > deadline:
                 return
 

@@ -15,7 +15,9 @@ tick is sent (the flow is started and both inputs read by then, so imports and s
 are left out) to its exit, per tick; the wall time of the same span; the broker's CPU over the
 same span; the records the gateway wrote; and `outputs_sha256` over its order events
 and fills (progress and end markers excluded), sorted, so a change can show it emits exactly
-the same. The JSON object is the last stdout line; progress goes to stderr.
+the same. With `--ticks 0` it measures the idle flow instead: its CPU and the broker's
+while the flow waits on empty inputs for `IDLE_S`. The JSON object is the last stdout
+line; progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -33,18 +35,21 @@ from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.reader import read_to_end
 from connectors.kafka.record import OutboundRecord
 from dataflows.bench.baseline import CpuSampler
-from dataflows.bench.gateway import TICK_BATCH, gate_output, replay_ticks
+from dataflows.bench.gateway import SYMBOLS, TICK_BATCH, gate_output, replay_ticks
 from dataflows.bench.pipeline import PORT_OFFSET, log, private_broker
 from dataflows.ops.process import Child, start_flow, stop, wait_all
 from dataflows.settings import Settings
 from risk.domain import Order
 from risk.domain.error import HflError
 
+IDLE_S = 10.0
 SETTLE_TIMEOUT_S = 300.0  # imports alone take minutes on a loaded machine
 TRADING = "trading"  # the writer of hfl.orders whose end marker the gateway awaits
 
 
-def bench_gateway_flow(settings: Settings, root: Path, *, ticks: int, orders: bool) -> dict:
+def bench_gateway_flow(
+    settings: Settings, root: Path, *, ticks: int, orders: bool
+) -> dict[str, Any]:
     """Run the gateway flow over `ticks` replay ticks; print and return its figures."""
     replay = replay_ticks(ticks)
     gate = [(i, item) for i, item in gate_output(replay) if orders or not isinstance(item, Order)]
@@ -58,13 +63,14 @@ def bench_gateway_flow(settings: Settings, root: Path, *, ticks: int, orders: bo
             "HFL_KAFKA__END_WRITERS": "feed,trading,gateway",
             "HFL_RUN_ID": run.run_id,
             # The replay's instruments, not the configured ones.
-            "HFL_TRADING__INSTRUMENTS": ",".join(sorted({t.instrument for t in replay})),
+            "HFL_TRADING__INSTRUMENTS": ",".join(sorted(SYMBOLS)),
         }
         child = start_flow("gateway", run.settings, run.run_dir, env, recovery=True)
         sampler.watch("gateway", child.process.pid)
         log(f"gateway flow started (pid {child.process.pid}); waiting for its inputs to read")
         try:
             _await_ready(child)
+            idle = _idle_figures(sampler) if not replay else {}
             started = time.time_ns()
             producer = CheckedProducer(bootstrap)
             _send(producer, prefix, replay, gate)
@@ -90,13 +96,14 @@ def bench_gateway_flow(settings: Settings, root: Path, *, ticks: int, orders: bo
     used = sampler.used_s("gateway", started, ended)
     broker = sampler.used_s("broker", started, ended)
     result = {
+        **idle,
         "ticks": len(replay),
         "gate_records": len(gate),
         "orders": orders,
         "wall_s": round((ended - started) / 1e9, 2),
         "gateway_cpu_s": round(used, 3) if used is not None else None,
-        "gateway_us_per_tick": round(used * 1e6 / len(replay), 2) if used is not None else None,
-        "broker_us_per_tick": round(broker * 1e6 / len(replay), 2) if broker is not None else None,
+        "gateway_us_per_tick": _per_tick(used, len(replay)),
+        "broker_us_per_tick": _per_tick(broker, len(replay)),
         "outputs": len(outputs),
         "fills": sum(b'"fill_id"' in value for value in outputs),
         "outputs_sha256": hashlib.sha256(b"".join(sorted(outputs))).hexdigest(),
@@ -106,6 +113,26 @@ def bench_gateway_flow(settings: Settings, root: Path, *, ticks: int, orders: bo
         Path(dump).write_bytes(b"\n".join(sorted(outputs)))
     print(dumps(result).decode(), flush=True)
     return result
+
+
+def _per_tick(used_s: float | None, ticks: int) -> float | None:
+    return round(used_s * 1e6 / ticks, 2) if used_s is not None and ticks else None
+
+
+def _idle_figures(sampler: CpuSampler) -> dict[str, float | None]:
+    """With no ticks: the gateway's and the broker's CPU while the flow waits on its two
+    empty inputs for `IDLE_S` (idle polling: the flow's own 1 ms backoff, the broker's
+    fetch waits), as a share of one core."""
+    started = time.time_ns()
+    time.sleep(IDLE_S)
+    ended = time.time_ns()
+    figures: dict[str, float | None] = {}
+    for name in ("gateway", "broker"):
+        used = sampler.used_s(name, started, ended)
+        figures[f"idle_{name}_core_pct"] = (
+            round(100 * used * 1e9 / (ended - started), 2) if used is not None else None
+        )
+    return figures
 
 
 def _await_ready(child: Child, inputs: int = 2) -> None:
