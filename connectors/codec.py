@@ -634,7 +634,26 @@ def _tick(obj: dict[str, Any], instruments: frozenset[str] | None) -> Tick:
         ask_size=ask_size,
         ts_event=ts_event,
         ts_init=ts_init,
+        **(_venue_fields(obj) if "venue" in obj else {}),
     )
+
+
+def _venue_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """A live feed's venue, venue trade id / sequence and flags (all optional; a Tick
+    encoded without a venue carries `"venue": ""`, which decodes back to the same)."""
+    venue = obj["venue"]
+    if type(venue) is not str or len(venue) > 100:
+        raise _Invalid(DecodeReason.WRONG_TYPE, "venue must be a string (at most 100)")
+    out: dict[str, Any] = {"venue": venue}
+    for name in ("venue_trade_id", "venue_seq"):
+        if (value := obj.get(name)) is not None:
+            out[name] = _check_count(name, value)
+    flags = obj.get("flags")
+    if flags is not None:
+        if type(flags) is not list or len(flags) > 16 or not all(type(f) is str for f in flags):
+            raise _Invalid(DecodeReason.WRONG_TYPE, "flags must be a list of 16 strings at most")
+        out["flags"] = tuple(flags)
+    return out
 
 
 def tick_from_object(obj: dict[str, Any], instruments: frozenset[str] | None) -> Tick:

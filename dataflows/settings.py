@@ -31,6 +31,7 @@ from connectors.kafka.security import use as use_kafka_security
 from risk.domain.enums import ModelScope, TradingState
 from risk.domain.error import ConfigError
 from risk.fill_sync import FillSyncMode
+from risk.outlier import OutlierAction, OutlierConfig, OutlierRule
 from risk.sizing import SizingMethod
 from risk.state import default_alert_states
 
@@ -192,6 +193,57 @@ class FeedSettings:
     )
     ticks_per_second: float = 500.0
     seed: int = 7
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutlierSettings:
+    """The trading flow's outlier screen of every tick (`risk.outlier`).
+
+    Per rule an action: `dead_letter` (to `hfl.dlq` with reason `outlier_<rule>`), `flag`
+    (the tick passes; an `outlier_flag` alert per instrument and rule at most every
+    `flag_alert_interval_s` of event time, counting the flags) or `off`.
+    """
+
+    price_jump: OutlierAction = OutlierAction.DEAD_LETTER
+    crossed_quote: OutlierAction = OutlierAction.DEAD_LETTER
+    locked_quote: OutlierAction = OutlierAction.FLAG
+    zero_size: OutlierAction = OutlierAction.DEAD_LETTER
+    stale_timestamp: OutlierAction = OutlierAction.FLAG
+    future_timestamp: OutlierAction = OutlierAction.FLAG
+    out_of_order: OutlierAction = OutlierAction.DEAD_LETTER
+    # price_jump: |log move| >= min_jump_ratio AND robust z (median/MAD of the last
+    # `window` accepted moves, once `min_history` are known) >= mad_threshold; a new
+    # level is accepted at the `confirm_ticks`-th tick that agrees with it.
+    mad_threshold: float = 10.0
+    min_jump_ratio: float = 0.25
+    window: int = 100
+    min_history: int = 20
+    confirm_ticks: int = 2
+    max_age_s: float = 60.0  # stale_timestamp: received this long after the venue's time
+    max_skew_s: float = 5.0  # future_timestamp: the venue's time this far ahead of receipt
+    flag_alert_interval_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        self._thresholds({})  # invalid thresholds fail at load time, listed with the others
+
+    def config(self) -> OutlierConfig:
+        """The screen's configuration."""
+        return self._thresholds(
+            {rule: OutlierAction(getattr(self, rule.value)) for rule in OutlierRule}
+        )
+
+    def _thresholds(self, actions: dict[OutlierRule, OutlierAction]) -> OutlierConfig:
+        return OutlierConfig(
+            window=self.window,
+            min_history=self.min_history,
+            mad_threshold=self.mad_threshold,
+            min_jump_ratio=self.min_jump_ratio,
+            confirm_ticks=self.confirm_ticks,
+            max_age_ns=int(self.max_age_s * 1e9),
+            max_skew_ns=int(self.max_skew_s * 1e9),
+            flag_alert_interval_ns=int(self.flag_alert_interval_s * 1e9),
+            actions=actions,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -460,6 +512,7 @@ class Settings:
     bytewax: BytewaxSettings = field(default_factory=BytewaxSettings)
     feed: FeedSettings = field(default_factory=FeedSettings)
     trading: TradingSettings = field(default_factory=TradingSettings)
+    outliers: OutlierSettings = field(default_factory=OutlierSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     risk: RiskSettings = field(default_factory=RiskSettings)
     model: ModelSettings = field(default_factory=ModelSettings)

@@ -15,7 +15,9 @@ Each rule names one way a tick can be wrong; each has an action: dead-letter the
 - `zero_size`: a trade of zero or negative size, or a negative quote size.
 - `stale_timestamp`: received more than `max_age_ns` after the venue's event time.
 - `future_timestamp`: the venue's event time is more than `max_skew_ns` after receipt.
-- `out_of_order`: the venue's sequence went backwards for this instrument and kind.
+- `out_of_order`: the venue's sequence went backwards for this instrument, venue and
+  kind: the venue's trade id for trades, its sequence or update id for quotes (taken from
+  the tick unless the caller passes one); ticks without one are not checked.
   Event time alone is not checked: after a failover the secondary venue's clock may
   sit slightly behind the primary's, and our own `seq` already orders the stream.
 
@@ -32,7 +34,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from statistics import median
 
-from risk.domain.enums import DecodeReason, TickKind
+from risk.domain.control import Alert
+from risk.domain.enums import AlertSeverity, DecodeReason, TickKind
+from risk.domain.ids import stable_id
 from risk.domain.market import Tick
 
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
@@ -86,6 +90,7 @@ class OutlierConfig:
     confirm_ticks: int = 2
     max_age_ns: int = 60 * NS_PER_S
     max_skew_ns: int = 5 * NS_PER_S
+    flag_alert_interval_ns: int = 60 * NS_PER_S  # per instrument and rule, in event time
     actions: Mapping[OutlierRule, OutlierAction] = field(
         default_factory=lambda: dict(DEFAULT_ACTIONS)
     )
@@ -95,6 +100,8 @@ class OutlierConfig:
             raise ValueError("need 2 <= min_history <= window")
         if self.mad_threshold <= 0 or self.min_jump_ratio <= 0 or self.confirm_ticks < 1:
             raise ValueError("mad_threshold, min_jump_ratio and confirm_ticks must be positive")
+        if self.max_age_ns <= 0 or self.max_skew_ns <= 0 or self.flag_alert_interval_ns < 0:
+            raise ValueError("max_age, max_skew must be positive, flag_alert_interval >= 0")
 
     def action(self, rule: OutlierRule) -> OutlierAction:
         """The configured action of `rule` (the default one when not configured)."""
@@ -145,6 +152,25 @@ class OutlierScreen:
     def __init__(self, config: OutlierConfig | None = None) -> None:
         self.config = config or OutlierConfig()
         self.instruments: dict[str, InstrumentScreen] = {}
+        # (instrument, rule) -> [event time of its last flag alert, flags since]
+        self.flag_alerts: dict[tuple[str, str], list[int]] = {}
+
+    def flags_due(self, tick: Tick, verdict: OutlierVerdict) -> list[tuple[OutlierRule, int]]:
+        """The flag alerts `verdict` makes due: (rule, flags it covers) per rule.
+
+        A flagged tick passes; its flag is reported as an alert at most once per
+        `flag_alert_interval_ns` of event time per instrument and rule, counting the
+        flags since the previous alert, so a venue that locks its quotes all day raises
+        one alert a minute, not one per tick. Bounded: one entry per instrument and rule.
+        """
+        due: list[tuple[OutlierRule, int]] = []
+        for rule in verdict.flags:
+            entry = self.flag_alerts.setdefault((tick.instrument, rule.value), [-(2**62), 0])
+            entry[1] += 1
+            if tick.ts_event - entry[0] >= self.config.flag_alert_interval_ns:
+                due.append((rule, entry[1]))
+                entry[0], entry[1] = tick.ts_event, 0
+        return due
 
     def screen(self, tick: Tick, venue_seq: int | None = None) -> OutlierVerdict:
         """Screen one tick; update the instrument's memory only with what is accepted."""
@@ -155,7 +181,9 @@ class OutlierScreen:
                 moves=deque(maxlen=cfg.window)
             )
         caught: list[tuple[OutlierRule, str]] = []
-        kind = tick.kind.value
+        kind = f"{tick.venue}:{tick.kind.value}" if tick.venue else tick.kind.value
+        if venue_seq is None:
+            venue_seq = tick.venue_trade_id if tick.kind is TickKind.TRADE else tick.venue_seq
         if tick.bid is not None and tick.ask is not None:
             if tick.bid > tick.ask:
                 caught.append((OutlierRule.CROSSED_QUOTE, f"bid {tick.bid} > ask {tick.ask}"))
@@ -232,3 +260,20 @@ class OutlierScreen:
             state.last_price = tick.price
         if venue_seq is not None:
             state.last_seq[kind] = venue_seq
+
+
+def flag_alert(tick: Tick, rule: OutlierRule, count: int, detail: str) -> Alert:
+    """The `outlier_flag` alert for `count` ticks of `tick.instrument` that `rule` flagged
+    (this one the latest); deterministic, so a replay raises the same alert."""
+    return Alert(
+        alert_id=stable_id("outlier_flag", tick.instrument, rule.value, tick.tick_id),
+        name="outlier_flag",
+        severity=AlertSeverity.WARNING,
+        source="trading",
+        subject=tick.instrument,
+        message=(
+            f"{rule.value}: {count} tick(s) flagged and passed, latest {tick.tick_id}: {detail}"
+        ),
+        ts_event=tick.ts_event,
+        ts_init=tick.ts_init,
+    )

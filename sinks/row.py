@@ -86,9 +86,13 @@ _TS = "ts_event ts_init"
 
 COLUMNS: dict[str, dict[str, _Column]] = {
     "ticks": _spec(
-        f"tick_id instrument seq kind price size {_TS}", optional="bid ask bid_size ask_size"
+        f"tick_id instrument seq kind price size {_TS}",
+        optional="bid ask bid_size ask_size venue_trade_id venue_seq",
+        venue="",
+        flags=(),
     ),
     "bars": _spec(f"instrument interval_s open high low close volume vwap trade_count {_TS}"),
+    "history_bars": _spec(f"venue instrument interval_s open high low close volume {_TS}"),
     "features": _spec(f"tick_id instrument values {_TS}"),
     "predictions": _spec(
         f"tick_id instrument model horizon_ns probability_up {_TS}",

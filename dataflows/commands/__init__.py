@@ -11,6 +11,7 @@ from dataflows.commands import (
     access,
     bench,
     deployment,
+    ingest,
     models,
     observability,
     operations,
@@ -23,6 +24,7 @@ from risk.redact import redact_text
 
 GROUPS = (
     ("operations", operations),
+    ("ingestion", ingest),
     ("models", models),
     ("reliability", reliability),
     ("observability", observability),

@@ -106,6 +106,16 @@ def _feed_live(args: argparse.Namespace) -> int:
 
         serve_metrics(settings.metrics.host, settings.metrics.port)
     producer = CheckedProducer(settings.kafka.bootstrap, linger_ms=FEED_LINGER_MS)
+    backfills = {}
+    if not args.no_backfill:
+        from connectors.feeds.live.backfill import BACKFILL_VENUES, GapBackfill
+
+        rest_urls = dict(item.split("=", 1) for item in args.rest_url)
+        for connection in connections:
+            name = connection.venue.name
+            if name in BACKFILL_VENUES:
+                symbols = {i.instrument: i.symbol for i in config.venues[name].instruments}
+                backfills[name] = GapBackfill.for_venue(name, symbols, rest_urls.get(name))
 
     def report(live: list[Any]) -> None:
         for connection in live:
@@ -125,6 +135,7 @@ def _feed_live(args: argparse.Namespace) -> int:
                 producer.produce,
                 max_ticks=args.max_ticks or None,
                 report=report,
+                backfills=backfills,
             )
         )
     except KeyboardInterrupt:
@@ -136,6 +147,7 @@ def _feed_live(args: argparse.Namespace) -> int:
         "per_venue": dict(router.published),
         "unused_secondary": dict(router.unused),
         "alerts": dict(router.alerts),
+        "backfilled": dict(router.backfilled),
         "switches": len(router.switches),
         "venues": [c.metrics.snapshot() for c in connections],
     }
@@ -358,6 +370,16 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     live.add_argument("--max-ticks", type=int, default=0, help="stop after this many (0: never)")
     live.add_argument("--no-failover", action="store_true", help="publish every venue's ticks")
+    live.add_argument(
+        "--no-backfill", action="store_true", help="do not refill trade gaps over REST"
+    )
+    live.add_argument(
+        "--rest-url",
+        action="append",
+        default=[],
+        metavar="VENUE=URL",
+        help="override a venue's REST API host (gap backfill)",
+    )
     for parser in (sim, replay):
         parser.add_argument(
             "--no-end",

@@ -18,6 +18,8 @@ def _up(args: argparse.Namespace) -> int:
         feed_duration_s=args.feed_duration or None,
         extras=args.extra,
         report_every_s=args.report_every,
+        feed_live=args.feed_live,
+        feed_symbols=args.feed_symbols,
     )
     print(" ".join(f"{name}={code}" for name, code in codes.items()))
     return 0
@@ -69,6 +71,13 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = sub.add_parser("up", help="run broker, flows (and feed) supervised until Ctrl-C")
     up.add_argument("--external-broker", action="store_true", help="do not start Tansu")
     up.add_argument("--feed-duration", type=float, default=0.0, help="simulate a feed (s)")
+    up.add_argument(
+        "--feed-live",
+        default="",
+        metavar="VENUES",
+        help="live venue feed as a component: comma-separated venues or `all` (config/feeds.yaml)",
+    )
+    up.add_argument("--feed-symbols", default="", help="with --feed-live: our instruments")
     up.add_argument("--with", dest="extra", action="append", default=[], metavar="NAME=CMD")
     up.add_argument("--report-every", type=float, default=10.0, help="health line period (s)")
     up.set_defaults(run=_up)

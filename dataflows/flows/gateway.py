@@ -141,7 +141,9 @@ def decode_order_requests(
     return [decode_order_request(record.value, origin=record) for record in records]
 
 
-BOOK_STATE_VERSION = 1  # snapshot version of BookState (dataflows.flows.shim): bump on change
+# Snapshot version of BookState (dataflows.flows.shim): bump on change.
+# 2: the book's recent Ticks gained the venue fields (an older pickle restores them unset).
+BOOK_STATE_VERSION = 2
 
 
 @dataclass(slots=True)

@@ -63,7 +63,7 @@ from risk.domain import (
     Signal,
     Tick,
 )
-from risk.outlier import OutlierScreen
+from risk.outlier import OutlierScreen, flag_alert
 
 TickWithOrigin = tuple[Tick, KafkaRecord]
 NS_PER_S = 1_000_000_000
@@ -72,7 +72,8 @@ NS_PER_S = 1_000_000_000
 # shape of its state changes, so a store written by older code fails closed on resume.
 # The risk gate's is `dataflows.flows.account.ACCOUNT_STATE_VERSION`.
 # 2: the outlier screen's per-instrument memory (risk.outlier) joined the state.
-INSTRUMENT_STATE_VERSION = 2  # InstrumentState: pipelines (bars, features, models), pool
+# 3: the outlier screen keeps when it last raised each flag alert.
+INSTRUMENT_STATE_VERSION = 3  # InstrumentState: pipelines (bars, features, models), pool
 
 
 POOL_KEY = "pool"
@@ -113,7 +114,7 @@ def decode_ticks(
 class InstrumentState:
     """The model step's state of one key: one instrument, or all of them when pooled.
 
-    Per instrument: a sequence guard, the outlier screen (`risk.outlier`, default rules)
+    Per instrument: a sequence guard, the outlier screen (`risk.outlier`, `settings.outliers`)
     and the pipeline, built on its first tick
     (Bytewax hands a state builder no key), from its warm start if it has one;
     a used warm start is dropped so snapshots stay small. `pool` holds the pooled
@@ -177,6 +178,9 @@ def handle_ticks(
         if verdict.rejected is not None:
             out.append(dead_letter(record, verdict.rejected.reason, verdict.detail))
             continue
+        if verdict.flags:  # the tick passes; its flags are reported, at a bounded rate
+            for rule, count in state.outliers.flags_due(tick, verdict):
+                out.append(flag_alert(tick, rule, count, verdict.detail))
         produced = len(out)
         state.pipeline_for(tick.instrument).update(tick, out)  # type: ignore[arg-type]
         if pooled and (checkpoint := state.pool_checkpoint(tick)) is not None:
@@ -304,7 +308,12 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
             "instrument_pipeline",
             op.merge("instrument_in", valid_ticks, model_commands),
             delegate(
-                lambda: InstrumentState(spec, pool=start.pool, warm=start.sets),
+                lambda: InstrumentState(
+                    spec,
+                    outliers=OutlierScreen(settings.outliers.config()),
+                    pool=start.pool,
+                    warm=start.sets,
+                ),
                 handle_ticks,
                 step="trading.instrument_pipeline",
                 version=INSTRUMENT_STATE_VERSION,

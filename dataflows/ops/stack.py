@@ -137,6 +137,22 @@ def feed_component(duration_s: float) -> Component:
     return Component(name="feed", command=[*command, "--duration", str(duration_s)])
 
 
+def live_feed_component(venues: str, symbols: str = "") -> Component:
+    """`hfl feed live` for `venues` (comma-separated, or `all`): public trades and quotes
+    from the real venues, restarted with backoff when it crashes; it reconnects by itself
+    while it runs, so a restart means the process itself failed.
+
+    >>> live_feed_component("coinbase,kraken", "BTC-USD").command[-4:]
+    ['--venues', 'coinbase,kraken', '--symbols', 'BTC-USD']
+    """
+    command = [sys.executable, "-m", "dataflows.commands", "feed", "live"]
+    if venues != "all":
+        command += ["--venues", venues]
+    if symbols:
+        command += ["--symbols", symbols]
+    return Component(name="feed", command=command)
+
+
 def extra_component(spec: str) -> Component:
     """A component from `NAME=COMMAND`.
 
@@ -158,14 +174,20 @@ def components(
     extras: Sequence[str] = (),
     say: Callable[[str], None] = report_line,
     trading_env: dict[str, str] | None = None,
+    feed_live: str = "",
+    feed_symbols: str = "",
 ) -> list[Component]:
     """Everything `hfl up` runs, in start order; a startup reconciliation after a
     (re)start of the local broker halts trading through `trading_env`."""
     trading_env = {} if trading_env is None else trading_env
     out = [broker_component(settings, say, trading_env)] if local_broker else []
     out += flow_components(settings, root / settings.recovery.directory, trading_env=trading_env)
+    if feed_duration_s and feed_live:
+        raise HflError("one feed: --feed-duration (simulated) or --feed-live (venues), not both")
     if feed_duration_s:
         out.append(feed_component(feed_duration_s))
+    if feed_live:
+        out.append(live_feed_component(feed_live, feed_symbols))
     out += [extra_component(spec) for spec in extras]
     return out
 
@@ -178,6 +200,8 @@ def run_up(
     feed_duration_s: float | None,
     extras: Sequence[str],
     report_every_s: float = 10.0,
+    feed_live: str = "",
+    feed_symbols: str = "",
 ) -> dict[str, int | None]:
     """Run the system until interrupted (SIGINT/SIGTERM), then stop it; return exit codes."""
     say = report_line
@@ -191,6 +215,8 @@ def run_up(
             extras=extras,
             say=say,
             trading_env=trading_env,
+            feed_live=feed_live,
+            feed_symbols=feed_symbols,
         ),
         root / "var" / "up",
         say=say,

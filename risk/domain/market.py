@@ -13,6 +13,9 @@ class Tick:
 
     `price` is the trade price, or the mid for a quote; `size` is the traded size
     (0 for a quote). `bid`/`ask` and their sizes are the touch when known.
+    A live venue feed also says where the tick came from: `venue`, the venue's own
+    `venue_trade_id` (trades) and `venue_seq` (its sequence or update id), and `flags`
+    (`failover`, `backfill`, `snapshot`, `no_venue_time`); empty for other feeds.
     """
 
     tick_id: str
@@ -27,6 +30,10 @@ class Tick:
     ask_size: float | None = None
     ts_event: int
     ts_init: int
+    venue: str = ""
+    venue_trade_id: int | None = None
+    venue_seq: int | None = None
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

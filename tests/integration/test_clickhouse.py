@@ -117,8 +117,30 @@ def events_for(table: str) -> list[object]:
                     bid_size=5.0,
                     ask_size=6.0,
                     **ts2,
+                    venue="coinbase",
+                    venue_seq=12,
+                    flags=("failover",),
+                ),
+                Tick(
+                    tick_id="t3",
+                    instrument=INSTRUMENT,
+                    seq=3,
+                    kind=TickKind.TRADE,
+                    price=100.5,
+                    size=0.5,
+                    ts_event=T0 + 2_000,
+                    ts_init=T0 + 2_007,
+                    venue="kraken",
+                    venue_trade_id=2**40,
                 ),
             ]
+        case "history_bars":
+            return [
+                {"venue": "binance", "instrument": INSTRUMENT, "interval_s": 60, "open": 1.5,
+                 "high": 2.0, "low": 1.0, "close": 1.75, "volume": 10.0, **ts},
+                {"venue": "coinbase", "instrument": INSTRUMENT, "interval_s": 60, "open": 1.5,
+                 "high": 2.0, "low": 1.0, "close": 1.75, "volume": 0.0, **ts},
+            ]  # fmt: skip
         case "bars":
             return [
                 Bar(

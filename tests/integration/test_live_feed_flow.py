@@ -78,6 +78,17 @@ def start_venue(venue: str, symbol: str, price: float) -> tuple[subprocess.Popen
     return process, url
 
 
+STORED_VENUES = """
+import json, os
+from sinks.client import connect
+client = connect(os.environ["HFL_CLICKHOUSE_URL"])
+rows = client.query(
+    "SELECT venue, count(), uniqExact(venue_trade_id) FROM ticks FINAL GROUP BY venue"
+).result_rows
+print(json.dumps({venue: [n, ids] for venue, n, ids in rows}))
+"""
+
+
 def test_three_venues_feed_the_trading_flow_end_to_end(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -137,7 +148,7 @@ def test_three_venues_feed_the_trading_flow_end_to_end(
     # models (16 s at load average 20): its idle bound must outlast that.
     flows = [
         start_flow(name, settings, tmp_path, env | {"HFL_KAFKA__EXIT_WHEN_IDLE_S": idle})
-        for name, idle in (("trading", "3"), ("gateway", "45"))
+        for name, idle in (("trading", "3"), ("gateway", "45"), ("persist", "45"))
     ]
     codes = wait_all(flows, 300)
     for flow in flows:
@@ -146,3 +157,10 @@ def test_three_venues_feed_the_trading_flow_end_to_end(
         assert codes[flow.name] == 0, f"{flow.name}: {flow.tail()[-3000:]}"
     orders = [o for o in read_log(kafka_bootstrap, prefix + ORDERS) if "progress_id" not in o]
     assert {o["instrument"] for o in orders} == {i for _, i, _ in VENUES.values()}
+    # The ticks table keeps where each tick came from: venue, its trade id, flags.
+    stored = subprocess.run(
+        [sys.executable, "-c", STORED_VENUES], cwd=ROOT, env={**os.environ, **env},
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    per_venue = orjson.loads(stored.stdout.strip().splitlines()[-1])
+    assert per_venue == {v: [2 * TRADES, TRADES] for v in VENUES}

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -38,6 +38,9 @@ from connectors.feeds.live.connection import (
 from connectors.feeds.live.instrument import VenueConfig, venues_from_mapping
 from connectors.feeds.live.kraken import Kraken
 from connectors.kafka.record import OutboundRecord
+
+if TYPE_CHECKING:
+    from connectors.feeds.live.backfill import GapBackfill
 from connectors.topic import ALERTS, AUDIT, TICKS
 from risk.domain.control import Alert, AuditEvent
 from risk.domain.enums import AlertSeverity
@@ -139,6 +142,7 @@ class LiveRouter:
         self.unused: Counter[str] = Counter()
         self.switches: list[FeedSwitched] = []
         self.alerts: Counter[str] = Counter()
+        self.backfilled: Counter[str] = Counter()
 
     def route(self, event: FeedEvent) -> list[OutboundRecord]:
         """The records one feed event gives (none for a secondary tick not in use)."""
@@ -240,11 +244,14 @@ async def run_live(
     max_ticks: int | None = None,
     report: Callable[[list[FeedConnection]], None] | None = None,
     report_every_s: float = 5.0,
+    backfills: Mapping[str, GapBackfill] | None = None,
 ) -> int:
     """Route every connection's events to `sink` until `max_ticks` ticks are published
     (forever when None); then close every connection cleanly. Returns ticks published.
 
     `report`, when given, is called with the connections every `report_every_s`.
+    A gap of a venue in `backfills` is refilled from its REST API (off the event loop)
+    before the tick after the hole is routed: the refilled trades keep id order.
     """
     connections = list(connections)
     done = asyncio.Event()
@@ -258,6 +265,12 @@ async def run_live(
         async for event in connection.events():
             for record in router.route(event):
                 sink(record)
+            refill = backfills.get(connection.venue.name) if backfills else None
+            if refill is not None and isinstance(event, FeedGap):
+                for tick in await asyncio.to_thread(refill.fetch, event):
+                    for record in router.route(tick):
+                        sink(record)
+                    router.backfilled[tick.venue] += 1
             if max_ticks is not None and sum(router.published.values()) >= max_ticks:
                 done.set()
 
