@@ -76,9 +76,9 @@ class TickBatch:
     """One source poll's valid ticks of one instrument, in stream order, and the poll's
     clock: every tick with `ts_event < through_ns` has been fed to the books.
 
-    One Bytewax item per instrument per poll (not one per tick): the runtime's
-    per-item routing was most of the gateway's cost, and a book with nothing working
-    only appends the batch to its buffer (`InstrumentBook.on_ticks`).
+    One Bytewax item per instrument per poll, not one per tick plus a clock item per
+    instrument: fewer items through the runtime, and a book with nothing working only
+    appends the batch to its buffer (`InstrumentBook.on_ticks`).
     """
 
     instrument: str
