@@ -165,6 +165,15 @@ class BytewaxSettings:
     addresses: tuple[str, ...] = ()
     workers_per_process: int = 1
 
+    def workers(self) -> int:
+        """Workers of the whole cluster (worker `i*w … i*w+w-1` run in process `i`).
+
+        >>> BytewaxSettings(process_id=0, addresses=("a:1", "b:1")).workers()
+        2
+        """
+        processes = len(self.addresses) if self.process_id >= 0 else 1
+        return processes * self.workers_per_process
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecoverySettings:

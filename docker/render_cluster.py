@@ -31,7 +31,41 @@ BASE_ENV = {
     "HFL_TRADING__ACCOUNT": "${HFL_ACCOUNT:-paper-1}",
     "HFL_METRICS__HOST": "0.0.0.0",
     "HFL_METRICS__PORT": "9100",
+    "HFL_KAFKA__SECURITY__PROTOCOL": "SASL_PLAINTEXT",
+    "HFL_KAFKA__SECURITY__MECHANISM": "SCRAM-SHA-512",
 }
+# The base file's trading environment (its Kafka principal and the API keys file).
+TRADING_ENV = {
+    "HFL_KAFKA__SECURITY__USERNAME": "hfl-trading",
+    "HFL_KAFKA__SECURITY__PASSWORD": "${HFL_KAFKA_TRADING_PASSWORD}",
+    "HFL_SECURITY__KEYS_FILE": "/run/hfl/keys.json",
+}
+KEYS_MOUNT = "${HFL_KEYS_FILE:-../var/keys.json}:/run/hfl/keys.json:ro"
+# The base file's `kafka` start: the JAAS file from the environment, then the image's run.
+JAAS_START = """\
+umask 077
+printf '%s\\n' 'KafkaServer {' \\
+  "  org.apache.kafka.common.security.plain.PlainLoginModule required username=\\"admin\\" \
+password=\\"$$HFL_KAFKA_ADMIN_PASSWORD\\" user_admin=\\"$$HFL_KAFKA_ADMIN_PASSWORD\\";" \\
+  '  org.apache.kafka.common.security.scram.ScramLoginModule required;' \\
+  '};' > /tmp/kafka_jaas.conf
+exec /etc/kafka/docker/run
+"""
+# Authenticated listeners and least privilege, as in the base file's `kafka`.
+KAFKA_SECURITY = {
+    "HFL_KAFKA_ADMIN_PASSWORD": "${HFL_KAFKA_ADMIN_PASSWORD:?set it in .env}",
+    "KAFKA_OPTS": "-Djava.security.auth.login.config=/tmp/kafka_jaas.conf",
+    "KAFKA_SASL_ENABLED_MECHANISMS": "PLAIN,SCRAM-SHA-512",
+    "KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL": "PLAIN",
+    "KAFKA_AUTHORIZER_CLASS_NAME": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "KAFKA_SUPER_USERS": "User:admin;User:ANONYMOUS",
+    "KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND": "false",
+}
+HEALTH_PROPERTIES = (
+    "printf 'security.protocol=SASL_PLAINTEXT\\nsasl.mechanism=PLAIN\\nsasl.jaas.config="
+    'org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
+    'password="%s";\\n\' "$$HFL_KAFKA_ADMIN_PASSWORD" > /tmp/health.properties && '
+)
 HFL_SERVICES = (
     "feed-live",
     "topics",
@@ -50,8 +84,8 @@ HEADER = """\
 # 3 KRaft brokers (RF 3, min.insync.replicas 2), ClickHouse Keeper + 2 replicas (cluster `hfl`:
 # ReplicatedReplacingMergeTree + Distributed *_all tables from the same migrations), and the
 # trading flow as a Bytewax cluster of {n} processes (-i/-a), md.ticks keyed by instrument on
-# HFL_TICKS_PARTITIONS partitions. See docs/deployment.md, which also says what was not run:
-# at this commit the trading flow aborts when started as more than one Bytewax process.
+# HFL_TICKS_PARTITIONS partitions: instruments assigned to the processes' workers, the account
+# gate on process 0 (dataflows/flows/sequence.py). docs/deployment.md says what was not run here.
 """
 
 
@@ -64,7 +98,7 @@ def broker(node_id: int, name: str) -> dict[str, object]:
             "KAFKA_CONTROLLER_QUORUM_VOTERS": voters,
             "KAFKA_LISTENERS": "INTERNAL://:9092,CONTROLLER://:9093",
             "KAFKA_ADVERTISED_LISTENERS": f"INTERNAL://{name}:9092",
-            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
             "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": 3,
             "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": 3,
             "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": 2,
@@ -76,15 +110,18 @@ def broker(node_id: int, name: str) -> dict[str, object]:
         service.update(
             image="apache/kafka:3.9.1",
             restart="unless-stopped",
+            entrypoint=["/bin/sh", "-c"],
+            command=[JAAS_START],
             volumes=[f"{name}-data:/var/lib/kafka/data"],
             healthcheck={
                 "test": [
                     "CMD-SHELL",
-                    f"/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server {name}:9092"
+                    HEALTH_PROPERTIES + "/opt/kafka/bin/kafka-broker-api-versions.sh "
+                    f"--bootstrap-server {name}:9092 --command-config /tmp/health.properties"
                     " >/dev/null 2>&1",
                 ],
                 "interval": "10s",
-                "timeout": "10s",
+                "timeout": "20s",
                 "retries": 12,
                 "start_period": "30s",
             },
@@ -98,6 +135,7 @@ def broker(node_id: int, name: str) -> dict[str, object]:
             KAFKA_INTER_BROKER_LISTENER_NAME="INTERNAL",
             KAFKA_AUTO_CREATE_TOPICS_ENABLE="false",
             KAFKA_LOG_DIRS="/var/lib/kafka/data",
+            **KAFKA_SECURITY,
         )
     return service
 
@@ -163,12 +201,12 @@ def trading(process_id: int, processes: int) -> dict[str, object]:
         # A full definition: compose cannot `extends` a service that has depends_on.
         env = service["environment"]
         assert isinstance(env, dict)
-        service["environment"] = {**BASE_ENV, **env}
+        service["environment"] = {**BASE_ENV, **TRADING_ENV, **env}
         service.update(
             image="${HFL_IMAGE:-hedgefund-lite:local}",
             command=["flow", "run", "trading"],
             restart="unless-stopped",
-            volumes=[f"trading-recovery:{RECOVERY}"],
+            volumes=[f"trading-recovery:{RECOVERY}", KEYS_MOUNT],
             logging={"driver": "json-file", "options": {"max-size": "20m", "max-file": "5"}},
         )
         depends = service["depends_on"]

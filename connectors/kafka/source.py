@@ -70,6 +70,11 @@ class EndHooks:
 
     ended: Callable[[], None] = _nothing
     may_end: Callable[[bool], bool] | None = None
+    # In band: a bounded partition that has every awaited marker of a topic (now, or
+    # already when it resumed) emits one record with key `END_KEY` and offset -1 for
+    # it, after all of its data, so steps downstream (in any process of a Bytewax
+    # cluster) learn where its data ends.
+    in_band: bool = False
 
 
 class _Activity:
@@ -269,8 +274,11 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         bounded: bool = False,
         ends: Mapping[str, frozenset[str]] | None = None,
         end_guard_s: float = 600.0,
+        in_band: bool = False,
     ) -> None:
         self._index = index
+        self._in_band = in_band
+        self._ends_due: list[str] = []
         self._step = step
         self._lag_at = 0.0
         self._log_checked_at = time.monotonic()
@@ -350,6 +358,9 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
             else:
                 msg = f"kafka source {topic}#{self._index} failed: {error}"
                 raise RecoverableError(msg)
+        if self._ends_due:
+            batch += [KafkaRecord(t, self._index, -1, END_KEY, b"", 0) for t in self._ends_due]
+            self._ends_due.clear()
         if batch or self._marked:
             self._marked = False
             _note_activity()
@@ -424,6 +435,8 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
         """Every awaited writer ended `topic`: read nothing more of it."""
         self._consumer.pause([TopicPartition(topic, self._index)])
         self._at_eof[topic] = True
+        if self._in_band:
+            self._ends_due.append(topic)
 
     def _missing(self) -> list[str]:
         return [
@@ -590,6 +603,7 @@ class KafkaSource(FixedPartitionedSource[KafkaRecord, Offsets]):
             bounded=self._bounded,
             ends={topic: writers for topic, writers in self._ends.items() if topic in topics},
             end_guard_s=self._end_guard_s,
+            in_band=self._end.in_band,
         )
 
     def _stopped(self, index: int) -> None:

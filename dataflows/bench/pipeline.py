@@ -64,7 +64,7 @@ import numpy as np
 
 from connectors import topic
 from connectors.broker import port_open, start_broker, stop_broker
-from connectors.codec import dumps, loads
+from connectors.codec import dumps, event_rows, loads
 from connectors.feeds.publisher import StampingSender
 from connectors.feeds.simulator import SimulationConfig, Simulator
 from connectors.kafka.admin import create_topics
@@ -75,7 +75,7 @@ from connectors.telemetry.stage import ENV as STAGE_ENV
 from dataflows.bench.baseline import CpuSampler, cpu_us_per_tick, run_baseline
 from dataflows.bench.persist_run import run_persist
 from dataflows.bench.stages import breakdown, read_stages
-from dataflows.ops.process import Child, start_flow, stop, wait_all
+from dataflows.ops.process import Child, start_cluster, start_flow, stop, wait_all
 from dataflows.settings import Settings
 from risk.domain.error import HflError
 from risk.domain.ids import tick_id
@@ -165,12 +165,21 @@ def bench_pipeline(
     gateway: bool = False,
     baseline: bool = False,
     persist: bool = False,
+    processes: int = 1,
+    partitions: int | None = None,
 ) -> dict:
-    """Run the pipeline benchmark; print and return its figures (see the module docs)."""
+    """Run the pipeline benchmark; print and return its figures (see the module docs).
+
+    `processes` > 1 runs the trading flow as a Bytewax cluster of that many processes
+    (`--rate max` only), `partitions` md.ticks partitions (default: one per process).
+    """
     offered = parse_rate(rate)
+    partitions = partitions or processes
+    if processes > 1 and offered is not None:
+        raise HflError("--processes > 1 is measured with --rate max only")
     gateway = gateway or settings.risk.fill_sync is FillSyncMode.EVENT_TIME
     sampler = CpuSampler()
-    with private_broker(settings, root, "bench", PORT_OFFSET) as run:
+    with private_broker(settings, root, "bench", PORT_OFFSET, ticks_partitions=partitions) as run:
         sampler.watch("broker", run.broker_pid)
         env = {
             **run.env,
@@ -183,7 +192,9 @@ def bench_pipeline(
         }
         with _gateway(run.settings, run.run_dir, env, run_it=gateway, sampler=sampler):
             if offered is None:
-                result = _run_max(run.settings, run.run_dir, env, duration_s, sampler)
+                result = _run_max(
+                    run.settings, run.run_dir, env, duration_s, sampler, processes=processes
+                )
             else:
                 result = _run_paced(run.settings, run.run_dir, env, offered, duration_s, sampler)
         if persist:
@@ -215,6 +226,8 @@ def bench_pipeline(
         "gateway": gateway,
         "broker": run.settings.kafka.bootstrap,
         "instruments": len(settings.trading.instruments),
+        "trading_processes": processes,
+        "ticks_partitions": partitions,
     }
     summarize(result)
     print(dumps(result).decode(), flush=True)
@@ -259,7 +272,7 @@ class PrivateRun:
 
 @contextmanager
 def private_broker(
-    settings: Settings, root: Path, name: str, port_offset: int
+    settings: Settings, root: Path, name: str, port_offset: int, *, ticks_partitions: int = 1
 ) -> Iterator[PrivateRun]:
     """Start a broker on a free loopback port with fresh topics; stop it and drop recovery."""
     host = settings.broker.host
@@ -275,7 +288,7 @@ def private_broker(
     log(f"run {run_id}: private broker {bootstrap}, logs in {run_dir}")
     try:
         broker_pid = start_broker(host, port, pid_file, run_dir / "broker.log")
-        create_topics(bootstrap, prefix=prefix)
+        create_topics(bootstrap, prefix=prefix, partitions={topic.TICKS: ticks_partitions})
         yield PrivateRun(run_id, run_dir, replace(settings, kafka=kafka), env, broker_pid)
     finally:
         stop_broker(pid_file)
@@ -379,7 +392,13 @@ def _pace(
 
 
 def _run_max(
-    settings: Settings, run_dir: Path, env: dict[str, str], duration_s: float, sampler: CpuSampler
+    settings: Settings,
+    run_dir: Path,
+    env: dict[str, str],
+    duration_s: float,
+    sampler: CpuSampler,
+    *,
+    processes: int = 1,
 ) -> dict[str, Any]:
     bootstrap, prefix = settings.kafka.bootstrap, settings.kafka.topic_prefix
     warmup = int(MAX_EVENT_RATE * WARMUP_EVENT_S)
@@ -390,18 +409,31 @@ def _run_max(
     _load(sender, ticks, warmup + count, "backlog")
     feed_cpu = time.process_time() - feed_cpu
     _end_feed(bootstrap, prefix)
-    child = start_flow("trading", settings, run_dir, env, recovery=True)
-    sampler.watch("trading", child.process.pid)
-    log(f"trading flow started (pid {child.process.pid}); draining {warmup + count:,} ticks")
+    if processes > 1:
+        addresses = [
+            f"127.0.0.1:{free_port('127.0.0.1', 21100 + 10 * i)}" for i in range(processes)
+        ]
+        children = start_cluster("trading", settings, run_dir, env, addresses)
+    else:
+        children = [start_flow("trading", settings, run_dir, env, recovery=True)]
+    names = ["trading"] + [f"trading-{i}" for i in range(1, processes)]
+    for name, each in zip(names, children, strict=True):
+        sampler.watch(name, each.process.pid)
+    child = children[0]
+    log(f"trading flow started ({processes} process(es)); draining {warmup + count:,} ticks")
     try:
         drained = _await_exit(child, 120.0 + 10 * duration_s, bootstrap, prefix)
+        codes = wait_all(children, 30.0)
+        if any(code not in (0, None) for code in codes.values()):
+            raise HflError(f"trading cluster exited with {codes}; last log:\n{children[-1].tail()}")
     finally:
-        stop(child)
+        for each in children:
+            stop(each)
     outputs = collect(bootstrap, prefix)
     result = max_figures(outputs, warmup + count, duration_s)
     result["drained"] = drained
     window = result.pop("window_ns")
-    result["cpu_us_per_tick"] = _cpu_figures(sampler, window, result.pop("window_ticks"))
+    result["cpu_us_per_tick"] = _cpu_figures(sampler, window, result.pop("window_ticks"), names)
     result["stages"] = _stages(run_dir, window)
     result["cpu_us_per_tick"]["feed"] = _per_tick(feed_cpu, warmup + count)
     result["config"] = {"warmup_ticks": warmup, "event_ticks_per_s": MAX_EVENT_RATE}
@@ -425,11 +457,14 @@ def _per_tick(cpu_s: float, ticks: int) -> float | None:
 
 
 def _cpu_figures(
-    sampler: CpuSampler, window: tuple[int, int] | None, ticks: int
+    sampler: CpuSampler,
+    window: tuple[int, int] | None,
+    ticks: int,
+    trading: list[str] | None = None,
 ) -> dict[str, float | None]:
     """CPU µs per tick of the flows and the broker over the measured window (persist
     runs after it, with `--persist`; the feed is this process, measured by the caller)."""
-    names = ["trading", "gateway", "broker"]
+    names = [*(trading or ["trading"]), "gateway", "broker"]
     if window is None:
         return dict.fromkeys([*names, "persist", "feed"])
     return {**cpu_us_per_tick(sampler, names, window[0], window[1], ticks), "persist": None}
@@ -469,7 +504,7 @@ def _await_prediction(
     bootstrap: str, prefix: str, wanted: str, child: Child, timeout_s: float
 ) -> None:
     """Block until a version-0 prediction of tick `wanted` shows up."""
-    needle = f'"tick_id":"{wanted}"'.encode()
+    needle = f'"{wanted}"'.encode()
     consumer = consumer_from_beginning(bootstrap, [prefix + topic.PREDICTIONS])
     deadline = time.monotonic() + timeout_s
     try:
@@ -478,11 +513,18 @@ def _await_prediction(
                 raise HflError(f"trading flow exited early; last log lines:\n{child.tail()}")
             for message in consumer.consume(10_000, 0.2):
                 value = message.value()
-                if message.error() is None and needle in value and b'"version":0' in value:
+                if message.error() is None and needle in value and _predicted(value, wanted):
                     return
     finally:
         consumer.close()
     raise HflError(f"warm-up not drained after {timeout_s:.0f}s; last log:\n{child.tail()}")
+
+
+def _predicted(value: bytes, wanted: str) -> bool:
+    """True when the predictions record `value` (columnar or single) holds the fresh
+    (version 0) prediction of tick `wanted`."""
+    rows = event_rows(topic.PREDICTIONS, loads(value))
+    return any(row["tick_id"] == wanted and row["version"] == 0 for row in rows)
 
 
 def _await_exit(child: Child, timeout_s: float, bootstrap: str, prefix: str) -> bool:
@@ -499,7 +541,7 @@ def _await_exit(child: Child, timeout_s: float, bootstrap: str, prefix: str) -> 
             written = sum(
                 consumer.get_watermark_offsets(part, 5.0)[1] for part in consumer.assignment()
             )
-            log(f"  draining: {written:,} predictions written so far")
+            log(f"  draining: {written:,} prediction records written so far")
     finally:
         consumer.close()
     code = child.process.poll()
@@ -540,8 +582,9 @@ def _take(outputs: Outputs, record: RawRecord) -> None:
     event = loads(record.value)
     name = record.topic
     if name.endswith(topic.PREDICTIONS):
-        if event["version"] == 0:
-            outputs.predicted_ns[event["tick_id"]] = emitted
+        for row in event_rows(topic.PREDICTIONS, event):
+            if row["version"] == 0:
+                outputs.predicted_ns[row["tick_id"]] = emitted
     elif name.endswith(topic.SIGNALS):
         outputs.signal_tick[event["signal_id"]] = event["tick_id"]
     else:

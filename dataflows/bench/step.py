@@ -11,10 +11,13 @@ code, not with the broker or the other flows.
 The first `warmup` ticks are not measured (features need ~15 s of event time, models
 their first labels). Then `ticks` more are timed with the process's CPU clock; the
 collector's own time is summed through `gc.callbacks` (wall clock, so it is inflated
-on a loaded machine). `outputs_sha256` hashes every routed record except model
-checkpoints (pickles, whose bytes follow the classes' layout): equal hashes mean equal
-outputs. With `settle` the heap is settled as the flows settle it once built
-(`dataflows.flows.wiring.settle_heap`), after the warm-up.
+on a loaded machine). `outputs_sha256` hashes every row the routed records hold (a
+columnar record of features or predictions gives its rows, `connectors.codec.event_rows`),
+per topic in order, except model checkpoints (pickles, whose bytes follow the classes'
+layout): equal hashes mean equal outputs, however the rows are packed into records.
+`records_per_tick` and `bytes_per_tick` count records and their value bytes by topic;
+counting and hashing are left out of the timings. With `settle` the heap is settled as
+the flows settle it once built (`dataflows.flows.wiring.settle_heap`), after the warm-up.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import hashlib
 import time
 from typing import Any
 
-from connectors.codec import encode
+from connectors.codec import encode, event_rows, loads
 from connectors.feeds.simulator import SimulationConfig, Simulator
 from connectors.kafka.record import KafkaRecord
 from dataflows.bench.pipeline import MODEL_OVERRIDES
@@ -62,6 +65,46 @@ def _simulated(
     return raw
 
 
+class _Tally:
+    """Records and bytes by topic, and each topic's rows hashed in order."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, int] = {}
+        self.bytes: dict[str, int] = {}
+        self.digests: dict[str, Any] = {}
+        self.cpu_s = 0.0  # what counting and hashing took, left out of the figures
+        self.wall_s = 0.0
+
+    def add(self, records: list[tuple[str, Any]]) -> None:
+        cpu, wall = time.process_time(), time.perf_counter()
+        for name, out in records:
+            self.records[name] = self.records.get(name, 0) + 1
+            self.bytes[name] = self.bytes.get(name, 0) + len(out.value)
+            if "checkpoint" in name:
+                continue
+            digest = self.digests.get(name)
+            if digest is None:
+                digest = self.digests[name] = hashlib.sha256()
+            for row in event_rows(name, loads(out.value)):
+                digest.update(encode(row))
+        self.cpu_s += time.process_time() - cpu
+        self.wall_s += time.perf_counter() - wall
+
+    def figures(self, ticks: int) -> dict[str, Any]:
+        digests = self.digests
+        return {
+            "records_per_tick": {
+                name: round(count / ticks, 3) for name, count in sorted(self.records.items())
+            },
+            "bytes_per_tick": {
+                name: round(count / ticks, 1) for name, count in sorted(self.bytes.items())
+            },
+            "outputs_sha256": hashlib.sha256(
+                b"".join(name.encode() + digests[name].digest() for name in sorted(digests))
+            ).hexdigest(),
+        }
+
+
 def bench_step(
     settings: Settings,
     *,
@@ -78,8 +121,7 @@ def bench_step(
     states: dict[str, InstrumentState] = {}
     select = to_account(settings.trading.account)
     route = to_outbound("")
-    digest = hashlib.sha256()
-    records_by_topic: dict[str, int] = {}
+    tally = _Tally()
 
     def run(start: int, end: int, *, measured: bool) -> None:
         chunk = [
@@ -97,11 +139,9 @@ def bench_step(
                 state = states[key] = InstrumentState(spec)
             events.extend(handle_ticks(state, batch))
         select(events)
-        for name, out in route(events):
-            if measured:
-                records_by_topic[name] = records_by_topic.get(name, 0) + 1
-                if "checkpoint" not in name:
-                    digest.update(out.value)
+        records = route(events)
+        if measured:
+            tally.add(records)
 
     for start in range(0, warmup, BATCH):
         run(start, min(start + BATCH, warmup), measured=False)
@@ -124,8 +164,8 @@ def bench_step(
         wall = time.perf_counter()
         for start in range(warmup, warmup + ticks, BATCH):
             run(start, min(start + BATCH, warmup + ticks), measured=True)
-        cpu = time.process_time() - cpu
-        wall = time.perf_counter() - wall
+        cpu = time.process_time() - cpu - tally.cpu_s
+        wall = time.perf_counter() - wall - tally.wall_s
     finally:
         gc.callbacks.remove(on_gc)
     figures = {
@@ -136,10 +176,7 @@ def bench_step(
         "warmup": warmup,
         "event_ticks_per_s": event_rate,
         "settle": settle,
-        "records_per_tick": {
-            name: round(count / ticks, 3) for name, count in sorted(records_by_topic.items())
-        },
-        "outputs_sha256": digest.hexdigest(),
+        **tally.figures(ticks),
         "model": {
             name.removeprefix("HFL_MODEL__").lower(): v for name, v in MODEL_OVERRIDES.items()
         },

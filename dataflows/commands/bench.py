@@ -76,6 +76,8 @@ def _bench(args: argparse.Namespace) -> int:
         gateway=args.gateway,
         persist=args.persist,
         baseline=args.baseline,
+        processes=args.processes,
+        partitions=args.partitions,
     )
     return 0
 
@@ -118,6 +120,15 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--baseline",
         action="store_true",
         help="pipeline: then run a plain per-item Bytewax flow of the same job on the same input",
+    )
+    bench.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="pipeline (--rate max): the trading flow as a Bytewax cluster of N processes",
+    )
+    bench.add_argument(
+        "--partitions", type=int, default=None, help="pipeline: md.ticks partitions (default N)"
     )
     bench.add_argument(
         "--ticks",

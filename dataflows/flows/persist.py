@@ -32,7 +32,7 @@ from connectors.codec import (
     decode_tick,
     encode,
     is_progress_marker,
-    record_decoder,
+    record_rows_decoder,
 )
 from connectors.kafka.record import KafkaRecord
 from connectors.telemetry.metric import (
@@ -67,12 +67,13 @@ def split_records(
     """Decode records: ticks keyed by instrument for the sequence guard, rows by table,
     and records that do not decode as dead letters keyed `DEAD`.
 
-    Every row keeps its record's (topic, offset) for the acknowledgement journal.
+    Every row keeps its record's (topic, offset) for the acknowledgement journal; a
+    columnar record of features or predictions gives all of its rows (one offset).
     Invalid ticks are skipped: the trading flow dead-letters those.
     """
     ticks_topic = prefix + topic.TICKS
     decoders = {
-        prefix + name: record_decoder(name) for name in PERSISTED_TOPICS if name != topic.TICKS
+        prefix + name: record_rows_decoder(name) for name in PERSISTED_TOPICS if name != topic.TICKS
     }
 
     def split(records: list[KafkaRecord]) -> list[tuple[str, object]]:
@@ -83,12 +84,14 @@ def split_records(
                 if not isinstance(tick, DecodeFailure):
                     out.append((tick.instrument, (tick, (record.topic, record.offset))))
                 continue
-            row = decoders[record.topic](record.value, origin=record)
-            if isinstance(row, DecodeFailure):
-                out.append((DEAD, row))
-            elif not is_progress_marker(row):
-                table = table_for_record(record.topic, row, prefix)
-                out.append(("", (table, row, (record.topic, record.offset))))
+            rows = decoders[record.topic](record.value, origin=record)
+            if isinstance(rows, DecodeFailure):
+                out.append((DEAD, rows))
+                continue
+            source = (record.topic, record.offset)
+            for row in rows:
+                if not is_progress_marker(row):
+                    out.append(("", (table_for_record(record.topic, row, prefix), row, source)))
         return out
 
     return split

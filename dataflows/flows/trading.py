@@ -29,13 +29,16 @@ from connectors.codec import (
     decode_order_report,
     decode_tick,
 )
+from connectors.kafka.end import END_KEY
 from connectors.kafka.record import KafkaRecord
-from connectors.kafka.source import EndHooks
+from connectors.kafka.source import EndHooks, partition_counts
 from connectors.keyfile import WatchedKeyRing
 from connectors.telemetry.metric import note_signals, observe_model_batch
 from dataflows.flows.account import AccountInput, account_logic
 from dataflows.flows.authority import CommandCheck, checked
+from dataflows.flows.routing import assign_keys, key_for
 from dataflows.flows.run_end import RunEnd
+from dataflows.flows.sequence import END_NS, Progress, sequenced_gate
 from dataflows.flows.shim import delegate
 from dataflows.flows.wiring import (
     FlowIO,
@@ -79,32 +82,61 @@ INSTRUMENT_STATE_VERSION = 3  # InstrumentState: pipelines (bars, features, mode
 POOL_KEY = "pool"
 
 
-def model_key(*, pooled: bool) -> Callable[[str], str]:
-    """The model step's key for an instrument: itself, or one key for all when pooled.
+def model_key(*, pooled: bool, keys: Mapping[str, str] | None = None) -> Callable[[str], str]:
+    """The model step's key for an instrument: itself, or one key for all when pooled;
+    on several workers, the key `keys` assigns it (`routing.assign_keys`).
 
     Pooled models learn from every instrument, so every instrument's ticks must reach
     one state, in log order (one `md.ticks` partition): then the order in which the
     pooled model learns across instruments is the same on every replay.
     """
     if pooled:
-        return lambda instrument: POOL_KEY
+        pool_key = (keys or {}).get(POOL_KEY, POOL_KEY)
+        return lambda instrument: pool_key
+    if keys:
+        return keys.__getitem__
     return lambda instrument: instrument
 
 
 def decode_ticks(
-    instruments: frozenset[str], *, pooled: bool = False
-) -> Callable[[list[KafkaRecord]], list[tuple[str, TickWithOrigin] | DecodeFailure]]:
-    """Batch decoder: valid ticks keyed for the model step, everything else a dead letter."""
-    key = model_key(pooled=pooled)
+    instruments: frozenset[str],
+    *,
+    pooled: bool = False,
+    keys: Mapping[str, str] | None = None,
+    sequenced: bool = False,
+) -> Callable[[list[KafkaRecord]], list[tuple[str, TickWithOrigin | Progress] | DecodeFailure]]:
+    """Batch decoder: valid ticks keyed for the model step, everything else a dead letter.
 
-    def decode(records: list[KafkaRecord]) -> list[tuple[str, TickWithOrigin] | DecodeFailure]:
-        out: list[tuple[str, TickWithOrigin] | DecodeFailure] = []
+    `sequenced` (several partitions or workers, `dataflows.flows.sequence`): after the
+    batch, a `Progress` mark per partition read to every model key; a partition's
+    in-band end record (key `END_KEY`) marks it ended.
+    """
+    key = model_key(pooled=pooled, keys=keys)
+    every_key = sorted({key(name) for name in instruments})
+    high: dict[int, int] = {}
+
+    def decode(
+        records: list[KafkaRecord],
+    ) -> list[tuple[str, TickWithOrigin | Progress] | DecodeFailure]:
+        out: list[tuple[str, TickWithOrigin | Progress] | DecodeFailure] = []
+        read: dict[int, None] = {}
         for record in records:
+            if sequenced:
+                read[record.partition] = None
+                if record.key == END_KEY and record.offset < 0:
+                    high[record.partition] = END_NS
+                    continue
             tick = decode_tick(record.value, instruments, origin=record)
             if isinstance(tick, DecodeFailure):
                 out.append(tick)
             else:
                 out.append((key(tick.instrument), (tick, record)))
+                if sequenced and tick.ts_init > high.get(record.partition, -1):
+                    high[record.partition] = tick.ts_init
+        for partition in read:
+            through = high.get(partition, -1)
+            if through >= 0:
+                out += [(k, Progress(partition, k, through)) for k in every_key]
         return out
 
     return decode
@@ -163,6 +195,9 @@ def handle_ticks(
     pooled = state.spec.models.pooled
     out: list[InstrumentEvent | DecodeFailure] = []
     for item in batch:
+        if type(item) is Progress:  # several workers: pass the mark on after the events
+            out.append(item)  # type: ignore[arg-type]
+            continue
         if isinstance(item, ModelCommand):
             state.pipeline_for(item.instrument).apply(item, out)  # type: ignore[arg-type]
             continue
@@ -191,11 +226,11 @@ def handle_ticks(
 
 
 def for_instruments(
-    instruments: tuple[str, ...], *, pooled: bool = False
+    instruments: tuple[str, ...], *, pooled: bool = False, keys: Mapping[str, str] | None = None
 ) -> Callable[[ModelCommand], list[tuple[str, ModelCommand]]]:
     """One model command per instrument it addresses ('' addresses all of them), keyed
     for the model step."""
-    key = model_key(pooled=pooled)
+    key = model_key(pooled=pooled, keys=keys)
 
     def broadcast(command: ModelCommand) -> list[tuple[str, ModelCommand]]:
         targets = (command.instrument,) if command.instrument else instruments
@@ -208,7 +243,9 @@ def for_instruments(
     return broadcast
 
 
-def to_account(account: str) -> Callable[[list[object]], list[tuple[str, AccountInput]]]:
+def to_account(
+    account: str, *, sequenced: bool = False
+) -> Callable[[list[object]], list[tuple[str, AccountInput]]]:
     """Select what the account gate needs from instrument events: signals, 1 s bars and
     drift detections (which may restrict the instrument).
 
@@ -225,6 +262,8 @@ def to_account(account: str) -> Callable[[list[object]], list[tuple[str, Account
             or (isinstance(event, Bar) and event.interval_s == 1)
         ]
         chosen.sort(key=_causal_order)
+        if sequenced:  # the marks after the events they follow
+            chosen += [event for event in events if type(event) is Progress]
         return [(account, event) for event in chosen]
 
     return select
@@ -243,6 +282,14 @@ def inbound_types(prefix: str) -> Callable[[str], type | Callable[..., object]]:
         prefix + topic.ALERTS: decode_alert,
     }
     return types.__getitem__
+
+
+def tick_partitions(settings: Settings, io: FlowIO) -> int:
+    """How many partitions `md.ticks` has (1 when the flow does not read Kafka)."""
+    if not isinstance(io, KafkaIO):
+        return 1
+    name = settings.kafka.topic_prefix + topic.TICKS
+    return partition_counts(settings.kafka.bootstrap, [name])[name]
 
 
 def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Dataflow:
@@ -272,10 +319,23 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
         if settings.kafka.bounded
         else settings.risk.fill_sync_max_wait_ms / 1000
     )
+    # Several workers (a Bytewax cluster) or md.ticks partitions: instruments on balanced,
+    # explicitly assigned workers, the gate on worker 0 behind the sequencer
+    # (dataflows.flows.sequence); one of each: exactly the one-worker flow.
+    workers = settings.bytewax.workers()
+    partitions = tick_partitions(settings, io)
+    in_order = workers > 1 or partitions > 1
+    keys = assign_keys(frozenset({POOL_KEY}) if pooled else instruments, workers)
+    model_keys = sorted(set(keys.values()))
     ticks = op.flat_map_batch(
         "decode_ticks",
-        io.input("ticks_in", flow, topic.TICKS, end=EndHooks(ended=end.market_data_ended)),
-        decode_ticks(instruments, pooled=pooled),
+        io.input(
+            "ticks_in",
+            flow,
+            topic.TICKS,
+            end=EndHooks(in_band=True) if in_order else EndHooks(ended=end.market_data_ended),
+        ),
+        decode_ticks(instruments, pooled=pooled, keys=keys, sequenced=in_order),
     )
     valid_ticks, bad_ticks = split_dead_letters("split_ticks", ticks)
     prefix = settings.kafka.topic_prefix
@@ -300,7 +360,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     model_commands = op.flat_map(
         "model_commands_by_instrument",
         valid_commands,
-        for_instruments(settings.trading.instruments, pooled=pooled),
+        for_instruments(settings.trading.instruments, pooled=pooled, keys=keys),
     )
     instrument_events = op.key_rm(
         "instrument_events",
@@ -322,6 +382,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     )
 
     account = settings.trading.account
+    gate_key = key_for(account, 0, workers)
     inbound, control_audits = checked(
         "check_inbound",
         io.input(
@@ -345,17 +406,19 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
     valid_inbound, dead = split_dead_letters("split_inbound", inbound)
     account_in = op.merge(
         "account_in",
-        op.flat_map_batch("account_feed", instrument_events, to_account(account)),
-        op.key_on("by_account", valid_inbound, lambda event: account),
-    )
-    account_events = op.key_rm(
-        "account_events",
-        op.stateful_batch(
-            "risk_gate",
-            account_in,
-            account_logic(settings, observe=lambda state: end.note_gate(state.sync)),
+        op.flat_map_batch(
+            "account_feed", instrument_events, to_account(gate_key, sequenced=in_order)
         ),
+        op.key_on("by_account", valid_inbound, lambda event: gate_key),
     )
+    gate = account_logic(settings, observe=lambda state: end.note_gate(state.sync))
+    if in_order:
+        hold_s = 0.0 if settings.kafka.bounded else settings.risk.fill_sync_max_wait_ms / 1000
+        gate = sequenced_gate(gate, partitions, model_keys, end.market_data_ended, hold_s)
+        instrument_events = op.filter(
+            "no_progress_marks", instrument_events, lambda event: type(event) is not Progress
+        )
+    account_events = op.key_rm("account_events", op.stateful_batch("risk_gate", account_in, gate))
     io.output(
         "events_out",
         op.merge(

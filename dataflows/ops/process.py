@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dataflows.ops.launch import GO, STANDBY_ENV
@@ -35,8 +35,14 @@ def init_recovery(directory: Path) -> None:
 
 
 def flow_command(name: str, settings: Settings, recovery_dir: Path | None) -> list[str]:
-    """The command line of flow `name`: `bytewax.run` through `dataflows.ops.launch`."""
+    """The command line of flow `name`: `bytewax.run` through `dataflows.ops.launch`;
+    `-i/-a` when `bytewax.process_id` makes it one process of a Bytewax cluster."""
     command = [sys.executable, "-m", "dataflows.ops.launch", f"dataflows.flows.{name}:build_flow()"]
+    cluster = settings.bytewax
+    if cluster.process_id >= 0 and cluster.addresses:
+        command += ["-i", str(cluster.process_id), "-a", ";".join(cluster.addresses)]
+    if cluster.workers_per_process > 1:
+        command += ["-w", str(cluster.workers_per_process)]
     if recovery_dir is not None:
         recovery = settings.recovery
         command += [
@@ -86,6 +92,39 @@ def start_flow(
     return start_child(
         name, flow_command(name, settings, recovery_dir), run_dir, env, standby=standby
     )
+
+
+def start_cluster(
+    name: str,
+    settings: Settings,
+    run_dir: Path,
+    env: Mapping[str, str],
+    addresses: Sequence[str],
+) -> list[Child]:
+    """Start flow `name` as a Bytewax cluster: one process per address (`host:port`, in
+    process order), all sharing one recovery store under `run_dir`.
+
+    Each gets `bytewax.process_id` and `bytewax.addresses` in its environment, so the
+    flow knows the cluster's size (the trading flow assigns instruments to workers
+    from it) and `flow_command` passes `-i/-a`. A Bytewax cluster lives and dies as
+    one: when one process fails, the others stop too; restart all of them.
+    """
+    recovery_dir = run_dir / "recovery" / name
+    init_recovery(recovery_dir)
+    children = []
+    for index in range(len(addresses)):
+        cluster_env = {
+            **env,
+            "HFL_BYTEWAX__PROCESS_ID": str(index),
+            "HFL_BYTEWAX__ADDRESSES": ",".join(addresses),
+        }
+        cluster = replace(
+            settings,
+            bytewax=replace(settings.bytewax, process_id=index, addresses=tuple(addresses)),
+        )
+        command = flow_command(name, cluster, recovery_dir)
+        children.append(start_child(f"{name}-{index}", command, run_dir, cluster_env))
+    return children
 
 
 def start_child(

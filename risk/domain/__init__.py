@@ -26,12 +26,14 @@ from risk.domain.enums import (
 from risk.domain.market import Bar, Tick
 from risk.domain.model import (
     DriftDetected,
+    FeatureBatch,
     FeatureVector,
     ModelCheckpoint,
     ModelCommand,
     ModelMetrics,
     ModelVersion,
     Prediction,
+    PredictionBatch,
     Signal,
 )
 from risk.domain.order import (
@@ -60,6 +62,7 @@ __all__ = [
     "DenialReason",
     "Denied",
     "DriftDetected",
+    "FeatureBatch",
     "FeatureVector",
     "Fill",
     "FillsThrough",
@@ -81,6 +84,7 @@ __all__ = [
     "PnlSnapshot",
     "Position",
     "Prediction",
+    "PredictionBatch",
     "RiskDecision",
     "RiskMetric",
     "Side",

@@ -47,6 +47,53 @@ class Prediction:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FeatureBatch:
+    """Feature vectors of one instrument from one input batch, in one record, as columns.
+
+    Row i is the `FeatureVector` with `tick_ids[i]`, this `instrument`, the values
+    `dict(zip(names, values[i]))` and `ts_events[i]`/`ts_inits[i]`; rows keep the
+    order the vectors were made in. The persist flow explodes a batch into exactly
+    those rows. `ts_event` and `ts_init` are the latest of the rows' (what a consumer
+    following the topic's progress reads).
+    """
+
+    instrument: str
+    names: tuple[str, ...]
+    tick_ids: tuple[str, ...]
+    values: tuple[tuple[float, ...], ...]
+    ts_events: tuple[int, ...]
+    ts_inits: tuple[int, ...]
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PredictionBatch:
+    """Predictions of one instrument from one input batch, in one record, as columns.
+
+    Row i is the `Prediction` of `tick_ids[i]`, `models[i]`, `horizons_ns[i]`, ...
+    `ts_inits[i]` (each column named after its `Prediction` field), in the order
+    they were made; the persist flow explodes a batch into exactly those rows.
+    `ts_event` and `ts_init` are the latest of the rows'.
+    """
+
+    instrument: str
+    tick_ids: tuple[str, ...]
+    models: tuple[str, ...]
+    horizons_ns: tuple[int, ...]
+    probabilities_up: tuple[float, ...]
+    expected_returns: tuple[float | None, ...]
+    labels: tuple[int | None, ...]
+    realized_returns: tuple[float | None, ...]
+    errors: tuple[float | None, ...]
+    versions: tuple[int, ...]
+    ts_events: tuple[int, ...]
+    ts_inits: tuple[int, ...]
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Signal:
     """A change of the desired direction on an instrument: -1 short, 0 flat, +1 long."""
 

@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectors import codec, topic
+from dataflows.flows.routing import to_outbound
 from risk.domain import (
     Alert,
     AlertSeverity,
@@ -424,9 +425,10 @@ def _round_trip(
 
 
 def _decode_persisted(data: bytes) -> object:
-    """First byte picks the persisted topic; the rest is the record."""
+    """First byte picks the persisted topic; the rest is the record (single or columnar),
+    decoded as the persist flow decodes it."""
     name = _PERSISTED[data[0] % len(_PERSISTED)] if data else _PERSISTED[0]
-    return codec.record_decoder(name)(data[1:])
+    return codec.record_rows_decoder(name)(data[1:])
 
 
 def _persisted(data: bytes) -> None:
@@ -435,17 +437,25 @@ def _persisted(data: bytes) -> None:
     if isinstance(result, DecodeFailure):
         codec.encode(result)
         return
-    assert isinstance(result, dict)
-    if not codec.is_progress_marker(result):
-        columns_for(table_for_record(name, result), [result])
-    codec.encode(result)
+    assert isinstance(result, list)
+    for row in result:
+        assert isinstance(row, dict)
+        if not codec.is_progress_marker(row):
+            columns_for(table_for_record(name, row), [row])
+        codec.encode(row)
 
 
 _PERSISTED = tuple(name for name in codec.RECORD_TYPES if name in TABLE_BY_TOPIC)
 
 
 def _encoded(name: str) -> tuple[bytes, ...]:
-    return tuple(codec.encode(event) for event in SEED_EVENTS[name])
+    events = SEED_EVENTS[name]
+    singles = tuple(codec.encode(event) for event in events)
+    if name not in (topic.FEATURES, topic.PREDICTIONS):
+        return singles
+    # The trading flow writes these topics as columnar records (dataflows.flows.routing).
+    columnar = tuple(record.value for _, record in to_outbound("")([*events, *events]))
+    return singles + columnar
 
 
 def _ticks(data: bytes) -> object:

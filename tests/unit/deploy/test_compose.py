@@ -142,7 +142,7 @@ def test_every_interpolated_variable_is_documented_in_env_example() -> None:
 def test_long_running_services_have_health_checks_and_restart_policies(
     stack: dict[str, Any],
 ) -> None:
-    one_shot = {"topics", "migrate", "reconcile"}
+    one_shot = {"topics", "migrate", "reconcile", "kafka-init"}
     for name, service in stack["services"].items():
         if name in one_shot:
             assert service["restart"] == "no", name
@@ -310,6 +310,83 @@ def test_cluster_profile_replicates_kafka_and_clickhouse() -> None:
     assert len(voters) == 1
     assert cluster["migrate"]["environment"]["HFL_CLICKHOUSE__CLUSTER"] == "hfl"
     assert {"keeper", "clickhouse-2", "trading-1"} <= set(cluster)
+
+
+def test_every_kafka_client_authenticates_as_its_own_principal(stack: dict[str, Any]) -> None:
+    """SASL/SCRAM on every hfl service that talks to Kafka, as the principal
+    connectors/kafka/acl.py grants for its component; the grants kafka-init applies are
+    exactly that table's (docker/kafka/acls.sh is generated from it)."""
+    from connectors.kafka.acl import ACCESS
+
+    principals = {access.principal for access in ACCESS.values()}
+    expected = {
+        "trading": "hfl-trading",
+        "gateway": "hfl-gateway",
+        "persist": "hfl-persist",
+        "dashboard": "hfl-dashboard",
+        "feed": "hfl-feed",
+        "feed-replay": "hfl-feed",
+        "feed-live": "hfl-feed",
+        "topics": "admin",
+        "reconcile": "admin",
+    }
+    services = hfl_services(stack)
+    for name, service in services.items():
+        env = service["environment"]
+        if name == "migrate":  # never connects to Kafka
+            assert env["HFL_KAFKA__SECURITY__PROTOCOL"] == "PLAINTEXT"
+            continue
+        assert env["HFL_KAFKA__SECURITY__PROTOCOL"] == "SASL_PLAINTEXT", name
+        assert env["HFL_KAFKA__SECURITY__MECHANISM"] == "SCRAM-SHA-512", name
+        user = env["HFL_KAFKA__SECURITY__USERNAME"]
+        assert user == expected.get(name.split("-")[0] if name.startswith("trading") else name)
+        assert user in principals | {"admin"}, name
+        assert env["HFL_KAFKA__SECURITY__PASSWORD"].startswith("secret-hfl_kafka_"), name
+    kafka = stack["services"]["kafka"]["environment"]
+    for protocol in ("INTERNAL:SASL_PLAINTEXT", "HOST:SASL_PLAINTEXT"):
+        if "HOST://" in kafka["KAFKA_LISTENERS"] or protocol.startswith("INTERNAL"):
+            assert protocol in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+    assert kafka["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    init = stack["services"]["kafka-init"]
+    assert any(str(v).startswith("./kafka/acls.sh") or "acls.sh" in str(v) for v in init["volumes"])
+    for component in ("FEED", "TRADING", "GATEWAY", "PERSIST", "DASHBOARD", "OPERATOR"):
+        assert init["environment"][f"HFL_KAFKA_{component}_PASSWORD"], component
+    assert stack["services"]["topics"]["depends_on"]["kafka-init"]["condition"] == (
+        "service_completed_successfully"
+    )
+
+
+def test_every_broker_of_the_cluster_profile_authenticates_the_same_way() -> None:
+    cluster = config(BASE, CLUSTER)["services"]
+    for name in ("kafka", "kafka-2", "kafka-3"):
+        env = cluster[name]["environment"]
+        assert env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].startswith("INTERNAL:SASL_PLAINTEXT")
+        assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer"), name
+        assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "PLAIN,SCRAM-SHA-512", name
+        assert cluster[name]["command"] == cluster["kafka"]["command"], name
+        assert cluster[name]["entrypoint"] == ["/bin/sh", "-c"], name
+
+
+def test_the_api_keys_file_is_mounted_read_only_where_it_is_read(stack: dict[str, Any]) -> None:
+    """Trading checks signed commands and the dashboard every request against the keys;
+    both read the host's key file, read-only, at the path their settings name."""
+    readers = [n for n in hfl_services(stack) if n.startswith("trading") or n == "dashboard"]
+    assert len(readers) >= 2
+    for name in readers:
+        service = stack["services"][name]
+        path = service["environment"]["HFL_SECURITY__KEYS_FILE"]
+        mounts = [
+            v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in service["volumes"]
+        ]
+        keyed = [m for m in mounts if m.split(":")[1] == path]
+        assert keyed, name
+        assert keyed[0].endswith(":ro") or any(
+            isinstance(v, dict) and v.get("target") == path and v.get("read_only")
+            for v in service["volumes"]
+        ), name
+    others = set(hfl_services(stack)) - set(readers)
+    for name in others:
+        assert "HFL_SECURITY__KEYS_FILE" not in stack["services"][name]["environment"], name
 
 
 def test_smoke_script_is_valid_shell() -> None:
