@@ -212,7 +212,9 @@ def account_logic(
         _start_halt(engine, state, halt)
         if observe is not None:
             observe(state)
-        return Delegate(state, handle, ACCOUNT_STATE_VERSION, engine.finish)
+        return Delegate(
+            state, handle, ACCOUNT_STATE_VERSION, engine.finish, step="trading.risk_gate"
+        )
 
     return build
 
