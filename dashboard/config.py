@@ -24,8 +24,9 @@ class AlertThresholds:
 class DashboardConfig:
     """Where the dashboard reads and writes, and what it shows.
 
-    `since_ns` limits every panel to one run's event time (the store keeps all runs);
-    0 means "from the newest run in the `runs` table". `instruments`, `models` and
+    `since_ns` limits every panel to event times from then on (the store keeps all
+    runs); 0 means "the run `run_id`'s rows" (its `runs` row: `snapshot.run_window`),
+    and an empty `run_id` the newest run's. `instruments`, `models` and
     `score_names` bound the metric labels. `metrics_dir` is the
     PROMETHEUS_MULTIPROC_DIR the flows write to (empty: none).
 
@@ -54,6 +55,7 @@ class DashboardConfig:
     port: int = 8050
     refresh_s: float = 0.5
     since_ns: int = 0
+    run_id: str = ""
     metrics_dir: str = ""
     recovery_dirs: tuple[str, ...] = ()
     webhook_url: str = ""

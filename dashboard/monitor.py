@@ -106,7 +106,26 @@ def flow_figures(registry: CollectorRegistry) -> dict[str, Any]:
             continue
         seconds = histogram_quantile(buckets, q)
         figures[name] = None if seconds is None else seconds * 1e3
+        if seconds is not None:
+            # The estimate is interpolated within one bucket: its bounds say how exact.
+            low, high = quantile_bucket(buckets, q)
+            figures[name + "_bucket"] = [low * 1e3, high * 1e3]
     return figures
+
+
+def quantile_bucket(buckets: list[tuple[float, float]], q: float) -> tuple[float, float]:
+    """The (lower, upper) bounds of the bucket quantile `q` falls in.
+
+    >>> quantile_bucket([(0.1, 50.0), (0.2, 100.0), (float("inf"), 100.0)], 0.75)
+    (0.1, 0.2)
+    """
+    rank = q * buckets[-1][1]
+    lower = 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            return lower, bound
+        lower = bound
+    return lower, lower
 
 
 class Monitor:

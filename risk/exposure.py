@@ -26,9 +26,14 @@ class Exposure:
     costs about 0.2 us, and the checks read every instrument's on every signal. Prices
     are kept as the data gave them (`price`) and as the checks quantise them
     (`price_decimal`), each with its event time (`ts`).
+
+    Beside the reference (the price each signal was decided on) each instrument has its
+    last market price from the trading flow's own ticks (`market`: the last 1 s bar's
+    close, quantised, and the bar's event time), independent of any signal: the price
+    collar vets a signal's price against it (`risk.pretrade.check_market_collar`).
     """
 
-    __slots__ = ("_book", "net", "net_float", "price", "price_decimal", "ts")
+    __slots__ = ("_book", "market", "net", "net_float", "price", "price_decimal", "ts")
 
     def __init__(self, book: Book) -> None:
         self._book = book
@@ -37,6 +42,24 @@ class Exposure:
         self.ts: dict[str, int] = {}
         self.net: dict[str, Decimal] = {}
         self.net_float: dict[str, float] = {}
+        self.market: dict[str, tuple[Decimal, int]] = {}
+
+    def on_market_price(self, instrument: str, price: float, ts_event: int) -> None:
+        """Take `price` (a bar's close at `ts_event`) as `instrument`'s last market price,
+        unless it is older than the one held or not positive and finite."""
+        if not 0.0 < price < _INF:
+            return
+        held = self.market.get(instrument)
+        if held is None or ts_event >= held[1]:
+            self.market[instrument] = (quantize(price), ts_event)
+
+    def market_price(self, instrument: str, ts_event: int, max_age_ns: int) -> Decimal | None:
+        """`instrument`'s last market price if it is at most `max_age_ns` older than
+        `ts_event` (and not later than it), else None: no market price to vet against."""
+        held = self.market.get(instrument)
+        if held is None or not 0 <= ts_event - held[1] <= max_age_ns:
+            return None
+        return held[0]
 
     def on_reference_price(self, instrument: str, price: float, ts_event: int) -> bool:
         """Take `price` as `instrument`'s reference unless it would make it worse.

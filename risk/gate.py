@@ -86,8 +86,9 @@ class AccountGate:
 
     Orders are marketable limits priced at the signal's price plus or minus the
     collar, good for `time_in_force_ns` (the price collar denies a signal whose price
-    is further than the collar from the latest reference); flatten orders on a kill
-    are market orders.
+    is further than the collar from the latest reference, or from the last market
+    price of the flow's own ticks, the last 1 s bar's close, while that is fresh);
+    flatten orders on a kill are market orders.
 
     Which of these depend on when fills arrive (a replay that interleaves the fill
     stream differently with the ticks may decide differently): equity (a fill moves a
@@ -279,9 +280,15 @@ class AccountGate:
             self._book.mark(instrument, price)
 
     def mark(self, instrument: str, price: float, ts_event: int) -> None:
-        """Mark `instrument` at `price` (a bar close) and feed the return history."""
+        """Mark `instrument` at `price` (a bar close) and feed the return history.
+
+        The close is also the instrument's last market price, the independent price
+        the collar vets each signal's price against while it is at most
+        `max_reference_age_ns` old (`risk.pretrade.check_market_collar`).
+        """
         self._book.mark(instrument, price)
         self._risk.on_price(instrument, price, ts_event)
+        self._exposure.on_market_price(instrument, price, ts_event)
 
     @property
     def limits(self) -> LimitProvider:
@@ -346,6 +353,7 @@ class AccountGate:
         # Decimal-to-float conversion costs about 0.2 us, so they are made once here).
         target_float, delta_float = float(target), float(delta)
         client_order_id = ids.client_order_id(self.account, instrument, signal.signal_id)
+        market = exposure.market_price(instrument, signal.ts_event, limits.max_reference_age_ns)
         if state is _ACTIVE and order_surely_passes(
             quantity,
             limit_price,
@@ -356,11 +364,19 @@ class AccountGate:
             before=net,
             after=target,
             after_float=target_float,
+            market=market,
         ):
             failed = None
         else:
             failed = self._order_denial(
-                signal, side, quantity, reference, limit_price, state=state, limits=limits
+                signal,
+                side,
+                quantity,
+                reference,
+                limit_price,
+                state=state,
+                limits=limits,
+                market=market,
             )
         if failed is None:
             failed = self._account_checks(
@@ -412,9 +428,11 @@ class AccountGate:
         *,
         state: TradingState,
         limits: RiskLimits,
+        market: Decimal | None,
     ) -> Denial | None:
         """`risk.pretrade.run_checks` on the order, for orders `order_surely_passes`
-        cannot vouch for; the `OrderIntent` is built only here."""
+        cannot vouch for; the `OrderIntent` is built only here. `market` is the fresh
+        last market price, if any."""
         instrument = signal.instrument
         intent = OrderIntent(
             signal.signal_id,
@@ -429,7 +447,7 @@ class AccountGate:
             signal.ts_init,
         )
         trigger = "" if state is _ACTIVE else self._control.states.trigger(instrument)
-        return run_checks(intent, self, limits, state, trigger)
+        return run_checks(intent, self, limits, state, trigger, market=market)
 
     def _account_checks(
         self,
@@ -678,14 +696,16 @@ class AccountGate:
     def on_alert(self, alert: Alert) -> TradingStateChanged | None:
         """Escalate the state the policy maps `alert.name` to; return the change, if any.
 
-        The subject picks the scope: one of our instruments restricts that instrument;
-        our account, "" or a topic (a name with a dot, e.g. "hfl.fills") restricts the
-        whole account. Any other subject (another account) and unmapped names are ignored.
+        The subject picks the scope: one of our instruments (configured, or traded)
+        restricts that instrument, even before its first signal; our account, "" or a
+        topic (a name with a dot, e.g. "hfl.fills") restricts the whole account. Any
+        other subject (another account) and unmapped names are ignored.
         """
         subject = alert.subject
         traded = (
             self._exposure.reference_ts_event(subject) is not None
             or subject in self._book.instruments()
+            or subject in self._risk.instruments
         )
         return self._control.on_alert(alert, traded=traded)
 

@@ -9,7 +9,10 @@ Each `check_*` returns a `Denial` naming the failed control and by how much, or 
 3. reference price present and fresh,
 4. price collar (limit orders only; market orders trade at the reference): the gate
    sends marketable limits priced off the signal's price (`marketable_limit`), so it
-   denies a signal whose price is further from the latest reference than the collar,
+   denies a signal whose price is further from the latest reference than the collar;
+   and, against the last market price from the flow's own ticks when a fresh one is
+   known (`check_market_collar`), a reference (the price a signal saw) further from
+   the market than the collar,
 5. max order quantity,
 6. max order notional (quantity * reference),
 7. max position, worst case: position plus every working order on the side this order
@@ -208,6 +211,41 @@ def check_price_collar(intent: OrderIntent, limits: RiskLimits) -> Denial | None
     )
 
 
+def check_market_collar(
+    intent: OrderIntent, market: Decimal | None, limits: RiskLimits
+) -> Denial | None:
+    """Deny an order whose reference (the price its signal saw) is further from the
+    last market price than the collar allows.
+
+    `market` is the instrument's last market price from the trading flow's own ticks,
+    quantised, or None when there is no fresh one (nothing to vet against: pass). The
+    market price is independent of the signal, so a signal priced off the market (a
+    bad print, a stale or wrong price) is denied before its order is priced off it.
+
+    >>> limits = RiskLimits.default()
+    >>> intent = OrderIntent("s", "a", "AAPL", Side.BUY, Decimal(1), OrderType.LIMIT,
+    ...                      Decimal("115.5"), 110.0, 0, 0)
+    >>> check_market_collar(intent, Decimal(100), limits).detail
+    'reference 110.0 is 10.00% from the last market price 100 > collar 5.00%'
+    >>> check_market_collar(intent, Decimal(106), limits) is None
+    True
+    """
+    price = intent.reference_price
+    if market is None or price is None:
+        return None
+    reference = quantize(price)
+    if within_collar(reference, market, collar_fraction(limits.price_collar_pct)):
+        return None
+    deviation = abs(reference - market) / market
+    return Denial(
+        reason=DenialReason.PRICE_COLLAR,
+        detail=(
+            f"reference {price!r} is {deviation:.2%} from the last market price "
+            f"{_fmt(market)} > collar {limits.price_collar_pct:.2%}"
+        ),
+    )
+
+
 def check_order_quantity(intent: OrderIntent, limits: RiskLimits) -> Denial | None:
     """Deny an order larger than the per-order quantity limit."""
     if intent.quantity > limits.max_order_quantity:
@@ -318,13 +356,19 @@ def run_checks(
     limits: RiskLimits,
     state: TradingState = TradingState.ACTIVE,
     trigger: str = "",
+    *,
+    market: Decimal | None = None,
 ) -> Denial | None:
-    """Run every pre-trade control in the documented order; return the first denial."""
+    """Run every pre-trade control in the documented order; return the first denial.
+
+    `market` is the instrument's fresh last market price, if any (`check_market_collar`).
+    """
     return (
         check_trading_state(intent, view, state, trigger)
         or check_zero_quantity(intent)
         or check_reference_price(intent, view.reference_ts_event(intent.instrument), limits)
         or check_price_collar(intent, limits)
+        or check_market_collar(intent, market, limits)
         or check_order_quantity(intent, limits)
         or check_order_notional(intent, limits)
         or check_position(intent, view, limits)
@@ -354,21 +398,26 @@ def order_surely_passes(
     before: Decimal,
     after: Decimal,
     after_float: float,
+    market: Decimal | None = None,
 ) -> bool:
     """True when an order passes every check of `run_checks` after the trading state's.
 
     The same comparisons on the same numbers as controls 2 to 8, without building an
-    intent and making eight calls: the gate runs this for every signal, at `ts_event`.
+    intent and making nine calls: the gate runs this for every signal, at `ts_event`.
     The order is a limit at `limit_price` and takes `instrument`'s worst case from
-    `before` to `after` (`after_float`); its reference is positive and finite. False
-    does not mean denied, only that `run_checks` must tell.
+    `before` to `after` (`after_float`); its reference is positive and finite, and
+    `market` the fresh last market price, if any. False does not mean denied, only
+    that `run_checks` must tell.
     """
     if not quantity or quantity > limits.max_order_quantity:
         return False
     if ts_event - view.ts[instrument] > limits.max_reference_age_ns:
         return False
     price = view.price_decimal[instrument]
-    if not within_collar(limit_price, price, collar_fraction(limits.price_collar_pct)):
+    collar = collar_fraction(limits.price_collar_pct)
+    if not within_collar(limit_price, price, collar):
+        return False
+    if market is not None and not within_collar(price, market, collar):
         return False
     if quantity * price > limits.max_order_notional:
         return False

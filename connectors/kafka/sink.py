@@ -13,6 +13,7 @@ from connectors.codec import encode
 from connectors.kafka.end import write_end
 from connectors.kafka.producer import CheckedProducer, DeliveryFailedError
 from connectors.kafka.record import OutboundRecord
+from connectors.telemetry import stage
 from connectors.telemetry.metric import RECORDS_OUT, count_batch
 from risk.domain import Alert, AlertSeverity
 from risk.domain.ids import stable_id
@@ -52,8 +53,10 @@ class _Partition(StatefulSinkPartition[OutboundRecord, None]):
     def write_batch(self, values: list[OutboundRecord]) -> None:
         # Queue without waiting: librdkafka sends within `linger.ms`, so output leaves
         # at once and in few, large broker batches. Failures already reported raise here.
+        started = stage.now()
         with self._alarm:
             self._producer.produce_batch(values)
+        stage.record(f"{self._step}.produce", started, stage.now(), len(values))
         count_batch(RECORDS_OUT, self._step, len(values))
 
     def snapshot(self) -> None:

@@ -38,6 +38,7 @@ from confluent_kafka.admin import AdminClient
 from connectors.kafka.end import END_KEY, EndGuardError, marker_writer
 from connectors.kafka.record import KafkaRecord
 from connectors.kafka.security import admin_config, with_security
+from connectors.telemetry import stage
 from connectors.telemetry.log import log_event, process_age_s
 from connectors.telemetry.metric import CONSUMER_LAG, RECORDS_IN, count_batch
 from risk.domain.error import HflError, RecoverableError
@@ -364,6 +365,10 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
             self._marked = False
             _note_activity()
         if batch:
+            if stage.enabled():
+                polled = stage.now()
+                age = polled - sum(r.timestamp_ns for r in batch) // len(batch)
+                stage.record(f"{self._step}.source", polled, polled, len(batch), age)
             if self._first:
                 self._first = False
                 log_event(logger, "first records", step=self._step, since_start_s=process_age_s())
@@ -443,7 +448,8 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
     def _stop_if_ended(self) -> None:
         """Bounded: finish once every awaited marker is in and the other topics are at
         their end (and the process agrees); fail loudly when the guard fires."""
-        missing = self._missing()
+        # Runs on every idle poll (each millisecond): name what is missing only for the error.
+        missing = any(self._waiting.values())
         at_end = not missing and all(self._at_eof.values())
         if self._may_end is not None:
             if self._may_end(at_end):
@@ -457,7 +463,7 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, Offsets]):
             msg = (
                 f"{self._step}: no end of stream after {idle_s:.0f}s without any record "
                 f"(kafka.end_guard_s); still waiting for the end marker of "
-                + ", ".join(missing)
+                + ", ".join(self._missing())
                 + ": that writer did not finish (see its log)"
             )
             raise EndGuardError(msg)

@@ -4,11 +4,15 @@ const $ = (id) => document.getElementById(id);
 const esc = (v) => String(v ?? "").replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
 const num = (v, d = 2) => (v === null || v === undefined ? "–" : Number(v).toLocaleString(undefined, {maximumFractionDigits: d, minimumFractionDigits: d}));
 const pct = (v) => (v === null || v === undefined ? "–" : (100 * v).toFixed(2) + " %");
-const time = (ns) => (ns ? new Date(ns / 1e6).toISOString().slice(11, 23) : "");
+// Event time in UTC with its date: a replay of history is years back, not "today".
+const time = (ns) => (ns ? new Date(ns / 1e6).toISOString().replace("T", " ").slice(0, 19) : "");
 // A percentile beyond the histogram's top bucket is known only as "above" that bound.
 const latency = (f, p) => {
   const above = f[`tick_to_decision_${p}_ms_above`];
-  return above ? `> ${num(above, 0)} ms` : num(f[`tick_to_decision_${p}_ms`], 1) + " ms";
+  if (above) return `> ${num(above, 0)} ms`;
+  // Interpolated within a histogram bucket: its bounds say how exact the figure is.
+  const bucket = f[`tick_to_decision_${p}_ms_bucket`];
+  return num(f[`tick_to_decision_${p}_ms`], 1) + " ms" + (bucket ? ` (bucket ${num(bucket[0], 0)}–${num(bucket[1], 0)})` : "");
 };
 const short = (id) => esc(String(id ?? "").slice(0, 10));
 
@@ -25,6 +29,7 @@ function render(s) {
   const state = (risk.state || {}).state || "active";
   $("state").textContent = state; $("state").className = state;
   $("updated").textContent = time(s.ts);
+  $("run").textContent = (s.run_id ? s.run_id + ", " : "") + "events from " + time(s.since_ns) + (s.until_ns ? " to " + time(s.until_ns) : "");
   $("curve").innerHTML = e.curve || "";
   $("pnl").innerHTML = kv([["equity", num(e.equity)], ["realized P&L", num(e.realized)], ["unrealized P&L", num(e.unrealized)],
     ["fees", num(e.fees)], ["drawdown", pct(e.drawdown)], ["P&L snapshots", num(e.points, 0)]]);
@@ -36,10 +41,15 @@ function render(s) {
     ...(risk.metrics || []).map((r) => {
       // Counts (samples, open orders) are whole numbers: no decimals for them or their limit.
       const d = Number.isInteger(Number(r.value)) && (!(r.limit_value > 0) || Number.isInteger(Number(r.limit_value))) ? 0 : 4;
-      return [r.metric, (r.limit_value > 0 ? `${num(r.value, d)} / ${num(r.limit_value, d)}` : num(r.value, d))];
-    })]);
+      const shown = r.limit_value > 0 ? `${num(r.value, d)} / ${num(r.limit_value, d)}` : num(r.value, d);
+      // open_orders is the working orders now; the gate's own figure is a scheduled sample.
+      return [r.metric, r.sampled !== undefined ? `${shown} (gate at ${time(r.ts)}: ${num(r.sampled, 0)})` : shown];
+    }), ["figures as of", time(risk.metrics_ts) || "–"]]);
   const orders = s.orders || {};
-  $("working").innerHTML = table(orders.working, [["order", (r) => short(r.client_order_id)], ["instr", (r) => esc(r.instrument)],
+  // How many are working (the risk panel's open_orders as the store sees it), the newest listed.
+  const shown = (orders.working || []).length, count = orders.working_count ?? shown;
+  $("working").innerHTML = `<p>working: <b id="working-count">${num(count, 0)}</b>`
+    + (count > shown ? ` (newest ${shown} listed)` : "") + "</p>" + table(orders.working, [["order", (r) => short(r.client_order_id)], ["instr", (r) => esc(r.instrument)],
     ["side", (r) => esc(r.side)], ["qty", (r) => num(r.quantity, 0)], ["time", (r) => time(r.ts)]]);
   $("fills").innerHTML = table(orders.fills, [["order", (r) => short(r.client_order_id)], ["instr", (r) => esc(r.instrument)],
     ["side", (r) => esc(r.side)], ["qty", (r) => num(r.quantity, 0)], ["price", (r) => num(r.price)], ["time", (r) => time(r.ts)]]);

@@ -39,7 +39,7 @@ from connectors.codec import dumps, encode, tick_from_object
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.gateway import PaperBrokerConfig
 from dataflows.bench.pipeline import log
-from dataflows.flows.gateway import BookState, GatewayInput, TicksThrough, handle
+from dataflows.flows.gateway import BookState, GatewayInput, TickBatch, handle
 from risk.domain import Fill, FillsThrough, Order, OrderEvent, OrdersSent, OrderType, Side, Tick
 
 SYMBOLS = ("AAPL", "MSFT", "AMZN", "GOOG", "META", "NVDA", "JPM", "XOM", "JNJ", "WMT")
@@ -173,8 +173,10 @@ def run(
 def _by_instrument(
     batch: list[Order | OrdersSent | Tick], promises: bool
 ) -> dict[str, list[GatewayInput]]:
-    """Key a batch as the flow does: ticks with their clock, the promise to every book."""
+    """Key a batch as the flow does: ticks in one batch per instrument with the poll's
+    clock, the promise to every book."""
     keyed: dict[str, list[GatewayInput]] = defaultdict(list)
+    ticks: dict[str, list[Tick]] = defaultdict(list)
     clock = None
     for item in batch:
         if isinstance(item, OrdersSent):
@@ -182,12 +184,14 @@ def _by_instrument(
                 for name in SYMBOLS:
                     keyed[name].append(item)
             continue
-        keyed[item.instrument].append(item)
         if isinstance(item, Tick):
+            ticks[item.instrument].append(item)
             clock = item.ts_event if clock is None else max(clock, item.ts_event)
+        else:
+            keyed[item.instrument].append(item)
     if clock is not None:
         for name in SYMBOLS:
-            keyed[name].append(TicksThrough(name, clock))
+            keyed[name].append(TickBatch(name, clock, tuple(ticks[name])))
     return keyed
 
 

@@ -71,7 +71,10 @@ from connectors.kafka.admin import create_topics
 from connectors.kafka.end import FEED, write_end
 from connectors.kafka.producer import EMITTED_HEADER, CheckedProducer
 from connectors.kafka.reader import RawRecord, consumer_from_beginning, read_to_end
+from connectors.telemetry.stage import ENV as STAGE_ENV
 from dataflows.bench.baseline import CpuSampler, cpu_us_per_tick, run_baseline
+from dataflows.bench.persist_run import run_persist
+from dataflows.bench.stages import breakdown, read_stages
 from dataflows.ops.process import Child, start_cluster, start_flow, stop, wait_all
 from dataflows.settings import Settings
 from risk.domain.error import HflError
@@ -161,6 +164,7 @@ def bench_pipeline(
     duration_s: float,
     gateway: bool = False,
     baseline: bool = False,
+    persist: bool = False,
     processes: int = 1,
     partitions: int | None = None,
 ) -> dict:
@@ -183,6 +187,8 @@ def bench_pipeline(
             "HFL_KAFKA__BOUNDED": "1",
             "HFL_KAFKA__END_WRITERS": "feed,trading" + (",gateway" if gateway else ""),
             "HFL_RUN_ID": run.run_id,
+            # Per-batch stage timings (`connectors.telemetry.stage`), read back below.
+            STAGE_ENV: str(run.run_dir / "stages"),
         }
         with _gateway(run.settings, run.run_dir, env, run_it=gateway, sampler=sampler):
             if offered is None:
@@ -191,6 +197,9 @@ def bench_pipeline(
                 )
             else:
                 result = _run_paced(run.settings, run.run_dir, env, offered, duration_s, sampler)
+        if persist:
+            log("persist: the persist flow over everything the run wrote, alone")
+            _persist_figures(result, run.settings, run.run_dir, env, sampler, duration_s)
         if baseline:
             log("baseline: the per-item Bytewax flow over the same md.ticks, alone")
             kafka = run.settings.kafka
@@ -220,8 +229,34 @@ def bench_pipeline(
         "trading_processes": processes,
         "ticks_partitions": partitions,
     }
+    summarize(result)
     print(dumps(result).decode(), flush=True)
     return result
+
+
+def _persist_figures(  # noqa: PLR0917 - one private call site
+    result: dict[str, Any],
+    settings: Settings,
+    run_dir: Path,
+    env: dict[str, str],
+    sampler: CpuSampler,
+    duration_s: float,
+) -> None:
+    """Run the persist flow over the run's output; add its figures to `result`."""
+    if result["mode"] == "max":
+        ticks = result["ticks"]
+    else:
+        ticks = result["ticks"] + result["config"]["warmup_ticks"]
+    figures = run_persist(
+        settings, run_dir, env, sampler, ticks=ticks, timeout_s=300.0 + 10 * duration_s
+    )
+    result.update(figures)
+    result["cpu_us_per_tick"]["persist"] = figures["persist_cpu_us_per_tick"]
+    offered = result.get("ticks_per_s")
+    per_tick, capacity = figures["persist_rows_per_tick"], figures["persist_rows_per_s"]
+    result["persist_keeps_up"] = (
+        capacity >= per_tick * offered if offered and per_tick and capacity else None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +344,9 @@ def _run_paced(  # noqa: PLR0917 - one private call site
     try:
         _await_prediction(bootstrap, prefix, last_warm, child, timeout_s=120.0 + warmup / 1000)
         log(f"warm; pacing {rate:g} ticks/s for {duration_s:g}s")
+        feed_cpu = time.process_time()
         measured = _pace(sender, ticks, rate, duration_s)
+        feed_cpu = time.process_time() - feed_cpu
         _end_feed(bootstrap, prefix)
         log(f"sent {len(measured.sent_ns):,} measured ticks; waiting for the flow to drain")
         drained = _await_exit(child, 60.0 + duration_s, bootstrap, prefix)
@@ -320,6 +357,8 @@ def _run_paced(  # noqa: PLR0917 - one private call site
     result["drained"] = drained
     window = result.pop("window_ns")
     result["cpu_us_per_tick"] = _cpu_figures(sampler, window, result["ticks"])
+    result["stages"] = _stages(run_dir, window)
+    result["cpu_us_per_tick"]["feed"] = _per_tick(feed_cpu, len(measured.sent_ns))
     result["config"] = {"warmup_ticks": warmup, "event_ticks_per_s": rate}
     return result
 
@@ -366,7 +405,9 @@ def _run_max(
     count = max(MIN_MAX_TICKS, int(MAX_TICKS_PER_DURATION_S * duration_s))
     ticks = _ticks(settings, MAX_EVENT_RATE, time.time_ns())
     sender = StampingSender.to(bootstrap, prefix + topic.TICKS)
+    feed_cpu = time.process_time()
     _load(sender, ticks, warmup + count, "backlog")
+    feed_cpu = time.process_time() - feed_cpu
     _end_feed(bootstrap, prefix)
     if processes > 1:
         addresses = [
@@ -393,8 +434,26 @@ def _run_max(
     result["drained"] = drained
     window = result.pop("window_ns")
     result["cpu_us_per_tick"] = _cpu_figures(sampler, window, result.pop("window_ticks"), names)
+    result["stages"] = _stages(run_dir, window)
+    result["cpu_us_per_tick"]["feed"] = _per_tick(feed_cpu, warmup + count)
     result["config"] = {"warmup_ticks": warmup, "event_ticks_per_s": MAX_EVENT_RATE}
     return result
+
+
+def _stages(run_dir: Path, window: tuple[int, int] | None) -> dict[str, Any]:
+    """The per-stage breakdown over the measured window (`dataflows.bench.stages`)."""
+    if window is None:
+        return {}
+    return breakdown(read_stages(run_dir), window[0], window[1])
+
+
+def _per_tick(cpu_s: float, ticks: int) -> float | None:
+    """CPU µs per tick.
+
+    >>> _per_tick(0.5, 100_000)
+    5.0
+    """
+    return round(cpu_s * 1e6 / ticks, 1) if ticks else None
 
 
 def _cpu_figures(
@@ -403,10 +462,11 @@ def _cpu_figures(
     ticks: int,
     trading: list[str] | None = None,
 ) -> dict[str, float | None]:
-    """CPU µs per tick of every process over the measured window (persist never runs)."""
+    """CPU µs per tick of the flows and the broker over the measured window (persist
+    runs after it, with `--persist`; the feed is this process, measured by the caller)."""
     names = [*(trading or ["trading"]), "gateway", "broker"]
     if window is None:
-        return dict.fromkeys([*names, "persist"])
+        return dict.fromkeys([*names, "persist", "feed"])
     return {**cpu_us_per_tick(sampler, names, window[0], window[1], ticks), "persist": None}
 
 
@@ -608,3 +668,35 @@ def max_figures(outputs: Outputs, total: int, duration_s: float) -> dict[str, An
         "window_ns": (stamps[0], stamps[-1]) if len(stamps) >= 2 else None,
         "window_ticks": counted,
     }
+
+
+def summarize(result: dict[str, Any]) -> None:
+    """The figures for a reader, on stderr (the JSON line stays the last stdout line)."""
+    lines = [
+        f"ticks/s {result.get('ticks_per_s')}  baseline {result.get('baseline_ticks_per_s')}"
+        f"  ratio {result.get('ratio')}  drained {result.get('drained')}",
+        f"tick -> decision ms: p50 {result.get('p50_ms')}  p99 {result.get('p99_ms')}"
+        f"  p99.9 {result.get('p999_ms')}  max {result.get('max_ms')}",
+        "CPU us per tick: "
+        + "  ".join(f"{k} {v}" for k, v in (result.get("cpu_us_per_tick") or {}).items()),
+    ]
+    if "persist_rows_per_s" in result:
+        lines.append(
+            f"persist: {result['persist_rows_per_s']} rows/s ({result['persist_rows_per_tick']}"
+            f" rows per tick), keeps up: {result.get('persist_keeps_up')}"
+        )
+    stages = result.get("stages") or {}
+    if stages:
+        lines.append("stage: latency share per tick p50 / p99 ms, wall us per item, input age")
+        for name, fig in stages.items():
+            age = (
+                f"  age p50 {fig['age_p50_ms']} p99 {fig['age_p99_ms']} ms"
+                if "age_p50_ms" in fig
+                else ""
+            )
+            lines.append(
+                f"  {name:40} {fig['p50_ms']!s:>9} {fig['p99_ms']!s:>9}"
+                f" {fig['us_per_item']!s:>9} us{age}"
+            )
+    for line in lines:
+        log(line)

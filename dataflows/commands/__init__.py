@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+from typing import NoReturn
 
 from dataflows.commands import (
     access,
@@ -35,9 +36,17 @@ GROUPS = (
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A wrong argument is one line on stderr and exit 2, as every other refusal of
+    `hfl` is (its subcommands' parsers are of this class too); `--help` shows usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of `hfl`; its help lists the commands by group."""
-    main = argparse.ArgumentParser(
+    main = OneLineParser(
         prog="hfl",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -1,4 +1,5 @@
-"""Benchmarks: `hfl bench pipeline|step|models|dashboard|risk|gateway|feed` print figures."""
+"""Benchmarks: `hfl bench <target>` (pipeline, step, models, dashboard, risk, gateway,
+gateway-flow, broker, feed, backtest) print figures."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from dataflows.commands.context import ROOT, base_settings
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.target == "backtest":
+        from dataflows.bench.backtest import bench_backtest
+
+        bench_backtest(ROOT, ticks=args.ticks)
+        return 0
     if args.target == "risk":
         from dataflows.bench.risk import bench_risk
 
@@ -24,6 +30,16 @@ def _bench(args: argparse.Namespace) -> int:
         from dataflows.bench.gateway import bench_gateway
 
         bench_gateway(ticks=args.ticks, lead_s=args.lead_s)
+        return 0
+    if args.target == "gateway-flow":
+        from dataflows.bench.gateway_flow import bench_gateway_flow
+
+        bench_gateway_flow(base_settings(), ROOT, ticks=args.ticks, orders=not args.no_orders)
+        return 0
+    if args.target == "broker":
+        from dataflows.bench.broker import bench_broker
+
+        bench_broker(base_settings(), ROOT, seconds=min(args.duration, 10.0))
         return 0
     if args.target == "feed":
         from dataflows.bench.feed import bench_feed
@@ -63,6 +79,7 @@ def _bench(args: argparse.Namespace) -> int:
         rate=args.rate,
         duration_s=args.duration,
         gateway=args.gateway,
+        persist=args.persist,
         baseline=args.baseline,
         processes=args.processes,
         partitions=args.partitions,
@@ -74,14 +91,36 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `hfl bench` with every target's options."""
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench.add_argument(
-        "target", choices=("pipeline", "step", "models", "dashboard", "risk", "gateway", "feed")
+        "target",
+        choices=(
+            "pipeline",
+            "step",
+            "models",
+            "dashboard",
+            "risk",
+            "gateway",
+            "gateway-flow",
+            "broker",
+            "feed",
+            "backtest",
+        ),
     )
     bench.add_argument("--rate", default="5000", help="pipeline: ticks per second, or 'max'")
-    bench.add_argument("--duration", type=float, default=20.0, help="pipeline, dashboard: seconds")
+    bench.add_argument(
+        "--duration",
+        type=float,
+        default=20.0,
+        help="pipeline, dashboard, broker (idle span): seconds",
+    )
     bench.add_argument(
         "--gateway",
         action="store_true",
         help="pipeline: run the gateway flow too (always, with risk.fill_sync event_time)",
+    )
+    bench.add_argument(
+        "--persist",
+        action="store_true",
+        help="pipeline: then run the persist flow over the run's output (rows/s, keeps up)",
     )
     bench.add_argument(
         "--baseline",
@@ -98,7 +137,10 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--partitions", type=int, default=None, help="pipeline: md.ticks partitions (default N)"
     )
     bench.add_argument(
-        "--ticks", type=int, default=60_000, help="models, gateway, step: simulated ticks"
+        "--ticks",
+        type=int,
+        default=60_000,
+        help="models, gateway, gateway-flow, step, backtest: simulated ticks",
     )
     bench.add_argument("--warmup", type=int, default=20_000, help="step: ticks not measured")
     bench.add_argument(
@@ -109,6 +151,9 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     bench.add_argument(
         "--lead-s", type=float, default=5.0, help="gateway: how far the ticks run ahead of the gate"
+    )
+    bench.add_argument(
+        "--no-orders", action="store_true", help="gateway-flow: the gate's promises only, no orders"
     )
     bench.add_argument("--batch-size", type=int, default=1_000, help="models: mini-batch rows")
     bench.add_argument("--budget", type=float, default=3.0, help="models: seconds per mode")

@@ -11,7 +11,11 @@ def _dashboard(args: argparse.Namespace) -> int:
     from dataflows.ops.observe import run_dashboard
 
     run_dashboard(
-        current_settings(), port=args.port, since_ns=args.since_ns, recovery=args.recovery
+        current_settings(),
+        port=args.port,
+        since_ns=args.since_ns,
+        recovery=args.recovery,
+        run_id=args.run_id,
     )
     return 0
 
@@ -32,6 +36,9 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     board = sub.add_parser("dashboard", help="web dashboard, /metrics and health on 127.0.0.1")
     board.add_argument("--port", type=int, default=None, help="default dashboard.port")
     board.add_argument("--since-ns", type=int, default=0, help="show rows from (default: run)")
+    board.add_argument(
+        "--run-id", default="", help="the run to show (default: HFL_RUN_ID, else the newest)"
+    )
     board.add_argument("--recovery", default="", help="recovery store to check snapshot age of")
     board.set_defaults(run=_dashboard)
 

@@ -1,4 +1,4 @@
-"""Research: reports of finished runs (statistics, charts, Monte Carlo, post-trade)."""
+"""Research: backtests, walk-forward, optimisation and reports of finished runs."""
 
 from __future__ import annotations
 
@@ -44,8 +44,289 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def backtest_input(args: argparse.Namespace, instruments: tuple[str, ...]) -> object:
+    """The input `--simulate`/FILE name (shared by backtest, walkforward, optimize)."""
+    from dataflows.ops.backtest import file_input, simulated_input
+
+    if args.file:
+        return file_input(args.file, kind=args.kind, limit=args.limit)
+    return simulated_input(instruments, args.simulate, seed=args.seed, rate=args.rate)
+
+
+def input_env(args: argparse.Namespace) -> dict[str, str]:
+    """Settings overrides named on the command line (`--set field=value`)."""
+    from dataflows.ops.backtest import overrides_env
+
+    pairs = {}
+    for item in args.set or ():
+        name, _, value = item.partition("=")
+        if not value:
+            msg = f"--set {item!r}: expected field=value, e.g. model.enter_long=0.55"
+            raise argparse.ArgumentTypeError(msg)
+        pairs[name] = value
+    return overrides_env(pairs)
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from dataflows.ops.backtest import (
+        backtest_env,
+        ledger_digest,
+        ledger_rows,
+        run_inprocess,
+        run_kafka,
+        settings_for,
+    )
+    from dataflows.ops.registry import keep_store
+    from dataflows.ops.report import RunWindow, write_manifest
+
+    overrides = input_env(args)
+    instruments = settings_for(overrides, args.config).trading.instruments
+    data = backtest_input(args, instruments)
+    run_id = (
+        args.run_id or f"bt-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{data.digest()[:8]}"
+    )
+    run_dir = ROOT / "var" / "runs" / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = Path(args.store) if args.store else run_dir / "clickhouse"
+    env = backtest_env(run_id, store, len(data.values), overrides)
+    if args.config:
+        env["HFL_CONFIG_DIR"] = str(Path(args.config).resolve())
+    settings = settings_for(env, args.config)
+    if args.transport == "kafka":
+        result = run_kafka(settings, env, data, run_id=run_id, run_dir=run_dir, root=ROOT)
+    else:
+        result = run_inprocess(settings, data, run_id=run_id, batch=args.batch)
+    url = settings.clickhouse.url.reveal()
+    keep_store(run_dir, url)
+    window = RunWindow(
+        run_id=run_id,
+        account=settings.trading.account,
+        initial_cash=float(settings.trading.initial_cash),
+        since_ns=result.since_ns,
+        until_ns=result.until_ns,
+    )
+    write_manifest(run_dir, window)
+    result.ledger = ledger_digest(ledger_rows(url))
+    print(result.render())
+    from sinks.query import query
+
+    last = query(
+        url,
+        "SELECT toFloat64(equity), toFloat64(realized_pnl), toFloat64(unrealized_pnl), "
+        "toFloat64(fees) FROM pnl FINAL ORDER BY ts_event DESC LIMIT 1",
+    )[1]
+    if last:
+        equity, realized, unrealized, fees = last[0]
+        print(
+            f"final equity {equity:,.2f} (initial {float(settings.trading.initial_cash):,.2f}): "
+            f"realized {realized:,.2f}, unrealized {unrealized:,.2f}, fees {fees:,.2f}"
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "transport": result.transport,
+                    "ticks": result.ticks,
+                    "seconds": round(result.seconds, 3),
+                    "ledger": result.ledger,
+                }
+            )
+        )
+    print(f"report: hfl report {run_id}")
+    return 0
+
+
+def _search_base(args: argparse.Namespace) -> tuple[dict[str, str], object]:
+    """The settings overrides every trial starts from, and the input."""
+    import tempfile
+
+    from dataflows.ops.backtest import backtest_env, settings_for
+
+    overrides = input_env(args)
+    if args.config:
+        overrides["HFL_CONFIG_DIR"] = str(Path(args.config).resolve())
+    instruments = settings_for(overrides, args.config).trading.instruments
+    data = backtest_input(args, instruments)
+    # Trials keep no store; the path is never opened.
+    store = Path(tempfile.gettempdir()) / "hfl-search-unused"
+    base = backtest_env("search", store, len(data.values), overrides)  # type: ignore[attr-defined]
+    return base, data
+
+
+def _walkforward(args: argparse.Namespace) -> int:
+    from dataflows.ops.search import load_space, walk_forward
+    from risk.performance import parse_frequency
+
+    space = load_space(args.space)
+    base, data = _search_base(args)
+    result = walk_forward(
+        base,
+        data,  # type: ignore[arg-type]
+        space,
+        train=args.train,
+        test=args.test,
+        anchored=args.anchored,
+        trials=args.trials,
+        seed=args.seed,
+    )
+    frequency = parse_frequency(space.frequency)
+    print(
+        f"walk-forward, {'anchored' if args.anchored else 'rolling'}, objective {space.objective}"
+    )
+    header = f"{'fold':>4}  {'out of sample from':<20} {'in sample':>10} {'out of sample':>14}"
+    print(f"{header}  parameters")
+    import datetime as dt
+
+    for number, fold in enumerate(result.folds, start=1):
+        day = dt.datetime.fromtimestamp(fold.since_ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        scores = f"{fold.in_sample:>10.4f} {fold.out_of_sample:>14.4f}"
+        print(f"{number:>4}  {day:<20} {scores}  {fold.params}")
+    stats = result.statistics
+    print(
+        f"out-of-sample equity: {result.returns.size} {frequency.name} returns, "
+        f"total return {stats.total_return:.4%}, Sharpe {stats.sharpe:.4f}, "
+        f"max drawdown {stats.max_drawdown:.4%}, volatility {stats.annual_volatility:.4%}"
+    )
+    if args.out:
+        import json
+
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "ts_ns": [int(t) for t in result.returns_ts],
+                    "returns": [float(r) for r in result.returns],
+                    "equity": [float(e) for e in result.equity],
+                    "folds": [
+                        {
+                            "since_ns": f.since_ns,
+                            "until_ns": f.until_ns,
+                            "params": f.params,
+                            "in_sample": f.in_sample,
+                            "out_of_sample": f.out_of_sample,
+                        }
+                        for f in result.folds
+                    ],
+                },
+                indent=1,
+            )
+        )
+        print(f"out-of-sample curve written to {args.out}")
+    return 0
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    from dataflows.ops.search import load_space, optimize
+
+    space = load_space(args.space)
+    base, data = _search_base(args)
+    result = optimize(
+        args.study,
+        base,
+        data,  # type: ignore[arg-type]
+        space,
+        trials=args.trials,
+        jobs=args.jobs,
+        storage=args.storage,
+        directory=ROOT / "var" / "optuna",
+        seed=args.seed,
+    )
+    d = result.deflation
+    print(
+        f"study {result.name}: {result.complete} complete, {result.pruned} pruned, "
+        f"{result.failed} failed trials"
+    )
+    print(f"best {space.objective} {result.best_value:.6f} with {result.best_params}")
+    print(
+        f"deflated Sharpe ratio {d.deflated_sharpe:.4f} (best per-period Sharpe "
+        f"{d.best_sharpe_per_period:.4f} against {d.expected_max_sharpe:.4f} expected from "
+        f"the best of {d.trials} unskilled trials, variance {d.trial_variance:.6f})"
+    )
+    return 0
+
+
+def _add_search(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", required=True, help="search-space YAML (docs/research.md)")
+    parser.add_argument("--trials", type=int, default=8, help="trials (per fold in walkforward)")
+
+
+def _add_input(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", nargs="?", help="replay file: CSV, Parquet or JSON Lines")
+    parser.add_argument("--simulate", type=int, metavar="TICKS", help="simulated ticks instead")
+    parser.add_argument("--seed", type=int, default=7, help="simulate: seed")
+    parser.add_argument(
+        "--rate", type=float, default=500.0, help="simulate: ticks per event second"
+    )
+    parser.add_argument("--kind", help="file: trade, quote or bar (default: from the columns)")
+    parser.add_argument("--limit", type=int, help="file: its first N records only")
+    parser.add_argument("--config", help="config folder (default: $HFL_CONFIG_DIR or ./config)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="override a config field, e.g. --set model.enter_long=0.55 (repeatable)",
+    )
+
+
+def _checked_input(parser: argparse.ArgumentParser, run: object) -> object:
+    def checked(args: argparse.Namespace) -> int:
+        if bool(args.file) == bool(args.simulate):
+            parser.error("give one input: FILE or --simulate TICKS")
+        return run(args)  # type: ignore[operator]
+
+    return checked
+
+
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add report."""
+    """Add backtest, walkforward, optimize and report."""
+    backtest = sub.add_parser(
+        "backtest",
+        help="the trading, gateway and persist logic over a bounded input, as fast as it goes",
+    )
+    _add_input(backtest)
+    backtest.add_argument(
+        "--transport",
+        choices=("inprocess", "kafka"),
+        default="inprocess",
+        help="inprocess: one process, no broker (default); kafka: the live flows on the broker",
+    )
+    backtest.add_argument("--run-id", help="default bt-<UTC time>-<input digest>")
+    backtest.add_argument(
+        "--store", help="ClickHouse store folder (default var/runs/RUN_ID/clickhouse)"
+    )
+    backtest.add_argument("--batch", type=int, default=2_000, help="inprocess: ticks per step")
+    backtest.add_argument("--json", action="store_true", help="also print the result as JSON")
+    backtest.set_defaults(run=_checked_input(backtest, _backtest))
+
+    walk = sub.add_parser(
+        "walkforward",
+        help="choose parameters in sample, trade them out of sample, fold after fold",
+    )
+    _add_input(walk)
+    _add_search(walk)
+    walk.add_argument("--train", type=int, required=True, help="in-sample periods per fold")
+    walk.add_argument("--test", type=int, required=True, help="out-of-sample periods per fold")
+    walk.add_argument("--anchored", action="store_true", help="in sample from the start")
+    walk.add_argument("--out", help="write the out-of-sample curve and folds as JSON")
+    walk.set_defaults(run=_checked_input(walk, _walkforward))
+
+    opt = sub.add_parser(
+        "optimize", help="Optuna search (TPE, pruning) of config fields; deflated Sharpe printed"
+    )
+    _add_input(opt)
+    _add_search(opt)
+    opt.add_argument("--study", required=True, help="study name: the same name resumes it")
+    opt.add_argument("--jobs", type=int, default=1, help="processes running trials at once")
+    opt.add_argument(
+        "--storage",
+        help="Optuna storage URL to share across machines (default: journal file "
+        "var/optuna/STUDY.journal)",
+    )
+    opt.set_defaults(run=_checked_input(opt, _optimize))
+
     report = sub.add_parser(
         "report", help="write a run's self-contained HTML report (statistics, charts, targets)"
     )

@@ -209,8 +209,9 @@ def make_account_state(settings: Settings, journal_from: int = 0) -> AccountStat
 AccountLogic = Delegate[AccountInput, object, AccountState]
 # 2: the risk model's caches changed shape; 3: CommandLog keeps the journal's offset;
 # 4: AccountState moved to risk.engine.account and the gate was split into parts;
-# 5: AccountState.order (the journaled input order).
-ACCOUNT_STATE_VERSION = 5  # snapshot version of AccountState (dataflows.flows.shim): bump on change
+# 5: the gate keeps each instrument's last market price (risk.exposure.Exposure.market);
+# 6: AccountState.order (the journaled input order).
+ACCOUNT_STATE_VERSION = 6  # snapshot version of AccountState (dataflows.flows.shim): bump on change
 Observer = Callable[[AccountState], None]
 Handle = Callable[[AccountState, list[AccountInput]], list[object]]
 
@@ -266,7 +267,9 @@ def account_logic(
         _start_halt(engine, state, halt)
         if observe is not None:
             observe(state)
-        return Delegate(state, handle, ACCOUNT_STATE_VERSION, engine.finish)
+        return Delegate(
+            state, handle, ACCOUNT_STATE_VERSION, engine.finish, step="trading.risk_gate"
+        )
 
     return build
 

@@ -72,40 +72,49 @@ from risk.domain.ids import stable_id
 
 
 @dataclass(frozen=True, slots=True)
-class TicksThrough:
-    """Every tick with `ts_event < through_ns` has been fed to the books (one per batch)."""
+class TickBatch:
+    """One source poll's valid ticks of one instrument, in stream order, and the poll's
+    clock: every tick with `ts_event < through_ns` has been fed to the books.
+
+    One Bytewax item per instrument per poll, not one per tick plus a clock item per
+    instrument: fewer items through the runtime, and a book with nothing working only
+    appends the batch to its buffer (`InstrumentBook.on_ticks`).
+    """
 
     instrument: str
     through_ns: int
+    ticks: tuple[Tick, ...] = ()
 
 
-GatewayInput = Order | CancelOrder | Tick | OrdersSent | TicksThrough
+GatewayInput = Order | CancelOrder | Tick | OrdersSent | TickBatch
 LOG = logging.getLogger("hfl.gateway")
 
 
 def valid_ticks(
     instruments: frozenset[str],
 ) -> Callable[[list[KafkaRecord]], list[tuple[str, GatewayInput]]]:
-    """Decode ticks keyed by instrument; invalid ones are the trading flow's dead letters.
+    """Decode a poll's ticks into one `TickBatch` per instrument; invalid ticks are the
+    trading flow's dead letters.
 
-    After each batch every instrument's book hears how far the tick stream got
-    (`TicksThrough`), so a quiet instrument's progress marker moves on too.
+    Every instrument's book gets its batch, empty or not, once the poll held a valid
+    tick, so a quiet instrument's progress marker moves on too.
     """
     names = sorted(instruments)
 
     def decode(records: list[KafkaRecord]) -> list[tuple[str, GatewayInput]]:
-        out: list[tuple[str, GatewayInput]] = []
+        by_name: dict[str, list[Tick]] = {}
         clock = None
         for record in records:
             tick = decode_tick(record.value, instruments)
             if isinstance(tick, DecodeFailure):
                 continue
-            out.append((tick.instrument, tick))
-            clock = tick.ts_event if clock is None else max(clock, tick.ts_event)
-        if clock is not None:
-            # Later ticks may share the newest time, so only earlier ones are complete.
-            out.extend((name, TicksThrough(name, clock)) for name in names)
-        return out
+            by_name.setdefault(tick.instrument, []).append(tick)
+            if clock is None or tick.ts_event > clock:
+                clock = tick.ts_event
+        if clock is None:
+            return []
+        # Later ticks may share the newest time, so only earlier ones are complete.
+        return [(name, TickBatch(name, clock, tuple(by_name.get(name, ())))) for name in names]
 
     return decode
 
@@ -157,7 +166,9 @@ def handle(state: BookState, batch: list[GatewayInput]) -> list[Output | FillsTh
     mark how far its fills and order events are complete if that moved."""
     out: list[Output | FillsThrough] = []
     for item in batch:
-        if isinstance(item, TicksThrough):
+        if isinstance(item, TickBatch):
+            if item.ticks:
+                _feed_ticks(state, item.ticks, out)
             state.instrument = item.instrument
             state.ticks_through = max(state.ticks_through, item.through_ns)
             continue
@@ -182,11 +193,32 @@ def handle(state: BookState, batch: list[GatewayInput]) -> list[Output | FillsTh
             produced = state.book.cancel(item.client_order_id, item.ts_event)
         else:
             produced = state.book.on_order(item)
-        out.extend(produced)
-        for event in produced:
-            log_event(LOG, _describe(event), event)
+        _emit(produced, out)
     out.extend(_progress(state))
     return out
+
+
+def _feed_ticks(state: BookState, ticks: Sequence[Tick], out: list[Output | FillsThrough]) -> None:
+    """Feed a batch of one instrument's ticks to its book, without repeated or backwards
+    sequence numbers (a duplicate must not offer its size twice)."""
+    last = state.last_seq
+    fresh = []
+    for tick in ticks:
+        if last is None or tick.seq > last:  # `check_sequence` is None
+            fresh.append(tick)
+            last = tick.seq
+    state.last_seq = last
+    if not fresh:
+        return
+    if state.book is None:
+        state.book = InstrumentBook(fresh[0].instrument, state.config)
+    _emit(state.book.on_ticks(fresh), out)
+
+
+def _emit(produced: Sequence[Output], out: list[Output | FillsThrough]) -> None:
+    out.extend(produced)
+    for event in produced:
+        log_event(LOG, _describe(event), event)
 
 
 def _progress(state: BookState) -> list[FillsThrough]:

@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 
 from bytewax.operators import StatefulBatchLogic
 
+from connectors.telemetry import stage
 from risk.domain.error import HflError
 
 S = TypeVar("S")
@@ -43,14 +44,21 @@ class Delegate(StatefulBatchLogic[V, W, Snapshot], Generic[V, W, S]):
         handle: Callable[[S, list[V]], Iterable[W]],
         version: int,
         finish: Callable[[S], Iterable[W]] | None = None,
+        step: str = "",
     ) -> None:
         self._state = state
         self._handle = handle
         self._version = version
         self._finish = finish
+        self._step = step
 
     def on_batch(self, values: list[V]) -> tuple[Iterable[W], bool]:
-        return self._handle(self._state, values), StatefulBatchLogic.RETAIN
+        if not stage.enabled():
+            return self._handle(self._state, values), StatefulBatchLogic.RETAIN
+        started = stage.now()
+        out = self._handle(self._state, values)
+        stage.record(self._step, started, stage.now(), len(values))
+        return out, StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[W], bool]:
         """At the end of a bounded input, emit what `finish` still held back."""
@@ -58,7 +66,10 @@ class Delegate(StatefulBatchLogic[V, W, Snapshot], Generic[V, W, S]):
         return done, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> Snapshot:
-        return self._version, pickle.dumps(self._state, pickle.HIGHEST_PROTOCOL)
+        started = stage.now()
+        blob = pickle.dumps(self._state, pickle.HIGHEST_PROTOCOL)
+        stage.record(self._step + ".snapshot", started, stage.now(), 1)
+        return self._version, blob
 
 
 def restore(snapshot: object, step: str, version: int) -> object:
@@ -101,8 +112,8 @@ def delegate(
 
     def build(resume_state: Snapshot | None) -> Delegate[V, W, S]:
         if resume_state is None:
-            return Delegate(make(), handle, version)
+            return Delegate(make(), handle, version, step=step)
         state: S = restore(resume_state, step, version)  # type: ignore[assignment]
-        return Delegate(state, handle, version)
+        return Delegate(state, handle, version, step=step)
 
     return build

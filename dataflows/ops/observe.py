@@ -12,7 +12,7 @@ from connectors.telemetry.metric import multiprocess_registry
 from dashboard.config import AlertThresholds, DashboardConfig
 from dashboard.health import Check, broker_check, data_checks, process_checks, snapshot_check
 from dashboard.monitor import flow_figures
-from dashboard.snapshot import Window, newest_run_start_ns, pipeline_panel
+from dashboard.snapshot import pipeline_panel, run_window
 from dataflows.settings import Settings, secret_values
 from online_models.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from risk.redact import redact_text
@@ -25,9 +25,11 @@ def dashboard_config(
     *,
     port: int | None = None,
     since_ns: int = 0,
+    run_id: str = "",
     recovery_dirs: tuple[str, ...] = (),
 ) -> DashboardConfig:
-    """The dashboard's explicit configuration from `settings`."""
+    """The dashboard's explicit configuration from `settings`; the run shown is `run_id`,
+    else the one this process belongs to (`HFL_RUN_ID`), else the newest."""
     board = settings.dashboard
     limits = settings.risk.limits
     return DashboardConfig(
@@ -54,6 +56,7 @@ def dashboard_config(
         port=board.port if port is None else port,
         refresh_s=board.refresh_s,
         since_ns=since_ns,
+        run_id=run_id or os.environ.get("HFL_RUN_ID", ""),
         metrics_dir=board.metrics_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""),
         recovery_dirs=recovery_dirs,
         webhook_url=board.webhook_url,
@@ -65,7 +68,9 @@ def dashboard_config(
     )
 
 
-def run_dashboard(settings: Settings, *, port: int | None, since_ns: int, recovery: str) -> None:
+def run_dashboard(
+    settings: Settings, *, port: int | None, since_ns: int, recovery: str, run_id: str = ""
+) -> None:
     """Serve the dashboard until interrupted."""
     from connectors.keyfile import WatchedKeyRing
     from dashboard.app import serve
@@ -73,7 +78,11 @@ def run_dashboard(settings: Settings, *, port: int | None, since_ns: int, recove
     from dataflows.ops.control import publish_control
 
     config = dashboard_config(
-        settings, port=port, since_ns=since_ns, recovery_dirs=(recovery,) if recovery else ()
+        settings,
+        port=port,
+        since_ns=since_ns,
+        run_id=run_id,
+        recovery_dirs=(recovery,) if recovery else (),
     )
     keys = WatchedKeyRing(config.keys_file)
     print(
@@ -110,8 +119,7 @@ def status_checks(settings: Settings, root: Path) -> list[Check]:
         broker_check(settings.kafka.bootstrap),
     ]
     try:
-        since_ns = newest_run_start_ns(lambda sql: query(url, sql))
-        window = Window(account=settings.trading.account, since_ns=since_ns)
+        window = run_window(lambda sql: query(url, sql), settings.trading.account, config.run_id)
         pipeline = pipeline_panel(lambda sql: query(url, sql), window, time.time_ns())
     except QueryError as exc:
         detail = redact_text(str(exc), secret_values(settings))

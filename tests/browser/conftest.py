@@ -11,8 +11,13 @@ import os
 from pathlib import Path
 
 import pytest
+from support.browser import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    browser,  # noqa: F401  (the fixture every browser test uses)
+)
 
-REQUIRED = (Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"))
+REQUIRED = (CHROMIUM, CHROMEDRIVER)
 
 
 def missing_browser() -> str | None:

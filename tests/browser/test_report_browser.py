@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+from support.browser import OFFLINE_FLAGS, chromium, screenshot
 from support.research_run import sp500_run
 
 from dataflows.ops.report import write_report
@@ -24,40 +24,20 @@ pytestmark = [pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "var" / "reports" / "sp500-test.html"
-SCREENSHOT = ROOT / "var" / "browser" / "report.png"
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1600,2400",
-    # Any request leaving the machine fails: the report must be self-contained.
-    "--proxy-server=127.0.0.1:9",
-    "--proxy-bypass-list=<-loopback>",
-)
 CHARTS = ("equity", "underwater", "monthly", "rolling", "exposure", "trades", "fan", "scores")
 
 
 @pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    try:
+def offline_browser() -> Iterator[webdriver.Chrome]:
+    """A tall window with networking off: the report must be self-contained."""
+    with chromium("--window-size=1600,2400", *OFFLINE_FLAGS) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_report_opens_offline_and_draws_every_chart(
-    browser: webdriver.Chrome, tmp_path: Path
+    offline_browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
+    browser = offline_browser
     write_report(sp500_run(tmp_path), REPORT)
     browser.get(REPORT.as_uri())
     drawn = WebDriverWait(browser, 60).until(
@@ -80,5 +60,4 @@ def test_report_opens_offline_and_draws_every_chart(
     assert "not met" in statuses or "met" in statuses
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    assert browser.save_screenshot(str(SCREENSHOT))
+    screenshot(browser, "report")

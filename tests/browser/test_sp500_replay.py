@@ -3,18 +3,22 @@
 `hfl up` runs the broker, the three flows and the dashboard; River's daily S&P 500
 series (2013-2018) is replayed with `hfl feed replay`. The dashboard selects the newest
 run's rows by event time, so years-old events show, not only those newer than the run's
-wall-clock start. A screenshot is left in ``var/browser/sp500-replay.png``.
+wall-clock start. The test waits until the trading flow booked P&L snapshots of the
+replay: the P&L panel shows equity, and the equity chart is drawn with its value scale
+and an event-time scale of dates from 2013. A screenshot of that is left in
+``var/browser/sp500-replay.png``.
 """
 
 from __future__ import annotations
 
 import http.client
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,39 +26,19 @@ from typing import Any
 import orjson
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from support.browser import screenshot, wait_for
 from support.loopback import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / "var" / "browser" / "sp500-replay.png"
 SP500 = "AAPL,AMZN,IBM,INTC,JNJ,JPM,KO,MSFT,WMT,XOM"
 FIRST_DAY_NS = 1_360_000_000_000_000_000  # Feb 2013: the series starts here
+MIN_PNL_POINTS = 20
 WALL_START_NS = time.time_ns()
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--window-size=1600,1400",
-)
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 600.0) -> Any:
-    """Poll `condition` until truthy (errors count as not yet); fail naming `what`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-        except (OSError, ValueError, KeyError, WebDriverException):
-            result = None
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+# The whole replay through a loaded machine: the trading flow may take minutes.
+PATIENCE_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -115,8 +99,8 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         stdin=subprocess.DEVNULL,
     )
     try:
-        wait_for((tmp_path / "var" / "runs" / "up.json").exists, "hfl up to register")
-        wait_for(lambda: snapshot(port), "the dashboard")
+        wait_for((tmp_path / "var" / "runs" / "up.json").exists, "hfl up to register", 600)
+        wait_for(lambda: snapshot(port), "the dashboard", 600)
         hfl(env, tmp_path, "feed", "replay", str(csv))
         yield System(port, rows)
     finally:
@@ -135,26 +119,29 @@ def snapshot(port: int) -> dict[str, Any]:
     return dict(orjson.loads(connection.getresponse().read()))
 
 
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    try:
-        yield driver
-    finally:
-        driver.quit()
+def equity_shown(driver: webdriver.Chrome) -> bool:
+    """The P&L panel shows an equity figure, and the chart a line on its value scale and
+    an event-time scale of dates from 2013 on (years back: replayed history)."""
+    pnl = driver.find_element(By.ID, "pnl").text
+    curve = driver.find_element(By.ID, "curve")
+    scale = [t.text for t in curve.find_elements(By.CSS_SELECTOR, "svg text")]
+    return (
+        re.match(r"equity\s+-?[\d,]+\.\d\d\b", pnl) is not None
+        and bool(curve.find_elements(By.CSS_SELECTOR, "svg polyline"))
+        and any(label.startswith("2013-") for label in scale)
+        and sum(re.fullmatch(r"20(1[3-8])-\d\d-\d\d", label) is not None for label in scale) >= 3
+    )
 
 
 def test_replayed_sp500_history_shows_on_the_dashboard(
     system: System, browser: webdriver.Chrome
 ) -> None:
-    stored = wait_for(
-        lambda: snapshot(system.port)["pipeline"]["ticks"] == system.rows, "every replayed tick"
+    wait_for(
+        lambda: snapshot(system.port)["pipeline"]["ticks"] == system.rows,
+        "every replayed tick",
+        PATIENCE_S,
+        every_s=1.0,
     )
-    assert stored
     shown = snapshot(system.port)
     assert FIRST_DAY_NS <= shown["since_ns"] < WALL_START_NS - 10**17  # event time, years back
     wait_for(
@@ -163,13 +150,24 @@ def test_replayed_sp500_history_shows_on_the_dashboard(
             == set(SP500.split(","))
         ),
         "every instrument's model scores (the trading flow may still be behind)",
+        PATIENCE_S,
+        every_s=1.0,
     )
+    # P&L: the trading flow booked into the series (a curve of P&L snapshots).
+    equity = wait_for(
+        lambda: (e := snapshot(system.port)["equity"])["points"] >= MIN_PNL_POINTS and e,
+        "P&L snapshots of the replay (the trading flow may still be behind)",
+        PATIENCE_S,
+        every_s=1.0,
+    )
+    assert FIRST_DAY_NS <= equity["ts"] < WALL_START_NS - 10**17  # the replay's event time
+    assert equity["equity"] > 0
     browser.get(f"http://127.0.0.1:{system.port}/")
     wait_for(
         lambda: browser.find_element(By.ID, "ticks").text.replace(",", "") == str(system.rows),
         "the page to show every replayed tick",
     )
+    wait_for(lambda: equity_shown(browser), "the P&L panel and equity chart on the page")
     page = browser.find_element(By.TAG_NAME, "body").text
     assert all(name in page for name in SP500.split(","))
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOT))
+    screenshot(browser, "sp500-replay")

@@ -29,6 +29,7 @@ from connectors.codec import encode
 from connectors.feeds.publisher import publish
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
+from connectors.kafka.end import END_KEY, FEED, write_end
 from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.source import consumer_config
 from connectors.topic import PREDICTIONS, TICKS
@@ -44,19 +45,14 @@ EVENT_RATE = 500.0
 START_NS = 1_700_000_000_000_000_000
 # How long a run's flows may take to finish: a floor, plus time per replay tick (at
 # 200,000 ticks under load 10-16 the fault-free trading flow alone took over 15 min).
+# Only a guard: a run ends by its data (see `Run`), and a flow still running at this
+# deadline fails the test.
 FLOW_TIMEOUT_S = 900.0
 FLOW_TIMEOUT_S_PER_TICK = 0.01
-# A flow ends when it saw no input for its idle window. The gateway and the persist
-# flow must ride out any restart of a flow upstream (under load 15-22 a trading
-# restart took 28 s, and a 20 s window ended the gateway mid-run: 18,521 orders and
-# fills lost at 200,000 ticks), so theirs are long; `Run.finish` ends them by drain
-# files once their writers exited. The trading flow's window only ends its market
-# data: the flow itself ends once its risk gate holds nothing back, however long a
-# stalled or restarting gateway takes (`dataflows.flows.run_end`).
-IDLE_EXIT_S = {"trading": 4.0, "gateway": 600.0, "persist": 600.0}
-# Each flow reads what the flows before it write. The trading flow also reads the
-# gateway's fills, so no drain file ends it: it ends by its own end condition.
-PIPELINE = ("trading", "gateway", "persist")
+# The bounded writers of a run (`kafka.end_writers`): the replay's feed, the trading
+# flow and the gateway. A run without a gateway must say so, or its readers wait for
+# the gateway's markers until their guard fails them.
+WRITERS = (FEED, "trading", "gateway")
 TABLES = tuple(sorted(set(TABLE_BY_TOPIC.values())))
 
 
@@ -78,15 +74,22 @@ def tick_times(lines: list[bytes]) -> list[int]:
     return [orjson.loads(line)["ts_event"] for line in lines]
 
 
-def run_env(bootstrap: str, prefix: str, store: Path, ticks: int) -> dict[str, str]:
+def run_env(
+    bootstrap: str, prefix: str, store: Path, ticks: int, writers: Iterable[str] = WRITERS
+) -> dict[str, str]:
     """Environment of every process of one run.
 
     The model settings make signals frequent enough to trade; the paper broker keeps
     every tick of the replay, so an order decided late (the trading flow killed and
     catching up while the gateway ran on) still fills from exactly the ticks it was
     entitled to, as in the fault-free run. Fills are booked in event time
-    (`risk.fill_sync`), and the gate waits for a killed gateway as long as a replay
-    needs rather than deciding without its fills.
+    (`risk.fill_sync`).
+
+    Every run is bounded (`kafka.bounded`): each flow ends at the end-of-stream markers
+    of the writers of its inputs (`connectors.kafka.end`), the feed's written by
+    `Run.prepare`. No idle window or drain file decides that a run is over, so a
+    restarting or late flow ends at the same depth; the gate waits for a killed gateway
+    up to the run's guard (`kafka.end_guard_s`), never deciding without its fills.
     """
     return {
         "HFL_KAFKA__BOOTSTRAP": bootstrap,
@@ -97,7 +100,8 @@ def run_env(bootstrap: str, prefix: str, store: Path, ticks: int) -> dict[str, s
         "HFL_MODEL__HORIZON_S": "1",
         "HFL_MODEL__ENTER_LONG": "0.51",
         "HFL_MODEL__ENTER_SHORT": "0.49",
-        "HFL_RISK__FILL_SYNC_MAX_WAIT_MS": "600000",
+        "HFL_KAFKA__BOUNDED": "1",
+        "HFL_KAFKA__END_WRITERS": ",".join(writers),
         "HFL_GATEWAY__TICK_BUFFER_S": str(int(ticks / EVENT_RATE) + 60),
         "HFL_GATEWAY__MAX_BUFFERED_TICKS": str(ticks),
         "HFL_RUN_ID": prefix.rstrip("."),
@@ -106,12 +110,18 @@ def run_env(bootstrap: str, prefix: str, store: Path, ticks: int) -> dict[str, s
 
 @dataclass(slots=True)
 class Run:
-    """One run of the stack: its namespace, store, processes and logs."""
+    """One run of the stack: its namespace, store, processes and logs.
+
+    A bounded run (`run_env`): `prepare` publishes the replay and then the feed's
+    end-of-stream marker; each flow exits 0 by itself once it read its writers'
+    markers; `finish` only waits for that.
+    """
 
     name: str
     bootstrap: str
     directory: Path
     ticks: int
+    writers: tuple[str, ...] = WRITERS
     children: dict[str, Child] = field(default_factory=dict)
     standbys: dict[str, Child] = field(default_factory=dict)
 
@@ -125,49 +135,41 @@ class Run:
 
     @property
     def env(self) -> dict[str, str]:
-        return run_env(self.bootstrap, self.prefix, self.store, self.ticks)
+        return run_env(self.bootstrap, self.prefix, self.store, self.ticks, self.writers)
 
     @property
     def settings(self) -> Settings:
         return load_settings(ROOT / "config", env={**os.environ, **self.env})
 
     def prepare(self, lines: list[bytes]) -> None:
-        """Create the run's topics and publish the replay."""
+        """Create the run's topics, publish the replay, then the feed's end marker (once
+        every tick is acknowledged)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         create_topics(self.bootstrap, prefix=self.prefix)
         producer = CheckedProducer(self.bootstrap, linger_ms=20.0)
         publish(lines, producer, self.prefix + TICKS, flush_every=50_000)
+        write_end(producer, self.bootstrap, FEED, [self.prefix + TICKS])
 
     def start(self, name: str, **env: str) -> Child:
         """Start flow `name` (resuming from its recovery store if it has one).
 
         Without extra `env`, a standby of `name` (`stand_by`) is activated if there is one.
         """
-        self._drain_file(name).unlink(missing_ok=True)
         standby = self.standbys.pop(name, None)
         if standby is not None and not env and standby.activate():
             child = standby
         else:
             if standby is not None:
                 discard(standby.process)
-            child = start_flow(name, self.settings, self.directory, self._env(name) | env)
+            child = start_flow(name, self.settings, self.directory, self.env | env)
         self.children[name] = child
         return child
 
     def stand_by(self, name: str) -> None:
         """Pre-start flow `name`'s next start: imported and waiting (`dataflows.ops.launch`)."""
         self.standbys[name] = start_flow(
-            name, self.settings, self.directory, self._env(name), standby=True
+            name, self.settings, self.directory, self.env, standby=True
         )
-
-    def _env(self, name: str) -> dict[str, str]:
-        return self.env | {
-            "HFL_KAFKA__EXIT_WHEN_IDLE_S": str(IDLE_EXIT_S[name]),
-            "HFL_KAFKA__DRAIN_FILE": str(self._drain_file(name)),
-        }
-
-    def _drain_file(self, name: str) -> Path:
-        return self.directory / f"{name}.drain"
 
     def kill(self, name: str) -> None:
         """`kill -9` flow `name` (its whole process group) and reap it."""
@@ -178,21 +180,16 @@ class Run:
     def finish(
         self, timeout_s: float | None = None, while_waiting: Callable[[], None] = lambda: None
     ) -> dict[str, int | None]:
-        """Wait for every flow to drain and exit; stop stragglers; return exit codes.
+        """Wait until every flow exited by itself; stop stragglers; return exit codes.
 
-        Flows are awaited in `PIPELINE` order; once the flows before one exited, no
-        more records reach its inputs, so its drain file lets it finish as soon as it
-        read them all rather than after its idle window. `while_waiting` runs between
-        polls.
+        Each flow ends at its writers' end-of-stream markers, so nothing here tells it
+        to: `timeout_s` is only a guard, after which a flow still running is stopped and
+        its code is None. `while_waiting` runs between polls.
         """
         if timeout_s is None:
             timeout_s = FLOW_TIMEOUT_S + self.ticks * FLOW_TIMEOUT_S_PER_TICK
         deadline = time.monotonic() + timeout_s
-        for index, name in enumerate(PIPELINE):
-            if (child := self.children.get(name)) is None:
-                continue
-            if index:
-                self._drain_file(name).touch()
+        for child in self.children.values():
             while child.process.poll() is None and time.monotonic() < deadline:
                 while_waiting()
                 time.sleep(0.02)
@@ -318,7 +315,8 @@ def compare_tables(golden: Dump, other: Dump) -> tuple[dict[str, Any], list[str]
 
 
 class Tail:
-    """Follow a one-partition output topic: records seen and the latest event time."""
+    """Follow a one-partition output topic: records seen (end markers aside) and the
+    latest event time."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self._bootstrap = bootstrap
@@ -343,9 +341,11 @@ class Tail:
         for message in self._consumer.consume(5000, timeout_s):
             error = message.error()
             if error is None:
+                self.offset = message.offset() + 1
+                if message.key() == END_KEY:
+                    continue  # the writer's end-of-stream marker: no record of it
                 value = message.value()
                 self.values.append(value)
-                self.offset = message.offset() + 1
                 self.max_ts = max(self.max_ts, orjson.loads(value)["ts_event"])
             elif error.code() != KafkaError._PARTITION_EOF:
                 raise AssertionError(str(error))
@@ -356,9 +356,9 @@ class Tail:
             self.advance()
             assert time.monotonic() < deadline, failure()
 
-    def max_ts_from(self, offset: int) -> int:
-        """The latest event time among the records read at `offset` and after (-1: none)."""
-        return max((orjson.loads(value)["ts_event"] for value in self.values[offset:]), default=-1)
+    def max_ts_from(self, index: int) -> int:
+        """The latest event time among `values[index:]` (-1: none)."""
+        return max((orjson.loads(value)["ts_event"] for value in self.values[index:]), default=-1)
 
     def drain(self) -> None:
         """Read up to the current end of the partition."""
@@ -375,7 +375,7 @@ class Kill:
     """One `kill -9`: where, and how long until the restarted flow caught up (if measured)."""
 
     tick_offset: int
-    output_offset: int
+    output_offset: int  # how many output records (`Tail.values`) preceded the kill
     recovery_s: float | None
     phases: dict[str, float] | None = None
 
@@ -420,12 +420,12 @@ def kill_and_restart(
         run.stand_by(name)
         return Kill(tick_offset=tick_offset, output_offset=-1, recovery_s=None)
     output.drain()
-    reached_ts, output_offset = output.max_ts, output.offset
+    reached_ts, output_offset = output.max_ts, len(output.values)
     run.start(name)
     caught_up_ts, seen = -1, output_offset
     while caught_up_ts < reached_ts:
         output.advance()
-        caught_up_ts, seen = max(caught_up_ts, output.max_ts_from(seen)), output.offset
+        caught_up_ts, seen = max(caught_up_ts, output.max_ts_from(seen)), len(output.values)
         child = run.children[name]
         code = child.process.poll()
         assert code is None, f"{name} died after restart (exit {code})\n{child.tail()}"
@@ -493,7 +493,7 @@ def kill_repeatedly(
         output.drain()
         return done, reemitted_per_kill(output.values, done)
     except BaseException:
-        run.finish(timeout_s=0)  # no flow of a failed run lingers for its idle window
+        run.finish(timeout_s=0)  # no flow of a failed run lingers until its guard
         raise
     finally:
         progress.close()

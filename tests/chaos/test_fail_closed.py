@@ -43,7 +43,8 @@ def test_resume_that_does_not_fit_the_broker_exits_nonzero_without_orders(
     bootstrap = private_broker.bootstrap
     first = Run("r7", bootstrap, tmp_path / "run", REPLAY_TICKS)
     first.prepare(lines[:REPLAY_TICKS])
-    first.start("gateway")  # the trading flow ends once the gateway's markers passed it
+    # No persist flow: the writers are the feed, trading and the gateway, as by default.
+    first.start("gateway")  # the trading flow's gate settles on the gateway's fills
     first.start("trading")
     assert first.finish() == {"gateway": 0, "trading": 0}, first.logs()
     assert orders_sent(bootstrap, first.prefix) > 0

@@ -13,7 +13,7 @@ from connectors import topic
 from connectors.codec import encode, loads
 from connectors.kafka.record import KafkaRecord
 from dataflows.flows.account import handle_account, make_account_state
-from dataflows.flows.gateway import BookState, TicksThrough, handle, valid_ticks
+from dataflows.flows.gateway import BookState, TickBatch, handle, valid_ticks
 from dataflows.flows.routing import ROUTES, to_outbound
 from dataflows.flows.trading import to_account
 from dataflows.settings import Settings
@@ -50,7 +50,6 @@ from risk.domain import (
     Prediction,
     RiskMetric,
     Signal,
-    Tick,
     TradingState,
     TradingStateChanged,
 )
@@ -138,8 +137,8 @@ def test_the_gates_promise_leaves_a_book_only_ticks_an_order_to_come_can_trade_o
     settings: Settings, tick_records: list[KafkaRecord]
 ) -> None:
     decoded = valid_ticks(frozenset(settings.trading.instruments))(tick_records)
-    name = decoded[0][0]
-    ticks = [item for key, item in decoded if key == name and isinstance(item, Tick)]
+    batch = next(item for _, item in decoded if item.ticks)  # type: ignore[union-attr]
+    ticks = list(batch.ticks)  # type: ignore[union-attr]
     state = BookState(paper_config(settings))
     handle(state, ticks)
     through = ticks[len(ticks) // 2].ts_event
@@ -159,19 +158,21 @@ def test_valid_ticks_drops_invalid_records_silently(settings: Settings, bad_stre
     }
 
     decoded = decode(bad_stream.records)
-    clocks = [item for _, item in decoded if isinstance(item, TicksThrough)]
-    out = [(key, item) for key, item in decoded if not isinstance(item, TicksThrough)]
+    assert all(isinstance(batch, TickBatch) for _, batch in decoded)
+    batches: list[TickBatch] = [batch for _, batch in decoded]  # type: ignore[misc]
+    out = [tick for batch in batches for tick in batch.ticks]
 
     kept = [r for r in bad_stream.records if r.offset not in dropped]
     assert len(out) == len(kept)
-    newest = max(tick.ts_event for _, tick in out)  # type: ignore[union-attr]
-    assert sorted(c.instrument for c in clocks) == sorted(settings.trading.instruments)
-    assert {c.through_ns for c in clocks} == {newest}
-    assert all(isinstance(tick, Tick) and key == tick.instrument for key, tick in out)
-    assert [tick.tick_id for _, tick in out] == [
+    newest = max(tick.ts_event for tick in out)
+    assert [key for key, _ in decoded] == sorted(settings.trading.instruments)
+    assert {b.through_ns for b in batches} == {newest}
+    assert all(key == tick.instrument for key, batch in decoded for tick in batch.ticks)  # type: ignore[union-attr]
+    by_offset = {r.offset: r for r in kept}
+    assert sorted(tick.tick_id for tick in out) == sorted(
         tick_id(obj["instrument"], obj["seq"], obj["ts_event"])
-        for obj in map(loads, (r.value for r in kept))
-    ]
+        for obj in map(loads, (r.value for r in by_offset.values()))
+    )
 
 
 def test_bad_and_replayed_ticks_leave_book_outputs_unchanged(

@@ -29,12 +29,12 @@ from decimal import Decimal
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from support.alerts import make_alert
 
 from risk.domain import ids
-from risk.domain.control import Alert, ControlCommand, TradingStateChanged
+from risk.domain.control import ControlCommand, TradingStateChanged
 from risk.domain.decision import Approved, Denied
 from risk.domain.enums import (
-    AlertSeverity,
     ControlAction,
     DenialReason,
     OrderEventKind,
@@ -276,18 +276,7 @@ class GateMachine(RuleBasedStateMachine):
     )
     def alert(self, name: str, subject: str) -> None:
         ts = self._next_ts()
-        changed = self.gate.on_alert(
-            Alert(
-                alert_id=f"a{ts}",
-                name=name,
-                severity=AlertSeverity.WARNING,
-                source="test",
-                subject=subject,
-                message="m",
-                ts_event=ts,
-                ts_init=ts,
-            )
-        )
+        changed = self.gate.on_alert(make_alert(name, subject, ts))
         if changed is not None:
             assert name != "unrelated" and subject != "other-account"
             self._apply(changed)

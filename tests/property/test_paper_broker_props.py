@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.gateway import InstrumentBook, PaperBrokerConfig
-from dataflows.flows.gateway import BookState, TicksThrough, handle
+from dataflows.flows.gateway import BookState, TickBatch, handle
 from risk.domain import (
     Fill,
     FillsThrough,
@@ -246,16 +246,14 @@ def _id(out: OrderEvent | Fill) -> str:
 
 def with_progress(
     orders: Sequence[Order], ticks: Sequence[Tick]
-) -> tuple[list[Order | OrdersSent], list[Tick | TicksThrough]]:
+) -> tuple[list[Order | OrdersSent], list[TickBatch]]:
     """The two gateway inputs with their progress: the gate's promise after each order
-    (sent in event-time order) and the tick clock after each tick."""
+    (sent in event-time order) and each tick in a batch of its own, with its clock."""
     promised: list[Order | OrdersSent] = []
     for order in sorted(orders, key=lambda o: o.ts_event):
         promised += [order, _sent(order.ts_event)]
     promised.append(_sent(10**12))
-    clocked: list[Tick | TicksThrough] = []
-    for tick in ticks:
-        clocked += [tick, TicksThrough(INSTRUMENT, tick.ts_event)]
+    clocked = [TickBatch(INSTRUMENT, tick.ts_event, (tick,)) for tick in ticks]
     return promised, clocked
 
 
@@ -330,3 +328,54 @@ def _handle_each(state: BookState, items: Iterable[object]) -> list[object]:
     for item in items:
         out += handle(state, [item])  # type: ignore[list-item]
     return out
+
+
+def run_batched(
+    book: InstrumentBook, stream: Sequence[Order | Tick], cuts: Sequence[int]
+) -> list[OrderEvent | Fill]:
+    """Feed `stream` to `book` with consecutive ticks in batches (`on_ticks`), a batch
+    ending at each of `cuts` (positions in the stream) and before every order."""
+    out: list[OrderEvent | Fill] = []
+    pending: list[Tick] = []
+    ends = set(cuts)
+    for position, item in enumerate(stream):
+        if isinstance(item, Order):
+            out.extend(book.on_ticks(pending))
+            pending = []
+            out.extend(book.on_order(item))
+        else:
+            pending.append(item)
+            if position in ends:
+                out.extend(book.on_ticks(pending))
+                pending = []
+    out.extend(book.on_ticks(pending))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ticks=tick_streams(),
+    orders=order_streams(),
+    picks=st.lists(st.booleans(), max_size=40),
+    cuts=st.lists(st.integers(min_value=0, max_value=40), max_size=10),
+    buffered=st.integers(min_value=1, max_value=6),
+)
+def test_ticks_in_batches_give_what_ticks_one_by_one_give(
+    ticks: list[Tick],
+    orders: list[Order],
+    picks: list[bool],
+    cuts: list[int],
+    buffered: int,
+) -> None:
+    # A small buffer so both the size cap and the event-time horizon evict mid-batch.
+    config = PaperBrokerConfig(
+        latency_ns=20 * MS,
+        tick_buffer_ns=40 * MS,
+        min_buffered_ticks=min(buffered, 2),
+        max_buffered_ticks=buffered,
+    )
+    stream = interleave(orders, ticks, picks)
+    one, batched = InstrumentBook(INSTRUMENT, config), InstrumentBook(INSTRUMENT, config)
+
+    assert run_batched(batched, stream, cuts) == run(one, stream)
+    assert pickle.dumps(batched) == pickle.dumps(one)

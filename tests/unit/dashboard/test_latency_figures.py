@@ -29,3 +29,11 @@ def test_percentiles_beyond_the_top_bucket_are_a_lower_bound_not_its_value() -> 
     assert got["tick_to_decision_p50_ms"] is None
     assert got["tick_to_decision_p50_ms_above"] == 5000.0
     assert got["tick_to_decision_p99_ms_above"] == 5000.0
+
+
+def test_interpolated_percentiles_carry_their_bucket_bounds() -> None:
+    got = figures([2.0] * 100)  # all in one bucket: p50 and p99 differ only by interpolation
+    assert got["tick_to_decision_p50_ms"] == pytest.approx(3000.0)
+    assert got["tick_to_decision_p99_ms"] == pytest.approx(4960.0)
+    assert got["tick_to_decision_p50_ms_bucket"] == [1000.0, 5000.0]
+    assert got["tick_to_decision_p99_ms_bucket"] == [1000.0, 5000.0]

@@ -8,12 +8,12 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from support.alerts import make_alert as alert_at
 
 from risk.domain import ids
 from risk.domain.control import Alert, ControlCommand, TradingStateChanged
 from risk.domain.decision import Approved, Denied
 from risk.domain.enums import (
-    AlertSeverity,
     ControlAction,
     DenialReason,
     OrderEventKind,
@@ -46,14 +46,15 @@ def make_limits(**overrides: object) -> RiskLimits:
     return RiskLimits(**values)  # type: ignore[arg-type]
 
 
-def make_gate(limits: RiskLimits | LimitBook | None = None) -> AccountGate:
-    return AccountGate(
-        ACCOUNT,
-        limits or make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-    )
+def make_gate(limits: RiskLimits | LimitBook | None = None, **options: object) -> AccountGate:
+    """A gate of ACCOUNT with 10,000 a signal, whole lots and 1,000,000 cash; `options`
+    are the other keywords of `AccountGate` (they may override those three)."""
+    keywords: dict[str, object] = {
+        "target_notional": D(10_000),
+        "lot_size": D(1),
+        "initial_cash": D(1_000_000),
+    }
+    return AccountGate(ACCOUNT, limits or make_limits(), **(keywords | options))  # type: ignore[arg-type]
 
 
 _seq = iter(range(10**9))
@@ -383,34 +384,20 @@ def test_gate_pickle_round_trip_behaves_identically() -> None:
 
 
 def test_recent_order_ids_stay_bounded() -> None:
-    gate = AccountGate(
-        ACCOUNT,
-        make_limits(),
-        target_notional=D(100),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        recent_order_ids=3,
-    )
+    gate = make_gate(target_notional=D(100), recent_order_ids=3)
     for n in range(10):
         order = approve(gate, make_signal(1 if n % 2 == 0 else -1, ts=TS + n))
         gate.on_order_event(make_event(order, OrderEventKind.REJECTED, 0))
-    assert len(pickle.dumps(gate)) < 5_000
+    # 10 orders, 3 remembered: the state stays a few kB (5,003 bytes with the market
+    # prices' map; a leak of every order id would add about 150 bytes an order).
+    assert len(pickle.dumps(gate)) < 5_100
 
 
 # -- trading states, kill switch, drift and alerts ---------------------------------------
 
 
 def make_alert(name: str, subject: str, ts: int = TS) -> Alert:
-    return Alert(
-        alert_id=f"a-{name}-{subject}-{ts}",
-        name=name,
-        severity=AlertSeverity.WARNING,
-        source="test",
-        subject=subject,
-        message="m",
-        ts_event=ts,
-        ts_init=ts,
-    )
+    return alert_at(name, subject, ts)
 
 
 def make_drift(instrument: str = "AAPL", ts: int = TS) -> DriftDetected:
@@ -512,14 +499,7 @@ def test_on_drift_moves_instrument_to_reducing_once() -> None:
 
 
 def test_on_drift_ignored_when_policy_says_none() -> None:
-    gate = AccountGate(
-        ACCOUNT,
-        make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        policy=StatePolicy(drift_state=None),
-    )
+    gate = make_gate(policy=StatePolicy(drift_state=None))
     assert gate.on_drift(make_drift()) is None
 
 
@@ -540,6 +520,14 @@ def test_on_alert_mapped_name_escalates_its_scope(
     changed = gate.on_alert(make_alert(name, subject))
     assert changed is not None
     assert (changed.instrument, changed.state, changed.trigger) == (scope, state, name)
+
+
+def test_on_alert_for_a_configured_instrument_not_traded_yet_restricts_it() -> None:
+    gate = market_gate()  # AAPL configured, no signal or fill yet
+    changed = gate.on_alert(make_alert("stale_data", "AAPL"))
+    assert changed is not None
+    assert (changed.instrument, changed.state) == ("AAPL", TradingState.REDUCING)
+    assert gate.trading_state("MSFT") is TradingState.ACTIVE
 
 
 @pytest.mark.parametrize(
@@ -571,12 +559,8 @@ def test_trading_states_survive_pickle_round_trip() -> None:
 
 
 def test_throttle_101_signals_in_one_second_at_100_per_second_approves_exactly_100() -> None:
-    gate = AccountGate(
-        ACCOUNT,
+    gate = make_gate(
         make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
         account_limits=AccountLimits(max_orders_per_window=100, order_window_ns=1_000_000_000),
     )
     decisions = []
@@ -596,14 +580,7 @@ def test_throttle_101_signals_in_one_second_at_100_per_second_approves_exactly_1
 
 
 def test_max_open_orders_denies_the_order_beyond_the_limit() -> None:
-    gate = AccountGate(
-        ACCOUNT,
-        make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        account_limits=AccountLimits(max_open_orders=2),
-    )
+    gate = make_gate(account_limits=AccountLimits(max_open_orders=2))
     approve(gate, make_signal(1, instrument="A"))
     approve(gate, make_signal(1, instrument="B"))
     decision, _ = gate.on_signal(make_signal(1, instrument="C"))
@@ -620,12 +597,8 @@ def test_concentration_denies_a_position_above_its_share_of_equity() -> None:
 
 def test_group_concentration_counts_every_instrument_of_the_group() -> None:
     tech = make_limits(group="tech")
-    gate = AccountGate(
-        ACCOUNT,
+    gate = make_gate(
         LimitBook(default=make_limits(), per_instrument={"AAPL": tech, "MSFT": tech}),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
         account_limits=AccountLimits(max_group_concentration=0.015),
     )
     approve(gate, make_signal(1, instrument="AAPL"))
@@ -636,14 +609,7 @@ def test_group_concentration_counts_every_instrument_of_the_group() -> None:
 
 
 def test_net_exposure_denies_beyond_the_limit_but_allows_the_hedge() -> None:
-    gate = AccountGate(
-        ACCOUNT,
-        make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        account_limits=AccountLimits(max_net_exposure=D(15_000)),
-    )
+    gate = make_gate(account_limits=AccountLimits(max_net_exposure=D(15_000)))
     approve(gate, make_signal(1, instrument="AAPL"))
     decision, _ = gate.on_signal(make_signal(1, instrument="MSFT"))
     assert isinstance(decision, Denied)
@@ -660,14 +626,7 @@ def test_set_limits_applies_from_the_next_decision() -> None:
 
 
 def test_repeated_execution_throttle_halts_after_n_fills_until_an_operator_acts() -> None:
-    gate = AccountGate(
-        ACCOUNT,
-        make_limits(),
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
-        account_limits=AccountLimits(max_fills_without_human=3),
-    )
+    gate = make_gate(account_limits=AccountLimits(max_fills_without_human=3))
     for n in range(3):
         order = approve(gate, make_signal(1 if n % 2 == 0 else -1, ts=TS + n))
         gate.on_fill(make_fill(order, int(order.quantity)))
@@ -681,14 +640,11 @@ def test_repeated_execution_throttle_halts_after_n_fills_until_an_operator_acts(
 
 
 def test_drawdown_soft_limit_reduces_and_hard_limit_halts_from_persisted_high_water_mark() -> None:
-    gate = AccountGate(
-        ACCOUNT,
+    gate = make_gate(
         make_limits(
             max_position=D(100_000), max_order_quantity=D(100_000), max_order_notional=D(10**7)
         ),
         target_notional=D(500_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
         account_limits=AccountLimits(drawdown_soft=0.05, drawdown_hard=0.10, daily_loss=0.5),
     )
     order = approve(gate, make_signal(1, 100.0, ts=TS))
@@ -715,12 +671,8 @@ def warm_gate(
 ) -> AccountGate:
     """A gate whose risk model has 100 one-second samples: AAPL and MSFT move together
     (MSFT = AAPL's return plus a little noise), XOM against them."""
-    built = AccountGate(
-        ACCOUNT,
+    built = make_gate(
         limits,
-        target_notional=D(10_000),
-        lot_size=D(1),
-        initial_cash=D(1_000_000),
         account_limits=account or AccountLimits(),
         instruments=("AAPL", "MSFT", "XOM"),
         **gate,  # type: ignore[arg-type]
@@ -824,6 +776,44 @@ def test_signal_within_the_collar_of_the_latest_reference_is_approved() -> None:
     # Its buy limit 96.59954 is 3.4 % from the reference: inside the 5 % collar.
     order = approve(gate, make_signal(1, 92.0, ts=TS + 5))
     assert order.limit_price == D("96.59954")
+
+
+def market_gate() -> AccountGate:
+    """A gate that knows AAPL, so its bars (`mark`) reach the risk model too."""
+    return make_gate(instruments=("AAPL",))
+
+
+def test_signal_priced_beyond_the_collar_from_the_last_market_price_denies_price_collar() -> None:
+    gate = market_gate()
+    gate.mark("AAPL", 100.0, TS - 500_000_000)  # the last 1 s bar closed at 100
+    decision, order = gate.on_signal(make_signal(1, 106.0))
+    assert order is None
+    assert isinstance(decision, Denied)
+    assert decision.reason is DenialReason.PRICE_COLLAR
+    assert decision.detail == (
+        "reference 106.0 is 6.00% from the last market price 100 > collar 5.00%"
+    )
+    # Within the collar of the market, the same signal trades (priced off its own price).
+    assert approve(gate, make_signal(1, 104.0)).limit_price == D("109.19948")
+
+
+@pytest.mark.parametrize(
+    ("closed_at", "why"),
+    [(TS - 1_000_000_001, "older than max_reference_age_ns"), (TS + 1, "after the signal")],
+)
+def test_a_market_price_that_is_not_fresh_vets_nothing(closed_at: int, why: str) -> None:
+    gate = market_gate()
+    gate.mark("AAPL", 100.0, closed_at)
+    assert approve(gate, make_signal(1, 120.0)).quantity > 0, why
+
+
+def test_an_older_market_price_does_not_replace_a_newer_one() -> None:
+    gate = market_gate()
+    gate.mark("AAPL", 100.0, TS - 10)
+    gate.mark("AAPL", 120.0, TS - 20)  # out of order: ignored
+    decision, _ = gate.on_signal(make_signal(1, 120.0))
+    assert isinstance(decision, Denied)
+    assert "last market price 100 " in decision.detail
 
 
 def test_flip_that_crosses_our_resting_order_denies_self_match_until_it_expires() -> None:

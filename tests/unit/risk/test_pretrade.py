@@ -14,6 +14,7 @@ from risk.domain.order import OrderIntent
 from risk.limit import LimitBook, RiskLimits
 from risk.pretrade import (
     check_gross_exposure,
+    check_market_collar,
     check_order_notional,
     check_order_quantity,
     check_position,
@@ -214,6 +215,31 @@ def test_check_price_collar_limit_order_inside_collar_passes() -> None:
 
 def test_check_price_collar_market_order_passes() -> None:
     assert check_price_collar(make_intent(), make_limits()) is None
+
+
+@pytest.mark.parametrize(
+    ("market", "denied"),
+    [(None, False), (D("100"), False), (D("95.3"), False), (D("95.2"), True), (D("106"), True)],
+)
+def test_check_market_collar_vets_the_reference_against_the_last_market_price(
+    market: Decimal | None, denied: bool
+) -> None:
+    # Reference 100: inside 5 % of 95.3 (4.93 %), outside of 95.2 (5.04 %) and 106.
+    denial = check_market_collar(make_intent(), market, make_limits())
+    assert (denial is not None) is denied
+    if denial is not None:
+        assert denial.reason is DenialReason.PRICE_COLLAR
+        assert f"from the last market price {market}" in denial.detail
+
+
+def test_run_checks_applies_the_market_collar_after_the_order_collar() -> None:
+    intent = make_intent(order_type=OrderType.LIMIT, limit_price=D("104"))
+    view = FakeExposure()
+    assert run_checks(intent, view, make_limits()) is None
+    denial = run_checks(intent, view, make_limits(), market=D("90"))
+    assert denial is not None
+    assert denial.reason is DenialReason.PRICE_COLLAR
+    assert "last market price 90" in denial.detail
 
 
 def test_check_order_quantity_above_limit_denies() -> None:
