@@ -14,7 +14,7 @@ from connectors.codec import encode, loads
 from connectors.kafka.record import KafkaRecord
 from dataflows.flows.account import handle_account, make_account_state
 from dataflows.flows.gateway import BookState, TickBatch, handle, valid_ticks
-from dataflows.flows.routing import ROUTES, to_outbound
+from dataflows.flows.routing import ROUTES, feature_batches, prediction_batches, to_outbound
 from dataflows.flows.trading import to_account
 from dataflows.settings import Settings
 from dataflows.settings_domain import paper_config
@@ -31,6 +31,7 @@ from risk.domain import (
     DecodeReason,
     Denied,
     DriftDetected,
+    FeatureBatch,
     FeatureVector,
     Fill,
     FillsThrough,
@@ -48,6 +49,7 @@ from risk.domain import (
     PnlSnapshot,
     Position,
     Prediction,
+    PredictionBatch,
     RiskMetric,
     Signal,
     TradingState,
@@ -224,6 +226,11 @@ EXPECTED_ROUTES: dict[type, tuple[str, str]] = {
     ModelMetrics: (topic.MODEL_METRICS, "instrument"),
     ModelVersion: (topic.MODEL_VERSIONS, "instrument"),
 }
+# Feature vectors and predictions leave as columnar records, one per instrument per batch.
+COLUMNAR: dict[type, Callable[[str, list[Any]], Sequence[object]]] = {
+    FeatureVector: feature_batches,
+    Prediction: prediction_batches,
+}
 # Routed types the trading and gateway flows of the fixtures do not produce yet.
 CONSTRUCTED_ROUTES: dict[object, tuple[str, str]] = {
     DriftDetected(
@@ -381,12 +388,17 @@ def test_to_outbound_routes_every_event_type_to_prefixed_topic_and_key(
 
     records = to_outbound("p.")(list(samples.values()))
 
-    assert set(ROUTES) == set(EXPECTED_ROUTES) | {type(e) for e in CONSTRUCTED_ROUTES}
-    for (kind, event), (topic_name, record) in zip(samples.items(), records, strict=True):
+    assert set(ROUTES) == set(EXPECTED_ROUTES) | {FeatureBatch, PredictionBatch} | {
+        type(e) for e in CONSTRUCTED_ROUTES
+    }
+    expected = []
+    for kind, event in samples.items():
         name, key_field = EXPECTED_ROUTES[kind]
-        assert topic_name == record.topic == "p." + name, kind
-        assert record.key == getattr(event, key_field).encode(), kind
-        assert record.value == encode(event), kind
+        columnar = COLUMNAR.get(kind)
+        (value,) = columnar(event.instrument, [event]) if columnar else (event,)
+        expected.append(("p." + name, getattr(event, key_field).encode(), encode(value)))
+    assert all(name == record.topic for name, record in records)
+    assert sorted((r.topic, r.key, r.value) for _, r in records) == sorted(expected)
 
 
 def test_to_outbound_routes_drift_state_alert_and_audit_to_their_topics() -> None:
