@@ -1,5 +1,5 @@
 """R1-J: `kill -9` of the trading flow with the journaled gate (`risk.fill_sync: journal`,
-the live default) loses, duplicates and contradicts nothing.
+opt-in until this test passes) loses, duplicates and contradicts nothing.
 
 A journaled run decides on arrival, so another run of the same replay may decide
 otherwise (fills arrive when they arrive): there is no golden run to compare with.
