@@ -1,6 +1,6 @@
 """The risk gate's input journal on `hfl.gate_journal` (`risk.fill_sync.InputOrder`).
 
-Journaled (`risk.fill_sync: journal`, the live default) the gate decides on arrival,
+Journaled (`risk.fill_sync: journal`, opt-in; docs/reliability.md) the gate decides on arrival,
 never waiting for the gateway's progress markers, and makes that order reproducible:
 per batch, before the batch's effects leave, it writes one record listing in order
 the keys of the inputs it applied (`s<signal_id>`, `f<fill_id>`, `e<event_id>`,
@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import logging
 
-from confluent_kafka import Consumer, TopicPartition
-
 from connectors.codec import encode
-from connectors.kafka.journal import journal_entry
-from connectors.kafka.producer import CheckedProducer
+from connectors.kafka.journal import JournalTopic, journal_entry
 from connectors.kafka.record import OutboundRecord
-from connectors.kafka.source import consumer_config
 from connectors.topic import GATE_JOURNAL
 from risk.command_log import CommandPoint
 from risk.domain import AuditEvent, ControlCommand, LimitCommand
@@ -32,43 +28,15 @@ from risk.fill_sync import JournaledInputs
 
 LOG = logging.getLogger("hfl.trading.gate_journal")
 
-_TIMEOUT_S = 10.0
 
-
-class KafkaGateJournal:
+class KafkaGateJournal(JournalTopic):
     """The input journal of the configured namespace; connects on first use (the
     engine's `risk.engine.port.InputJournal`)."""
 
     def __init__(self, bootstrap: str, topic_prefix: str, message_timeout_ms: int) -> None:
-        self._bootstrap = bootstrap
-        self._topic = topic_prefix + GATE_JOURNAL
-        self._timeout_ms = message_timeout_ms
-        self._producer: CheckedProducer | None = None
-
-    def connect(self) -> None:
-        """Open the writer now: an idempotent producer first needs a producer id from
-        the broker (about 0.5 s on Tansu), which must not delay the first batch."""
-        self._writer()
-
-    def _writer(self) -> CheckedProducer:
-        if self._producer is None:
-            self._producer = CheckedProducer(
-                self._bootstrap, message_timeout_ms=self._timeout_ms, linger_ms=0, idempotent=True
-            )
-        return self._producer
-
-    def end(self) -> int:
-        """The offset the next record will get.
-
-        Raises:
-            KafkaException: the broker did not answer.
-        """
-        consumer = Consumer(consumer_config(self._bootstrap, "hfl-gate-journal"))
-        try:
-            partition = TopicPartition(self._topic, 0)
-            return int(consumer.get_watermark_offsets(partition, timeout=_TIMEOUT_S)[1])
-        finally:
-            consumer.close()
+        super().__init__(
+            bootstrap, topic_prefix + GATE_JOURNAL, message_timeout_ms, "hfl-gate-journal"
+        )
 
     def read(self, account: str, start: int) -> InputsRead:
         """The input keys of `account` from offset `start` to the end, in journal order.
@@ -78,26 +46,15 @@ class KafkaGateJournal:
                 from `start`; resuming without it could decide in another order than
                 before the crash, so the flow stops.
         """
-        from connectors.kafka.reader import read_log  # only a resume pays for its imports
-
-        end = self.end()
-        if start > end:
-            msg = (
-                f"{self._topic} ends at offset {end}, but the snapshot needs its records from"
-                f" {start}: the broker lost the journal, so a resume could decide in another"
-                " order than before the crash (after a lost broker log: `hfl recover --confirm`)"
-            )
-            raise OSError(msg)
-        if start == end:
-            return InputsRead([], end, 0)
-        records = read_log(self._bootstrap, self._topic, timeout_s=_TIMEOUT_S, start=start)
+        records, end = self._records_from(start, "decide in another order than before the crash")
         keys = [key for r in records if r.get("account") == account for key in r["inputs"]]
-        LOG.info(
-            "gate journal: %d records, %d inputs read from offset %d",
-            len(records),
-            len(keys),
-            start,
-        )
+        if records:
+            LOG.info(
+                "gate journal: %d records, %d inputs read from offset %d",
+                len(records),
+                len(keys),
+                start,
+            )
         return InputsRead(keys, end, len(records))
 
     def record(self, account: str, keys: list[str]) -> int:

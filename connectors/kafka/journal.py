@@ -13,6 +13,7 @@ Tansu (the local broker) keeps every record: its in-memory storage does not enfo
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -64,18 +65,21 @@ def entry_point(entry: dict[str, str]) -> CommandPoint:
     return CommandPoint(detail["command_id"], detail["after_decisions"], detail["effective_ns"])
 
 
-class KafkaJournal:
-    """The journal topic of the configured namespace; connects on first use."""
+class JournalTopic:
+    """A one-partition journal only the gate writes: an idempotent, acknowledged writer
+    (connected on first use) and reads from an offset a snapshot kept. The operator-
+    command journal and the gate's input journal (`connectors.kafka.gate_journal`)."""
 
-    def __init__(self, bootstrap: str, topic_prefix: str, message_timeout_ms: int) -> None:
+    def __init__(self, bootstrap: str, topic: str, message_timeout_ms: int, group: str) -> None:
         self._bootstrap = bootstrap
-        self._topic = topic_prefix + COMMAND_JOURNAL
+        self._topic = topic
         self._timeout_ms = message_timeout_ms
+        self._group = group
         self._producer: CheckedProducer | None = None
 
     def connect(self) -> None:
         """Open the writer now: an idempotent producer first needs a producer id from
-        the broker (about 0.5 s on Tansu), which must not delay the first kill."""
+        the broker (about 0.5 s on Tansu), which must not delay the first write."""
         self._writer()
 
     def _writer(self) -> CheckedProducer:
@@ -86,17 +90,47 @@ class KafkaJournal:
         return self._producer
 
     def end(self) -> int:
-        """The offset the next entry will get.
+        """The offset the next record will get.
 
         Raises:
             KafkaException: the broker did not answer.
         """
-        consumer = Consumer(consumer_config(self._bootstrap, "hfl-journal"))
+        consumer = Consumer(consumer_config(self._bootstrap, self._group))
         try:
             partition = TopicPartition(self._topic, 0)
             return int(consumer.get_watermark_offsets(partition, timeout=_TIMEOUT_S)[1])
         finally:
             consumer.close()
+
+    def _records_from(self, start: int, lost: str) -> tuple[list[dict[str, Any]], int]:
+        """The decoded records from offset `start` to the end, and that end.
+
+        Raises:
+            TimeoutError, OSError: the journal could not be read, or lost the records
+                from `start` (`lost` says what a resume would then get wrong).
+        """
+        from connectors.kafka.reader import read_log  # only a resume pays for its imports
+
+        end = self.end()
+        if start > end:
+            msg = (
+                f"{self._topic} ends at offset {end}, but the snapshot needs its records from"
+                f" {start}: the broker lost the journal, so a resume could {lost}"
+                " (after a lost broker log: `hfl recover --confirm`)"
+            )
+            raise OSError(msg)
+        if start == end:
+            return [], end
+        return read_log(self._bootstrap, self._topic, timeout_s=_TIMEOUT_S, start=start), end
+
+
+class KafkaJournal(JournalTopic):
+    """The journal topic of the configured namespace; connects on first use."""
+
+    def __init__(self, bootstrap: str, topic_prefix: str, message_timeout_ms: int) -> None:
+        super().__init__(
+            bootstrap, topic_prefix + COMMAND_JOURNAL, message_timeout_ms, "hfl-journal"
+        )
 
     def read(self, account: str, start: int) -> JournalRead:
         """The points of `account` from offset `start` to the end, in journal order.
@@ -106,18 +140,9 @@ class KafkaJournal:
                 from `start`; resuming without it could place a command elsewhere than
                 before the crash, so the flow stops.
         """
-        from connectors.kafka.reader import read_log  # only a resume pays for its imports
-
-        end = self.end()
-        if start > end:
-            msg = (
-                f"{self._topic} ends at offset {end}, but the snapshot needs its entries from"
-                f" {start}: the broker lost the journal, so a resume could place operator"
-                " commands elsewhere than before the crash (after a lost broker log:"
-                " `hfl recover --confirm`)"
-            )
-            raise OSError(msg)
-        records = read_log(self._bootstrap, self._topic, timeout_s=_TIMEOUT_S, start=start)
+        records, end = self._records_from(
+            start, "place operator commands elsewhere than before the crash"
+        )
         points = [
             entry_point(r)
             for r in records
