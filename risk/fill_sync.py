@@ -309,7 +309,7 @@ class InputOrder(Generic[T]):
         }
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__init__(state["journal_from"], state["max_wait_ns"])  # type: ignore[misc, arg-type]
+        self.__init__(state["journal_from"], state["max_wait_ns"])  # type: ignore[misc]
         self.consumed = state["consumed"]  # type: ignore[assignment]
         self._parked = {key: deque(items) for key, items in state["parked"]}  # type: ignore[attr-defined]
 

@@ -137,8 +137,8 @@ class AccountEngine:
         if state.sync is None:
             return
         commands = state.commands
-        read = self._journal_or_fail().read(state.gate.account, commands.journal_from)
-        commands.replay(read.points, read.end)
+        entries = self._journal_or_fail().read(state.gate.account, commands.journal_from)
+        commands.replay(entries.points, entries.end)
 
     def start_halted(self, state: AccountState, kill: ControlCommand, audit: AuditEvent) -> None:
         """Halt the account with `kill` (its `audit` event) before any input, once per halt.
