@@ -166,8 +166,11 @@ def test_replayed_sp500_history_shows_on_the_dashboard(
     wait_for(
         lambda: browser.find_element(By.ID, "ticks").text.replace(",", "") == str(system.rows),
         "the page to show every replayed tick",
+        PATIENCE_S,
     )
-    wait_for(lambda: equity_shown(browser), "the P&L panel and equity chart on the page")
+    wait_for(
+        lambda: equity_shown(browser), "the P&L panel and equity chart on the page", PATIENCE_S
+    )
     page = browser.find_element(By.TAG_NAME, "body").text
     assert all(name in page for name in SP500.split(","))
     screenshot(browser, "sp500-replay")

@@ -21,13 +21,14 @@ import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_end_to_end import ROOT, bounded, hfl, publish, run_flows, sql
 from test_end_to_end import run_env as end_to_end_env
 
 from connectors import topic
-from connectors.codec import encode
+from connectors.codec import encode, event_rows
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.admin import create_topics
 from connectors.kafka.reader import read_log
@@ -55,13 +56,18 @@ def run_env(bootstrap: str, prefix: str, store: Path, scope: str) -> dict[str, s
 
 
 def by_instrument(records: list[dict[str, object]], after: dict[str, int]) -> dict[str, list]:
-    """Records per instrument made after that instrument's checkpoint, in log order."""
+    """Predictions per instrument made after that instrument's checkpoint, in log order
+    (a columnar record gives its rows: how rows share a record depends on batching)."""
     out: dict[str, list[dict[str, object]]] = defaultdict(list)
-    for record in records:
-        name = str(record["instrument"])
-        if int(record["ts_init"]) > after[name]:  # type: ignore[call-overload]
-            out[name].append(record)
+    for row in prediction_rows(records):
+        name = str(row["instrument"])
+        if int(row["ts_init"]) > after[name]:
+            out[name].append(row)
     return dict(out)
+
+
+def prediction_rows(records: list[dict[str, object]]) -> list[dict[str, Any]]:
+    return [row for record in records for row in event_rows(topic.PREDICTIONS, record)]
 
 
 # Copies the first checkpoint as id 'tampered' (older, so `latest` ignores it) with
@@ -156,5 +162,5 @@ def test_fresh_flow_warm_started_from_clickhouse_checkpoint_predicts_like_the_ru
     for name in SYMBOLS:
         assert len(got[name]) > 500
         assert got[name] == expected[name]
-    before = read_log(kafka_bootstrap, prefix_b + predictions)
-    assert all(int(r["ts_init"]) > checkpointed[str(r["instrument"])] for r in before)  # type: ignore[call-overload]
+    before = prediction_rows(read_log(kafka_bootstrap, prefix_b + predictions))
+    assert all(int(r["ts_init"]) > checkpointed[str(r["instrument"])] for r in before)
