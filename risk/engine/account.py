@@ -1,8 +1,9 @@
 """One account's inputs through the risk gate: on arrival (journaled or not), or in event time.
 
-Journaled (`state.order`, a `risk.fill_sync.InputOrder`, the live default): every
-input is applied as it arrives, and per batch, before its effects leave, the keys of
-the inputs applied are written in order to the `InputJournal`; a resumed engine reads
+Journaled (`state.order`, a `risk.fill_sync.InputOrder`; opt-in until chaos
+R1-journal passes, docs/reliability.md): every input is applied as it arrives, and
+per batch, before its effects leave, the keys of the inputs applied are written in
+order to the `InputJournal`; a resumed engine reads
 the journal from the offset its snapshot keeps and applies the inputs Bytewax
 delivers again in the journal's order, then goes on live. Nothing waits for the
 gateway; a resume decides as the run before the crash did.
