@@ -22,7 +22,7 @@ from online_models.checkpoint import CheckpointError, seal, unseal
 from online_models.drift import DriftConfig, DriftMonitor
 from online_models.pipeline import build_pipeline, selection_detail
 from online_models.registry import ModelConfig, new_version, state_size_bytes
-from online_models.scorer import InstrumentScorer
+from online_models.scorer import FeatureRows, InstrumentScorer, PredictionColumns
 from risk.domain.control import Alert, AuditEvent
 from risk.domain.enums import AlertSeverity, ModelAction, ModelRole, ModelScope
 from risk.domain.ids import stable_id
@@ -231,6 +231,65 @@ class ModelSet:
                         drifts.append(detected)
         if features is not None:
             drifts.extend(self._drift.on_features(champion, features, ts_event))
+        if drifts:
+            out.extend(drifts)
+            self._renew_challengers(drifts, out)
+        next_metrics = self._next_metrics_ns
+        if next_metrics is not None and ts_event >= next_metrics:
+            self._report(ts_event, out)
+        return fresh
+
+    def step(
+        self,
+        tick_id: str,
+        ts_event: int,
+        price: float,
+        row: int,
+        *,
+        features: FeatureRows,
+        sink: PredictionColumns,
+        out: list[ModelEvent],
+    ) -> int:
+        """`update` for the batched path: predictions go to `sink` as columns.
+
+        The same work in the same order as `update`; `row` is the index of the tick's
+        warm features in `features` (-1 while they warm up). Other events go to `out`.
+
+        Returns:
+            The row of `sink` holding the champion's fresh prediction, or -1.
+        """
+        if self._next_metrics_ns is None:
+            self._announce(ts_event, out)
+        champion = self.champion
+        fresh = -1
+        drifts: list[DriftDetected] = []
+        watch_error = self._config.drift.watch_error
+        for name, slot in self._slots.items():
+            r = row
+            every = slot.config.sample_every
+            if r >= 0 and every > 1:
+                if slot.ticks % every:  # the 1st, (every+1)-th, ... warm ticks are scored
+                    r = -1
+                slot.ticks += 1
+            start = len(sink)
+            made = slot.scorer.step(tick_id, ts_event, price, r, features=features, sink=sink)
+            if name != champion:
+                continue
+            end = len(sink)
+            if made is not None:
+                end -= 1
+                fresh = end
+            if not watch_error:
+                continue
+            errors = sink.errors
+            for i in range(start, end):
+                error = errors[i]
+                if error is not None:
+                    detected = self._drift.on_error(name, error, ts_event)
+                    if detected is not None:
+                        drifts.append(detected)
+        if row >= 0 and self._config.drift.features:
+            drifts.extend(self._drift.on_features(champion, features.dict(row), ts_event))
         if drifts:
             out.extend(drifts)
             self._renew_challengers(drifts, out)

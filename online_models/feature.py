@@ -673,7 +673,11 @@ class InstrumentFeatures:
 
     def update(self, tick: Tick) -> dict[str, float] | None:
         """Advance every feature with `tick`; return all of them once all are warm."""
-        price = tick.price
+        row = self.update_row(tick.price, tick.size)
+        return None if row is None else dict(zip(self._names, row, strict=True))
+
+    def update_row(self, price: float, size: float) -> tuple[float, ...] | None:
+        """`update` with a tick's price and size; the values as a tuple in `names` order."""
         prev = self._prev_price
         self._prev_price = price
         for moments in self._price_moments:
@@ -682,7 +686,7 @@ class InstrumentFeatures:
         ema_slow = self._ema_slow.update(price)
         rsi = self._rsi.update(price)
         macd = self._macd.update(price)
-        vwap = self._vwap.update(price, tick.size)
+        vwap = self._vwap.update(price, size)
         if prev is None:
             return None
         if price > 0.0 and prev > 0.0:
@@ -711,22 +715,19 @@ class InstrumentFeatures:
             return None
         bb = self._bb
         zs = self._zs
-        k_ret, k_log, k_sma, k_ef, k_es, k_rsi, k_m, k_ms, k_mh, k_bb, k_atr, k_rv, k_vw, k_z = (
-            self._names
+        return (
+            ret,
+            log_ret,
+            self._sma.mean,
+            ema_fast,
+            ema_slow,
+            rsi,
+            macd[0],
+            macd[1],
+            macd[2],
+            pct_b(price, bb.mean, bb.std, self._bb_num_std),
+            atr,
+            self._rv.std,
+            vwap,
+            zscore(price, zs.mean, zs.std),
         )
-        return {
-            k_ret: ret,
-            k_log: log_ret,
-            k_sma: self._sma.mean,
-            k_ef: ema_fast,
-            k_es: ema_slow,
-            k_rsi: rsi,
-            k_m: macd[0],
-            k_ms: macd[1],
-            k_mh: macd[2],
-            k_bb: pct_b(price, bb.mean, bb.std, self._bb_num_std),
-            k_atr: atr,
-            k_rv: self._rv.std,
-            k_vw: vwap,
-            k_z: zscore(price, zs.mean, zs.std),
-        }

@@ -7,10 +7,20 @@ from dataclasses import dataclass
 from online_models.bar import BarBuilder
 from online_models.champion import ModelEvent, ModelPool, ModelSet, ModelSetConfig
 from online_models.feature import InstrumentFeatures
+from online_models.scorer import FeatureRows, PredictionColumns
 from online_models.signal import SignalConfig, SignalState
-from risk.domain import Bar, FeatureVector, ModelCommand, Signal, Tick
+from risk.domain import (
+    Bar,
+    FeatureBatch,
+    FeatureVector,
+    ModelCommand,
+    Prediction,
+    PredictionBatch,
+    Signal,
+    Tick,
+)
 
-InstrumentEvent = Bar | FeatureVector | Signal | ModelEvent
+InstrumentEvent = Bar | FeatureVector | FeatureBatch | PredictionBatch | Signal | ModelEvent
 
 BAR_INTERVALS_S = (1, 60)
 
@@ -92,6 +102,75 @@ class InstrumentPipeline:
             if signal is not None:
                 out.append(signal)
 
+    def update_batch(self, ticks: list[Tick], out: list[InstrumentEvent]) -> None:
+        """`update` for a run of validated ticks of this instrument, in order.
+
+        The same events as `update` tick after tick, except that feature vectors and
+        predictions are not objects per tick: they are appended as columnar records
+        (`FeatureBatch`, `PredictionBatch`, at most `MAX_ROWS` rows each) after the
+        run's other events, holding exactly the rows `update` would have emitted, in
+        the same order. Features are computed for the whole run first (they do not
+        depend on the models), so a mini-batch model predicts all of a bucket's rows
+        that the run holds in one call; bars, model events and signals are then
+        emitted tick by tick, in `update`'s order.
+        """
+        names = self._features.names
+        features = FeatureRows(names)
+        rows = features.rows
+        update_row = self._features.update_row
+        on_bar = self._features.on_bar
+        builders = self._bars
+        warm: list[int] = []  # per tick: its row in `features`, or -1
+        bars: dict[int, list[Bar]] = {}  # closed by the tick at this index
+        feature_ids: list[str] = []
+        feature_times: list[int] = []
+        for i, tick in enumerate(ticks):
+            for builder in builders:
+                bar = builder.update(tick)
+                if bar is not None:
+                    bars.setdefault(i, []).append(bar)
+                    if bar.interval_s == 1:
+                        on_bar(bar)
+            values = update_row(tick.price, tick.size)
+            if values is None:
+                warm.append(-1)
+                continue
+            warm.append(len(rows))
+            rows.append(values)
+            feature_ids.append(tick.tick_id)
+            feature_times.append(tick.ts_event)
+        models = self._models
+        sink = PredictionColumns(self.instrument)
+        after = self._models_after_seq
+        for i, tick in enumerate(ticks):
+            closed = bars.get(i)
+            if closed is not None:
+                out.extend(closed)
+            if tick.seq <= after:
+                continue  # already learnt by the checkpointed models this pipeline started from
+            after = self._models_after_seq = tick.seq
+            fresh = models.step(
+                tick.tick_id,
+                tick.ts_event,
+                tick.price,
+                warm[i],
+                features=features,
+                sink=sink,
+                out=out,  # type: ignore[arg-type]
+            )
+            if models.checkpoint_due(tick.ts_event):
+                out.append(models.checkpoint(tick.seq, tick.tick_id, tick.ts_event))
+            if fresh >= 0:
+                signal = self._signal.update(
+                    _prediction(sink, fresh), models.champion_scorer.n_labelled, tick.price
+                )
+                if signal is not None:
+                    out.append(signal)
+        if rows:
+            out.extend(features.batches(self.instrument, feature_ids, feature_times))
+        if len(sink):
+            out.extend(sink.batches())
+
     def apply(self, command: ModelCommand, out: list[InstrumentEvent]) -> None:
         """Carry out a promote/rollback command, appending its audit event to `out`."""
         self._models.apply(command, out)  # type: ignore[arg-type]
@@ -109,3 +188,78 @@ class InstrumentPipeline:
     def accuracy(self) -> float:
         """Cumulative prequential accuracy of the champion so far."""
         return self._models.champion_scorer.accuracy
+
+
+def _prediction(sink: PredictionColumns, i: int) -> Prediction:
+    """Row `i` of `sink`, a fresh prediction, as the object a signal engine takes."""
+    return Prediction(
+        tick_id=sink.tick_ids[i],
+        instrument=sink.instrument,
+        model=sink.models[i],
+        horizon_ns=sink.horizons_ns[i],
+        probability_up=sink.probabilities_up[i],
+        expected_return=sink.expected_returns[i],
+        ts_event=sink.ts_events[i],
+        ts_init=sink.ts_inits[i],
+    )
+
+
+def explode(events: list[object]) -> list[object]:
+    """`events` with every columnar record replaced by its rows as objects, in order.
+
+    For readers that want one `FeatureVector` / `Prediction` per row (tests, tools).
+
+    >>> batch = FeatureBatch(instrument="X", names=("a",), tick_ids=("t",), values=((1.0,),),
+    ...                      ts_events=(5,), ts_inits=(5,), ts_event=5, ts_init=5)
+    >>> explode([batch])
+    [FeatureVector(tick_id='t', instrument='X', values={'a': 1.0}, ts_event=5, ts_init=5)]
+    """
+    out: list[object] = []
+    for event in events:
+        if isinstance(event, FeatureBatch):
+            out.extend(
+                FeatureVector(
+                    tick_id=tick_id,
+                    instrument=event.instrument,
+                    values=dict(zip(event.names, values, strict=True)),
+                    ts_event=ts_event,
+                    ts_init=ts_init,
+                )
+                for tick_id, values, ts_event, ts_init in zip(
+                    event.tick_ids, event.values, event.ts_events, event.ts_inits, strict=True
+                )
+            )
+        elif isinstance(event, PredictionBatch):
+            out.extend(
+                Prediction(
+                    tick_id=row[0],
+                    instrument=event.instrument,
+                    model=row[1],
+                    horizon_ns=row[2],
+                    probability_up=row[3],
+                    expected_return=row[4],
+                    label=row[5],
+                    realized_return=row[6],
+                    error=row[7],
+                    version=row[8],
+                    ts_event=row[9],
+                    ts_init=row[10],
+                )
+                for row in zip(
+                    event.tick_ids,
+                    event.models,
+                    event.horizons_ns,
+                    event.probabilities_up,
+                    event.expected_returns,
+                    event.labels,
+                    event.realized_returns,
+                    event.errors,
+                    event.versions,
+                    event.ts_events,
+                    event.ts_inits,
+                    strict=True,
+                )
+            )
+        else:
+            out.append(event)
+    return out

@@ -4,16 +4,145 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from online_models.evaluation import PrequentialMetrics, prediction_error
 from online_models.label import PendingLabels
-from online_models.minibatch import learn_many, supports_mini_batch
+from online_models.minibatch import FrozenPredictor, learn_many, supports_mini_batch
 from online_models.pipeline import build_pipeline, is_regressor
-from risk.domain.model import Prediction
+from risk.domain.model import FeatureBatch, Prediction, PredictionBatch
 
 TickInput = tuple[str, int, float, dict[str, float] | None]
 """One tick for `InstrumentScorer.update_many`: (tick_id, ts_event, price, features)."""
+
+# Rows per columnar record: 1,000 feature rows of 14 values encode to ~0.3 MB, well under
+# the 1 MB a Kafka record may hold (as `dataflows.flows.routing.MAX_BATCH_ROWS`).
+MAX_ROWS = 1_000
+
+
+class FeatureRows:
+    """The warm feature rows of one instrument's batch, in tick order, as tuples.
+
+    `rows[i]` holds the values in `names` order. The matrix (for a model's mini-batch
+    prediction) and the dicts (for a per-tick River model) are made on demand, once.
+    """
+
+    __slots__ = ("_dicts", "_matrix", "names", "rows")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        """Start empty for the feature columns `names`."""
+        self.names = names
+        self.rows: list[tuple[float, ...]] = []
+        self._matrix: np.ndarray | None = None
+        self._dicts: dict[int, dict[str, float]] = {}
+
+    def matrix(self) -> np.ndarray:
+        """Every row as one float64 matrix (made once the batch's rows are all in)."""
+        matrix = self._matrix
+        if matrix is None or len(matrix) != len(self.rows):
+            matrix = self._matrix = np.array(self.rows, dtype=np.float64)
+        return matrix
+
+    def dict(self, i: int) -> dict[str, float]:
+        """Row `i` as a feature dict (River's per-sample input); one dict per row."""
+        found = self._dicts.get(i)
+        if found is None:
+            found = self._dicts[i] = dict(zip(self.names, self.rows[i], strict=True))
+        return found
+
+    def batches(
+        self, instrument: str, tick_ids: list[str], ts_events: list[int]
+    ) -> list[FeatureBatch]:
+        """The rows as `FeatureBatch` records of at most `MAX_ROWS` (`ts_init` = `ts_event`)."""
+        out = []
+        rows = self.rows
+        for start in range(0, len(rows), MAX_ROWS):
+            stop = start + MAX_ROWS
+            times = tuple(ts_events[start:stop])
+            out.append(
+                FeatureBatch(
+                    instrument=instrument,
+                    names=self.names,
+                    tick_ids=tuple(tick_ids[start:stop]),
+                    values=tuple(rows[start:stop]),
+                    ts_events=times,
+                    ts_inits=times,
+                    ts_event=max(times),
+                    ts_init=max(times),
+                )
+            )
+        return out
+
+
+class PredictionColumns:
+    """Predictions of one instrument, appended row by row as columns: no object per row.
+
+    `batches()` gives the `PredictionBatch` records (at most `MAX_ROWS` rows each)
+    whose rows are exactly the `Prediction`s the per-tick path would have emitted, in
+    the same order.
+    """
+
+    __slots__ = (
+        "errors",
+        "expected_returns",
+        "horizons_ns",
+        "instrument",
+        "labels",
+        "models",
+        "probabilities_up",
+        "realized_returns",
+        "tick_ids",
+        "ts_events",
+        "ts_inits",
+        "versions",
+    )
+
+    def __init__(self, instrument: str) -> None:
+        """Start empty."""
+        self.instrument = instrument
+        self.tick_ids: list[str] = []
+        self.models: list[str] = []
+        self.horizons_ns: list[int] = []
+        self.probabilities_up: list[float] = []
+        self.expected_returns: list[float | None] = []
+        self.labels: list[int | None] = []
+        self.realized_returns: list[float | None] = []
+        self.errors: list[float | None] = []
+        self.versions: list[int] = []
+        self.ts_events: list[int] = []
+        self.ts_inits: list[int] = []
+
+    def __len__(self) -> int:
+        """Rows so far."""
+        return len(self.tick_ids)
+
+    def batches(self) -> list[PredictionBatch]:
+        """The rows as `PredictionBatch` records, in order."""
+        out = []
+        for start in range(0, len(self.tick_ids), MAX_ROWS):
+            part = slice(start, start + MAX_ROWS)
+            ts_events = tuple(self.ts_events[part])
+            ts_inits = tuple(self.ts_inits[part])
+            out.append(
+                PredictionBatch(
+                    instrument=self.instrument,
+                    tick_ids=tuple(self.tick_ids[part]),
+                    models=tuple(self.models[part]),
+                    horizons_ns=tuple(self.horizons_ns[part]),
+                    probabilities_up=tuple(self.probabilities_up[part]),
+                    expected_returns=tuple(self.expected_returns[part]),
+                    labels=tuple(self.labels[part]),
+                    realized_returns=tuple(self.realized_returns[part]),
+                    errors=tuple(self.errors[part]),
+                    versions=tuple(self.versions[part]),
+                    ts_events=ts_events,
+                    ts_inits=ts_inits,
+                    ts_event=max(ts_events),
+                    ts_init=max(ts_inits),
+                )
+            )
+        return out
 
 
 class InstrumentScorer:
@@ -113,7 +242,11 @@ class InstrumentScorer:
         self.regression = is_regressor(self.model)
         self._bucket = mini_batch_ticks if supports_mini_batch(self.model) else 0
         self._ticks = 0
-        self._batch_x: list[dict[str, float]] = []
+        self._batch_x: list[Any] = []  # dicts (`update`) or tuples (`step`)
+        self._names: tuple[str, ...] = ()  # the columns of tuple rows
+        self._primed_rows: FeatureRows | None = None  # the batch `_primed` was made from
+        self._primed: list[float] = []
+        self._primed_start = 0
         self._batch_y: list[float | bool] = []
         self._pending = PendingLabels(
             horizon_ns, horizon_ticks=horizon_ticks, max_pending=max_pending
@@ -192,6 +325,129 @@ class InstrumentScorer:
             out.extend(update(tick_id, ts_event, price, features))
         return out
 
+    def step(
+        self,
+        tick_id: str,
+        ts_event: int,
+        price: float,
+        row: int,
+        *,
+        features: FeatureRows,
+        sink: PredictionColumns,
+    ) -> float | None:
+        """`update` for a batch of the instrument's ticks, one tick at a time, into columns.
+
+        The same steps in the same order as `update` (labels due, then the prediction),
+        with the same rows appended to `sink` instead of `Prediction` objects. `row` is
+        the index of the tick's warm features in `features`, or -1 while they warm up.
+        A per-tick model predicts and learns per tick as in `update`: its rows are equal.
+        A mini-batch model (`mini_batch_ticks`) predicts every row of the current bucket
+        that `features` holds at once (`FrozenPredictor`: River's `predict_proba_many`
+        on the frozen model), so its predictions are River's mini-batch ones, which can
+        differ from `predict_proba_one`'s in the last bit; which rows share one call
+        never changes a value (rows are independent), so the input batching does not
+        either.
+
+        Returns:
+            The fresh prediction (probability of up, or the forecast), or None.
+        """
+        bucket = self._bucket
+        if bucket > 1:
+            if self._ticks % bucket == 0:
+                if self._batch_x:
+                    self._learn_batch()
+                self._primed_rows = None  # a new bucket: the model may have changed
+            self._ticks += 1
+        resolved = self._pending.resolve(ts_event, price)
+        if resolved:
+            self._score(resolved, ts_event, sink)
+        if row < 0:
+            return None
+        regression = self.regression
+        if bucket > 1:
+            x: Any = features.rows[row]
+            if self._primed_rows is features and 0 <= row - self._primed_start < len(self._primed):
+                y_pred = self._primed[row - self._primed_start]
+            else:
+                y_pred = self._prime(row, features)
+        else:
+            x = features.dict(row)
+            if regression:
+                y_pred = float(self.model.predict_one(x))
+            else:
+                y_pred = float(self.model.predict_proba_one(x).get(True, 0.5))
+        self._pending.add(tick_id, ts_event, price, x, y_pred)
+        sink.tick_ids.append(tick_id)
+        sink.models.append(self.model_name)
+        sink.horizons_ns.append(self.horizon_ns)
+        sink.probabilities_up.append(_probability_up(y_pred, regression=regression))
+        sink.expected_returns.append(y_pred if regression else None)
+        sink.labels.append(None)
+        sink.realized_returns.append(None)
+        sink.errors.append(None)
+        sink.versions.append(0)
+        sink.ts_events.append(ts_event)
+        sink.ts_inits.append(ts_event)
+        return y_pred
+
+    def _prime(self, row: int, features: FeatureRows) -> float:
+        """Predict the rows of `features` from `row` to the end of the current bucket at
+        once (the model is frozen until then); return row `row`'s prediction."""
+        self._names = features.names
+        left = self._bucket - (self._ticks - 1) % self._bucket  # ticks left, this one included
+        matrix = features.matrix()
+        predict = FrozenPredictor(self.model, features.names)
+        self._primed = predict(matrix[row : row + left]).tolist()
+        self._primed_rows = features
+        self._primed_start = row
+        return self._primed[0]  # type: ignore[no-any-return]
+
+    def _score(self, resolved: list[Any], ts_event: int, sink: PredictionColumns) -> None:
+        learn = self._buffer if self._bucket > 1 else self.model.learn_one
+        score = self.metrics.update
+        regression = self.regression
+        name = self.model_name
+        horizon = self.horizon_ns
+        for item in resolved:
+            label = item.label
+            y_pred = item.y_pred
+            forward_return = item.forward_return
+            score(label, y_pred, forward_return)
+            learn(item.features, forward_return if regression else label == 1)
+            sink.tick_ids.append(item.tick_id)
+            sink.models.append(name)
+            sink.horizons_ns.append(horizon)
+            sink.probabilities_up.append(_probability_up(y_pred, regression=regression))
+            sink.expected_returns.append(y_pred if regression else None)
+            sink.labels.append(label)
+            sink.realized_returns.append(forward_return)
+            sink.errors.append(
+                prediction_error(y_pred, label, forward_return, regression=regression)
+            )
+            sink.versions.append(1)
+            sink.ts_events.append(item.ts_event)
+            sink.ts_inits.append(ts_event)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state without what a step derives per batch (primed predictions)."""
+        state = dict(self.__dict__)
+        state["_primed_rows"] = None
+        state["_primed"] = []
+        rows = self._batch_x
+        if rows and type(rows[0]) is tuple:  # one array pickles far faster than tuples
+            state["_batch_x"] = np.array(rows, dtype=np.float64)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore; states pickled before the batched path get its empty fields."""
+        self.__dict__.update(state)
+        if isinstance(self._batch_x, np.ndarray):
+            self._batch_x = list(map(tuple, self._batch_x.tolist()))
+        self.__dict__.setdefault("_primed_rows", None)
+        self.__dict__.setdefault("_primed", [])
+        self.__dict__.setdefault("_primed_start", 0)
+        self.__dict__.setdefault("_names", ())
+
     def _learn_due(self, ts_event: int, price: float) -> list[Prediction]:
         resolved = self._pending.resolve(ts_event, price)
         if not resolved:
@@ -229,7 +485,11 @@ class InstrumentScorer:
         self._batch_y.append(y)
 
     def _learn_batch(self) -> None:
-        x = pd.DataFrame(self._batch_x)
+        rows = self._batch_x
+        if isinstance(rows[0], dict):  # buffered by `update`
+            x = pd.DataFrame(rows)
+        else:  # tuples in `_names` order, buffered by `step`
+            x = pd.DataFrame(np.array(rows, dtype=np.float64), columns=list(self._names))
         y = pd.Series(self._batch_y, dtype=float if self.regression else bool)
         learn_many(self.model, x, y)
         self._batch_x = []

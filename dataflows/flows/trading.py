@@ -190,7 +190,67 @@ class InstrumentState:
 def handle_ticks(
     state: InstrumentState, batch: list[TickWithOrigin | ModelCommand]
 ) -> list[InstrumentEvent | DecodeFailure]:
-    """Run a batch of ticks (and model commands) through their instruments' pipelines."""
+    """Run a batch of ticks (and model commands) through their instruments' pipelines.
+
+    Each instrument's ticks between two commands (or progress marks) go through its
+    pipeline as one run (`InstrumentPipeline.update_batch`: the per-tick events, with
+    features and predictions as columnar records). Pooled models, which learn across
+    instruments in log order, take the ticks one at a time (`handle_ticks_per_tick`).
+    """
+    if state.spec.models.pooled:
+        return handle_ticks_per_tick(state, batch)
+    started = time.perf_counter()
+    out: list[InstrumentEvent | DecodeFailure] = []
+    runs: dict[str, list[Tick]] = {}
+
+    def flush() -> None:
+        for instrument, ticks in runs.items():
+            produced = len(out)
+            state.pipeline_for(instrument).update_batch(ticks, out)  # type: ignore[arg-type]
+            signals = [e for e in out[produced:] if type(e) is Signal]
+            if signals:
+                ingest = {tick.tick_id: tick.ts_init for tick in ticks}
+                for signal in signals:
+                    note_signals((signal,), ingest[signal.tick_id])  # type: ignore[union-attr]
+        runs.clear()
+
+    for item in batch:
+        if type(item) is Progress:  # several workers: pass the mark on after the events
+            flush()
+            out.append(item)  # type: ignore[arg-type]
+            continue
+        if isinstance(item, ModelCommand):
+            flush()
+            state.pipeline_for(item.instrument).apply(item, out)  # type: ignore[arg-type]
+            continue
+        tick, record = item
+        last_seq = state.last_seq.get(tick.instrument)
+        problem = check_sequence(last_seq, tick.seq)
+        if problem is not None:
+            detail = f"seq {tick.seq} after {last_seq}"
+            out.append(dead_letter(record, problem, detail))
+            continue
+        state.last_seq[tick.instrument] = tick.seq
+        verdict = state.outliers.screen(tick)
+        if verdict.rejected is not None:
+            out.append(dead_letter(record, verdict.rejected.reason, verdict.detail))
+            continue
+        if verdict.flags:  # the tick passes; its flags are reported, at a bounded rate
+            for rule, count in state.outliers.flags_due(tick, verdict):
+                out.append(flag_alert(tick, rule, count, verdict.detail))
+        run = runs.get(tick.instrument)
+        if run is None:
+            run = runs[tick.instrument] = []
+        run.append(tick)
+    flush()
+    observe_model_batch(time.perf_counter() - started, len(batch))
+    return out
+
+
+def handle_ticks_per_tick(
+    state: InstrumentState, batch: list[TickWithOrigin | ModelCommand]
+) -> list[InstrumentEvent | DecodeFailure]:
+    """`handle_ticks` one tick at a time, pooled checkpoints after the tick that is due."""
     started = time.perf_counter()
     pooled = state.spec.models.pooled
     out: list[InstrumentEvent | DecodeFailure] = []

@@ -24,6 +24,7 @@ from connectors.kafka.record import KafkaRecord
 from dataflows.flows import persist
 from dataflows.flows.routing import MAX_BATCH_ROWS, to_outbound
 from dataflows.settings import Secret, Settings
+from online_models.instrument import explode
 from risk.domain import DecodeFailure, FeatureVector, Prediction
 
 COLUMNAR = (topic.FEATURES, topic.PREDICTIONS)
@@ -65,9 +66,11 @@ def by_instrument(rows: list[dict[str, Any]]) -> dict[str, list[bytes]]:
 def test_columnar_records_explode_into_the_single_records_rows(
     trading_events: list[object], batch: int
 ) -> None:
-    expected = single_rows(trading_events)
+    # The flow emits columnar records itself; as rows, they are the single records.
+    events = explode(trading_events)
+    expected = single_rows(events)
     got: dict[str, list[dict[str, Any]]] = {name: [] for name in COLUMNAR}
-    records = routed_records(trading_events, batch)
+    records = routed_records(events, batch)
     for name, value in records:
         rows = record_rows_decoder(name)(value)
         assert not isinstance(rows, DecodeFailure), rows
@@ -86,7 +89,7 @@ def test_columnar_records_explode_into_the_single_records_rows(
 def test_columnar_records_carry_their_latest_event_time_and_stay_under_the_row_limit(
     trading_events: list[object],
 ) -> None:
-    for name, value in routed_records(trading_events, 10**9):
+    for name, value in routed_records(explode(trading_events), 10**9):
         record = orjson.loads(value)
         rows = event_rows(name, record)
         assert 0 < len(rows) <= MAX_BATCH_ROWS
@@ -147,7 +150,9 @@ def test_persist_stores_columnar_records_as_the_single_records_rows(
     settings: Settings, clickhouse_url: str, clickhouse: Client, trading_events: list[object]
 ) -> None:
     prefix = "columnar."
-    events = [event for event in trading_events if isinstance(event, FeatureVector | Prediction)]
+    events = [
+        event for event in explode(trading_events) if isinstance(event, FeatureVector | Prediction)
+    ]
     inputs: dict[str, Sequence[KafkaRecord]] = {
         name: as_records(
             [value for routed, value in routed_records(events, 500) if routed == name],

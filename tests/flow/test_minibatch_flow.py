@@ -9,13 +9,14 @@ from conftest import encoded, trading_flow
 
 from connectors.kafka.record import KafkaRecord
 from dataflows.settings import Settings
+from online_models.instrument import explode
 from risk.domain import Prediction
 
 
 def predictions(settings: Settings, records: list[KafkaRecord], batch_size: int) -> list[bytes]:
     out: list[object] = []
     run_main(trading_flow(settings, records, out, batch_size))
-    return sorted(encoded(e for e in out if isinstance(e, Prediction)))
+    return sorted(encoded(e for e in explode(out) if isinstance(e, Prediction)))
 
 
 def test_mini_batch_predictions_do_not_depend_on_the_input_batches(
@@ -24,5 +25,5 @@ def test_mini_batch_predictions_do_not_depend_on_the_input_batches(
     batched = replace(settings, model=replace(settings.model, mini_batch_ticks=64))
     big = predictions(batched, tick_records, 500)
     assert big == predictions(batched, tick_records, 37)
-    per_tick = sorted(encoded(e for e in trading_events if isinstance(e, Prediction)))
+    per_tick = sorted(encoded(e for e in explode(trading_events) if isinstance(e, Prediction)))
     assert len(big) == len(per_tick) and big != per_tick

@@ -10,6 +10,7 @@ from conftest import abort_and_resume, encoded, trading_runner
 
 from connectors.kafka.record import KafkaRecord
 from dataflows.settings import PipelineSettings, Settings
+from online_models.instrument import explode
 from risk.domain import ModelScope, Prediction
 
 
@@ -24,7 +25,7 @@ def pooled_settings(settings: Settings) -> Settings:
 
 
 def predictions(events: list[object]) -> list[Prediction]:
-    return [e for e in events if isinstance(e, Prediction)]
+    return [e for e in explode(events) if isinstance(e, Prediction)]
 
 
 def test_pooled_predictions_do_not_depend_on_how_the_input_is_batched(

@@ -25,6 +25,7 @@ from dataflows.flows.trading import (
 from dataflows.flows.wiring import topic_decoder
 from dataflows.settings import Settings
 from dataflows.settings_domain import model_spec
+from online_models.instrument import explode
 from risk.domain import (
     Approved,
     Bar,
@@ -54,8 +55,9 @@ def encoded(events: Sequence[object]) -> list[bytes]:
 
 
 def instrument_events(events: Sequence[object]) -> list[object]:
-    """Bars, features, predictions and signals, in emitted order."""
-    return [event for event in events if isinstance(event, INSTRUMENT_EVENTS)]
+    """Bars, features, predictions (columnar records exploded into rows) and signals,
+    in emitted order."""
+    return [event for event in explode(list(events)) if isinstance(event, INSTRUMENT_EVENTS)]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,7 @@ def test_bad_records_each_yield_one_dead_letter_with_its_reason(
 
     assert {f.offset: f.reason for f in failures} == bad_stream.expected
     assert len(failures) == len(bad_stream.expected)
-    assert sum(isinstance(event, FeatureVector) for event in bad_events) > 0
+    assert sum(isinstance(event, FeatureVector) for event in explode(bad_events)) > 0
     # Bad records are skipped, not half-applied: per-instrument output is unchanged.
     assert Counter(encoded(instrument_events(bad_events))) == Counter(
         encoded(instrument_events(trading_events))

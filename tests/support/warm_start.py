@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from online_models.instrument import explode
 from risk.domain import ModelCheckpoint, Prediction
 
 
@@ -11,7 +12,7 @@ def checkpoints(events: list[object]) -> list[ModelCheckpoint]:
 
 def predictions_after(events: list[object], ts_event: int) -> list[Prediction]:
     """Predictions made, or labelled, after `ts_event` (labels carry the tick's time in ts_init)."""
-    return [e for e in events if isinstance(e, Prediction) and e.ts_init > ts_event]
+    return [e for e in explode(events) if isinstance(e, Prediction) and e.ts_init > ts_event]
 
 
 def assert_continues_identically(
@@ -24,7 +25,9 @@ def assert_continues_identically(
     assert len(expected) > at_least
     assert predictions_after(resumed, checkpoint.ts_event) == expected
     assert not [
-        e for e in resumed if isinstance(e, Prediction) and e.ts_init <= checkpoint.ts_event
+        e
+        for e in explode(resumed)
+        if isinstance(e, Prediction) and e.ts_init <= checkpoint.ts_event
     ]
     assert checkpoints(resumed) == [
         c for c in checkpoints(uninterrupted) if c.ts_event > checkpoint.ts_event
