@@ -288,8 +288,10 @@ class ModelSet:
                     detected = self._drift.on_error(name, error, ts_event)
                     if detected is not None:
                         drifts.append(detected)
-        if row >= 0 and self._config.drift.features:
-            drifts.extend(self._drift.on_features(champion, features.dict(row), ts_event))
+        watched = self._config.drift.features
+        if row >= 0 and watched:
+            values = features.select(row, watched)
+            drifts.extend(self._drift.on_features(champion, values, ts_event))
         if drifts:
             out.extend(drifts)
             self._renew_challengers(drifts, out)

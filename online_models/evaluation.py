@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import deque
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 from river import metrics
 from scipy import integrate
 
@@ -269,9 +270,26 @@ class PrequentialMetrics:
         out["rolling_accuracy"] = self.rolling_accuracy
         return out
 
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        """The slots, with the window as one array (`_WindowColumns`).
+
+        A model checkpoint pickles with the pure-Python pickler, which pays per object:
+        a window of 1,000 label tuples is 5,000 objects, one float array a single one.
+        """
+        slots = {name: getattr(self, name) for name in self.__slots__}
+        window = self._window
+        if window:
+            slots["_window"] = _WindowColumns(
+                window.maxlen or len(window), np.array(window, dtype=np.float64)
+            )
+        return None, slots
+
     def __setstate__(self, state: tuple[Any, dict[str, Any]]) -> None:
         """Restore, converting a classifier pickled with River's metric objects."""
         slots = state[1] if isinstance(state, tuple) else state
+        window = slots.get("_window")
+        if isinstance(window, _WindowColumns):
+            slots = {**slots, "_window": window.restore(regression=slots["regression"])}
         if "_counts" not in slots:
             slots = (
                 {
@@ -286,6 +304,22 @@ class PrequentialMetrics:
             )
         for name, value in slots.items():
             object.__setattr__(self, name, value)
+
+
+class _WindowColumns(NamedTuple):
+    """A metrics window pickled as one array: one row per label, in order."""
+
+    maxlen: int
+    rows: np.ndarray
+
+    def restore(self, *, regression: bool) -> deque[tuple[Any, ...]]:
+        """The window as `PrequentialMetrics` keeps it: label and hit as ints."""
+        rows = self.rows.tolist()
+        if regression:  # (forward return, forecast, hit)
+            items = ((y, p, int(hit)) for y, p, hit in rows)
+        else:  # (label, probability, hit, log loss)
+            items = ((int(label), p, int(hit), loss) for label, p, hit, loss in rows)  # type: ignore[misc]
+        return deque(items, maxlen=self.maxlen)
 
 
 def _from_river_metrics(old: dict[str, Any]) -> dict[str, Any]:

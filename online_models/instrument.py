@@ -8,7 +8,7 @@ from online_models.bar import BarBuilder
 from online_models.champion import ModelEvent, ModelPool, ModelSet, ModelSetConfig
 from online_models.feature import InstrumentFeatures
 from online_models.scorer import FeatureRows, PredictionColumns
-from online_models.signal import SignalConfig, SignalState
+from online_models.signal import SignalConfig, SignalState, next_direction
 from risk.domain import (
     Bar,
     FeatureBatch,
@@ -161,15 +161,28 @@ class InstrumentPipeline:
             if models.checkpoint_due(tick.ts_event):
                 out.append(models.checkpoint(tick.seq, tick.tick_id, tick.ts_event))
             if fresh >= 0:
-                signal = self._signal.update(
-                    _prediction(sink, fresh), models.champion_scorer.n_labelled, tick.price
-                )
+                n_labelled = models.champion_scorer.n_labelled
+                if not self._may_signal(sink.probabilities_up[fresh], n_labelled):
+                    continue
+                signal = self._signal.update(_prediction(sink, fresh), n_labelled, tick.price)
                 if signal is not None:
                     out.append(signal)
         if rows:
             out.extend(features.batches(self.instrument, feature_ids, feature_times))
         if len(sink):
             out.extend(sink.batches())
+
+    def _may_signal(self, probability_up: float, n_labelled: int) -> bool:
+        """False when the hysteresis would certainly not move on this prediction, so no
+        `Prediction` object need be made for it (most ticks); True otherwise, and for
+        any other engine, which always gets the object."""
+        engine = self._signal
+        if type(engine) is not SignalState:
+            return True
+        config = engine.config
+        return n_labelled >= config.min_labelled and (
+            next_direction(engine.direction, probability_up, config) != engine.direction
+        )
 
     def apply(self, command: ModelCommand, out: list[InstrumentEvent]) -> None:
         """Carry out a promote/rollback command, appending its audit event to `out`."""

@@ -28,7 +28,7 @@ class FeatureRows:
     prediction) and the dicts (for a per-tick River model) are made on demand, once.
     """
 
-    __slots__ = ("_dicts", "_matrix", "names", "rows")
+    __slots__ = ("_dicts", "_index", "_matrix", "names", "rows")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         """Start empty for the feature columns `names`."""
@@ -36,6 +36,7 @@ class FeatureRows:
         self.rows: list[tuple[float, ...]] = []
         self._matrix: np.ndarray | None = None
         self._dicts: dict[int, dict[str, float]] = {}
+        self._index: dict[str, int] | None = None
 
     def matrix(self) -> np.ndarray:
         """Every row as one float64 matrix (made once the batch's rows are all in)."""
@@ -50,6 +51,14 @@ class FeatureRows:
         if found is None:
             found = self._dicts[i] = dict(zip(self.names, self.rows[i], strict=True))
         return found
+
+    def select(self, i: int, names: tuple[str, ...]) -> dict[str, float]:
+        """Row `i`'s values of the features `names` (those it has), as a dict."""
+        index = self._index
+        if index is None:
+            index = self._index = {name: j for j, name in enumerate(self.names)}
+        row = self.rows[i]
+        return {name: row[index[name]] for name in names if name in index}
 
     def batches(
         self, instrument: str, tick_ids: list[str], ts_events: list[int]
@@ -436,6 +445,9 @@ class InstrumentScorer:
         rows = self._batch_x
         if rows and type(rows[0]) is tuple:  # one array pickles far faster than tuples
             state["_batch_x"] = np.array(rows, dtype=np.float64)
+            state["_batch_y"] = np.array(
+                self._batch_y, dtype=np.float64 if self.regression else np.bool_
+            )
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -443,6 +455,7 @@ class InstrumentScorer:
         self.__dict__.update(state)
         if isinstance(self._batch_x, np.ndarray):
             self._batch_x = list(map(tuple, self._batch_x.tolist()))
+            self._batch_y = self._batch_y.tolist()
         self.__dict__.setdefault("_primed_rows", None)
         self.__dict__.setdefault("_primed", [])
         self.__dict__.setdefault("_primed_start", 0)
