@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
+from itertools import chain
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -10,6 +12,18 @@ import numpy as np
 # One pending entry: (due_ns, tick_id, ts_event, price, features, y_pred).
 # A plain tuple keeps the per-tick cost to one allocation.
 _Entry = tuple[int, str, int, float, dict[str, float], float]
+
+
+def as_matrix(rows: Sequence[tuple[float, ...]]) -> np.ndarray:
+    """Equal-length float tuples as one float64 matrix, a row each (nearly twice as fast
+    as `np.array(rows)`, which inspects every tuple).
+
+    >>> as_matrix([(1.0, 2.0), (3.0, 4.0)]).tolist()
+    [[1.0, 2.0], [3.0, 4.0]]
+    """
+    width = len(rows[0]) if rows else 0
+    flat = np.fromiter(chain.from_iterable(rows), np.float64, count=len(rows) * width)
+    return flat.reshape(len(rows), width)
 
 
 class Resolved(NamedTuple):
@@ -113,7 +127,7 @@ class PendingLabels:
                 joined if joined.count("\n") == len(tick_ids) - 1 else list(tick_ids),
                 np.array(ts_events, dtype=np.int64),
                 np.array(prices, dtype=np.float64),
-                np.array(features, dtype=np.float64),
+                as_matrix(features),
                 np.array(y_preds, dtype=np.float64),
             )
         return state

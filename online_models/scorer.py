@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from online_models.evaluation import PrequentialMetrics, prediction_error
-from online_models.label import PendingLabels
+from online_models.label import PendingLabels, as_matrix
 from online_models.minibatch import FrozenPredictor, learn_many, supports_mini_batch
 from online_models.pipeline import build_pipeline, is_regressor
 from risk.domain.model import FeatureBatch, Prediction, PredictionBatch
@@ -42,7 +42,7 @@ class FeatureRows:
         """Every row as one float64 matrix (made once the batch's rows are all in)."""
         matrix = self._matrix
         if matrix is None or len(matrix) != len(self.rows):
-            matrix = self._matrix = np.array(self.rows, dtype=np.float64)
+            matrix = self._matrix = as_matrix(self.rows)
         return matrix
 
     def dict(self, i: int) -> dict[str, float]:
@@ -444,7 +444,7 @@ class InstrumentScorer:
         state["_primed"] = []
         rows = self._batch_x
         if rows and type(rows[0]) is tuple:  # one array pickles far faster than tuples
-            state["_batch_x"] = np.array(rows, dtype=np.float64)
+            state["_batch_x"] = as_matrix(rows)
             state["_batch_y"] = np.array(
                 self._batch_y, dtype=np.float64 if self.regression else np.bool_
             )
@@ -502,7 +502,7 @@ class InstrumentScorer:
         if isinstance(rows[0], dict):  # buffered by `update`
             x = pd.DataFrame(rows)
         else:  # tuples in `_names` order, buffered by `step`
-            x = pd.DataFrame(np.array(rows, dtype=np.float64), columns=list(self._names))
+            x = pd.DataFrame(as_matrix(rows), columns=list(self._names))
         y = pd.Series(self._batch_y, dtype=float if self.regression else bool)
         learn_many(self.model, x, y)
         self._batch_x = []
