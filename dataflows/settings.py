@@ -417,7 +417,7 @@ class SignalSettings:
     ticks (`online_models.signal_multifactor`). Empty `weights`: learned online.
     """
 
-    engine: str = "hysteresis"
+    engine: str = "multifactor"
     edge_multiple: float = 1.0
     horizon_ticks: int = 20
     momentum_ticks: int = 20

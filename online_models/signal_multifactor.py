@@ -23,7 +23,8 @@ is kept while the edge keeps its sign and goes flat when it turns. A change of
 target needs `min_hold_ticks` ticks since the last change and fits a turnover
 budget: the position units traded (|new - old|) within the last
 `turnover_window_ticks` ticks, plus one unit kept for the exit of any position
-entered, stay within `max_turnover`, so an exit is never blocked. Every time
+entered, stay within `max_turnover`, so an exit is never blocked (a flip over
+the budget goes flat instead). Every time
 scale counts the instrument's own ticks (event time), never seconds. A `Signal`
 is emitted only on a change of target.
 
@@ -276,8 +277,12 @@ class MultiFactorEngine:
         ):
             return None
         target = self._wanted(edge)
-        if target == self.direction or not self._allowed(target):
+        if target == self.direction:
             return None
+        if not self._allowed(target):
+            if FLAT in {target, self.direction} or not self._allowed(FLAT):
+                return None
+            target = FLAT  # a flip over the budget still leaves the wrong side
         self._changes.append((self.n_ticks, abs(target - self.direction)))
         self._last_change = self.n_ticks
         self.direction = target
