@@ -137,6 +137,7 @@ class MultiFactorEngine:
         "_mean",
         "_pending",
         "_prices",
+        "_ridge",
         "_var",
         "_var_long",
         "_var_short",
@@ -157,22 +158,23 @@ class MultiFactorEngine:
         self.n_ticks = 0
         self.n_learned = 0
         self._prices: deque[float] = deque(maxlen=cfg.momentum_ticks + 1)  # log prices
-        self._pending: deque[tuple[float, np.ndarray]] = deque()  # (log price, factors)
+        self._pending: deque[tuple[float, tuple[float, ...]]] = deque()  # (log price, factors)
         self._mean = math.nan
         self._var = 0.0
         self._var_short = 0.0
         self._var_long = 0.0
-        self._a = np.eye(d) * cfg.ridge
+        self._a = np.zeros((d, d))  # sum of forgetting^k x x' (the ridge is added at solve)
         self._b = np.zeros(d)
-        self._weights = (
-            np.array(cfg.weights, dtype=float) if cfg.weights is not None else np.zeros(d)
+        self._ridge = np.eye(d) * cfg.ridge
+        self._weights: tuple[float, ...] = (
+            tuple(float(w) for w in cfg.weights) if cfg.weights is not None else (0.0,) * d
         )
         self._last_change = -(10**18)
         self._changes: deque[tuple[int, int]] = deque()  # (tick index, units traded)
 
     # ------------------------------------------------------------------ factors
 
-    def _factors(self, log_price: float, p_champion: float, p_peers: float) -> np.ndarray:
+    def _factors(self, log_price: float, p_champion: float, p_peers: float) -> tuple[float, ...]:
         cfg = self.config
         prices = self._prices
         if prices:
@@ -201,36 +203,41 @@ class MultiFactorEngine:
             if self._var_short > 0.0 and self._var_long > 0.0
             else 0.0
         )
-        return np.array(
-            (
-                1.0,
-                2.0 * p_champion - 1.0,
-                p_peers,
-                _clip(momentum),
-                _clip(zscore),
-                _clip(regime),
-            )
+        return (
+            1.0,
+            2.0 * p_champion - 1.0,
+            p_peers,
+            _clip(momentum),
+            _clip(zscore),
+            _clip(regime),
         )
 
-    def _learn(self, log_price: float, factors: np.ndarray) -> None:
+    def _learn(self, log_price: float, factors: tuple[float, ...]) -> None:
         cfg = self.config
         pending = self._pending
         pending.append((log_price, factors))
         if len(pending) <= cfg.horizon_ticks:
             return
-        then, x = pending.popleft()
+        then, factors_then = pending.popleft()
+        self.n_learned += 1
+        if cfg.weights is not None:
+            return  # configured weights: nothing to fit
         # The forward return in bps, winsorised at 5 long-run deviations over the horizon.
         bound = 5.0 * math.sqrt(self._var_long * cfg.horizon_ticks) * _BPS
         y = (log_price - then) * _BPS
         if bound > 0.0:
             y = min(max(y, -bound), bound)
         lam = cfg.forgetting
-        ridge = np.eye(len(FACTORS)) * cfg.ridge
-        self._a = lam * (self._a - ridge) + np.outer(x, x) + ridge
-        self._b = lam * self._b + y * x
-        self.n_learned += 1
-        if cfg.weights is None and self.n_learned % cfg.refit_ticks == 0:
-            self._weights = np.linalg.solve(self._a, self._b)
+        x = np.array(factors_then)
+        a, b = self._a, self._b
+        a *= lam
+        a += np.outer(x, x)
+        b *= lam
+        b += y * x
+        if self.n_learned % cfg.refit_ticks == 0:
+            # Ridge: the penalty does not decay with the samples.
+            fitted = np.linalg.solve(a + self._ridge, b)
+            self._weights = tuple(float(w) for w in fitted)
 
     # ------------------------------------------------------------------ decision
 
@@ -271,7 +278,15 @@ class MultiFactorEngine:
         log_price = math.log(price)
         factors = self._factors(log_price, p_champion, p_peers)
         self._learn(log_price, factors)
-        self.edge = edge = float(self._weights @ factors)
+        w = self._weights
+        self.edge = edge = (
+            w[0] * factors[0]
+            + w[1] * factors[1]
+            + w[2] * factors[2]
+            + w[3] * factors[3]
+            + w[4] * factors[4]
+            + w[5] * factors[5]
+        )
         if n_labelled < cfg.min_labelled or (
             cfg.weights is None and self.n_learned < cfg.min_learned
         ):
@@ -308,7 +323,7 @@ class MultiFactorEngine:
     @property
     def weights(self) -> dict[str, float]:
         """The factor weights in use (bps of edge per unit of factor)."""
-        return dict(zip(FACTORS, (float(w) for w in self._weights), strict=True))
+        return dict(zip(FACTORS, self._weights, strict=True))
 
     def update(
         self,
