@@ -605,8 +605,8 @@ def buy_and_hold(
     window, bought at the last price before the window (paying `cost_bps`) and marked
     at each period's last price; chained returns and their period-end times."""
     stamps, prices, names = [], [], []
-    for value in data.values:
-        tick = loads(value)
+    for record in data.values:
+        tick = loads(record)
         stamps.append(int(tick.get("ts_event", 0)))
         prices.append(float(tick.get("price", math.nan)))
         names.append(str(tick.get("instrument", "")))
