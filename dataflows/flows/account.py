@@ -10,8 +10,9 @@ order or the event-time booking (`risk.fill_sync`) and the operator-command jour
 replay (`risk.command_log`) happen in the engine; see its module for how.
 
 Which mode (`risk.fill_sync`, `fill_sync_mode`): `event_time` is the default;
-`journal` decides on arrival and never waits for the gateway, but has a known gap (a
-trading flow killed before its first snapshot restarts fresh at the journal's end,
+`journal` decides on arrival and never waits for the gateway (a fresh journaled gate
+replays the whole input journal: a flow killed before its first snapshot restarts
+fresh, its sources from the beginning, and what it decided had left; chaos R1-journal,
 docs/reliability.md); `auto` journals in a live run and books in event time in a
 bounded replay that runs the gateway (such a replay has no journal of a run before
 it, and event time gives the same orders on every run of the same input).
@@ -94,6 +95,10 @@ class GateJournal(InputJournal, Protocol):
 
     def connect(self) -> None:
         """Get ready to write, so the first batch's record does not wait for it."""
+        ...
+
+    def start(self) -> int:
+        """The offset of the first record it holds."""
         ...
 
     def end(self) -> int:
@@ -257,10 +262,16 @@ def account_logic(
             journal.connect()
         if inputs is not None:
             inputs.connect()
-        if resume_state is None:
-            # Nothing in a journal before its present end is this new gate's.
-            starts = journal.end() if event_time else inputs.end() if inputs is not None else 0
-            state = make_account_state(settings, starts)
+        if resume_state is None and inputs is not None:
+            # A fresh journaled gate reads its inputs from the start of their logs (the
+            # sources of a flow without a snapshot start at the beginning), so it
+            # replays the whole input journal: an execution killed before its first
+            # snapshot started fresh too, and its decisions have left.
+            state = make_account_state(settings, inputs.start())
+            engine.resume(state)
+        elif resume_state is None:
+            # Nothing in the command journal before its present end is this new gate's.
+            state = make_account_state(settings, journal.end() if event_time else 0)
         else:
             state = restore(resume_state, "trading.risk_gate", ACCOUNT_STATE_VERSION)  # type: ignore[assignment]
             engine.resume(state)
