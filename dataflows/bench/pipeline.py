@@ -4,9 +4,12 @@ What runs: a dedicated Tansu broker on a free loopback port (never the configure
 one, so a running system is not disturbed), a fresh topic namespace, and the trading
 flow as a child process with recovery on. With `risk.fill_sync: event_time` the gate
 waits for the gateway's progress markers, so the gateway flow runs beside it and its
-round trip is part of "Kafka in → decisions out"; with `arrival` the trading flow
-runs alone unless `gateway` asks for the gateway too (to compare the two modes on
-equal CPU). The persist flow never runs. The flow's model settings are overridden so
+round trip is part of "Kafka in → decisions out"; with `journal` or `arrival` the
+trading flow runs alone unless `gateway` asks for the gateway too (to compare the
+modes on equal CPU: `HFL_RISK__FILL_SYNC=journal hfl bench pipeline --gateway`).
+`gate_*_ms` is the gate's share of each decision's latency: its emission minus that
+of its tick's prediction, which leaves the same flow just before the gate, so the
+load on the steps before the gate drops out. The persist flow never runs. The flow's model settings are overridden so
 decisions are frequent enough to measure (`MODEL_OVERRIDES`, echoed under "config").
 
 Method, and why it is honest:
@@ -606,10 +609,15 @@ def paced_figures(
         if tid in sent
     ]
     decided = []
+    # The gate's share: a decision's emission minus its tick's prediction's (both leave
+    # the same flow), so the machine's load on the steps before the gate drops out.
+    gate_ns = []
     for signal, emitted in outputs.decisions:
         tid = outputs.signal_tick.get(signal)
         if tid is not None and tid in sent:
             decided.append((emitted, emitted - sent[tid]))
+            if (predicted_at := outputs.predicted_ns.get(tid)) is not None:
+                gate_ns.append(emitted - predicted_at)
     last = max((e for e, _ in predicted + decided), default=None)
     first_sent = min(measured.sent_ns, default=None)
     span_ns = (last - first_sent) if last is not None and first_sent is not None else 0
@@ -632,6 +640,10 @@ def paced_figures(
         "prediction_p99_ms": percentile_ms(prediction_ns, 99),
         "prediction_p999_ms": percentile_ms(prediction_ns, 99.9),
         "prediction_max_ms": round(max(prediction_ns) / 1e6, 3) if prediction_ns else None,
+        "gate_p50_ms": percentile_ms(gate_ns, 50),
+        "gate_p99_ms": percentile_ms(gate_ns, 99),
+        "gate_p999_ms": percentile_ms(gate_ns, 99.9),
+        "gate_max_ms": round(max(gate_ns) / 1e6, 3) if gate_ns else None,
     }
 
 
@@ -677,6 +689,9 @@ def summarize(result: dict[str, Any]) -> None:
         f"  ratio {result.get('ratio')}  drained {result.get('drained')}",
         f"tick -> decision ms: p50 {result.get('p50_ms')}  p99 {result.get('p99_ms')}"
         f"  p99.9 {result.get('p999_ms')}  max {result.get('max_ms')}",
+        f"gate (decision - its tick's prediction) ms: p50 {result.get('gate_p50_ms')}"
+        f"  p99 {result.get('gate_p99_ms')}  p99.9 {result.get('gate_p999_ms')}"
+        f"  max {result.get('gate_max_ms')}",
         "CPU us per tick: "
         + "  ".join(f"{k} {v}" for k, v in (result.get("cpu_us_per_tick") or {}).items()),
     ]
