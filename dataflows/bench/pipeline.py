@@ -9,8 +9,9 @@ trading flow runs alone unless `gateway` asks for the gateway too (to compare th
 modes on equal CPU: `HFL_RISK__FILL_SYNC=journal hfl bench pipeline --gateway`).
 `gate_*_ms` is the gate's share of each decision's latency: its emission minus that
 of its tick's prediction, which leaves the same flow just before the gate, so the
-load on the steps before the gate drops out. The persist flow never runs. The flow's model settings are overridden so
-decisions are frequent enough to measure (`MODEL_OVERRIDES`, echoed under "config").
+load on the steps before the gate drops out. `auto` is measured as a live run resolves
+it: journaled. The persist flow never runs. The flow's model settings are overridden
+so decisions are frequent enough to measure (`MODEL_OVERRIDES`, echoed under "config").
 
 Method, and why it is honest:
 
@@ -180,7 +181,12 @@ def bench_pipeline(
     partitions = partitions or processes
     if processes > 1 and offered is not None:
         raise HflError("--processes > 1 is measured with --rate max only")
-    gateway = gateway or settings.risk.fill_sync is FillSyncMode.EVENT_TIME
+    # `auto` is measured as a live run resolves it (journaled): the bench's own bounded
+    # run would otherwise resolve it by whether the gateway runs beside it.
+    fill_sync = settings.risk.fill_sync
+    if fill_sync is FillSyncMode.AUTO:
+        fill_sync = FillSyncMode.JOURNAL
+    gateway = gateway or fill_sync is FillSyncMode.EVENT_TIME
     sampler = CpuSampler()
     with private_broker(settings, root, "bench", PORT_OFFSET, ticks_partitions=partitions) as run:
         sampler.watch("broker", run.broker_pid)
@@ -190,6 +196,7 @@ def bench_pipeline(
             "HFL_KAFKA__BOUNDED": "1",
             "HFL_KAFKA__END_WRITERS": "feed,trading" + (",gateway" if gateway else ""),
             "HFL_RUN_ID": run.run_id,
+            "HFL_RISK__FILL_SYNC": str(fill_sync),
             # Per-batch stage timings (`connectors.telemetry.stage`), read back below.
             STAGE_ENV: str(run.run_dir / "stages"),
         }
@@ -225,7 +232,7 @@ def bench_pipeline(
         },
         **result.get("config", {}),
         "recovery": True,
-        "fill_sync": str(settings.risk.fill_sync),
+        "fill_sync": str(fill_sync),
         "gateway": gateway,
         "broker": run.settings.kafka.bootstrap,
         "instruments": len(settings.trading.instruments),
