@@ -8,7 +8,7 @@ from online_models.bar import BarBuilder
 from online_models.champion import ModelEvent, ModelPool, ModelSet, ModelSetConfig
 from online_models.feature import InstrumentFeatures
 from online_models.scorer import FeatureRows, PredictionColumns
-from online_models.signal import SignalConfig, SignalState, next_direction
+from online_models.signal import SignalEngineConfig, SignalState, next_direction, signal_engine
 from risk.domain import (
     Bar,
     FeatureBatch,
@@ -43,7 +43,7 @@ class ModelSpec:
     """Which models predict (champion and challengers) and how signals are drawn."""
 
     models: ModelSetConfig
-    signal: SignalConfig
+    signal: SignalEngineConfig
 
 
 class InstrumentPipeline:
@@ -69,7 +69,8 @@ class InstrumentPipeline:
         self._features = InstrumentFeatures()
         self._models = ModelSet(instrument, spec.models, pool) if warm is None else warm.models
         self._models_after_seq = -1 if warm is None else warm.after_seq
-        self._signal = SignalState(spec.signal)
+        self._signal = signal_engine(spec.signal)
+        self._peers = bool(spec.models.challengers)
 
     def update(self, tick: Tick, out: list[InstrumentEvent]) -> None:
         """Process one validated tick, appending what it produced to `out`."""
@@ -94,11 +95,22 @@ class InstrumentPipeline:
             return  # already learnt by the checkpointed models this pipeline started from
         self._models_after_seq = tick.seq
         models = self._models
+        start = len(out)
         fresh = models.update(tick.tick_id, tick.ts_event, tick.price, values, out)  # type: ignore[arg-type]
         if models.checkpoint_due(tick.ts_event):
             out.append(models.checkpoint(tick.seq, tick.tick_id, tick.ts_event))
         if fresh is not None:
-            signal = self._signal.update(fresh, models.champion_scorer.n_labelled, tick.price)
+            peers = (
+                [
+                    e.probability_up
+                    for e in out[start:]
+                    if isinstance(e, Prediction) and e.version == 0 and e is not fresh
+                ]
+                if self._peers
+                else ()
+            )
+            n_labelled = models.champion_scorer.n_labelled
+            signal = self._signal.update(fresh, n_labelled, tick.price, peers)
             if signal is not None:
                 out.append(signal)
 
@@ -149,6 +161,7 @@ class InstrumentPipeline:
             if tick.seq <= after:
                 continue  # already learnt by the checkpointed models this pipeline started from
             after = self._models_after_seq = tick.seq
+            start = len(sink)
             fresh = models.step(
                 tick.tick_id,
                 tick.ts_event,
@@ -164,7 +177,18 @@ class InstrumentPipeline:
                 n_labelled = models.champion_scorer.n_labelled
                 if not self._may_signal(sink.probabilities_up[fresh], n_labelled):
                     continue
-                signal = self._signal.update(_prediction(sink, fresh), n_labelled, tick.price)
+                peers = (
+                    [
+                        sink.probabilities_up[j]
+                        for j in range(start, len(sink))
+                        if sink.versions[j] == 0 and j != fresh
+                    ]
+                    if self._peers
+                    else ()
+                )
+                signal = self._signal.update(
+                    _prediction(sink, fresh), n_labelled, tick.price, peers
+                )
                 if signal is not None:
                     out.append(signal)
         if rows:
