@@ -11,7 +11,9 @@ import numpy as np
 
 # One pending entry: (due_ns, tick_id, ts_event, price, features, y_pred).
 # A plain tuple keeps the per-tick cost to one allocation.
-_Entry = tuple[int, str, int, float, dict[str, float], float]
+# Features: a dict (per-tick path) or a tuple in the feature names' order (batched path).
+Features = dict[str, float] | tuple[float, ...]
+_Entry = tuple[int, str, int, float, Features, float]
 
 
 def as_matrix(rows: Sequence[tuple[float, ...]]) -> np.ndarray:
@@ -37,7 +39,7 @@ class Resolved(NamedTuple):
 
     tick_id: str
     ts_event: int
-    features: dict[str, float]
+    features: Features
     y_pred: float
     label: int
     forward_return: float
@@ -163,7 +165,7 @@ class PendingLabels:
         tick_id: str,
         ts_event: int,
         price: float,
-        features: dict[str, float],
+        features: Features,
         y_pred: float,
     ) -> None:
         """Queue the prediction `y_pred` made at `ts_event` when the price was `price`."""

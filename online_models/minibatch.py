@@ -179,21 +179,24 @@ class FrozenPredictor:
         # bucket's rows come in other slices). Summed column by column, each row gets the
         # same additions in the same order however the rows are sliced, so the input's
         # batching never changes a bit. Within 1e-15 of River's value (tested).
-        raw = xt[:, 0] * weights[0]
+        raw: np.ndarray = xt[:, 0] * weights[0]
         for j in range(1, len(weights)):
             raw += xt[:, j] * weights[j]
         raw += self._intercept
         if self._proba:
             with np.errstate(over="ignore"):  # exp(+large) is inf: the probability is 0.0
-                return 1.0 / (1.0 + np.exp(-raw))  # River's BinaryLoss.mean_func on arrays
+                proba: np.ndarray = 1.0 / (1.0 + np.exp(-raw))  # River's mean_func on arrays
+            return proba
         return raw
 
 
 def predict_frame(model: Any, x: pd.DataFrame) -> np.ndarray:
     """River's `predict_proba_many` (probability of `True`) or `predict_many`, as an array."""
     if is_regressor(model):
-        return model.predict_many(x).to_numpy(dtype=np.float64)
+        forecast: np.ndarray = model.predict_many(x).to_numpy(dtype=np.float64)
+        return forecast
     proba = model.predict_proba_many(x)
     if True in proba:
-        return proba[True].to_numpy(dtype=np.float64)
+        up: np.ndarray = proba[True].to_numpy(dtype=np.float64)
+        return up
     return np.full(len(x), 0.5)

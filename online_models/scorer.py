@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from online_models.evaluation import PrequentialMetrics, prediction_error
-from online_models.label import PendingLabels, as_matrix
+from online_models.label import Features, PendingLabels, as_matrix
 from online_models.minibatch import FrozenPredictor, learn_many, supports_mini_batch
 from online_models.pipeline import build_pipeline, is_regressor
 from risk.domain.model import FeatureBatch, Prediction, PredictionBatch
@@ -45,7 +45,7 @@ class FeatureRows:
             matrix = self._matrix = as_matrix(self.rows)
         return matrix
 
-    def dict(self, i: int) -> dict[str, float]:
+    def as_dict(self, i: int) -> dict[str, float]:
         """Row `i` as a feature dict (River's per-sample input); one dict per row."""
         found = self._dicts.get(i)
         if found is None:
@@ -380,7 +380,7 @@ class InstrumentScorer:
             else:
                 y_pred = self._prime(row, features)
         else:
-            x = features.dict(row)
+            x = features.as_dict(row)
             if regression:
                 y_pred = float(self.model.predict_one(x))
             else:
@@ -409,7 +409,7 @@ class InstrumentScorer:
         self._primed = predict(matrix[row : row + left]).tolist()
         self._primed_rows = features
         self._primed_start = row
-        return self._primed[0]  # type: ignore[no-any-return]
+        return self._primed[0]
 
     def _score(self, resolved: list[Any], ts_event: int, sink: PredictionColumns) -> None:
         learn = self._buffer if self._bucket > 1 else self.model.learn_one
@@ -493,7 +493,7 @@ class InstrumentScorer:
             )
         return out
 
-    def _buffer(self, x: dict[str, float], y: float | bool) -> None:
+    def _buffer(self, x: Features, y: float | bool) -> None:
         self._batch_x.append(x)
         self._batch_y.append(y)
 
