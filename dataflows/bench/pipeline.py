@@ -106,6 +106,15 @@ NS_PER_S = 1_000_000_000
 _EMITTED = EMITTED_HEADER
 
 
+def _echoed(value: str) -> object:
+    """An override as the "config" echo shows it: a JSON value decoded, other text as is
+    (`hysteresis` is no JSON: the bench ended with a JSONDecodeError after its run)."""
+    try:
+        return loads(value)
+    except ValueError:
+        return value
+
+
 def log(message: str) -> None:
     """Progress output on stderr."""
     print(f"[hfl bench] {message}", file=sys.stderr, flush=True)
@@ -228,7 +237,7 @@ def bench_pipeline(
     sampler.close()
     result["config"] = {
         **{
-            name.removeprefix("HFL_MODEL__").lower(): loads(value)
+            name.removeprefix("HFL_MODEL__").lower(): _echoed(value)
             for name, value in MODEL_OVERRIDES.items()
         },
         **result.get("config", {}),
