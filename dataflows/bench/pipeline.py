@@ -232,7 +232,7 @@ def bench_pipeline(
     sampler.close()
     result["config"] = {
         **{
-            name.removeprefix("HFL_MODEL__").lower(): loads(value)
+            name.removeprefix("HFL_MODEL__").lower(): _echo(value)
             for name, value in MODEL_OVERRIDES.items()
         },
         **result.get("config", {}),
@@ -250,6 +250,18 @@ def bench_pipeline(
     summarize(result)
     print(dumps(result).decode(), flush=True)
     return result
+
+
+def _echo(value: str) -> object:
+    """An override as the figures echo it: a number as a number, a word as itself.
+
+    >>> _echo("0.51"), _echo("hysteresis")
+    (0.51, 'hysteresis')
+    """
+    try:
+        return loads(value)
+    except ValueError:
+        return value
 
 
 def _persist_figures(  # noqa: PLR0917 - one private call site
