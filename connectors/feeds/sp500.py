@@ -4,6 +4,11 @@ River ships real daily returns (in percent) of ten large S&P 500 stocks, Feb 201
 Feb 2018, with the trading date of each row. Prices are rebuilt as
 100 * cumulative product of (1 + return / 100), one trade per stock per trading day,
 stamped at the real date's 16:00 New York time (the NYSE close).
+
+River gives returns, not volumes. Each close is written as a trade of `DAILY_VOLUME`
+shares, a nominal day's volume well below these large caps' real ones (millions of
+shares a day): the paper broker offers a tick's size as its liquidity, so with a size of
+one share an order decided on one close would fill one share a day.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from zoneinfo import ZoneInfo
 NS_PER_S = 1_000_000_000
 NEW_YORK = ZoneInfo("America/New_York")
 BASE_PRICE = 100.0
+DAILY_VOLUME = 1_000_000  # nominal shares a day: the source has no volumes
 _NOT_A_STOCK = frozenset({"date", "next_day_return"})
 
 
@@ -49,7 +55,7 @@ def write_sp500_prices(path: str | Path) -> int:
             ts_ns = close_ns(date.fromisoformat(day["date"]))
             for ticker in tickers:
                 prices[ticker] *= 1.0 + float(day[ticker]) / 100.0
-                writer.writerow((ticker, ts_ns, repr(prices[ticker]), 1))
+                writer.writerow((ticker, ts_ns, repr(prices[ticker]), DAILY_VOLUME))
                 rows += 1
     return rows
 

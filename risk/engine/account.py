@@ -209,7 +209,12 @@ class AccountEngine:
         last_ns = None
         for item in sync.drain():
             self._apply(state, item, out)
-            last_ns = item.ts_event if isinstance(item, Fill) else last_ns
+            # A fill, or a bar (the last ones close at the end of the input): the last
+            # P&L is marked to the last prices.
+            stamp = item.ts_event if isinstance(item, Fill) else None
+            stamp = item.ts_init if isinstance(item, Bar) else stamp
+            if stamp is not None and (last_ns is None or stamp > last_ns):
+                last_ns = stamp
         if last_ns is not None:
             out.append(state.gate.snapshot_pnl(last_ns))
             out.extend(state.gate.take_events())
