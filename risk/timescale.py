@@ -39,13 +39,13 @@ TRADING_SECONDS_PER_DAY = 23_400  # 6.5 hours, a US equity session
 TRADING_DAYS_PER_YEAR = 252
 AUTO = "auto"
 WARM_TICKS = 200  # event times per instrument the estimate looks at
-_UNITS = {"ms": NS_PER_MS, "s": NS_PER_S, "m": 60 * NS_PER_S, "min": 60 * NS_PER_S}
+_UNITS = {"ns": 1, "us": 1_000, "ms": NS_PER_MS, "s": NS_PER_S, "m": 60 * NS_PER_S, "min": 60 * NS_PER_S}
 _UNITS |= {"h": 3_600 * NS_PER_S, "d": NS_PER_DAY, "w": 7 * NS_PER_DAY}
-_INTERVAL = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|min|m|h|d|w)$")
+_INTERVAL = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|ms|s|min|m|h|d|w)$")
 
 
 def parse_interval(text: str) -> int:
-    """The interval `text` names (`1d`, `5m`, `1s`, `250ms`, `1w`), in nanoseconds.
+    """The interval `text` names (`1d`, `5m`, `1s`, `250ms`, `1w`; also `us`, `ns`), in ns.
 
     >>> parse_interval("1d") == NS_PER_DAY, parse_interval("5m"), parse_interval("250ms")
     (True, 300000000000, 250000000)
@@ -65,12 +65,14 @@ def format_interval(interval_ns: int) -> str:
     """The shortest exact name of `interval_ns` (`parse_interval` reads it back).
 
     >>> format_interval(NS_PER_DAY), format_interval(90 * NS_PER_S), format_interval(1_500_000)
-    ('1d', '90s', '1500000ns')
+    ('1d', '90s', '1500us')
+    >>> parse_interval(format_interval(36_687_708))
+    36687708
     """
     for unit, size in (("w", 7 * NS_PER_DAY), ("d", NS_PER_DAY), ("h", 3_600 * NS_PER_S)):
         if interval_ns % size == 0:
             return f"{interval_ns // size}{unit}"
-    for unit, size in (("m", 60 * NS_PER_S), ("s", NS_PER_S), ("ms", NS_PER_MS)):
+    for unit, size in (("m", 60 * NS_PER_S), ("s", NS_PER_S), ("ms", NS_PER_MS), ("us", 1_000)):
         if interval_ns % size == 0:
             return f"{interval_ns // size}{unit}"
     return f"{interval_ns}ns"

@@ -422,9 +422,10 @@ def input_key(event: AccountInput) -> str | None:
 
 
 def _event_time(event: Held) -> int:
-    """When an item happens in event time: a bar when it closes."""
+    """When an item happens in event time: a bar when it closes (its end; a bar closed
+    at the end of the input, `BarBuilder.flush`, at its last tick, before its end)."""
     if isinstance(event, Bar):
-        return event.ts_event + event.interval_s * 1_000_000_000
+        return min(event.ts_event + event.interval_s * 1_000_000_000, event.ts_init)
     return event.ts_event
 
 
