@@ -531,7 +531,7 @@ class DashboardSettings:
     refresh_s: float = 0.5
     metrics_dir: str = ""
     webhook_url: str = ""
-    stale_data_s: float = 10.0
+    stale_data_s: float | None = None  # null: from the bar interval (10 s, or 5 bars)
     persist_lag_s: float = 30.0
     max_drawdown_ratio: float = 0.10
 
@@ -737,6 +737,10 @@ def derive_time_scale(settings: Settings, scale: TimeScale | None = None) -> Set
         ),
         outliers=replace(
             settings.outliers, stale_timestamp=_unset(settings.outliers.stale_timestamp, live)
+        ),
+        dashboard=replace(
+            settings.dashboard,
+            stale_data_s=_unset(settings.dashboard.stale_data_s, scale.stale_ns / s),
         ),
     )
 

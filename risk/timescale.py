@@ -214,6 +214,19 @@ class TimeScale:
         of ticks, an afternoon of minute bars), 20 daily bars (a trading month)."""
         return 20 if self.is_daily else 200
 
+    @property
+    def frequency(self) -> str:
+        """The return frequency of one sample as `risk.performance.parse_frequency` names
+        it: `daily`, or an intraday `Nmin` / `Ns` (at least a second).
+
+        >>> TimeScale(NS_PER_DAY).frequency, TimeScale(60 * NS_PER_S).frequency, TICK.frequency
+        ('daily', '1min', '1s')
+        """
+        if self.is_daily:
+            return "daily"
+        seconds = self.sample_ns // NS_PER_S
+        return f"{seconds // 60}min" if seconds % 60 == 0 else f"{seconds}s"
+
     def describe(self) -> str:
         """One line naming the interval, its source and the derived figures.
 

@@ -143,7 +143,10 @@ def _backtest(args: argparse.Namespace) -> int:
                 }
             )
         )
-    print(f"report: hfl report {run_id}")
+    scale = settings.data.scale()
+    # Daily figures by default; an intraday run names its own frequency (factor printed).
+    hint = "" if scale.is_daily else f" --frequency {scale.frequency}"
+    print(f"report: hfl report {run_id}{hint}")
     return 0
 
 

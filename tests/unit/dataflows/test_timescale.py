@@ -251,3 +251,5 @@ def test_the_shipped_config_derives_everything(tmp_path: Path) -> None:
     assert settings.model.metrics_interval_s == scale.metrics_ns / NS_PER_S
     assert settings.model.checkpoint_interval_s == scale.checkpoint_ns / NS_PER_S
     assert settings.model.min_labelled == scale.min_labelled
+    assert settings.dashboard.stale_data_s == 5 * 60  # 5 bars without a tick: stale data
+    assert load_settings().dashboard.stale_data_s == 10  # ticks: as before
