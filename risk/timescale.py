@@ -39,7 +39,14 @@ TRADING_SECONDS_PER_DAY = 23_400  # 6.5 hours, a US equity session
 TRADING_DAYS_PER_YEAR = 252
 AUTO = "auto"
 WARM_TICKS = 200  # event times per instrument the estimate looks at
-_UNITS = {"ns": 1, "us": 1_000, "ms": NS_PER_MS, "s": NS_PER_S, "m": 60 * NS_PER_S, "min": 60 * NS_PER_S}
+_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "ms": NS_PER_MS,
+    "s": NS_PER_S,
+    "m": 60 * NS_PER_S,
+    "min": 60 * NS_PER_S,
+}
 _UNITS |= {"h": 3_600 * NS_PER_S, "d": NS_PER_DAY, "w": 7 * NS_PER_DAY}
 _INTERVAL = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|ms|s|min|m|h|d|w)$")
 
@@ -76,6 +83,17 @@ def format_interval(interval_ns: int) -> str:
         if interval_ns % size == 0:
             return f"{interval_ns // size}{unit}"
     return f"{interval_ns}ns"
+
+
+def rounded_interval(interval_ns: int) -> int:
+    """An estimated interval rounded to whole seconds (whole milliseconds below a second,
+    at least 1 ns), so it prints and reads back as a name (`42s`, `250ms`).
+
+    >>> [format_interval(rounded_interval(ns)) for ns in (41_979_798_227, 20_400_000, 7)]
+    ['42s', '20ms', '7ns']
+    """
+    unit = NS_PER_S if interval_ns >= NS_PER_S else NS_PER_MS if interval_ns >= NS_PER_MS else 1
+    return max(unit, round(interval_ns / unit) * unit)
 
 
 def _lower_median(values: list[int]) -> int:

@@ -70,7 +70,13 @@ from risk.domain import (
 )
 from risk.domain.error import HflError
 from risk.fill_sync import FillSyncMode
-from risk.timescale import AUTO, TimeScale, estimate_interval_ns, format_interval
+from risk.timescale import (
+    AUTO,
+    TimeScale,
+    estimate_interval_ns,
+    format_interval,
+    rounded_interval,
+)
 
 NS_PER_S = 1_000_000_000
 # Simulated inputs start at a fixed event time, so the same seed is the same input.
@@ -182,7 +188,7 @@ def input_env(
     """
     env: dict[str, str] = {}
     if settings.data.bar_interval == AUTO and (interval := data.interval_ns()) is not None:
-        env["HFL_DATA__BAR_INTERVAL"] = format_interval(interval)
+        env["HFL_DATA__BAR_INTERVAL"] = format_interval(rounded_interval(interval))
     key = "HFL_TRADING__INSTRUMENTS"
     if key not in overrides and not set(data.instruments) <= set(settings.trading.instruments):
         env[key] = ",".join(data.instruments)
