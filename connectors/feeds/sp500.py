@@ -4,11 +4,6 @@ River ships real daily returns (in percent) of ten large S&P 500 stocks, Feb 201
 Feb 2018, with the trading date of each row. Prices are rebuilt as
 100 * cumulative product of (1 + return / 100), one trade per stock per trading day,
 stamped at the real date's 16:00 New York time (the NYSE close).
-
-River gives returns, not volumes. Each close is written as a trade of `DAILY_VOLUME`
-shares, a nominal day's volume well below these large caps' real ones (millions of
-shares a day): the paper broker offers a tick's size as its liquidity, so with a size of
-one share an order decided on one close would fill one share a day.
 """
 
 from __future__ import annotations
@@ -23,7 +18,6 @@ from zoneinfo import ZoneInfo
 NS_PER_S = 1_000_000_000
 NEW_YORK = ZoneInfo("America/New_York")
 BASE_PRICE = 100.0
-DAILY_VOLUME = 1_000_000  # nominal shares a day: the source has no volumes
 _NOT_A_STOCK = frozenset({"date", "next_day_return"})
 
 
@@ -36,10 +30,12 @@ def close_ns(day: date) -> int:
     return int(datetime.combine(day, time(16), tzinfo=NEW_YORK).timestamp()) * NS_PER_S
 
 
-def write_sp500_prices(path: str | Path) -> int:
+def write_sp500_prices(path: str | Path, size: float = 1) -> int:
     """Write `instrument,ts,price,size` rows (ts in ns) for River's S&P 500 stocks.
 
-    Rows are in event-time order (by day, then ticker). Returns the rows written.
+    Rows are in event-time order (by day, then ticker). River has no volumes: `size`
+    is the liquidity each close offers the paper broker (1 share by default; a large
+    size lets a backtest trade its whole target at the close). Returns the rows written.
     """
     from river.datasets import SP500Stocks  # river is heavy: only load it when asked
 
@@ -55,11 +51,12 @@ def write_sp500_prices(path: str | Path) -> int:
             ts_ns = close_ns(date.fromisoformat(day["date"]))
             for ticker in tickers:
                 prices[ticker] *= 1.0 + float(day[ticker]) / 100.0
-                writer.writerow((ticker, ts_ns, repr(prices[ticker]), DAILY_VOLUME))
+                writer.writerow((ticker, ts_ns, repr(prices[ticker]), size))
                 rows += 1
     return rows
 
 
 if __name__ == "__main__":
     target = sys.argv[1] if len(sys.argv) > 1 else "sp500_prices.csv"
-    print(f"wrote {write_sp500_prices(target)} rows to {target}")
+    shares = int(sys.argv[2]) if len(sys.argv) > 2 else 1  # argv[2]: the size
+    print(f"wrote {write_sp500_prices(target, shares)} rows to {target}")

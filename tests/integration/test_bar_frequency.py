@@ -1,6 +1,7 @@
 """`hfl backtest` on River's real daily closes with the shipped configuration trades.
 
-Nothing is set on the command line: the bar interval is estimated from the input (one
+The closes are written with a size of 1,000,000 shares (River has no volumes; the
+paper broker offers a tick's size as its liquidity). Nothing is set on the command line: the bar interval is estimated from the input (one
 day), so the risk model annualises by 252, orders live five days (a weekend between
 two closes), models trade after 20 labelled days, and the run trades the input's ten
 stocks. Bounded to the first 1,500 closes (150 trading days). The run must make orders
@@ -46,7 +47,7 @@ def hfl(tmp_path: Path, *args: str) -> str:
 
 def test_daily_closes_with_the_shipped_config_make_orders_and_fills(tmp_path: Path) -> None:
     path = tmp_path / "sp500.csv"
-    write_sp500_prices(path)
+    write_sp500_prices(path, size=1_000_000)  # River has no volumes: a liquid close
     store = tmp_path / "clickhouse"
     out = hfl(
         tmp_path, "backtest", str(path), "--limit", str(CLOSES),
