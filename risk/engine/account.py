@@ -339,7 +339,9 @@ class AccountEngine:
             case Bar():
                 gate.mark(event.instrument, event.close, event.ts_event)
                 out.extend(gate.risk_metrics(event.ts_event, event.ts_init))
-                if event.ts_init >= state.next_pnl_ns:
+                # A bar closed by the end of the input (before its end) marks the last
+                # price: the P&L at that time is snapshot again, marked to it.
+                if event.ts_init >= state.next_pnl_ns or _event_time(event) < _bar_end(event):
                     out.append(gate.snapshot_pnl(event.ts_init))
                     out.extend(gate.take_events())
                     interval = state.pnl_interval_ns
@@ -421,11 +423,15 @@ def input_key(event: AccountInput) -> str | None:
     return None
 
 
+def _bar_end(bar: Bar) -> int:
+    return bar.ts_event + bar.interval_s * 1_000_000_000
+
+
 def _event_time(event: Held) -> int:
     """When an item happens in event time: a bar when it closes (its end; a bar closed
     at the end of the input, `BarBuilder.flush`, at its last tick, before its end)."""
     if isinstance(event, Bar):
-        return min(event.ts_event + event.interval_s * 1_000_000_000, event.ts_init)
+        return min(_bar_end(event), event.ts_init)
     return event.ts_event
 
 

@@ -4,10 +4,11 @@ The closes are written with a size of 1,000,000 shares (River has no volumes; th
 broker offers a tick's size as its liquidity). Nothing is set on the command line: the
 bar interval is estimated from the input (one day), so the risk model annualises by
 252, orders live five days (a weekend between two closes), models trade after 20
-labelled days, and the run trades the input's ten stocks. Bounded to the first 1,500
-closes (150 trading days). The run must make orders and fills, dead-letter nothing,
-close its last bars and mark the final P&L to the last closes (equity = cash + the
-positions at the last prices); `hfl report` on it writes the report with daily figures.
+labelled days, and the run trades the input's ten stocks. Bounded to the first 2,500
+closes (250 trading days: the default multi-factor signal warms up over the first 150).
+The run must make orders and fills, dead-letter nothing, close its last bars and mark
+the final P&L to the last closes (equity = cash + the positions at the last prices);
+`hfl report` on it writes the report with daily figures.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sinks.query import query
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-CLOSES = 1_500
+CLOSES = 2_500
 
 
 def hfl(tmp_path: Path, *args: str) -> str:
