@@ -7,11 +7,13 @@ waits for the gateway's progress markers, so the gateway flow runs beside it and
 round trip is part of "Kafka in → decisions out"; with `journal` or `arrival` the
 trading flow runs alone unless `gateway` asks for the gateway too (to compare the
 modes on equal CPU: `HFL_RISK__FILL_SYNC=journal hfl bench pipeline --gateway`).
-`gate_*_ms` is the gate's share of each decision's latency: its emission minus that
-of its tick's prediction, which leaves the same flow just before the gate, so the
-load on the steps before the gate drops out. `auto` is measured as a live run resolves
-it: journaled. The persist flow never runs. The flow's model settings are overridden
-so decisions are frequent enough to measure (`MODEL_OVERRIDES`, echoed under "config").
+`gate_*_ms` is how long the gate held each decision beyond its tick's batch: its
+emission minus that of its tick's prediction, which leaves the same flow, so the load
+on the steps before the gate drops out (time spent in the gate within the batch, e.g.
+the journal write, delays both alike and shows in `p*_ms`, not here). `auto` is
+measured as a live run resolves it: journaled. The persist flow never runs. The flow's
+model settings are overridden so decisions are frequent enough to measure
+(`MODEL_OVERRIDES`, echoed under "config").
 
 Method, and why it is honest:
 
@@ -617,8 +619,8 @@ def paced_figures(
         if tid in sent
     ]
     decided = []
-    # The gate's share: a decision's emission minus its tick's prediction's (both leave
-    # the same flow), so the machine's load on the steps before the gate drops out.
+    # How long the gate held a decision beyond its tick's batch: its emission minus its
+    # tick's prediction's (both leave the same flow), so the load before the gate drops out.
     gate_ns = []
     for signal, emitted in outputs.decisions:
         tid = outputs.signal_tick.get(signal)
@@ -697,7 +699,7 @@ def summarize(result: dict[str, Any]) -> None:
         f"  ratio {result.get('ratio')}  drained {result.get('drained')}",
         f"tick -> decision ms: p50 {result.get('p50_ms')}  p99 {result.get('p99_ms')}"
         f"  p99.9 {result.get('p999_ms')}  max {result.get('max_ms')}",
-        f"gate (decision - its tick's prediction) ms: p50 {result.get('gate_p50_ms')}"
+        f"gate hold (decision - its tick's prediction) ms: p50 {result.get('gate_p50_ms')}"
         f"  p99 {result.get('gate_p99_ms')}  p99.9 {result.get('gate_p999_ms')}"
         f"  max {result.get('gate_max_ms')}",
         "CPU us per tick: "
