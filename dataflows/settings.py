@@ -605,6 +605,12 @@ class Settings:
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
 
+    def __post_init__(self) -> None:
+        # Settings left null take the data's time scale at once (`derive_time_scale`), so
+        # no caller ever sees a null one; a value already set is kept, also by `replace`.
+        for name, value in _time_scale_parts(self, self.data.scale()).items():
+            object.__setattr__(self, name, value)
+
 
 def masked(settings: Settings) -> dict[str, Any]:
     """`settings` as plain data with every `Secret` shown as ``***`` (the runs row, logs).
@@ -716,16 +722,20 @@ def derive_time_scale(settings: Settings, scale: TimeScale | None = None) -> Set
     """`settings` with every setting left null filled from the data's time scale.
 
     `scale` defaults to `data.bar_interval`'s (`auto`, not yet estimated: tick data).
-    Values set in a file or the environment are kept as they are.
+    Values set in a file or the environment are kept as they are. `Settings` applies it
+    to itself when built, so its fields are never null.
 
-    >>> day = derive_time_scale(Settings(data=DataSettings(bar_interval="1d")))
+    >>> day = Settings(data=DataSettings(bar_interval="1d"))
     >>> day.risk.model.periods_per_day, day.risk.limits.time_in_force_ms, day.model.min_labelled
     (1.0, 432000000, 20)
     >>> tick = derive_time_scale(Settings())
     >>> tick.risk.model.periods_per_day, tick.outliers.stale_timestamp
     (23400.0, <OutlierAction.OFF: 'off'>)
     """
-    scale = scale or settings.data.scale()
+    return replace(settings, **_time_scale_parts(settings, scale or settings.data.scale()))
+
+
+def _time_scale_parts(settings: Settings, scale: TimeScale) -> dict[str, Any]:
     ms, s = 1_000_000, 1e9
     risk, model = settings.risk, settings.model
 
@@ -761,22 +771,21 @@ def derive_time_scale(settings: Settings, scale: TimeScale | None = None) -> Set
         min_labelled=_unset(model.min_labelled, scale.min_labelled),
     )
     live = OutlierAction.FLAG if settings.data.live else OutlierAction.OFF
-    return replace(
-        settings,
-        risk=risk,
-        model=model,
-        gateway=replace(
+    return {
+        "risk": risk,
+        "model": model,
+        "gateway": replace(
             settings.gateway,
             tick_buffer_s=_unset(settings.gateway.tick_buffer_s, scale.tick_buffer_ns / s),
         ),
-        outliers=replace(
+        "outliers": replace(
             settings.outliers, stale_timestamp=_unset(settings.outliers.stale_timestamp, live)
         ),
-        dashboard=replace(
+        "dashboard": replace(
             settings.dashboard,
             stale_data_s=_unset(settings.dashboard.stale_data_s, scale.stale_ns / s),
         ),
-    )
+    }
 
 
 def _readable_dir(folder: Path, errors: list[str]) -> bool:
