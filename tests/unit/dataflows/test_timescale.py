@@ -253,3 +253,20 @@ def test_the_shipped_config_derives_everything(tmp_path: Path) -> None:
     assert settings.model.min_labelled == scale.min_labelled
     assert settings.dashboard.stale_data_s == 5 * 60  # 5 bars without a tick: stale data
     assert load_settings().dashboard.stale_data_s == 10  # ticks: as before
+
+
+def test_a_replay_of_daily_closes_tells_the_flows_bar_interval(
+    closes: list[tuple[str, int, float]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `hfl feed replay` cannot hand the flows its estimate: it says what to declare.
+    from dataflows.commands.operations import _hint_bar_interval
+    from dataflows.settings import DataSettings
+
+    path = tmp_path / "closes.csv"
+    path.write_text(
+        "instrument,ts,price,size\n" + "".join(f"{n},{t},{p},1\n" for n, t, p in closes[:500])
+    )
+    _hint_bar_interval(Settings(), str(path), None)
+    assert "HFL_DATA__BAR_INTERVAL=1d" in capsys.readouterr().err
+    _hint_bar_interval(Settings(data=DataSettings(bar_interval="1d")), str(path), None)
+    assert capsys.readouterr().err == ""  # declared: nothing to say
