@@ -95,6 +95,10 @@ class KafkaSettings:
     end_writers: tuple[str, ...] = ("feed", "trading", "gateway")
     end_guard_s: float = 600.0
     fetch_wait_ms: int = 5
+    # Inputs off the latency path that are rarely written (the trading flow's model
+    # commands): the local broker answers an empty fetch only when its wait ends, so
+    # each consumer costs it ~1000 / wait fetches per second; 100 ms makes that 10.
+    control_fetch_wait_ms: int = 100
     message_timeout_ms: int = 30_000
     # Topic layout `hfl topics create` applies (existing topics are left as they are):
     # md.ticks partitions (keyed by instrument), and every topic's replication factor and

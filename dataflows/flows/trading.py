@@ -369,6 +369,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
             "model_control_in",
             flow,
             topic.MODEL_CONTROL,
+            fetch_wait_ms=settings.kafka.control_fetch_wait_ms,
             end=EndHooks(may_end=end.after_market_data),
         ),
         CommandCheck(
