@@ -442,6 +442,7 @@ class InstrumentScorer:
         state = dict(self.__dict__)
         state["_primed_rows"] = None
         state["_primed"] = []
+        state["_primed_start"] = 0  # depends on how the input was batched: never pickled
         rows = self._batch_x
         if rows and type(rows[0]) is tuple:  # one array pickles far faster than tuples
             state["_batch_x"] = as_matrix(rows)
