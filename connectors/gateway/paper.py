@@ -30,11 +30,11 @@ Nothing here reads the wall clock; every timestamp comes from the data.
 
 from __future__ import annotations
 
-import pickle
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from hashlib import blake2b
 from typing import Final, TypeAlias
 
 import numpy as np
@@ -283,11 +283,11 @@ class InstrumentBook:
         self._working: dict[str, WorkingOrder] = {}
         self._next_eligible_ns = _NEVER
         # Recent client order ids -> duplicates seen so far, with their arrival order,
-        # and the order first received under each (to tell a redelivery from a reuse),
-        # pickled on arrival: a snapshot then copies up to `max_remembered_ids` byte
-        # strings, not as many orders' objects and Decimals (~4 us each, every epoch).
+        # and the fingerprint of the order first received under each (to tell a
+        # redelivery from a reuse): a snapshot copies up to `max_remembered_ids` short
+        # byte strings, not as many orders' objects and Decimals (~4 us each, every epoch).
         self._seen: dict[str, int] = {}
-        self._first: dict[str, bytes] = {}
+        self._first: dict[str, bytes | None] = {}
         self._seen_order: deque[str] = deque()
 
     def __getstate__(self) -> dict[str, object]:
@@ -331,13 +331,13 @@ class InstrumentBook:
         coid = order.client_order_id
         if coid in self._seen or coid in self._working:
             first = self._first.get(coid)
-            if first is not None and pickle.loads(first) == order:
+            if first is not None and first == _fingerprint(order):
                 # A replayed epoch of the trading flow resends identical orders: the
                 # venue already has it, so a redelivery changes nothing.
                 return _NOTHING
             return [self._reject_duplicate(order)]
         self._remember(coid)
-        self._first[coid] = pickle.dumps(order, pickle.HIGHEST_PROTOCOL)
+        self._first[coid] = _fingerprint(order)
         eligible_ns = order.ts_event + self.config.latency_ns
         reason = self._rejection_reason(order, eligible_ns)
         if reason:
@@ -809,6 +809,61 @@ def _event(
         ts_event=ts_event,
         ts_init=ts_event,
     )
+
+
+def _fingerprint(order: Order) -> bytes | None:
+    """A digest equal for two orders exactly when they are equal (`==`), or None for an
+    order equal to none (a NaN quantity or limit: NaN equals nothing).
+
+    Decimals enter by value, as `==` compares them: `Decimal("10")` and
+    `Decimal("10.0")` give the same digest, as do `0` and `-0`.
+
+    >>> from dataclasses import replace
+    >>> order = Order(client_order_id="o", signal_id="s", account="a", instrument="X",
+    ...               side=Side.BUY, quantity=Decimal("10"), order_type=OrderType.MARKET,
+    ...               limit_price=None, ts_event=1, ts_init=1)
+    >>> _fingerprint(order) == _fingerprint(replace(order, quantity=Decimal("10.00")))
+    True
+    >>> _fingerprint(order) == _fingerprint(replace(order, signal_id="t"))
+    False
+    >>> _fingerprint(replace(order, quantity=Decimal("NaN"))) is None
+    True
+    """
+    values: list[object] = []
+    for value in (order.quantity, order.limit_price):
+        if value is not None and value.is_nan():
+            return None
+        values.append(None if value is None else _by_value(value))
+    key = (
+        order.client_order_id,
+        order.signal_id,
+        order.account,
+        order.instrument,
+        order.side.value,
+        order.order_type.value,
+        order.ts_event,
+        order.ts_init,
+        order.expire_ns,
+        *values,
+    )
+    return blake2b(repr(key).encode(), digest_size=16).digest()
+
+
+def _by_value(value: Decimal) -> object:
+    """What identifies a non-NaN Decimal's value: its sign, digits and exponent without
+    trailing zeros (exact, unlike `normalize`, which rounds to the context precision).
+
+    >>> _by_value(Decimal("1.50")) == _by_value(Decimal("1.5")), _by_value(Decimal("-0"))
+    (True, 0)
+    """
+    if value.is_infinite():
+        return str(value)
+    if value.is_zero():
+        return 0
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    trailing = len(digits) - len(bytes(digits).rstrip(b"\0"))
+    return sign, digits[: len(digits) - trailing], exponent + trailing
 
 
 def _clearly_uncrossed(buy: bool, touch: float, limit: Decimal) -> bool:

@@ -6,6 +6,7 @@ import dataclasses
 import pickle
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -330,6 +331,30 @@ def test_identical_redelivery_of_an_order_changes_nothing(filled_first: bool) ->
     before = book.working_orders()
     assert book.on_order(make_order("o1", 0)) == ()
     assert book.working_orders() == before
+
+
+@pytest.mark.parametrize(
+    ("first", "again", "redelivery"),
+    [
+        ({"quantity": "5"}, {"quantity": "5.000"}, True),  # equal Decimals, as `==` says
+        ({"quantity": "0"}, {"quantity": "-0"}, True),
+        ({"limit": "100.5"}, {"limit": "100.50"}, True),
+        ({"limit": "100.5"}, {"limit": "100.05"}, False),
+        ({"quantity": "NaN"}, {"quantity": "NaN"}, False),  # NaN equals nothing
+        ({}, {"side": Side.SELL}, False),
+    ],
+)
+def test_a_redelivery_is_an_order_equal_to_the_first_under_its_id(
+    first: dict[str, Any], again: dict[str, Any], redelivery: bool
+) -> None:
+    book = InstrumentBook(INSTRUMENT)
+    book.on_order(make_order("o1", 0, **first))
+    restored = pickle.loads(pickle.dumps(book))
+
+    out = restored.on_order(make_order("o1", 0, **again))
+
+    assert (out == ()) is redelivery
+    assert make_order("o1", 0, **first) == make_order("o1", 0, **again) or not redelivery
 
 
 @pytest.mark.parametrize(
