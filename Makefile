@@ -101,7 +101,8 @@ fuzz: install
 # starts from an empty results file and prints the report even when a test failed
 # (the exit status stays the tests'); `make chaos` stops after CHAOS_TIMEOUT_S, having
 # run the tests in CHAOS_TESTS order: R1/R3 first, R0 (a second fault-free run) last.
-CHAOS_CI_TESTS := tests/chaos/test_crash_recovery.py tests/chaos/test_fail_closed.py
+CHAOS_CI_TESTS := tests/chaos/test_crash_recovery.py tests/chaos/test_journal_recovery.py \
+  tests/chaos/test_fail_closed.py
 CHAOS_TESTS := $(CHAOS_CI_TESTS) $(addprefix tests/chaos/,test_silent_loss.py \
   test_component_recovery.py test_clickhouse_faults.py test_broker_pause.py \
   test_broker_restart.py test_golden.py)

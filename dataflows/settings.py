@@ -407,6 +407,39 @@ class PipelineSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SignalSettings:
+    """Which engine turns predictions into target changes (`model.signal`).
+
+    `hysteresis`: today's thresholds on the champion's probability (`model.enter_long`
+    ...). `multifactor`: model scores, momentum, mean-reversion z-score and volatility
+    regime weighted into an expected edge in bps, traded only above the gateway's fees +
+    slippage, with a minimum hold and a turnover budget counted in the instrument's
+    ticks (`online_models.signal_multifactor`). Empty `weights`: learned online.
+    """
+
+    engine: str = "multifactor"
+    edge_multiple: float = 1.0
+    horizon_ticks: int = 20
+    momentum_ticks: int = 20
+    mean_ticks: int = 50
+    vol_short_ticks: int = 20
+    vol_long_ticks: int = 200
+    weights: tuple[float, ...] = ()
+    forgetting: float = 0.999
+    ridge: float = 1.0
+    refit_ticks: int = 10
+    min_learned: int = 100
+    min_hold_ticks: int = 20
+    turnover_window_ticks: int = 1_000
+    max_turnover: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.engine not in {"hysteresis", "multifactor"}:
+            msg = f"model.signal.engine={self.engine!r}: expected hysteresis or multifactor"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PromotionSettings:
     """When a challenger replaces the champion on an instrument.
 
@@ -447,6 +480,7 @@ class ModelSettings:
     rolling_window: int = 1_000
     metrics_interval_s: float = 10.0
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
+    signal: SignalSettings = field(default_factory=SignalSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
     checkpoint_interval_s: float = 60.0  # event time between model checkpoints; 0: none
     checkpoint_max_bytes: int = 900_000

@@ -14,7 +14,8 @@ from online_models.champion import ModelSetConfig, PromotionRule
 from online_models.drift import DriftConfig
 from online_models.instrument import ModelSpec
 from online_models.registry import ModelConfig
-from online_models.signal import SignalConfig
+from online_models.signal import SignalConfig, SignalEngineConfig
+from online_models.signal_multifactor import MultiFactorConfig
 from risk.limit import AccountLimits, RiskLimits
 from risk.monitor import DEFAULT_SCENARIOS, RiskModelConfig, StressScenario
 
@@ -123,13 +124,39 @@ def model_spec(settings: Settings, code_version: str = "unknown") -> ModelSpec:
             checkpoint_max_bytes=model.checkpoint_max_bytes,
             mini_batch_ticks=model.mini_batch_ticks,
         ),
-        signal=SignalConfig(
-            enter_long=model.enter_long,
-            exit_long=model.exit_long,
-            enter_short=model.enter_short,
-            exit_short=model.exit_short,
+        signal=signal_config(settings),
+    )
+
+
+def signal_config(settings: Settings) -> SignalEngineConfig:
+    """The configured signal engine's configuration (`model.signal.engine`); the
+    multi-factor engine's cost is the gateway's one-way fee + slippage."""
+    model, signal = settings.model, settings.model.signal
+    if signal.engine == "multifactor":
+        return MultiFactorConfig(
+            cost_bps=settings.gateway.fee_bps + settings.gateway.slippage_bps,
+            edge_multiple=signal.edge_multiple,
+            horizon_ticks=signal.horizon_ticks,
+            momentum_ticks=signal.momentum_ticks,
+            mean_ticks=signal.mean_ticks,
+            vol_short_ticks=signal.vol_short_ticks,
+            vol_long_ticks=signal.vol_long_ticks,
+            weights=tuple(signal.weights) or None,
+            forgetting=signal.forgetting,
+            ridge=signal.ridge,
+            refit_ticks=signal.refit_ticks,
+            min_learned=signal.min_learned,
             min_labelled=model.min_labelled,
-        ),
+            min_hold_ticks=signal.min_hold_ticks,
+            turnover_window_ticks=signal.turnover_window_ticks,
+            max_turnover=signal.max_turnover,
+        )
+    return SignalConfig(
+        enter_long=model.enter_long,
+        exit_long=model.exit_long,
+        enter_short=model.enter_short,
+        exit_short=model.exit_short,
+        min_labelled=model.min_labelled,
     )
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from online_models.bar import BarBuilder
 from online_models.champion import ModelEvent, ModelPool, ModelSet, ModelSetConfig
 from online_models.feature import InstrumentFeatures
-from online_models.signal import SignalConfig, SignalState
-from risk.domain import Bar, FeatureVector, ModelCommand, Signal, Tick
+from online_models.signal import SignalEngineConfig, signal_engine
+from risk.domain import Bar, FeatureVector, ModelCommand, Prediction, Signal, Tick
 
 InstrumentEvent = Bar | FeatureVector | Signal | ModelEvent
 
@@ -33,7 +33,7 @@ class ModelSpec:
     """Which models predict (champion and challengers) and how signals are drawn."""
 
     models: ModelSetConfig
-    signal: SignalConfig
+    signal: SignalEngineConfig
 
 
 class InstrumentPipeline:
@@ -59,7 +59,8 @@ class InstrumentPipeline:
         self._features = InstrumentFeatures()
         self._models = ModelSet(instrument, spec.models, pool) if warm is None else warm.models
         self._models_after_seq = -1 if warm is None else warm.after_seq
-        self._signal = SignalState(spec.signal)
+        self._signal = signal_engine(spec.signal)
+        self._peers = bool(spec.models.challengers)
 
     def update(self, tick: Tick, out: list[InstrumentEvent]) -> None:
         """Process one validated tick, appending what it produced to `out`."""
@@ -84,11 +85,22 @@ class InstrumentPipeline:
             return  # already learnt by the checkpointed models this pipeline started from
         self._models_after_seq = tick.seq
         models = self._models
+        start = len(out)
         fresh = models.update(tick.tick_id, tick.ts_event, tick.price, values, out)  # type: ignore[arg-type]
         if models.checkpoint_due(tick.ts_event):
             out.append(models.checkpoint(tick.seq, tick.tick_id, tick.ts_event))
         if fresh is not None:
-            signal = self._signal.update(fresh, models.champion_scorer.n_labelled, tick.price)
+            peers = (
+                [
+                    e.probability_up
+                    for e in out[start:]
+                    if isinstance(e, Prediction) and e.version == 0 and e is not fresh
+                ]
+                if self._peers
+                else ()
+            )
+            n_labelled = models.champion_scorer.n_labelled
+            signal = self._signal.update(fresh, n_labelled, tick.price, peers)
             if signal is not None:
                 out.append(signal)
 

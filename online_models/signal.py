@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from online_models.signal_multifactor import MultiFactorConfig, MultiFactorEngine
 from risk.domain.ids import signal_id
 from risk.domain.model import Prediction, Signal
 
@@ -116,7 +118,11 @@ class SignalState:
         self.direction = FLAT
 
     def update(
-        self, prediction: Prediction, n_labelled: int, reference_price: float
+        self,
+        prediction: Prediction,
+        n_labelled: int,
+        reference_price: float,
+        peers: Sequence[float] = (),
     ) -> Signal | None:
         """Move the direction on `prediction`; return the `Signal` if it changed.
 
@@ -124,6 +130,7 @@ class SignalState:
             prediction: The model's fresh prediction (version 0) for a tick.
             n_labelled: Labels the model has learnt from so far.
             reference_price: The price of the prediction's tick.
+            peers: The challengers' probabilities on the tick (unused here).
 
         Returns:
             The new `Signal`, or None when the direction is unchanged.
@@ -146,3 +153,18 @@ class SignalState:
             ts_event=prediction.ts_event,
             ts_init=prediction.ts_init,
         )
+
+
+SignalEngineConfig = SignalConfig | MultiFactorConfig
+SignalEngine = SignalState | MultiFactorEngine
+
+
+def signal_engine(config: SignalEngineConfig) -> SignalEngine:
+    """The engine `config` configures: today's hysteresis or the multi-factor one.
+
+    >>> [type(signal_engine(c)).__name__ for c in (SignalConfig(), MultiFactorConfig())]
+    ['SignalState', 'MultiFactorEngine']
+    """
+    if isinstance(config, MultiFactorConfig):
+        return MultiFactorEngine(config)
+    return SignalState(config)

@@ -30,10 +30,12 @@ def close_ns(day: date) -> int:
     return int(datetime.combine(day, time(16), tzinfo=NEW_YORK).timestamp()) * NS_PER_S
 
 
-def write_sp500_prices(path: str | Path) -> int:
+def write_sp500_prices(path: str | Path, size: float = 1) -> int:
     """Write `instrument,ts,price,size` rows (ts in ns) for River's S&P 500 stocks.
 
-    Rows are in event-time order (by day, then ticker). Returns the rows written.
+    Rows are in event-time order (by day, then ticker). River has no volumes: `size`
+    is the liquidity each close offers the paper broker (1 share by default; a large
+    size lets a backtest trade its whole target at the close). Returns the rows written.
     """
     from river.datasets import SP500Stocks  # river is heavy: only load it when asked
 
@@ -49,11 +51,12 @@ def write_sp500_prices(path: str | Path) -> int:
             ts_ns = close_ns(date.fromisoformat(day["date"]))
             for ticker in tickers:
                 prices[ticker] *= 1.0 + float(day[ticker]) / 100.0
-                writer.writerow((ticker, ts_ns, repr(prices[ticker]), 1))
+                writer.writerow((ticker, ts_ns, repr(prices[ticker]), size))
                 rows += 1
     return rows
 
 
 if __name__ == "__main__":
     target = sys.argv[1] if len(sys.argv) > 1 else "sp500_prices.csv"
-    print(f"wrote {write_sp500_prices(target)} rows to {target}")
+    shares = int(sys.argv[2]) if len(sys.argv) > 2 else 1  # argv[2]: the size
+    print(f"wrote {write_sp500_prices(target, shares)} rows to {target}")

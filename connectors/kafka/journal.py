@@ -89,16 +89,29 @@ class JournalTopic:
             )
         return self._producer
 
+    def start(self) -> int:
+        """The offset of the first record the broker still holds (0 unless retention
+        dropped some).
+
+        Raises:
+            KafkaException: the broker did not answer.
+        """
+        return self._watermarks()[0]
+
     def end(self) -> int:
         """The offset the next record will get.
 
         Raises:
             KafkaException: the broker did not answer.
         """
+        return self._watermarks()[1]
+
+    def _watermarks(self) -> tuple[int, int]:
         consumer = Consumer(consumer_config(self._bootstrap, self._group))
         try:
             partition = TopicPartition(self._topic, 0)
-            return int(consumer.get_watermark_offsets(partition, timeout=_TIMEOUT_S)[1])
+            low, high = consumer.get_watermark_offsets(partition, timeout=_TIMEOUT_S)
+            return max(int(low), 0), int(high)
         finally:
             consumer.close()
 

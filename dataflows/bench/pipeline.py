@@ -4,10 +4,16 @@ What runs: a dedicated Tansu broker on a free loopback port (never the configure
 one, so a running system is not disturbed), a fresh topic namespace, and the trading
 flow as a child process with recovery on. With `risk.fill_sync: event_time` the gate
 waits for the gateway's progress markers, so the gateway flow runs beside it and its
-round trip is part of "Kafka in → decisions out"; with `arrival` the trading flow
-runs alone unless `gateway` asks for the gateway too (to compare the two modes on
-equal CPU). The persist flow never runs. The flow's model settings are overridden so
-decisions are frequent enough to measure (`MODEL_OVERRIDES`, echoed under "config").
+round trip is part of "Kafka in → decisions out"; with `journal` or `arrival` the
+trading flow runs alone unless `gateway` asks for the gateway too (to compare the
+modes on equal CPU: `HFL_RISK__FILL_SYNC=journal hfl bench pipeline --gateway`).
+`gate_*_ms` is how long the gate held each decision beyond its tick's batch: its
+emission minus that of its tick's prediction, which leaves the same flow, so the load
+on the steps before the gate drops out (time spent in the gate within the batch, e.g.
+the journal write, delays both alike and shows in `p*_ms`, not here). `auto` is
+measured as a live run resolves it: journaled. The persist flow never runs. The flow's
+model settings are overridden so decisions are frequent enough to measure
+(`MODEL_OVERRIDES`, echoed under "config").
 
 Method, and why it is honest:
 
@@ -91,6 +97,7 @@ BURST_S = 0.001
 PORT_OFFSET = 7
 MODEL_OVERRIDES = {
     "HFL_MODEL__MIN_LABELLED": "20",
+    "HFL_MODEL__SIGNAL__ENGINE": "hysteresis",  # chatty thresholds on purpose
     "HFL_MODEL__HORIZON_S": "1",
     "HFL_MODEL__ENTER_LONG": "0.51",
     "HFL_MODEL__ENTER_SHORT": "0.49",
@@ -177,7 +184,12 @@ def bench_pipeline(
     partitions = partitions or processes
     if processes > 1 and offered is not None:
         raise HflError("--processes > 1 is measured with --rate max only")
-    gateway = gateway or settings.risk.fill_sync is FillSyncMode.EVENT_TIME
+    # `auto` is measured as a live run resolves it (journaled): the bench's own bounded
+    # run would otherwise resolve it by whether the gateway runs beside it.
+    fill_sync = settings.risk.fill_sync
+    if fill_sync is FillSyncMode.AUTO:
+        fill_sync = FillSyncMode.JOURNAL
+    gateway = gateway or fill_sync is FillSyncMode.EVENT_TIME
     sampler = CpuSampler()
     with private_broker(settings, root, "bench", PORT_OFFSET, ticks_partitions=partitions) as run:
         sampler.watch("broker", run.broker_pid)
@@ -187,6 +199,7 @@ def bench_pipeline(
             "HFL_KAFKA__BOUNDED": "1",
             "HFL_KAFKA__END_WRITERS": "feed,trading" + (",gateway" if gateway else ""),
             "HFL_RUN_ID": run.run_id,
+            "HFL_RISK__FILL_SYNC": str(fill_sync),
             # Per-batch stage timings (`connectors.telemetry.stage`), read back below.
             STAGE_ENV: str(run.run_dir / "stages"),
         }
@@ -222,7 +235,7 @@ def bench_pipeline(
         },
         **result.get("config", {}),
         "recovery": True,
-        "fill_sync": str(settings.risk.fill_sync),
+        "fill_sync": str(fill_sync),
         "gateway": gateway,
         "broker": run.settings.kafka.bootstrap,
         "instruments": len(settings.trading.instruments),
@@ -606,10 +619,15 @@ def paced_figures(
         if tid in sent
     ]
     decided = []
+    # How long the gate held a decision beyond its tick's batch: its emission minus its
+    # tick's prediction's (both leave the same flow), so the load before the gate drops out.
+    gate_ns = []
     for signal, emitted in outputs.decisions:
         tid = outputs.signal_tick.get(signal)
         if tid is not None and tid in sent:
             decided.append((emitted, emitted - sent[tid]))
+            if (predicted_at := outputs.predicted_ns.get(tid)) is not None:
+                gate_ns.append(emitted - predicted_at)
     last = max((e for e, _ in predicted + decided), default=None)
     first_sent = min(measured.sent_ns, default=None)
     span_ns = (last - first_sent) if last is not None and first_sent is not None else 0
@@ -632,6 +650,10 @@ def paced_figures(
         "prediction_p99_ms": percentile_ms(prediction_ns, 99),
         "prediction_p999_ms": percentile_ms(prediction_ns, 99.9),
         "prediction_max_ms": round(max(prediction_ns) / 1e6, 3) if prediction_ns else None,
+        "gate_p50_ms": percentile_ms(gate_ns, 50),
+        "gate_p99_ms": percentile_ms(gate_ns, 99),
+        "gate_p999_ms": percentile_ms(gate_ns, 99.9),
+        "gate_max_ms": round(max(gate_ns) / 1e6, 3) if gate_ns else None,
     }
 
 
@@ -677,6 +699,9 @@ def summarize(result: dict[str, Any]) -> None:
         f"  ratio {result.get('ratio')}  drained {result.get('drained')}",
         f"tick -> decision ms: p50 {result.get('p50_ms')}  p99 {result.get('p99_ms')}"
         f"  p99.9 {result.get('p999_ms')}  max {result.get('max_ms')}",
+        f"gate hold (decision - its tick's prediction) ms: p50 {result.get('gate_p50_ms')}"
+        f"  p99 {result.get('gate_p99_ms')}  p99.9 {result.get('gate_p999_ms')}"
+        f"  max {result.get('gate_max_ms')}",
         "CPU us per tick: "
         + "  ".join(f"{k} {v}" for k, v in (result.get("cpu_us_per_tick") or {}).items()),
     ]

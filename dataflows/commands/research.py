@@ -157,10 +157,55 @@ def _search_base(args: argparse.Namespace) -> tuple[dict[str, str], object]:
     return base, data
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from dataflows.ops.backtest import settings_for
+    from dataflows.ops.search import compare, load_space
+
+    spaces = {}
+    for path in (args.space, *args.compare):
+        space = load_space(path)
+        name = str(space.fixed.get("model.signal.engine") or Path(path).stem)
+        spaces[name if name not in spaces else f"{name} ({Path(path).stem})"] = space
+    base, data = _search_base(args)
+    gateway = settings_for(base, args.config).gateway
+    rows = compare(
+        base,
+        data,  # type: ignore[arg-type]
+        spaces,
+        train=args.train,
+        test=args.test,
+        anchored=args.anchored,
+        trials=args.trials,
+        seed=args.seed,
+        cost_bps=gateway.fee_bps + gateway.slippage_bps,
+    )
+    print(
+        f"out of sample, walk-forward {'anchored' if args.anchored else 'rolling'} "
+        f"(train {args.train}, test {args.test} periods, {args.trials} trials per fold), "
+        f"after fees {gateway.fee_bps} bps + slippage {gateway.slippage_bps} bps per side"
+    )
+    head = (
+        f"| {'strategy':<14} | {'total return':>12} | {'annual return':>13} | {'Sharpe':>7} "
+        f"| {'max drawdown':>12} | {'signals':>7} | {'trades':>6} | {'turnover':>8} |"
+    )
+    print(head)
+    print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
+    for row in rows:
+        s = row.statistics
+        print(
+            f"| {row.name:<14} | {s.total_return:>12.2%} | {s.annual_return:>13.2%} "
+            f"| {s.sharpe:>7.3f} | {s.max_drawdown:>12.2%} | {row.signals:>7} "
+            f"| {row.trades:>6} | {row.turnover:>8.2f} |"
+        )
+    return 0
+
+
 def _walkforward(args: argparse.Namespace) -> int:
     from dataflows.ops.search import load_space, walk_forward
     from risk.performance import parse_frequency
 
+    if args.compare:
+        return _compare(args)
     space = load_space(args.space)
     base, data = _search_base(args)
     result = walk_forward(
@@ -311,6 +356,13 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     walk.add_argument("--test", type=int, required=True, help="out-of-sample periods per fold")
     walk.add_argument("--anchored", action="store_true", help="in sample from the start")
     walk.add_argument("--out", help="write the out-of-sample curve and folds as JSON")
+    walk.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="SPACE",
+        help="also walk forward with these spaces (e.g. another model.signal.engine) and "
+        "print one out-of-sample table of all of them and buy-and-hold",
+    )
     walk.set_defaults(run=_checked_input(walk, _walkforward))
 
     opt = sub.add_parser(

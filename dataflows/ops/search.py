@@ -49,7 +49,7 @@ import yaml
 from connectors.codec import loads
 from dataflows.ops.backtest import BacktestInput, overrides_env, run_inprocess, settings_for
 from risk import performance as perf
-from risk.domain import PnlSnapshot
+from risk.domain import Fill, PnlSnapshot, Signal
 from risk.domain.error import HflError
 
 STATISTICS = frozenset(
@@ -155,6 +155,31 @@ def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
 
 
 @dataclass(slots=True)
+class Activity:
+    """Trading in the scored window: signals, fills, traded notional, mean equity."""
+
+    signals: int = 0
+    fills: int = 0
+    notional: float = 0.0
+    equity_sum: float = 0.0
+    equity_marks: int = 0
+
+    def add(self, other: Activity) -> None:
+        """Accumulate `other` (another fold's window) into this one."""
+        self.signals += other.signals
+        self.fills += other.fills
+        self.notional += other.notional
+        self.equity_sum += other.equity_sum
+        self.equity_marks += other.equity_marks
+
+    @property
+    def turnover(self) -> float:
+        """Traded notional over the window's mean equity (times the book traded)."""
+        mean = self.equity_sum / self.equity_marks if self.equity_marks else 0.0
+        return self.notional / mean if mean > 0 else math.nan
+
+
+@dataclass(slots=True)
 class Evaluation:
     """One backtest's returns in a window and its statistics."""
 
@@ -163,6 +188,7 @@ class Evaluation:
     returns_ts: np.ndarray
     statistics: perf.Performance
     value: float
+    activity: Activity = field(default_factory=Activity)
 
 
 def _statistic(stats: perf.Performance, objective: str, direction: str) -> float:
@@ -209,6 +235,8 @@ def evaluate(
     batches = -(-len(data.values) // SEARCH_BATCH)
     every = max(1, batches // REPORT_STEPS)
     calls = [0]
+    since = -(2**63) if score_since_ns is None else score_since_ns
+    activity = Activity()
 
     def on_events(events: list[object]) -> None:
         for event in events:
@@ -217,6 +245,14 @@ def evaluate(
                     continue  # a late snapshot (end of input) never goes backwards
                 marks_ts.append(event.ts_event)
                 marks.append(float(event.equity))
+                if event.ts_event >= since:
+                    activity.equity_sum += float(event.equity)
+                    activity.equity_marks += 1
+            elif isinstance(event, Fill) and event.ts_event >= since:
+                activity.fills += 1
+                activity.notional += float(event.quantity * event.price)
+            elif isinstance(event, Signal) and event.ts_event >= since:
+                activity.signals += 1
         calls[0] += 1
         if report is None or calls[0] % every or not marks_ts:
             return
@@ -237,7 +273,12 @@ def evaluate(
     ts, rets = window_returns(marks_ts, marks, frequency, score_since_ns)
     stats = perf.performance(rets, frequency)
     return Evaluation(
-        dict(params), rets, ts, stats, _statistic(stats, space.objective, space.direction)
+        dict(params),
+        rets,
+        ts,
+        stats,
+        _statistic(stats, space.objective, space.direction),
+        activity,
     )
 
 
@@ -470,6 +511,7 @@ class FoldResult:
     out_of_sample: float
     returns: np.ndarray
     returns_ts: np.ndarray
+    activity: Activity = field(default_factory=Activity)
 
 
 @dataclass(slots=True)
@@ -481,6 +523,7 @@ class WalkForward:
     returns_ts: np.ndarray
     statistics: perf.Performance
     equity: np.ndarray
+    activity: Activity = field(default_factory=Activity)
 
 
 def walk_forward(
@@ -531,6 +574,7 @@ def walk_forward(
             oos.value,
             oos.returns,
             oos.returns_ts,
+            oos.activity,
         )
         results.append(result)
         say(
@@ -540,4 +584,115 @@ def walk_forward(
     returns = np.concatenate([r.returns for r in results]) if results else np.array([])
     stamps = np.concatenate([r.returns_ts for r in results]) if results else np.array([])
     equity = initial_cash * np.cumprod(1.0 + returns)
-    return WalkForward(results, returns, stamps, perf.performance(returns, frequency), equity)
+    activity = Activity()
+    for result in results:
+        activity.add(result.activity)
+    return WalkForward(
+        results, returns, stamps, perf.performance(returns, frequency), equity, activity
+    )
+
+
+# ------------------------------------------------------------- signal engine comparison
+
+
+def buy_and_hold(
+    data: BacktestInput,
+    frequency: perf.Frequency,
+    windows: Sequence[tuple[int, int]],
+    cost_bps: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-weight buy-and-hold of every instrument in each `(since_ns, until_ns)`
+    window, bought at the last price before the window (paying `cost_bps`) and marked
+    at each period's last price; chained returns and their period-end times."""
+    stamps, prices, names = [], [], []
+    for record in data.values:
+        tick = loads(record)
+        stamps.append(int(tick.get("ts_event", 0)))
+        prices.append(float(tick.get("price", math.nan)))
+        names.append(str(tick.get("instrument", "")))
+    order = sorted(set(names))
+    column = {name: i for i, name in enumerate(order)}
+    period_ns = frequency.period_ns
+    returns: list[float] = []
+    ends: list[int] = []
+    kept = 1.0 - cost_bps / 10_000.0  # what is left of 1 after buying
+    for since_ns, until_ns in windows:
+        last = np.full(len(order), math.nan)
+        entry: np.ndarray | None = None
+        marks: list[tuple[int, float]] = []
+        bucket = None
+        for ts, price, name in zip(stamps, prices, names, strict=True):
+            if ts >= until_ns:
+                break
+            if ts >= since_ns and entry is None:
+                entry = last.copy()
+            b = ts // period_ns
+            if entry is not None and bucket is not None and b != bucket:
+                marks.append((int((bucket + 1) * period_ns), kept * _held(entry, last)))
+            bucket = b
+            last[column[name]] = price
+        if entry is None:
+            continue
+        marks.append((int((bucket + 1) * period_ns), kept * _held(entry, last)))  # type: ignore[operator]
+        previous = 1.0
+        for end, value in marks:
+            returns.append(value / previous - 1.0)
+            ends.append(end)
+            previous = value
+    return np.array(ends, dtype=np.int64), np.array(returns)
+
+
+def _held(entry: np.ndarray, last: np.ndarray) -> float:
+    """Value of one unit spread equally over the instruments priced at `entry`."""
+    ok = np.isfinite(entry) & (entry > 0)
+    return float(np.mean(last[ok] / entry[ok])) if ok.any() else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonRow:
+    """One line of the comparison: a strategy's out-of-sample statistics and trading."""
+
+    name: str
+    statistics: perf.Performance
+    signals: int
+    trades: int
+    turnover: float
+
+
+def compare(
+    base_env: Mapping[str, str],
+    data: BacktestInput,
+    spaces: Mapping[str, SearchSpace],
+    *,
+    train: int,
+    test: int,
+    anchored: bool = False,
+    trials: int = 8,
+    seed: int = 1,
+    cost_bps: float = 0.0,
+    say: Callable[[str], None] = print,
+) -> list[ComparisonRow]:
+    """Walk forward with each named space (same folds, same input), then buy-and-hold
+    (equal weight, paying `cost_bps` once per fold) over the same out-of-sample windows.
+
+    Every space must sample returns at the same frequency.
+    """
+    frequencies = {space.frequency for space in spaces.values()}
+    if len(frequencies) != 1:
+        raise HflError(f"the spaces sample returns at different frequencies: {frequencies}")
+    frequency = perf.parse_frequency(frequencies.pop())
+    rows = []
+    windows: list[tuple[int, int]] = []
+    for name, space in spaces.items():
+        say(f"walk-forward of {name}")
+        result = walk_forward(
+            base_env, data, space, train=train, test=test, anchored=anchored,
+            trials=trials, seed=seed, say=say,
+        )  # fmt: skip
+        windows = [(f.since_ns, f.until_ns) for f in result.folds]
+        a = result.activity
+        rows.append(ComparisonRow(name, result.statistics, a.signals, a.fills, a.turnover))
+    _, returns = buy_and_hold(data, frequency, windows, cost_bps)
+    n = len(windows)
+    rows.append(ComparisonRow("buy-and-hold", perf.performance(returns, frequency), 0, n, n))
+    return rows

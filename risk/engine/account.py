@@ -1,7 +1,7 @@
 """One account's inputs through the risk gate: on arrival (journaled or not), or in event time.
 
-Journaled (`state.order`, a `risk.fill_sync.InputOrder`; opt-in until chaos
-R1-journal passes, docs/reliability.md): every input is applied as it arrives, and
+Journaled (`state.order`, a `risk.fill_sync.InputOrder`; docs/reliability.md, chaos
+R1-journal): every input is applied as it arrives, and
 per batch, before its effects leave, the keys of the inputs applied are written in
 order to the `InputJournal`; a resumed engine reads
 the journal from the offset its snapshot keeps and applies the inputs Bytewax

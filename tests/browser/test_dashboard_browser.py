@@ -74,6 +74,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         "HFL_DASHBOARD__PORT": str(port),
         "HFL_DASHBOARD__OPEN_READ": "true",  # the page reads without a key (loopback)
         "HFL_MODEL__MIN_LABELLED": "20",
+        "HFL_MODEL__SIGNAL__ENGINE": "hysteresis",  # chatty thresholds on purpose
         "HFL_MODEL__HORIZON_S": "1",
     }
     env["HFL_KAFKA__BOOTSTRAP"] = f"127.0.0.1:{env['HFL_BROKER__PORT']}"

@@ -97,6 +97,7 @@ def run_env(
         "HFL_CLICKHOUSE_URL": f"chdb://{store}",
         "HFL_TRADING__INSTRUMENTS": ",".join(SYMBOLS),
         "HFL_MODEL__MIN_LABELLED": "20",
+        "HFL_MODEL__SIGNAL__ENGINE": "hysteresis",  # chatty thresholds on purpose
         "HFL_MODEL__HORIZON_S": "1",
         "HFL_MODEL__ENTER_LONG": "0.51",
         "HFL_MODEL__ENTER_SHORT": "0.49",

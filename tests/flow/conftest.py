@@ -135,7 +135,14 @@ def settings() -> Settings:
     The trading steps run here without a gateway, so fills are booked on arrival.
     """
     base = Settings()
-    model = replace(base.model, min_labelled=20, horizon_s=1.0, enter_long=0.51, enter_short=0.49)
+    model = replace(
+        base.model,
+        min_labelled=20,
+        horizon_s=1.0,
+        enter_long=0.51,
+        enter_short=0.49,
+        signal=replace(base.model.signal, engine="hysteresis"),  # chatty on purpose
+    )
     risk = replace(base.risk, fill_sync=FillSyncMode.ARRIVAL)
     return replace(base, model=model, risk=risk)
 

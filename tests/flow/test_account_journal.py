@@ -110,3 +110,16 @@ def test_resume_replays_the_journaled_order_not_the_order_inputs_come_again(
     ).record("acc", records[0]["inputs"])
     again = run_gate(lost, inputs, recovery_dir=unjournaled, batch_size=1)
     assert decided(first) + decided(again) != decided(uninterrupted)
+
+
+def test_a_fresh_gate_replays_the_journal_of_an_execution_killed_before_its_first_snapshot(
+    settings: Settings,
+) -> None:
+    # A flow killed before its first snapshot restarts fresh: its sources read from the
+    # beginning again, and the decisions of the killed execution have left. The fresh
+    # gate replays that execution's journaled order, not the order inputs come in now.
+    killed = run_gate(settings, [FIRST, CANCEL, SECOND], batch_size=1)
+    records = journal_records(settings)
+    restarted = run_gate(settings, [FIRST, SECOND, CANCEL], batch_size=1)
+    assert decided(restarted) == decided(killed)
+    assert journal_records(settings) == records  # replayed, not journaled again

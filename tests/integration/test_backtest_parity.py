@@ -25,6 +25,7 @@ ARGS = (
     "--simulate", "8000", "--rate", "200", "--seed", "11",
     "--set", "model.min_labelled=20", "--set", "model.horizon_s=1",
     "--set", "model.enter_long=0.51", "--set", "model.enter_short=0.49",
+    "--set", "model.signal.engine=hysteresis",
 )  # fmt: skip
 
 

@@ -175,6 +175,7 @@ def run(
         "HFL_CLICKHOUSE_URL": server_url(clickhouse_port, "hfl_dashboard"),
         "HFL_TRADING__INSTRUMENTS": ",".join(SYMBOLS),
         "HFL_MODEL__MIN_LABELLED": "20",
+        "HFL_MODEL__SIGNAL__ENGINE": "hysteresis",  # chatty thresholds on purpose
         "HFL_MODEL__HORIZON_S": "1",
         "HFL_MODEL__ENTER_LONG": "0.51",
         "HFL_MODEL__ENTER_SHORT": "0.49",

@@ -99,6 +99,7 @@ def test_three_venues_feed_the_trading_flow_end_to_end(
         "HFL_CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
         "HFL_TRADING__INSTRUMENTS": ",".join(i for _, i, _ in VENUES.values()),
         "HFL_MODEL__MIN_LABELLED": "20",
+        "HFL_MODEL__SIGNAL__ENGINE": "hysteresis",  # chatty thresholds on purpose
         "HFL_MODEL__HORIZON_S": "1",
         "HFL_MODEL__ENTER_LONG": "0.51",
         "HFL_MODEL__ENTER_SHORT": "0.49",

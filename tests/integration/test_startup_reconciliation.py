@@ -78,7 +78,12 @@ def test_up_halts_trading_before_it_resumes_when_the_store_knows_an_order_the_lo
     prefix = f"recon-{uuid.uuid4().hex[:8]}."
     create_topics(kafka_bootstrap, prefix=prefix)
     env = up_env(
-        kafka_bootstrap, prefix, tmp_path, HFL_MODEL__MIN_LABELLED="20", HFL_MODEL__HORIZON_S="1"
+        kafka_bootstrap,
+        prefix,
+        tmp_path,
+        HFL_MODEL__MIN_LABELLED="20",
+        HFL_MODEL__HORIZON_S="1",
+        HFL_MODEL__SIGNAL__ENGINE="hysteresis",
     )
     subprocess.run(
         [sys.executable, "-c", _PLANT, env["HFL_CLICKHOUSE_URL"]], cwd=ROOT, env=env, check=True
