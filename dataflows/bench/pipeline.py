@@ -163,6 +163,15 @@ class Outputs:
     last_ns: int | None = None
 
 
+def _setting_value(value: str) -> object:
+    """An override as the config echo shows it: a number as a number, a word as text
+    (`hysteresis` is not JSON, and failed the bench after its measurement)."""
+    try:
+        return loads(value)
+    except ValueError:
+        return value
+
+
 def bench_pipeline(
     settings: Settings,
     root: Path,
@@ -230,7 +239,7 @@ def bench_pipeline(
     sampler.close()
     result["config"] = {
         **{
-            name.removeprefix("HFL_MODEL__").lower(): loads(value)
+            name.removeprefix("HFL_MODEL__").lower(): _setting_value(value)
             for name, value in MODEL_OVERRIDES.items()
         },
         **result.get("config", {}),
