@@ -1,5 +1,5 @@
 """Execution gateways: turn approved orders into order events and fills."""
 
-from connectors.gateway.paper import InstrumentBook, PaperBrokerConfig, WorkingOrder
+from connectors.gateway.paper import InstrumentBook, PaperBrokerConfig, TickColumns, WorkingOrder
 
-__all__ = ["InstrumentBook", "PaperBrokerConfig", "WorkingOrder"]
+__all__ = ["InstrumentBook", "PaperBrokerConfig", "TickColumns", "WorkingOrder"]

@@ -37,7 +37,7 @@ from typing import Any
 
 from connectors.codec import dumps, encode, tick_from_object
 from connectors.feeds.simulator import SimulationConfig, simulate
-from connectors.gateway import PaperBrokerConfig
+from connectors.gateway import PaperBrokerConfig, TickColumns
 from dataflows.bench.pipeline import log
 from dataflows.flows.gateway import BookState, GatewayInput, TickBatch, handle
 from risk.domain import Fill, FillsThrough, Order, OrderEvent, OrdersSent, OrderType, Side, Tick
@@ -191,7 +191,7 @@ def _by_instrument(
             keyed[item.instrument].append(item)
     if clock is not None:
         for name in SYMBOLS:
-            keyed[name].append(TickBatch(name, clock, tuple(ticks[name])))
+            keyed[name].append(TickBatch(name, clock, TickColumns.of(name, ticks[name])))
     return keyed
 
 

@@ -37,14 +37,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import bytewax.operators as op
+import numpy as np
 from bytewax.dataflow import Dataflow
 
 from connectors import topic
-from connectors.codec import check_sequence, decode_order_request, decode_tick
-from connectors.gateway.paper import InstrumentBook, Output, PaperBrokerConfig
+from connectors.codec import TickRow, check_sequence, decode_order_request, decode_tick_row
+from connectors.gateway.paper import (
+    NO_TICKS,
+    InstrumentBook,
+    Output,
+    PaperBrokerConfig,
+    TickColumns,
+)
 from connectors.kafka.record import KafkaRecord
 from connectors.telemetry.log import log_event
 from dataflows.flows.shim import delegate
@@ -73,17 +80,17 @@ from risk.domain.ids import stable_id
 
 @dataclass(frozen=True, slots=True)
 class TickBatch:
-    """One source poll's valid ticks of one instrument, in stream order, and the poll's
-    clock: every tick with `ts_event < through_ns` has been fed to the books.
+    """One source poll's valid ticks of one instrument, in stream order, as columns, and
+    the poll's clock: every tick with `ts_event < through_ns` has been fed to the books.
 
     One Bytewax item per instrument per poll, not one per tick plus a clock item per
-    instrument: fewer items through the runtime, and a book with nothing working only
-    appends the batch to its buffer (`InstrumentBook.on_ticks`).
+    instrument: fewer items through the runtime, no `Tick` per tick, and a book with
+    nothing working only appends the batch to its buffer (`InstrumentBook.on_columns`).
     """
 
     instrument: str
     through_ns: int
-    ticks: tuple[Tick, ...] = ()
+    ticks: TickColumns = field(default=NO_TICKS)
 
 
 GatewayInput = Order | CancelOrder | Tick | OrdersSent | TickBatch
@@ -97,24 +104,36 @@ def valid_ticks(
     trading flow's dead letters.
 
     Every instrument's book gets its batch, empty or not, once the poll held a valid
-    tick, so a quiet instrument's progress marker moves on too.
+    tick, so a quiet instrument's progress marker moves on too. The records are
+    decoded to fields (`decode_tick_row`: the same ticks pass as `decode_tick`'s), not
+    to `Tick`s: the book reads columns.
     """
     names = sorted(instruments)
 
     def decode(records: list[KafkaRecord]) -> list[tuple[str, GatewayInput]]:
-        by_name: dict[str, list[Tick]] = {}
-        clock = None
+        by_name: dict[str, list[TickRow]] = {}
+        clock = -1
         for record in records:
-            tick = decode_tick(record.value, instruments)
-            if isinstance(tick, DecodeFailure):
+            row = decode_tick_row(record.value, instruments)
+            if row is None:
                 continue
-            by_name.setdefault(tick.instrument, []).append(tick)
-            if clock is None or tick.ts_event > clock:
-                clock = tick.ts_event
-        if clock is None:
+            rows = by_name.get(row[0])
+            if rows is None:
+                rows = by_name[row[0]] = []
+            rows.append(row)
+            clock = max(clock, row[2])
+        if not by_name:
             return []
         # Later ticks may share the newest time, so only earlier ones are complete.
-        return [(name, TickBatch(name, clock, tuple(by_name.get(name, ())))) for name in names]
+        return [
+            (
+                name,
+                TickBatch(
+                    name, clock, TickColumns.decoded(by_name[name]) if name in by_name else NO_TICKS
+                ),
+            )
+            for name in names
+        ]
 
     return decode
 
@@ -143,7 +162,8 @@ def decode_order_requests(
 
 # Snapshot version of BookState (dataflows.flows.shim): bump on change.
 # 2: the book's recent Ticks gained the venue fields (an older pickle restores them unset).
-BOOK_STATE_VERSION = 2
+# 3: the book keeps its ticks as arrays (`TickColumns`), not `Tick`s.
+BOOK_STATE_VERSION = 3
 
 
 @dataclass(slots=True)
@@ -167,9 +187,9 @@ def handle(state: BookState, batch: list[GatewayInput]) -> list[Output | FillsTh
     out: list[Output | FillsThrough] = []
     for item in batch:
         if isinstance(item, TickBatch):
-            if item.ticks:
-                _feed_ticks(state, item.ticks, out)
             state.instrument = item.instrument
+            if len(item.ticks):
+                _feed_ticks(state, item.ticks, out)
             state.ticks_through = max(state.ticks_through, item.through_ns)
             continue
         if isinstance(item, OrdersSent):
@@ -198,21 +218,25 @@ def handle(state: BookState, batch: list[GatewayInput]) -> list[Output | FillsTh
     return out
 
 
-def _feed_ticks(state: BookState, ticks: Sequence[Tick], out: list[Output | FillsThrough]) -> None:
+def _feed_ticks(state: BookState, ticks: TickColumns, out: list[Output | FillsThrough]) -> None:
     """Feed a batch of one instrument's ticks to its book, without repeated or backwards
     sequence numbers (a duplicate must not offer its size twice)."""
-    last = state.last_seq
-    fresh = []
-    for tick in ticks:
-        if last is None or tick.seq > last:  # `check_sequence` is None
-            fresh.append(tick)
-            last = tick.seq
-    state.last_seq = last
-    if not fresh:
-        return
+    seqs = ticks.ids[:, 1]
+    last = -1 if state.last_seq is None else state.last_seq  # a valid seq is >= 0
+    # A tick is fresh when its seq exceeds every one before it (`check_sequence`).
+    highest = np.maximum.accumulate(np.maximum(seqs, last))
+    before = np.empty_like(highest)
+    before[0] = last
+    before[1:] = highest[:-1]
+    fresh = seqs > before
+    state.last_seq = int(highest[-1])
+    if not fresh.all():
+        ticks = ticks.select(fresh)
+        if not len(ticks):
+            return
     if state.book is None:
-        state.book = InstrumentBook(fresh[0].instrument, state.config)
-    _emit(state.book.on_ticks(fresh), out)
+        state.book = InstrumentBook(state.instrument, state.config)
+    _emit(state.book.on_columns(ticks), out)
 
 
 def _emit(produced: Sequence[Output], out: list[Output | FillsThrough]) -> None:

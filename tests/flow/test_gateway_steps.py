@@ -139,18 +139,18 @@ def test_the_gates_promise_leaves_a_book_only_ticks_an_order_to_come_can_trade_o
     settings: Settings, tick_records: list[KafkaRecord]
 ) -> None:
     decoded = valid_ticks(frozenset(settings.trading.instruments))(tick_records)
-    batch = next(item for _, item in decoded if item.ticks)  # type: ignore[union-attr]
-    ticks = list(batch.ticks)  # type: ignore[union-attr]
+    batch = next(item for _, item in decoded if len(item.ticks))  # type: ignore[union-attr]
+    times = [ts for ts, _ in batch.ticks.identities()]  # type: ignore[union-attr]
     state = BookState(paper_config(settings))
-    handle(state, ticks)
-    through = ticks[len(ticks) // 2].ts_event
+    handle(state, [batch])
+    through = times[len(times) // 2]
     sent = OrdersSent(
         progress_id="p", account="acct", through_ns=through, ts_event=through, ts_init=through
     )
     handle(state, [sent])
     assert state.book is not None
-    tradable = [t for t in ticks if t.ts_event >= through + state.config.latency_ns]
-    assert 0 < state.book.buffered_tick_count() == len(tradable) < len(ticks)
+    tradable = [ts for ts in times if ts >= through + state.config.latency_ns]
+    assert 0 < state.book.buffered_tick_count() == len(tradable) < len(times)
 
 
 def test_valid_ticks_drops_invalid_records_silently(settings: Settings, bad_stream: Any) -> None:
@@ -162,18 +162,16 @@ def test_valid_ticks_drops_invalid_records_silently(settings: Settings, bad_stre
     decoded = decode(bad_stream.records)
     assert all(isinstance(batch, TickBatch) for _, batch in decoded)
     batches: list[TickBatch] = [batch for _, batch in decoded]  # type: ignore[misc]
-    out = [tick for batch in batches for tick in batch.ticks]
+    out = [(name, *key) for name, batch in decoded for key in batch.ticks.identities()]  # type: ignore[union-attr]
 
     kept = [r for r in bad_stream.records if r.offset not in dropped]
     assert len(out) == len(kept)
-    newest = max(tick.ts_event for tick in out)
+    newest = max(ts for _, ts, _ in out)
     assert [key for key, _ in decoded] == sorted(settings.trading.instruments)
     assert {b.through_ns for b in batches} == {newest}
-    assert all(key == tick.instrument for key, batch in decoded for tick in batch.ticks)  # type: ignore[union-attr]
-    by_offset = {r.offset: r for r in kept}
-    assert sorted(tick.tick_id for tick in out) == sorted(
+    assert sorted(tick_id(name, seq, ts) for name, ts, seq in out) == sorted(
         tick_id(obj["instrument"], obj["seq"], obj["ts_event"])
-        for obj in map(loads, (r.value for r in by_offset.values()))
+        for obj in map(loads, (r.value for r in kept))
     )
 
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.gateway import InstrumentBook, PaperBrokerConfig
+from connectors.gateway import InstrumentBook, PaperBrokerConfig, TickColumns
 from dataflows.flows.gateway import BookState, TickBatch, handle
 from risk.domain import (
     Fill,
@@ -253,7 +253,9 @@ def with_progress(
     for order in sorted(orders, key=lambda o: o.ts_event):
         promised += [order, _sent(order.ts_event)]
     promised.append(_sent(10**12))
-    clocked = [TickBatch(INSTRUMENT, tick.ts_event, (tick,)) for tick in ticks]
+    clocked = [
+        TickBatch(INSTRUMENT, tick.ts_event, TickColumns.of(INSTRUMENT, (tick,))) for tick in ticks
+    ]
     return promised, clocked
 
 

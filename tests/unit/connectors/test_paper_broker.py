@@ -6,10 +6,11 @@ import dataclasses
 import pickle
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from connectors.gateway import InstrumentBook, PaperBrokerConfig
+from connectors.gateway import InstrumentBook, PaperBrokerConfig, TickColumns
 from risk.domain import Fill, Order, OrderEvent, OrderEventKind, OrderType, Side, Tick, TickKind
 from risk.domain.ids import fill_id, order_event_id, tick_id
 
@@ -333,6 +334,30 @@ def test_identical_redelivery_of_an_order_changes_nothing(filled_first: bool) ->
 
 
 @pytest.mark.parametrize(
+    ("first", "again", "redelivery"),
+    [
+        ({"quantity": "5"}, {"quantity": "5.000"}, True),  # equal Decimals, as `==` says
+        ({"quantity": "0"}, {"quantity": "-0"}, True),
+        ({"limit": "100.5"}, {"limit": "100.50"}, True),
+        ({"limit": "100.5"}, {"limit": "100.05"}, False),
+        ({"quantity": "NaN"}, {"quantity": "NaN"}, False),  # NaN equals nothing
+        ({}, {"side": Side.SELL}, False),
+    ],
+)
+def test_a_redelivery_is_an_order_equal_to_the_first_under_its_id(
+    first: dict[str, Any], again: dict[str, Any], redelivery: bool
+) -> None:
+    book = InstrumentBook(INSTRUMENT)
+    book.on_order(make_order("o1", 0, **first))
+    restored = pickle.loads(pickle.dumps(book))
+
+    out = restored.on_order(make_order("o1", 0, **again))
+
+    assert (out == ()) is redelivery
+    assert make_order("o1", 0, **first) == make_order("o1", 0, **again) or not redelivery
+
+
+@pytest.mark.parametrize(
     ("order", "reason_part"),
     [
         (make_order("z", 0, quantity="0"), "positive"),
@@ -562,3 +587,37 @@ def test_late_order_past_its_expiry_in_the_buffer_expires_on_arrival() -> None:
         OrderEventKind.ACCEPTED,
         OrderEventKind.EXPIRED,
     ]
+
+
+def test_columns_of_decoded_records_equal_columns_of_their_ticks() -> None:
+    ticks = [
+        make_tick(1, 10),
+        make_tick(2, 20, bid=None, bid_size=None),
+        make_tick(3, 30, ask=None, ask_size=5.0),
+        make_trade(4, 40, 101.5, 3.0),
+    ]
+    rows = [
+        (t.instrument, t.seq, t.ts_event, t.price, t.size, t.bid, t.ask, t.bid_size, t.ask_size)
+        for t in ticks
+    ]
+
+    decoded, of = TickColumns.decoded(rows), TickColumns.of(INSTRUMENT, ticks)
+
+    assert decoded.ids.tolist() == of.ids.tolist() == [[t.ts_event, t.seq] for t in ticks]
+    assert decoded.touch.tolist() == of.touch.tolist()
+    assert of.touch.tolist()[1] == [100.0, 10.0, 100.0, 0.0]  # no bid: the price
+    assert of.touch.tolist()[3] == [101.5, 3.0, 101.5, 3.0]
+
+
+def test_snapshot_holds_only_the_buffered_ticks() -> None:
+    config = PaperBrokerConfig(min_buffered_ticks=0, max_buffered_ticks=10_000)
+    book = InstrumentBook(INSTRUMENT, config)
+    book.on_ticks([make_tick(seq, seq) for seq in range(1, 3_001)])
+    full = len(pickle.dumps(book))
+    book.orders_sent(2_990 * MS - LATENCY_NS)
+
+    restored = pickle.loads(pickle.dumps(book))
+
+    assert book.buffered_tick_count() == restored.buffered_tick_count() == 11
+    assert len(pickle.dumps(book)) < full / 50
+    assert pickle.dumps(restored) == pickle.dumps(book)

@@ -3,6 +3,7 @@ builds the very tick they build; anything else it leaves to them."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -95,3 +96,41 @@ def test_a_bad_tick_still_gets_the_full_checks_reason() -> None:
 
     assert isinstance(failure, DecodeFailure)
     assert failure.reason.value == "non_positive_price"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(fields)
+def test_tick_row_passes_exactly_the_ticks_decode_tick_passes_with_their_fields(
+    obj: dict[str, Any],
+) -> None:
+    # The standard library writes what orjson cannot: huge integers, NaN literals.
+    raw = json.dumps(obj).encode()
+    tick = codec.decode_tick(raw, INSTRUMENTS)
+
+    row = codec.decode_tick_row(raw, INSTRUMENTS)
+
+    if isinstance(tick, DecodeFailure):
+        assert row is None
+    else:
+        assert row == (
+            tick.instrument,
+            tick.seq,
+            tick.ts_event,
+            tick.price,
+            tick.size,
+            tick.bid,
+            tick.ask,
+            tick.bid_size,
+            tick.ask_size,
+        )
+
+
+def test_an_encoded_tick_without_a_venue_takes_the_inline_path() -> None:
+    tick = codec.decode_tick(
+        b'{"instrument":"AAPL","seq":1,"price":2.0,"size":1.0,"ts_event":5,"ts_init":6}'
+    )
+    assert not isinstance(tick, DecodeFailure)
+    obj = codec.loads(codec.encode(tick))
+
+    assert obj["venue"] == ""
+    assert codec._plain_tick(obj, INSTRUMENTS) == tick

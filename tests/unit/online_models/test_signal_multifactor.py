@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import math
 import pickle
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from connectors.codec import decode_tick, encode
+from connectors.feeds.simulator import SimulationConfig, simulate
+from dataflows.settings import load_settings
+from dataflows.settings_domain import model_spec
+from online_models.instrument import InstrumentPipeline
 from online_models.signal import SignalConfig, SignalState, signal_engine
 from online_models.signal_multifactor import (
     FACTORS,
@@ -19,6 +26,7 @@ from online_models.signal_multifactor import (
 )
 from risk.domain.model import Prediction, Signal
 
+CONFIG = Path(__file__).resolve().parents[3] / "config"
 # Edge = 100 bps per unit of champion score (2p - 1): p = 0.6 -> +20 bps.
 CHAMPION_ONLY = (0.0, 100.0, 0.0, 0.0, 0.0, 0.0)
 
@@ -165,3 +173,29 @@ def test_config_rejects(kwargs: dict[str, object], fragment: str) -> None:
     with pytest.raises(ValueError, match="invalid MultiFactorConfig") as info:
         MultiFactorConfig(**kwargs)  # type: ignore[arg-type]
     assert fragment in str(info.value)
+
+
+def test_the_pipeline_passes_the_challengers_scores_to_the_engine() -> None:
+    # Only the challengers' factor is weighted: a signal proves their fresh predictions
+    # reached the engine (without them its edge is 0 and nothing is ever emitted).
+    settings = load_settings(
+        CONFIG,
+        env={"HFL_MODEL__CHALLENGERS": "hoeffding_tree", "HFL_MODEL__CHECKPOINT_INTERVAL_S": "0"},
+    )
+    base = model_spec(settings)
+    engine = configured(weights=(0.0, 0.0, 100.0, 0.0, 0.0, 0.0), cost_bps=0.0)
+    pipeline = InstrumentPipeline("AAPL", replace(base, signal=engine))
+    simulated = SimulationConfig(
+        symbols=("AAPL",), seed=7, ticks_per_second=100.0, start_ns=1_700_000_000_000_000_000
+    )
+    out: list[object] = []
+    for record in simulate(simulated, 4_000):
+        pipeline.update(decode_tick(encode(record), frozenset({"AAPL"})), out)  # type: ignore[arg-type]
+    assert any(isinstance(event, Signal) for event in out)
+    alone = InstrumentPipeline(
+        "AAPL", replace(base, signal=engine, models=replace(base.models, challengers=()))
+    )
+    out.clear()
+    for record in simulate(simulated, 4_000):
+        alone.update(decode_tick(encode(record), frozenset({"AAPL"})), out)  # type: ignore[arg-type]
+    assert not any(isinstance(event, Signal) for event in out)
