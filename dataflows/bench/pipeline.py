@@ -230,7 +230,7 @@ def bench_pipeline(
     sampler.close()
     result["config"] = {
         **{
-            name.removeprefix("HFL_MODEL__").lower(): loads(value)
+            name.removeprefix("HFL_MODEL__").lower(): value if value.isalpha() else loads(value)
             for name, value in MODEL_OVERRIDES.items()
         },
         **result.get("config", {}),
