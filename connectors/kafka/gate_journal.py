@@ -1,13 +1,15 @@
 """The risk gate's input journal on `hfl.gate_journal` (`risk.fill_sync.InputOrder`).
 
-Journaled (`risk.fill_sync: journal`, opt-in; docs/reliability.md) the gate decides on arrival,
-never waiting for the gateway's progress markers, and makes that order reproducible:
+Journaled (`risk.fill_sync: journal`, and `auto` in a live run; docs/reliability.md)
+the gate decides on arrival, never waiting for the gateway's progress markers, and
+makes that order reproducible:
 per batch it writes one record listing in order the keys of the inputs it applies
 (`s<signal_id>`, `f<fill_id>`, `e<event_id>`, `c<command_id>`, `a<alert_id>`,
 `d<drift_id>`, `b<instrument>@<interval>@<ts>`): sent before the batch is applied,
 acknowledged by the broker (idempotent checked producer) before the batch's effects
-leave, so the write overlaps the gate's work and is still durable first, as
-the operator-command journal (`connectors.kafka.journal`) does for commands. A resume
+leave, so the write overlaps the gate's work and is still durable first (the
+operator-command journal, `connectors.kafka.journal`, does the same for commands,
+synchronously). A resume
 reads the records from the offset its snapshot keeps and applies the inputs Bytewax
 delivers again in that order, then goes on live.
 

@@ -9,13 +9,16 @@ and logs and metrics (`connectors.telemetry`). Every decision, the journaled inp
 order or the event-time booking (`risk.fill_sync`) and the operator-command journal's
 replay (`risk.command_log`) happen in the engine; see its module for how.
 
-Which mode (`risk.fill_sync`, `fill_sync_mode`): `event_time` is the default;
-`journal` decides on arrival and never waits for the gateway (a fresh journaled gate
+Which mode (`risk.fill_sync`, `fill_sync_mode`): `auto`, the default, journals in a
+live run and books in event time in a bounded replay that runs the gateway (such a
+replay has no journal of a run before it, and event time gives the same orders on
+every run of the same input; the in-process backtest, which builds the gate with no
+input journal, pins event time). `journal` decides on arrival and never waits for the
+gateway: the order of each batch's inputs is sent to the journal before the batch is
+applied and acknowledged before its outputs leave (a fresh journaled gate
 replays the whole input journal: a flow killed before its first snapshot restarts
 fresh, its sources from the beginning, and what it decided had left; chaos R1-journal,
-docs/reliability.md); `auto` journals in a live run and books in event time in a
-bounded replay that runs the gateway (such a replay has no journal of a run before
-it, and event time gives the same orders on every run of the same input).
+docs/reliability.md).
 
 Start halted: `risk.start_halted` (set by `hfl up` when startup reconciliation fails)
 halts the gate as it is built or resumed, before it sees any input, whatever order
