@@ -20,7 +20,8 @@ the machine's speed hits all three alike:
 Per way: wall microseconds per signal (the whole `handle` call over the batch, p50 and
 p99 over batches), CPU microseconds per signal of the whole process (librdkafka's
 threads included), and `held_ms`: p50/p99 per batch of the time `handle` spends
-blocked on the journal (queueing the record plus waiting for the acknowledgement).
+blocked on the journal (queueing the record plus waiting for the acknowledgement;
+overlapped, `wait_ms_p50` is the wait alone, after the batch was applied).
 The decisions are the same three ways (`same_decisions`): the journal changes when
 they leave, never what they are.
 """
@@ -71,6 +72,7 @@ class _Timed:
         self._journal = journal
         self._overlapped = overlapped
         self.held_ns: list[int] = []
+        self.wait_ns: list[int] = []
 
     def read(self, account: str, start: int) -> InputsRead:
         return self._journal.read(account, start)
@@ -86,26 +88,31 @@ class _Timed:
             return _Done(offset)
         ack = self._journal.send(account, keys)
         sent_ns = time.perf_counter_ns() - started
-        return _Waited(ack, sent_ns, self.held_ns)
+        return _Waited(ack, sent_ns, self.held_ns, self.wait_ns)
 
 
 class _Waited:
-    __slots__ = ("_ack", "_held", "_sent_ns")
+    __slots__ = ("_ack", "_held", "_sent_ns", "_waits")
 
-    def __init__(self, ack: Acknowledgement, sent_ns: int, held: list[int]) -> None:
-        self._ack, self._sent_ns, self._held = ack, sent_ns, held
+    def __init__(
+        self, ack: Acknowledgement, sent_ns: int, held: list[int], waits: list[int]
+    ) -> None:
+        self._ack, self._sent_ns, self._held, self._waits = ack, sent_ns, held, waits
 
     def wait(self) -> int:
         started = time.perf_counter_ns()
         offset = self._ack.wait()
-        self._held.append(self._sent_ns + time.perf_counter_ns() - started)
+        waited = time.perf_counter_ns() - started
+        self._held.append(self._sent_ns + waited)
+        self._waits.append(waited)
         return offset
 
 
 def _one_run(
     settings: Settings, way: str, batches: list[list[Signal]], journal: KafkaGateJournal
-) -> tuple[list[int], float, list[int], list[bytes]]:
-    """Wall ns per batch, CPU ns of the process, held ns per batch, decisions encoded."""
+) -> tuple[list[int], float, list[int], list[int], list[bytes]]:
+    """Wall ns per batch, CPU ns of the process, held ns per batch, ns waited for the
+    acknowledgement after the batch (overlapped), decisions encoded."""
     mode = FillSyncMode.ARRIVAL if way == "unjournaled" else FillSyncMode.JOURNAL
     run_settings = replace(settings, risk=replace(settings.risk, fill_sync=mode))
     inputs = None if way == "unjournaled" else _Timed(journal, overlapped=way == "overlapped")
@@ -120,7 +127,9 @@ def _one_run(
         wall.append(time.perf_counter_ns() - started)
         decided.extend(codec.encode(o) for o in out if isinstance(o, RiskDecision))
     cpu = time.process_time_ns() - cpu_started
-    return wall, cpu, [] if inputs is None else inputs.held_ns, decided
+    if inputs is None:
+        return wall, cpu, [], [], decided
+    return wall, cpu, inputs.held_ns, inputs.wait_ns, decided
 
 
 def bench_gate_journal(
@@ -140,7 +149,7 @@ def bench_gate_journal(
         journal.record("warm-up", ["-"])  # the producer id and the topic's metadata
         for repeat in range(REPEATS):
             for way in WAYS:
-                wall, cpu, held, decided = _one_run(run.settings, way, chunks, journal)
+                wall, cpu, held, waits, decided = _one_run(run.settings, way, chunks, journal)
                 per = figures[way]
                 per.setdefault("wall_us_per_signal_p50", []).append(
                     float(np.percentile(wall, 50)) / batch_size / 1e3
@@ -152,6 +161,8 @@ def bench_gate_journal(
                 if held:
                     per.setdefault("held_ms_p50", []).append(float(np.percentile(held, 50)) / 1e6)
                     per.setdefault("held_ms_p99", []).append(float(np.percentile(held, 99)) / 1e6)
+                if waits:
+                    per.setdefault("wait_ms_p50", []).append(float(np.percentile(waits, 50)) / 1e6)
                 decisions[way] = decided
                 log(f"run {repeat + 1}/{REPEATS} {way}: {statistics.median(wall) / 1e6:.2f} ms")
     result: dict[str, Any] = {
