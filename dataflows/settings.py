@@ -34,6 +34,7 @@ from risk.fill_sync import FillSyncMode
 from risk.outlier import OutlierAction, OutlierConfig, OutlierRule
 from risk.sizing import SizingMethod
 from risk.state import default_alert_states
+from risk.timescale import AUTO, TICK, TimeScale, parse_interval
 
 T = TypeVar("T")
 CONFIG_FILES = ("trading.yaml", "risk.yaml", "models.yaml")
@@ -94,6 +95,10 @@ class KafkaSettings:
     end_writers: tuple[str, ...] = ("feed", "trading", "gateway")
     end_guard_s: float = 600.0
     fetch_wait_ms: int = 5
+    # Inputs off the latency path that are rarely written (the trading flow's model
+    # commands): the local broker answers an empty fetch only when its wait ends, so
+    # each consumer costs it ~1000 / wait fetches per second; 100 ms makes that 10.
+    control_fetch_wait_ms: int = 100
     message_timeout_ms: int = 30_000
     # Topic layout `hfl topics create` applies (existing topics are left as they are):
     # md.ticks partitions (keyed by instrument), and every topic's replication factor and
@@ -205,6 +210,36 @@ class FeedSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DataSettings:
+    """What the input is: its time scale, and whether it is a live venue feed.
+
+    `bar_interval` is the event time between two samples of one instrument: `auto`
+    (estimated from the input's event times by whoever reads the input first: `hfl
+    backtest`, walk-forward and optimisation; a flow given no estimate runs at the
+    tick-data scale, `risk.timescale.TICK`) or declared: `1d`, `1m`, `1s`, `250ms`.
+    Every setting documented "null: from the bar interval" derives from it
+    (`risk.timescale.TimeScale`), so daily bars, minute bars and ticks all run with
+    the shipped configuration. `live`: the ticks come from a venue as they happen
+    (`hfl feed live`); checks that compare event time with receipt time
+    (`outliers.stale_timestamp`) apply only then, since a replay of old data is all
+    "stale".
+    """
+
+    bar_interval: str = AUTO
+    live: bool = False
+
+    def __post_init__(self) -> None:
+        if self.bar_interval != AUTO:
+            parse_interval(self.bar_interval)  # listed with the other problems at load time
+
+    def scale(self) -> TimeScale:
+        """The declared interval's scale; `auto` not yet estimated: tick data."""
+        if self.bar_interval == AUTO:
+            return TICK
+        return TimeScale(parse_interval(self.bar_interval))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutlierSettings:
     """The trading flow's outlier screen of every tick (`risk.outlier`).
 
@@ -217,7 +252,7 @@ class OutlierSettings:
     crossed_quote: OutlierAction = OutlierAction.DEAD_LETTER
     locked_quote: OutlierAction = OutlierAction.FLAG
     zero_size: OutlierAction = OutlierAction.DEAD_LETTER
-    stale_timestamp: OutlierAction = OutlierAction.FLAG
+    stale_timestamp: OutlierAction | None = None  # null: flag on a live feed, off otherwise
     future_timestamp: OutlierAction = OutlierAction.FLAG
     out_of_order: OutlierAction = OutlierAction.DEAD_LETTER
     # price_jump: |log move| >= min_jump_ratio AND robust z (median/MAD of the last
@@ -238,7 +273,10 @@ class OutlierSettings:
     def config(self) -> OutlierConfig:
         """The screen's configuration."""
         return self._thresholds(
-            {rule: OutlierAction(getattr(self, rule.value)) for rule in OutlierRule}
+            {
+                rule: OutlierAction(getattr(self, rule.value) or OutlierAction.OFF)
+                for rule in OutlierRule
+            }
         )
 
     def _thresholds(self, actions: dict[OutlierRule, OutlierAction]) -> OutlierConfig:
@@ -275,8 +313,9 @@ class GatewaySettings:
     slippage_bps: float = 1.0
     fee_bps: float = 0.5
     # How far the gateway may run ahead of the trading flow (event time, and ticks per
-    # instrument) and still fill a late order exactly as if it had arrived on time.
-    tick_buffer_s: float = 60.0
+    # instrument) and still fill a late order exactly as if it had arrived on time;
+    # null: from the bar interval (60 bars, at least 60 s).
+    tick_buffer_s: float | None = None
     max_buffered_ticks: int = 10_000
 
 
@@ -289,13 +328,13 @@ class LimitSettings:
     max_position: Decimal = Decimal("5000")
     max_gross_exposure: Decimal = Decimal("250000")
     price_collar_pct: float = 5.0
-    max_reference_age_ms: int = 5_000
+    max_reference_age_ms: int | None = None  # null: from the bar interval
     max_concentration_pct: float = 100.0
     group: str = ""
     max_volatility_pct: float = 1_000.0
     scale_on_volatility: bool = False
     max_correlation: float = 0.3
-    time_in_force_ms: int = 5_000
+    time_in_force_ms: int | None = None  # null: from the bar interval (5 bars, at least 5 s)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -318,15 +357,18 @@ class AccountLimitSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RiskModelSettings:
-    """How the portfolio risk figures are sampled and scheduled (see risk.monitor)."""
+    """How the portfolio risk figures are sampled and scheduled (see risk.monitor).
+
+    `sample_interval_ms`, `periods_per_day` and `recompute_interval_ms` null: from the
+    bar interval (a sample per bar, annualised at the data's own frequency)."""
 
     window: int = 250
     min_samples: int = 30
-    sample_interval_ms: int = 1_000
-    periods_per_day: float = 23_400.0
+    sample_interval_ms: int | None = None
+    periods_per_day: float | None = None
     confidence: float = 0.99
     ewma_decay: float = 0.94
-    recompute_interval_ms: int = 5_000
+    recompute_interval_ms: int | None = None
     market_proxy: str = ""
 
 
@@ -479,11 +521,11 @@ class ModelSettings:
     horizon_ticks: int = 0  # > 0: label after this many of the instrument's ticks instead
     max_pending: int = 100_000
     rolling_window: int = 1_000
-    metrics_interval_s: float = 10.0
+    metrics_interval_s: float | None = None  # null: from the bar interval
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
     signal: SignalSettings = field(default_factory=SignalSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
-    checkpoint_interval_s: float = 60.0  # event time between model checkpoints; 0: none
+    checkpoint_interval_s: float | None = None  # between model checkpoints; 0: none; null: derived
     checkpoint_max_bytes: int = 900_000
     warm_start: str = ""  # "latest" or a checkpoint id: a fresh flow starts from it
     mini_batch_ticks: int = 0  # > 1: linear models learn per bucket of ticks (learn_many)
@@ -491,7 +533,7 @@ class ModelSettings:
     exit_long: float = 0.50
     enter_short: float = 0.45
     exit_short: float = 0.50
-    min_labelled: int = 200
+    min_labelled: int | None = None  # null: from the bar interval (200 ticks, 20 daily bars)
 
     def __post_init__(self) -> None:
         unknown = [
@@ -528,7 +570,7 @@ class DashboardSettings:
     refresh_s: float = 0.5
     metrics_dir: str = ""
     webhook_url: str = ""
-    stale_data_s: float = 10.0
+    stale_data_s: float | None = None  # null: from the bar interval (10 s, or 5 bars)
     persist_lag_s: float = 30.0
     max_drawdown_ratio: float = 0.10
 
@@ -553,6 +595,7 @@ class Settings:
     """Everything configurable, validated at once."""
 
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    data: DataSettings = field(default_factory=DataSettings)
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     clickhouse: ClickHouseSettings = field(default_factory=ClickHouseSettings)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
@@ -566,6 +609,12 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+
+    def __post_init__(self) -> None:
+        # Settings left null take the data's time scale at once (`derive_time_scale`), so
+        # no caller ever sees a null one; a value already set is kept, also by `replace`.
+        for name, value in _time_scale_parts(self, self.data.scale()).items():
+            object.__setattr__(self, name, value)
 
 
 def masked(settings: Settings) -> dict[str, Any]:
@@ -667,7 +716,81 @@ def load_settings(
     if not settings.clickhouse.url:
         url = Secret(default_clickhouse_url(Path.cwd()))
         settings = replace(settings, clickhouse=replace(settings.clickhouse, url=url))
-    return settings
+    return derive_time_scale(settings)
+
+
+def _unset(value: T | None, derived: T) -> T:
+    return derived if value is None else value
+
+
+def derive_time_scale(settings: Settings, scale: TimeScale | None = None) -> Settings:
+    """`settings` with every setting left null filled from the data's time scale.
+
+    `scale` defaults to `data.bar_interval`'s (`auto`, not yet estimated: tick data).
+    Values set in a file or the environment are kept as they are. `Settings` applies it
+    to itself when built, so its fields are never null.
+
+    >>> day = Settings(data=DataSettings(bar_interval="1d"))
+    >>> day.risk.model.periods_per_day, day.risk.limits.time_in_force_ms, day.model.min_labelled
+    (1.0, 432000000, 20)
+    >>> tick = derive_time_scale(Settings())
+    >>> tick.risk.model.periods_per_day, tick.outliers.stale_timestamp
+    (23400.0, <OutlierAction.OFF: 'off'>)
+    """
+    return replace(settings, **_time_scale_parts(settings, scale or settings.data.scale()))
+
+
+def _time_scale_parts(settings: Settings, scale: TimeScale) -> dict[str, Any]:
+    ms, s = 1_000_000, 1e9
+    risk, model = settings.risk, settings.model
+
+    def limits(given: LimitSettings, tif_ms: int, age_ms: int) -> LimitSettings:
+        return replace(
+            given,
+            time_in_force_ms=_unset(given.time_in_force_ms, tif_ms),
+            max_reference_age_ms=_unset(given.max_reference_age_ms, age_ms),
+        )
+
+    # An instrument's own limits inherit the account's where they leave these null.
+    account = limits(risk.limits, scale.time_in_force_ns // ms, scale.reference_age_ns // ms)
+    inherited = (account.time_in_force_ms or 0, account.max_reference_age_ms or 0)
+    risk = replace(
+        risk,
+        limits=account,
+        per_instrument={
+            name: limits(given, *inherited) for name, given in risk.per_instrument.items()
+        },
+        model=replace(
+            risk.model,
+            sample_interval_ms=_unset(risk.model.sample_interval_ms, scale.sample_ns // ms),
+            periods_per_day=_unset(risk.model.periods_per_day, scale.periods_per_day),
+            recompute_interval_ms=_unset(
+                risk.model.recompute_interval_ms, scale.recompute_ns // ms
+            ),
+        ),
+    )
+    model = replace(
+        model,
+        metrics_interval_s=_unset(model.metrics_interval_s, scale.metrics_ns / s),
+        checkpoint_interval_s=_unset(model.checkpoint_interval_s, scale.checkpoint_ns / s),
+        min_labelled=_unset(model.min_labelled, scale.min_labelled),
+    )
+    live = OutlierAction.FLAG if settings.data.live else OutlierAction.OFF
+    return {
+        "risk": risk,
+        "model": model,
+        "gateway": replace(
+            settings.gateway,
+            tick_buffer_s=_unset(settings.gateway.tick_buffer_s, scale.tick_buffer_ns / s),
+        ),
+        "outliers": replace(
+            settings.outliers, stale_timestamp=_unset(settings.outliers.stale_timestamp, live)
+        ),
+        "dashboard": replace(
+            settings.dashboard,
+            stale_data_s=_unset(settings.dashboard.stale_data_s, scale.stale_ns / s),
+        ),
+    }
 
 
 def _readable_dir(folder: Path, errors: list[str]) -> bool:

@@ -4,12 +4,22 @@ Percentages become fractions, milliseconds and seconds become nanoseconds, and t
 flat `Settings` tree becomes the limit, risk-model, model and broker configurations
 the pure packages (`risk`, `online_models`) and the paper broker take. The flows call
 these rather than each converting units its own way.
+
+Settings left null derive from the data's time scale (`settings.derive_time_scale`,
+which `load_settings` applies); a `Settings` built in code without it gets the
+tick-data scale here (`risk.timescale.TICK`).
 """
 
 from __future__ import annotations
 
 from connectors.gateway.paper import PaperBrokerConfig
-from dataflows.settings import AccountLimitSettings, LimitSettings, RiskSettings, Settings
+from dataflows.settings import (
+    AccountLimitSettings,
+    LimitSettings,
+    RiskSettings,
+    Settings,
+    derive_time_scale,
+)
 from online_models.champion import ModelSetConfig, PromotionRule
 from online_models.drift import DriftConfig
 from online_models.instrument import ModelSpec
@@ -18,6 +28,7 @@ from online_models.signal import SignalConfig, SignalEngineConfig
 from online_models.signal_multifactor import MultiFactorConfig
 from risk.limit import AccountLimits, RiskLimits
 from risk.monitor import DEFAULT_SCENARIOS, RiskModelConfig, StressScenario
+from risk.timescale import TICK
 
 _NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
@@ -31,13 +42,21 @@ def risk_limits(limits: LimitSettings) -> RiskLimits:
         max_position=limits.max_position,
         max_gross_exposure=limits.max_gross_exposure,
         price_collar_pct=limits.price_collar_pct / 100,
-        max_reference_age_ns=limits.max_reference_age_ms * _NS_PER_MS,
+        max_reference_age_ns=(
+            TICK.reference_age_ns
+            if limits.max_reference_age_ms is None
+            else limits.max_reference_age_ms * _NS_PER_MS
+        ),
         max_concentration=limits.max_concentration_pct / 100,
         group=limits.group,
         max_volatility=limits.max_volatility_pct / 100,
         scale_on_volatility=limits.scale_on_volatility,
         max_correlation=limits.max_correlation,
-        time_in_force_ns=limits.time_in_force_ms * _NS_PER_MS,
+        time_in_force_ns=(
+            TICK.time_in_force_ns
+            if limits.time_in_force_ms is None
+            else limits.time_in_force_ms * _NS_PER_MS
+        ),
     )
 
 
@@ -73,11 +92,21 @@ def risk_model(risk: RiskSettings) -> RiskModelConfig:
     return RiskModelConfig(
         window=model.window,
         min_samples=model.min_samples,
-        sample_interval_ns=model.sample_interval_ms * _NS_PER_MS,
-        periods_per_day=model.periods_per_day,
+        sample_interval_ns=(
+            TICK.sample_ns
+            if model.sample_interval_ms is None
+            else model.sample_interval_ms * _NS_PER_MS
+        ),
+        periods_per_day=(
+            TICK.periods_per_day if model.periods_per_day is None else model.periods_per_day
+        ),
         confidence=model.confidence,
         ewma_decay=model.ewma_decay,
-        recompute_interval_ns=model.recompute_interval_ms * _NS_PER_MS,
+        recompute_interval_ns=(
+            TICK.recompute_ns
+            if model.recompute_interval_ms is None
+            else model.recompute_interval_ms * _NS_PER_MS
+        ),
         market_proxy=model.market_proxy,
         scenarios=DEFAULT_SCENARIOS + extra,
     )
@@ -97,7 +126,7 @@ def model_config(settings: Settings, name: str) -> ModelConfig:
 
 def model_spec(settings: Settings, code_version: str = "unknown") -> ModelSpec:
     """The models and signal configuration every instrument pipeline is built from."""
-    model = settings.model
+    model = derive_time_scale(settings).model
     promotion, drift = model.promotion, model.drift
     return ModelSpec(
         models=ModelSetConfig(
@@ -108,7 +137,7 @@ def model_spec(settings: Settings, code_version: str = "unknown") -> ModelSpec:
             horizon_ticks=model.horizon_ticks,
             max_pending=model.max_pending,
             rolling_window=model.rolling_window,
-            metrics_interval_ns=int(model.metrics_interval_s * NS_PER_S),
+            metrics_interval_ns=int((model.metrics_interval_s or 0) * NS_PER_S),
             promotion=PromotionRule(
                 enabled=promotion.enabled, min_labels=promotion.min_labels, margin=promotion.margin
             ),
@@ -120,7 +149,7 @@ def model_spec(settings: Settings, code_version: str = "unknown") -> ModelSpec:
                 feature_min_instances=drift.feature_min_instances,
             ),
             code_version=code_version,
-            checkpoint_interval_ns=int(model.checkpoint_interval_s * NS_PER_S),
+            checkpoint_interval_ns=int((model.checkpoint_interval_s or 0) * NS_PER_S),
             checkpoint_max_bytes=model.checkpoint_max_bytes,
             mini_batch_ticks=model.mini_batch_ticks,
         ),
@@ -131,6 +160,7 @@ def model_spec(settings: Settings, code_version: str = "unknown") -> ModelSpec:
 def signal_config(settings: Settings) -> SignalEngineConfig:
     """The configured signal engine's configuration (`model.signal.engine`); the
     multi-factor engine's cost is the gateway's one-way fee + slippage."""
+    settings = derive_time_scale(settings)
     model, signal = settings.model, settings.model.signal
     if signal.engine == "multifactor":
         return MultiFactorConfig(
@@ -146,7 +176,7 @@ def signal_config(settings: Settings) -> SignalEngineConfig:
             ridge=signal.ridge,
             refit_ticks=signal.refit_ticks,
             min_learned=signal.min_learned,
-            min_labelled=model.min_labelled,
+            min_labelled=model.min_labelled or 0,
             min_hold_ticks=signal.min_hold_ticks,
             turnover_window_ticks=signal.turnover_window_ticks,
             max_turnover=signal.max_turnover,
@@ -156,17 +186,17 @@ def signal_config(settings: Settings) -> SignalEngineConfig:
         exit_long=model.exit_long,
         enter_short=model.enter_short,
         exit_short=model.exit_short,
-        min_labelled=model.min_labelled,
+        min_labelled=model.min_labelled or 0,
     )
 
 
 def paper_config(settings: Settings) -> PaperBrokerConfig:
     """The paper broker's latency, slippage, fees and tick buffer from settings."""
-    gateway = settings.gateway
+    gateway = derive_time_scale(settings).gateway
     return PaperBrokerConfig(
         latency_ns=int(gateway.latency_ms * 1_000_000),
         slippage_bps=gateway.slippage_bps,
         fee_bps=gateway.fee_bps,
-        tick_buffer_ns=int(gateway.tick_buffer_s * 1_000_000_000),
+        tick_buffer_ns=int((gateway.tick_buffer_s or 0) * 1_000_000_000),
         max_buffered_ticks=gateway.max_buffered_ticks,
     )

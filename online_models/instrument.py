@@ -104,6 +104,14 @@ class InstrumentPipeline:
             if signal is not None:
                 out.append(signal)
 
+    def close_bars(self, out: list[InstrumentEvent]) -> None:
+        """At the end of a bounded input, close the open bars (`BarBuilder.flush`): the
+        last bar then reaches the risk gate, which marks the book to the last price."""
+        for builder in self._bars:
+            bar = builder.flush()
+            if bar is not None:
+                out.append(bar)
+
     def apply(self, command: ModelCommand, out: list[InstrumentEvent]) -> None:
         """Carry out a promote/rollback command, appending its audit event to `out`."""
         self._models.apply(command, out)  # type: ignore[arg-type]

@@ -70,9 +70,13 @@ class StampingSender:
     failures: list[str] = field(default_factory=list)
 
     @classmethod
-    def to(cls, bootstrap: str, topic: str) -> StampingSender:
-        """A sender with a fresh producer (benchmarks: the fastest path, no checks per record)."""
-        return cls(Producer(producer_config(bootstrap)), topic)
+    def to(cls, bootstrap: str, topic: str, *, linger_ms: float = 2.0) -> StampingSender:
+        """A sender with a fresh producer (benchmarks: the fastest path, no checks per record).
+
+        `linger_ms` sets how many ticks share a broker batch: the local broker's cost of
+        every fetch grows with the batches a partition stores (docs/benchmarks.md).
+        """
+        return cls(Producer(producer_config(bootstrap, linger_ms=linger_ms)), topic)
 
     def _on_delivery(self, error: KafkaError | None, message: Any) -> None:
         if error is not None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from connectors.codec import loads
 from connectors.kafka.producer import producer_config
 from connectors.kafka.source import consumer_config
 
@@ -143,3 +144,106 @@ def record_costs(
     fetched = Phase(started, time.time_ns())
     consumer.close()
     return produced, fetched
+
+
+@dataclass(frozen=True, slots=True)
+class Trickle:
+    """A `trickle` phase: its span, the fetch requests its consumers sent in it, and
+    each record's produce -> consume latency (ns) at the first consumer."""
+
+    phase: Phase
+    fetches: int
+    latencies: list[int]
+
+
+def fill(bootstrap: str, topic: str, *, batches: int) -> None:
+    """Store `batches` one-record batches in partition 0 of `topic` (as a trickling
+    producer would leave them: `batch.num.messages=1`)."""
+    producer = Producer(producer_config(bootstrap, linger_ms=0) | {"batch.num.messages": 1})
+    for n in range(batches):
+        while True:
+            try:
+                producer.produce(topic, f"f{n}".encode(), partition=0)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.flush(120)
+
+
+def trickle(
+    bootstrap: str,
+    topic: str,
+    *,
+    fetch_wait_ms: int,
+    seconds: float,
+    rate: float = 1000.0,
+    linger_ms: float = 0.0,
+    consumers: int = 1,
+    read: bool = True,
+    idle_backoff_s: float = 0.001,
+) -> Trickle:
+    """Send `rate` records/s to the end of partition 0 of `topic` (whatever it already
+    stores; due records every millisecond, as the pipeline bench's feed), produced with
+    `linger_ms`; `consumers` consumers read from the end as the flows' sources do.
+    Without `read` they are paused: the broker only stores the trickle."""
+    fetches: dict[int, int] = {}
+    latencies: list[int] = []
+    done = threading.Event()
+
+    def reader(index: int) -> None:
+        def on_stats(raw: str) -> None:
+            brokers = loads(raw).get("brokers", {}).values()
+            fetches[index] = sum(b.get("req", {}).get("Fetch", 0) for b in brokers)
+
+        config = consumer_config(bootstrap, f"probe-trickle-{index}", fetch_wait_ms=fetch_wait_ms)
+        consumer = Consumer(config | {"statistics.interval.ms": 100, "stats_cb": on_stats})
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        consumer.assign([TopicPartition(topic, 0, high)])
+        if not read:
+            consumer.pause([TopicPartition(topic, 0)])
+        ready.wait()
+        while not done.is_set():
+            messages = consumer.consume(2000, 0)
+            if not messages:
+                time.sleep(idle_backoff_s)
+                continue
+            now = time.perf_counter_ns()
+            if index == 0:  # only this phase's records: earlier ones carry no send time
+                latencies.extend(
+                    now - int(value[1:])
+                    for m in messages
+                    if m.error() is None
+                    and (value := m.value() or b"").startswith(b"t")
+                    and int(value[1:]) >= start
+                )
+        consumer.close()
+
+    start = time.perf_counter_ns()
+    ready = threading.Barrier(consumers + 1)
+    threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(consumers)]
+    for thread in threads:
+        thread.start()
+    producer = Producer(producer_config(bootstrap, linger_ms=linger_ms))
+    ready.wait()
+    time.sleep(0.5)  # connected, statistics flowing
+    before = sum(fetches.values())
+    started = time.time_ns()
+    start = time.perf_counter_ns()  # the readers count records sent from here on
+    end = start + int(seconds * 1e9)
+    sent = 0
+    while (now := time.perf_counter_ns()) < end:
+        due = int((now - start) * rate / 1e9)
+        while sent < due:
+            producer.produce(topic, b"t%d" % time.perf_counter_ns(), partition=0)
+            sent += 1
+        producer.poll(0)
+        time.sleep(0.001)
+    ended = time.time_ns()
+    after = sum(fetches.values())
+    producer.flush(10)
+    time.sleep(0.2)
+    done.set()
+    for thread in threads:
+        thread.join()
+    return Trickle(Phase(started, ended), after - before, latencies)

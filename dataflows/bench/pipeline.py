@@ -174,11 +174,13 @@ def bench_pipeline(
     persist: bool = False,
     processes: int = 1,
     partitions: int | None = None,
+    feed_linger_ms: float = 2.0,
 ) -> dict:
     """Run the pipeline benchmark; print and return its figures (see the module docs).
 
     `processes` > 1 runs the trading flow as a Bytewax cluster of that many processes
     (`--rate max` only), `partitions` md.ticks partitions (default: one per process).
+    `feed_linger_ms`: the paced feed's producer linger (how many ticks share a batch).
     """
     offered = parse_rate(rate)
     partitions = partitions or processes
@@ -209,7 +211,9 @@ def bench_pipeline(
                     run.settings, run.run_dir, env, duration_s, sampler, processes=processes
                 )
             else:
-                result = _run_paced(run.settings, run.run_dir, env, offered, duration_s, sampler)
+                result = _run_paced(
+                    run.settings, run.run_dir, env, offered, duration_s, sampler, feed_linger_ms
+                )
         if persist:
             log("persist: the persist flow over everything the run wrote, alone")
             _persist_figures(result, run.settings, run.run_dir, env, sampler, duration_s)
@@ -230,7 +234,7 @@ def bench_pipeline(
     sampler.close()
     result["config"] = {
         **{
-            name.removeprefix("HFL_MODEL__").lower(): value if value.isalpha() else loads(value)
+            name.removeprefix("HFL_MODEL__").lower(): _echo(value)
             for name, value in MODEL_OVERRIDES.items()
         },
         **result.get("config", {}),
@@ -241,10 +245,25 @@ def bench_pipeline(
         "instruments": len(settings.trading.instruments),
         "trading_processes": processes,
         "ticks_partitions": partitions,
+        "feed_linger_ms": feed_linger_ms,
+        "fetch_wait_ms": settings.kafka.fetch_wait_ms,
+        "control_fetch_wait_ms": settings.kafka.control_fetch_wait_ms,
     }
     summarize(result)
     print(dumps(result).decode(), flush=True)
     return result
+
+
+def _echo(value: str) -> object:
+    """An override as the figures echo it: a number as a number, a word as itself.
+
+    >>> _echo("0.51"), _echo("hysteresis")
+    (0.51, 'hysteresis')
+    """
+    try:
+        return loads(value)
+    except ValueError:
+        return value
 
 
 def _persist_figures(  # noqa: PLR0917 - one private call site
@@ -345,11 +364,12 @@ def _run_paced(  # noqa: PLR0917 - one private call site
     rate: float,
     duration_s: float,
     sampler: CpuSampler,
+    feed_linger_ms: float,
 ) -> dict[str, Any]:
     bootstrap, prefix = settings.kafka.bootstrap, settings.kafka.topic_prefix
     warmup = int(rate * WARMUP_EVENT_S)
     ticks = _ticks(settings, rate, time.time_ns() - int(WARMUP_EVENT_S * NS_PER_S))
-    sender = StampingSender.to(bootstrap, prefix + topic.TICKS)
+    sender = StampingSender.to(bootstrap, prefix + topic.TICKS, linger_ms=feed_linger_ms)
     last_warm = _load(sender, ticks, warmup, "warm-up")
     child = start_flow("trading", settings, run_dir, env, recovery=True)
     sampler.watch("trading", child.process.pid)

@@ -39,7 +39,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.target == "broker":
         from dataflows.bench.broker import bench_broker
 
-        bench_broker(base_settings(), ROOT, seconds=min(args.duration, 10.0))
+        bench_broker(base_settings(), ROOT, seconds=min(args.duration, 10.0), only=args.part)
         return 0
     if args.target == "feed":
         from dataflows.bench.feed import bench_feed
@@ -83,6 +83,7 @@ def _bench(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         processes=args.processes,
         partitions=args.partitions,
+        feed_linger_ms=args.feed_linger_ms,
     )
     return 0
 
@@ -111,6 +112,18 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=float,
         default=20.0,
         help="pipeline, dashboard, broker (idle span): seconds",
+    )
+    bench.add_argument(
+        "--feed-linger-ms",
+        type=float,
+        default=2.0,
+        help="pipeline (paced): the feed's producer linger; ticks sharing a broker batch",
+    )
+    bench.add_argument(
+        "--part",
+        choices=("growth", "knobs"),
+        default=None,
+        help="broker: run only the stored-batches growth or the fetch wait x linger part",
     )
     bench.add_argument(
         "--gateway",

@@ -155,6 +155,34 @@ def _feed_live(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hint_bar_interval(settings: Settings, path: str, kind: str | None) -> None:
+    """Say which bar interval a replayed file has, when the flows would not know it:
+    they derive their time scales from `data.bar_interval`, and cannot see this file."""
+    from connectors.codec import loads
+    from connectors.feeds.replay import read_records
+    from risk.timescale import (
+        AUTO,
+        NS_PER_S,
+        estimate_interval_ns,
+        format_interval,
+        rounded_interval,
+    )
+
+    if settings.data.bar_interval != AUTO:
+        return
+    records = (loads(r) if isinstance(r, bytes) else r for r in read_records(path, kind=kind))
+    interval = estimate_interval_ns(
+        (str(r.get("instrument", "")), int(r["ts_event"])) for r in records
+    )
+    if interval is not None and interval > NS_PER_S:
+        name = format_interval(rounded_interval(interval))
+        print(
+            f"{path}: bars {name} apart (estimated); start the flows with"
+            f" HFL_DATA__BAR_INTERVAL={name} (data.bar_interval) so their time scales follow",
+            file=sys.stderr,
+        )
+
+
 def _feed(args: argparse.Namespace) -> int:
     from connectors.feeds.progress import Progress, tracked
     from connectors.feeds.publisher import FEED_LINGER_MS, publish
@@ -182,6 +210,7 @@ def _feed(args: argparse.Namespace) -> int:
         records = paced(simulate(config, total), None if args.fast else 1.0)
     else:
         total = None
+        _hint_bar_interval(settings, args.file, args.kind)
         records = paced(read_records(args.file, kind=args.kind), args.speed)
     kafka = settings.kafka
     producer = CheckedProducer(kafka.bootstrap, linger_ms=FEED_LINGER_MS)

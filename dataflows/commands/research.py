@@ -53,7 +53,7 @@ def backtest_input(args: argparse.Namespace, instruments: tuple[str, ...]) -> ob
     return simulated_input(instruments, args.simulate, seed=args.seed, rate=args.rate)
 
 
-def input_env(args: argparse.Namespace) -> dict[str, str]:
+def set_env(args: argparse.Namespace) -> dict[str, str]:
     """Settings overrides named on the command line (`--set field=value`)."""
     from dataflows.ops.backtest import overrides_env
 
@@ -73,6 +73,8 @@ def _backtest(args: argparse.Namespace) -> int:
 
     from dataflows.ops.backtest import (
         backtest_env,
+        describe_scale,
+        input_env,
         ledger_digest,
         ledger_rows,
         run_inprocess,
@@ -82,9 +84,11 @@ def _backtest(args: argparse.Namespace) -> int:
     from dataflows.ops.registry import keep_store
     from dataflows.ops.report import RunWindow, write_manifest
 
-    overrides = input_env(args)
-    instruments = settings_for(overrides, args.config).trading.instruments
-    data = backtest_input(args, instruments)
+    overrides = set_env(args)
+    configured = settings_for(overrides, args.config)
+    data = backtest_input(args, configured.trading.instruments)
+    derived = input_env(configured, data, overrides)  # type: ignore[arg-type]
+    overrides |= derived
     run_id = (
         args.run_id or f"bt-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{data.digest()[:8]}"
     )
@@ -95,6 +99,9 @@ def _backtest(args: argparse.Namespace) -> int:
     if args.config:
         env["HFL_CONFIG_DIR"] = str(Path(args.config).resolve())
     settings = settings_for(env, args.config)
+    print(describe_scale(settings, estimated="HFL_DATA__BAR_INTERVAL" in derived))
+    if "HFL_TRADING__INSTRUMENTS" in derived:
+        print(f"trading the input's instruments: {', '.join(settings.trading.instruments)}")
     if args.transport == "kafka":
         result = run_kafka(settings, env, data, run_id=run_id, run_dir=run_dir, root=ROOT)
     else:
@@ -136,7 +143,10 @@ def _backtest(args: argparse.Namespace) -> int:
                 }
             )
         )
-    print(f"report: hfl report {run_id}")
+    scale = settings.data.scale()
+    # Daily figures by default; an intraday run names its own frequency (factor printed).
+    hint = "" if scale.is_daily else f" --frequency {scale.frequency}"
+    print(f"report: hfl report {run_id}{hint}")
     return 0
 
 
@@ -144,13 +154,14 @@ def _search_base(args: argparse.Namespace) -> tuple[dict[str, str], object]:
     """The settings overrides every trial starts from, and the input."""
     import tempfile
 
-    from dataflows.ops.backtest import backtest_env, settings_for
+    from dataflows.ops.backtest import backtest_env, input_env, settings_for
 
-    overrides = input_env(args)
+    overrides = set_env(args)
     if args.config:
         overrides["HFL_CONFIG_DIR"] = str(Path(args.config).resolve())
-    instruments = settings_for(overrides, args.config).trading.instruments
-    data = backtest_input(args, instruments)
+    configured = settings_for(overrides, args.config)
+    data = backtest_input(args, configured.trading.instruments)
+    overrides |= input_env(configured, data, overrides)  # type: ignore[arg-type]
     # Trials keep no store; the path is never opened.
     store = Path(tempfile.gettempdir()) / "hfl-search-unused"
     base = backtest_env("search", store, len(data.values), overrides)  # type: ignore[attr-defined]

@@ -103,17 +103,19 @@ def delegate(
     *,
     step: str,
     version: int,
+    finish: Callable[[S], Iterable[W]] | None = None,
 ) -> Callable[[Snapshot | None], Delegate[V, W, S]]:
     """Build a `stateful_batch` builder: fresh state from `make`, or the resumed one.
 
     `step` ("flow.step_id") and `version` (the state version of this code) identify
     the snapshots; a resumed snapshot of another version raises `StateVersionError`.
+    `finish(state)` is what the step emits at the end of a bounded input.
     """
 
     def build(resume_state: Snapshot | None) -> Delegate[V, W, S]:
         if resume_state is None:
-            return Delegate(make(), handle, version, step=step)
+            return Delegate(make(), handle, version, finish, step=step)
         state: S = restore(resume_state, step, version)  # type: ignore[assignment]
-        return Delegate(state, handle, version, step=step)
+        return Delegate(state, handle, version, finish, step=step)
 
     return build

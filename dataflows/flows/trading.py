@@ -187,6 +187,19 @@ class InstrumentState:
         )
 
 
+def instrument_state(
+    settings: Settings, spec: ModelSpec, start: PoolState | None = None
+) -> InstrumentState:
+    """A fresh model-step state as the trading flow builds it for each key (and the
+    in-process backtest, `dataflows.ops.backtest`): the outlier screen of
+    `settings.outliers`, the models of `spec`, started from `start` (a warm start,
+    `dataflows.ops.model_checkpoint.load_warm_start`; default cold)."""
+    start = start or PoolState()
+    return InstrumentState(
+        spec, outliers=OutlierScreen(settings.outliers.config()), pool=start.pool, warm=start.sets
+    )
+
+
 def handle_ticks(
     state: InstrumentState, batch: list[TickWithOrigin | ModelCommand]
 ) -> list[InstrumentEvent | DecodeFailure]:
@@ -222,6 +235,15 @@ def handle_ticks(
             out.append(checkpoint)
         note_signals(out[produced:], tick.ts_init)
     observe_model_batch(time.perf_counter() - started, len(batch))
+    return out
+
+
+def close_bars(state: InstrumentState) -> list[InstrumentEvent]:
+    """The end of a bounded input: every instrument's open bars, closed (in instrument
+    order), so the gate marks the book to each instrument's last price."""
+    out: list[InstrumentEvent] = []
+    for name in sorted(state.pipelines):
+        state.pipelines[name].close_bars(out)
     return out
 
 
@@ -347,6 +369,7 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
             "model_control_in",
             flow,
             topic.MODEL_CONTROL,
+            fetch_wait_ms=settings.kafka.control_fetch_wait_ms,
             end=EndHooks(may_end=end.after_market_data),
         ),
         CommandCheck(
@@ -368,15 +391,11 @@ def build_flow(settings: Settings | None = None, io: FlowIO | None = None) -> Da
             "instrument_pipeline",
             op.merge("instrument_in", valid_ticks, model_commands),
             delegate(
-                lambda: InstrumentState(
-                    spec,
-                    outliers=OutlierScreen(settings.outliers.config()),
-                    pool=start.pool,
-                    warm=start.sets,
-                ),
+                lambda: instrument_state(settings, spec, start),
                 handle_ticks,
                 step="trading.instrument_pipeline",
                 version=INSTRUMENT_STATE_VERSION,
+                finish=close_bars,
             ),
         ),
     )

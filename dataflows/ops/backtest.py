@@ -36,14 +36,21 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from connectors import topic
-from connectors.codec import encode
+from connectors.codec import encode, loads
 from connectors.feeds.replay import read_records
 from connectors.feeds.simulator import SimulationConfig, simulate
 from connectors.kafka.record import KafkaRecord
 from dataflows.flows import gateway as gateway_flow
 from dataflows.flows.account import account_engine, make_account_state
 from dataflows.flows.routing import to_outbound
-from dataflows.flows.trading import InstrumentState, decode_ticks, handle_ticks, to_account
+from dataflows.flows.trading import (
+    InstrumentState,
+    close_bars,
+    decode_ticks,
+    handle_ticks,
+    instrument_state,
+    to_account,
+)
 from dataflows.flows.wiring import code_version
 from dataflows.settings import Settings, load_settings
 from dataflows.settings_domain import model_spec, paper_config
@@ -63,7 +70,13 @@ from risk.domain import (
 )
 from risk.domain.error import HflError
 from risk.fill_sync import FillSyncMode
-from risk.outlier import OutlierScreen
+from risk.timescale import (
+    AUTO,
+    TimeScale,
+    estimate_interval_ns,
+    format_interval,
+    rounded_interval,
+)
 
 NS_PER_S = 1_000_000_000
 # Simulated inputs start at a fixed event time, so the same seed is the same input.
@@ -88,6 +101,13 @@ class BacktestInput:
     values: tuple[bytes, ...]
     label: str
     instruments: tuple[str, ...] = ()
+
+    def interval_ns(self) -> int | None:
+        """The input's sampling interval estimated from its first event times per
+        instrument (`risk.timescale.estimate_interval_ns`); None: no two distinct times."""
+        records = map(loads, self.values)
+        pairs = ((str(r.get("instrument", "")), int(r["ts_event"])) for r in records)
+        return estimate_interval_ns(pairs)
 
     def digest(self) -> str:
         """sha256 of the records, in order: the same digest is the same input."""
@@ -153,6 +173,35 @@ def backtest_env(
         "HFL_GATEWAY__MAX_BUFFERED_TICKS": str(max(ticks, 1) + 1),
         **(overrides or {}),
     }
+
+
+def input_env(
+    settings: Settings, data: BacktestInput, overrides: Mapping[str, str]
+) -> dict[str, str]:
+    """What a backtest of `data` sets beside `overrides`, given the settings without it.
+
+    `data.bar_interval: auto` becomes the interval estimated from the input, so every
+    time scale of the run (and of each flow process, which reads it from the
+    environment) is the data's own. When `trading.instruments` is not named in
+    `overrides` and the input holds instruments the configuration does not trade, the
+    run trades the input's instruments (rather than dead-letter them).
+    """
+    env: dict[str, str] = {}
+    if settings.data.bar_interval == AUTO and (interval := data.interval_ns()) is not None:
+        env["HFL_DATA__BAR_INTERVAL"] = format_interval(rounded_interval(interval))
+    key = "HFL_TRADING__INSTRUMENTS"
+    if key not in overrides and not set(data.instruments) <= set(settings.trading.instruments):
+        env[key] = ",".join(data.instruments)
+    return env
+
+
+def describe_scale(settings: Settings, estimated: bool) -> str:
+    """The run's time scale in one line (its annualisation factor included)."""
+    scale = settings.data.scale()
+    source = "estimated from the input" if estimated else "declared"
+    if settings.data.bar_interval == AUTO:
+        source = "auto, no estimate: tick data"
+    return TimeScale(scale.interval_ns, source).describe()
 
 
 def settings_for(env: Mapping[str, str], config_dir: str | Path | None = None) -> Settings:
@@ -241,7 +290,7 @@ class InProcessEngine:
         pooled = settings.model.pooled
         self._decode = decode_ticks(instruments, pooled=pooled)
         self._spec = model_spec(settings, code_version())
-        self._outliers = settings.outliers.config()
+        self._settings = settings
         self._states: dict[str, InstrumentState] = {}
         self._select = to_account(settings.trading.account)
         self._account = make_account_state(settings, 0)
@@ -267,9 +316,7 @@ class InProcessEngine:
             state = self._states.get(key)
             if state is None:
                 # As the trading flow builds it (`trading.build_flow`, instrument_pipeline).
-                state = self._states[key] = InstrumentState(
-                    self._spec, outliers=OutlierScreen(self._outliers)
-                )
+                state = self._states[key] = instrument_state(self._settings, self._spec)
             instrument_events.extend(handle_ticks(state, batch))
         out.extend(instrument_events)
         reports = self._books_step(self._gateway_ticks(records))
@@ -279,9 +326,17 @@ class InProcessEngine:
         return out
 
     def finish(self) -> list[object]:
-        """The end of input: every fill still held is booked, with a last P&L."""
-        out = self._engine.finish(self._account)
-        self._exchange([], out, decided=out)
+        """The end of input: every instrument's last bars close (as the trading flow's
+        model step ends, `trading.close_bars`) and go to the gate; then every fill still
+        held is booked, with a last P&L."""
+        closed: list[object] = []
+        for key in sorted(self._states):
+            closed.extend(close_bars(self._states[key]))
+        out: list[object] = [*closed]
+        self._exchange([event for _, event in self._select(closed)], out)
+        finished = self._engine.finish(self._account)
+        out.extend(finished)
+        self._exchange([], out, decided=finished)
         return out
 
     def _exchange(

@@ -16,6 +16,7 @@ from dashboard.snapshot import pipeline_panel, run_window
 from dataflows.settings import Settings, secret_values
 from online_models.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from risk.redact import redact_text
+from risk.timescale import TICK
 from sinks.query import QueryError, format_table, query, read_port_file, reader
 from sinks.trail import chain_ids, trail_logs, trail_rows
 
@@ -61,7 +62,7 @@ def dashboard_config(
         recovery_dirs=recovery_dirs,
         webhook_url=board.webhook_url,
         alerts=AlertThresholds(
-            stale_data_s=board.stale_data_s,
+            stale_data_s=board.stale_data_s or TICK.stale_ns / 1e9,  # null: ticks' 10 s
             persist_lag_s=board.persist_lag_s,
             max_drawdown_ratio=board.max_drawdown_ratio,
         ),

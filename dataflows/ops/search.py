@@ -8,7 +8,7 @@ sampled at::
     direction: maximize
     frequency: daily
     fixed:                       # applied to every trial (declared, not searched)
-      model.checkpoint_interval_s: 0
+      trading.instruments: [AAPL, MSFT]
     parameters:
       model.enter_long: {low: 0.5, high: 0.6}
       model.horizon_s: {low: 1, high: 5, step: 1}          # integers: int bounds

@@ -209,7 +209,12 @@ class AccountEngine:
         last_ns = None
         for item in sync.drain():
             self._apply(state, item, out)
-            last_ns = item.ts_event if isinstance(item, Fill) else last_ns
+            # A fill, or a bar (the last ones close at the end of the input): the last
+            # P&L is marked to the last prices.
+            stamp = item.ts_event if isinstance(item, Fill) else None
+            stamp = item.ts_init if isinstance(item, Bar) else stamp
+            if stamp is not None and (last_ns is None or stamp > last_ns):
+                last_ns = stamp
         if last_ns is not None:
             out.append(state.gate.snapshot_pnl(last_ns))
             out.extend(state.gate.take_events())
@@ -344,7 +349,9 @@ class AccountEngine:
             case Bar():
                 gate.mark(event.instrument, event.close, event.ts_event)
                 out.extend(gate.risk_metrics(event.ts_event, event.ts_init))
-                if event.ts_init >= state.next_pnl_ns:
+                # A bar closed by the end of the input (before its end) marks the last
+                # price: the P&L at that time is snapshot again, marked to it.
+                if event.ts_init >= state.next_pnl_ns or _event_time(event) < _bar_end(event):
                     out.append(gate.snapshot_pnl(event.ts_init))
                     out.extend(gate.take_events())
                     interval = state.pnl_interval_ns
@@ -426,10 +433,15 @@ def input_key(event: AccountInput) -> str | None:
     return None
 
 
+def _bar_end(bar: Bar) -> int:
+    return bar.ts_event + bar.interval_s * 1_000_000_000
+
+
 def _event_time(event: Held) -> int:
-    """When an item happens in event time: a bar when it closes."""
+    """When an item happens in event time: a bar when it closes (its end; a bar closed
+    at the end of the input, `BarBuilder.flush`, at its last tick, before its end)."""
     if isinstance(event, Bar):
-        return event.ts_event + event.interval_s * 1_000_000_000
+        return min(_bar_end(event), event.ts_init)
     return event.ts_event
 
 

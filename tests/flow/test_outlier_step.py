@@ -97,7 +97,10 @@ def test_outlier_settings_load_from_yaml_and_environment(tmp_path: Path) -> None
     assert config.action(OutlierRule.ZERO_SIZE) is OutlierAction.OFF
     assert config.action(OutlierRule.CROSSED_QUOTE) is OutlierAction.DEAD_LETTER
     assert (config.mad_threshold, config.flag_alert_interval_ns) == (6.0, 5 * S)
-    assert OutlierSettings().config() == OutlierConfig()  # defaults: the report's defaults
+    # A live feed's defaults are the report's; otherwise (replays) stale_timestamp is off.
+    live = load_settings("builtin", env={"HFL_DATA__LIVE": "true"}).outliers
+    assert live.config() == OutlierConfig()
+    assert OutlierSettings().config().action(OutlierRule.STALE_TIMESTAMP) is OutlierAction.OFF
     (tmp_path / "trading.yaml").write_text("outliers:\n  price_jump: drop\n  window: 1\n")
     with pytest.raises(ConfigError) as caught:
         load_settings(tmp_path, env={})

@@ -50,6 +50,8 @@ def test_bench_prints_figures_as_json_on_its_last_line(tmp_path: Path) -> None:
     assert figures["ticks_per_s"] > 0
     assert figures["prediction_p50_ms"] is not None
     assert figures["config"]["min_labelled"] == 20
+    assert figures["config"]["feed_linger_ms"] == 2.0  # the paced feed's default batching
+    assert figures["config"]["control_fetch_wait_ms"] == 100
     assert figures["cpu_us_per_tick"]["trading"] > 0
     assert figures["cpu_us_per_tick"]["broker"] > 0
     assert figures["baseline_ticks_per_s"] > 0  # the plain flow ran over the same ticks
