@@ -410,9 +410,10 @@ class RiskSettings:
     `fill_sync_max_wait_ms`); `event_time` books each fill `fill_sync_delay_ms` after
     its event time, holding a decision until the gateway's markers show those fills are
     in, for at most `fill_sync_max_wait_ms` of wall time (then a `gateway_lag` alert);
-    `arrival` books them as they come, unjournaled; `auto` is `event_time` in a bounded
-    replay with the gateway and `journal` otherwise
-    (`dataflows.flows.account.fill_sync_mode`). `start_halted` is a halt applied
+    `arrival` books them as they come, unjournaled; `auto` (the default) is `event_time`
+    in a bounded replay with the gateway and `journal` otherwise, i.e. in a live run
+    (`dataflows.flows.account.fill_sync_mode`; the in-process backtest, which has no
+    input journal, books in event time). `start_halted` is a halt applied
     before the first input (`StartHaltSettings`). `stress_scenarios` adds
     named scenarios to the built-in ones: instrument (or "*" for all) -> return in
     percent, plus "market" for a market move applied through each instrument's beta.
@@ -427,7 +428,7 @@ class RiskSettings:
     sizing: SizingSettings = field(default_factory=SizingSettings)
     drift_action: TradingState | None = TradingState.REDUCING
     alert_actions: dict[str, TradingState] = field(default_factory=default_alert_states)
-    fill_sync: FillSyncMode = FillSyncMode.EVENT_TIME
+    fill_sync: FillSyncMode = FillSyncMode.AUTO
     fill_sync_delay_ms: int = 1_000
     fill_sync_max_wait_ms: int = 10_000
     start_halted: StartHaltSettings = field(default_factory=StartHaltSettings)

@@ -1,12 +1,15 @@
 """The risk gate's input journal on `hfl.gate_journal` (`risk.fill_sync.InputOrder`).
 
-Journaled (`risk.fill_sync: journal`, opt-in; docs/reliability.md) the gate decides on arrival,
-never waiting for the gateway's progress markers, and makes that order reproducible:
-per batch, before the batch's effects leave, it writes one record listing in order
-the keys of the inputs it applied (`s<signal_id>`, `f<fill_id>`, `e<event_id>`,
-`c<command_id>`, `a<alert_id>`, `d<drift_id>`, `b<instrument>@<interval>@<ts>`),
-synchronously, acknowledged by the broker through an idempotent checked producer, as
-the operator-command journal (`connectors.kafka.journal`) does for commands. A resume
+Journaled (`risk.fill_sync: journal`, and `auto` in a live run; docs/reliability.md)
+the gate decides on arrival, never waiting for the gateway's progress markers, and
+makes that order reproducible:
+per batch it writes one record listing in order the keys of the inputs it applies
+(`s<signal_id>`, `f<fill_id>`, `e<event_id>`, `c<command_id>`, `a<alert_id>`,
+`d<drift_id>`, `b<instrument>@<interval>@<ts>`): sent before the batch is applied,
+acknowledged by the broker (idempotent checked producer) before the batch's effects
+leave, so the write overlaps the gate's work and is still durable first (the
+operator-command journal, `connectors.kafka.journal`, does the same for commands,
+synchronously). A resume
 reads the records from the offset its snapshot keeps and applies the inputs Bytewax
 delivers again in that order, then goes on live.
 
@@ -19,14 +22,29 @@ import logging
 
 from connectors.codec import encode
 from connectors.kafka.journal import JournalTopic, journal_entry
+from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.record import OutboundRecord
 from connectors.topic import GATE_JOURNAL
 from risk.command_log import CommandPoint
 from risk.domain import AuditEvent, ControlCommand, LimitCommand
-from risk.engine.port import InputsRead
+from risk.engine.port import Acknowledgement, InputsRead
 from risk.fill_sync import JournaledInputs
 
 LOG = logging.getLogger("hfl.trading.gate_journal")
+
+
+class _Acknowledgement:
+    """The gate journal's write in flight: the writer has nothing else outstanding (one
+    record per batch, awaited before the next is sent), so its flush is this record's."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, writer: CheckedProducer) -> None:
+        self._writer = writer
+
+    def wait(self) -> int:
+        self._writer.flush()
+        return self._writer.last_offset
 
 
 class KafkaGateJournal(JournalTopic):
@@ -57,15 +75,28 @@ class KafkaGateJournal(JournalTopic):
             )
         return InputsRead(keys, end, len(records))
 
+    def send(self, account: str, keys: list[str]) -> Acknowledgement:
+        """Start writing that `account` consumes `keys` in order (queued; librdkafka's
+        own thread sends it at once, `linger.ms` 0); `wait()` on the result blocks until
+        the broker acknowledged it and returns its offset.
+
+        Raises:
+            DeliveryFailedError: refused at once, or an earlier write was not
+                acknowledged.
+        """
+        value = encode(JournaledInputs(account=account, inputs=tuple(keys)))
+        writer = self._writer()
+        writer.produce(OutboundRecord(self._topic, account.encode(), value))
+        return _Acknowledgement(writer)
+
     def record(self, account: str, keys: list[str]) -> int:
         """Write that `account` consumed `keys` in order; return the offset once
-        acknowledged.
+        acknowledged (`send` and wait).
 
         Raises:
             DeliveryFailedError: not acknowledged; the batch's effects must not leave.
         """
-        value = encode(JournaledInputs(account=account, inputs=tuple(keys)))
-        return self._writer().deliver(OutboundRecord(self._topic, account.encode(), value))
+        return self.send(account, keys).wait()
 
     def applied(
         self, account: str, command: ControlCommand | LimitCommand, point: CommandPoint

@@ -91,6 +91,11 @@ class CheckedProducer:
         self.flush()
         return self._last_offset
 
+    @property
+    def last_offset(self) -> int:
+        """Offset of the last record acknowledged (after `flush`); -1 before any."""
+        return self._last_offset
+
     def produce_batch(self, records: Iterable[OutboundRecord]) -> int:
         """Queue `records` without waiting; raise if an earlier delivery failed."""
         headers = [(EMITTED_HEADER, str(time.time_ns()).encode())]

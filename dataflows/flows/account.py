@@ -9,13 +9,16 @@ and logs and metrics (`connectors.telemetry`). Every decision, the journaled inp
 order or the event-time booking (`risk.fill_sync`) and the operator-command journal's
 replay (`risk.command_log`) happen in the engine; see its module for how.
 
-Which mode (`risk.fill_sync`, `fill_sync_mode`): `event_time` is the default;
-`journal` decides on arrival and never waits for the gateway (a fresh journaled gate
+Which mode (`risk.fill_sync`, `fill_sync_mode`): `auto`, the default, journals in a
+live run and books in event time in a bounded replay that runs the gateway (such a
+replay has no journal of a run before it, and event time gives the same orders on
+every run of the same input; the in-process backtest, which builds the gate with no
+input journal, pins event time). `journal` decides on arrival and never waits for the
+gateway: the order of each batch's inputs is sent to the journal before the batch is
+applied and acknowledged before its outputs leave (a fresh journaled gate
 replays the whole input journal: a flow killed before its first snapshot restarts
 fresh, its sources from the beginning, and what it decided had left; chaos R1-journal,
-docs/reliability.md); `auto` journals in a live run and books in event time in a
-bounded replay that runs the gateway (such a replay has no journal of a run before
-it, and event time gives the same orders on every run of the same input).
+docs/reliability.md).
 
 Start halted: `risk.start_halted` (set by `hfl up` when startup reconciliation fails)
 halts the gate as it is built or resumed, before it sees any input, whatever order
@@ -43,7 +46,7 @@ from risk.command_log import CommandLog, CommandPoint
 from risk.domain import AuditEvent, ControlAction, Signal
 from risk.domain.decision import RiskDecision
 from risk.engine.account import AccountEngine, AccountInput, AccountState, Command, Held
-from risk.engine.port import InputJournal, InputsRead, JournalRead
+from risk.engine.port import Acknowledgement, InputJournal, InputsRead, JournalRead
 from risk.fill_sync import FillSync, FillSyncMode, InputOrder
 from risk.gate import AccountGate
 from risk.limit import LimitBook
@@ -124,10 +127,30 @@ class _JournalPort:
         return self._journal.write(command.command_id, entry), entry
 
 
+class _TimedAck:
+    """A timed write in flight: `trading.risk_gate.journal` is the time the worker is
+    held by it (queueing the record plus waiting for its acknowledgement after the
+    batch was applied), `trading.risk_gate.journal_ack` the write's whole round trip
+    (sent to acknowledged), which the gate's work now overlaps."""
+
+    __slots__ = ("_ack", "_held_ns", "_items", "_sent_ns")
+
+    def __init__(self, ack: Acknowledgement, sent_ns: int, held_ns: int, items: int) -> None:
+        self._ack, self._sent_ns, self._held_ns, self._items = ack, sent_ns, held_ns, items
+
+    def wait(self) -> int:
+        started = stage.now()
+        offset = self._ack.wait()
+        ended = stage.now()
+        held_ns = self._held_ns + ended - started
+        stage.record("trading.risk_gate.journal", ended - held_ns, ended, self._items)
+        stage.record("trading.risk_gate.journal_ack", self._sent_ns, ended, self._items)
+        return offset
+
+
 class _TimedInputs:
-    """The input journal with each acknowledged write timed as the stage
-    `trading.risk_gate.journal` (per input; the pipeline bench prints it): what
-    journaling adds to each batch of decisions."""
+    """The input journal with each write timed (per input; the pipeline bench prints
+    them, `_TimedAck`): what journaling adds to each batch of decisions."""
 
     __slots__ = ("_inputs",)
 
@@ -146,11 +169,10 @@ class _TimedInputs:
     def read(self, account: str, start: int) -> InputsRead:
         return self._inputs.read(account, start)
 
-    def record(self, account: str, keys: list[str]) -> int:
+    def send(self, account: str, keys: list[str]) -> Acknowledgement:
         started = stage.now()
-        offset = self._inputs.record(account, keys)
-        stage.record("trading.risk_gate.journal", started, stage.now(), len(keys))
-        return offset
+        ack = self._inputs.send(account, keys)
+        return _TimedAck(ack, started, stage.now() - started, len(keys))
 
     def applied(self, account: str, command: Command, point: CommandPoint) -> AuditEvent:
         return self._inputs.applied(account, command, point)

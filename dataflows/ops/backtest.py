@@ -278,6 +278,14 @@ class InProcessEngine:
             )
         if settings.model.warm_start:
             raise HflError("an in-process backtest starts its models cold (model.warm_start)")
+        fill_sync = settings.risk.fill_sync
+        if fill_sync is FillSyncMode.JOURNAL:
+            raise HflError("an in-process backtest has no input journal (risk.fill_sync: journal)")
+        if fill_sync is FillSyncMode.AUTO:
+            # As `auto` resolves for a bounded replay with the gateway (the kafka transport).
+            settings = replace(
+                settings, risk=replace(settings.risk, fill_sync=FillSyncMode.EVENT_TIME)
+            )
         instruments = frozenset(settings.trading.instruments)
         pooled = settings.model.pooled
         self._decode = decode_ticks(instruments, pooled=pooled)

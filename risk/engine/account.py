@@ -1,9 +1,9 @@
 """One account's inputs through the risk gate: on arrival (journaled or not), or in event time.
 
 Journaled (`state.order`, a `risk.fill_sync.InputOrder`; docs/reliability.md, chaos
-R1-journal): every input is applied as it arrives, and
-per batch, before its effects leave, the keys of the inputs applied are written in
-order to the `InputJournal`; a resumed engine reads
+R1-journal): every input is applied as it arrives, and per batch the keys of the
+inputs applied are written in order to the `InputJournal` (sent before the batch is
+applied, acknowledged before its effects leave); a resumed engine reads
 the journal from the offset its snapshot keeps and applies the inputs Bytewax
 delivers again in the journal's order, then goes on live. Nothing waits for the
 gateway; a resume decides as the run before the crash did.
@@ -228,20 +228,30 @@ class AccountEngine:
         out: list[object],
     ) -> None:
         """Apply the batch on arrival (after a resume: in the journal's order, then
-        live), journaling the keys of the live inputs applied before returning."""
+        live), journaling the keys of the live inputs applied before returning.
+
+        The live inputs' order is known before any is applied, so their record is sent
+        first and its acknowledgement awaited only after the batch is applied, before
+        its effects are returned: the write overlaps the gate's work, and still no
+        output leaves before the order of the inputs that caused it is durable.
+        """
         arrived = [(key, event) for event in batch if (key := input_key(event)) is not None]
         replayed, live = order.order(arrived)
         if order.stalled(bool(replayed), now_ns := self._clock.now_ns()):
             self._journal_gap(state, order.skip(), now_ns, out)
             more, live = order.order([])
             replayed += more
+        ack = (
+            self._inputs_or_fail().send(state.gate.account, [key for key, _ in live])
+            if live
+            else None
+        )
         for event in replayed:
             self._apply_journaled(state, event, out)
         for _, event in live:
             self._apply_journaled(state, event, out)
-        if live:
-            keys = [key for key, _ in live]
-            order.written(self._inputs_or_fail().record(state.gate.account, keys))
+        if ack is not None:
+            order.written(ack.wait())
         _promise_decided(state, [*replayed, *(event for _, event in live)], out)
 
     def _apply_journaled(self, state: AccountState, event: AccountInput, out: list[object]) -> None:

@@ -60,6 +60,18 @@ class InputsRead:
     records: int
 
 
+class Acknowledgement(Protocol):
+    """A journal write in flight (`InputJournal.send`)."""
+
+    def wait(self) -> int:
+        """Block until the write is durable; return its offset.
+
+        Raises:
+            DeliveryFailedError: not acknowledged; the batch's effects must not leave.
+        """
+        ...
+
+
 class InputJournal(Protocol):
     """Where the gate journals, per batch, the order in which it consumed its inputs
     (`risk.fill_sync.InputOrder`)."""
@@ -68,11 +80,13 @@ class InputJournal(Protocol):
         """`account`'s input keys from offset `start` on, in journal order."""
         ...
 
-    def record(self, account: str, keys: list[str]) -> int:
-        """Write durably that `account` consumed `keys`, in order; return the offset.
+    def send(self, account: str, keys: list[str]) -> Acknowledgement:
+        """Start writing that `account` consumes `keys`, in order, without waiting: the
+        gate sends a batch's order before applying it and waits for the acknowledgement
+        only before the batch's effects leave, so the write overlaps the work.
 
         Raises:
-            DeliveryFailedError: not acknowledged; the batch's effects must not leave.
+            DeliveryFailedError: refused at once, or an earlier write failed.
         """
         ...
 

@@ -16,11 +16,14 @@ from dataflows.flows.account import (
     AccountState,
     Held,
     apply_start_halt,
+    fill_sync_mode,
     finish_account,
     handle_account,
+    make_account_state,
 )
+from dataflows.ops.backtest import InProcessEngine
 from dataflows.ops.control import control_events, limit_events
-from dataflows.settings import StartHaltSettings
+from dataflows.settings import StartHaltSettings, load_settings
 from risk.domain import (
     Alert,
     AuditEvent,
@@ -44,9 +47,10 @@ from risk.domain import (
     TradingStateChanged,
 )
 from risk.domain.enums import OrderEventKind
+from risk.domain.error import HflError
 from risk.domain.ids import tick_id
 from risk.early import EarlyReports
-from risk.fill_sync import FillSync
+from risk.fill_sync import FillSync, FillSyncMode
 from risk.gate import AccountGate, InvariantViolation
 from tests.unit.risk.test_gate import (
     TS,
@@ -569,3 +573,26 @@ def test_control_and_limit_audit_events_say_who_when_why_and_which_command() -> 
         assert audit.ts_event == command.ts_event == TS
         assert orjson.loads(audit.detail)["command_id"] == command.command_id
     assert orjson.loads(limit_audit.detail)["max_position"] == "50"
+
+
+def test_auto_is_the_default_journaling_a_live_run_and_booking_a_replay_in_event_time() -> None:
+    live = load_settings()
+    assert live.risk.fill_sync is FillSyncMode.AUTO
+    assert fill_sync_mode(live) is FillSyncMode.JOURNAL
+    state = make_account_state(live)
+    assert state.order is not None and state.sync is None
+    replay = replace(live, kafka=replace(live.kafka, bounded=True))
+    assert fill_sync_mode(replay) is FillSyncMode.EVENT_TIME
+    assert make_account_state(replay).sync is not None
+    # A bounded run without the gateway has no markers to wait for: journaled.
+    alone = replace(replay, kafka=replace(replay.kafka, end_writers=("feed", "trading")))
+    assert fill_sync_mode(alone) is FillSyncMode.JOURNAL
+
+
+def test_the_in_process_backtest_books_in_event_time_whatever_auto_says() -> None:
+    settings = load_settings()
+    engine = InProcessEngine(settings)
+    assert engine.event_time and engine._account.sync is not None
+    journaled = replace(settings, risk=replace(settings.risk, fill_sync=FillSyncMode.JOURNAL))
+    with pytest.raises(HflError, match="no input journal"):
+        InProcessEngine(journaled)

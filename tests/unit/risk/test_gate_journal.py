@@ -7,6 +7,8 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass, field
 
+import pytest
+
 from risk.command_log import CommandPoint
 from risk.domain import (
     Alert,
@@ -29,6 +31,18 @@ MAX_WAIT_NS = 50_000_000
 
 
 @dataclass
+class Written:
+    """A write the fake journal made at once: acknowledged when awaited."""
+
+    offset: int
+    waited: bool = False
+
+    def wait(self) -> int:
+        self.waited = True
+        return self.offset
+
+
+@dataclass
 class ListInputs:
     """The input journal as a list of (account, keys); offsets are list indices."""
 
@@ -38,9 +52,9 @@ class ListInputs:
         keys = [k for who, keys in self.records[start:] if who == account for k in keys]
         return InputsRead(keys, len(self.records), len(self.records) - start)
 
-    def record(self, account: str, keys: list[str]) -> int:
+    def send(self, account: str, keys: list[str]) -> Written:
         self.records.append((account, list(keys)))
-        return len(self.records) - 1
+        return Written(len(self.records) - 1)
 
     def applied(self, account: str, command: Command, point: CommandPoint) -> AuditEvent:
         return AuditEvent(
@@ -89,6 +103,58 @@ def test_signal_is_decided_on_arrival_without_any_gateway_marker_and_journaled()
     assert inputs.records == [("acc", [input_key(signal)])]
     assert state.settling() is state.order and state.order.settled()
     assert (state.order.journal_from, state.order.consumed) == (1, 0)
+
+
+@dataclass
+class Unacknowledged:
+    """A write the broker never acknowledges."""
+
+    def wait(self) -> int:
+        msg = "not acknowledged"
+        raise OSError(msg)
+
+
+@dataclass
+class WatchedInputs(ListInputs):
+    """Notes how many decisions the gate had made when each record was sent; `lose`
+    makes every write fail at its acknowledgement."""
+
+    telemetry: RecordingTelemetry = field(default_factory=RecordingTelemetry)
+    decided_at_send: list[int] = field(default_factory=list)
+    sent: list[Written] = field(default_factory=list)
+    lose: bool = False
+
+    def send(self, account: str, keys: list[str]) -> Written | Unacknowledged:  # type: ignore[override]
+        self.decided_at_send.append(len(self.telemetry.decisions))
+        written = super().send(account, keys)
+        self.sent.append(written)
+        return Unacknowledged() if self.lose else written
+
+
+def test_the_order_is_sent_before_the_batch_is_applied_and_awaited_before_it_returns() -> None:
+    inputs = WatchedInputs()
+    state = journaled_state()
+    run = AccountEngine(
+        clock=StepClock(), journal=ListJournal(), telemetry=inputs.telemetry, inputs=inputs
+    )
+    signals = [make_signal(1, 100.0), make_signal(1, 101.0, ts=TS + 1)]
+    out = run.handle(state, list(signals))
+    # Sent before the first decision of the batch, acknowledged before the outputs left.
+    assert inputs.decided_at_send == [0]
+    assert len(inputs.telemetry.decisions) == 2 and inputs.sent[0].waited
+    assert len(decided(out)) >= 2 and state.order is not None
+    assert state.order.journal_from == 1
+
+
+def test_outputs_never_leave_when_the_journal_write_is_not_acknowledged() -> None:
+    inputs = WatchedInputs(lose=True)
+    state = journaled_state()
+    run = AccountEngine(
+        clock=StepClock(), journal=ListJournal(), telemetry=inputs.telemetry, inputs=inputs
+    )
+    with pytest.raises(OSError, match="not acknowledged"):
+        run.handle(state, [make_signal(1, 100.0)])
+    assert state.order is not None and state.order.journal_from == 0
 
 
 def test_markers_are_neither_awaited_nor_journaled_and_an_empty_batch_writes_nothing() -> None:
