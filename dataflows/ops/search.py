@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -526,6 +527,23 @@ class WalkForward:
     activity: Activity = field(default_factory=Activity)
 
 
+def _trial_progress(
+    where: str, trials: int, say: Callable[[str], None]
+) -> Callable[[Any, Any], None]:
+    """An Optuna callback that says each finished trial, so a long fold shows progress."""
+    started = time.monotonic()
+
+    def said(_study: Any, trial: Any) -> None:
+        value = "" if trial.value is None else f" {trial.value:.4f}"
+        elapsed = time.monotonic() - started
+        say(
+            f"{where}: trial {trial.number + 1}/{trials} {trial.state.name.lower()}{value}"
+            f" ({elapsed:.0f}s in this fold)"
+        )
+
+    return said
+
+
 def walk_forward(
     base_env: Mapping[str, str],
     data: BacktestInput,
@@ -556,7 +574,12 @@ def walk_forward(
         )
         in_sample = _slice(data, buckets, lo, mid)
         study = _study(f"fold-{number}", None, space, seed + number)
-        study.optimize(_objective(base_env, in_sample, space), n_trials=trials, catch=(HflError,))
+        study.optimize(
+            _objective(base_env, in_sample, space),
+            n_trials=trials,
+            catch=(HflError,),
+            callbacks=[_trial_progress(f"fold {number}/{len(plan)}", trials, say)],
+        )
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not done:
             raise HflError(f"fold {number}: no in-sample trial completed")
