@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -170,10 +171,17 @@ def _hint_bar_interval(settings: Settings, path: str, kind: str | None) -> None:
 
     if settings.data.bar_interval != AUTO:
         return
-    records = (loads(r) if isinstance(r, bytes) else r for r in read_records(path, kind=kind))
-    interval = estimate_interval_ns(
-        (str(r.get("instrument", "")), int(r["ts_event"])) for r in records
-    )
+
+    def stamps() -> Iterator[tuple[str, int]]:
+        # A replay file may hold malformed lines: the flows dead-letter them, the hint skips them.
+        for raw in read_records(path, kind=kind):
+            try:
+                record = loads(raw) if isinstance(raw, bytes) else raw
+                yield str(record.get("instrument", "")), int(record["ts_event"])
+            except (ValueError, TypeError, KeyError, AttributeError):
+                continue
+
+    interval = estimate_interval_ns(stamps())
     if interval is not None and interval > NS_PER_S:
         name = format_interval(rounded_interval(interval))
         print(
