@@ -18,6 +18,7 @@ from dataflows.flows.routing import ROUTES, feature_batches, prediction_batches,
 from dataflows.flows.trading import to_account
 from dataflows.settings import Settings
 from dataflows.settings_domain import paper_config
+from online_models.instrument import explode
 from risk.domain import (
     Alert,
     AlertSeverity,
@@ -376,7 +377,7 @@ def test_to_outbound_routes_every_event_type_to_prefixed_topic_and_key(
 ) -> None:
     failures = [e for e in run_trading(bad_stream.records[:1200]) if isinstance(e, DecodeFailure)]
     everything = [
-        *trading_events,
+        *explode(trading_events),  # features and predictions leave as columnar records
         *book_events,
         *closed_loop(settings, trading_events, book_events),
         *failures,
