@@ -14,6 +14,7 @@ the final P&L to the last closes (equity = cash + the positions at the last pric
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import subprocess
@@ -24,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from connectors.feeds.sp500 import write_sp500_prices
-from sinks.query import query
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +44,27 @@ def hfl(tmp_path: Path, *args: str) -> str:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
+
+
+def query(url: str, sql: str) -> list[list[object]]:
+    """Rows of `sql` read in a child process: chDB opens one store per process, and the
+    suite's own process may already hold another one. Decimals come back as text."""
+    code = (
+        "import json, sys; from sinks.query import query; "
+        "_, rows = query(sys.argv[1], sys.argv[2]); "
+        "print(json.dumps([list(row) for row in rows], default=str))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, url, sql],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows: list[list[object]] = json.loads(done.stdout)
+    return rows
 
 
 def test_daily_closes_with_the_shipped_config_make_orders_and_fills(tmp_path: Path) -> None:
@@ -70,16 +91,18 @@ def test_daily_closes_with_the_shipped_config_make_orders_and_fills(tmp_path: Pa
     last_ns = int(rows[-1]["ts"])
     # The last 1 s bars are closed at the end of the input.
     at_last = f"toUnixTimestamp64Nano(ts_event) = {last_ns}"
-    _, closed = query(url, f"SELECT instrument FROM bars FINAL WHERE interval_s = 1 AND {at_last}")
+    closed = query(url, f"SELECT instrument FROM bars FINAL WHERE interval_s = 1 AND {at_last}")
     assert {name for (name,) in closed} == set(last_price)
     # The final P&L is at the last close, marked to the last prices.
     last_pnl = "SELECT toUnixTimestamp64Nano(ts_event), cash, equity FROM pnl FINAL"
-    _, pnl = query(url, last_pnl + " ORDER BY ts_event DESC LIMIT 1")
-    ts, cash, equity = pnl[0]
+    pnl = query(url, last_pnl + " ORDER BY ts_event DESC LIMIT 1")
+    ts, cash, equity = int(str(pnl[0][0])), Decimal(str(pnl[0][1])), Decimal(str(pnl[0][2]))
     assert ts == last_ns
     holdings = "SELECT instrument, argMax(quantity, ts_event) FROM positions FINAL"
-    _, held = query(url, holdings + " GROUP BY instrument")
-    marked = cash + sum((quantity * last_price[name] for name, quantity in held), Decimal(0))
+    held = query(url, holdings + " GROUP BY instrument")
+    marked = cash + sum(
+        (Decimal(str(quantity)) * last_price[str(name)] for name, quantity in held), Decimal(0)
+    )
     assert abs(equity - marked) <= Decimal("0.01") * max(1, len(held)), (equity, marked)
 
     report = hfl(tmp_path, "report", "daily", "--out", str(tmp_path / "daily.html"))
