@@ -231,12 +231,7 @@ class ModelSet:
                         drifts.append(detected)
         if features is not None:
             drifts.extend(self._drift.on_features(champion, features, ts_event))
-        if drifts:
-            out.extend(drifts)
-            self._renew_challengers(drifts, out)
-        next_metrics = self._next_metrics_ns
-        if next_metrics is not None and ts_event >= next_metrics:
-            self._report(ts_event, out)
+        self._after_tick(drifts, ts_event, out)
         return fresh
 
     def step(
@@ -292,13 +287,20 @@ class ModelSet:
         if row >= 0 and watched:
             values = features.select(row, watched)
             drifts.extend(self._drift.on_features(champion, values, ts_event))
+        self._after_tick(drifts, ts_event, out)
+        return fresh
+
+    def _after_tick(
+        self, drifts: list[DriftDetected], ts_event: int, out: list[ModelEvent]
+    ) -> None:
+        """What follows every scored tick: drift found renews the challengers, and the
+        metrics are reported when their event-time schedule is due."""
         if drifts:
             out.extend(drifts)
             self._renew_challengers(drifts, out)
         next_metrics = self._next_metrics_ns
         if next_metrics is not None and ts_event >= next_metrics:
             self._report(ts_event, out)
-        return fresh
 
     def checkpoint_due(self, ts_event: int) -> bool:
         """True when an event-time checkpoint boundary has passed at `ts_event`.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from online_models.signal_event import signal_from
 from online_models.signal_multifactor import MultiFactorConfig, MultiFactorEngine
-from risk.domain.ids import signal_id
 from risk.domain.model import Prediction, Signal
 
 FLAT = 0
@@ -142,17 +142,7 @@ class SignalState:
         if direction == self.direction:
             return None
         self.direction = direction
-        return Signal(
-            signal_id=signal_id(prediction.instrument, prediction.tick_id, prediction.model),
-            tick_id=prediction.tick_id,
-            instrument=prediction.instrument,
-            model=prediction.model,
-            direction=direction,
-            probability_up=prediction.probability_up,
-            reference_price=reference_price,
-            ts_event=prediction.ts_event,
-            ts_init=prediction.ts_init,
-        )
+        return signal_from(prediction, direction, reference_price)
 
 
 SignalEngineConfig = SignalConfig | MultiFactorConfig

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from risk.domain.ids import signal_id
+from online_models.signal_event import signal_from
 from risk.domain.model import Prediction, Signal
 
 FLAT = 0
@@ -343,14 +343,4 @@ class MultiFactorEngine:
         target = self.step(reference_price, prediction.probability_up, score, n_labelled)
         if target is None:
             return None
-        return Signal(
-            signal_id=signal_id(prediction.instrument, prediction.tick_id, prediction.model),
-            tick_id=prediction.tick_id,
-            instrument=prediction.instrument,
-            model=prediction.model,
-            direction=target,
-            probability_up=prediction.probability_up,
-            reference_price=reference_price,
-            ts_event=prediction.ts_event,
-            ts_init=prediction.ts_init,
-        )
+        return signal_from(prediction, target, reference_price)

@@ -200,6 +200,31 @@ def instrument_state(
     )
 
 
+def admitted(
+    state: InstrumentState,
+    tick: Tick,
+    record: KafkaRecord,
+    out: list[InstrumentEvent | DecodeFailure],
+) -> bool:
+    """Whether `tick` goes on to its models: a tick out of sequence or rejected by the
+    outlier screen becomes a dead letter; a flagged one passes, its flags reported at a
+    bounded rate."""
+    last_seq = state.last_seq.get(tick.instrument)
+    problem = check_sequence(last_seq, tick.seq)
+    if problem is not None:
+        out.append(dead_letter(record, problem, f"seq {tick.seq} after {last_seq}"))
+        return False
+    state.last_seq[tick.instrument] = tick.seq
+    verdict = state.outliers.screen(tick)
+    if verdict.rejected is not None:
+        out.append(dead_letter(record, verdict.rejected.reason, verdict.detail))
+        return False
+    if verdict.flags:
+        for rule, count in state.outliers.flags_due(tick, verdict):
+            out.append(flag_alert(tick, rule, count, verdict.detail))
+    return True
+
+
 def handle_ticks(
     state: InstrumentState, batch: list[TickWithOrigin | ModelCommand]
 ) -> list[InstrumentEvent | DecodeFailure]:
@@ -237,20 +262,8 @@ def handle_ticks(
             state.pipeline_for(item.instrument).apply(item, out)  # type: ignore[arg-type]
             continue
         tick, record = item
-        last_seq = state.last_seq.get(tick.instrument)
-        problem = check_sequence(last_seq, tick.seq)
-        if problem is not None:
-            detail = f"seq {tick.seq} after {last_seq}"
-            out.append(dead_letter(record, problem, detail))
+        if not admitted(state, tick, record, out):
             continue
-        state.last_seq[tick.instrument] = tick.seq
-        verdict = state.outliers.screen(tick)
-        if verdict.rejected is not None:
-            out.append(dead_letter(record, verdict.rejected.reason, verdict.detail))
-            continue
-        if verdict.flags:  # the tick passes; its flags are reported, at a bounded rate
-            for rule, count in state.outliers.flags_due(tick, verdict):
-                out.append(flag_alert(tick, rule, count, verdict.detail))
         run = runs.get(tick.instrument)
         if run is None:
             run = runs[tick.instrument] = []
@@ -275,20 +288,8 @@ def handle_ticks_per_tick(
             state.pipeline_for(item.instrument).apply(item, out)  # type: ignore[arg-type]
             continue
         tick, record = item
-        last_seq = state.last_seq.get(tick.instrument)
-        problem = check_sequence(last_seq, tick.seq)
-        if problem is not None:
-            detail = f"seq {tick.seq} after {last_seq}"
-            out.append(dead_letter(record, problem, detail))
+        if not admitted(state, tick, record, out):
             continue
-        state.last_seq[tick.instrument] = tick.seq
-        verdict = state.outliers.screen(tick)
-        if verdict.rejected is not None:
-            out.append(dead_letter(record, verdict.rejected.reason, verdict.detail))
-            continue
-        if verdict.flags:  # the tick passes; its flags are reported, at a bounded rate
-            for rule, count in state.outliers.flags_due(tick, verdict):
-                out.append(flag_alert(tick, rule, count, verdict.detail))
         produced = len(out)
         state.pipeline_for(tick.instrument).update(tick, out)  # type: ignore[arg-type]
         if pooled and (checkpoint := state.pool_checkpoint(tick)) is not None:
